@@ -1,0 +1,1 @@
+"""Dask feature stage: log-mel front ends, embeddings, importers, class index, statistics."""

@@ -1,0 +1,1 @@
+"""TensorFlow/Keras modeling stage: readers, samplers, models, training, metrics, inference."""

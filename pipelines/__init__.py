@@ -1,0 +1,1 @@
+"""Apache Beam ingest: segments -> fetch -> decode/resample -> validate -> shard writers -> manifest."""

@@ -1,0 +1,170 @@
+"""Streaming writers for waveform shards (layouts in ``schemas.shards``).
+
+Writers append one clip at a time to a local file so memory stays bounded by one row (HDF5)
+or one row group (Parquet); committing the finished file into the dataset is the storage
+layer's job.
+"""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.shards import (
+    AUDIO_NAME_MIN_WIDTH,
+    PARQUET_ROW_GROUP,
+    PARQUET_WAVEFORM_SCHEMA,
+    WAVEFORM_SCHEMA_VERSION,
+    flac_bytes,
+)
+
+
+class HDF5ShardWriter:
+    """Write a PANNs-compatible HDF5 waveform shard of a known number of rows.
+
+    Parameters
+    ----------
+    path : str
+        Local file to create.
+    num_rows : int
+        Rows the shard will hold (datasets are allocated up front, as PANNs does).
+    num_samples : int
+        Samples per row (T).
+    num_classes : int
+        Width of ``target`` (C).
+    sample_rate : int
+    audio_name_width : int
+        Byte width of ``audio_name`` (at least 20, as in PANNs).
+    attrs : dict
+        Extra file attributes (class map digest, clip seconds ...).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        num_rows: int,
+        num_samples: int,
+        num_classes: int,
+        sample_rate: int,
+        audio_name_width: int = AUDIO_NAME_MIN_WIDTH,
+        attrs: dict | None = None,
+    ) -> None:
+        self._hf = h5py.File(path, "w")
+        self._n = 0
+        self.num_rows = num_rows
+        hf = self._hf
+        width = max(AUDIO_NAME_MIN_WIDTH, audio_name_width)
+        hf.create_dataset("audio_name", shape=(num_rows,), dtype=f"S{width}")
+        hf.create_dataset("waveform", shape=(num_rows, num_samples), dtype=np.int16)
+        hf.create_dataset("target", shape=(num_rows, num_classes), dtype=np.bool_)
+        hf.create_dataset("clip_id", shape=(num_rows,), dtype=h5py.string_dtype("utf-8"))
+        hf.create_dataset("num_samples", shape=(num_rows,), dtype=np.int64)
+        hf.create_dataset("start_s", shape=(num_rows,), dtype=np.float64)
+        hf.attrs["sample_rate"] = np.int32(sample_rate)
+        hf.attrs["schema_version"] = WAVEFORM_SCHEMA_VERSION
+        for key, value in (attrs or {}).items():
+            hf.attrs[key] = value
+
+    def add(
+        self,
+        *,
+        clip_id: str,
+        audio_name: str,
+        waveform: np.ndarray,
+        labels: list[int],
+        num_samples: int,
+        start_s: float | None,
+    ) -> int:
+        """Append one clip; returns its row number."""
+        if self._n >= self.num_rows:
+            raise IndexError(f"shard is full ({self.num_rows} rows)")
+        i = self._n
+        hf = self._hf
+        hf["audio_name"][i] = audio_name.encode("utf-8")
+        hf["waveform"][i] = waveform
+        target = np.zeros(hf["target"].shape[1], dtype=np.bool_)
+        target[list(labels)] = True
+        hf["target"][i] = target
+        hf["clip_id"][i] = clip_id
+        hf["num_samples"][i] = num_samples
+        hf["start_s"][i] = math.nan if start_s is None else start_s
+        self._n += 1
+        return i
+
+    def close(self) -> None:
+        """Finish the file; every allocated row must have been written."""
+        if self._n != self.num_rows:
+            self._hf.close()
+            raise ValueError(f"shard has {self._n} rows written, {self.num_rows} allocated")
+        self._hf.flush()
+        self._hf.close()
+
+
+class ParquetShardWriter:
+    """Write a Parquet waveform shard, one FLAC-encoded clip per row, in row groups of ~100."""
+
+    def __init__(self, path: str, *, sample_rate: int, metadata: dict | None = None) -> None:
+        schema = PARQUET_WAVEFORM_SCHEMA.with_metadata(
+            {
+                **PARQUET_WAVEFORM_SCHEMA.metadata,
+                **{k.encode(): str(v).encode() for k, v in (metadata or {}).items()},
+            }
+        )
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._schema = schema
+        self._rows: list[dict] = []
+        self._n = 0
+        self.sample_rate = sample_rate
+
+    def add(
+        self,
+        *,
+        clip_id: str,
+        audio_name: str,
+        waveform: np.ndarray,
+        labels: list[int],
+        num_samples: int,
+        start_s: float | None,
+        source: str | None = None,
+        source_sample_rate: int | None = None,
+        source_channels: int | None = None,
+        delivered_seconds: float | None = None,
+    ) -> int:
+        """Append one clip (only its ``num_samples`` real samples are encoded)."""
+        self._rows.append(
+            {
+                "clip_id": clip_id,
+                "audio_name": audio_name,
+                "labels": list(labels),
+                "start_s": start_s,
+                "num_samples": num_samples,
+                "sample_rate": self.sample_rate,
+                "source": source,
+                "source_sample_rate": source_sample_rate,
+                "source_channels": source_channels,
+                "delivered_seconds": delivered_seconds,
+                "audio": {
+                    "bytes": flac_bytes(waveform[:num_samples], self.sample_rate),
+                    "path": f"{clip_id}.flac",
+                },
+            }
+        )
+        if len(self._rows) >= PARQUET_ROW_GROUP:
+            self._flush()
+        self._n += 1
+        return self._n - 1
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def close(self) -> None:
+        """Write the last row group and the footer."""
+        self._flush()
+        self._writer.close()

@@ -1,0 +1,158 @@
+"""Manifests of the user's own audio: CSV or JSON Lines, one clip per row.
+
+Columns (CSV header or JSON keys):
+
+``path`` or ``url`` (exactly one per row)
+    A local path (relative to the audio root when one is given), an fsspec URL (``s3://``)
+    or an http(s) URL.
+``start_seconds``, ``end_seconds`` (optional)
+    The segment within the file; both absent means the whole file.
+``labels`` (optional)
+    Mids or display names, separated by ``;`` or ``,`` (a JSON list also works).
+``split`` (optional)
+    Overrides the default split for that row.
+``clip_id`` (optional)
+    An explicit id; otherwise one is made from the sanitized path plus the offset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+from schemas.classmap import ClassMap
+from schemas.errors import InputFormatError, MalformedLine
+from schemas.segments import Segment, SegmentList, sanitize_clip_id
+from schemas.textio import read_text
+
+KNOWN_COLUMNS = {"path", "url", "start_seconds", "end_seconds", "labels", "split", "clip_id"}
+
+
+def is_jsonl(path: str) -> bool:
+    """Whether a manifest path names a JSON Lines file (``.jsonl``/``.ndjson``)."""
+    return os.fspath(path).lower().endswith((".jsonl", ".ndjson"))
+
+
+def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
+    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
+    if reader.fieldnames is None:
+        raise InputFormatError(path, "empty manifest")
+    fields = {f.strip() for f in reader.fieldnames if f}
+    if not fields & {"path", "url"}:
+        raise InputFormatError(path, "manifest header needs a 'path' or 'url' column", line=1)
+    for row in reader:
+        if None in row:
+            extra = len(row[None])
+            yield reader.line_num, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
+            continue
+        yield reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, f"invalid JSON ({exc.msg})"
+            continue
+        yield lineno, obj if isinstance(obj, dict) else "expected a JSON object"
+
+
+def _seconds(value) -> float | None:
+    if value is None or value == "":
+        return None
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{value!r} is not finite")
+    return out
+
+
+def _row_to_segment(
+    row: dict, class_map: ClassMap, split: str, path: str, lineno: int
+) -> Segment | str:
+    unknown_cols = set(row) - KNOWN_COLUMNS
+    if unknown_cols:
+        return f"unknown columns {sorted(unknown_cols)}"
+    file_path, url = row.get("path") or "", row.get("url") or ""
+    if bool(file_path) == bool(url):
+        return "exactly one of 'path' or 'url' must be set"
+    try:
+        start = _seconds(row.get("start_seconds"))
+        end = _seconds(row.get("end_seconds"))
+    except (TypeError, ValueError) as exc:
+        return f"start/end seconds not numbers ({exc})"
+    if (start is None) != (end is None):
+        return "give both start_seconds and end_seconds, or neither"
+    labels = row.get("labels") or ""
+    if isinstance(labels, list):
+        labels = ";".join(str(x) for x in labels)
+    known, unknown = class_map.split_labels(str(labels))
+    source = str(url or file_path)
+    kind = "url" if url and urlparse(source).scheme in ("http", "https") else "path"
+    name = urlparse(source).path.lstrip("/") if url else source
+    clip_id = str(row.get("clip_id") or sanitize_clip_id(name, start))
+    return Segment(
+        clip_id=clip_id,
+        source=source,
+        source_kind=kind,
+        start_s=start,
+        end_s=end,
+        labels=tuple(c.index for c in known),
+        label_mids=tuple(c.mid for c in known),
+        unknown_labels=tuple(unknown),
+        split=str(row.get("split") or split),
+        origin=path,
+        line=lineno,
+    )
+
+
+def parse_manifest_text(
+    text: str, class_map: ClassMap, *, path: str = "<manifest>", split: str = "train"
+) -> SegmentList:
+    """Parse a custom manifest (CSV, or JSONL when ``path`` ends in ``.jsonl``/``.ndjson``)."""
+    rows = _jsonl_rows(text) if is_jsonl(path) else _csv_rows(text, path)
+    result = SegmentList()
+    for lineno, row in rows:
+        if isinstance(row, str):
+            parsed: Segment | str = row
+        else:
+            parsed = _row_to_segment(row, class_map, split, path, lineno)
+        if isinstance(parsed, Segment):
+            result.segments.append(parsed)
+        else:
+            raw = json.dumps(row) if isinstance(row, dict) else ""
+            result.malformed.append(MalformedLine(path, lineno, raw[:200], parsed))
+    return result
+
+
+def manifest_labels(path: str | os.PathLike[str], storage_options: dict | None = None) -> list[str]:
+    """Return the distinct labels used by a manifest, sorted, to build a class map from."""
+    text = read_text(path, storage_options)
+    rows = _jsonl_rows(text) if is_jsonl(os.fspath(path)) else _csv_rows(text, os.fspath(path))
+    names: set[str] = set()
+    for _, row in rows:
+        if isinstance(row, dict):
+            labels = row.get("labels") or ""
+            items = labels if isinstance(labels, list) else str(labels).replace(";", ",").split(",")
+            names.update(str(x).strip() for x in items if str(x).strip())
+    return sorted(names)
+
+
+def load_manifest(
+    path: str | os.PathLike[str],
+    class_map: ClassMap,
+    *,
+    split: str = "train",
+    storage_options: dict | None = None,
+) -> SegmentList:
+    """Read and parse a custom manifest from a local path or fsspec URL."""
+    return parse_manifest_text(
+        read_text(path, storage_options), class_map, path=os.fspath(path), split=split
+    )

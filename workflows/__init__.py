@@ -1,0 +1,1 @@
+"""Declarative runs chaining the stages, and the ``audiomill`` command line."""
