@@ -1,0 +1,461 @@
+"""Decode, downmix, resample and fix the length of one clip.
+
+Everything the ingest pipeline does to a fetched file between the download and the shard writer is
+here, as plain functions on arrays, so a Beam ``DoFn`` and a unit test call the same code.
+
+Decoding tries libsndfile (through ``soundfile``) first: it reads WAV, FLAC, OGG, MP3 and AIFF
+in-process and can seek, so a ``[start, end)`` cut reads only the frames it needs. Anything it
+cannot read, or reads to nothing, goes to ffmpeg: the containers YouTube serves (m4a, webm, opus)
+and files whose header lies about their length, as happens when a section is stream-copied to a
+pipe. ffmpeg writes a float WAV to its stdout, which ``soundfile`` reads from memory, so sample
+rate and channel count come from a binary header rather than from parsing ffmpeg's log.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from schemas.failures import ClipFailure, FailureReason
+
+INT16_SCALE = 32767
+"""Full scale used by :func:`float_to_int16` and :func:`int16_to_float`."""
+
+CLIPPING_LEVEL = 0.999
+"""Magnitude at or above which a sample counts as clipped."""
+
+SILENCE_DBFS = -60.0
+"""RMS level below which a 100 ms frame counts as silent."""
+
+SILENCE_FRAME_S = 0.1
+"""Frame length of the silence measure, in seconds."""
+
+RMS_FLOOR = 1e-10
+"""RMS used for digital silence so ``rms_dbfs`` stays finite (-200 dBFS)."""
+
+FFMPEG_TIMEOUT_S = 300.0
+"""Longest an ffmpeg decode may run before the clip is failed."""
+
+Decoder = Literal["soundfile", "ffmpeg"]
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Audio as decoded from a file, at its own rate and channel count.
+
+    Attributes
+    ----------
+    samples : np.ndarray [shape=(frames, channels), dtype=float32]
+        Samples in [-1, 1] (a float source may exceed it).
+    sample_rate : int
+        Frames per second, in Hz.
+    channels : int
+        Number of channels.
+    format : str
+        ``"<container>/<codec>"`` in lower case, e.g. ``"flac/pcm_16"``, ``"mov/aac"``;
+        the codec is ``"unknown"`` when ffmpeg did not name it.
+    decoder : {'soundfile', 'ffmpeg'}
+        Which decoder produced the samples.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    channels: int
+    format: str
+    decoder: Decoder
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """One clip ready for a shard, with what was measured on the way.
+
+    Attributes
+    ----------
+    waveform : np.ndarray [shape=(T,), dtype=int16]
+        Mono audio at the target rate, zero-padded or trimmed to ``T = target_sr * clip_seconds``.
+    num_samples : int
+        Real (not padding) samples in ``waveform``.
+    source_sample_rate : int
+        Sample rate of the decoded file, in Hz.
+    source_channels : int
+        Channel count of the decoded file.
+    source_format : str
+        ``DecodedAudio.format`` of the file.
+    delivered_seconds : float
+        Duration decoded from the file (for a section download: before early-start trimming).
+    requested_seconds : float
+        Duration asked for: ``end_s - start_s``, or the file's own duration capped at the clip
+        length.
+    early_start_trimmed_s : float
+        Seconds dropped from the start of a section that began early; 0 otherwise.
+    stats : dict[str, float]
+        :func:`clip_stats` of the resampled audio before padding.
+    decoder : {'soundfile', 'ffmpeg'}
+        Which decoder read the file.
+    """
+
+    waveform: np.ndarray
+    num_samples: int
+    source_sample_rate: int
+    source_channels: int
+    source_format: str
+    delivered_seconds: float
+    requested_seconds: float
+    early_start_trimmed_s: float
+    stats: dict[str, float]
+    decoder: Decoder
+
+
+def decode(
+    path: str | os.PathLike[str], start_s: float | None = None, end_s: float | None = None
+) -> DecodedAudio:
+    """Decode ``[start_s, end_s)`` of an audio file at its native rate and channel count.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A local audio file.
+    start_s, end_s : float or None
+        Bounds of the cut, in seconds; ``None`` means the start or the end of the file. The cut
+        is sample-exact: frames ``round(start_s * sr)`` up to ``round(end_s * sr)`` counted from
+        the first decoded frame. ``soundfile`` seeks to them; ffmpeg decodes what precedes them
+        and drops it.
+
+    Returns
+    -------
+    DecodedAudio
+        At least one frame of audio.
+
+    Raises
+    ------
+    ClipFailure
+        ``NOT_FOUND`` if ``path`` does not exist; ``TOO_SHORT`` if the audio ends before
+        ``start_s``; ``DECODE_ERROR`` if the file is empty, not audio, corrupt, or yields no
+        frames. The detail names the file.
+    ValueError
+        If the bounds are negative or ``end_s <= start_s``.
+    """
+    if (start_s is not None and start_s < 0) or (end_s is not None and end_s <= (start_s or 0)):
+        raise ValueError(f"need 0 <= start_s < end_s, got start_s={start_s}, end_s={end_s}")
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ClipFailure(FailureReason.NOT_FOUND, f"{path}: no such file") from None
+    if size == 0:
+        raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: file is empty (0 bytes)")
+    try:
+        audio = _decode_soundfile(path, start_s, end_s)
+    except (RuntimeError, ValueError):  # soundfile.LibsndfileError is a RuntimeError
+        pass
+    else:
+        if len(audio.samples):
+            return audio
+    audio = _decode_ffmpeg(path, start_s, end_s)
+    if len(audio.samples):
+        return audio
+    if start_s:
+        raise ClipFailure(
+            FailureReason.TOO_SHORT, f"{path}: no audio at or after start_s={start_s:.3f} s"
+        )
+    raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: decoded to 0 frames")
+
+
+def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
+    with sf.SoundFile(path) as f:
+        sr = f.samplerate
+        first = round(start_s * sr) if start_s else 0
+        count = round(end_s * sr) - first if end_s is not None else -1
+        if first:
+            f.seek(first)
+        samples = f.read(count, dtype="float32", always_2d=True)
+        return DecodedAudio(samples, sr, f.channels, f"{f.format}/{f.subtype}".lower(), "soundfile")
+
+
+_INPUT_RE = re.compile(r"^Input #0, ([^,\s]+)", re.MULTILINE)
+_AUDIO_RE = re.compile(r"Stream #0:\d+\S*: Audio: (\w+)")
+
+
+def _decode_ffmpeg(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
+    from pipelines.ffmpeg import ffmpeg_executable
+
+    # "file:" stops a hostile name (``concat:...``, ``-x``) from being read as a protocol or option.
+    cmd = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-nostats", "-v", "info"]
+    cmd += ["-i", f"file:{path.resolve()}", "-map", "0:a:0"]
+    if start_s or end_s is not None:
+        # Not ``-ss``: in mp4/aac its seek lands up to a packet late. Decoding from the first
+        # sample and trimming in the filter graph is sample-exact and stops at ``end_s``.
+        bounds = [f"start={start_s:.6f}"] if start_s else []
+        bounds += [f"end={end_s:.6f}"] if end_s is not None else []
+        cmd += ["-af", f"asetpts=PTS-STARTPTS,atrim={':'.join(bounds)}"]
+    cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise ClipFailure(
+            FailureReason.DECODE_ERROR, f"{path}: ffmpeg took over {FFMPEG_TIMEOUT_S:g} s"
+        ) from None
+    log = proc.stderr.decode("utf-8", errors="replace")
+    if proc.returncode != 0:
+        last = [line.strip() for line in log.splitlines() if line.strip()][-1:] or ["no message"]
+        raise ClipFailure(
+            FailureReason.DECODE_ERROR,
+            f"{path}: not readable by soundfile or ffmpeg (exit {proc.returncode}: {last[0]})",
+        )
+    try:
+        samples, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError) as exc:
+        raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: ffmpeg output: {exc}") from None
+    container = _INPUT_RE.search(log)
+    codec = _AUDIO_RE.search(log)
+    fmt = f"{container[1] if container else 'unknown'}/{codec[1] if codec else 'unknown'}"
+    return DecodedAudio(samples, sr, samples.shape[1], fmt.lower(), "ffmpeg")
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Downmix by averaging channels.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(frames, channels) or (frames,)]
+
+    Returns
+    -------
+    np.ndarray [shape=(frames,)]
+        The channel mean; a 1-D input is returned as is.
+    """
+    return samples if samples.ndim == 1 else samples.mean(axis=1, dtype=samples.dtype)
+
+
+def resample(x: np.ndarray, orig_sr: float, target_sr: float, quality: str = "HQ") -> np.ndarray:
+    """Resample along the first axis with soxr.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames,) or (frames, channels), dtype=float]
+    orig_sr, target_sr : float
+        Sample rates in Hz (2 kHz to 96 kHz in practice).
+    quality : {'HQ', 'VHQ', 'MQ', 'LQ', 'QQ'}
+        soxr quality recipe.
+
+    Returns
+    -------
+    np.ndarray [shape=(frames * target_sr / orig_sr, ...)]
+        Length rounded by soxr (within one frame of the nearest integer); ``x`` itself when the
+        rates are equal.
+    """
+    if orig_sr == target_sr:
+        return x
+    return soxr.resample(x, orig_sr, target_sr, quality=quality)
+
+
+def trim_early_start(
+    x: np.ndarray, sr: float, requested_s: float, tolerance_s: float = 0.05
+) -> tuple[np.ndarray, float]:
+    """Drop the excess from the start of a section that began early.
+
+    Section downloads cut at a keyframe before the requested start, so they deliver more than
+    requested with the end in about the right place.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames, ...)]
+    sr : float
+        Sample rate of ``x``, in Hz.
+    requested_s : float
+        Requested section duration, in seconds.
+    tolerance_s : float
+        Excess, in seconds, accepted without trimming.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(requested_s * sr), ...) if trimmed, else x.shape]
+        The last ``requested_s`` seconds of ``x`` when it was over ``requested_s + tolerance_s``
+        long, else ``x``.
+    trimmed_seconds : float
+        Duration dropped from the start.
+    """
+    if len(x) / sr <= requested_s + tolerance_s:
+        return x, 0.0
+    excess = len(x) - round(requested_s * sr)
+    return x[excess:], excess / sr
+
+
+def fix_length(x: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Zero-pad at the end or trim to exactly ``n`` frames.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames, ...)]
+    n : int
+        Target number of frames.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n, ...)]
+    true_length : int
+        ``min(frames, n)``: how many leading frames of ``y`` are real rather than padding.
+    """
+    if len(x) >= n:
+        return x[:n], n
+    pad = [(0, n - len(x))] + [(0, 0)] * (x.ndim - 1)
+    return np.pad(x, pad), len(x)
+
+
+def float_to_int16(x: np.ndarray) -> np.ndarray:
+    """Quantize float audio to int16.
+
+    Values are clipped to [-1, 1], scaled by 32767 (so -32768 is never produced and the scale is
+    symmetric) and rounded to the nearest integer. NaN becomes 0.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(...), dtype=float]
+
+    Returns
+    -------
+    np.ndarray [shape=x.shape, dtype=int16]
+    """
+    clipped = np.nan_to_num(np.clip(x, -1.0, 1.0), nan=0.0)
+    return np.round(clipped * INT16_SCALE).astype(np.int16)
+
+
+def int16_to_float(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`float_to_int16`: divide by 32767.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(...), dtype=int16]
+
+    Returns
+    -------
+    np.ndarray [shape=x.shape, dtype=float32]
+        In [-1, 1], except -32768, which maps slightly below -1.
+    """
+    return x.astype(np.float32) / np.float32(INT16_SCALE)
+
+
+def clip_stats(x: np.ndarray, sr: float) -> dict[str, float]:
+    """Level, clipping and silence measures of a mono float clip.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames,), dtype=float]
+        At least one sample, full scale 1.0.
+    sr : float
+        Sample rate in Hz.
+
+    Returns
+    -------
+    dict[str, float]
+        ``peak``: max ``|x|``; ``rms_dbfs``: ``20 log10(rms)`` re full scale 1.0 (a full-scale
+        sine is -3.01; digital silence -200); ``clipping_ratio``: fraction of samples with
+        ``|x| >= 0.999``; ``silence_ratio``: fraction of consecutive 100 ms frames (the last may
+        be shorter) whose RMS is below -60 dBFS; ``duration_s``: ``frames / sr``.
+    """
+    if x.size == 0:
+        raise ValueError("clip_stats needs at least one sample")
+    x = np.asarray(x, dtype=np.float64)
+    power = x**2
+    frame = max(1, round(SILENCE_FRAME_S * sr))
+    starts = np.arange(0, len(x), frame)
+    frame_power = np.add.reduceat(power, starts) / np.diff(np.append(starts, len(x)))
+    silent = frame_power < 10 ** (SILENCE_DBFS / 10)
+    rms = max(math.sqrt(power.mean()), RMS_FLOOR)
+    return {
+        "peak": float(np.abs(x).max()),
+        "rms_dbfs": 20 * math.log10(rms),
+        "clipping_ratio": float(np.mean(np.abs(x) >= CLIPPING_LEVEL)),
+        "silence_ratio": float(silent.mean()),
+        "duration_s": len(x) / sr,
+    }
+
+
+def prepare_clip(
+    path: str | os.PathLike[str],
+    *,
+    target_sr: int,
+    clip_seconds: float,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    sectioned: bool = False,
+    min_coverage: float = 0.9,
+) -> PreparedClip:
+    """Turn one fetched file into a fixed-length mono int16 clip.
+
+    Decode -> (trim an early start) -> check coverage -> downmix -> resample -> stats ->
+    pad or trim to ``target_sr * clip_seconds`` -> int16.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The fetched audio file.
+    target_sr : int
+        Output sample rate in Hz.
+    clip_seconds : float
+        Output length in seconds.
+    start_s, end_s : float or None
+        The wanted section of the source, in seconds. Without ``end_s`` at most ``clip_seconds``
+        from ``start_s`` (or the beginning) are read and the file's own duration, so capped, is
+        what is requested.
+    sectioned : bool
+        The file already holds only ``[start_s, end_s)`` (a section download), possibly starting
+        early: it is read whole and trimmed at the start to ``end_s - start_s``. Needs ``end_s``.
+    min_coverage : float
+        Smallest accepted fraction of the requested duration.
+
+    Returns
+    -------
+    PreparedClip
+
+    Raises
+    ------
+    ClipFailure
+        ``TOO_SHORT`` if less than ``min_coverage`` of the request was delivered or ``start_s``
+        is past the end; otherwise as :func:`decode`.
+    ValueError
+        If ``sectioned`` is set without ``end_s``, or the bounds are invalid.
+    """
+    if sectioned:
+        if end_s is None:
+            raise ValueError("a sectioned file needs end_s to know the requested duration")
+        decoded = decode(path)
+    else:
+        stop = end_s if end_s is not None else (start_s or 0.0) + clip_seconds
+        decoded = decode(path, start_s, stop)
+    sr = decoded.sample_rate
+    delivered_s = len(decoded.samples) / sr
+    requested_s = end_s - (start_s or 0.0) if end_s is not None else delivered_s
+    samples, trimmed_s = decoded.samples, 0.0
+    if sectioned:
+        samples, trimmed_s = trim_early_start(samples, sr, requested_s)
+    if delivered_s < min_coverage * requested_s:
+        raise ClipFailure(
+            FailureReason.TOO_SHORT,
+            f"{path}: delivered {delivered_s:.3f} s of the {requested_s:.3f} s requested "
+            f"(need at least {min_coverage:.0%})",
+        )
+    mono = resample(to_mono(samples), sr, target_sr)
+    waveform, num_samples = fix_length(mono, round(target_sr * clip_seconds))
+    return PreparedClip(
+        waveform=float_to_int16(waveform),
+        num_samples=num_samples,
+        source_sample_rate=sr,
+        source_channels=decoded.channels,
+        source_format=decoded.format,
+        delivered_seconds=delivered_s,
+        requested_seconds=requested_s,
+        early_start_trimmed_s=trimmed_s,
+        stats=clip_stats(mono, target_sr),
+        decoder=decoded.decoder,
+    )
