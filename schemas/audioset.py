@@ -51,7 +51,7 @@ def parse_segments_text(
         The split every segment is assigned to.
     """
     result = SegmentList()
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if not line:
             continue

@@ -54,7 +54,7 @@ def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
