@@ -1,0 +1,413 @@
+"""Fetch one clip's media to a local file: yt-dlp for http(s), fsspec for stores, or a local path.
+
+Every failure is a ``ClipFailure`` with a machine-readable reason. Network attempts go through the
+machine-wide rate limiter; transient failures (429, 5xx, timeouts, connection errors) are retried
+with exponential backoff and full jitter, permanent ones raise at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import shutil
+import string
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import yt_dlp
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+from pipelines.ffmpeg import cache_dir, ffmpeg_dir
+from pipelines.ratelimit import RateLimiter, backoff_delay
+from schemas.failures import ClipFailure, FailureReason
+
+log = logging.getLogger(__name__)
+
+_YTID = re.compile(r"[A-Za-z0-9_-]{11}")
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+_FFMPEG_EXIT = re.compile(r"ffmpeg exited with code (\d+)")
+# Ids ("ERROR: [extractor] <id>: ") and URLs come from the input: never classify on their words.
+_PREFIX = re.compile(r"^\s*(?:ERROR:\s*)?(?:\[[\w:.-]+\]\s*(?:\S+:\s)?)?")
+_URL = re.compile(r"\S+://\S*")
+_TEXT_REASONS = (
+    (FailureReason.PRIVATE, re.compile(r"private video|video is private")),
+    (FailureReason.REMOVED, re.compile(r"\bremoved\b|terminated|no longer available")),
+    (
+        FailureReason.GEO_BLOCKED,
+        re.compile(r"in your country|from your location|geo[- ]?(?:restrict|block)"),
+    ),
+    (
+        FailureReason.SIGN_IN_REQUIRED,
+        re.compile(r"sign in|log ?in\b|login required|members[- ]only|confirm your age"),
+    ),
+    (
+        FailureReason.UNAVAILABLE,
+        re.compile(r"video unavailable|video is (?:unavailable|not available)|format is not avail"),
+    ),
+    (FailureReason.TIMEOUT, re.compile(r"timed out|timeout")),
+    (
+        FailureReason.NETWORK_ERROR,
+        re.compile(
+            r"connection (?:refused|reset|aborted)|failed to establish|network is unreachable"
+            r"|name or service not known|name resolution|remote end closed|incomplete read"
+            r"|bytes read, \d+ more expected"
+        ),
+    ),
+)
+# ffmpeg exit status = AVERROR & 0xff: 8 for every AVERROR_HTTP_*, 146 ETIMEDOUT, 183 INVALIDDATA.
+_FFMPEG_REASONS = {
+    8: (FailureReason.SERVER_ERROR, "ffmpeg got an HTTP error status while fetching the section"),
+    146: (FailureReason.TIMEOUT, "ffmpeg timed out fetching the section"),
+    183: (FailureReason.DECODE_ERROR, "ffmpeg found no valid media in the response"),
+}
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """One clip to fetch.
+
+    Parameters
+    ----------
+    clip_id : str
+        The clip's id (only hashed into file names, never used raw).
+    source : str
+        An http(s) URL (YouTube included), a local path, or an fsspec URL such as ``s3://b/k``.
+    start_s, end_s : float or None
+        The section to fetch, in seconds; both or neither.
+    """
+
+    clip_id: str
+    source: str
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to fetch.
+
+    Parameters
+    ----------
+    rate_limit : float or None
+        Machine-wide requests per second over all workers; None or 0 for no limit.
+    retries : int
+        Extra attempts after a transient failure.
+    backoff_base, backoff_cap : float
+        Retry delays are drawn from ``[0, min(cap, base * 2 ** (attempt - 1))]``.
+    socket_timeout : float
+        Seconds without data before a request fails with ``TIMEOUT``.
+    cookies : str or None
+        A Netscape cookies file passed to yt-dlp.
+    exact_cuts : bool
+        Re-encode sections so they start exactly at ``start_s`` (slower than stream copy).
+    limiter_state : str or None
+        The rate limiter's state file; ``<cache>/ratelimit.state`` when None.
+    storage_options : dict or None
+        Keyword arguments for the fsspec filesystem of remote sources.
+    """
+
+    rate_limit: float | None = None
+    retries: int = 3
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    socket_timeout: float = 30.0
+    cookies: str | None = None
+    exact_cuts: bool = False
+    limiter_state: str | None = None
+    storage_options: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if not self.socket_timeout > 0:
+            raise ValueError(f"socket_timeout must be > 0, got {self.socket_timeout}")
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    """A fetched media file.
+
+    Parameters
+    ----------
+    path : str
+        The local file to decode.
+    attempts : int
+        How many tries it took.
+    seconds : float
+        Wall-clock seconds spent fetching, waits and retries included.
+    bytes : int
+        Size of ``path``.
+    sectioned : bool
+        The downloader already cut ``[start_s, end_s]`` by stream copy: do not cut again, but it
+        may start early and end late by one codec frame or page (FLAC 4096 samples, Ogg up to
+        ~1 s at low rates), MP3 ~20 ms late, and header durations may be wrong (FLAC keeps the
+        source's): measure the decoded length, and expect it can even be empty.
+    local : bool
+        ``path`` is the user's original file: never delete it.
+    """
+
+    path: str
+    attempts: int
+    seconds: float
+    bytes: int
+    sectioned: bool
+    local: bool
+
+
+def youtube_url(ytid: str) -> str:
+    """Return the watch URL of a YouTube id, rejecting anything that is not an 11-char id."""
+    if not isinstance(ytid, str) or not _YTID.fullmatch(ytid):
+        raise ClipFailure(FailureReason.VALIDATION, f"not a YouTube id: {ytid!r}")
+    return f"https://www.youtube.com/watch?v={ytid}"
+
+
+def format_url_template(template: str, **fields: object) -> str:
+    """Fill ``{name}`` placeholders with URL-quoted values, so values cannot change the URL's shape.
+
+    Format specs apply before quoting (``{start:.1f}``). Raises ``ValueError`` for placeholders
+    that are positional, index into a value, or name no given field.
+    """
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ValueError(f"unknown placeholder {{{name}}} in {template!r}; known: {known}")
+        value = fields[name]
+        if conversion:
+            value = {"s": str, "r": repr, "a": ascii}[conversion](value)
+        quoted = urllib.parse.quote(format(value, spec or ""), safe="")
+        out.append(quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted)
+    return "".join(out)
+
+
+def classify_error(error: BaseException) -> tuple[FailureReason, str]:
+    """Map a yt-dlp (or network) exception to a failure reason and a one-line detail."""
+    chain = _exception_chain(error)
+    message = " ".join(str(error).replace("\r", " ").split())
+    detail = re.sub(r"^ERROR:\s*", "", message)
+    status = next((e.status for e in chain if isinstance(e, HTTPError)), None)
+    if status is None and (match := _HTTP_STATUS.search(message)):
+        status = int(match.group(1))
+    if status is not None:
+        return _http_reason(status), detail
+    if any(isinstance(e, TimeoutError) for e in chain):
+        return FailureReason.TIMEOUT, detail
+    if any(isinstance(e, ConnectionError | TransportError) for e in chain):
+        return FailureReason.NETWORK_ERROR, detail
+    text = _URL.sub("", _PREFIX.sub("", message)).lower()
+    if "did not get any data blocks" in text:
+        return FailureReason.DECODE_ERROR, "empty file"
+    for reason, pattern in _TEXT_REASONS:
+        if pattern.search(text):
+            return reason, detail
+    if match := _FFMPEG_EXIT.search(message):
+        code = int(match.group(1))
+        reason, what = _FFMPEG_REASONS.get(code, (FailureReason.NETWORK_ERROR, "ffmpeg failed"))
+        return reason, f"{what} (exit code {code})"
+    return FailureReason.UNAVAILABLE, detail
+
+
+def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOptions) -> FetchedMedia:
+    """Fetch ``request`` into ``workdir`` (local paths are used in place).
+
+    Raises ``ClipFailure`` on failure, after removing whatever it left in ``workdir``.
+    """
+    started = time.monotonic()
+    section = _section(request)
+    scheme = urllib.parse.urlsplit(request.source).scheme.lower()
+    if scheme in {"", "file"}:
+        path = _local_path(request.source)
+        return _result(path, 1, started, sectioned=False, local=True)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stem = "clip-" + hashlib.sha256(request.clip_id.encode()).hexdigest()[:24]
+    _remove_partials(workdir, stem)
+    if scheme in {"http", "https"}:
+        fetch = partial(_download_ytdlp, request.source, workdir, stem, section, options)
+    else:
+        fetch = partial(_copy_fsspec, request.source, workdir, stem, options)
+    try:
+        path, attempts = _with_retries(fetch, options)
+        if path.stat().st_size == 0:
+            raise ClipFailure(FailureReason.DECODE_ERROR, "empty file", attempts)
+    except BaseException:
+        _remove_partials(workdir, stem)
+        raise
+    sectioned = section is not None and scheme in {"http", "https"}
+    return _result(path, attempts, started, sectioned=sectioned, local=False)
+
+
+def _section(request: FetchRequest) -> tuple[float, float] | None:
+    start, end = request.start_s, request.end_s
+    if start is None and end is None:
+        return None
+    if start is None or end is None or not (0 <= start < end and math.isfinite(end)):
+        raise ClipFailure(FailureReason.VALIDATION, f"bad section [{start}, {end}]")
+    return float(start), float(end)
+
+
+def _local_path(source: str) -> Path:
+    split = urllib.parse.urlsplit(source)
+    path = Path(urllib.parse.unquote(split.path) if split.scheme else source)
+    if not path.is_file():
+        what = "not a regular file" if path.exists() else "no such file"
+        raise ClipFailure(FailureReason.NOT_FOUND, f"{what}: {path}")
+    if path.stat().st_size == 0:
+        raise ClipFailure(FailureReason.DECODE_ERROR, "empty file")
+    return path
+
+
+def _result(
+    path: Path, attempts: int, started: float, sectioned: bool, local: bool
+) -> FetchedMedia:
+    return FetchedMedia(
+        path=str(path),
+        attempts=attempts,
+        seconds=time.monotonic() - started,
+        bytes=path.stat().st_size,
+        sectioned=sectioned,
+        local=local,
+    )
+
+
+def _with_retries(fetch: Callable[[], Path], options: FetchOptions) -> tuple[Path, int]:
+    state = options.limiter_state or cache_dir() / "ratelimit.state"
+    limiter = RateLimiter(options.rate_limit, state)
+    attempt = 0
+    while True:
+        attempt += 1
+        limiter.acquire()
+        try:
+            return fetch(), attempt
+        except ClipFailure as failure:
+            failure.attempts = attempt
+            if not failure.transient or attempt > options.retries:
+                raise
+            log.debug("attempt %d failed (%s); retrying", attempt, failure)
+        time.sleep(backoff_delay(attempt, options.backoff_base, options.backoff_cap))
+
+
+class _QuietLogger:
+    """Send yt-dlp's output to debug logging: failures surface as ``ClipFailure`` instead."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    info = warning = error = debug
+
+
+def _ytdlp_params(
+    workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "format": "bestaudio/best",
+        "outtmpl": {"default": str(workdir / f"{stem}.%(ext)s")},
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _QuietLogger(),
+        "noplaylist": True,
+        "overwrites": True,
+        "continuedl": False,
+        "retries": 0,
+        "fragment_retries": 0,
+        "extractor_retries": 0,
+        "socket_timeout": options.socket_timeout,
+        "ffmpeg_location": ffmpeg_dir(),
+        # ffmpeg does its own HTTP for sections; without this a stalled server hangs it forever.
+        "external_downloader_args": {
+            "ffmpeg_i": ["-rw_timeout", str(round(options.socket_timeout * 1e6))]
+        },
+    }
+    if options.cookies:
+        params["cookiefile"] = options.cookies
+    if section is not None:
+        params["download_ranges"] = yt_dlp.utils.download_range_func(None, [section])
+        params["force_keyframes_at_cuts"] = options.exact_cuts
+    return params
+
+
+def _download_ytdlp(
+    url: str, workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
+) -> Path:
+    _remove_partials(workdir, stem)
+    # FFmpegFD.available() ignores the ffmpeg_location param and reads this context variable.
+    FFmpegPostProcessor._ffmpeg_location.set(ffmpeg_dir())
+    try:
+        with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, section, options)) as ydl:
+            info = ydl.extract_info(url, download=True)
+    except yt_dlp.utils.YoutubeDLError as error:
+        raise ClipFailure(*classify_error(error)) from error
+    downloads = (info or {}).get("requested_downloads") or []
+    if not downloads or not Path(downloads[0]["filepath"]).is_file():
+        raise ClipFailure(FailureReason.UNAVAILABLE, f"no downloadable media at {url}")
+    return Path(downloads[0]["filepath"])
+
+
+def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> Path:
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **(options.storage_options or {}))
+    except (ValueError, ImportError) as error:
+        raise ClipFailure(FailureReason.VALIDATION, f"cannot open {url}: {error}") from error
+    target = workdir / f"{stem}{Path(path).suffix or '.bin'}"
+    try:
+        with fs.open(path, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except FileNotFoundError as error:
+        raise ClipFailure(FailureReason.NOT_FOUND, f"no such object: {url}") from error
+    except IsADirectoryError as error:
+        raise ClipFailure(FailureReason.NOT_FOUND, f"not a file: {url}") from error
+    except PermissionError as error:
+        raise ClipFailure(FailureReason.HTTP_ERROR, f"access denied: {url}: {error}") from error
+    except TimeoutError as error:
+        raise ClipFailure(FailureReason.TIMEOUT, f"{url}: {error}") from error
+    except OSError as error:
+        raise ClipFailure(FailureReason.NETWORK_ERROR, f"{url}: {error}") from error
+    return target
+
+
+def _http_reason(status: int) -> FailureReason:
+    if status == 429:
+        return FailureReason.RATE_LIMITED
+    if status in {404, 410}:
+        return FailureReason.NOT_FOUND
+    if status >= 500:
+        return FailureReason.SERVER_ERROR
+    return FailureReason.HTTP_ERROR
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    """Return ``error`` and every exception it links to (yt-dlp's exc_info and cause included)."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        linked = [
+            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
+            getattr(current, "cause", None),
+            current.__cause__,
+            current.__context__,
+        ]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return seen
+
+
+def _remove_partials(workdir: Path, stem: str) -> None:
+    for leftover in workdir.glob(f"{stem}.*"):
+        leftover.unlink(missing_ok=True)

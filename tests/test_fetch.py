@@ -1,0 +1,589 @@
+"""The fetch layer against a real HTTP server (through yt-dlp and ffmpeg), local files and fsspec.
+
+Section cuts measured here (ffmpeg stream copy, the default; see ``test_section_start_accuracy``):
+
+- WAV, AIFF: start sample-exact, end rounded up to the next packet (up to ~0.1 s long).
+- FLAC: starts early and ends late by up to one frame (4096 samples: 43 ms at 96 kHz, 0.26 s at
+  16 kHz, 0.5 s at 8 kHz); STREAMINFO keeps the *source's* duration. At 2000 Hz (one frame is
+  2 s) a start inside the first frame makes ffmpeg fail to seek: it exits 0 with a header-only
+  file that decodes to no samples.
+- Ogg Vorbis: starts early and ends late by up to one page (~1 s at 8 kHz, 0.1-0.2 s at 48 kHz).
+- MP3: start within about +-25 ms (frame granularity and codec delay).
+
+With ``exact_cuts`` (re-encode) all of them start within a few ms and have the asked length.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import fsspec
+import numpy as np
+import pytest
+import soundfile as sf
+from yt_dlp.utils import DownloadError
+
+from pipelines.fetch import (
+    FetchedMedia,
+    FetchOptions,
+    FetchRequest,
+    classify_error,
+    fetch_media,
+    format_url_template,
+    youtube_url,
+)
+from pipelines.ffmpeg import ffmpeg_dir, ffmpeg_executable
+from schemas.failures import ClipFailure, FailureReason
+from tests.http_media_server import MediaServer, Script
+from tests.media import FORMATS, write_media
+
+DECODE_RATE = 8000
+MEDIA = [  # (extension, sample rate, channels)
+    ("wav", 44100, 2),
+    ("wav", 8000, 3),
+    ("flac", 96000, 1),
+    ("ogg", 48000, 6),
+    ("mp3", 22050, 2),
+    ("aiff", 2000, 1),
+]
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIOMILL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def options(tmp_path: Path) -> FetchOptions:
+    return FetchOptions(
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        socket_timeout=5.0,
+        limiter_state=str(tmp_path / "limit.state"),
+    )
+
+
+def _decode(path: str | Path) -> np.ndarray:
+    """Decode any container to mono float32 at ``DECODE_RATE`` with ffmpeg."""
+    cmd = [ffmpeg_executable(), "-nostdin", "-v", "error", "-i", str(path)]
+    cmd += ["-f", "f32le", "-ac", "1", "-ar", str(DECODE_RATE), "-"]
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.float32)
+
+
+def _seconds(path: str | Path) -> float:
+    return len(_decode(path)) / DECODE_RATE
+
+
+def _failure(request: FetchRequest, workdir: Path, options: FetchOptions) -> ClipFailure:
+    with pytest.raises(ClipFailure) as caught:
+        fetch_media(request, workdir, options)
+    assert not workdir.exists() or not any(workdir.iterdir()), "partial files left behind"
+    return caught.value
+
+
+def _statuses(server: MediaServer, path: str) -> list[int]:
+    return [status for p, status in server.requests if p == path]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the test server itself ---------------------------------------------------------------
+
+
+def test_media_server_serves_ranges(media_server: MediaServer) -> None:
+    data = bytes(range(256)) * 4
+    (media_server.root / "b.bin").write_bytes(data)
+
+    def get(headers: dict[str, str], method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(media_server.url("b.bin"), headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), b""
+
+    status, headers, body = get({})
+    assert (status, headers["Content-Length"], body) == (200, "1024", data)
+    status, headers, body = get({"Range": "bytes=10-19"})
+    assert (status, headers["Content-Range"], body) == (206, "bytes 10-19/1024", data[10:20])
+    assert get({"Range": "bytes=1000-"})[2] == data[1000:]
+    assert get({"Range": "bytes=-4"})[2] == data[-4:]
+    assert get({"Range": "bytes=2000-"})[0] == 416
+    assert get({}, method="HEAD")[1]["Content-Length"] == "1024"
+    assert media_server.requests[1] == ("/b.bin", 206)
+    assert media_server.hits("/b.bin") == 6
+
+
+# --- ffmpeg ----------------------------------------------------------------------------------
+
+
+def test_ffmpeg_dir_links_an_executable_named_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(ffmpeg_dir())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [str(tmp_path / "cache" / "bin")] * 8
+    link = Path(results[0]) / "ffmpeg"
+    assert link.is_symlink() and os.access(link, os.X_OK)
+    assert sorted(p.name for p in link.parent.iterdir()) == ["ffmpeg"]
+    version = subprocess.run([str(link), "-version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("ffmpeg version")
+    assert ffmpeg_executable() == os.readlink(link)
+
+
+# --- whole files and sections ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ext", "rate", "channels"), MEDIA)
+def test_whole_file_is_a_byte_copy(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    ext: str,
+    rate: int,
+    channels: int,
+) -> None:
+    source = write_media(media_server.root / f"tone.{ext}", 2.0, rate, channels)
+    request = FetchRequest("../../evil id", media_server.url(source.name), None, None)
+    got = fetch_media(request, tmp_path / "work", options)
+    path = Path(got.path)
+    assert path.parent == tmp_path / "work" and path.name.startswith("clip-")
+    assert (got.attempts, got.sectioned, got.local) == (1, False, False)
+    assert got.bytes == source.stat().st_size > 0 and got.seconds > 0
+    assert path.read_bytes() == source.read_bytes()
+    assert _seconds(path) == pytest.approx(2.0, abs=0.06)
+
+
+@pytest.mark.parametrize(("ext", "rate", "channels"), MEDIA)
+def test_section_is_cut_by_the_downloader(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    ext: str,
+    rate: int,
+    channels: int,
+) -> None:
+    source = write_media(media_server.root / f"tone.{ext}", 6.0, rate, channels)
+    request = FetchRequest("c1", media_server.url(source.name), 1.0, 4.0)
+    got = fetch_media(request, tmp_path / "work", options)
+    assert (got.attempts, got.sectioned, got.local) == (1, True, False)
+    assert 206 in _statuses(media_server, f"/{source.name}"), "ffmpeg should seek with Range"
+    assert 3.0 - 0.05 <= _seconds(got.path) <= 3.0 + 0.3
+    info = sf.info(got.path)
+    assert (info.samplerate, info.channels) == (rate, channels)
+
+
+def _write_marker(path: Path, seconds: float, rate: int) -> Path:
+    """Noise under a slow aperiodic envelope: its position in a cut can be found unambiguously."""
+    rng = np.random.default_rng(1)
+    n = round(seconds * rate)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 0.37 * np.arange(n) / rate) ** 2
+    signal = (0.3 * rng.standard_normal(n) * envelope).astype(np.float32)
+    fmt, subtype = FORMATS[path.suffix.lstrip(".")]
+    sf.write(path, signal, rate, format=fmt, subtype=subtype)
+    return path
+
+
+# How early a stream-copied section may start: one packet, frame or page of the format.
+EARLY_START = {"wav": 0.0, "aiff": 0.0, "mp3": 0.03, "flac": 4096 / 16000, "ogg": 1.05}
+
+
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize(("ext", "rate"), [("wav", 16000), ("flac", 16000), ("ogg", 22050),
+                                           ("mp3", 22050), ("aiff", 2000)])  # fmt: skip
+def test_section_start_accuracy(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    ext: str,
+    rate: int,
+    exact: bool,
+) -> None:
+    source = _write_marker(media_server.root / f"marker.{ext}", 6.0, rate)
+    opts = replace(options, exact_cuts=exact)
+    got = fetch_media(FetchRequest("c", media_server.url(source.name), 1.0, 4.0), tmp_path, opts)
+    full, cut = _decode(source), _decode(got.path)
+    probe = cut[DECODE_RATE // 4 : 3 * DECODE_RATE // 4]
+    lag = np.argmax(np.correlate(full, probe, "valid")) - DECODE_RATE // 4
+    start_error = lag / DECODE_RATE - 1.0
+    end_error = start_error + len(cut) / DECODE_RATE - 3.0
+    if exact:
+        assert abs(start_error) <= 0.025 and abs(end_error) <= 0.025
+    else:
+        assert -EARLY_START[ext] - 0.002 <= start_error <= 0.03
+        assert -0.03 <= end_error <= 1.1  # the whole asked section is there
+
+
+# --- HTTP failures and retries ---------------------------------------------------------------
+
+
+def test_not_found_is_not_retried(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    failure = _failure(FetchRequest("c", media_server.url("nope.wav")), tmp_path / "w", options)
+    assert failure.reason is FailureReason.NOT_FOUND and not failure.transient
+    assert failure.attempts == 1
+    assert _statuses(media_server, "/nope.wav") == [404]
+
+
+@pytest.mark.parametrize(("status", "reason"), [(403, FailureReason.HTTP_ERROR),
+                                                (410, FailureReason.NOT_FOUND)])  # fmt: skip
+def test_permanent_http_errors(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    status: int,
+    reason: FailureReason,
+) -> None:
+    write_media(media_server.root / "a.wav", 1.0, 8000)
+    media_server.script("/a.wav", Script(status=status))
+    failure = _failure(FetchRequest("c", media_server.url("a.wav")), tmp_path / "w", options)
+    assert (failure.reason, failure.attempts) == (reason, 1)
+    assert f"HTTP Error {status}" in failure.detail
+
+
+@pytest.mark.parametrize("section", [None, (0.5, 1.5)])
+def test_rate_limited_twice_then_served(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    section: tuple[float, float] | None,
+) -> None:
+    source = write_media(media_server.root / "a.wav", 2.0, 16000)
+    media_server.script("/a.wav", Script(status=429, times=2))
+    request = FetchRequest("c", media_server.url("a.wav"), *(section or (None, None)))
+    got = fetch_media(request, tmp_path / "w", options)
+    assert got.attempts == 3
+    assert _statuses(media_server, "/a.wav")[:3] == [429, 429, 200]
+    expected = 1.0 if section else 2.0
+    assert _seconds(got.path) == pytest.approx(expected, abs=0.05)
+    assert source.exists()
+
+
+def test_server_error_forever_exhausts_retries(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    write_media(media_server.root / "a.wav", 1.0, 8000)
+    media_server.script("/a.wav", Script(status=500))
+    opts = replace(options, retries=2)
+    failure = _failure(FetchRequest("c", media_server.url("a.wav")), tmp_path / "w", opts)
+    assert failure.reason is FailureReason.SERVER_ERROR and failure.transient
+    assert failure.attempts == 3
+    assert _statuses(media_server, "/a.wav") == [500, 500, 500]
+
+
+def test_server_error_during_section_download_is_retried(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    # The probe succeeds, ffmpeg's own request gets a 503 (ffmpeg exits with code 8).
+    write_media(media_server.root / "a.wav", 3.0, 8000)
+    media_server.script("/a.wav", Script(status=503, skip=1, times=1))
+    got = fetch_media(FetchRequest("c", media_server.url("a.wav"), 1.0, 2.0), tmp_path, options)
+    assert got.attempts == 2 and got.sectioned
+    assert _statuses(media_server, "/a.wav")[:3] == [200, 503, 200]
+    assert _seconds(got.path) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("section", [None, (0.5, 1.5)])
+def test_zero_length_body_is_a_decode_error(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    section: tuple[float, float] | None,
+) -> None:
+    (media_server.root / "empty.wav").write_bytes(b"")
+    request = FetchRequest("c", media_server.url("empty.wav"), *(section or (None, None)))
+    failure = _failure(request, tmp_path / "w", options)
+    assert (failure.reason, failure.attempts) == (FailureReason.DECODE_ERROR, 1)
+    if section is None:
+        assert failure.detail == "empty file"
+
+
+def test_truncated_body_whole_file_fails_as_network_error(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    """yt-dlp's HTTP downloader notices the short body and fails; every retry is cut short too."""
+    write_media(media_server.root / "a.wav", 2.0, 16000)
+    media_server.script("/a.wav", Script(truncate=True))
+    opts = replace(options, retries=1)
+    failure = _failure(FetchRequest("c", media_server.url("a.wav")), tmp_path / "w", opts)
+    assert failure.reason is FailureReason.NETWORK_ERROR
+    assert failure.attempts == 2
+    assert "more expected" in failure.detail
+
+
+def test_truncated_body_section_decodes_shorter(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    """ffmpeg treats the early close as end of stream: the fetch succeeds with a short file."""
+    write_media(media_server.root / "a.wav", 6.0, 16000)
+    media_server.script("/a.wav", Script(truncate=True))
+    got = fetch_media(FetchRequest("c", media_server.url("a.wav"), 1.0, 5.0), tmp_path, options)
+    assert got.sectioned and got.attempts == 1
+    assert 0.5 < _seconds(got.path) < 4.0 - 0.5
+
+
+@pytest.mark.parametrize(("section", "skip"), [(None, 0), ((0.5, 1.5), 1)])
+def test_slow_server_times_out(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    section: tuple[float, float] | None,
+    skip: int,
+) -> None:
+    write_media(media_server.root / "a.wav", 2.0, 8000)
+    media_server.script("/a.wav", Script(delay=5.0, skip=skip))
+    opts = replace(options, socket_timeout=0.4, retries=0)
+    request = FetchRequest("c", media_server.url("a.wav"), *(section or (None, None)))
+    failure = _failure(request, tmp_path / "w", opts)
+    assert (failure.reason, failure.attempts) == (FailureReason.TIMEOUT, 1)
+
+
+def test_connection_refused_is_a_network_error(tmp_path: Path, options: FetchOptions) -> None:
+    opts = replace(options, retries=1)
+    url = f"http://127.0.0.1:{_closed_port()}/a.wav"
+    failure = _failure(FetchRequest("c", url), tmp_path / "w", opts)
+    assert (failure.reason, failure.attempts) == (FailureReason.NETWORK_ERROR, 2)
+
+
+def test_rate_limit_spaces_network_attempts(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    write_media(media_server.root / "a.wav", 0.5, 8000)
+    media_server.script("/a.wav", Script(status=503, times=2))
+    opts = replace(options, rate_limit=4.0, backoff_base=0.0)
+    got = fetch_media(FetchRequest("c", media_server.url("a.wav")), tmp_path, opts)
+    assert got.attempts == 3
+    assert got.seconds >= 2 / 4.0 - 0.01
+
+
+# --- URLs, templates and ids -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ytid", ["dQw4w9WgXcQ", "-abc_DEF123", "--exec-1234", "___________"])
+def test_youtube_url_accepts_ids(ytid: str) -> None:
+    assert youtube_url(ytid) == f"https://www.youtube.com/watch?v={ytid}"
+
+
+@pytest.mark.parametrize(
+    "ytid",
+    ["short", "dQw4w9WgXcQx", "--exec=1234", "../../etc/pa", "$(reboot)xx", "dQw4w9WgXc\n", ""],
+)
+def test_youtube_url_rejects_non_ids(ytid: str) -> None:
+    with pytest.raises(ClipFailure) as caught:
+        youtube_url(ytid)
+    assert caught.value.reason is FailureReason.VALIDATION
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd"),
+        ("$(reboot)", "%24%28reboot%29"),
+        ("a b?c=d#e&f", "a%20b%3Fc%3Dd%23e%26f"),
+        ("..", "%2E%2E"),
+        ("--exec=x", "--exec%3Dx"),
+        ("http://evil/", "http%3A%2F%2Fevil%2F"),
+    ],
+)
+def test_template_quotes_each_field(value: str, quoted: str) -> None:
+    url = format_url_template("http://host/audio/{ytid}/{start:.1f}.wav", ytid=value, start=30)
+    assert url == f"http://host/audio/{quoted}/30.0.wav"
+    split = urlsplit(url)
+    assert (split.netloc, split.path.count("/")) == ("host", 3)
+
+
+@pytest.mark.parametrize("template", ["{ytid}/{nope}", "{}", "{0}", "{ytid.real}", "{ytid[0]}"])
+def test_template_rejects_unknown_placeholders(template: str) -> None:
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        format_url_template(template, ytid="x")
+
+
+@pytest.mark.parametrize("hostile", ["$(reboot)", "--exec=touch x", "a b&c=d?#"])
+def test_hostile_ids_fetch_the_file_they_name(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    hostile: str,
+) -> None:
+    source = write_media(media_server.root / f"{hostile}.wav", 0.5, 8000)
+    url = format_url_template(media_server.base_url + "/{ytid}.wav", ytid=hostile)
+    got = fetch_media(FetchRequest(hostile, url), tmp_path / "w", options)
+    assert Path(got.path).read_bytes() == source.read_bytes()
+    assert media_server.requests[0][0] == f"/{hostile}.wav"
+
+
+def test_traversal_id_stays_inside_the_server_root(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+) -> None:
+    write_media(tmp_path / "secret.wav", 0.5, 8000)  # next to the served root
+    url = format_url_template(media_server.base_url + "/{ytid}.wav", ytid="../secret")
+    failure = _failure(FetchRequest("c", url), tmp_path / "w", options)
+    assert failure.reason is FailureReason.NOT_FOUND
+    assert media_server.requests == [("/../secret.wav", 404)]
+
+
+# --- local files and fsspec ------------------------------------------------------------------
+
+
+def test_local_file_is_used_in_place(tmp_path: Path, options: FetchOptions) -> None:
+    source = write_media(tmp_path / "a.flac", 0.5, 8000)
+    for spec in (str(source), source.as_uri()):
+        got = fetch_media(FetchRequest("c", spec, 0.1, 0.3), tmp_path / "w", options)
+        assert got == FetchedMedia(str(source), 1, got.seconds, source.stat().st_size, False, True)
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.wav", "."])
+def test_local_missing_or_not_a_file(tmp_path: Path, options: FetchOptions, name: str) -> None:
+    failure = _failure(FetchRequest("c", str(tmp_path / name)), tmp_path / "w", options)
+    assert (failure.reason, failure.attempts) == (FailureReason.NOT_FOUND, 1)
+
+
+def test_local_empty_file_is_a_decode_error(tmp_path: Path, options: FetchOptions) -> None:
+    (tmp_path / "e.wav").write_bytes(b"")
+    failure = _failure(FetchRequest("c", str(tmp_path / "e.wav")), tmp_path / "w", options)
+    assert (failure.reason, failure.detail) == (FailureReason.DECODE_ERROR, "empty file")
+
+
+def test_memory_fsspec_source_is_copied(tmp_path: Path, options: FetchOptions) -> None:
+    source = write_media(tmp_path / "a.ogg", 1.0, 16000, 2)
+    url = f"memory://audiomill-test/{uuid.uuid4().hex}/a.ogg"
+    with fsspec.open(url, "wb") as out:
+        out.write(source.read_bytes())
+    got = fetch_media(FetchRequest("c", url, 0.2, 0.8), tmp_path / "w", options)
+    assert (got.local, got.sectioned, got.attempts) == (False, False, 1)
+    assert Path(got.path).parent == tmp_path / "w" and got.path.endswith(".ogg")
+    assert Path(got.path).read_bytes() == source.read_bytes()
+
+
+def test_fsspec_missing_object_and_unknown_protocol(tmp_path: Path, options: FetchOptions) -> None:
+    missing = f"memory://audiomill-test/{uuid.uuid4().hex}/none.wav"
+    failure = _failure(FetchRequest("c", missing), tmp_path / "w", options)
+    assert (failure.reason, failure.attempts) == (FailureReason.NOT_FOUND, 1)
+    failure = _failure(FetchRequest("c", "nosuchproto://x/y.wav"), tmp_path / "w", options)
+    assert failure.reason is FailureReason.VALIDATION
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [(2.0, 1.0), (1.0, 1.0), (-1.0, 1.0), (1.0, None), (None, 1.0),
+                       (float("nan"), 1.0), (0.0, float("inf"))],
+)  # fmt: skip
+def test_bad_sections_are_rejected(
+    tmp_path: Path, options: FetchOptions, start: float | None, end: float | None
+) -> None:
+    request = FetchRequest("c", "http://127.0.0.1:9/a.wav", start, end)
+    failure = _failure(request, tmp_path / "w", options)
+    assert failure.reason is FailureReason.VALIDATION
+
+
+# --- error classification --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("ERROR: [youtube] dQw4w9WgXcQ: Video unavailable", FailureReason.UNAVAILABLE),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. This video is unavailable",
+         FailureReason.UNAVAILABLE),
+        ("ERROR: [youtube] abcdefghijk: Private video. Sign in if you've been granted access to "
+         "this video", FailureReason.PRIVATE),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. This video has been removed by the "
+         "uploader", FailureReason.REMOVED),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available "
+         "because the YouTube account associated with this video has been terminated.",
+         FailureReason.REMOVED),
+        ("ERROR: [youtube] abcdefghijk: This video has been removed for violating YouTube's "
+         "Terms of Service", FailureReason.REMOVED),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. The uploader has not made this video "
+         "available in your country", FailureReason.GEO_BLOCKED),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. This video contains content from SME, "
+         "who has blocked it in your country on copyright grounds", FailureReason.GEO_BLOCKED),
+        ("ERROR: [youtube] abcdefghijk: Sign in to confirm your age. This video may be "
+         "inappropriate for some users.", FailureReason.SIGN_IN_REQUIRED),
+        ("ERROR: [youtube] abcdefghijk: Sign in to confirm you’re not a bot. Use --cookies-from-"
+         "browser or --cookies for the authentication.", FailureReason.SIGN_IN_REQUIRED),
+        ("ERROR: [youtube] abcdefghijk: Join this channel to get access to members-only content "
+         "like this video, and other exclusive perks.", FailureReason.SIGN_IN_REQUIRED),
+        ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats "
+         "for a list of available formats", FailureReason.UNAVAILABLE),
+        ("ERROR: [youtube] abcdefghijk: Unable to download API page: HTTP Error 429: Too Many "
+         "Requests (caused by <HTTPError 429: Too Many Requests>)", FailureReason.RATE_LIMITED),
+        ("ERROR: unable to download video data: HTTP Error 403: Forbidden",
+         FailureReason.HTTP_ERROR),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found (caused by "
+         "<HTTPError 404: Not Found>)", FailureReason.NOT_FOUND),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 410: Gone",
+         FailureReason.NOT_FOUND),
+        ("ERROR: [download] Got error: HTTP Error 503: Service Unavailable",
+         FailureReason.SERVER_ERROR),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 502: Bad Gateway",
+         FailureReason.SERVER_ERROR),
+        ("ERROR: [download] Got error: HTTPSConnectionPool(host='rr1---sn.googlevideo.com', "
+         "port=443): Read timed out. (read timeout=20.0)", FailureReason.TIMEOUT),
+        ("ERROR: [generic] x: Unable to download webpage: HTTPConnection(host='127.0.0.1', "
+         "port=9): Failed to establish a new connection: [Errno 111] Connection refused",
+         FailureReason.NETWORK_ERROR),
+        ("ERROR: [download] Got error: ('Connection aborted.', ConnectionResetError(104, "
+         "'Connection reset by peer'))", FailureReason.NETWORK_ERROR),
+        ("ERROR: \r[download] Got error: 64022 bytes read, 64022 more expected",
+         FailureReason.NETWORK_ERROR),
+        ("ERROR: Did not get any data blocks", FailureReason.DECODE_ERROR),
+        ("ERROR: ffmpeg exited with code 183", FailureReason.DECODE_ERROR),
+        ("ERROR: ffmpeg exited with code 8", FailureReason.SERVER_ERROR),
+        ("ERROR: ffmpeg exited with code 146", FailureReason.TIMEOUT),
+        ("ERROR: ffmpeg exited with code 1", FailureReason.NETWORK_ERROR),
+        # Ids come from URLs; words in them must not decide the class.
+        ("ERROR: [generic] removed: Unsupported URL: http://h/removed", FailureReason.UNAVAILABLE),
+        ("ERROR: [generic] sign-in: Unsupported URL: http://h/", FailureReason.UNAVAILABLE),
+    ],
+)  # fmt: skip
+def test_classify_messages(message: str, reason: FailureReason) -> None:
+    got, detail = classify_error(DownloadError(message))
+    assert got is reason
+    assert not detail.startswith("ERROR") and "\r" not in detail
+
+
+def test_classify_follows_exception_causes() -> None:
+    timeout = DownloadError("ERROR: [generic] x: Unable to download webpage", (None, None, None))
+    timeout.__cause__ = TimeoutError("timed out")
+    assert classify_error(timeout)[0] is FailureReason.TIMEOUT
+    refused = ConnectionRefusedError(111, "refused")
+    wrapped = DownloadError("ERROR: [generic] x: oops", (type(refused), refused, None))
+    assert classify_error(wrapped)[0] is FailureReason.NETWORK_ERROR
+    assert classify_error(DownloadError("ERROR: ffmpeg exited with code 183"))[1] == (
+        "ffmpeg found no valid media in the response (exit code 183)"
+    )
