@@ -1,1 +1,1 @@
-"""Apache Beam ingest: segments -> fetch -> decode/resample -> validate -> shard writers -> manifest."""
+"""Apache Beam ingest: segments -> fetch -> decode/resample -> validate -> shards -> manifest."""

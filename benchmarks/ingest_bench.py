@@ -1,0 +1,193 @@
+"""Ingest throughput and peak memory against a PANNs-style packing baseline, in one run.
+
+Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
+
+``limit``
+    the machine's decode + downmix + resample limit: soundfile read + mono + soxr to 32 kHz
+    of every file, in one process per core (no writing), clips/s;
+``panns``
+    what PANNs' packing step does: ``librosa.load(path, sr=32000, mono=True)`` per file with
+    the resampler PANNs' pinned librosa 0.6.3 used by default (``kaiser_best``), each row
+    written into an h5py dataset;
+``librosa-soxr``
+    the same with today's librosa default resampler (``soxr_hq``), for reference;
+``audiomill``
+    ``audiomill ingest --source local`` to 32 kHz HDF5 shards (Beam DirectRunner, one worker
+    process per core), end to end including Beam start-up, validation and commits.
+
+Peak memory is the largest sum of RSS over the measured process tree, sampled every 50 ms.
+
+Usage::
+
+    python benchmarks/ingest_bench.py --clips 500 --clips 2000 --workdir /tmp/ingest-bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import psutil
+import soundfile as sf
+import soxr
+
+SR_IN, SR_OUT, SECONDS = 44100, 32000, 10.0
+
+
+def make_files(root: Path, n: int) -> list[Path]:
+    """Write (or reuse) n ten-second 44.1 kHz stereo WAVs."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(SR_IN * SECONDS)) / SR_IN
+    paths = []
+    for i in range(n):
+        path = root / f"clip{i:05d}.wav"
+        if not path.exists():
+            f = 100 + 10 * (i % 300)
+            x = np.stack([np.sin(2 * np.pi * f * t), np.sin(2 * np.pi * 1.5 * f * t)], axis=1)
+            x = 0.3 * x + 0.02 * rng.standard_normal(x.shape)
+            sf.write(path, x.astype(np.float32), SR_IN, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+class PeakRSS:
+    """Sample the RSS of a process and its descendants; keep the peak sum."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+            except psutil.Error:
+                continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _decode_resample(path: str) -> int:
+    x, sr = sf.read(path, dtype="float32")
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    return len(soxr.resample(mono, sr, SR_OUT, quality="HQ"))
+
+
+def bench_limit(paths: list[Path], workers: int) -> dict:
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_decode_resample, map(str, paths), chunksize=16))
+    secs = time.perf_counter() - start
+    return {"clips_per_s": len(paths) / secs, "seconds": secs}
+
+
+def _panns_child(paths_file: str, out: str, res_type: str) -> None:
+    import librosa
+
+    paths = Path(paths_file).read_text().split("\n")
+    clip = int(SR_OUT * SECONDS)
+    with h5py.File(out, "w") as hf:
+        hf.create_dataset("audio_name", shape=(len(paths),), dtype="S20")
+        hf.create_dataset("waveform", shape=(len(paths), clip), dtype=np.int16)
+        for i, p in enumerate(paths):
+            audio, _ = librosa.load(p, sr=SR_OUT, mono=True, res_type=res_type)
+            audio = np.pad(audio, (0, max(0, clip - len(audio))))[:clip]
+            hf["audio_name"][i] = Path(p).name.encode()
+            hf["waveform"][i] = (np.clip(audio, -1, 1) * 32767.0).astype(np.int16)
+
+
+def bench_child(cmd: list[str], env: dict | None = None) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with PeakRSS(proc.pid) as mem:
+        _, err = proc.communicate()
+    secs = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed:\n{err.decode()[-3000:]}")
+    return {"seconds": secs, "peak_rss_mb": mem.peak / 2**20}
+
+
+def run(n: int, workdir: Path, workers: int, baselines: bool) -> dict:
+    paths = make_files(workdir / "wav44k", n)
+    result: dict = {"clips": n, "workers": workers}
+    result["limit"] = bench_limit(paths, workers)
+    listing = workdir / f"paths-{n}.txt"
+    listing.write_text("\n".join(map(str, paths)))
+    if baselines:
+        for name, res_type in (("panns", "kaiser_best"), ("librosa-soxr", "soxr_hq")):
+            out = workdir / f"{name}-{n}.h5"
+            r = bench_child([sys.executable, __file__, "--child", str(listing), str(out), res_type])
+            r["clips_per_s"] = n / r["seconds"]
+            result[name] = r
+    manifest = workdir / f"manifest-{n}.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "labels"])
+        w.writerows([p.name, "tone"] for p in paths)
+    dataset = workdir / f"dataset-{n}"
+    subprocess.run(["rm", "-rf", str(dataset)], check=True)
+    env = dict(os.environ, GX_ANALYTICS_ENABLED="false")
+    r = bench_child(
+        [sys.executable, "-m", "workflows", "ingest", "--segments", str(manifest), "--out",
+         str(dataset), "--audio-root", str(paths[0].parent), "--source", "local",
+         "--sample-rate", str(SR_OUT), "--clip-seconds", str(SECONDS), "--format", "hdf5",
+         "--workers", str(workers)],
+        env=env,
+    )  # fmt: skip
+    r["clips_per_s"] = n / r["seconds"]
+    result["audiomill"] = r
+    result["ratios"] = {
+        "audiomill_over_limit": r["clips_per_s"] / result["limit"]["clips_per_s"],
+        **(
+            {
+                "audiomill_over_panns": r["clips_per_s"] / result["panns"]["clips_per_s"],
+                "audiomill_over_librosa_soxr": r["clips_per_s"]
+                / result["librosa-soxr"]["clips_per_s"],
+            }
+            if baselines
+            else {}
+        ),
+    }
+    return result
+
+
+def main() -> None:
+    """Command-line entry point."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _panns_child(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, action="append", help="clip counts (repeatable)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/audiomill-ingest-bench"))
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--no-baselines", action="store_true", help="skip the baselines")
+    args = parser.parse_args()
+    results = [
+        run(n, args.workdir, args.workers, not args.no_baselines) for n in (args.clips or [500])
+    ]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

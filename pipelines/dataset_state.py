@@ -1,0 +1,117 @@
+"""Reading and repairing a dataset's committed state: manifest, ledger, staged commits.
+
+The manifest is the commit point. After a crash the dataset can hold shards that the pack stage
+committed but the manifest does not list yet (their commit records are in the staging area:
+:func:`adopt_commits` adds them), and files of shards whose commit never finished
+(:func:`remove_orphans` deletes them, the clips are still staged and get packed again).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import staging
+from pipelines.storage import DatasetStore
+from schemas.dataset import (
+    MANIFEST,
+    DatasetManifest,
+    ShardEntry,
+    ledger_dir,
+)
+from schemas.ledger import LEDGER_SCHEMA, latest_rows
+
+
+def load_manifest(store: DatasetStore) -> DatasetManifest | None:
+    """Return the dataset's manifest, or None for a new dataset."""
+    if not store.exists(MANIFEST):
+        return None
+    try:
+        return DatasetManifest.from_dict(json.loads(store.read_text(MANIFEST)))
+    except (json.JSONDecodeError, KeyError, ValueError) as exc:
+        raise ValueError(f"{store.url(MANIFEST)}: unreadable manifest ({exc})") from exc
+
+
+def save_manifest(store: DatasetStore, manifest: DatasetManifest) -> None:
+    """Write ``manifest.json`` atomically."""
+    store.write_json_atomic(MANIFEST, manifest.to_dict())
+
+
+def read_ledger(store: DatasetStore, split: str | None = None) -> pa.Table:
+    """Return every ledger part of ``split`` (all splits when None) as one table."""
+    splits = [split] if split else store.listdir("ledger")
+    tables = []
+    for name in splits:
+        for part in sorted(store.listdir(ledger_dir(name))):
+            if part.endswith(".parquet") and ".tmp-" not in part:
+                data = store.read_bytes(f"{ledger_dir(name)}/{part}")
+                tables.append(pq.read_table(io.BytesIO(data)).cast(LEDGER_SCHEMA))
+    return pa.concat_tables(tables) if tables else LEDGER_SCHEMA.empty_table()
+
+
+def ledger_state(store: DatasetStore, split: str | None = None) -> dict[str, dict]:
+    """One row per clip: the committed row if any, else the latest failure."""
+    return latest_rows(read_ledger(store, split))
+
+
+def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[dict]:
+    """Add shards recorded in the staging area to the manifest and clear their staged clips.
+
+    The manifest is saved before any staged clip is deleted, so a crash at any point leaves
+    either the staged clips or the committed shard.
+
+    Returns
+    -------
+    list of dict
+        The commit records adopted.
+    """
+    records = [
+        staging.read_json(store, f"{staging.split_dir(split)}/commits/{name}")
+        for name in sorted(staging.staged_names(store, split, "commits"))
+    ]
+    if not records:
+        return []
+    entry = manifest.split(split)
+    known = {s.index for s in entry.shards}
+    for rec in records:
+        if rec["entry"] is not None and rec["index"] not in known:
+            entry.shards.append(ShardEntry.from_dict(rec["entry"]))
+    entry.shards.sort(key=lambda s: s.index)
+    save_manifest(store, manifest)
+    for rec in records:
+        for clip_id in rec["clip_ids"]:
+            path = staging.staged_clip_path(split, clip_id)
+            if store.exists(path):
+                store.remove(path)
+        store.remove(staging.commit_record_path(split, rec["index"]))
+    return records
+
+
+def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[str]:
+    """Delete shard files and shard ledger parts that no committed shard accounts for."""
+    entry = manifest.split(split)
+    listed = {f.path for s in entry.shards for f in s.files.values()}
+    committed = {s.index for s in entry.shards}
+    removed = []
+    for name in store.listdir(f"waveforms/{split}"):
+        rel = f"waveforms/{split}/{name}"
+        if rel not in listed:
+            store.remove(rel)
+            removed.append(rel)
+    for name in store.listdir(ledger_dir(split)):
+        if name.startswith("shard-") and int(name[6:11]) not in committed:
+            has_record = store.exists(staging.commit_record_path(split, int(name[6:11])))
+            if not has_record:
+                store.remove(f"{ledger_dir(split)}/{name}")
+                removed.append(f"{ledger_dir(split)}/{name}")
+    return removed
+
+
+def record_run(manifest: DatasetManifest, run: dict) -> None:
+    """Append a run to the manifest's history and mark the stage finished."""
+    manifest.runs.append(run)
+    manifest.stages[run["stage"]] = {"completed": time.time(), "run_id": run["run_id"]}

@@ -1,0 +1,150 @@
+"""Describe and verify a dataset: ``audiomill dataset info`` and ``audiomill dataset verify``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import h5py
+import pyarrow.parquet as pq
+
+from pipelines.dataset_state import ledger_state, load_manifest, read_ledger
+from pipelines.storage import DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import CLASSES
+from schemas.ledger import STATUS_OK
+from schemas.shards import hdf5_problems
+
+
+def _require_manifest(store: DatasetStore):
+    manifest = load_manifest(store)
+    if manifest is None:
+        raise FileNotFoundError(f"{store.url()} is not an audiomill dataset (no manifest.json)")
+    return manifest
+
+
+def dataset_info(root: str, storage_options: dict | None = None) -> dict:
+    """Summarize a dataset: splits, shards, clip counts, failures by reason, bytes.
+
+    Returns
+    -------
+    dict
+        JSON-ready summary.
+    """
+    store = DatasetStore(root, storage_options)
+    manifest = _require_manifest(store)
+    state = ledger_state(store)
+    splits = {}
+    for name, split in sorted(manifest.splits.items()):
+        rows = [r for r in state.values() if r["split"] == name]
+        failed = Counter(r["reason"] for r in rows if r["status"] != STATUS_OK)
+        splits[name] = {
+            "clips": split.num_clips,
+            "shards": len(split.shards),
+            "bytes": sum(f.bytes for s in split.shards for f in s.files.values()),
+            "requested": len(rows),
+            "failed": sum(failed.values()),
+            "failures_by_reason": dict(sorted(failed.items())),
+        }
+    return {
+        "dataset": store.url(),
+        "schema_version": manifest.schema_version,
+        "sample_rate": manifest.sample_rate,
+        "clip_seconds": manifest.clip_seconds,
+        "num_classes": manifest.num_classes,
+        "class_map_sha256": manifest.class_map_sha256,
+        "formats": manifest.formats,
+        "splits": splits,
+        "clips": sum(s["clips"] for s in splits.values()),
+        "bytes": sum(s["bytes"] for s in splits.values()),
+        "runs": len(manifest.runs),
+    }
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_dataset`: problems found (empty means the dataset is sound)."""
+
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    clips_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+
+def verify_dataset(
+    root: str,
+    storage_options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Check every committed shard: checksum, row count, readability, layout, ledger agreement.
+
+    Also checks that ``classes.csv`` matches the manifest's class map digest and that no clip id
+    appears in two shards.
+    """
+    store = DatasetStore(root, storage_options)
+    manifest = _require_manifest(store)
+    report = VerifyReport()
+    try:
+        cmap = ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
+        if cmap.sha256 != manifest.class_map_sha256:
+            report.problems.append("classes.csv does not match the manifest's class map digest")
+    except (FileNotFoundError, ValueError) as exc:
+        report.problems.append(f"classes.csv unreadable: {exc}")
+    ok_rows = {c: r for c, r in ledger_state(store).items() if r["status"] == STATUS_OK}
+    seen: dict[tuple[str, str, str], int] = {}
+    files = [
+        (n, s, f) for n, sp in manifest.splits.items() for s in sp.shards for f in s.files.values()
+    ]
+    for done, (split, shard, f) in enumerate(files, start=1):
+        report.files_checked += 1
+        problems = _verify_file(store, manifest, split, shard, f, ok_rows, seen)
+        report.problems.extend(f"{f.path}: {p}" for p in problems)
+        if progress:
+            progress(done, len(files))
+    report.clips_checked = len({(k[0], k[2]) for k in seen})
+    if len(read_ledger(store)) == 0 and files:
+        report.problems.append("ledger is empty but shards exist")
+    return report
+
+
+def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:
+    if not store.exists(f.path):
+        return ["missing"]
+    data = store.read_bytes(f.path)
+    problems = []
+    if len(data) != f.bytes:
+        problems.append(f"size {len(data)} != manifest {f.bytes}")
+    if hashlib.sha256(data).hexdigest() != f.sha256:
+        problems.append("sha256 mismatch")
+        return problems
+    try:
+        if f.path.endswith(".h5"):
+            problems += hdf5_problems(io.BytesIO(data), manifest.num_classes, manifest.num_samples)
+            with h5py.File(io.BytesIO(data), "r") as hf:
+                ids = list(hf["clip_id"].asstr()[:])
+        else:
+            ids = pq.read_table(io.BytesIO(data), columns=["clip_id"]).column(0).to_pylist()
+    except (OSError, ValueError, KeyError) as exc:
+        return [*problems, f"unreadable ({exc})"]
+    if len(ids) != shard.num_clips:
+        problems.append(f"{len(ids)} rows, manifest says {shard.num_clips}")
+    if hashlib.sha256("\n".join(ids).encode()).hexdigest() != shard.clip_ids_sha256:
+        problems.append("clip ids differ from the manifest's")
+    fmt = f.path.rsplit(".", 1)[-1]
+    for row, clip_id in enumerate(ids):
+        first = seen.setdefault((split, fmt, clip_id), shard.index)
+        if first != shard.index:
+            problems.append(f"clip {clip_id} also in shard {first}")
+        led = ok_rows.get(clip_id)
+        if led is None:
+            problems.append(f"clip {clip_id} has no committed ledger row")
+        elif (led["shard"], led["row"]) != (shard.index, row):
+            problems.append(f"clip {clip_id}: ledger says shard {led['shard']} row {led['row']}")
+    return problems

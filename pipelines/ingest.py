@@ -1,0 +1,449 @@
+"""The ingest driver: plan a run, execute it on Beam, commit the results.
+
+Order of work, chosen so that a crash at any point loses nothing and duplicates nothing:
+
+1. take the dataset lock (a second concurrent run is refused);
+2. repair: adopt shards committed by an interrupted run, delete uncommitted shard files and
+   temporaries;
+3. parse the segment list, validate it with the segment expectation suite;
+4. plan: skip clips already committed or permanently failed, retry transient failures, reuse
+   clips staged by an interrupted run;
+5. run the Beam pipeline (fetch/decode/stage per clip, then pack and commit per shard);
+6. adopt the new shards into the manifest, write the failures' ledger part, clear staging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from pipelines import staging
+from pipelines.beam_ingest import pipeline_options, run_pipeline
+from pipelines.clip_stage import ClipSettings
+from pipelines.dataset_state import (
+    adopt_commits,
+    ledger_state,
+    load_manifest,
+    record_run,
+    remove_orphans,
+    save_manifest,
+)
+from pipelines.fetch import FetchOptions
+from pipelines.pack import PackSettings
+from pipelines.segment_loading import class_map_from_list, load_segment_list
+from pipelines.sources import SourceConfig, index_audio_root, resolve
+from pipelines.storage import DatasetLock, DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
+from schemas.errors import MalformedLine
+from schemas.expectations import render_html, segment_suite, validate_frame
+from schemas.failures import ClipFailure, FailureReason
+from schemas.ledger import STATUS_OK, ledger_table
+from schemas.segments import Segment, segments_to_table
+from schemas.shards import audio_name_for
+
+FORMATS = ("hdf5", "parquet")
+
+
+@dataclass
+class IngestConfig:
+    """Everything an ingest run needs; the CLI fills it from its options."""
+
+    segments: str
+    out: str
+    classes: str | None = None
+    source: str = "auto"
+    url_template: str | None = None
+    audio_root: str | None = None
+    precut: bool = False
+    sample_rate: int = 32000
+    clip_seconds: float = 10.0
+    formats: tuple[str, ...] = ("hdf5",)
+    shard_clips: int = 1000
+    split: str = "train"
+    workers: int = 2
+    rate_limit: float | None = None
+    retries: int = 3
+    socket_timeout: float = 30.0
+    cookies: str | None = None
+    exact_cuts: bool = False
+    min_coverage: float = 0.9
+    max_clipping: float = 0.01
+    max_silence: float = 0.99
+    max_segment_seconds: float = 60.0
+    retry_reasons: tuple[str, ...] = ()
+    storage_options: dict | None = None
+    beam_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestSummary:
+    """What a run did."""
+
+    run_id: str
+    requested: int
+    malformed: list[str]
+    already_done: int
+    planned: int
+    committed: int
+    failed: dict[str, int]
+    shards: int
+    seconds: float
+    dataset_clips: int
+
+    @property
+    def usable(self) -> bool:
+        """Whether the dataset holds at least one clip."""
+        return self.dataset_clips > 0
+
+
+def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: ClassMap) -> None:
+    problems = []
+    if manifest.class_map_sha256 != class_map.sha256:
+        problems.append("its class map differs from --classes")
+    if manifest.sample_rate != cfg.sample_rate:
+        problems.append(f"it is at {manifest.sample_rate} Hz, not {cfg.sample_rate}")
+    if manifest.clip_seconds != cfg.clip_seconds:
+        problems.append(f"its clips are {manifest.clip_seconds} s, not {cfg.clip_seconds}")
+    if problems:
+        raise ValueError(
+            "cannot add to the existing dataset: "
+            + "; ".join(problems)
+            + ". Use the dataset's own settings or a new --out."
+        )
+
+
+def _class_map(cfg: IngestConfig, store: DatasetStore) -> ClassMap:
+    if cfg.classes:
+        return ClassMap.load(cfg.classes, cfg.storage_options)
+    if store.exists(CLASSES):
+        return ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
+    return class_map_from_list(cfg.segments, cfg.storage_options)
+
+
+def _segment_frame(segments: list[Segment]) -> pd.DataFrame:
+    table = segments_to_table(segments).to_pandas()
+    table["labels"] = [list(s.labels) for s in segments]
+    table["num_unknown_labels"] = [len(s.unknown_labels) for s in segments]
+    return table
+
+
+def _failure_row(seg: Segment, reason: FailureReason, detail: str, run_id: str) -> dict:
+    return {
+        "clip_id": seg.clip_id,
+        "split": seg.split,
+        "status": "failed",
+        "reason": reason.value,
+        "detail": detail,
+        "transient": reason.transient,
+        "attempts": 0,
+        "source": seg.source,
+        "start_s": seg.start_s,
+        "end_s": seg.end_s,
+        "origin": seg.origin,
+        "line": seg.line,
+        "run_id": run_id,
+        "recorded_at": time.time(),
+    }
+
+
+def _write_ledger_part(store: DatasetStore, rel: str, rows: list[dict]) -> None:
+    with tempfile.TemporaryDirectory(prefix="audiomill-ledger-") as tmp:
+        local = os.path.join(tmp, "part.parquet")
+        pq.write_table(ledger_table(rows), local)
+        store.commit_file(local, rel)
+
+
+def validate_segments(
+    segments: list[Segment], store: DatasetStore, run_id: str, max_duration_s: float
+) -> tuple[list[Segment], dict[int, list[str]]]:
+    """Run the segment expectation suite; save its report; return (passing, failures)."""
+    if not segments:
+        return [], {}
+    outcome = validate_frame(
+        _segment_frame(segments), segment_suite(max_duration_s), asset_name="segments"
+    )
+    store.write_bytes_atomic(
+        f"reports/validation/segments-{run_id}.json",
+        json.dumps(outcome.result_json, indent=1).encode(),
+    )
+    store.write_bytes_atomic(
+        f"reports/validation/segments-{run_id}.html", render_html(outcome.result_json).encode()
+    )
+    passing = [s for i, s in enumerate(segments) if i not in outcome.failures]
+    return passing, outcome.failures
+
+
+def _progress_poller(
+    store: DatasetStore, splits: list[str], total: int, report: Callable[[int, int], None]
+) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(1.0):
+            with contextlib.suppress(OSError):
+                done = sum(
+                    len(staging.staged_names(store, s, "clips"))
+                    + len(staging.staged_names(store, s, "failed"))
+                    for s in splits
+                )
+                shards = sum(len(staging.staged_names(store, s, "commits")) for s in splits)
+                report(min(done, total), shards)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def run_ingest(
+    cfg: IngestConfig,
+    *,
+    log: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Ingest ``cfg.segments`` into the dataset at ``cfg.out``.
+
+    Parameters
+    ----------
+    cfg : IngestConfig
+    log : callable
+        Receives one-line status messages.
+    progress : callable, optional
+        Called about once a second with (clips finished, shards committed).
+    on_plan : callable, optional
+        Called once with the number of clips the run will process.
+
+    Returns
+    -------
+    IngestSummary
+    """
+    bad = set(cfg.formats) - set(FORMATS)
+    if bad or not cfg.formats:
+        raise ValueError(f"--format must be among {', '.join(FORMATS)}; got {sorted(bad)}")
+    if cfg.shard_clips < 1:
+        raise ValueError("--shard-clips must be at least 1")
+    started = time.time()
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store = DatasetStore(cfg.out, cfg.storage_options)
+    class_map = _class_map(cfg, store)
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id}
+    with DatasetLock(store, owner):
+        manifest = load_manifest(store)
+        if manifest is None:
+            manifest = DatasetManifest(
+                class_map_sha256=class_map.sha256,
+                num_classes=len(class_map),
+                sample_rate=cfg.sample_rate,
+                clip_seconds=cfg.clip_seconds,
+                formats=list(cfg.formats),
+            )
+        else:
+            _check_compatible(manifest, cfg, class_map)
+        if not store.exists(CLASSES):
+            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
+        seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
+        segments, dupes = _dedupe(seglist.segments)
+        seglist.malformed.extend(dupes)
+        for bad_line in seglist.malformed:
+            log(f"malformed: {bad_line}")
+        splits = sorted({s.split for s in seglist.segments} | {cfg.split})
+        for split in splits:
+            store.remove_temporaries(f"waveforms/{split}")
+            adopted = adopt_commits(store, manifest, split)
+            if adopted:
+                log(f"recovered {len(adopted)} shard(s) of '{split}' from an interrupted run")
+            remove_orphans(store, manifest, split)
+        save_manifest(store, manifest)
+
+        passing, rejected = validate_segments(segments, store, run_id, cfg.max_segment_seconds)
+        state = {}
+        for split in splits:
+            state.update(ledger_state(store, split))
+            for name in staging.staged_names(store, split, "failed"):
+                rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
+                if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
+                    state[rec["clip_id"]] = rec
+        failures: list[dict] = [
+            _failure_row(segments[i], FailureReason.VALIDATION, _expectations(n), run_id)
+            for i, n in rejected.items()
+            if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
+        ]
+        todo, already = _plan(passing, state, cfg, run_id, failures)
+        if on_plan:
+            on_plan(len(todo))
+        log(
+            f"{len(segments)} segments: {already} already done, {len(rejected)} rejected, "
+            f"{len(todo)} to process"
+        )
+        if todo:
+            fetch = FetchOptions(
+                rate_limit=cfg.rate_limit,
+                retries=cfg.retries,
+                socket_timeout=cfg.socket_timeout,
+                cookies=cfg.cookies,
+                exact_cuts=cfg.exact_cuts,
+                limiter_state=_limiter_state(store),
+                storage_options=cfg.storage_options,
+            )
+            clip_settings = ClipSettings(cfg.sample_rate, cfg.clip_seconds, cfg.min_coverage, fetch)
+            pack_settings = PackSettings(
+                formats=tuple(cfg.formats),
+                sample_rate=cfg.sample_rate,
+                clip_seconds=cfg.clip_seconds,
+                num_classes=len(class_map),
+                class_map_sha256=class_map.sha256,
+                run_id=run_id,
+                min_coverage=cfg.min_coverage,
+                max_clipping=cfg.max_clipping,
+                max_silence=cfg.max_silence,
+            )
+            next_index = {s: manifest.split(s).next_index for s in splits}
+            stop, poller = (None, None)
+            if progress:
+                stop, poller = _progress_poller(store, splits, len(todo), progress)
+            try:
+                run_pipeline(
+                    todo,
+                    root=store.url(),
+                    storage_options=cfg.storage_options,
+                    clip_settings=clip_settings,
+                    pack_settings=pack_settings,
+                    next_index=next_index,
+                    shard_clips=cfg.shard_clips,
+                    options=pipeline_options(cfg.beam_args, cfg.workers),
+                )
+            finally:
+                if stop is not None:
+                    stop.set()
+                    poller.join()
+        new_shards = 0
+        committed = 0
+        rejected_clips = Counter()
+        for split in splits:
+            for rec in adopt_commits(store, manifest, split):
+                new_shards += rec["entry"] is not None
+                committed += rec["entry"]["num_clips"] if rec["entry"] else 0
+                rejected_clips["validation"] += len(rec["rejected"])
+            failures += _collect_staged_failures(store, split, run_id)
+        failed = Counter(r["reason"] for r in failures) + rejected_clips
+        for split in sorted({r["split"] for r in failures}):
+            rows = [r for r in failures if r["split"] == split]
+            _write_ledger_part(store, f"{ledger_dir(split)}/failures-{run_id}.parquet", rows)
+        for split in splits:
+            for name in staging.staged_names(store, split, "failed"):
+                store.remove(f"{staging.split_dir(split)}/failed/{name}")
+        summary = IngestSummary(
+            run_id=run_id,
+            requested=len(seglist.segments) + len(seglist.malformed),
+            malformed=[str(m) for m in seglist.malformed],
+            already_done=already,
+            planned=len(todo),
+            committed=committed,
+            failed=dict(failed),
+            shards=new_shards,
+            seconds=time.time() - started,
+            dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
+        )
+        run = {"stage": "ingest", **asdict(summary)}
+        run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
+        record_run(manifest, run)
+        save_manifest(store, manifest)
+    return summary
+
+
+def _expectations(names: list[str]) -> str:
+    return "failed expectations: " + ", ".join(names)
+
+
+def _limiter_state(store: DatasetStore) -> str:
+    """Rate-limiter state shared by every worker process on this machine for this dataset."""
+    name = uuid.uuid5(uuid.NAMESPACE_URL, store.url()).hex
+    return os.path.join(tempfile.gettempdir(), f"audiomill-rate-{name}")
+
+
+def _dedupe(segments: list[Segment]) -> tuple[list[Segment], list[MalformedLine]]:
+    """Keep the first segment of each clip id; later ones become malformed lines."""
+    seen: dict[str, Segment] = {}
+    out, dupes = [], []
+    for s in segments:
+        first = seen.setdefault(s.clip_id, s)
+        if first is s:
+            out.append(s)
+        else:
+            reason = f"duplicate clip id {s.clip_id!r} (first on line {first.line})"
+            dupes.append(MalformedLine(s.origin, s.line, s.source[:200], reason))
+    return out, dupes
+
+
+def _plan(
+    segments: list[Segment],
+    state: dict[str, dict],
+    cfg: IngestConfig,
+    run_id: str,
+    failures: list[dict],
+) -> tuple[list[dict], int]:
+    src = SourceConfig(
+        source=cfg.source,
+        url_template=cfg.url_template,
+        audio_root=cfg.audio_root,
+        precut=cfg.precut,
+        manifest_dir=os.path.dirname(cfg.segments) if "://" not in cfg.segments else None,
+    )
+    root_index = None
+    if (
+        cfg.audio_root
+        and cfg.source in ("local", "auto")
+        and any(s.source_kind == "youtube" for s in segments)
+    ):
+        root_index = index_audio_root(cfg.audio_root, cfg.storage_options)
+    todo, already = [], 0
+    for seg in segments:
+        prev = state.get(seg.clip_id)
+        if prev is not None:
+            retry = prev["status"] != STATUS_OK and (
+                prev.get("transient") or prev.get("reason") in cfg.retry_reasons
+            )
+            if not retry:
+                already += 1
+                continue
+        try:
+            where = resolve(seg, src, root_index)
+        except ClipFailure as exc:
+            failures.append(_failure_row(seg, exc.reason, exc.detail, run_id))
+            continue
+        todo.append(
+            {
+                "clip_id": seg.clip_id,
+                "split": seg.split,
+                "location": where.location,
+                "precut": where.precut,
+                "start_s": seg.start_s,
+                "end_s": seg.end_s,
+                "labels": list(seg.labels),
+                "audio_name": audio_name_for(seg.clip_id, seg.source_kind, seg.source),
+                "origin": seg.origin,
+                "line": seg.line,
+            }
+        )
+    return todo, already
+
+
+def _collect_staged_failures(store: DatasetStore, split: str, run_id: str) -> list[dict]:
+    return [
+        staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}") | {"run_id": run_id}
+        for name in staging.staged_names(store, split, "failed")
+    ]

@@ -1,0 +1,102 @@
+"""Load a segment list of any supported kind: AudioSet CSV, custom CSV/JSONL manifest, folder."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+import fsspec
+
+from pipelines.sources import AUDIO_EXTENSIONS
+from schemas.audioset import parse_segments_text
+from schemas.classmap import ClassMap
+from schemas.custom_manifest import is_jsonl, manifest_labels, parse_manifest_text
+from schemas.segments import Segment, SegmentList, sanitize_clip_id
+from schemas.textio import read_text
+
+
+def is_directory(path: str, storage_options: dict | None = None) -> bool:
+    """Whether ``path`` (local or fsspec URL) is a directory."""
+    fs, _, (p,) = fsspec.get_fs_token_paths(path, storage_options=storage_options or {})
+    return fs.isdir(p)
+
+
+def looks_like_manifest(text: str, path: str) -> bool:
+    """A custom manifest (JSONL, or CSV whose header names ``path`` or ``url``), not AudioSet."""
+    if is_jsonl(path):
+        return True
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            header = [h.strip() for h in line.split(",")]
+            return "path" in header or "url" in header
+    return False
+
+
+def scan_folder(
+    root: str, class_map: ClassMap, split: str, storage_options: dict | None = None
+) -> SegmentList:
+    """Every audio file under ``root`` (recursively) as a whole-file clip.
+
+    A file's label is the name of its parent folder when that names a class of ``class_map``.
+    """
+    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    result = SegmentList()
+    for n, path in enumerate(sorted(fs.find(base)), start=1):
+        if os.path.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
+            continue
+        rel = posixpath.relpath(path, base)
+        folder = posixpath.basename(posixpath.dirname(rel))
+        info = class_map.resolve(folder) if folder else None
+        location = path if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(path)
+        result.segments.append(
+            Segment(
+                clip_id=sanitize_clip_id(rel),
+                source=location,
+                source_kind="path",
+                start_s=None,
+                end_s=None,
+                labels=(info.index,) if info else (),
+                label_mids=(info.mid,) if info else (),
+                split=split,
+                origin=root,
+                line=n,
+            )
+        )
+    return result
+
+
+def folder_labels(root: str, storage_options: dict | None = None) -> list[str]:
+    """Distinct parent-folder names of the audio files under ``root``, sorted."""
+    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    names = {
+        posixpath.basename(posixpath.dirname(posixpath.relpath(p, base)))
+        for p in fs.find(base)
+        if os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS
+    }
+    return sorted(n for n in names if n)
+
+
+def class_map_from_list(path: str, storage_options: dict | None = None) -> ClassMap:
+    """A class map made of the labels a manifest or folder uses (when no class file is given)."""
+    if is_directory(path, storage_options):
+        names = folder_labels(path, storage_options)
+    else:
+        text = read_text(path, storage_options)
+        if not looks_like_manifest(text, path):
+            raise ValueError(f"{path}: an AudioSet segment list needs --classes")
+        names = manifest_labels(path, storage_options)
+    if not names:
+        raise ValueError(f"{path}: no labels found; pass --classes")
+    return ClassMap.from_names(names)
+
+
+def load_segment_list(
+    path: str, class_map: ClassMap, split: str, storage_options: dict | None = None
+) -> SegmentList:
+    """Parse ``path`` as an AudioSet CSV, a custom manifest or a folder of audio."""
+    if is_directory(path, storage_options):
+        return scan_folder(path, class_map, split, storage_options)
+    text = read_text(path, storage_options)
+    if looks_like_manifest(text, path):
+        return parse_manifest_text(text, class_map, path=path, split=split)
+    return parse_segments_text(text, class_map, path=path, split=split)

@@ -1,0 +1,87 @@
+"""``audiomill segments inspect``: what a segment list holds and which of its lines are bad."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pipelines.segment_loading import class_map_from_list, load_segment_list
+from schemas.classmap import ClassMap
+from schemas.expectations import segment_suite, validate_frame
+from schemas.segments import segments_to_table
+
+
+@dataclass
+class SegmentInspection:
+    """Counts and problems of one segment list."""
+
+    path: str
+    segments: int
+    unique_sources: int
+    positive_labels: int
+    classes_used: int
+    num_classes: int
+    per_class: dict[str, int]
+    header: dict[str, int]
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (problems as ``{"line", "reason"}``)."""
+        out = dict(self.__dict__)
+        out["problems"] = [{"line": n, "reason": r} for n, r in self.problems]
+        return out
+
+
+def inspect_segments(
+    path: str,
+    classes: str | None = None,
+    *,
+    max_duration_s: float = 60.0,
+    storage_options: dict | None = None,
+) -> SegmentInspection:
+    """Parse and validate a segment list without fetching anything.
+
+    Every malformed line (parse errors, duplicates, rows failing the segment expectation
+    suite: bad ids, start >= end, overlong segments, unknown labels) is reported with its
+    line number and reason.
+    """
+    cmap = (
+        ClassMap.load(classes, storage_options)
+        if classes
+        else class_map_from_list(path, storage_options)
+    )
+    seglist = load_segment_list(path, cmap, "train", storage_options)
+    problems = [(m.line, m.reason) for m in seglist.malformed]
+    first_line: dict[str, int] = {}
+    unique = []
+    for s in seglist.segments:
+        if s.clip_id in first_line:
+            problems.append((s.line, f"duplicate clip id (first on line {first_line[s.clip_id]})"))
+        else:
+            first_line[s.clip_id] = s.line
+            unique.append(s)
+    if unique:
+        frame = segments_to_table(unique).to_pandas()
+        frame["labels"] = [list(s.labels) for s in unique]
+        frame["num_unknown_labels"] = [len(s.unknown_labels) for s in unique]
+        outcome = validate_frame(frame, segment_suite(max_duration_s), asset_name="inspect")
+        for pos, names in outcome.failures.items():
+            seg = unique[pos]
+            reason = "failed " + ", ".join(names)
+            if seg.unknown_labels:
+                reason += f" (unknown labels: {', '.join(seg.unknown_labels)})"
+            problems.append((seg.line, reason))
+    per_class = Counter(cmap[i].display_name for s in seglist.segments for i in s.labels)
+    return SegmentInspection(
+        path=path,
+        segments=len(seglist.segments),
+        unique_sources=len({s.source for s in seglist.segments}),
+        positive_labels=sum(len(s.labels) + len(s.unknown_labels) for s in seglist.segments),
+        classes_used=len(per_class),
+        num_classes=len(cmap),
+        per_class=dict(per_class.most_common()),
+        header=seglist.header,
+        problems=sorted(problems),
+        splits=dict(Counter(s.split for s in seglist.segments)),
+    )

@@ -1,0 +1,144 @@
+"""Turn segments into fetch requests: which URL or file each clip comes from.
+
+Sources:
+
+``youtube``
+    ``https://www.youtube.com/watch?v=<YTID>``, section-downloaded by yt-dlp.
+``http``
+    a URL template such as ``http://host/{ytid}.wav`` (fields ``ytid``, ``clip_id``,
+    ``start``, ``end``, ``source``), fetched through the same yt-dlp code path.
+``local``
+    files under ``--audio-root`` (or paths in a custom manifest), read directly; an fsspec URL
+    such as ``s3://bucket/key`` is copied first.
+``auto``
+    per segment: a manifest row's ``url`` or ``path``; for AudioSet rows, ``http`` when a
+    URL template is given, ``local`` when an audio root is given, else ``youtube``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+
+from pipelines.fetch import format_url_template, youtube_url
+from schemas.failures import ClipFailure, FailureReason
+from schemas.segments import Segment
+
+SOURCES = ("youtube", "http", "local", "auto")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus", ".webm")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """How segments map to media.
+
+    Attributes
+    ----------
+    source : str
+        One of :data:`SOURCES`.
+    url_template : str or None
+        Template for ``http`` sources.
+    audio_root : str or None
+        Directory (local or fsspec URL) of local media.
+    precut : bool
+        The media already holds just the segment (e.g. PANNs' downloaded ``Y<YTID>.wav``).
+    manifest_dir : str or None
+        Directory that relative manifest paths resolve against when there is no audio root.
+    """
+
+    source: str = "auto"
+    url_template: str | None = None
+    audio_root: str | None = None
+    precut: bool = False
+    manifest_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """Where to fetch a segment from and whether the file holds only the segment."""
+
+    location: str
+    precut: bool
+
+
+def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str, str]:
+    """Map file stems (without extension) to paths for the audio files directly under ``root``."""
+    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    out: dict[str, str] = {}
+    for entry in sorted(fs.ls(base, detail=False)):
+        name = posixpath.basename(entry.rstrip("/"))
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in AUDIO_EXTENSIONS:
+            out.setdefault(
+                stem,
+                entry if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(entry),
+            )
+    return out
+
+
+def _within(root: str, rel: str) -> str:
+    joined = os.path.normpath(os.path.join(root, rel))
+    if os.path.commonpath([os.path.abspath(root), os.path.abspath(joined)]) != os.path.abspath(
+        root
+    ):
+        raise ClipFailure(FailureReason.VALIDATION, f"path {rel!r} escapes the audio root")
+    return joined
+
+
+def resolve(
+    segment: Segment, cfg: SourceConfig, root_index: dict[str, str] | None
+) -> ResolvedSource:
+    """Return where ``segment``'s media is.
+
+    Raises
+    ------
+    ClipFailure
+        ``VALIDATION`` for an id that cannot be a YouTube id or a path escaping the audio
+        root; ``NOT_FOUND`` for a segment with no file under the audio root.
+    """
+    kind = cfg.source
+    if segment.source_kind == "url":
+        return ResolvedSource(segment.source, cfg.precut)
+    if segment.source_kind == "path":
+        src = segment.source
+        if "://" in src or os.path.isabs(src):
+            return ResolvedSource(src, cfg.precut)
+        base = cfg.audio_root or cfg.manifest_dir or "."
+        if "://" in base:
+            if ".." in Path(src).parts:
+                raise ClipFailure(FailureReason.VALIDATION, f"path {src!r} escapes the audio root")
+            return ResolvedSource(base.rstrip("/") + "/" + src, cfg.precut)
+        return ResolvedSource(_within(base, src), cfg.precut)
+    if kind == "auto":
+        kind = "http" if cfg.url_template else "local" if cfg.audio_root else "youtube"
+    fields = {
+        "ytid": segment.source,
+        "clip_id": segment.clip_id,
+        "start": f"{segment.start_s:g}" if segment.start_s is not None else "",
+        "end": f"{segment.end_s:g}" if segment.end_s is not None else "",
+        "source": segment.source,
+    }
+    if kind == "youtube":
+        return ResolvedSource(youtube_url(segment.source), False)
+    if kind == "http":
+        if not cfg.url_template:
+            raise ValueError("--source http needs --url-template")
+        return ResolvedSource(format_url_template(cfg.url_template, **fields), cfg.precut)
+    if root_index is None:
+        raise ValueError("--source local needs --audio-root")
+    for stem, precut in (
+        (segment.clip_id, True),
+        (f"Y{segment.source}", True),
+        (segment.source, cfg.precut),
+    ):
+        if stem in root_index:
+            return ResolvedSource(root_index[stem], precut)
+    raise ClipFailure(
+        FailureReason.NOT_FOUND,
+        f"no file named {segment.clip_id}.*, Y{segment.source}.* or {segment.source}.* "
+        f"under {cfg.audio_root}",
+    )

@@ -1,0 +1,517 @@
+"""Dataset storage through fsspec: contained paths, atomic commits, checksums and a run lock.
+
+A dataset root is a local directory or an fsspec URL such as ``s3://bucket/prefix``. Every path
+below it is given relative to the root and checked, so nothing is ever written outside the dataset.
+Published files are committed atomically: on a local disk they are written under a temporary name
+(``<name>.tmp-<hex>``) in the destination directory, fsynced and renamed over the destination; on
+an object store they are uploaded straight to the final key, since object stores never expose a
+put (or a multipart upload) half-done. A crash therefore leaves only temporary files, which
+`DatasetStore.remove_temporaries` deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+TEMP_PATTERN = "*.tmp-*"
+LOCK_NAME = ".lock"
+
+
+def temporary_name(name: str) -> str:
+    """Return a unique temporary sibling name for `name`, one `remove_temporaries` will delete."""
+    return f"{name}.tmp-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """A file committed to a dataset.
+
+    Attributes
+    ----------
+    path : str
+        Path relative to the dataset root.
+    sha256 : str
+        Hex digest of the content.
+    bytes : int
+        Size of the content.
+    """
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+class DatasetStore:
+    """A dataset root on any fsspec filesystem, with atomic writes.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Local directory or fsspec URL of the dataset (``s3://bucket/prefix``).
+    storage_options : dict, optional
+        Filesystem options (for s3fs: ``key``, ``secret``, ``client_kwargs``, ...). Directory
+        listings are never cached, since other processes may change the dataset.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    ) -> None:
+        self.storage_options = dict(storage_options or {})
+        options = {"use_listings_cache": False, **self.storage_options}
+        self.fs, path = fsspec.core.url_to_fs(os.fspath(root), **options)
+        self.root: str = path.rstrip("/")
+        if not self.root:
+            raise ValueError(f"dataset root {os.fspath(root)!r} must not be a filesystem root")
+
+    def __repr__(self) -> str:
+        return f"DatasetStore({self.url()!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the dataset is on a local filesystem (renames are atomic, fsync works)."""
+        return isinstance(self.fs, LocalFileSystem)
+
+    def _path(self, *parts: str) -> str:
+        """Return the filesystem path of `parts` below the root, refusing anything outside it."""
+        segments: list[str] = []
+        for part in parts:
+            for segment in part.split("/"):
+                if segment in ("", ".", "..") or "\\" in segment or "\0" in segment:
+                    raise ValueError(
+                        f"unsafe dataset path {'/'.join(parts)!r}: paths must be relative, with "
+                        "no empty, '.' or '..' segments, backslashes or NUL characters"
+                    )
+                segments.append(segment)
+        return "/".join([self.root, *segments])
+
+    def _dir_path(self, rel_dir: str) -> str:
+        return self._path(rel_dir) if rel_dir else self.root
+
+    def url(self, *parts: str) -> str:
+        """Return the location of `parts` below the root: a plain path when local, else a URL.
+
+        Raises
+        ------
+        ValueError
+            If a part is absolute or has an empty, ``.`` or ``..`` segment, a backslash or a NUL.
+        """
+        path = self._path(*parts)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def local_path(self, *parts: str) -> Path:
+        """Return the local path of `parts` below the root of a local dataset."""
+        if not self.is_local:
+            raise ValueError(f"{self.url()} is not on a local filesystem")
+        return Path(self._path(*parts))
+
+    def exists(self, rel: str) -> bool:
+        """Whether `rel` exists."""
+        return self.fs.exists(self._path(rel))
+
+    def read_bytes(self, rel: str) -> bytes:
+        """Return the content of `rel`."""
+        return self.fs.cat_file(self._path(rel))
+
+    def read_text(self, rel: str, encoding: str = "utf-8") -> str:
+        """Return the content of `rel` decoded as text."""
+        return self.read_bytes(rel).decode(encoding)
+
+    def open(self, rel: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        """Open `rel` (creating local parent directories for writing); writes are not atomic."""
+        path = self._path(rel)
+        if self.is_local and not mode.startswith("r"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return self.fs.open(path, mode, **kwargs)
+
+    def listdir(self, rel_dir: str = "") -> list[str]:
+        """Return the sorted names in `rel_dir` (the root when empty); ``[]`` if it is missing."""
+        path = self._dir_path(rel_dir)
+        try:
+            entries = self.fs.ls(path, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        children = {entry.rstrip("/") for entry in entries} - {path}
+        return sorted(child.rsplit("/", 1)[-1] for child in children)
+
+    def remove(self, rel: str) -> None:
+        """Delete the file `rel`; a missing file is not an error."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(rel))
+
+    def size(self, rel: str) -> int:
+        """Return the size of `rel` in bytes."""
+        return int(self.fs.size(self._path(rel)))
+
+    def sha256_of(self, rel: str) -> str:
+        """Return the sha256 hex digest of stored file `rel`, read as a stream."""
+        with self.fs.open(self._path(rel), "rb") as stream:
+            return _hash_stream(stream)[0]
+
+    def commit_file(self, local_tmp_file: str | os.PathLike[str], rel_dest: str) -> CommitRecord:
+        """Publish a finished local file atomically at `rel_dest` and consume it.
+
+        Locally, a file already in the destination directory (named with `temporary_name`, so
+        a crash before the commit leaves only a temporary) is fsynced and renamed over the
+        destination; any other file is copied to a temporary in that directory first. On an object
+        store the file is uploaded straight to its final key. Either way the destination is
+        never seen half-written, and the source is gone once the commit succeeded.
+
+        Returns
+        -------
+        CommitRecord
+            `rel_dest` with the sha256 and size of the committed content.
+        """
+        src = Path(local_tmp_file)
+        dest = self._path(rel_dest)
+        if self.is_local:
+            dest_path = Path(dest)
+            dest_path.parent.mkdir(parents=True, exist_ok=True)
+            in_place = src.resolve().parent == dest_path.parent.resolve()
+            with src.open("rb") as stream:
+                digest, size = _hash_stream(stream)
+                if in_place:
+                    os.fsync(stream.fileno())
+            if in_place:
+                os.replace(src, dest_path)
+                _fsync_dir(dest_path.parent)
+            else:
+                _write_local_atomic(dest_path, lambda out: _copy_file(src, out))
+                src.unlink()
+        else:
+            with src.open("rb") as stream:
+                digest, size = _hash_stream(stream)
+            self.fs.put_file(str(src), dest)
+            src.unlink()
+        return CommitRecord(rel_dest, digest, size)
+
+    def write_bytes_atomic(self, rel_dest: str, data: bytes) -> CommitRecord:
+        """Write `data` to `rel_dest` atomically and return its `CommitRecord`."""
+        dest = self._path(rel_dest)
+        if self.is_local:
+            dest_path = Path(dest)
+            dest_path.parent.mkdir(parents=True, exist_ok=True)
+            _write_local_atomic(dest_path, lambda out: out.write(data))
+        else:
+            self.fs.pipe_file(dest, data)
+        return CommitRecord(rel_dest, hashlib.sha256(data).hexdigest(), len(data))
+
+    def write_json_atomic(self, rel: str, obj: Any) -> CommitRecord:
+        """Write `obj` as JSON (sorted keys, indent 2) to `rel` atomically."""
+        text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
+        return self.write_bytes_atomic(rel, text.encode("utf-8"))
+
+    def remove_temporaries(self, rel_dir: str = "") -> list[str]:
+        """Delete leftover ``*.tmp-*`` files of crashed runs in `rel_dir` (the root when empty).
+
+        Call it only while holding the `DatasetLock`: a live run's temporaries look the same.
+
+        Returns
+        -------
+        list of str
+            The removed paths, relative to the root.
+        """
+        removed = []
+        for name in fnmatch.filter(self.listdir(rel_dir), TEMP_PATTERN):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            self.remove(rel)
+            removed.append(rel)
+        return removed
+
+
+def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """Return the sha256 hex digest and length of what is left in `stream`."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK_BYTES):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _copy_file(src: Path, out: BinaryIO) -> None:
+    with src.open("rb") as stream:
+        shutil.copyfileobj(stream, out, CHUNK_BYTES)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or creation in directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_local_atomic(dest: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Fill a temporary next to `dest`, fsync it and rename it over `dest`; never half a file."""
+    tmp = dest.with_name(temporary_name(dest.name))
+    try:
+        with tmp.open("xb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+
+
+class DatasetLockedError(RuntimeError):
+    """Another run holds the dataset's lock."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _holder_is_dead(holder: dict[str, Any]) -> bool:
+    """Whether a lock record names a process on this host that no longer exists."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, owned by another user
+    return False
+
+
+def _parse_record(text: str) -> dict[str, Any]:
+    """Parse a lock record; an unreadable one (a run died while creating it) gives ``{}``."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+class DatasetLock:
+    """Context manager that keeps a second run off the same dataset.
+
+    The lock is ``<dataset>/.lock``, a JSON record of the holder (host, pid, start time, a unique
+    token and `owner_info`), removed on exit if it is still ours.
+
+    On a local filesystem the lock is created exclusively (``O_CREAT|O_EXCL``). A lock whose
+    process is dead on this host is stale: it is removed with a warning (race-free, see
+    `_remove_stale`) and created anew.
+
+    On an object store, which has no exclusive create, locking is best effort: a lock whose
+    heartbeat (refreshed every `heartbeat_s` by a background thread) is younger than
+    `stale_after_s` is respected; otherwise we write our own and read it back after `settle_s`,
+    going ahead only if our token is still there. Two runs can both go ahead only if one of them
+    checks and writes more than `settle_s` apart, straddling the other's whole write-and-settle.
+
+    Parameters
+    ----------
+    store : DatasetStore
+        The dataset to lock.
+    owner_info : dict, optional
+        JSON-serialisable details shown to a refused run (command, user, ...).
+    stale_after_s, heartbeat_s, settle_s : float
+        Object stores only: heartbeat age after which a lock is abandoned, heartbeat period,
+        and the delay before re-reading a freshly written lock.
+
+    Raises
+    ------
+    DatasetLockedError
+        On entry, when another run holds the lock; the message names it and what to do.
+    """
+
+    def __init__(
+        self,
+        store: DatasetStore,
+        owner_info: dict[str, Any] | None = None,
+        *,
+        stale_after_s: float = 6 * 3600.0,
+        heartbeat_s: float = 300.0,
+        settle_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.stale_after_s = stale_after_s
+        self.heartbeat_s = heartbeat_s
+        self.settle_s = settle_s
+        self.token = uuid.uuid4().hex
+        self.record: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": _now(),
+            "token": self.token,
+            "owner": dict(owner_info or {}),
+        }
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def __enter__(self) -> DatasetLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock or raise `DatasetLockedError`."""
+        if self.store.is_local:
+            self._acquire_local()
+        else:
+            self._acquire_remote()
+
+    def release(self) -> None:
+        """Give the lock back, unless another run has taken it over meanwhile."""
+        if self._heartbeat is not None:
+            self._stop.set()
+            self._heartbeat.join()
+            self._heartbeat = None
+        holder = self._read()
+        if holder.get("token") == self.token:
+            self.store.remove(LOCK_NAME)
+        else:
+            log.warning("dataset lock %s is no longer ours; leaving it", self.store.url(LOCK_NAME))
+
+    def _read(self) -> dict[str, Any]:
+        """Return the current lock record; ``{}`` when there is none or it is unreadable."""
+        try:
+            return _parse_record(self.store.read_text(LOCK_NAME))
+        except FileNotFoundError:
+            return {}
+
+    def _error(self, holder: dict[str, Any]) -> DatasetLockedError:
+        if "pid" in holder:
+            who = (
+                f"pid {holder['pid']} on host {holder.get('host')}, started {holder.get('started')}"
+            )
+            if holder.get("owner"):
+                who += f" ({json.dumps(holder['owner'], sort_keys=True)})"
+        else:
+            who = "an unknown run (its lock file is unreadable)"
+        expiry = (
+            ""
+            if self.store.is_local
+            else f" A lock without a heartbeat for {self.stale_after_s / 3600:g} h is taken over."
+        )
+        return DatasetLockedError(
+            f"dataset {self.store.url()} is in use by {who}. Wait for that run to finish; if that "
+            f"process is dead, remove {self.store.url(LOCK_NAME)} and run again.{expiry}"
+        )
+
+    def _acquire_local(self) -> None:
+        path = self.store.local_path(LOCK_NAME)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        holder: dict[str, Any] = {}
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    holder = _parse_record(path.read_text())
+                except FileNotFoundError:
+                    continue
+                if not _holder_is_dead(holder):
+                    raise self._error(holder) from None
+                _remove_stale(path, holder)
+                continue
+            with os.fdopen(fd, "w") as out:
+                json.dump(self.record, out)
+                out.flush()
+                os.fsync(out.fileno())
+            _fsync_dir(path.parent)
+            return
+        raise self._error(holder)
+
+    def _acquire_remote(self) -> None:
+        holder = self._read()
+        if holder:
+            if _age_s(holder) < self.stale_after_s:
+                raise self._error(holder)
+            log.warning(
+                "taking over the dataset lock of pid %s on %s: no heartbeat since %s",
+                holder.get("pid"),
+                holder.get("host"),
+                holder.get("heartbeat"),
+            )
+        self.record["heartbeat"] = _now()
+        self.store.write_json_atomic(LOCK_NAME, self.record)
+        time.sleep(self.settle_s)
+        holder = self._read()
+        if holder.get("token") != self.token:
+            raise self._error(holder)
+        self._stop.clear()
+        self._heartbeat = threading.Thread(target=self._beat, name="dataset-lock", daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Refresh the heartbeat of a remote lock until released or taken over."""
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                if self._read().get("token") != self.token:
+                    log.error("dataset lock %s was taken over", self.store.url(LOCK_NAME))
+                    return
+                self.record["heartbeat"] = _now()
+                self.store.write_json_atomic(LOCK_NAME, self.record)
+            except Exception:  # keep beating through transient store errors
+                log.exception("could not refresh dataset lock %s", self.store.url(LOCK_NAME))
+
+
+def _age_s(holder: dict[str, Any]) -> float:
+    """Seconds since the holder's last heartbeat; 0 when it has none (never presumed stale)."""
+    try:
+        beat = datetime.fromisoformat(holder["heartbeat"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return (datetime.now(UTC) - beat).total_seconds()
+
+
+def _remove_stale(path: Path, holder: dict[str, Any]) -> None:
+    """Delete the lock file at `path` if it still holds the stale record `holder`.
+
+    Runs taking over the same stale lock serialise on an ``flock`` of its inode, and each checks,
+    under that flock, that `path` still names that inode and record before unlinking it. Since a
+    live lock is only ever created with ``O_EXCL`` (never renamed into place), a lock created by
+    another run meanwhile is never removed.
+    """
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        return
+    with stream:
+        fcntl.flock(stream, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            return
+        opened = os.fstat(stream.fileno())
+        if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+            return
+        if _parse_record(stream.read().decode("utf-8", "replace")) != holder:
+            return
+        path.unlink()
+    log.warning(
+        "removed stale dataset lock %s of dead pid %s (started %s)",
+        path,
+        holder.get("pid"),
+        holder.get("started"),
+    )

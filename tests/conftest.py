@@ -1,0 +1,31 @@
+"""Shared fixtures: paths to the real data in ../shared and the local servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.http_media_server import media_server  # noqa: F401  (fixture)
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+AUDIOSET = SHARED / "audioset"
+
+
+@pytest.fixture(scope="session")
+def audioset_dir() -> Path:
+    """AudioSet's real metadata files."""
+    if not (AUDIOSET / "class_labels_indices.csv").exists():
+        pytest.fail(f"shared data missing at {AUDIOSET}: CI must have ../shared beside the clone")
+    return AUDIOSET
+
+
+@pytest.fixture(scope="session")
+def audioset_classes(audioset_dir: Path):
+    """AudioSet's 527-class map."""
+    from schemas.classmap import ClassMap
+
+    return ClassMap.load(audioset_dir / "class_labels_indices.csv")

@@ -1,0 +1,197 @@
+"""Hostile and malformed input, concurrent runs, inspection and verification through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import pytest
+
+from tests.ingest_helpers import audiomill, hdf5_clips, ledger, manifest
+from tests.media import write_media
+
+CLASSES = "index,mid,display_name\n0,/m/a,Alpha\n1,/m/b,Beta\n"
+
+
+def _tree(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")}
+
+
+@pytest.mark.slow
+def test_hostile_ids_never_become_commands_or_paths(tmp_path: Path):
+    audio = tmp_path / "audio"
+    write_media(audio / "good_id_001.wav", 3.0, 16000)
+    write_media(audio / "Ygood_id_002.wav", 2.0, 16000)
+    (tmp_path / "classes.csv").write_text(CLASSES)
+    long_id = "L" * 300
+    segs = tmp_path / "segments.csv"
+    segs.write_text(
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+        'good_id_001, 0.000, 2.000, "/m/a"\n'
+        'good_id_002, 30.000, 32.000, "/m/b,/m/a"\n'
+        '--exec=touch x, 0.000, 2.000, "/m/a"\n'
+        '../../etc/passwd, 0.000, 2.000, "/m/a"\n'
+        '$(reboot), 0.000, 2.000, "/m/a"\n'
+        'héllo_wörld, 0.000, 2.000, "/m/a"\n'
+        f'{long_id}, 0.000, 2.000, "/m/a"\n'
+        'good_id_003, 5.000, 2.000, "/m/a"\n'
+        'good_id_004, 0.000, 2.000, "/m/unknown"\n'
+        "broken line without fields\n"
+        'good_id_001, 0.000, 2.000, "/m/a"\n'
+    )
+    work = tmp_path / "cwd"
+    work.mkdir()
+    before = _tree(tmp_path) - _tree(work)
+    out = tmp_path / "ds"
+    proc = audiomill(
+        "ingest", "--segments", str(segs), "--classes", str(tmp_path / "classes.csv"),
+        "--out", str(out), "--audio-root", str(audio), "--sample-rate", "8000",
+        "--clip-seconds", "2", "--workers", "1", cwd=work,
+    )  # fmt: skip
+    assert "segments.csv:12: duplicate clip id 'good_id_001_0' (first on line 2)" in proc.stderr
+    assert "segments.csv:11: expected 4 fields" in proc.stderr
+    rows = ledger(out)
+    assert rows["good_id_001_0"]["status"] == "ok"
+    assert rows["good_id_002_30000"]["status"] == "ok"
+    for bad in (
+        "--exec=touch x_0",
+        "../../etc/passwd_0",
+        "$(reboot)_0",
+        "héllo_wörld_0",
+        f"{long_id}_0",
+        "good_id_003_5000",
+        "good_id_004_0",
+    ):
+        assert rows[bad]["status"] == "failed", bad
+        assert rows[bad]["reason"] == "validation", bad
+    assert "expect_column_values_to_match_regex" in rows["$(reboot)_0"]["detail"]
+    assert "num_unknown_labels" in rows["good_id_004_0"]["detail"]
+    assert (
+        "end_s" in rows["good_id_003_5000"]["detail"]
+        or "duration" in rows["good_id_003_5000"]["detail"]
+    )
+    assert list(work.iterdir()) == []
+    after = _tree(tmp_path) - _tree(work) - _tree(out) - {out}
+    assert after == before
+    assert not Path("/etc/passwd_0").exists()
+    clips = hdf5_clips(out)
+    assert clips["good_id_002_30000"]["audio_name"] == "Ygood_id_002.wav"
+    assert clips["good_id_002_30000"]["labels"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_second_concurrent_run_is_refused(tmp_path: Path):
+    from pipelines.storage import DatasetLock, DatasetStore
+
+    write_media(tmp_path / "a.wav", 1.0, 8000)
+    (tmp_path / "m.csv").write_text("path,labels\na.wav,x\n")
+    out = tmp_path / "ds"
+    out.mkdir()
+    with DatasetLock(DatasetStore(str(out)), {"host": "test", "pid": os.getpid()}):
+        proc = audiomill(
+            "ingest", "--segments", str(tmp_path / "m.csv"), "--out", str(out), check=False
+        )
+    assert proc.returncode == 2
+    assert "lock" in proc.stderr.lower() and str(os.getpid()) in proc.stderr
+    assert not (out / "manifest.json").exists()
+
+
+def test_bad_arguments_get_clear_errors(tmp_path: Path):
+    (tmp_path / "m.csv").write_text("path,labels\na.wav,x\n")
+    cases = [
+        (["--source", "ftp"], "--source must be one of"),
+        (["--source", "http"], "--url-template"),
+        (["--sample-rate", "0"], "--sample-rate must be positive"),
+        (["--format", "mp4"], "--format must be among"),
+        (["--cookies", str(tmp_path / "nope.txt")], "no such file"),
+    ]
+    for extra, message in cases:
+        proc = audiomill(
+            "ingest",
+            "--segments",
+            str(tmp_path / "m.csv"),
+            "--out",
+            str(tmp_path / "ds"),
+            *extra,
+            check=False,
+        )
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert message in proc.stderr, (extra, proc.stderr)
+    proc = audiomill(
+        "ingest",
+        "--segments",
+        str(tmp_path / "nope.csv"),
+        "--out",
+        str(tmp_path / "ds"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "nope.csv" in proc.stderr
+
+
+def test_segments_inspect_real_audioset(audioset_dir: Path):
+    proc = audiomill(
+        "segments", "inspect", str(audioset_dir / "balanced_train_segments.csv"),
+        "--classes", str(audioset_dir / "class_labels_indices.csv"), "--json",
+    )  # fmt: skip
+    rep = json.loads(proc.stdout)
+    assert rep["segments"] == 22160
+    assert rep["positive_labels"] == 52882
+    assert rep["classes_used"] == 527
+    assert rep["problems"] == []
+
+
+def test_segments_inspect_lists_every_bad_line(tmp_path: Path, audioset_dir: Path):
+    segs = tmp_path / "s.csv"
+    segs.write_text(
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+        'aaaaaaaaaaa, 0.000, 10.000, "/m/09x0r"\n'
+        'bbbbbbbbbbb, 10.000, 5.000, "/m/09x0r"\n'
+        "ccccccccccc, 0.000\n"
+        'ddddddddddd, 0.000, 10.000, "/m/nothing"\n'
+        'aaaaaaaaaaa, 0.000, 10.000, "/m/09x0r"\n'
+    )
+    proc = audiomill(
+        "segments",
+        "inspect",
+        str(segs),
+        "--classes",
+        str(audioset_dir / "class_labels_indices.csv"),
+        check=False,
+    )
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(str(segs))]
+    assert [ln.split(":")[1] for ln in lines] == ["3", "4", "5", "6"]
+    assert "unknown labels: /m/nothing" in proc.stdout
+    assert "duplicate" in lines[3]
+
+
+@pytest.mark.slow
+def test_verify_detects_corruption(tmp_path: Path):
+    for i in range(4):
+        write_media(tmp_path / f"a{i}.wav", 1.0, 8000, seed=i)
+    (tmp_path / "m.csv").write_text("path,labels\n" + "".join(f"a{i}.wav,x\n" for i in range(4)))
+    out = tmp_path / "ds"
+    audiomill(
+        "ingest",
+        "--segments",
+        str(tmp_path / "m.csv"),
+        "--out",
+        str(out),
+        "--sample-rate",
+        "8000",
+        "--clip-seconds",
+        "1",
+        "--shard-clips",
+        "2",
+        "--workers",
+        "1",
+    )
+    assert "OK" in audiomill("dataset", "verify", str(out)).stdout
+    shard = out / manifest(out)["splits"]["train"]["shards"][1]["files"]["hdf5"]["path"]
+    with h5py.File(shard, "r+") as hf:
+        hf["waveform"][0, :10] = 1234
+    proc = audiomill("dataset", "verify", str(out), check=False)
+    assert proc.returncode == 1
+    assert "shard-00001.h5: sha256 mismatch" in proc.stdout

@@ -1,0 +1,379 @@
+"""The ``audiomill`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="Turn audio into training-ready datasets and trained classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+segments_app = typer.Typer(help="Look at segment lists before ingesting.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Describe and check datasets.", no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
+app.add_typer(dataset_app, name="dataset")
+console = Console(stderr=True)
+out = Console()
+
+StorageOptions = Annotated[
+    str | None,
+    typer.Option(
+        "--storage-options",
+        help="JSON object passed to fsspec for s3:// and other remote paths, e.g. "
+        '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:8333"}}\'. '
+        "Defaults to $AUDIOMILL_STORAGE_OPTIONS.",
+    ),
+]
+
+
+def _storage_options(text: str | None) -> dict | None:
+    text = text or os.environ.get("AUDIOMILL_STORAGE_OPTIONS")
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--storage-options") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
+    return value
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ingest(
+    ctx: typer.Context,
+    segments: Annotated[
+        str,
+        typer.Option(
+            help="AudioSet segments CSV, custom manifest (CSV/JSONL with path or url columns), "
+            "or a folder of audio files (labels from sub-folder names)."
+        ),
+    ],
+    out: Annotated[str, typer.Option(help="Dataset directory or URL (s3://bucket/prefix).")],
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Class map CSV (index,mid,display_name). Optional for manifests and folders: "
+            "their labels make the class map."
+        ),
+    ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="youtube | http | local | auto. auto: manifest rows use their url/path; "
+            "AudioSet rows use http with --url-template, local with --audio-root, else youtube."
+        ),
+    ] = "auto",
+    url_template: Annotated[
+        str | None,
+        typer.Option(
+            help="URL for http sources, fields {ytid} {clip_id} {start} {end}, "
+            "e.g. 'http://host/{ytid}.wav'. Fetched with yt-dlp; values are URL-quoted."
+        ),
+    ] = None,
+    audio_root: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder of local audio. AudioSet rows look for <clip_id>.*, Y<YTID>.* (cut "
+            "already) or <YTID>.* (cut here); manifest paths are relative to it."
+        ),
+    ] = None,
+    precut: Annotated[
+        bool, typer.Option(help="Source files already hold just the segment.")
+    ] = False,
+    sample_rate: Annotated[int, typer.Option(help="Output sample rate in Hz.")] = 32000,
+    clip_seconds: Annotated[
+        float, typer.Option(help="Clip length in seconds; shorter clips are zero padded.")
+    ] = 10.0,
+    format: Annotated[
+        str, typer.Option("--format", help="Shard formats: hdf5, parquet, or hdf5,parquet.")
+    ] = "hdf5",
+    shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
+    split: Annotated[str, typer.Option(help="Split name (manifest rows may override).")] = "train",
+    workers: Annotated[int, typer.Option(help="Beam DirectRunner worker processes.")] = 2,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(help="Global download requests per second across all workers."),
+    ] = None,
+    retries: Annotated[int, typer.Option(help="Retries of transient download failures.")] = 3,
+    timeout: Annotated[float, typer.Option(help="Network timeout in seconds.")] = 30.0,
+    cookies: Annotated[
+        str | None, typer.Option(help="Netscape cookies file for yt-dlp (sign-in walls).")
+    ] = None,
+    exact_cuts: Annotated[
+        bool, typer.Option(help="Re-encode at section cuts (exact start, slower).")
+    ] = False,
+    min_coverage: Annotated[
+        float, typer.Option(help="Fraction of the requested duration a clip must deliver.")
+    ] = 0.9,
+    max_silence: Annotated[
+        float, typer.Option(help="Largest fraction of silent 100 ms frames accepted.")
+    ] = 0.99,
+    max_clipping: Annotated[
+        float, typer.Option(help="Largest fraction of clipped samples accepted.")
+    ] = 0.01,
+    retry_reason: Annotated[
+        list[str] | None,
+        typer.Option(help="Also retry clips that failed permanently for this reason."),
+    ] = None,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Fetch, decode, validate and shard a segment list into a dataset.
+
+    Beam options go after `--`, e.g. `-- --runner=FlinkRunner --flink_master=host:8081`.
+    Re-running on the same --out resumes: committed clips and permanent failures are
+    skipped, transient failures retried.
+    """
+    from pipelines.ingest import IngestConfig, run_ingest
+    from pipelines.storage import DatasetLockedError
+    from schemas.errors import InputFormatError
+
+    beam_args = [a for a in ctx.args if a != "--"]
+    cfg = IngestConfig(
+        segments=segments,
+        out=out,
+        classes=classes,
+        source=source,
+        url_template=url_template,
+        audio_root=audio_root,
+        precut=precut,
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        formats=tuple(f.strip() for f in format.split(",") if f.strip()),
+        shard_clips=shard_clips,
+        split=split,
+        workers=workers,
+        rate_limit=rate_limit,
+        retries=retries,
+        socket_timeout=timeout,
+        cookies=cookies,
+        exact_cuts=exact_cuts,
+        min_coverage=min_coverage,
+        max_silence=max_silence,
+        max_clipping=max_clipping,
+        retry_reasons=tuple(retry_reason or ()),
+        storage_options=_storage_options(storage_options),
+        beam_args=beam_args,
+    )
+    _check_ingest_args(cfg)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[shards]} shards"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("clips", total=None, shards=0)
+        try:
+            summary = run_ingest(
+                cfg,
+                log=lambda m: progress.console.print(
+                    m, markup=False, highlight=False, soft_wrap=True
+                ),
+                progress=lambda done, shards: progress.update(task, completed=done, shards=shards),
+                on_plan=lambda n: progress.update(task, total=n),
+            )
+        except (InputFormatError, DatasetLockedError, ValueError, FileNotFoundError) as exc:
+            progress.stop()
+            _fail(str(exc))
+        progress.update(task, completed=summary.planned, shards=summary.shards)
+    _print_ingest_summary(summary)
+    if not summary.usable:
+        _fail("the dataset holds no clips: see the failures above", code=1)
+
+
+def _check_ingest_args(cfg) -> None:
+    from pipelines.sources import SOURCES
+
+    if cfg.source not in SOURCES:
+        _fail(f"--source must be one of {', '.join(SOURCES)}, not {cfg.source!r}")
+    if cfg.source == "http" and not cfg.url_template:
+        _fail("--source http needs --url-template, e.g. 'http://host/{ytid}.wav'")
+    if cfg.source == "local" and not cfg.audio_root and not Path(cfg.segments).exists():
+        _fail("--source local needs --audio-root")
+    for name, value in (("--sample-rate", cfg.sample_rate), ("--clip-seconds", cfg.clip_seconds),
+                        ("--workers", cfg.workers), ("--shard-clips", cfg.shard_clips)):
+        if value <= 0:
+            _fail(f"{name} must be positive, not {value}")
+    if not 0 < cfg.min_coverage <= 1:
+        _fail("--min-coverage must be in (0, 1]")
+    if cfg.rate_limit is not None and cfg.rate_limit <= 0:
+        _fail("--rate-limit must be positive")
+    if cfg.cookies and not Path(cfg.cookies).is_file():
+        _fail(f"--cookies {cfg.cookies}: no such file")
+
+
+def _print_ingest_summary(summary) -> None:
+    table = Table(title=f"ingest {summary.run_id}", show_header=False)
+    table.add_row("segments requested", str(summary.requested))
+    table.add_row("malformed lines", str(len(summary.malformed)))
+    table.add_row("already done (skipped)", str(summary.already_done))
+    table.add_row("processed this run", str(summary.planned))
+    table.add_row("committed this run", str(summary.committed))
+    for reason, n in sorted(summary.failed.items()):
+        table.add_row(f"failed: {reason}", str(n))
+    table.add_row("shards written", str(summary.shards))
+    table.add_row("clips in dataset", str(summary.dataset_clips))
+    rate = summary.planned / summary.seconds if summary.seconds else 0.0
+    table.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} clips/s)")
+    console.print(table)
+
+
+@segments_app.command("inspect")
+def segments_inspect(
+    file: Annotated[str, typer.Argument(help="Segment list (AudioSet CSV or manifest).")],
+    classes: Annotated[str | None, typer.Option(help="Class map CSV.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    top: Annotated[int, typer.Option(help="Classes to list in the table.")] = 20,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Count segments and labels and list every malformed line with its number and reason.
+
+    Exits 1 when any line has a problem.
+    """
+    from pipelines.segment_report import inspect_segments
+    from schemas.errors import InputFormatError
+
+    try:
+        rep = inspect_segments(file, classes, storage_options=_storage_options(storage_options))
+    except (InputFormatError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table(title=file, show_header=False)
+        t.add_row("segments", str(rep.segments))
+        t.add_row("unique sources", str(rep.unique_sources))
+        t.add_row("positive labels", str(rep.positive_labels))
+        t.add_row("classes used", f"{rep.classes_used} of {rep.num_classes}")
+        for key, value in rep.header.items():
+            t.add_row(f"header {key}", str(value))
+        out.print(t)
+        pc = Table(title=f"top {top} classes")
+        pc.add_column("class")
+        pc.add_column("segments", justify="right")
+        for name, n in list(rep.per_class.items())[:top]:
+            pc.add_row(name, str(n))
+        out.print(pc)
+        for line, reason in rep.problems:
+            out.print(f"{file}:{line}: {reason}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"{len(rep.problems)} problem line(s)")
+    if rep.problems:
+        raise typer.Exit(1)
+
+
+@dataset_app.command("info")
+def dataset_info_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Splits, shards, clip counts, failures by reason and bytes of a dataset."""
+    from pipelines.dataset_tools import dataset_info
+
+    try:
+        info = dataset_info(dataset, _storage_options(storage_options))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    out.print(
+        f"{info['dataset']}: {info['clips']} clips, {info['bytes'] / 1e6:.1f} MB, "
+        f"{info['sample_rate']} Hz x {info['clip_seconds']} s, {info['num_classes']} classes, "
+        f"formats {','.join(info['formats'])}"
+    )
+    t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
+    for name, s in info["splits"].items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["failures_by_reason"].items())
+        t.add_row(name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 1e6:.1f}",
+                  str(s["requested"]), str(s["failed"]), reasons)
+    out.print(t)
+
+
+@dataset_app.command("verify")
+def dataset_verify_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    storage_options: StorageOptions = None,
+) -> None:
+    """Check checksums, row counts, readability and ledger agreement; exit 1 on any mismatch."""
+    from pipelines.dataset_tools import verify_dataset
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("verifying", total=None)
+        try:
+            rep = verify_dataset(
+                dataset,
+                _storage_options(storage_options),
+                progress=lambda d, n: progress.update(task, completed=d, total=n),
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            progress.stop()
+            _fail(str(exc))
+    for p in rep.problems:
+        out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"{rep.files_checked} files, {rep.clips_checked} clips checked: "
+              + ("OK" if rep.ok else f"{len(rep.problems)} problem(s)"))
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def quickstart(
+    out: Annotated[str, typer.Option(help="Where to write the demo audio and dataset.")] = (
+        "quickstart-out"
+    ),
+    clips_per_class: Annotated[int, typer.Option(help="Demo clips per class.")] = 4,
+    workers: Annotated[int, typer.Option(help="Beam worker processes.")] = 2,
+) -> None:
+    """Make demo audio and ingest it, offline: the embedded default job."""
+    from workflows.demo import make_demo
+
+    root = Path(out)
+    manifest = make_demo(root / "demo-audio", clips_per_class=clips_per_class)
+    console.print(f"demo audio and manifest written to {manifest.parent}")
+    ctx = typer.Context(typer.main.get_command(app))
+    ctx.args = []
+    ingest(
+        ctx,
+        segments=str(manifest),
+        out=str(root / "dataset"),
+        classes=str(manifest.parent / "classes.csv"),
+        format="hdf5,parquet",
+        shard_clips=8,
+        clip_seconds=4.0,
+        sample_rate=16000,
+        workers=workers,
+        source="auto", url_template=None, audio_root=None, precut=False, split="train",
+        rate_limit=None, retries=3, timeout=30.0, cookies=None, exact_cuts=False,
+        min_coverage=0.9, max_silence=0.99, max_clipping=0.01, retry_reason=None,
+        storage_options=None,
+    )
+    dataset_verify_cmd(str(root / "dataset"), storage_options=None)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted: re-run the same command to resume")
+        sys.exit(130)
