@@ -46,6 +46,11 @@ def write_media(
     path = Path(path)
     fmt, subtype = FORMATS[path.suffix.lstrip(".").lower()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, make_signal(seconds, sample_rate, channels, freq, seed), sample_rate,
-             format=fmt, subtype=subtype)
+    sf.write(
+        path,
+        make_signal(seconds, sample_rate, channels, freq, seed),
+        sample_rate,
+        format=fmt,
+        subtype=subtype,
+    )
     return path

@@ -209,8 +209,12 @@ def _check_ingest_args(cfg) -> None:
         _fail("--source http needs --url-template, e.g. 'http://host/{ytid}.wav'")
     if cfg.source == "local" and not cfg.audio_root and not Path(cfg.segments).exists():
         _fail("--source local needs --audio-root")
-    for name, value in (("--sample-rate", cfg.sample_rate), ("--clip-seconds", cfg.clip_seconds),
-                        ("--workers", cfg.workers), ("--shard-clips", cfg.shard_clips)):
+    for name, value in (
+        ("--sample-rate", cfg.sample_rate),
+        ("--clip-seconds", cfg.clip_seconds),
+        ("--workers", cfg.workers),
+        ("--shard-clips", cfg.shard_clips),
+    ):
         if value <= 0:
             _fail(f"{name} must be positive, not {value}")
     if not 0 < cfg.min_coverage <= 1:
@@ -304,8 +308,15 @@ def dataset_info_cmd(
     t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
     for name, s in info["splits"].items():
         reasons = ", ".join(f"{k}: {v}" for k, v in s["failures_by_reason"].items())
-        t.add_row(name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 1e6:.1f}",
-                  str(s["requested"]), str(s["failed"]), reasons)
+        t.add_row(
+            name,
+            str(s["clips"]),
+            str(s["shards"]),
+            f"{s['bytes'] / 1e6:.1f}",
+            str(s["requested"]),
+            str(s["failed"]),
+            reasons,
+        )
     out.print(t)
 
 
@@ -330,8 +341,10 @@ def dataset_verify_cmd(
             _fail(str(exc))
     for p in rep.problems:
         out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"{rep.files_checked} files, {rep.clips_checked} clips checked: "
-              + ("OK" if rep.ok else f"{len(rep.problems)} problem(s)"))
+    out.print(
+        f"{rep.files_checked} files, {rep.clips_checked} clips checked: "
+        + ("OK" if rep.ok else f"{len(rep.problems)} problem(s)")
+    )
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -362,9 +375,20 @@ def quickstart(
         clip_seconds=4.0,
         sample_rate=16000,
         workers=workers,
-        source="auto", url_template=None, audio_root=None, precut=False, split="train",
-        rate_limit=None, retries=3, timeout=30.0, cookies=None, exact_cuts=False,
-        min_coverage=0.9, max_silence=0.99, max_clipping=0.01, retry_reason=None,
+        source="auto",
+        url_template=None,
+        audio_root=None,
+        precut=False,
+        split="train",
+        rate_limit=None,
+        retries=3,
+        timeout=30.0,
+        cookies=None,
+        exact_cuts=False,
+        min_coverage=0.9,
+        max_silence=0.99,
+        max_clipping=0.01,
+        retry_reason=None,
         storage_options=None,
     )
     dataset_verify_cmd(str(root / "dataset"), storage_options=None)
