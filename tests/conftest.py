@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_media_server import media_server  # noqa: F401  (fixture)
+from tests.s3_server import s3_server  # noqa: F401  (fixture)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
