@@ -90,7 +90,7 @@ class PeakRSS:
 
 def _decode_resample(path: str) -> int:
     x, sr = sf.read(path, dtype="float32")
-    mono = x.mean(axis=1) if x.ndim == 2 else x
+    mono = x @ np.full(x.shape[1], 1 / x.shape[1], dtype=x.dtype) if x.ndim == 2 else x
     return len(soxr.resample(mono, sr, SR_OUT, quality="HQ"))
 
 
