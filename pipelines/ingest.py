@@ -258,6 +258,7 @@ def run_ingest(
         seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
         segments, dupes = _dedupe(seglist.segments)
         seglist.malformed.extend(dupes)
+        _write_segments_table(store, segments, run_id)
         for bad_line in seglist.malformed:
             log(f"malformed: {bad_line}")
         splits = sorted({s.split for s in seglist.segments} | {cfg.split})
@@ -363,6 +364,14 @@ def run_ingest(
         record_run(manifest, run)
         save_manifest(store, manifest)
     return summary
+
+
+def _write_segments_table(store: DatasetStore, segments: list[Segment], run_id: str) -> None:
+    """Keep the normalized table of what this run was asked for (for reports and audits)."""
+    with tempfile.TemporaryDirectory(prefix="audiomill-segments-") as tmp:
+        local = os.path.join(tmp, "segments.parquet")
+        pq.write_table(segments_to_table(segments), local)
+        store.commit_file(local, f"segments/{run_id}.parquet")
 
 
 def _expectations(names: list[str]) -> str:

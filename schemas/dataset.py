@@ -6,6 +6,7 @@ A dataset is a directory or fsspec URL::
     classes.csv     the class map the targets use
     ledger/<split>/ Parquet parts, one row per requested clip (see ``schemas.ledger``)
     waveforms/<split>/shard-NNNNN.h5 | .parquet
+    segments/<run>.parquet  the normalized segments each ingest run was asked for
     reports/        Great Expectations results and Data Docs, dataset reports
     .staging/       work in progress of an interrupted or running ingest (never read by users)
 

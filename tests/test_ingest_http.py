@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from schemas.segments import SEGMENT_SCHEMA
 from tests.http_media_server import MediaServer, Script
 from tests.ingest_helpers import audiomill, hdf5_clips, ledger, manifest
 from tests.media import write_media
@@ -98,6 +100,9 @@ def test_ingest_through_ytdlp_http(media_server: MediaServer, tmp_path: Path):
     assert m["splits"]["train"]["num_clips"] == len(good)
     assert [s["num_clips"] for s in m["splits"]["train"]["shards"]] == [3, 3, 2]
     assert (out / "reports" / "validation" / "train").is_dir()
+    (requested,) = (out / "segments").glob("*.parquet")
+    table = pq.read_table(requested)
+    assert table.num_rows == 13 and table.schema.equals(SEGMENT_SCHEMA, check_metadata=False)
     assert any(p.suffix == ".html" for p in (out / "reports" / "validation").iterdir())
 
     # a re-run skips committed clips and permanent failures, retries only the 503
