@@ -6,6 +6,7 @@ A dataset is a directory or fsspec URL::
     classes.csv     the class map the targets use
     ledger/<split>/ Parquet parts, one row per requested clip (see ``schemas.ledger``)
     waveforms/<split>/shard-NNNNN.h5 | .parquet
+    embeddings/<model>/<split>/shard-NNNNN.h5 | .parquet   row-aligned with waveforms
     segments/<run>.parquet  the normalized segments each ingest run was asked for
     reports/        Great Expectations results and Data Docs, dataset reports
     .staging/       work in progress of an interrupted or running ingest (never read by users)
@@ -34,6 +35,11 @@ def shard_name(index: int, fmt: str) -> str:
 def waveform_shard_path(split: str, index: int, fmt: str) -> str:
     """Dataset-relative path of a waveform shard."""
     return f"waveforms/{split}/{shard_name(index, fmt)}"
+
+
+def embedding_shard_path(model: str, split: str, index: int, fmt: str) -> str:
+    """Dataset-relative path of an embedding shard (row-aligned with waveform shard ``index``)."""
+    return f"embeddings/{model}/{split}/{shard_name(index, fmt)}"
 
 
 def ledger_dir(split: str) -> str:
@@ -99,6 +105,7 @@ class DatasetManifest:
     clip_seconds: float
     formats: list[str]
     splits: dict[str, SplitEntry] = field(default_factory=dict)
+    embeddings: dict[str, dict[str, SplitEntry]] = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
     stages: dict[str, dict] = field(default_factory=dict)
     schema_version: int = DATASET_SCHEMA_VERSION
@@ -113,14 +120,16 @@ class DatasetManifest:
         """Return (creating if needed) the entry of split ``name``."""
         return self.splits.setdefault(name, SplitEntry())
 
+    def embedding_split(self, model: str, name: str) -> SplitEntry:
+        """Return (creating if needed) the embedding shards of ``model`` for split ``name``."""
+        return self.embeddings.setdefault(model, {}).setdefault(name, SplitEntry())
+
     def to_dict(self) -> dict:
         """JSON-ready form."""
         out = asdict(self)
         out["kind"] = "audiomill-dataset"
-        out["splits"] = {
-            name: {"num_clips": s.num_clips, "shards": [asdict(x) for x in s.shards]}
-            for name, s in sorted(self.splits.items())
-        }
+        out["splits"] = _splits_to_dict(self.splits)
+        out["embeddings"] = {m: _splits_to_dict(s) for m, s in sorted(self.embeddings.items())}
         return out
 
     @classmethod
@@ -138,11 +147,22 @@ class DatasetManifest:
             sample_rate=d["sample_rate"],
             clip_seconds=d["clip_seconds"],
             formats=list(d["formats"]),
-            splits={
-                name: SplitEntry([ShardEntry.from_dict(x) for x in s["shards"]])
-                for name, s in d.get("splits", {}).items()
-            },
+            splits=_splits_from_dict(d.get("splits", {})),
+            embeddings={m: _splits_from_dict(s) for m, s in d.get("embeddings", {}).items()},
             runs=list(d.get("runs", [])),
             stages=dict(d.get("stages", {})),
             created=d.get("created", 0.0),
         )
+
+
+def _splits_to_dict(splits: dict[str, SplitEntry]) -> dict:
+    return {
+        name: {"num_clips": s.num_clips, "shards": [asdict(x) for x in s.shards]}
+        for name, s in sorted(splits.items())
+    }
+
+
+def _splits_from_dict(d: dict) -> dict[str, SplitEntry]:
+    return {
+        name: SplitEntry([ShardEntry.from_dict(x) for x in s["shards"]]) for name, s in d.items()
+    }
