@@ -103,11 +103,13 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
             store.remove(rel)
             removed.append(rel)
     for name in store.listdir(ledger_dir(split)):
-        if name.startswith("shard-") and int(name[6:11]) not in committed:
-            has_record = store.exists(staging.commit_record_path(split, int(name[6:11])))
-            if not has_record:
-                store.remove(f"{ledger_dir(split)}/{name}")
-                removed.append(f"{ledger_dir(split)}/{name}")
+        if not name.startswith("shard-"):
+            continue
+        index = int(name.removeprefix("shard-").split(".")[0])
+        recorded = store.exists(staging.commit_record_path(split, index))
+        if index not in committed and not recorded:
+            store.remove(f"{ledger_dir(split)}/{name}")
+            removed.append(f"{ledger_dir(split)}/{name}")
     return removed
 
 

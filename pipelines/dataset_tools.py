@@ -36,10 +36,9 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
-    state = ledger_state(store)
     splits = {}
     for name, split in sorted(manifest.splits.items()):
-        rows = [r for r in state.values() if r["split"] == name]
+        rows = list(ledger_state(store, name).values())
         failed = Counter(r["reason"] for r in rows if r["status"] != STATUS_OK)
         splits[name] = {
             "clips": split.num_clips,
@@ -97,7 +96,12 @@ def verify_dataset(
             report.problems.append("classes.csv does not match the manifest's class map digest")
     except (FileNotFoundError, ValueError) as exc:
         report.problems.append(f"classes.csv unreadable: {exc}")
-    ok_rows = {c: r for c, r in ledger_state(store).items() if r["status"] == STATUS_OK}
+    ok_rows = {
+        (name, c): r
+        for name in manifest.splits
+        for c, r in ledger_state(store, name).items()
+        if r["status"] == STATUS_OK
+    }
     seen: dict[tuple[str, str, str], int] = {}
     files = [
         (n, s, f) for n, sp in manifest.splits.items() for s in sp.shards for f in s.files.values()
@@ -142,7 +146,7 @@ def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:
         first = seen.setdefault((split, fmt, clip_id), shard.index)
         if first != shard.index:
             problems.append(f"clip {clip_id} also in shard {first}")
-        led = ok_rows.get(clip_id)
+        led = ok_rows.get((split, clip_id))
         if led is None:
             problems.append(f"clip {clip_id} has no committed ledger row")
         elif (led["shard"], led["row"]) != (shard.index, row):

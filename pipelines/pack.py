@@ -65,9 +65,10 @@ def ledger_part_path(split: str, index: int, run_id: str, committed: bool) -> st
     return f"{ledger_dir(split)}/rejected-{run_id}-{index:05d}.parquet"
 
 
-def report_path(split: str, index: int, ext: str) -> str:
-    """Dataset-relative path of a shard's clip validation report."""
-    return f"reports/validation/{split}/clips-shard-{index:05d}.{ext}"
+def report_path(split: str, index: int, ext: str, run_id: str) -> str:
+    """Dataset-relative path of a shard's clip validation report (per run: indices of shards
+    whose clips were all rejected are used again)."""
+    return f"reports/validation/{split}/clips-{run_id}-shard-{index:05d}.{ext}"
 
 
 def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
@@ -138,10 +139,11 @@ def pack_shard(
         pq.write_table(ledger_table(rows), ledger_local)
         ledger_rel = ledger_part_path(split, index, settings.run_id, committed=bool(kept))
         store.commit_file(ledger_local, ledger_rel)
+    report_json = json.dumps(result_json, indent=1).encode()
+    store.write_bytes_atomic(report_path(split, index, "json", settings.run_id), report_json)
     store.write_bytes_atomic(
-        report_path(split, index, "json"), json.dumps(result_json, indent=1).encode()
+        report_path(split, index, "html", settings.run_id), render_html(result_json).encode()
     )
-    store.write_bytes_atomic(report_path(split, index, "html"), render_html(result_json).encode())
     kept_ids = [m["clip_id"] for m in kept]
     record = {
         "split": split,

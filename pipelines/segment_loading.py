@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import posixpath
 
@@ -27,7 +28,7 @@ def looks_like_manifest(text: str, path: str) -> bool:
         return True
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            header = [h.strip() for h in line.split(",")]
+            header = [h.strip() for h in next(csv.reader([line]))]
             return "path" in header or "url" in header
     return False
 

@@ -69,7 +69,10 @@ def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str
     """Map file stems (without extension) to paths for the audio files directly under ``root``."""
     fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
     out: dict[str, str] = {}
-    for entry in sorted(fs.ls(base, detail=False)):
+    for info in sorted(fs.ls(base, detail=True), key=lambda i: i["name"]):
+        if info.get("type") != "file":
+            continue
+        entry = info["name"]
         name = posixpath.basename(entry.rstrip("/"))
         stem, ext = os.path.splitext(name)
         if ext.lower() in AUDIO_EXTENSIONS:

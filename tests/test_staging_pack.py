@@ -1,0 +1,830 @@
+"""The per-clip and per-shard transforms of ingest and the dataset state around them, without Beam:
+staging (``pipelines.staging``), ``stage_clip``, ``pack_shard``, shard planning and Beam options,
+manifest/ledger repair (``pipelines.dataset_state``), ``dataset info`` and ``dataset verify``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from pipelines import staging
+from pipelines.beam_ingest import DEFAULT_RUNNER_ARGS, pipeline_options, plan_shards
+from pipelines.clip_stage import ClipSettings, stage_clip
+from pipelines.dataset_state import (
+    adopt_commits,
+    ledger_state,
+    load_manifest,
+    read_ledger,
+    record_run,
+    remove_orphans,
+    save_manifest,
+)
+from pipelines.dataset_tools import dataset_info, verify_dataset
+from pipelines.fetch import FetchOptions
+from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_path
+from pipelines.storage import DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import (
+    CLASSES,
+    MANIFEST,
+    DatasetManifest,
+    ShardEntry,
+    ShardFile,
+    waveform_shard_path,
+)
+from schemas.ledger import LEDGER_SCHEMA, STATUS_FAILED, STATUS_OK, ledger_table
+from schemas.shards import hdf5_problems, read_hdf5_rows, read_parquet_rows
+from tests.media import write_media
+
+SR = 8000
+CLIP_S = 1.0
+CLASSES_MAP = ClassMap.from_names(["dog", "cat", "bird"])
+HOSTILE_IDS = [
+    "../../etc/passwd",
+    "--exec=rm -rf /",
+    "a/b\\c",
+    "x\0y",
+    "名前 with spaces",
+    "",
+    ".",
+    "$(touch pwned)",
+    "A" * 5000,
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DatasetStore:
+    return DatasetStore(tmp_path / "ds")
+
+
+@pytest.fixture
+def clip_settings(tmp_path: Path) -> ClipSettings:
+    return ClipSettings(
+        sample_rate=SR,
+        clip_seconds=CLIP_S,
+        min_coverage=0.9,
+        fetch=FetchOptions(limiter_state=str(tmp_path / "limit.state"), retries=0),
+    )
+
+
+def _pack_settings(formats=("hdf5", "parquet"), run_id: str = "run1") -> PackSettings:
+    return PackSettings(
+        formats=tuple(formats),
+        sample_rate=SR,
+        clip_seconds=CLIP_S,
+        num_classes=len(CLASSES_MAP),
+        class_map_sha256=CLASSES_MAP.sha256,
+        run_id=run_id,
+    )
+
+
+def _item(clip_id: str, location: str, labels=(0,), split: str = "train", **kw) -> dict:
+    return {
+        "clip_id": clip_id,
+        "split": split,
+        "location": location,
+        "precut": False,
+        "start_s": None,
+        "end_s": None,
+        "labels": list(labels),
+        "audio_name": clip_id,
+        "origin": "manifest.csv",
+        "line": 2,
+        **kw,
+    }
+
+
+def _silent(path: Path, seconds: float = 1.0, sr: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(round(seconds * sr), dtype=np.int16), sr, subtype="PCM_16")
+    return path
+
+
+def _stage(
+    tmp_path: Path,
+    store: DatasetStore,
+    settings: ClipSettings,
+    names: dict[str, tuple[int, ...]],
+    split: str = "train",
+    silent: tuple[str, ...] = (),
+) -> dict[str, dict]:
+    """Stage clip ``name_0`` (labels) from a 1 s tone (or silence) at 16 kHz; return metas."""
+    metas = {}
+    for seed, (name, labels) in enumerate(names.items()):
+        src = tmp_path / "src" / f"{name}.wav"
+        if name in silent:
+            _silent(src)
+        elif not src.exists():
+            write_media(src, 1.0, 16000, freq=300 + 100 * seed, seed=seed)
+        out = stage_clip(
+            _item(f"{name}_0", str(src), labels, split=split, line=seed + 2),
+            store,
+            settings,
+            str(tmp_path / "work"),
+        )
+        assert out["status"] == "ok", out
+        metas[f"{name}_0"] = out["meta"]
+    return metas
+
+
+def _dataset(tmp_path: Path, store: DatasetStore, settings: ClipSettings) -> DatasetManifest:
+    """A committed dataset: shard 0 of 'train' with 3 clips (a silent fourth one rejected),
+    classes.csv, a failures ledger part with one not_found clip."""
+    metas = _stage(
+        tmp_path,
+        store,
+        settings,
+        {"dog": (0,), "cat": (1,), "both": (0, 1), "quiet": (2,)},
+        silent=("quiet",),
+    )
+    manifest = DatasetManifest(
+        class_map_sha256=CLASSES_MAP.sha256,
+        num_classes=len(CLASSES_MAP),
+        sample_rate=SR,
+        clip_seconds=CLIP_S,
+        formats=["hdf5", "parquet"],
+    )
+    store.write_bytes_atomic(CLASSES, CLASSES_MAP.to_csv_text().encode())
+    pack_shard("train", 0, sorted(metas), store, _pack_settings())
+    adopt_commits(store, manifest, "train")
+    _write_part(
+        store,
+        "ledger/train/failures-run1.parquet",
+        [_failed("gone_0", "not_found", 5.0)],
+    )
+    return manifest
+
+
+def _failed(clip_id: str, reason: str, t: float, split: str = "train") -> dict:
+    return {
+        "clip_id": clip_id,
+        "split": split,
+        "status": STATUS_FAILED,
+        "reason": reason,
+        "run_id": "run1",
+        "recorded_at": t,
+    }
+
+
+def _write_part(store: DatasetStore, rel: str, rows: list[dict]) -> None:
+    buf = io.BytesIO()
+    pq.write_table(ledger_table(rows), buf)
+    store.write_bytes_atomic(rel, buf.getvalue())
+
+
+def _ledger_rows(store: DatasetStore, rel: str) -> list[dict]:
+    return pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pylist()
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def test_clip_key_is_stable():
+    assert staging.clip_key("abc") == hashlib.sha256(b"abc").hexdigest()[:32]
+    assert staging.clip_key("abc") == "ba7816bf8f01cfea414140de5dae2223"
+    assert staging.clip_key("--PJHxphWEs_30000") == staging.clip_key("--PJHxphWEs_30000")
+    assert staging.clip_key("a_1") != staging.clip_key("a_10")
+
+
+@pytest.mark.parametrize("clip_id", HOSTILE_IDS)
+def test_staging_paths_are_path_safe_for_hostile_ids(clip_id, store):
+    key = staging.clip_key(clip_id)
+    assert len(key) == 32 and set(key) <= set("0123456789abcdef")
+    for rel in (
+        staging.staged_clip_path("train", clip_id),
+        staging.failed_path("train", clip_id),
+    ):
+        assert rel.startswith(".staging/train/")
+        assert rel.rsplit("/", 1)[-1].startswith(key)
+        store.url(rel)  # accepted by the store: relative, no '..', no NUL or backslash
+    assert staging.commit_record_path("eval", 7) == ".staging/eval/commits/shard-00007.json"
+
+
+@pytest.mark.parametrize("clip_id", ["--exec=rm -rf /_30000", "../../x_0"])
+def test_write_and_read_staged_clip(store, clip_id):
+    wave = np.arange(-500, 500, dtype=np.int16)
+    meta = {
+        "clip_id": clip_id,
+        "labels": [0, 2],
+        "start_s": None,
+        "peak": 0.25,
+        "audio_name": "Yé.wav",
+    }
+    staging.write_staged_clip(store, "train", wave, meta)
+    got_wave, got_meta = staging.read_staged_clip(store, "train", clip_id)
+    assert got_wave.dtype == np.int16
+    np.testing.assert_array_equal(got_wave, wave)
+    assert got_meta == meta
+    assert staging.read_staged_meta(store, "train", clip_id) == meta
+    assert staging.staged_names(store, "train", "clips") == [f"{staging.clip_key(clip_id)}.npz"]
+
+
+def test_staged_names_skips_temporaries(store):
+    assert staging.staged_names(store, "train", "clips") == []  # missing directory
+    store.write_bytes_atomic(".staging/train/commits/shard-00000.json", b"{}")
+    store.write_bytes_atomic(".staging/train/commits/shard-00001.json.tmp-0123abcd", b"{")
+    store.write_bytes_atomic(".staging/train/failed/abc.json", b"{}")
+    assert staging.staged_names(store, "train", "commits") == ["shard-00000.json"]
+    assert staging.staged_names(store, "train", "failed") == ["abc.json"]
+    assert staging.read_json(store, ".staging/train/commits/shard-00000.json") == {}
+
+
+# --------------------------------------------------------------------------- stage_clip
+
+
+def test_stage_clip_success(tmp_path, store, clip_settings):
+    src = write_media(tmp_path / "src" / "a.wav", 1.0, 16000)
+    item = _item("a.wav_0", str(src), labels=(1, 2), audio_name="Ya.wav", line=7)
+    out = stage_clip(item, store, clip_settings, str(tmp_path / "work"))
+    assert out["status"] == "ok"
+    meta = out["meta"]
+    wave, staged_meta = staging.read_staged_clip(store, "train", "a.wav_0")
+    assert staged_meta == meta
+    assert wave.dtype == np.int16 and wave.shape == (SR,)
+    assert meta["clip_id"] == "a.wav_0"
+    assert meta["labels"] == [1, 2]
+    assert meta["audio_name"] == "Ya.wav"
+    assert (meta["origin"], meta["line"], meta["source"]) == ("manifest.csv", 7, str(src))
+    assert meta["num_samples"] == SR
+    assert (meta["sample_rate"], meta["channels"]) == (SR, 1)
+    assert (meta["source_sample_rate"], meta["source_channels"]) == (16000, 1)
+    assert meta["delivered_seconds"] == pytest.approx(1.0)
+    assert meta["requested_seconds"] == pytest.approx(1.0)
+    assert meta["media_bytes"] == src.stat().st_size
+    assert meta["attempts"] == 1
+    assert meta["waveform_sha256"] == hashlib.sha256(wave.tobytes()).hexdigest()
+    assert 0.3 < meta["peak"] < 0.7 and meta["silence_ratio"] == 0.0
+    assert src.exists()  # the user's file is never deleted
+    assert not store.exists(staging.failed_path("train", "a.wav_0"))
+
+
+def test_stage_clip_section_is_padded(tmp_path, store):
+    settings = ClipSettings(
+        sample_rate=SR,
+        clip_seconds=2.0,
+        min_coverage=0.9,
+        fetch=FetchOptions(limiter_state=str(tmp_path / "l")),
+    )
+    src = write_media(tmp_path / "src" / "long.flac", 3.0, 16000, channels=2)
+    item = _item("long_1000", str(src), start_s=1.0, end_s=2.0)
+    meta = stage_clip(item, store, settings, str(tmp_path / "work"))["meta"]
+    wave, _ = staging.read_staged_clip(store, "train", "long_1000")
+    assert wave.shape == (2 * SR,)
+    assert meta["num_samples"] == SR  # the 1 s section, then zero padding
+    assert not wave[SR:].any() and wave[: SR - 10].any()
+    assert meta["source_channels"] == 2 and meta["channels"] == 1
+    assert meta["start_s"] == 1.0 and meta["end_s"] == 2.0
+
+
+def test_stage_clip_precut_file_is_read_whole(tmp_path, store, clip_settings):
+    """A PANNs-style Y<YTID>.wav holds only the segment: start 30 s is not sought in it."""
+    src = write_media(tmp_path / "src" / "Y-x_Abc123de.wav", 1.0, 16000)
+    item = _item("-x_Abc123de_30000", str(src), precut=True, start_s=30.0, end_s=31.0)
+    out = stage_clip(item, store, clip_settings, str(tmp_path / "work"))
+    assert out["status"] == "ok", out
+    assert out["meta"]["num_samples"] == SR
+
+
+def test_stage_clip_missing_file_stages_not_found(tmp_path, store, clip_settings):
+    item = _item("gone_0", str(tmp_path / "src" / "gone.wav"), line=11)
+    out = stage_clip(item, store, clip_settings, str(tmp_path / "work"))
+    assert out["status"] == "failed"
+    rec = out["record"]
+    assert rec["reason"] == "not_found"
+    assert rec["status"] == "failed"
+    assert rec["transient"] is False
+    assert (rec["clip_id"], rec["split"], rec["line"]) == ("gone_0", "train", 11)
+    assert "gone.wav" in rec["detail"]
+    assert staging.read_json(store, staging.failed_path("train", "gone_0")) == rec
+    assert not store.exists(staging.staged_clip_path("train", "gone_0"))
+    ledger_table([rec])  # a valid ledger row as is (run_id is added by the driver)
+
+
+def test_stage_clip_too_short_and_corrupt(tmp_path, store, clip_settings):
+    short = write_media(tmp_path / "src" / "short.wav", 0.5, 16000)
+    out = stage_clip(
+        _item("short_0", str(short), start_s=0.0, end_s=1.0),
+        store,
+        clip_settings,
+        str(tmp_path / "w"),
+    )
+    assert (out["status"], out["record"]["reason"]) == ("failed", "too_short")
+    bad = tmp_path / "src" / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 8)
+    out = stage_clip(_item("bad_0", str(bad)), store, clip_settings, str(tmp_path / "w"))
+    assert (out["status"], out["record"]["reason"]) == ("failed", "decode_error")
+    assert sorted(staging.staged_names(store, "train", "failed")) == sorted(
+        f"{staging.clip_key(c)}.json" for c in ("short_0", "bad_0")
+    )
+
+
+def test_stage_clip_already_staged_is_not_fetched_again(tmp_path, store, clip_settings):
+    src = write_media(tmp_path / "src" / "a.wav", 1.0, 16000)
+    item = _item("a_0", str(src))
+    first = stage_clip(item, store, clip_settings, str(tmp_path / "work"))
+    src.unlink()
+    second = stage_clip(item, store, clip_settings, str(tmp_path / "work"))
+    assert second == first
+    assert second["status"] == "ok"
+
+
+def test_stage_clip_success_clears_an_earlier_failure(tmp_path, store, clip_settings):
+    src = tmp_path / "src" / "late.wav"
+    item = _item("late_0", str(src))
+    assert stage_clip(item, store, clip_settings, str(tmp_path / "w"))["status"] == "failed"
+    assert store.exists(staging.failed_path("train", "late_0"))
+    write_media(src, 1.0, 16000)
+    assert stage_clip(item, store, clip_settings, str(tmp_path / "w"))["status"] == "ok"
+    assert not store.exists(staging.failed_path("train", "late_0"))
+    assert staging.staged_names(store, "train", "failed") == []
+
+
+# --------------------------------------------------------------------------- pack_shard
+
+
+def test_pack_shard_writes_shard_ledger_report_and_commit(tmp_path, store, clip_settings):
+    metas = _stage(
+        tmp_path,
+        store,
+        clip_settings,
+        {"dog": (0,), "cat": (1,), "both": (0, 1), "quiet": (2,)},
+        silent=("quiet",),
+    )
+    settings = _pack_settings()
+    rec = pack_shard("train", 4, list(reversed(list(metas))), store, settings)
+
+    kept = ["both_0", "cat_0", "dog_0"]  # sorted; the silent clip fails the clip suite
+    assert rec["split"] == "train" and rec["index"] == 4
+    assert rec["clip_ids"] == [*kept, "quiet_0"]
+    assert rec["rejected"] == ["quiet_0"]
+    assert rec["ledger"] == "ledger/train/shard-00004.parquet"
+    assert staging.read_json(store, staging.commit_record_path("train", 4)) == rec
+    entry = ShardEntry.from_dict(rec["entry"])
+    assert (entry.index, entry.num_clips, entry.run_id) == (4, 3, "run1")
+    assert entry.clip_ids_sha256 == hashlib.sha256("\n".join(kept).encode()).hexdigest()
+    assert set(entry.files) == {"hdf5", "parquet"}
+    for fmt, f in entry.files.items():
+        assert f.path == waveform_shard_path("train", 4, fmt)
+        assert f.sha256 == store.sha256_of(f.path)
+        assert f.bytes == store.size(f.path)
+
+    h5 = store.local_path(entry.files["hdf5"].path)
+    assert hdf5_problems(str(h5), len(CLASSES_MAP), SR) == []
+    with h5py.File(h5, "r") as hf:
+        assert hf.attrs["class_map_sha256"] == CLASSES_MAP.sha256
+        assert hf.attrs["sample_rate"] == SR
+        assert hf.attrs["split"] == "train" and hf.attrs["shard_index"] == 4
+    rows = list(read_hdf5_rows(str(h5)))
+    assert [r.clip_id for r in rows] == kept
+    assert [r.labels for r in rows] == [[0, 1], [1], [0]]
+    for r in rows:
+        wave, _ = staging.read_staged_clip(store, "train", r.clip_id)
+        np.testing.assert_array_equal(r.waveform, wave)
+        assert r.start_s is None and r.num_samples == SR
+    prow = list(read_parquet_rows(str(store.local_path(entry.files["parquet"].path)), SR))
+    assert [r.clip_id for r in prow] == kept
+    for a, b in zip(rows, prow, strict=True):
+        np.testing.assert_array_equal(a.waveform, b.waveform)
+
+    ledger = {r["clip_id"]: r for r in _ledger_rows(store, rec["ledger"])}
+    assert set(ledger) == {*kept, "quiet_0"}
+    for row_no, clip_id in enumerate(kept):
+        r = ledger[clip_id]
+        assert (r["status"], r["shard"], r["row"], r["run_id"]) == (STATUS_OK, 4, row_no, "run1")
+        assert r["waveform_sha256"] == metas[clip_id]["waveform_sha256"]
+        assert r["reason"] is None
+    quiet = ledger["quiet_0"]
+    assert (quiet["status"], quiet["reason"], quiet["transient"]) == (
+        STATUS_FAILED,
+        "validation",
+        False,
+    )
+    assert quiet["shard"] is None and quiet["row"] is None
+    assert "silence_ratio" in quiet["detail"]
+
+    report = json.loads(store.read_text(report_path("train", 4, "json", "run1")))
+    assert report["success"] is False
+    assert "<html" in store.read_text(report_path("train", 4, "html", "run1")).lower()
+    # staged clips stay until the commit is adopted into the manifest
+    assert all(store.exists(staging.staged_clip_path("train", c)) for c in metas)
+
+
+def test_pack_shard_single_format(tmp_path, store, clip_settings):
+    metas = _stage(tmp_path, store, clip_settings, {"dog": (0,)})
+    rec = pack_shard("train", 0, list(metas), store, _pack_settings(formats=("parquet",)))
+    assert set(rec["entry"]["files"]) == {"parquet"}
+    assert store.listdir("waveforms/train") == ["shard-00000.parquet"]
+
+
+def test_pack_shard_is_idempotent(tmp_path, store, clip_settings):
+    metas = _stage(tmp_path, store, clip_settings, {"dog": (0,), "cat": (1,)})
+    first = pack_shard("train", 0, list(metas), store, _pack_settings())
+    second = pack_shard("train", 0, list(metas), store, _pack_settings())
+    assert second["entry"] == first["entry"]  # same bytes, same checksums
+    assert store.listdir("waveforms/train") == ["shard-00000.h5", "shard-00000.parquet"]
+    rows = list(read_hdf5_rows(str(store.local_path("waveforms/train/shard-00000.h5"))))
+    assert [r.clip_id for r in rows] == ["cat_0", "dog_0"]
+
+
+def test_pack_shard_all_rejected(tmp_path, store, clip_settings):
+    metas = _stage(tmp_path, store, clip_settings, {"q1": (0,), "q2": (1,)}, silent=("q1", "q2"))
+    rec = pack_shard("train", 2, list(metas), store, _pack_settings(run_id="r-7"))
+    assert rec["entry"] is None
+    assert rec["rejected"] == ["q1_0", "q2_0"]
+    assert rec["ledger"] == "ledger/train/rejected-r-7-00002.parquet"
+    assert rec["ledger"] == ledger_part_path("train", 2, "r-7", committed=False)
+    assert store.listdir("waveforms/train") == []
+    rows = _ledger_rows(store, rec["ledger"])
+    assert {(r["clip_id"], r["reason"]) for r in rows} == {
+        ("q1_0", "validation"),
+        ("q2_0", "validation"),
+    }
+    assert store.exists(staging.commit_record_path("train", 2))
+
+
+def test_ledger_part_path():
+    assert ledger_part_path("eval", 3, "r", committed=True) == "ledger/eval/shard-00003.parquet"
+    assert ledger_part_path("eval", 3, "r", committed=False) == (
+        "ledger/eval/rejected-r-00003.parquet"
+    )
+
+
+# --------------------------------------------------------------------------- beam_ingest
+
+
+def test_plan_shards_sorted_deduplicated_numbered_from_next_index():
+    clips = iter(["d_0", "a_0", "c_0", "a_0", "e_0", "b_0"])
+    assert list(plan_shards(("train", clips), {"train": 3, "eval": 9}, 2)) == [
+        ("train", 3, ["a_0", "b_0"]),
+        ("train", 4, ["c_0", "d_0"]),
+        ("train", 5, ["e_0"]),
+    ]
+    assert list(plan_shards(("new", ["x_0"]), {"train": 3}, 1000)) == [("new", 0, ["x_0"])]
+    assert list(plan_shards(("train", []), {}, 10)) == []
+
+
+def test_plan_shards_exact_multiple():
+    out = list(plan_shards(("s", [f"c{i}" for i in range(6)]), {}, 3))
+    assert [(i, len(c)) for _, i, c in out] == [(0, 3), (1, 3)]
+
+
+def test_pipeline_options_defaults():
+    opts = pipeline_options([], workers=3).get_all_options(drop_default=True)
+    assert DEFAULT_RUNNER_ARGS == (
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+    )
+    assert opts["runner"] == "DirectRunner"
+    assert opts["direct_running_mode"] == "multi_processing"
+    assert opts["direct_num_workers"] == 3
+    assert opts["default_sdk_harness_log_level"] == "WARNING"
+
+
+def test_pipeline_options_user_args_override_defaults():
+    opts = pipeline_options(
+        [
+            "--runner=FlinkRunner",
+            "--flink_master=host:8081",
+            "--direct_num_workers=7",
+            "--default_sdk_harness_log_level=DEBUG",
+        ],
+        workers=2,
+    ).get_all_options(drop_default=True, retain_unknown_options=True)
+    assert opts["runner"] == "FlinkRunner"
+    assert opts["flink_master"] == "host:8081"
+    assert opts["direct_num_workers"] == 7
+    assert opts["default_sdk_harness_log_level"] == "DEBUG"
+
+
+def test_pipeline_options_space_separated_user_args():
+    opts = pipeline_options(["--runner", "SparkRunner", "--direct_running_mode", "in_memory"], 2)
+    got = opts.get_all_options()
+    assert got["runner"] == "SparkRunner"
+    assert got["direct_running_mode"] == "in_memory"
+    assert got["direct_num_workers"] == 2
+
+
+# --------------------------------------------------------------------------- dataset_state
+
+
+def _empty_manifest() -> DatasetManifest:
+    return DatasetManifest(
+        class_map_sha256=CLASSES_MAP.sha256,
+        num_classes=len(CLASSES_MAP),
+        sample_rate=SR,
+        clip_seconds=CLIP_S,
+        formats=["hdf5"],
+    )
+
+
+def test_load_and_save_manifest(store):
+    assert load_manifest(store) is None
+    m = _empty_manifest()
+    m.split("train").shards.append(
+        ShardEntry(0, 2, {"hdf5": ShardFile("waveforms/train/shard-00000.h5", "ab", 9)}, "r", "cd")
+    )
+    record_run(m, {"stage": "ingest", "run_id": "r"})
+    save_manifest(store, m)
+    assert load_manifest(store) == m
+    assert json.loads(store.read_text(MANIFEST))["kind"] == "audiomill-dataset"
+    assert m.stages["ingest"]["run_id"] == "r"
+    assert store.listdir() == [MANIFEST]  # no temporaries left
+
+
+@pytest.mark.parametrize(
+    "text", ["{not json", "{}", '{"schema_version": 99}', '{"schema_version": 1}']
+)
+def test_load_manifest_unreadable(store, text):
+    store.write_bytes_atomic(MANIFEST, text.encode())
+    with pytest.raises(ValueError, match="unreadable manifest"):
+        load_manifest(store)
+
+
+def test_read_ledger_over_several_parts_and_splits(store):
+    assert read_ledger(store).num_rows == 0
+    assert read_ledger(store).schema == LEDGER_SCHEMA
+    _write_part(store, "ledger/train/shard-00000.parquet", [_failed("a_0", "timeout", 1.0)])
+    _write_part(
+        store,
+        "ledger/train/failures-r2.parquet",
+        [_failed("a_0", "not_found", 2.0), _failed("b_0", "private", 2.0)],
+    )
+    _write_part(store, "ledger/eval/rejected-r2-00000.parquet", [_failed("e_0", "validation", 3)])
+    store.write_bytes_atomic("ledger/train/shard-00001.parquet.tmp-deadbeef", b"partial")
+    store.write_bytes_atomic("ledger/train/notes.txt", b"not a part")
+    assert read_ledger(store, "train").num_rows == 3
+    assert read_ledger(store, "eval").num_rows == 1
+    assert read_ledger(store).num_rows == 4
+    state = ledger_state(store, "train")
+    assert {k: v["reason"] for k, v in state.items()} == {"a_0": "not_found", "b_0": "private"}
+    assert set(ledger_state(store)) == {"a_0", "b_0", "e_0"}
+
+
+def test_adopt_commits(tmp_path, store, clip_settings):
+    metas = _stage(
+        tmp_path,
+        store,
+        clip_settings,
+        {"a": (0,), "b": (1,), "q": (2,)},
+        silent=("q",),
+    )
+    manifest = _empty_manifest()
+    assert adopt_commits(store, manifest, "train") == []
+    rec0 = pack_shard("train", 0, ["a_0", "b_0"], store, _pack_settings())
+    rec1 = pack_shard("train", 1, ["q_0"], store, _pack_settings())  # all rejected
+    adopted = adopt_commits(store, manifest, "train")
+    assert adopted == [rec0, rec1]
+    assert [s.index for s in manifest.split("train").shards] == [0]
+    assert manifest.split("train").num_clips == 2
+    assert manifest.split("train").next_index == 1
+    assert load_manifest(store) == manifest  # saved
+    assert staging.staged_names(store, "train", "clips") == []
+    assert staging.staged_names(store, "train", "commits") == []
+    assert all(not store.exists(staging.staged_clip_path("train", c)) for c in metas)
+    # idempotent: nothing left to adopt
+    assert adopt_commits(store, manifest, "train") == []
+    assert [s.index for s in manifest.split("train").shards] == [0]
+
+
+def test_adopt_commits_after_a_crash_between_save_and_cleanup(tmp_path, store, clip_settings):
+    _stage(tmp_path, store, clip_settings, {"a": (0,)})
+    manifest = _empty_manifest()
+    rec = pack_shard("train", 0, ["a_0"], store, _pack_settings())
+    manifest.split("train").shards.append(ShardEntry.from_dict(rec["entry"]))  # already listed
+    adopt_commits(store, manifest, "train")
+    assert [s.index for s in manifest.split("train").shards] == [0]  # not listed twice
+
+
+def test_adopt_commits_saves_manifest_before_deleting_staged_clips(
+    tmp_path, store, clip_settings, monkeypatch
+):
+    _stage(tmp_path, store, clip_settings, {"a": (0,), "b": (1,)})
+    pack_shard("train", 0, ["a_0", "b_0"], store, _pack_settings())
+    manifest = _empty_manifest()
+    seen = []
+    original = DatasetStore.remove
+
+    def remove(self, rel):
+        on_disk = load_manifest(self)
+        seen.append((rel, None if on_disk is None else on_disk.split("train").num_clips))
+        original(self, rel)
+
+    monkeypatch.setattr(DatasetStore, "remove", remove)
+    adopt_commits(store, manifest, "train")
+    assert len(seen) == 3  # two staged clips, one commit record
+    assert all(clips == 2 for _, clips in seen), seen
+    assert seen[-1][0] == staging.commit_record_path("train", 0)
+
+
+def test_adopt_commits_crash_before_save_keeps_staged_clips(
+    tmp_path, store, clip_settings, monkeypatch
+):
+    _stage(tmp_path, store, clip_settings, {"a": (0,)})
+    pack_shard("train", 0, ["a_0"], store, _pack_settings())
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pipelines.dataset_state.save_manifest", boom)
+    with pytest.raises(OSError):
+        adopt_commits(store, _empty_manifest(), "train")
+    assert store.exists(staging.staged_clip_path("train", "a_0"))
+    assert store.exists(staging.commit_record_path("train", 0))
+
+
+def test_remove_orphans(store):
+    manifest = _empty_manifest()
+    manifest.split("train").shards.append(
+        ShardEntry(
+            0,
+            1,
+            {
+                "hdf5": ShardFile("waveforms/train/shard-00000.h5", "x", 1),
+                "parquet": ShardFile("waveforms/train/shard-00000.parquet", "y", 1),
+            },
+            "r",
+            "z",
+        )
+    )
+    for rel in (
+        "waveforms/train/shard-00000.h5",
+        "waveforms/train/shard-00000.parquet",
+        "waveforms/train/shard-00001.h5",  # uncommitted
+        "waveforms/train/shard-00001.parquet.tmp-0a1b",  # crashed write
+        "ledger/train/shard-00000.parquet",
+        "ledger/train/shard-00001.parquet",  # its shard never made the manifest
+        "ledger/train/shard-00002.parquet",  # committed by pack, adoption pending
+        "ledger/train/failures-run1.parquet",
+        "ledger/train/rejected-run1-00003.parquet",
+        "ledger/eval/shard-00005.parquet",  # other split: untouched
+    ):
+        store.write_bytes_atomic(rel, b"x")
+    store.write_json_atomic(staging.commit_record_path("train", 2), {"index": 2})
+    removed = remove_orphans(store, manifest, "train")
+    assert sorted(removed) == [
+        "ledger/train/shard-00001.parquet",
+        "waveforms/train/shard-00001.h5",
+        "waveforms/train/shard-00001.parquet.tmp-0a1b",
+    ]
+    assert store.listdir("waveforms/train") == ["shard-00000.h5", "shard-00000.parquet"]
+    assert store.listdir("ledger/train") == [
+        "failures-run1.parquet",
+        "rejected-run1-00003.parquet",
+        "shard-00000.parquet",
+        "shard-00002.parquet",
+    ]
+    assert store.listdir("ledger/eval") == ["shard-00005.parquet"]
+    assert remove_orphans(store, manifest, "train") == []
+    assert remove_orphans(store, manifest, "never-seen") == []
+
+
+def test_remove_orphans_six_digit_shard_indices(store):
+    manifest = _empty_manifest()
+    manifest.split("train").shards.append(
+        ShardEntry(
+            100000, 1, {"hdf5": ShardFile("waveforms/train/shard-100000.h5", "x", 1)}, "r", "z"
+        )
+    )
+    store.write_bytes_atomic("waveforms/train/shard-100000.h5", b"x")
+    store.write_bytes_atomic("ledger/train/shard-100000.parquet", b"x")
+    assert remove_orphans(store, manifest, "train") == []
+    assert store.exists("ledger/train/shard-100000.parquet")
+
+
+# --------------------------------------------------------------------------- dataset_tools
+
+
+def test_dataset_info(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    info = dataset_info(store.url())
+    shard = manifest.split("train").shards[0]
+    total = sum(f.bytes for f in shard.files.values())
+    assert info["dataset"] == store.url()
+    assert (info["sample_rate"], info["clip_seconds"], info["num_classes"]) == (SR, CLIP_S, 3)
+    assert info["class_map_sha256"] == CLASSES_MAP.sha256
+    assert info["formats"] == ["hdf5", "parquet"]
+    assert info["clips"] == 3 and info["bytes"] == total and info["runs"] == 0
+    assert info["splits"] == {
+        "train": {
+            "clips": 3,
+            "shards": 1,
+            "bytes": total,
+            "requested": 5,
+            "failed": 2,
+            "failures_by_reason": {"not_found": 1, "validation": 1},
+        }
+    }
+    json.dumps(info)
+
+
+def test_dataset_tools_refuse_a_non_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not an audiomill dataset"):
+        dataset_info(str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="not an audiomill dataset"):
+        verify_dataset(str(tmp_path / "empty"))
+
+
+def test_verify_sound_dataset(tmp_path, store, clip_settings):
+    _dataset(tmp_path, store, clip_settings)
+    calls = []
+    report = verify_dataset(store.url(), progress=lambda done, total: calls.append((done, total)))
+    assert report.problems == []
+    assert report.ok
+    assert report.files_checked == 2
+    assert report.clips_checked == 3
+    assert calls == [(1, 2), (2, 2)]
+
+
+def test_verify_finds_size_and_checksum_mismatch(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    f = manifest.split("train").shards[0].files["parquet"]
+    with open(store.local_path(f.path), "ab") as fh:
+        fh.write(b"\0")
+    report = verify_dataset(store.url())
+    assert not report.ok
+    assert report.problems == [
+        f"{f.path}: size {f.bytes + 1} != manifest {f.bytes}",
+        f"{f.path}: sha256 mismatch",
+    ]
+
+
+def test_verify_finds_a_missing_file(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    f = manifest.split("train").shards[0].files["hdf5"]
+    store.remove(f.path)
+    assert verify_dataset(store.url()).problems == [f"{f.path}: missing"]
+
+
+def test_verify_finds_a_foreign_class_map(tmp_path, store, clip_settings):
+    _dataset(tmp_path, store, clip_settings)
+    store.write_bytes_atomic(CLASSES, ClassMap.from_names(["x", "y", "z"]).to_csv_text().encode())
+    assert verify_dataset(store.url()).problems == [
+        "classes.csv does not match the manifest's class map digest"
+    ]
+    store.write_bytes_atomic(CLASSES, b"not,a,class map\n")
+    (problem,) = verify_dataset(store.url()).problems
+    assert problem.startswith("classes.csv unreadable")
+    store.remove(CLASSES)
+    (problem,) = verify_dataset(store.url()).problems
+    assert problem.startswith("classes.csv unreadable")
+
+
+def test_verify_finds_a_ledger_row_pointing_elsewhere(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    wrong = {
+        "clip_id": "cat_0",
+        "split": "train",
+        "status": STATUS_OK,
+        "run_id": "run9",
+        "recorded_at": 1e12,  # newer than the shard's own row
+        "shard": 0,
+        "row": 7,
+    }
+    _write_part(store, "ledger/train/shard-00009.parquet", [wrong])
+    files = manifest.split("train").shards[0].files
+    assert verify_dataset(store.url()).problems == [
+        f"{files['hdf5'].path}: clip cat_0: ledger says shard 0 row 7",
+        f"{files['parquet'].path}: clip cat_0: ledger says shard 0 row 7",
+    ]
+
+
+def test_verify_finds_clips_without_ledger_rows(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    store.remove("ledger/train/shard-00000.parquet")
+    problems = verify_dataset(store.url()).problems
+    h5 = manifest.split("train").shards[0].files["hdf5"].path
+    assert f"{h5}: clip dog_0 has no committed ledger row" in problems
+    assert len(problems) == 6  # 3 clips x 2 formats
+    store.remove("ledger/train/failures-run1.parquet")
+    assert verify_dataset(store.url()).problems[-1] == "ledger is empty but shards exist"
+
+
+def test_verify_finds_a_row_count_mismatch(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    shard = manifest.split("train").shards[0]
+    shard.num_clips = 4
+    save_manifest(store, manifest)
+    problems = verify_dataset(store.url()).problems
+    assert problems == [f"{f.path}: 3 rows, manifest says 4" for f in shard.files.values()]
+
+
+def test_verify_same_clip_in_two_splits(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)  # train: both_0, cat_0, dog_0
+    src = tmp_path / "src" / "dog.wav"
+    out = stage_clip(_item("dog_0", str(src), split="eval"), store, clip_settings, str(tmp_path))
+    assert out["status"] == "ok"
+    pack_shard("eval", 0, ["dog_0"], store, _pack_settings(run_id="run2"))
+    adopt_commits(store, manifest, "eval")
+    assert verify_dataset(store.url()).problems == []
