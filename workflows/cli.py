@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from workflows import cli_features
+from workflows.cli_common import (
+    StorageOptions,
+    console,
+    fail,
+    out,
+    parse_formats,
+    progress_bar,
+    storage_options_from,
+)
 
 app = typer.Typer(
     help="Turn audio into training-ready datasets and trained classifiers.",
@@ -22,36 +30,7 @@ segments_app = typer.Typer(help="Look at segment lists before ingesting.", no_ar
 dataset_app = typer.Typer(help="Describe and check datasets.", no_args_is_help=True)
 app.add_typer(segments_app, name="segments")
 app.add_typer(dataset_app, name="dataset")
-console = Console(stderr=True)
-out = Console()
-
-StorageOptions = Annotated[
-    str | None,
-    typer.Option(
-        "--storage-options",
-        help="JSON object passed to fsspec for s3:// and other remote paths, e.g. "
-        '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:8333"}}\'. '
-        "Defaults to $AUDIOMILL_STORAGE_OPTIONS.",
-    ),
-]
-
-
-def _storage_options(text: str | None) -> dict | None:
-    text = text or os.environ.get("AUDIOMILL_STORAGE_OPTIONS")
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--storage-options") from exc
-    if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
-    return value
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
+cli_features.register(app)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -154,7 +133,7 @@ def ingest(
         precut=precut,
         sample_rate=sample_rate,
         clip_seconds=clip_seconds,
-        formats=tuple(f.strip() for f in format.split(",") if f.strip()),
+        formats=parse_formats(format),
         shard_clips=shard_clips,
         split=split,
         workers=workers,
@@ -167,48 +146,36 @@ def ingest(
         max_silence=max_silence,
         max_clipping=max_clipping,
         retry_reasons=tuple(retry_reason or ()),
-        storage_options=_storage_options(storage_options),
+        storage_options=storage_options_from(storage_options),
         beam_args=beam_args,
     )
     _check_ingest_args(cfg)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[shards]} shards"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task("clips", total=None, shards=0)
+    with progress_bar("clips", shards=0) as (bar, task):
         try:
             summary = run_ingest(
                 cfg,
-                log=lambda m: progress.console.print(
-                    m, markup=False, highlight=False, soft_wrap=True
-                ),
-                progress=lambda done, shards: progress.update(task, completed=done, shards=shards),
-                on_plan=lambda n: progress.update(task, total=n),
+                log=lambda m: bar.console.print(m, markup=False, highlight=False, soft_wrap=True),
+                progress=lambda done, shards: bar.update(task, completed=done, shards=shards),
+                on_plan=lambda n: bar.update(task, total=n),
             )
         except (InputFormatError, DatasetLockedError, ValueError, FileNotFoundError) as exc:
-            progress.stop()
-            _fail(str(exc))
-        progress.update(task, completed=summary.planned, shards=summary.shards)
+            bar.stop()
+            fail(str(exc))
+        bar.update(task, completed=summary.planned, shards=summary.shards)
     _print_ingest_summary(summary)
     if not summary.usable:
-        _fail("the dataset holds no clips: see the failures above", code=1)
+        fail("the dataset holds no clips: see the failures above", code=1)
 
 
 def _check_ingest_args(cfg) -> None:
     from pipelines.sources import SOURCES
 
     if cfg.source not in SOURCES:
-        _fail(f"--source must be one of {', '.join(SOURCES)}, not {cfg.source!r}")
+        fail(f"--source must be one of {', '.join(SOURCES)}, not {cfg.source!r}")
     if cfg.source == "http" and not cfg.url_template:
-        _fail("--source http needs --url-template, e.g. 'http://host/{ytid}.wav'")
+        fail("--source http needs --url-template, e.g. 'http://host/{ytid}.wav'")
     if cfg.source == "local" and not cfg.audio_root and not Path(cfg.segments).exists():
-        _fail("--source local needs --audio-root")
+        fail("--source local needs --audio-root")
     for name, value in (
         ("--sample-rate", cfg.sample_rate),
         ("--clip-seconds", cfg.clip_seconds),
@@ -216,13 +183,13 @@ def _check_ingest_args(cfg) -> None:
         ("--shard-clips", cfg.shard_clips),
     ):
         if value <= 0:
-            _fail(f"{name} must be positive, not {value}")
+            fail(f"{name} must be positive, not {value}")
     if not 0 < cfg.min_coverage <= 1:
-        _fail("--min-coverage must be in (0, 1]")
+        fail("--min-coverage must be in (0, 1]")
     if cfg.rate_limit is not None and cfg.rate_limit <= 0:
-        _fail("--rate-limit must be positive")
+        fail("--rate-limit must be positive")
     if cfg.cookies and not Path(cfg.cookies).is_file():
-        _fail(f"--cookies {cfg.cookies}: no such file")
+        fail(f"--cookies {cfg.cookies}: no such file")
 
 
 def _print_ingest_summary(summary) -> None:
@@ -257,9 +224,9 @@ def segments_inspect(
     from schemas.errors import InputFormatError
 
     try:
-        rep = inspect_segments(file, classes, storage_options=_storage_options(storage_options))
+        rep = inspect_segments(file, classes, storage_options=storage_options_from(storage_options))
     except (InputFormatError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(json.dumps(rep.to_dict()))
     else:
@@ -294,9 +261,9 @@ def dataset_info_cmd(
     from pipelines.dataset_tools import dataset_info
 
     try:
-        info = dataset_info(dataset, _storage_options(storage_options))
+        info = dataset_info(dataset, storage_options_from(storage_options))
     except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(json.dumps(info))
         return
@@ -328,17 +295,16 @@ def dataset_verify_cmd(
     """Check checksums, row counts, readability and ledger agreement; exit 1 on any mismatch."""
     from pipelines.dataset_tools import verify_dataset
 
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("verifying", total=None)
+    with progress_bar("files") as (bar, task):
         try:
             rep = verify_dataset(
                 dataset,
-                _storage_options(storage_options),
-                progress=lambda d, n: progress.update(task, completed=d, total=n),
+                storage_options_from(storage_options),
+                progress=lambda d, n: bar.update(task, completed=d, total=n),
             )
         except (FileNotFoundError, ValueError) as exc:
-            progress.stop()
-            _fail(str(exc))
+            bar.stop()
+            fail(str(exc))
     for p in rep.problems:
         out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
     out.print(

@@ -1,0 +1,793 @@
+"""Import AudioSet's released embeddings and packed HDF5 embedding files into embedding shards.
+
+Two sources become the shards of ``schemas.embeddings`` (``embeddings/<model>/<split>/``):
+
+- **AudioSet's release** (:func:`import_audioset_tfrecords`): TFRecord files of
+  ``tf.train.SequenceExample`` records, context ``video_id`` (bytes), ``start_time_seconds``,
+  ``end_time_seconds`` (float) and ``labels`` (int64 indices into ``class_labels_indices.csv``),
+  feature list ``audio_embedding`` with one 128-byte uint8 string per second.
+- **Packed HDF5 files** (:func:`import_packed_h5`), the input of the embedding-classifier seed:
+  ``x`` uint8 (N, 10, 128), ``y`` bool or 0/1 integers (N, C), ``video_id_list`` bytes (N,).
+
+Design choices, shared by both importers:
+
+- **Bad input stops the import with an error naming the file and the record (or row)**: a
+  record that is not a SequenceExample, a frame that is not one 128-byte string, a label outside
+  the class map, a ``y`` of the wrong width. A label that does not fit the class map means the
+  wrong class map (or the wrong files), so it is never dropped silently.
+- **Idempotent and resumable**: the clip ids of the split's committed shards are read first and
+  clips already there are skipped, as are repeats of a clip id within the input. Shards are
+  committed before the manifest that lists them is saved (at the end, on an error, and every
+  ``checkpoint_seconds`` in between), and shard files the manifest does not list are deleted at
+  the start, so a crash at any point loses only uncommitted work and duplicates nothing.
+- **Frames**: rows hold exactly 10 frames (VGGish over 10 s clips). Shorter clips are zero-padded
+  and ``num_frames`` says how many frames are real; frames past the 10th are dropped and
+  counted (:attr:`ImportSummary.truncated`). A clip with no frame at all is skipped and counted
+  (:attr:`ImportSummary.empty`): an empty row is no training example.
+- Imports go to splits without waveforms: a split's waveform shards have embedding shards
+  computed from them with the same index, which imported shards would collide with.
+- Everything runs under the dataset lock and streams: blocks of records are read, parsed and
+  committed, and only the set of clip ids grows with the number of clips (about 100 bytes a
+  clip). A run (stage ``import-embeddings``) is recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+import fsspec
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+from google.protobuf.message import DecodeError
+
+from features.embedding_shards import commit_embedding_shard
+from pipelines.dataset_state import load_manifest, record_run, save_manifest
+from pipelines.storage import DatasetLock, DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import CLASSES, SHARD_EXTENSIONS, DatasetManifest, SplitEntry
+from schemas.embeddings import EmbeddingRows
+from schemas.errors import InputFormatError
+from schemas.segments import audioset_clip_id
+
+log = logging.getLogger(__name__)
+
+FRAMES = 10
+DIM = 128
+FORMATS = tuple(SHARD_EXTENSIONS)
+SOURCE_RELEASE = "audioset-release"
+SOURCE_PACKED = "packed-hdf5"
+STAGE = "import-embeddings"
+RELEASE_SAMPLE_RATE = 16000
+RELEASE_CLIP_SECONDS = 10.0
+TFRECORD_BATCH = 512
+H5_READ_ROWS = 4096
+RUN_FILES_LISTED = 20  # input files named in the manifest's run record (the release has ~4000)
+
+Progress = Callable[[int, int | None], None]
+
+
+class ImportRecordError(InputFormatError):
+    """A record (TFRecord) or row (packed HDF5) that cannot be imported.
+
+    Attributes
+    ----------
+    index : int
+        Position of the record or row in its file, counting from 0.
+    """
+
+    def __init__(self, path: str, index: int, reason: str, unit: str = "record") -> None:
+        super().__init__(path, f"{unit} {index} (counting from 0): {reason}")
+        self.index = index
+
+
+@dataclass
+class ImportSummary:
+    """What an import did.
+
+    Attributes
+    ----------
+    run_id : str
+    model, split : str
+        Where the rows went: ``embeddings/<model>/<split>/``.
+    source : str
+        ``audioset-release`` or ``packed-hdf5``.
+    files : list of str
+        The input files, in the order they were read.
+    read : int
+        Records (or rows) read.
+    imported : int
+        Clips written to new shards.
+    already_imported : int
+        Clips skipped because the split already holds their clip id.
+    duplicates : int
+        Clips skipped because their clip id came earlier in this import's input.
+    empty : int
+        Clips skipped because they have no frame.
+    truncated : int
+        Imported clips that had more than 10 frames (only the first 10 were kept).
+    shards : list of int
+        Indices of the shards this import committed.
+    seconds : float
+    split_clips : int
+        Clips in the split after the import.
+    """
+
+    run_id: str
+    model: str
+    split: str
+    source: str
+    files: list[str]
+    read: int = 0
+    imported: int = 0
+    already_imported: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    truncated: int = 0
+    shards: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    split_clips: int = 0
+
+    @property
+    def skipped(self) -> int:
+        """Clips read but not imported."""
+        return self.already_imported + self.duplicates + self.empty
+
+
+def import_audioset_tfrecords(
+    pattern: str | Sequence[str],
+    classes: str | os.PathLike[str] | ClassMap | None,
+    out: str | os.PathLike[str],
+    split: str,
+    *,
+    model: str = "vggish",
+    shard_clips: int = 1000,
+    formats: Sequence[str] = ("hdf5",),
+    storage_options: dict | None = None,
+    checkpoint_seconds: float = 60.0,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import AudioSet's released embedding TFRecords into the embedding shards of ``split``.
+
+    Parameters
+    ----------
+    pattern : str or sequence of str
+        TFRecord files: glob patterns (``tf.io.gfile.glob``, so local paths and ``gs://``) or
+        directories (meaning ``<dir>/*.tfrecord``). Files are read in sorted order; GZIP
+        compression is not supported (the release does not use it).
+    classes : path, ClassMap or None
+        The class map the records' ``labels`` index (``class_labels_indices.csv``); None uses
+        the dataset's ``classes.csv``.
+    out : str or os.PathLike
+        The dataset (local directory or fsspec URL); created if new (16 kHz, 10 s clips).
+    split : str
+        Split to add the clips to.
+    model : str
+        Embedding model name: the shards go to ``embeddings/<model>/<split>/``.
+    shard_clips : int
+        Clips per shard (the last shard of an import may hold fewer).
+    formats : sequence of str
+        Shard formats, among ``hdf5`` and ``parquet``.
+    storage_options : dict, optional
+        fsspec options of the dataset (and of a class map given by URL).
+    checkpoint_seconds : float
+        Save the manifest at most this often while shards are committed (0: after each shard).
+    progress : callable, optional
+        Called after each batch with (records read, None).
+
+    Returns
+    -------
+    ImportSummary
+
+    Raises
+    ------
+    FileNotFoundError
+        If no file matches ``pattern``.
+    ImportRecordError
+        For an unreadable or malformed record, or a label outside the class map; it names the
+        file and the record. Shards committed before the error stay in the dataset, and a
+        re-run skips their clips.
+    """
+    import tensorflow as tf  # deferred: importing TensorFlow takes seconds
+
+    patterns = [pattern] if isinstance(pattern, str | os.PathLike) else list(pattern)
+    files: list[str] = []
+    for pat in map(os.fspath, patterns):
+        if tf.io.gfile.isdir(pat):
+            pat = f"{pat.rstrip('/')}/*.tfrecord"
+        files.extend(tf.io.gfile.glob(pat))
+    files = sorted(set(files))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord file matches {', '.join(map(str, patterns))}")
+
+    def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
+        for path in files:
+            for start, raws in _tfrecord_batches(tf, path):
+                rows = _parse_release_batch(tf, raws, path, start, len(class_map), counts)
+                counts.read += len(raws)
+                yield path, rows
+                if progress:
+                    progress(counts.read, None)
+
+    return _run_import(
+        blocks,
+        files=files,
+        source=SOURCE_RELEASE,
+        classes=classes,
+        out=out,
+        split=split,
+        model=model,
+        shard_clips=shard_clips,
+        formats=formats,
+        storage_options=storage_options,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+
+
+def import_packed_h5(
+    path: str | os.PathLike[str],
+    classes: str | os.PathLike[str] | ClassMap | None,
+    out: str | os.PathLike[str],
+    split: str,
+    *,
+    model: str = "vggish",
+    shard_clips: int = 1000,
+    formats: Sequence[str] = ("hdf5",),
+    storage_options: dict | None = None,
+    checkpoint_seconds: float = 60.0,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import a packed HDF5 embedding file (``x``, ``y``, ``video_id_list``) into ``split``.
+
+    ``x`` must be uint8 (N, 10, 128); ``y`` bool or 0/1 integers (N, C) with C the class map's
+    size; ``video_id_list`` bytes or strings (N,). Optional datasets: ``clip_id`` (strings, else
+    the clip id is ``<video_id>_0``: packed files do not record start times) and ``num_frames``
+    (integers in 0..10, else it is 1 + the position of the last frame that is not all zeros, as
+    shorter clips are zero-padded at the end; a real quantized frame is never all zeros, since
+    that would need all 128 PCA components clipped to -2). Our own HDF5 embedding shards have
+    this layout, so they can be imported too.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local path or fsspec URL (opened with ``storage_options``).
+    classes, out, split, model, shard_clips, formats, storage_options, checkpoint_seconds
+        As for :func:`import_audioset_tfrecords`.
+    progress : callable, optional
+        Called after each block of rows with (rows read, rows in the file).
+
+    Returns
+    -------
+    ImportSummary
+
+    Raises
+    ------
+    InputFormatError
+        If a dataset is missing or has the wrong type or shape (``y`` wider or narrower than
+        the class map included).
+    ImportRecordError
+        For a row whose ``y`` is not 0/1, whose ids do not decode or whose ``num_frames`` is
+        out of range; it names the file and the row.
+    """
+    path = os.fspath(path)
+
+    def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
+        with (
+            fsspec.open(path, "rb", **(storage_options or {})) as stream,
+            h5py.File(stream, "r") as hf,
+        ):
+            total = _check_packed(hf, path, len(class_map))
+            for start in range(0, total, H5_READ_ROWS):
+                stop = min(start + H5_READ_ROWS, total)
+                rows = _read_packed_rows(hf, path, start, stop)
+                counts.read += len(rows)
+                keep = rows.num_frames > 0
+                counts.empty += int(np.count_nonzero(~keep))
+                yield path, _select(rows, keep)
+                if progress:
+                    progress(counts.read, total)
+
+    return _run_import(
+        blocks,
+        files=[path],
+        source=SOURCE_PACKED,
+        classes=classes,
+        out=out,
+        split=split,
+        model=model,
+        shard_clips=shard_clips,
+        formats=formats,
+        storage_options=storage_options,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+
+
+# --- the shared driver -----------------------------------------------------------------------
+
+
+def _run_import(
+    blocks: Callable[[ClassMap, ImportSummary], Iterator[tuple[str, EmbeddingRows]]],
+    *,
+    files: list[str],
+    source: str,
+    classes: str | os.PathLike[str] | ClassMap | None,
+    out: str | os.PathLike[str],
+    split: str,
+    model: str,
+    shard_clips: int,
+    formats: Sequence[str],
+    storage_options: dict | None,
+    checkpoint_seconds: float,
+) -> ImportSummary:
+    """Lock the dataset, then commit the rows of ``blocks`` as shards of ``model``/``split``."""
+    formats = tuple(formats)
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad or not formats:
+        raise ValueError(f"formats must be among {', '.join(FORMATS)}; got {list(formats)}")
+    if shard_clips < 1:
+        raise ValueError("shard_clips must be at least 1")
+    for name, value in (("model", model), ("split", split)):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(f"{name} {value!r} must be letters, digits, '_', '.' or '-'")
+    started = time.time()
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store = DatasetStore(out, storage_options)
+    summary = ImportSummary(run_id=run_id, model=model, split=split, source=source, files=files)
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": STAGE}
+    with DatasetLock(store, owner):
+        class_map = _class_map(classes, store, storage_options)
+        manifest = load_manifest(store)
+        is_new = manifest is None
+        if manifest is None:
+            manifest = DatasetManifest(
+                class_map_sha256=class_map.sha256,
+                num_classes=len(class_map),
+                sample_rate=RELEASE_SAMPLE_RATE,
+                clip_seconds=RELEASE_CLIP_SECONDS,
+                formats=list(formats),
+            )
+        elif manifest.class_map_sha256 != class_map.sha256:
+            raise ValueError(
+                f"cannot add to {store.url()}: its class map ({manifest.num_classes} classes, "
+                f"classes.csv) differs from the one given ({len(class_map)} classes). Import "
+                "with the dataset's classes.csv or into a new dataset."
+            )
+        if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
+            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
+        if manifest.splits.get(split, SplitEntry()).shards:
+            raise ValueError(
+                f"split {split!r} of {store.url()} has waveform shards: its embeddings are "
+                "computed from them (audiomill embed), shard for shard. Import into another split."
+            )
+        entry = manifest.embedding_split(model, split)
+        _check_split_formats(entry, formats, model, split)
+        _remove_orphans(store, entry, f"embeddings/{model}/{split}")
+        seen = _committed_clip_ids(store, entry)
+        writer = _ShardWriter(
+            store,
+            manifest,
+            entry,
+            model=model,
+            split=split,
+            formats=formats,
+            shard_clips=shard_clips,
+            attrs={
+                "model": model,
+                "source": source,
+                "class_map_sha256": class_map.sha256,
+                "run_id": run_id,
+            },
+            run_id=run_id,
+            checkpoint_seconds=checkpoint_seconds,
+        )
+        try:
+            for path, rows in blocks(class_map, summary):
+                keep = np.ones(len(rows), dtype=bool)
+                for i, clip_id in enumerate(rows.clip_ids):
+                    if clip_id in seen:
+                        keep[i] = False
+                        if seen[clip_id]:
+                            summary.already_imported += 1
+                        else:
+                            summary.duplicates += 1
+                    else:
+                        seen[clip_id] = False
+                fresh = _select(rows, keep)
+                summary.truncated += int(np.count_nonzero(fresh.num_frames > FRAMES))
+                fresh.num_frames = np.minimum(fresh.num_frames, FRAMES).astype(np.int32)
+                writer.add(fresh, path)
+            writer.flush()
+        except BaseException:
+            if writer.committed:  # keep what was committed: a re-run skips those clips
+                save_manifest(store, manifest)
+            raise
+        summary.imported = writer.committed_clips
+        summary.shards = writer.committed
+        summary.seconds = time.time() - started
+        summary.split_clips = entry.num_clips
+        if summary.truncated:
+            log.warning(
+                "%d clips had more than %d frames; kept their first %d",
+                summary.truncated,
+                FRAMES,
+                FRAMES,
+            )
+        run = {"stage": STAGE, **asdict(summary), "num_files": len(files)}
+        run["files"] = files[:RUN_FILES_LISTED]
+        record_run(manifest, run)
+        save_manifest(store, manifest)
+    return summary
+
+
+def _class_map(
+    classes: str | os.PathLike[str] | ClassMap | None,
+    store: DatasetStore,
+    storage_options: dict | None,
+) -> ClassMap:
+    if isinstance(classes, ClassMap):
+        return classes
+    if classes is not None:
+        return ClassMap.load(classes, storage_options)
+    if store.exists(CLASSES):
+        return ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
+    raise ValueError(f"{store.url()} is a new dataset: give its class map (classes CSV)")
+
+
+def _check_split_formats(
+    entry: SplitEntry, formats: tuple[str, ...], model: str, split: str
+) -> None:
+    """Refuse to mix shard formats within one split, which readers could not rely on."""
+    for shard in entry.shards:
+        if set(shard.files) != set(formats):
+            raise ValueError(
+                f"embeddings/{model}/{split} already has shards in {sorted(shard.files)}; "
+                f"import with the same formats (not {sorted(formats)}) or into another split"
+            )
+
+
+def _remove_orphans(store: DatasetStore, entry: SplitEntry, rel_dir: str) -> None:
+    """Delete temporaries and shard files of ``rel_dir`` that no committed shard lists."""
+    store.remove_temporaries(rel_dir)
+    listed = {f.path for s in entry.shards for f in s.files.values()}
+    for name in store.listdir(rel_dir):
+        rel = f"{rel_dir}/{name}"
+        if name.startswith("shard-") and rel not in listed:
+            log.warning("removing %s, left uncommitted by an interrupted run", store.url(rel))
+            store.remove(rel)
+
+
+def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, bool]:
+    """Clip ids of the split's committed shards (all mapped to True: already imported)."""
+    seen: dict[str, bool] = {}
+    for shard in entry.shards:
+        if "parquet" in shard.files:
+            with store.open(shard.files["parquet"].path) as stream:
+                ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
+        else:
+            with store.open(shard.files["hdf5"].path) as stream, h5py.File(stream, "r") as hf:
+                ids = list(hf["clip_id"].asstr()[:])
+        seen.update(dict.fromkeys(ids, True))
+    return seen
+
+
+class _ShardWriter:
+    """Buffer rows and commit them as shards of ``shard_clips`` rows, in arrival order."""
+
+    def __init__(
+        self,
+        store: DatasetStore,
+        manifest: DatasetManifest,
+        entry: SplitEntry,
+        *,
+        model: str,
+        split: str,
+        formats: tuple[str, ...],
+        shard_clips: int,
+        attrs: dict,
+        run_id: str,
+        checkpoint_seconds: float,
+    ) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.entry = entry
+        self.model = model
+        self.split = split
+        self.formats = formats
+        self.shard_clips = shard_clips
+        self.attrs = attrs
+        self.run_id = run_id
+        self.checkpoint_seconds = checkpoint_seconds
+        self.committed: list[int] = []
+        self.committed_clips = 0
+        self._pending: list[tuple[EmbeddingRows, str]] = []
+        self._count = 0
+        self._saved = time.monotonic()
+
+    def add(self, rows: EmbeddingRows, source: str) -> None:
+        """Queue ``rows`` (read from file ``source``); commit every full shard."""
+        if len(rows):
+            self._pending.append((rows, source))
+            self._count += len(rows)
+        while self._count >= self.shard_clips:
+            self._commit(self.shard_clips)
+
+    def flush(self) -> None:
+        """Commit the rows left (a last, smaller shard)."""
+        if self._count:
+            self._commit(self._count)
+
+    def _commit(self, n: int) -> None:
+        parts: list[EmbeddingRows] = []
+        sources: list[str] = []
+        need = n
+        while need:
+            rows, source = self._pending[0]
+            if len(rows) <= need:
+                self._pending.pop(0)
+                parts.append(rows)
+            else:
+                parts.append(_slice(rows, 0, need))
+                self._pending[0] = (_slice(rows, need, len(rows)), source)
+            need -= len(parts[-1])
+            if source not in sources:
+                sources.append(source)
+        self._count -= n
+        index = self.entry.next_index
+        shard = commit_embedding_shard(
+            self.store,
+            self.model,
+            self.split,
+            index,
+            _concat(parts),
+            {**self.attrs, "source_files": sources},
+            self.formats,
+            self.run_id,
+        )
+        self.entry.shards.append(shard)
+        self.committed.append(index)
+        self.committed_clips += n
+        if time.monotonic() - self._saved >= self.checkpoint_seconds:
+            save_manifest(self.store, self.manifest)
+            self._saved = time.monotonic()
+
+
+def _slice(rows: EmbeddingRows, start: int, stop: int) -> EmbeddingRows:
+    return EmbeddingRows(
+        x=rows.x[start:stop],
+        y=rows.y[start:stop],
+        video_ids=rows.video_ids[start:stop],
+        clip_ids=rows.clip_ids[start:stop],
+        num_frames=rows.num_frames[start:stop],
+    )
+
+
+def _select(rows: EmbeddingRows, keep: np.ndarray) -> EmbeddingRows:
+    if keep.all():
+        return rows
+    idx = np.flatnonzero(keep)
+    return EmbeddingRows(
+        x=rows.x[idx],
+        y=rows.y[idx],
+        video_ids=[rows.video_ids[i] for i in idx],
+        clip_ids=[rows.clip_ids[i] for i in idx],
+        num_frames=rows.num_frames[idx],
+    )
+
+
+def _concat(parts: list[EmbeddingRows]) -> EmbeddingRows:
+    if len(parts) == 1:
+        return parts[0]
+    return EmbeddingRows(
+        x=np.concatenate([p.x for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        video_ids=[v for p in parts for v in p.video_ids],
+        clip_ids=[c for p in parts for c in p.clip_ids],
+        num_frames=np.concatenate([p.num_frames for p in parts]),
+    )
+
+
+# --- AudioSet's release: TFRecords of SequenceExamples ---------------------------------------
+
+
+def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield (index of the first record, serialized records) of a TFRecord file in batches.
+
+    Batches keep TensorFlow's per-element overhead low. When the file turns out unreadable (bad
+    framing or checksum, truncation) it is read again one record at a time to name the record.
+    """
+    start = 0
+    try:
+        dataset = tf.data.TFRecordDataset(path, buffer_size=1 << 22).batch(TFRECORD_BATCH)
+        for batch in dataset.as_numpy_iterator():
+            yield start, list(batch)
+            start += len(batch)
+    except tf.errors.OpError as exc:
+        bad = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                bad += 1
+        except tf.errors.OpError:
+            pass
+        message = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", exc.message, flags=re.S).strip()
+        raise ImportRecordError(
+            path, bad, f"unreadable TFRecord data ({message}); is the file complete?"
+        ) from exc
+
+
+def _parse_release_batch(
+    tf, raws: list[bytes], path: str, first: int, num_classes: int, counts: ImportSummary
+) -> EmbeddingRows:
+    """Parse serialized release records into rows; records without frames are counted as empty."""
+    x = np.zeros((len(raws), FRAMES, DIM), dtype=np.uint8)
+    y = np.zeros((len(raws), num_classes), dtype=bool)
+    video_ids: list[str] = []
+    clip_ids: list[str] = []
+    num_frames: list[int] = []
+    for k, raw in enumerate(raws):
+        index = first + k
+        try:
+            record = tf.train.SequenceExample.FromString(raw)
+        except DecodeError as exc:
+            raise ImportRecordError(path, index, f"not a SequenceExample ({exc})") from exc
+        try:
+            video_id, start_s, labels, frames = _release_fields(record, num_classes)
+        except ValueError as exc:
+            raise ImportRecordError(path, index, str(exc)) from exc
+        if not frames:
+            counts.empty += 1
+            continue
+        row = len(clip_ids)
+        kept = frames[:FRAMES]
+        x[row, : len(kept)] = np.frombuffer(b"".join(kept), dtype=np.uint8).reshape(-1, DIM)
+        y[row, labels] = True
+        video_ids.append(video_id)
+        clip_ids.append(audioset_clip_id(video_id, start_s))
+        num_frames.append(len(frames))
+    n = len(clip_ids)
+    return EmbeddingRows(
+        x=x[:n],
+        y=y[:n],
+        video_ids=video_ids,
+        clip_ids=clip_ids,
+        num_frames=np.array(num_frames, dtype=np.int32),
+    )
+
+
+def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], list[bytes]]:
+    """Return (video_id, start seconds, labels, frames) of a release record.
+
+    Raises
+    ------
+    ValueError
+        Naming the field that is missing or malformed.
+    """
+    context = record.context.feature
+    if "video_id" not in context or len(context["video_id"].bytes_list.value) != 1:
+        raise ValueError("context feature 'video_id' must hold one bytes value")
+    try:
+        video_id = context["video_id"].bytes_list.value[0].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"video_id is not UTF-8 ({exc})") from exc
+    if not video_id or not video_id.isprintable() or " " in video_id:  # isprintable: no \t, \n
+        raise ValueError(f"video_id {video_id!r} is empty or has spaces or control characters")
+    if "start_time_seconds" not in context:
+        raise ValueError("context feature 'start_time_seconds' is missing")
+    starts = context["start_time_seconds"].float_list.value
+    if len(starts) != 1 or not math.isfinite(starts[0]) or starts[0] < 0:
+        raise ValueError(f"start_time_seconds {list(starts)} is not one finite time >= 0")
+    labels = list(context["labels"].int64_list.value) if "labels" in context else []
+    outside = [label for label in labels if not 0 <= label < num_classes]
+    if outside:
+        raise ValueError(
+            f"labels {outside} are outside the class map (indices 0..{num_classes - 1}); "
+            "import with the class map the records were made with"
+        )
+    lists = record.feature_lists.feature_list
+    if "audio_embedding" not in lists:
+        raise ValueError("feature list 'audio_embedding' is missing")
+    frames = []
+    for j, feature in enumerate(lists["audio_embedding"].feature):
+        values = feature.bytes_list.value
+        if len(values) != 1 or len(values[0]) != DIM:
+            sizes = [len(v) for v in values]
+            raise ValueError(
+                f"audio_embedding frame {j} must be one {DIM}-byte string; got sizes {sizes}"
+            )
+        frames.append(values[0])
+    return video_id, starts[0], labels, frames
+
+
+# --- packed HDF5 files -----------------------------------------------------------------------
+
+
+def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
+    """Check the layout of a packed file; return its number of rows."""
+    missing = [k for k in ("x", "y", "video_id_list") if k not in hf]
+    if missing:
+        raise InputFormatError(
+            path, f"not a packed embedding file: missing {missing} (needs x, y, video_id_list)"
+        )
+    x, y = hf["x"], hf["y"]
+    if x.dtype != np.uint8 or x.shape[1:] != (FRAMES, DIM):
+        raise InputFormatError(
+            path, f"x must be uint8 (N, {FRAMES}, {DIM}); it is {x.dtype} {x.shape}"
+        )
+    n = x.shape[0]
+    if y.ndim != 2 or y.shape[0] != n or not (y.dtype == np.bool_ or y.dtype.kind in "iu"):
+        raise InputFormatError(
+            path, f"y must be bool or 0/1 integers (N, C); it is {y.dtype} {y.shape}"
+        )
+    if y.shape[1] != num_classes:
+        raise InputFormatError(
+            path,
+            f"y has {y.shape[1]} columns but the class map has {num_classes} classes; "
+            "import with the class map the file was made with",
+        )
+    for name in ("video_id_list", "clip_id", "num_frames"):
+        if name in hf and hf[name].shape != (n,):
+            raise InputFormatError(path, f"{name} has shape {hf[name].shape}; x has {n} rows")
+    for name in ("video_id_list", "clip_id"):
+        if name in hf and hf[name].dtype.kind not in "SOU":
+            raise InputFormatError(path, f"{name} must hold strings; it is {hf[name].dtype}")
+    if "num_frames" in hf and hf["num_frames"].dtype.kind not in "iu":
+        raise InputFormatError(path, f"num_frames must be integers; it is {hf['num_frames'].dtype}")
+    return n
+
+
+def _read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> EmbeddingRows:
+    """Read rows ``start:stop`` of a checked packed file."""
+    x = hf["x"][start:stop]
+    y_raw = hf["y"][start:stop]
+    if y_raw.dtype != np.bool_:
+        bad = np.flatnonzero(((y_raw != 0) & (y_raw != 1)).any(axis=1))
+        if bad.size:
+            row = start + int(bad[0])
+            values = sorted(set(np.unique(y_raw[bad[0]]).tolist()) - {0, 1})
+            raise ImportRecordError(path, row, f"y holds {values}, not only 0/1", unit="row")
+    video_ids = _strings(hf, "video_id_list", path, start, stop)
+    if "clip_id" in hf:
+        clip_ids = _strings(hf, "clip_id", path, start, stop)
+    else:
+        clip_ids = [f"{v}_0" for v in video_ids]
+    if "num_frames" in hf:
+        num_frames = hf["num_frames"][start:stop].astype(np.int64)
+        bad = np.flatnonzero((num_frames < 0) | (num_frames > FRAMES))
+        if bad.size:
+            row = start + int(bad[0])
+            raise ImportRecordError(
+                path, row, f"num_frames {num_frames[bad[0]]} is not in 0..{FRAMES}", unit="row"
+            )
+    else:
+        voiced = x.any(axis=2)
+        num_frames = np.where(voiced.any(axis=1), FRAMES - np.argmax(voiced[:, ::-1], axis=1), 0)
+    return EmbeddingRows(
+        x=x,
+        y=y_raw.astype(bool),
+        video_ids=video_ids,
+        clip_ids=clip_ids,
+        num_frames=num_frames.astype(np.int32),
+    )
+
+
+def _strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list[str]:
+    """Rows ``start:stop`` of a string dataset, decoded as UTF-8, each non-empty."""
+    raw = hf[name][start:stop]
+    out = []
+    for k, value in enumerate(raw):
+        try:
+            text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError as exc:
+            raise ImportRecordError(path, start + k, f"{name} is not UTF-8 ({exc})", "row") from exc
+        if not text:
+            raise ImportRecordError(path, start + k, f"{name} is empty", unit="row")
+        out.append(text)
+    return out

@@ -1,0 +1,283 @@
+"""Feature-stage commands: embed, embed-files, import, index, report."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from workflows.cli_common import (
+    StorageOptions,
+    console,
+    fail,
+    out,
+    parse_formats,
+    progress_bar,
+    storage_options_from,
+)
+
+import_app = typer.Typer(help="Import embeddings made elsewhere.", no_args_is_help=True)
+
+MODE_HELP = (
+    "Front-end precision: 'exact' computes in float64 like Google's reference (log-mel within "
+    "1e-4 of it); 'fast' uses float32 (within 1e-3), several times faster."
+)
+RESAMPLER_HELP = (
+    "Resampler to 16 kHz: 'resampy' is what the reference uses (kaiser_best) and reproduces "
+    "its values; 'soxr' is much faster but changes log-mel values by up to about 2 near the "
+    "top mel bands and the clip edges. Use resampy when exactness to the reference matters."
+)
+
+
+def _settings(checkpoint, pca_params, batch_size, mode, resampler, formats):
+    from features.embed import EmbedSettings
+
+    if mode not in ("fast", "exact"):
+        fail("--mode must be 'fast' or 'exact'")
+    if resampler not in ("soxr", "resampy"):
+        fail("--resampler must be 'soxr' or 'resampy'")
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    return EmbedSettings(
+        checkpoint=checkpoint,
+        pca_params=pca_params,
+        batch_size=batch_size,
+        mode=mode,
+        resampler=resampler,
+        formats=parse_formats(formats),
+    )
+
+
+def embed(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    checkpoint: Annotated[
+        str, typer.Option(help="Google's vggish_model.ckpt (TF-slim checkpoint prefix).")
+    ],
+    pca_params: Annotated[str, typer.Option(help="Google's vggish_pca_params.npz.")],
+    model: Annotated[str, typer.Option(help="Embedding model (only vggish).")] = "vggish",
+    split: Annotated[
+        list[str] | None, typer.Option(help="Split(s) to embed (default: all).")
+    ] = None,
+    scheduler: Annotated[
+        str, typer.Option(help="'local' (a LocalCluster) or a Dask scheduler tcp://host:port.")
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
+    resampler: Annotated[str, typer.Option(help=RESAMPLER_HELP)] = "soxr",
+    storage_options: StorageOptions = None,
+) -> None:
+    """VGGish embeddings for every waveform shard, one Dask task per shard, resumable.
+
+    Embedding shards are row-aligned with the waveform shards (same index, same clip order) and
+    record the checkpoint and PCA digests. A GPU is used when TensorFlow sees one.
+    """
+    from features.embed import embed_dataset
+    from features.vggish_checkpoint import CheckpointError
+    from pipelines.storage import DatasetLockedError
+
+    if model != "vggish":
+        fail(f"--model {model!r} is not available; only 'vggish'")
+    settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, format)
+    with progress_bar("shards") as (bar, task):
+        try:
+            summary = embed_dataset(
+                dataset,
+                settings,
+                splits=split,
+                scheduler=None if scheduler == "local" else scheduler,
+                workers=workers,
+                storage_options=storage_options_from(storage_options),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except (CheckpointError, DatasetLockedError, FileNotFoundError, ValueError) as exc:
+            bar.stop()
+            fail(str(exc))
+    t = Table(title=f"embed {summary.run_id}", show_header=False)
+    t.add_row("shards embedded", str(summary.shards_done))
+    t.add_row("shards already done", str(summary.shards_skipped))
+    t.add_row("clips", str(summary.clips))
+    t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
+    t.add_row("PCA sha256", summary.pca_sha256[:16])
+    rate = summary.clips / summary.seconds if summary.seconds else 0.0
+    t.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} clips/s)")
+    console.print(t)
+
+
+def embed_files(
+    files: Annotated[list[str], typer.Argument(help="Audio files (any format ingest reads).")],
+    checkpoint: Annotated[str, typer.Option(help="vggish_model.ckpt.")],
+    pca_params: Annotated[str, typer.Option(help="vggish_pca_params.npz.")],
+    out_path: Annotated[str, typer.Option("--out", help="Output FILE.npz or FILE.parquet.")],
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
+    resampler: Annotated[str, typer.Option(help=RESAMPLER_HELP)] = "soxr",
+) -> None:
+    """Embeddings of a few audio files, one row per 0.96 s example, without a dataset."""
+    from features.embed_files import embed_files as run
+    from features.vggish_checkpoint import CheckpointError
+    from schemas.failures import ClipFailure
+
+    settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, "hdf5")
+    with progress_bar("files") as (bar, task):
+        try:
+            results = run(
+                files, settings, out_path,
+                progress=lambda d, n: bar.update(task, completed=d, total=n),
+            )  # fmt: skip
+        except (CheckpointError, ClipFailure, FileNotFoundError, ValueError) as exc:
+            bar.stop()
+            fail(str(exc))
+    for r in results:
+        out.print(f"{r.path}: {len(r.quantized)} embeddings", markup=False, highlight=False)
+    out.print(f"wrote {out_path}")
+
+
+def _import_summary(summary) -> None:
+    t = Table(title=f"import {summary.source} -> {summary.split}", show_header=False)
+    t.add_row("files", str(len(summary.files)))
+    t.add_row("records read", str(summary.read))
+    t.add_row("imported", str(summary.imported))
+    t.add_row("already imported", str(summary.already_imported))
+    t.add_row("duplicates skipped", str(summary.duplicates))
+    t.add_row("empty skipped", str(summary.empty))
+    t.add_row("truncated to 10 frames", str(summary.truncated))
+    t.add_row("shards written", str(len(summary.shards)))
+    t.add_row("clips in split", str(summary.split_clips))
+    t.add_row("time", f"{summary.seconds:.1f} s")
+    console.print(t)
+
+
+@import_app.command("audioset-tfrecord")
+def import_tfrecord(
+    pattern: Annotated[str, typer.Argument(help="TFRecord glob, e.g. 'bal_train/*.tfrecord'.")],
+    classes: Annotated[str, typer.Option(help="class_labels_indices.csv.")],
+    out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
+    split: Annotated[str, typer.Option(help="Split to import into.")],
+    shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
+    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    storage_options: StorageOptions = None,
+) -> None:
+    """Import AudioSet's released VGGish embedding TFRecords, without downloading audio."""
+    from features.importers import import_audioset_tfrecords
+
+    _run_import(import_audioset_tfrecords, pattern, classes, out_path, split, shard_clips,
+                format, storage_options)  # fmt: skip
+
+
+@import_app.command("packed-h5")
+def import_packed(
+    path: Annotated[str, typer.Argument(help="Packed HDF5 file with x, y, video_id_list.")],
+    classes: Annotated[str, typer.Option(help="Class map CSV matching y's columns.")],
+    out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
+    split: Annotated[str, typer.Option(help="Split to import into.")],
+    shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
+    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    storage_options: StorageOptions = None,
+) -> None:
+    """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list)."""
+    from features.importers import import_packed_h5
+
+    _run_import(import_packed_h5, path, classes, out_path, split, shard_clips, format,
+                storage_options)  # fmt: skip
+
+
+def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
+    from pipelines.storage import DatasetLockedError
+    from schemas.errors import InputFormatError
+
+    with progress_bar("records") as (bar, task):
+        try:
+            summary = fn(
+                source, classes, out_path, split,
+                shard_clips=shard_clips, formats=parse_formats(fmt),
+                storage_options=storage_options_from(storage_options),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        except (InputFormatError, DatasetLockedError, FileNotFoundError, ValueError) as exc:
+            bar.stop()
+            fail(str(exc))
+    _import_summary(summary)
+
+
+def index(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    split: Annotated[list[str] | None, typer.Option(help="Split(s) (default: all).")] = None,
+    source: Annotated[
+        str, typer.Option(help="'waveforms', or 'embeddings' for embedding-only datasets.")
+    ] = "waveforms",
+    scheduler: Annotated[
+        str, typer.Option(help="'local' or a Dask scheduler address tcp://host:port.")
+    ] = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Per-class index (positions of each class's clips) and per-clip weights, with Dask."""
+    import dataclasses
+
+    from features.class_index import build_class_index
+    from pipelines.dataset_state import load_manifest
+    from pipelines.storage import DatasetStore
+
+    opts = storage_options_from(storage_options)
+    manifest = load_manifest(DatasetStore(dataset, opts))
+    if manifest is None:
+        fail(f"{dataset} is not an audiomill dataset (no manifest.json)")
+    have = manifest.splits if source == "waveforms" else manifest.embeddings.get("vggish", {})
+    splits = split or sorted(have)
+    if not splits:
+        fail(f"the dataset has no {source} splits to index")
+    results = []
+    for name in splits:
+        try:
+            summary = build_class_index(
+                dataset, name, source=source,
+                client=None if scheduler == "local" else scheduler, storage_options=opts,
+            )  # fmt: skip
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+        results.append(dataclasses.asdict(summary))
+        if not as_json:
+            console.print(
+                f"{name}: {summary.num_clips} clips, {summary.num_positions} positive labels, "
+                f"{len(summary.classes_without_clips)} classes without clips, "
+                f"{summary.unlabeled_clips} unlabeled; {summary.seconds:.1f} s -> {summary.path}",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+    if as_json:
+        out.print_json(json.dumps(results))
+
+
+def report(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="Report directory (default: <dataset>/reports).")
+    ] = None,
+    scheduler: Annotated[
+        str, typer.Option(help="'local' or a Dask scheduler address tcp://host:port.")
+    ] = "local",
+    storage_options: StorageOptions = None,
+) -> None:
+    """HTML report with plots: class counts, cardinality, co-occurrence, durations, failures."""
+    from features.report import build_report
+
+    try:
+        path = build_report(
+            dataset, out_dir, storage_options=storage_options_from(storage_options),
+            client=None if scheduler == "local" else scheduler,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    out.print(f"report written to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the feature-stage commands to the ``audiomill`` app."""
+    app.command()(embed)
+    app.command("embed-files")(embed_files)
+    app.add_typer(import_app, name="import")
+    app.command()(index)
+    app.command()(report)
