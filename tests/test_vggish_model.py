@@ -1,0 +1,259 @@
+"""VGGish: Keras model vs an independent NumPy forward pass of TF-slim checkpoints, and PCA."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from features.vggish_checkpoint import (
+    CheckpointError,
+    checkpoint_sha256,
+    load_vggish_checkpoint,
+    resolve_checkpoint,
+)
+from features.vggish_model import VGGishEmbedder, build_vggish
+from features.vggish_postprocess import VGGishPostprocessor, pca_sha256
+
+# The published variables, written out here rather than derived from the code under test.
+CONVS = [
+    ("conv1", 1, 64),
+    ("conv2", 64, 128),
+    ("conv3/conv3_1", 128, 256),
+    ("conv3/conv3_2", 256, 256),
+    ("conv4/conv4_1", 256, 512),
+    ("conv4/conv4_2", 512, 512),
+]
+FCS = [("fc1/fc1_1", 12288, 4096), ("fc1/fc1_2", 4096, 4096), ("fc2", 4096, 128)]
+
+
+def slim_shapes() -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for scope, cin, cout in CONVS:
+        shapes[f"vggish/{scope}/weights"] = (3, 3, cin, cout)
+        shapes[f"vggish/{scope}/biases"] = (cout,)
+    for scope, fin, fout in FCS:
+        shapes[f"vggish/{scope}/weights"] = (fin, fout)
+        shapes[f"vggish/{scope}/biases"] = (fout,)
+    return shapes
+
+
+def random_weights(seed: int) -> dict[str, np.ndarray]:
+    """He-scaled weights so activations stay O(1) through the network."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in slim_shapes().items():
+        if name.endswith("weights"):
+            std = float(np.sqrt(2.0 / np.prod(shape[:-1])))
+            weights[name] = (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float32)
+        else:
+            weights[name] = rng.normal(0.0, 0.1, shape).astype(np.float32)
+    return weights
+
+
+def write_slim_checkpoint(prefix: Path, arrays: dict[str, np.ndarray], v1: bool = False) -> str:
+    """Save ``arrays`` as TF1 graph-mode variables with ``tf.compat.v1.train.Saver``."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        assigns = {}
+        for name, value in arrays.items():
+            var = tf.compat.v1.get_variable(name, shape=value.shape, dtype=tf.as_dtype(value.dtype))
+            feed = tf.compat.v1.placeholder(var.dtype, shape=value.shape)
+            assigns[var.assign(feed)] = (feed, value)
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        sess.run(global_step.initializer)
+        for assign, (feed, value) in assigns.items():
+            sess.run(assign, {feed: value})
+        version = tf.compat.v1.train.SaverDef.V1 if v1 else tf.compat.v1.train.SaverDef.V2
+        saver = tf.compat.v1.train.Saver(write_version=version)
+        return saver.save(sess, str(prefix), write_meta_graph=False)
+
+
+def numpy_vggish(weights: dict[str, np.ndarray], examples: np.ndarray) -> np.ndarray:
+    """Float64 forward pass: im2col SAME convs, SAME max pools, HWC flatten, linear fc2."""
+    x = examples.astype(np.float64)[..., None]
+    for scope, _, _ in CONVS:
+        n, h, w, c = x.shape
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        cols = np.concatenate(
+            [padded[:, dy : dy + h, dx : dx + w, :] for dy in range(3) for dx in range(3)], axis=-1
+        )
+        kernel = weights[f"vggish/{scope}/weights"].astype(np.float64).reshape(9 * c, -1)
+        x = np.maximum(cols @ kernel + weights[f"vggish/{scope}/biases"], 0.0)
+        if scope in ("conv1", "conv2", "conv3/conv3_2", "conv4/conv4_2"):
+            n, h, w, c = x.shape
+            x = np.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-np.inf)
+            x = x.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max(axis=(2, 4))
+    x = x.reshape(len(x), -1)
+    for scope, _, _ in FCS:
+        x = x @ weights[f"vggish/{scope}/weights"] + weights[f"vggish/{scope}/biases"]
+        if scope != "fc2":
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def reference_postprocess(emb: np.ndarray, eigen: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """AudioSet's quantization written elementwise from its definition."""
+    out = np.zeros(emb.shape, dtype=np.uint8)
+    for i in range(emb.shape[0]):
+        for k in range(emb.shape[1]):
+            value = sum(
+                float(eigen[k, j]) * (float(emb[i, j]) - float(means[j])) for j in range(128)
+            )
+            value = min(max(value, -2.0), 2.0)
+            out[i, k] = int((value + 2.0) * 63.75)  # int() truncates toward zero
+    return out
+
+
+@pytest.fixture(scope="module")
+def pca(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    eigen = rng.normal(0.0, 0.01, (128, 128))  # raw embeddings have std ~9
+    means = rng.normal(0.0, 2.0, (128, 1))
+    path = tmp_path_factory.mktemp("pca") / "vggish_pca_params.npz"
+    np.savez(path, pca_eigen_vectors=eigen, pca_means=means)
+    return path, eigen, means.ravel()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_vggish()
+
+
+def test_architecture(model):
+    assert model.count_params() == 72_141_184
+    assert model.output_shape == (None, 128)
+    assert model.get_layer("pool4").output.shape == (None, 6, 4, 512)
+    assert model.get_layer("flatten").output.shape == (None, 12288)
+
+
+def test_embedder_matches_numpy_reference(tmp_path, pca):
+    # One test, so that parallel workers do not each build a 72M-parameter checkpoint and model.
+    weights = random_weights(seed=7)
+    checkpoint = write_slim_checkpoint(
+        tmp_path / "vggish_model.ckpt", {**weights, "vggish/extra/weights": np.ones((2, 2))}
+    )
+    embedder = VGGishEmbedder(checkpoint, pca[0], batch_size=3)
+    examples = np.random.default_rng(3).normal(0.0, 2.0, (5, 96, 64)).astype(np.float32)
+    raw, quantized = embedder.embed(examples)  # batches of 3 + 2
+    expected = numpy_vggish(weights, examples[:2])
+    assert np.abs(expected).max() > 0.5  # activations are O(1), not vanishing
+    np.testing.assert_allclose(raw[:2], expected, rtol=1e-4, atol=1e-4)
+    assert (raw < 0).any()  # fc2 is linear: no ReLU
+    np.testing.assert_allclose(raw, embedder.model.predict(examples, verbose=0), rtol=1e-5)
+    np.testing.assert_array_equal(quantized, embedder.postprocessor.postprocess(raw))
+    assert quantized.dtype == np.uint8 and quantized.shape == (5, 128)
+    assert ((quantized > 0) & (quantized < 255)).mean() > 0.5  # mostly inside the clip range
+
+    raw, quantized = embedder.embed(np.zeros((0, 96, 64), np.float32))
+    assert raw.shape == (0, 128) and quantized.shape == (0, 128)
+    with pytest.raises(ValueError, match=r"\(n, 96, 64\)"):
+        embedder.raw(np.zeros((2, 64, 96)))
+
+    report = embedder.checkpoint_report
+    assert report["ignored"] == ["global_step", "vggish/extra/weights"]
+    assert len(report["loaded"]) == 18 and report["parameters"] == 72_141_184
+    index, data = (
+        tmp_path / "vggish_model.ckpt.index",
+        tmp_path / "vggish_model.ckpt.data-00000-of-00001",
+    )
+    digest = hashlib.sha256(index.read_bytes() + data.read_bytes()).hexdigest()
+    assert report["sha256"] == checkpoint_sha256(checkpoint) == digest
+    assert resolve_checkpoint(index) == resolve_checkpoint(data) == (checkpoint, [index, data])
+    assert embedder.provenance["pca_sha256"] == hashlib.sha256(pca[0].read_bytes()).hexdigest()
+
+
+def test_v1_single_file_and_directory(tmp_path, model):
+    # A distinct constant per variable is enough to check that each lands in its layer.
+    weights = {
+        name: np.full(shape, i + 1, np.float32)
+        for i, (name, shape) in enumerate(slim_shapes().items())
+    }
+    path = write_slim_checkpoint(tmp_path / "vggish_model.ckpt", weights, v1=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "vggish_model.ckpt"]
+    assert resolve_checkpoint(tmp_path) == (path, [Path(path)])
+    assert checkpoint_sha256(tmp_path) == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    load_vggish_checkpoint(model, tmp_path)
+    for scope in [scope for scope, _, _ in CONVS + FCS]:
+        kernel, bias = model.get_layer(scope.split("/")[-1]).get_weights()
+        np.testing.assert_array_equal(kernel, weights[f"vggish/{scope}/weights"])
+        np.testing.assert_array_equal(bias, weights[f"vggish/{scope}/biases"])
+
+
+def test_bad_checkpoint_names_every_variable_and_leaves_model(tmp_path, model):
+    arrays = {name: np.zeros(shape, np.float32) for name, shape in slim_shapes().items()}
+    del arrays["vggish/fc2/biases"]
+    arrays["vggish/conv3/conv3_2/weights"] = np.zeros((3, 3, 256, 128), np.float32)
+    arrays["vggish/conv1/biases"] = np.zeros(64, np.float64)
+    prefix = write_slim_checkpoint(tmp_path / "bad.ckpt", arrays)
+    before = model.get_layer("fc1_1").get_weights()[0][:4, :4].copy()
+    with pytest.raises(CheckpointError) as err:
+        load_vggish_checkpoint(model, prefix)
+    message = str(err.value)
+    assert prefix in message and "3 of 18 variables" in message
+    assert "vggish/fc2/biases: missing (expected shape [128])" in message
+    mis_shaped = (
+        "vggish/conv3/conv3_2/weights: shape [3, 3, 256, 128] (expected shape [3, 3, 256, 256])"
+    )
+    assert mis_shaped in message
+    assert "vggish/conv1/biases: dtype float64 (expected float32)" in message
+    assert "vggish/conv2" not in message
+    np.testing.assert_array_equal(model.get_layer("fc1_1").get_weights()[0][:4, :4], before)
+
+
+def test_resolve_errors(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*download"):
+        resolve_checkpoint(tmp_path / "vggish_model.ckpt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        resolve_checkpoint(tmp_path)
+    (tmp_path / "a.ckpt.index").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"no a\.ckpt\.data"):
+        resolve_checkpoint(tmp_path / "a.ckpt")
+    (tmp_path / "b.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="several checkpoints"):
+        resolve_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_vggish_checkpoint(None, tmp_path / "b.ckpt")
+
+
+def test_postprocess_matches_definition(pca):
+    path, eigen, means = pca
+    emb = np.random.default_rng(1).normal(0.0, 9.0, (6, 128)).astype(np.float32)
+    post = VGGishPostprocessor(path)
+    np.testing.assert_array_equal(post.postprocess(emb), reference_postprocess(emb, eigen, means))
+    assert post.sha256 == pca_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_postprocess_truncates_and_clips(tmp_path):
+    path = tmp_path / "identity.npz"
+    np.savez(path, pca_eigen_vectors=np.eye(128), pca_means=np.zeros(128))  # (128,) means
+    # (x + 2) * 63.75 = 10.9, 0.6 and 254.99: truncation gives 10, 0, 254; rounding 11, 1, 255.
+    values = np.array([10.9, 0.6, 254.99]) / 63.75 - 2.0
+    emb = np.zeros((1, 128))
+    emb[0, :3] = values
+    emb[0, 3:5] = [7.0, -7.0]
+    out = VGGishPostprocessor(path).postprocess(emb)
+    assert out[0, :5].tolist() == [10, 0, 254, 255, 0]
+    assert (out[0, 5:] == 127).all()  # 2 * 63.75 = 127.5
+
+
+def test_postprocess_errors(tmp_path, pca):
+    with pytest.raises(FileNotFoundError, match="download"):
+        VGGishPostprocessor(tmp_path / "absent.npz")
+    np.savez(tmp_path / "nokey.npz", pca_eigen_vectors=np.eye(128))
+    with pytest.raises(ValueError, match="lacks pca_means"):
+        VGGishPostprocessor(tmp_path / "nokey.npz")
+    np.savez(tmp_path / "shape.npz", pca_eigen_vectors=np.eye(64), pca_means=np.zeros(128))
+    with pytest.raises(ValueError, match=r"pca_eigen_vectors has shape \(64, 64\)"):
+        VGGishPostprocessor(tmp_path / "shape.npz")
+    np.savez(tmp_path / "means.npz", pca_eigen_vectors=np.eye(128), pca_means=np.zeros((1, 128)))
+    with pytest.raises(ValueError, match=r"pca_means has shape \(1, 128\)"):
+        VGGishPostprocessor(tmp_path / "means.npz")
+    post = VGGishPostprocessor(pca[0])
+    with pytest.raises(ValueError, match=r"shape \(n, 128\)"):
+        post.postprocess(np.zeros((2, 64)))
+    with pytest.raises(ValueError, match="NaN"):
+        post.postprocess(np.full((1, 128), np.nan))
