@@ -28,18 +28,16 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import dask
 import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster, as_completed
 
+from features.dask_runtime import DaskClient, Runner, dask_client, map_shards
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
 from schemas.class_index import (
@@ -60,94 +58,7 @@ from schemas.dataset import DatasetManifest, ShardEntry
 
 log = logging.getLogger(__name__)
 
-LOCAL_SCHEDULERS = ("synchronous", "threads")
-MAX_LOCAL_THREADS = 8
 FORMAT_PREFERENCE = ("hdf5", "parquet")
-
-DaskClient = Client | str | None
-"""What the feature stages accept as ``client`` (see :func:`dask_client`)."""
-
-Runner = Client | str
-"""A resolved client: a ``distributed.Client`` or the name of a local Dask scheduler."""
-
-
-# --------------------------------------------------------------------------- Dask plumbing
-
-
-@contextlib.contextmanager
-def dask_client(client: DaskClient = None) -> Iterator[Runner]:
-    """Resolve the ``client`` argument of the feature stages to where tasks run.
-
-    Parameters
-    ----------
-    client : distributed.Client, str or None
-        A client is yielded unchanged (and left open). ``"synchronous"`` and ``"threads"`` are
-        Dask's local schedulers, yielded as their names: no cluster, no per-task scheduling
-        cost (``"threads"`` runs tasks on a thread pool of one thread per core). Any other
-        string is a scheduler address (``tcp://host:port``), connected to for the duration.
-        None starts a ``LocalCluster`` of one worker with up to 8 threads (one per core) for
-        the duration: shard reads are short and I/O bound, so threads keep the cluster cheap to
-        start and hand results back without serialisation. Its scheduler's HTTP server takes a
-        free port (``dashboard_address=None`` would still bind 8787).
-
-    Yields
-    ------
-    distributed.Client or str
-    """
-    if isinstance(client, Client) or client in LOCAL_SCHEDULERS:
-        yield client
-    elif isinstance(client, str):
-        with Client(client) as connected:
-            yield connected
-    elif client is None:
-        threads = max(1, min(os.cpu_count() or 1, MAX_LOCAL_THREADS))
-        with (
-            LocalCluster(
-                processes=False, n_workers=1, threads_per_worker=threads, dashboard_address=":0"
-            ) as cluster,
-            Client(cluster) as local,
-        ):
-            yield local
-    else:
-        raise TypeError(
-            "client must be a distributed.Client, a scheduler address, "
-            f"{' or '.join(map(repr, LOCAL_SCHEDULERS))} or None, not {type(client).__name__}"
-        )
-
-
-def map_shards(
-    fn: Callable[..., Any], items: Sequence[tuple], client: Runner
-) -> Iterator[tuple[int, Any]]:
-    """Run ``fn(*item)`` as one Dask task per item and yield ``(position, result)`` as each ends.
-
-    On a cluster, results are yielded in completion order and released from the cluster as soon
-    as they are yielded, so it never holds more than the results not yet consumed; when a task
-    fails, the tasks still pending are cancelled and its exception is raised. On a local
-    scheduler the tasks run as one graph, and results come in order once all have run.
-
-    Parameters
-    ----------
-    fn : callable
-        A module-level function (workers in other processes import it by name).
-    items : sequence of tuple
-        The positional arguments of each task.
-    client : distributed.Client or str
-        A client, or the name of a local Dask scheduler (see :func:`dask_client`).
-    """
-    if not items:
-        return
-    if isinstance(client, str):
-        task = dask.delayed(fn, pure=False)
-        yield from enumerate(dask.compute(*(task(*args) for args in items), scheduler=client))
-        return
-    futures = client.map(fn, *zip(*items, strict=True), pure=False)  # one graph update
-    position = {f.key: pos for pos, f in enumerate(futures)}
-    try:
-        for future, result in as_completed(futures, with_results=True):
-            yield position[future.key], result
-            future.release()
-    finally:
-        client.cancel([f for f in futures if not f.done()])
 
 
 # --------------------------------------------------------------------------- reading shards

@@ -42,17 +42,14 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from features.class_index import (
-    DaskClient,
-    Runner,
     ShardLabels,
     ShardSource,
     SplitLabels,
-    dask_client,
-    map_shards,
     open_hdf5,
     read_shard_labels,
     split_shards,
 )
+from features.dask_runtime import DaskClient, Runner, dask_client, map_shards
 from pipelines.dataset_state import load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap

@@ -18,10 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from features.vggish_checkpoint import load_vggish_checkpoint
+from features.vggish_params import NUM_BANDS, NUM_FRAMES
 from features.vggish_postprocess import EMBEDDING_SIZE, VGGishPostprocessor
-
-NUM_FRAMES = 96
-NUM_BANDS = 64
 
 _CONV_BLOCKS: tuple[tuple[tuple[str, int], ...], ...] = (
     (("conv1", 64),),

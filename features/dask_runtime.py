@@ -1,0 +1,112 @@
+"""Where feature-stage tasks run: a Dask client, a cluster address or a local scheduler.
+
+Every feature stage takes a ``client`` argument (DESIGN 4.3): ``None`` starts a
+``LocalCluster``, a string names a scheduler address (``tcp://host:port``) or one of Dask's
+local schedulers, and a ``distributed.Client`` is used as is. :func:`map_shards` runs one task
+per shard on whichever was chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster, as_completed
+
+LOCAL_SCHEDULERS = ("synchronous", "threads")
+MAX_LOCAL_THREADS = 8
+
+DaskClient = Client | str | None
+"""What the feature stages accept as ``client`` (see :func:`dask_client`)."""
+
+Runner = Client | str
+"""A resolved client: a ``distributed.Client`` or the name of a local Dask scheduler."""
+
+
+@contextlib.contextmanager
+def dask_client(
+    client: DaskClient = None, *, processes: bool = False, workers: int | None = None
+) -> Iterator[Runner]:
+    """Resolve the ``client`` argument of the feature stages to where tasks run.
+
+    Parameters
+    ----------
+    client : distributed.Client, str or None
+        A client is yielded unchanged (and left open). ``"synchronous"`` and ``"threads"`` are
+        Dask's local schedulers, yielded as their names: no cluster, no per-task scheduling
+        cost (``"threads"`` runs tasks on a thread pool of one thread per core). Any other
+        string is a scheduler address (``tcp://host:port``), connected to for the duration.
+        None starts a ``LocalCluster`` of one worker with up to 8 threads (one per core) for
+        the duration: shard reads are short and I/O bound, so threads keep the cluster cheap to
+        start and hand results back without serialisation. Its scheduler's HTTP server takes a
+        free port (``dashboard_address=None`` would still bind 8787).
+    processes : bool
+        For ``None``: start ``workers`` single-threaded worker processes instead (for tasks
+        that hold the GIL or load a model per worker, such as embedding).
+    workers : int, optional
+        Worker processes when ``processes`` (default: one per core).
+
+    Yields
+    ------
+    distributed.Client or str
+    """
+    if isinstance(client, Client) or client in LOCAL_SCHEDULERS:
+        yield client
+    elif isinstance(client, str):
+        with Client(client) as connected:
+            yield connected
+    elif client is None:
+        threads = max(1, min(os.cpu_count() or 1, MAX_LOCAL_THREADS))
+        shape = (
+            {"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1}
+            if processes
+            else {"n_workers": 1, "threads_per_worker": threads}
+        )
+        with (
+            LocalCluster(processes=processes, dashboard_address=":0", **shape) as cluster,
+            Client(cluster) as local,
+        ):
+            yield local
+    else:
+        raise TypeError(
+            "client must be a distributed.Client, a scheduler address, "
+            f"{' or '.join(map(repr, LOCAL_SCHEDULERS))} or None, not {type(client).__name__}"
+        )
+
+
+def map_shards(
+    fn: Callable[..., Any], items: Sequence[tuple], client: Runner
+) -> Iterator[tuple[int, Any]]:
+    """Run ``fn(*item)`` as one Dask task per item and yield ``(position, result)`` as each ends.
+
+    On a cluster, results are yielded in completion order and released from the cluster as soon
+    as they are yielded, so it never holds more than the results not yet consumed; when a task
+    fails, the tasks still pending are cancelled and its exception is raised. On a local
+    scheduler the tasks run as one graph, and results come in order once all have run.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (workers in other processes import it by name).
+    items : sequence of tuple
+        The positional arguments of each task.
+    client : distributed.Client or str
+        A client, or the name of a local Dask scheduler (see :func:`dask_client`).
+    """
+    if not items:
+        return
+    if isinstance(client, str):
+        task = dask.delayed(fn, pure=False)
+        yield from enumerate(dask.compute(*(task(*args) for args in items), scheduler=client))
+        return
+    futures = client.map(fn, *zip(*items, strict=True), pure=False)  # one graph update
+    position = {f.key: pos for pos, f in enumerate(futures)}
+    try:
+        for future, result in as_completed(futures, with_results=True):
+            yield position[future.key], result
+            future.release()
+    finally:
+        client.cancel([f for f in futures if not f.done()])

@@ -1,0 +1,363 @@
+"""``audiomill embed``: VGGish embeddings for every waveform shard of a dataset, on Dask.
+
+One Dask task per waveform shard. Each worker process loads the model once (a module-level
+cache keyed by the checkpoint) and writes an embedding shard row-aligned with its waveform
+shard (same index, same clip order), committed atomically; the driver records each finished
+shard in the manifest at once, so an interrupted run resumes with the shards not yet embedded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from features.dask_runtime import dask_client, map_shards
+from features.embedding_shards import commit_embedding_shard
+from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
+from pipelines.dataset_state import load_manifest, save_manifest
+from pipelines.storage import DatasetLock, DatasetStore
+from schemas.dataset import DatasetManifest, ShardEntry
+from schemas.embeddings import EmbeddingRows
+from schemas.shards import read_parquet_rows
+
+MODEL = "vggish"
+EXAMPLE_SECONDS = 0.96
+EMBEDDING_DIM = 128
+CHUNK_CLIPS = 32
+
+_EMBEDDERS: dict[tuple, object] = {}
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """How embeddings are computed and stored.
+
+    Attributes
+    ----------
+    checkpoint, pca_params : str
+        Google's ``vggish_model.ckpt`` and ``vggish_pca_params.npz``.
+    batch_size : int
+        Examples per forward pass.
+    mode : {'fast', 'exact'}
+        Front-end precision (float32 or float64).
+    resampler : {'soxr', 'resampy'} or None
+        ``resampy`` is what the reference uses (exact); ``soxr`` is much faster. None: the
+        mode's default (resampy for exact, soxr for fast).
+    formats : tuple of str
+        Shard formats to write.
+    threads : int
+        TensorFlow intra-op threads per worker (0: TensorFlow's default).
+    """
+
+    checkpoint: str
+    pca_params: str
+    batch_size: int = 64
+    mode: str = "fast"
+    resampler: str | None = None
+    formats: tuple[str, ...] = ("hdf5",)
+    threads: int = 0
+
+
+@dataclass
+class EmbedSummary:
+    """What an embed run did."""
+
+    run_id: str
+    shards_done: int
+    shards_skipped: int
+    clips: int
+    seconds: float
+    checkpoint_sha256: str
+    pca_sha256: str
+
+
+def frames_per_clip(clip_seconds: float) -> int:
+    """VGGish examples in a clip: ``floor(seconds / 0.96)`` (10 for 10 s clips)."""
+    return math.floor(clip_seconds / EXAMPLE_SECONDS + 1e-9)
+
+
+def load_embedder(settings: EmbedSettings):
+    """Return this process's VGGish embedder for ``settings``, building it on first use."""
+    key = (settings.checkpoint, settings.pca_params, settings.batch_size)
+    if key not in _EMBEDDERS:
+        import tensorflow as tf
+
+        if settings.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        from features.vggish_model import VGGishEmbedder
+
+        _EMBEDDERS[key] = VGGishEmbedder(
+            settings.checkpoint, settings.pca_params, batch_size=settings.batch_size
+        )
+    return _EMBEDDERS[key]
+
+
+def embed_waveforms(
+    waveforms: np.ndarray,
+    num_samples: np.ndarray,
+    sample_rate: int,
+    frames: int,
+    embedder,
+    settings: EmbedSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantized embeddings of a block of clips.
+
+    Parameters
+    ----------
+    waveforms : np.ndarray [shape=(N, T), dtype=int16]
+        Zero-padded clips at ``sample_rate``.
+    num_samples : np.ndarray [shape=(N,)]
+        Real samples per clip; frames past them are zeroed, as in AudioSet's release.
+    sample_rate : int
+    frames : int
+        Frames per clip to keep (F).
+    embedder : VGGishEmbedder
+    settings : EmbedSettings
+
+    Returns
+    -------
+    x : np.ndarray [shape=(N, F, 128), dtype=uint8]
+    num_frames : np.ndarray [shape=(N,), dtype=int32]
+    """
+    n = len(waveforms)
+    x = np.zeros((n, frames, EMBEDDING_DIM), dtype=np.uint8)
+    real = np.minimum(
+        frames, np.floor(np.asarray(num_samples) / sample_rate / EXAMPLE_SECONDS + 1e-9)
+    ).astype(np.int32)
+    if n == 0:
+        return x, real
+    examples = batch_waveform_to_examples(
+        waveforms, sample_rate, mode=settings.mode, resampler=settings.resampler
+    )
+    usable = min(frames, examples.shape[1])
+    flat = examples[:, :usable].reshape(-1, *examples.shape[2:])
+    _, quantized = embedder.embed(flat)
+    x[:, :usable] = quantized.reshape(n, usable, EMBEDDING_DIM)
+    x[np.arange(frames)[None, :] >= real[:, None]] = 0
+    return x, real
+
+
+def _video_id(audio_name: str, clip_id: str) -> str:
+    if audio_name.startswith("Y") and audio_name.endswith(".wav") and len(audio_name) == 16:
+        return audio_name[1:-4]
+    return clip_id
+
+
+def _read_waveform_shard(store: DatasetStore, shard: ShardEntry, num_samples: int):
+    """Yield (waveforms, num_samples, targets, clip_ids, audio_names) blocks of a shard."""
+    if "hdf5" in shard.files:
+        with store.open(shard.files["hdf5"].path, "rb") as fh, h5py.File(fh, "r") as hf:
+            total = hf["waveform"].shape[0]
+            for start in range(0, total, CHUNK_CLIPS):
+                stop = min(total, start + CHUNK_CLIPS)
+                yield (
+                    hf["waveform"][start:stop],
+                    hf["num_samples"][start:stop],
+                    hf["target"][start:stop],
+                    list(hf["clip_id"].asstr()[start:stop]),
+                    [a.decode() for a in hf["audio_name"][start:stop]],
+                )
+        return
+    data = store.read_bytes(shard.files["parquet"].path)
+    block: list = []
+    for row in read_parquet_rows(io.BytesIO(data), num_samples):
+        block.append(row)
+        if len(block) == CHUNK_CLIPS:
+            yield _rows_block(block)
+            block = []
+    if block:
+        yield _rows_block(block)
+
+
+def _rows_block(rows: list):
+    return (
+        np.stack([r.waveform for r in rows]),
+        np.array([r.num_samples for r in rows]),
+        [r.labels for r in rows],
+        [r.clip_id for r in rows],
+        [r.audio_name for r in rows],
+    )
+
+
+def embed_shard(
+    root: str,
+    storage_options: dict | None,
+    split: str,
+    shard: dict,
+    manifest_facts: dict,
+    settings: EmbedSettings,
+    attrs: dict,
+    run_id: str,
+) -> dict:
+    """Dask task: embed one waveform shard and commit the matching embedding shard.
+
+    Returns
+    -------
+    dict
+        The embedding shard's manifest entry.
+    """
+    store = DatasetStore(root, storage_options)
+    entry = ShardEntry.from_dict(shard)
+    embedder = load_embedder(settings)
+    sr, num_classes = manifest_facts["sample_rate"], manifest_facts["num_classes"]
+    frames = frames_per_clip(manifest_facts["clip_seconds"])
+    xs, ys, ids, vids, nfs = [], [], [], [], []
+    for waves, lengths, targets, clip_ids, names in _read_waveform_shard(
+        store, entry, manifest_facts["num_samples"]
+    ):
+        x, nf = embed_waveforms(waves, lengths, sr, frames, embedder, settings)
+        if isinstance(targets, list):
+            y = np.zeros((len(targets), num_classes), dtype=bool)
+            for i, labels in enumerate(targets):
+                y[i, labels] = True
+            targets = y
+        xs.append(x)
+        ys.append(np.asarray(targets, dtype=bool))
+        ids += clip_ids
+        vids += [_video_id(a, c) for a, c in zip(names, clip_ids, strict=True)]
+        nfs.append(nf)
+    rows = EmbeddingRows(
+        x=np.concatenate(xs) if xs else np.zeros((0, frames, EMBEDDING_DIM), np.uint8),
+        y=np.concatenate(ys) if ys else np.zeros((0, num_classes), bool),
+        video_ids=vids,
+        clip_ids=ids,
+        num_frames=np.concatenate(nfs) if nfs else np.zeros(0, np.int32),
+    )
+    out = commit_embedding_shard(
+        store, MODEL, split, entry.index, rows, attrs, settings.formats, run_id
+    )
+    return dataclasses.asdict(out)
+
+
+def _provenance(settings: EmbedSettings) -> dict:
+    from features.vggish_checkpoint import checkpoint_sha256
+    from features.vggish_postprocess import pca_sha256
+
+    return {
+        "model": MODEL,
+        "checkpoint_sha256": checkpoint_sha256(settings.checkpoint),
+        "pca_sha256": pca_sha256(settings.pca_params),
+        "frontend": frontend_provenance(settings.mode, settings.resampler),
+    }
+
+
+def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
+    prev = manifest.stages.get(f"embed:{MODEL}", {}).get("provenance")
+    if not prev:
+        return
+    for key in ("checkpoint_sha256", "pca_sha256"):
+        if prev[key] != prov[key]:
+            raise ValueError(
+                f"the dataset's {MODEL} embeddings were made with another {key.split('_')[0]} "
+                f"({prev[key][:12]}..., now {prov[key][:12]}...); embeddings from different "
+                "weights cannot share shards: delete embeddings/vggish or use a copy"
+            )
+
+
+def embed_dataset(
+    dataset: str,
+    settings: EmbedSettings,
+    *,
+    splits: list[str] | None = None,
+    scheduler: str | None = None,
+    workers: int = 2,
+    storage_options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EmbedSummary:
+    """Embed every waveform shard of ``splits`` (all when None) that has no embedding shard yet.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset directory or URL.
+    settings : EmbedSettings
+    splits : list of str, optional
+    scheduler : str, optional
+        A ``distributed`` scheduler address (``tcp://host:port``) or ``"synchronous"``; by
+        default a ``LocalCluster`` of ``workers`` processes with one thread each is started.
+    workers : int
+        Local worker processes.
+    storage_options : dict, optional
+        fsspec options for remote datasets.
+    progress : callable, optional
+        Called with (shards done, shards to do).
+    """
+    started = time.time()
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    for path, what in ((settings.checkpoint, "checkpoint"), (settings.pca_params, "PCA file")):
+        if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
+            raise FileNotFoundError(f"{what} {path} does not exist")
+    store = DatasetStore(dataset, storage_options)
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": "embed"}
+    with DatasetLock(store, owner):
+        manifest = load_manifest(store)
+        if manifest is None:
+            raise FileNotFoundError(f"{store.url()} is not an audiomill dataset (no manifest)")
+        prov = _provenance(settings)
+        _check_provenance(manifest, prov)
+        stage = {"run_id": run_id, "provenance": prov, "completed": None}
+        manifest.stages[f"embed:{MODEL}"] = stage
+        save_manifest(store, manifest)
+        names = splits or sorted(manifest.splits)
+        unknown = [s for s in names if s not in manifest.splits]
+        if unknown:
+            raise ValueError(
+                f"no waveform split(s) {unknown}; the dataset has {sorted(manifest.splits)}"
+            )
+        todo, skipped = [], 0
+        for split in names:
+            done = {s.index for s in manifest.embedding_split(MODEL, split).shards}
+            for shard in manifest.splits[split].shards:
+                if shard.index in done:
+                    skipped += 1
+                else:
+                    todo.append((split, shard))
+        facts = {
+            "sample_rate": manifest.sample_rate,
+            "clip_seconds": manifest.clip_seconds,
+            "num_samples": manifest.num_samples,
+            "num_classes": manifest.num_classes,
+        }
+        attrs = {**prov, "class_map_sha256": manifest.class_map_sha256}
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        task_settings = dataclasses.replace(settings, threads=threads)
+        clips = 0
+        if todo:
+            args = [
+                (store.url(), storage_options, split, dataclasses.asdict(shard), facts,
+                 task_settings, attrs, run_id)
+                for split, shard in todo
+            ]  # fmt: skip
+            with dask_client(scheduler, processes=True, workers=workers) as client:
+                for n, (pos, result) in enumerate(map_shards(embed_shard, args, client), 1):
+                    entry = ShardEntry.from_dict(result)
+                    target = manifest.embedding_split(MODEL, todo[pos][0])
+                    target.shards.append(entry)
+                    target.shards.sort(key=lambda s: s.index)
+                    save_manifest(store, manifest)
+                    clips += entry.num_clips
+                    if progress:
+                        progress(n, len(todo))
+        stage["completed"] = time.time()
+        save_manifest(store, manifest)
+    return EmbedSummary(
+        run_id=run_id,
+        shards_done=len(todo),
+        shards_skipped=skipped,
+        clips=clips,
+        seconds=time.time() - started,
+        checkpoint_sha256=prov["checkpoint_sha256"],
+        pca_sha256=prov["pca_sha256"],
+    )

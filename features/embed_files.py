@@ -1,0 +1,110 @@
+"""``audiomill embed-files``: VGGish embeddings of a few audio files, without a dataset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.embed import EXAMPLE_SECONDS, EmbedSettings, load_embedder
+from features.vggish_frontend import waveform_to_examples
+from pipelines.audio import decode, to_mono
+
+
+@dataclass
+class FileEmbeddings:
+    """Embeddings of one file: one row per 0.96 s example."""
+
+    path: str
+    quantized: np.ndarray
+    raw: np.ndarray
+
+    @property
+    def start_s(self) -> np.ndarray:
+        """Start time of each example, in seconds."""
+        return np.arange(len(self.quantized)) * EXAMPLE_SECONDS
+
+
+def embed_file(path: str, settings: EmbedSettings) -> FileEmbeddings:
+    """Decode ``path`` (any format ingest reads), and embed every full 0.96 s example of it."""
+    audio = decode(path)
+    examples = waveform_to_examples(
+        to_mono(audio.samples), audio.sample_rate, mode=settings.mode, resampler=settings.resampler
+    )
+    raw, quantized = load_embedder(settings).embed(examples)
+    return FileEmbeddings(os.fspath(path), quantized, raw)
+
+
+def save_embeddings(results: Sequence[FileEmbeddings], out: str, provenance: dict) -> str:
+    """Write embeddings to ``out``: ``.npz`` (arrays with a file index) or ``.parquet`` (rows).
+
+    The ``.npz`` holds ``embedding`` uint8 (n, 128), ``raw`` float32 (n, 128), ``file_index``
+    (n,), ``start_s`` (n,) and ``paths`` (files,); the Parquet file one row per example with
+    ``path``, ``start_s``, ``embedding`` and ``raw``. Written to a temporary name, then renamed.
+    """
+    quantized = np.concatenate([r.quantized for r in results]) if results else np.zeros((0, 128))
+    raw = np.concatenate([r.raw for r in results]) if results else np.zeros((0, 128))
+    index = np.concatenate([np.full(len(r.quantized), i) for i, r in enumerate(results)] or [[]])
+    starts = np.concatenate([r.start_s for r in results] or [[]])
+    tmp = f"{out}.tmp-{os.getpid()}"
+    if out.endswith(".npz"):
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                embedding=quantized.astype(np.uint8),
+                raw=raw.astype(np.float32),
+                file_index=index.astype(np.int32),
+                start_s=starts.astype(np.float64),
+                paths=np.array([r.path for r in results]),
+                **{k: np.array(str(v)) for k, v in provenance.items()},
+            )
+    elif out.endswith(".parquet"):
+        paths = [results[i].path for i in index.astype(int)]
+        table = pa.table(
+            {
+                "path": paths,
+                "start_s": starts.astype(np.float64),
+                "embedding": pa.FixedSizeListArray.from_arrays(
+                    pa.array(quantized.astype(np.uint8).ravel()), 128
+                ),
+                "raw": pa.FixedSizeListArray.from_arrays(
+                    pa.array(raw.astype(np.float32).ravel()), 128
+                ),
+            }
+        ).replace_schema_metadata({f"audiomill.{k}": str(v) for k, v in provenance.items()})
+        pq.write_table(table, tmp)
+    else:
+        raise ValueError(f"--out must end in .npz or .parquet, not {out!r}")
+    os.replace(tmp, out)
+    return out
+
+
+def embed_files(
+    paths: Sequence[str],
+    settings: EmbedSettings,
+    out: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FileEmbeddings]:
+    """Embed each file in turn and save them all to ``out``."""
+    from features.vggish_checkpoint import checkpoint_sha256
+    from features.vggish_postprocess import pca_sha256
+
+    if not out.endswith((".npz", ".parquet")):
+        raise ValueError(f"--out must end in .npz or .parquet, not {out!r}")
+    results = []
+    for n, path in enumerate(paths, start=1):
+        results.append(embed_file(path, settings))
+        if progress:
+            progress(n, len(paths))
+    provenance = {
+        "checkpoint_sha256": checkpoint_sha256(settings.checkpoint),
+        "pca_sha256": pca_sha256(settings.pca_params),
+        "mode": settings.mode,
+        "resampler": settings.resampler,
+    }
+    save_embeddings(results, out, provenance)
+    return results
