@@ -27,7 +27,7 @@ MODE_HELP = (
 RESAMPLER_HELP = (
     "Resampler to 16 kHz: 'resampy' is what the reference uses (kaiser_best) and reproduces "
     "its values; 'soxr' is much faster but changes log-mel values by up to about 2 near the "
-    "top mel bands and the clip edges. Use resampy when exactness to the reference matters."
+    "top mel bands and the clip edges. Default: resampy with --mode exact, soxr with fast."
 )
 
 
@@ -36,7 +36,7 @@ def _settings(checkpoint, pca_params, batch_size, mode, resampler, formats):
 
     if mode not in ("fast", "exact"):
         fail("--mode must be 'fast' or 'exact'")
-    if resampler not in ("soxr", "resampy"):
+    if resampler not in (None, "soxr", "resampy"):
         fail("--resampler must be 'soxr' or 'resampy'")
     if batch_size < 1:
         fail("--batch-size must be at least 1")
@@ -67,7 +67,7 @@ def embed(
     batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
     format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
-    resampler: Annotated[str, typer.Option(help=RESAMPLER_HELP)] = "soxr",
+    resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
     storage_options: StorageOptions = None,
 ) -> None:
     """VGGish embeddings for every waveform shard, one Dask task per shard, resumable.
@@ -114,7 +114,7 @@ def embed_files(
     out_path: Annotated[str, typer.Option("--out", help="Output FILE.npz or FILE.parquet.")],
     batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
-    resampler: Annotated[str, typer.Option(help=RESAMPLER_HELP)] = "soxr",
+    resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
 ) -> None:
     """Embeddings of a few audio files, one row per 0.96 s example, without a dataset."""
     from features.embed_files import embed_files as run
