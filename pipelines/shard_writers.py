@@ -69,6 +69,12 @@ class HDF5ShardWriter:
         hf.attrs["schema_version"] = WAVEFORM_SCHEMA_VERSION
         for key, value in (attrs or {}).items():
             hf.attrs[key] = value
+        # Small per-row fields are kept here and written in one piece by close().
+        self._names: list[bytes] = []
+        self._targets = np.zeros((num_rows, num_classes), dtype=np.bool_)
+        self._ids: list[str] = []
+        self._lengths: list[int] = []
+        self._starts: list[float] = []
 
     def add(
         self,
@@ -84,15 +90,12 @@ class HDF5ShardWriter:
         if self._n >= self.num_rows:
             raise IndexError(f"shard is full ({self.num_rows} rows)")
         i = self._n
-        hf = self._hf
-        hf["audio_name"][i] = audio_name.encode("utf-8")
-        hf["waveform"][i] = waveform
-        target = np.zeros(hf["target"].shape[1], dtype=np.bool_)
-        target[list(labels)] = True
-        hf["target"][i] = target
-        hf["clip_id"][i] = clip_id
-        hf["num_samples"][i] = num_samples
-        hf["start_s"][i] = math.nan if start_s is None else start_s
+        self._hf["waveform"][i] = waveform
+        self._names.append(audio_name.encode("utf-8"))
+        self._targets[i, list(labels)] = True
+        self._ids.append(clip_id)
+        self._lengths.append(num_samples)
+        self._starts.append(math.nan if start_s is None else start_s)
         self._n += 1
         return i
 
@@ -101,8 +104,15 @@ class HDF5ShardWriter:
         if self._n != self.num_rows:
             self._hf.close()
             raise ValueError(f"shard has {self._n} rows written, {self.num_rows} allocated")
-        self._hf.flush()
-        self._hf.close()
+        hf = self._hf
+        if self._n:
+            hf["audio_name"][:] = self._names
+            hf["target"][:] = self._targets
+            hf["clip_id"][:] = self._ids
+            hf["num_samples"][:] = self._lengths
+            hf["start_s"][:] = self._starts
+        hf.flush()
+        hf.close()
 
 
 class ParquetShardWriter:

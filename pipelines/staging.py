@@ -2,8 +2,10 @@
 
 ``<dataset>/.staging/<split>/`` holds
 
-``clips/<key>.npz``
-    a decoded clip (``waveform`` int16 and a JSON ``meta`` string), written by the fetch stage;
+``clips/<key>.clip``
+    a decoded clip, written by the fetch stage: the magic ``AMCLIP1\n``, the length of a
+    UTF-8 JSON metadata block as 8 little-endian bytes, that block, then the int16 waveform
+    as little-endian bytes (so the metadata can be read without the audio);
 ``failed/<key>.json``
     a clip that failed, with its reason;
 ``commits/shard-NNNNN.json``
@@ -17,13 +19,14 @@ committed shards instead of packing them again.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 
 import numpy as np
 
 from pipelines.storage import DatasetStore
 from schemas.dataset import STAGING
+
+MAGIC = b"AMCLIP1\n"
 
 
 def clip_key(clip_id: str) -> str:
@@ -38,7 +41,7 @@ def split_dir(split: str) -> str:
 
 def staged_clip_path(split: str, clip_id: str) -> str:
     """Where the decoded clip is staged."""
-    return f"{split_dir(split)}/clips/{clip_key(clip_id)}.npz"
+    return f"{split_dir(split)}/clips/{clip_key(clip_id)}.clip"
 
 
 def failed_path(split: str, clip_id: str) -> str:
@@ -53,21 +56,36 @@ def commit_record_path(split: str, index: int) -> str:
 
 def write_staged_clip(store: DatasetStore, split: str, waveform: np.ndarray, meta: dict) -> None:
     """Stage a decoded clip atomically."""
-    buf = io.BytesIO()
-    np.savez(buf, waveform=waveform, meta=np.array(json.dumps(meta, sort_keys=True)))
-    store.write_bytes_atomic(staged_clip_path(split, meta["clip_id"]), buf.getvalue())
+    header = json.dumps(meta, sort_keys=True).encode("utf-8")
+    body = np.ascontiguousarray(waveform, dtype="<i2").tobytes()
+    data = b"".join([MAGIC, len(header).to_bytes(8, "little"), header, body])
+    store.write_bytes_atomic(staged_clip_path(split, meta["clip_id"]), data)
+
+
+def _parse_header(data: bytes, rel: str) -> tuple[dict, int]:
+    if data[: len(MAGIC)] != MAGIC:
+        raise ValueError(f"{rel}: not a staged clip")
+    start = len(MAGIC) + 8
+    size = int.from_bytes(data[len(MAGIC) : start], "little")
+    return json.loads(data[start : start + size].decode("utf-8")), start + size
 
 
 def read_staged_clip(store: DatasetStore, split: str, clip_id: str) -> tuple[np.ndarray, dict]:
-    """Load a staged clip: (waveform, meta)."""
-    with np.load(io.BytesIO(store.read_bytes(staged_clip_path(split, clip_id)))) as npz:
-        return npz["waveform"], json.loads(str(npz["meta"]))
+    """Load a staged clip: (waveform int16, meta)."""
+    rel = staged_clip_path(split, clip_id)
+    data = store.read_bytes(rel)
+    meta, offset = _parse_header(data, rel)
+    return np.frombuffer(data, dtype="<i2", offset=offset).astype(np.int16), meta
 
 
 def read_staged_meta(store: DatasetStore, split: str, clip_id: str) -> dict:
-    """Load only the metadata of a staged clip."""
-    with np.load(io.BytesIO(store.read_bytes(staged_clip_path(split, clip_id)))) as npz:
-        return json.loads(str(npz["meta"]))
+    """Load only the metadata of a staged clip (the audio is not read)."""
+    rel = staged_clip_path(split, clip_id)
+    with store.open(rel, "rb") as fh:
+        head = fh.read(len(MAGIC) + 8)
+        size = int.from_bytes(head[len(MAGIC) :], "little") if len(head) == len(MAGIC) + 8 else 0
+        meta, _ = _parse_header(head + fh.read(size), rel)
+    return meta
 
 
 def staged_names(store: DatasetStore, split: str, kind: str) -> list[str]:

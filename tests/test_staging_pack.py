@@ -227,7 +227,7 @@ def test_write_and_read_staged_clip(store, clip_id):
     np.testing.assert_array_equal(got_wave, wave)
     assert got_meta == meta
     assert staging.read_staged_meta(store, "train", clip_id) == meta
-    assert staging.staged_names(store, "train", "clips") == [f"{staging.clip_key(clip_id)}.npz"]
+    assert staging.staged_names(store, "train", "clips") == [f"{staging.clip_key(clip_id)}.clip"]
 
 
 def test_staged_names_skips_temporaries(store):
