@@ -90,7 +90,7 @@ class PeakRSS:
 
 def _decode_resample(path: str) -> int:
     x, sr = sf.read(path, dtype="float32")
-    mono = x @ np.full(x.shape[1], 1 / x.shape[1], dtype=x.dtype) if x.ndim == 2 else x
+    mono = x.sum(axis=1) / x.shape[1] if x.ndim == 2 else x
     return len(soxr.resample(mono, sr, SR_OUT, quality="HQ"))
 
 
@@ -174,6 +174,8 @@ def run(n: int, workdir: Path, workers: int, baselines: bool) -> dict:
 
 def main() -> None:
     """Command-line entry point."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # every measured process runs one thread per core
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _panns_child(*sys.argv[2:5])
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -111,6 +112,10 @@ def run_pipeline(
 ) -> None:
     """Build and run the ingest pipeline over the planned clips; returns when it finishes."""
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    # Local runners start one worker process per core: nested BLAS/OpenMP thread pools in each
+    # would only oversubscribe the cores. Workers inherit this; a user's own setting wins.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     lines = [json.dumps(item, sort_keys=True) for item in todo]
     with beam.Pipeline(options=options) as p:
         staged = (
