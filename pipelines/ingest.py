@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import socket
 import tempfile
@@ -46,10 +45,11 @@ from pipelines.pack import PackSettings
 from pipelines.segment_loading import class_map_from_list, load_segment_list
 from pipelines.sources import SourceConfig, index_audio_root, resolve
 from pipelines.storage import DatasetLock, DatasetStore
+from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
 from schemas.errors import MalformedLine
-from schemas.expectations import render_html, segment_suite, validate_frame
+from schemas.expectations import segment_suite, validate_frame
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
 from schemas.segments import Segment, segments_to_table
@@ -176,13 +176,7 @@ def validate_segments(
     outcome = validate_frame(
         _segment_frame(segments), segment_suite(max_duration_s), asset_name="segments"
     )
-    store.write_bytes_atomic(
-        f"reports/validation/segments-{run_id}.json",
-        json.dumps(outcome.result_json, indent=1).encode(),
-    )
-    store.write_bytes_atomic(
-        f"reports/validation/segments-{run_id}.html", render_html(outcome.result_json).encode()
-    )
+    save_validation_report(store, f"reports/validation/segments-{run_id}", outcome.result_json)
     passing = [s for i, s in enumerate(segments) if i not in outcome.failures]
     return passing, outcome.failures
 

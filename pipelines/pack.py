@@ -10,7 +10,6 @@ idempotent: packing the same plan again rewrites the same files.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import time
@@ -22,8 +21,9 @@ import pyarrow.parquet as pq
 from pipelines import staging
 from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter
 from pipelines.storage import DatasetStore
+from pipelines.validation_reports import save_validation_report
 from schemas.dataset import ledger_dir, waveform_shard_path
-from schemas.expectations import clip_suite, render_html, validate_frame
+from schemas.expectations import clip_suite, validate_frame
 from schemas.failures import FailureReason
 from schemas.ledger import STATUS_FAILED, STATUS_OK, ledger_table
 
@@ -65,10 +65,10 @@ def ledger_part_path(split: str, index: int, run_id: str, committed: bool) -> st
     return f"{ledger_dir(split)}/rejected-{run_id}-{index:05d}.parquet"
 
 
-def report_path(split: str, index: int, ext: str, run_id: str) -> str:
-    """Dataset-relative path of a shard's clip validation report (per run: indices of shards
-    whose clips were all rejected are used again)."""
-    return f"reports/validation/{split}/clips-{run_id}-shard-{index:05d}.{ext}"
+def report_stem(split: str, index: int, run_id: str) -> str:
+    """Dataset-relative path, without extension, of a shard's clip validation report (named
+    by run: indices of shards whose clips were all rejected are used again)."""
+    return f"reports/validation/{split}/clips-{run_id}-shard-{index:05d}"
 
 
 def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
@@ -139,11 +139,7 @@ def pack_shard(
         pq.write_table(ledger_table(rows), ledger_local)
         ledger_rel = ledger_part_path(split, index, settings.run_id, committed=bool(kept))
         store.commit_file(ledger_local, ledger_rel)
-    report_json = json.dumps(result_json, indent=1).encode()
-    store.write_bytes_atomic(report_path(split, index, "json", settings.run_id), report_json)
-    store.write_bytes_atomic(
-        report_path(split, index, "html", settings.run_id), render_html(result_json).encode()
-    )
+    save_validation_report(store, report_stem(split, index, settings.run_id), result_json)
     kept_ids = [m["clip_id"] for m in kept]
     record = {
         "split": split,

@@ -11,8 +11,8 @@ Two suites guard the ingest pipeline (DESIGN.md section 4.2):
 :func:`validate_frame` runs a suite with GE's own API on a pandas DataFrame, through one
 ephemeral Data Context cached per process (usage statistics off, no network), and maps the
 failures back to row positions, so the pipeline can send exactly the failing clips to the ledger
-with the expectations they failed. :func:`save_report` writes GE's result JSON and a Data Docs
-HTML page, rendered by GE's own renderers, to a local directory or an fsspec URL.
+with the expectations they failed. :func:`render_html` turns a result into a Data Docs page
+with GE's own renderers (``pipelines.validation_reports`` stores both in the dataset).
 
 Failed expectations are named ``<expectation type>:<column(s)>``, for example
 ``expect_column_values_to_be_between:start_s``; table-level ones by their type alone.
@@ -20,23 +20,17 @@ Failed expectations are named ``<expectation type>:<column(s)>``, for example
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import re
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import fsspec
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-from fsspec.implementations.local import LocalFileSystem
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.core.expectation_validation_result import (
     ExpectationSuiteValidationResult,
@@ -436,63 +430,3 @@ def render_html(result_json: Mapping[str, Any]) -> str:
     result = expectationSuiteValidationResultSchema.load(dict(result_json))
     document = ValidationResultsPageRenderer().render(result)
     return DefaultJinjaPageView().render(document)
-
-
-def _write_bytes(url: str, data: bytes, storage_options: Mapping[str, Any]) -> str:
-    """Write ``data`` to a local path atomically (temp file + rename) or to an fsspec URL."""
-    fs, path = fsspec.core.url_to_fs(url, **storage_options)
-    if isinstance(fs, LocalFileSystem):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return str(target)
-    # One object-store upload: readers see the whole object or none.
-    with fs.open(path, "wb") as handle:
-        handle.write(data)
-    return url
-
-
-def save_report(
-    outcome: ValidationOutcome,
-    reports_dir: str | os.PathLike[str],
-    name: str,
-    *,
-    storage_options: Mapping[str, Any] | None = None,
-) -> tuple[str, str]:
-    """Write the validation result as ``<name>.json`` and a Data Docs ``<name>.html``.
-
-    Parameters
-    ----------
-    outcome : ValidationOutcome
-        What :func:`validate_frame` returned.
-    reports_dir : str or os.PathLike
-        A local directory or an fsspec URL (``s3://bucket/dataset/reports``).
-    name : str
-        File stem; letters, digits, ``_``, ``.``, ``-``, not starting with ``.``.
-    storage_options : Mapping, optional
-        Passed to the fsspec filesystem of ``reports_dir`` (for example ``endpoint_url``).
-
-    Returns
-    -------
-    tuple[str, str]
-        The paths (local) or URLs written: JSON first, then HTML.
-    """
-    if not re.fullmatch(CLIP_ID_PATTERN, name) or name.startswith("."):
-        raise ValueError(f"unsafe report name {name!r}")
-    base = os.fspath(reports_dir).rstrip("/")
-    json_bytes = json.dumps(outcome.result_json, indent=2, allow_nan=False).encode()
-    html_bytes = render_html(outcome.result_json).encode()
-    options = dict(storage_options or {})
-    return (
-        _write_bytes(f"{base}/{name}.json", json_bytes, options),
-        _write_bytes(f"{base}/{name}.html", html_bytes, options),
-    )

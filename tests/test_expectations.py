@@ -6,12 +6,9 @@ import json
 import os
 import socket
 import threading
-import uuid
-from pathlib import Path
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -227,41 +224,3 @@ def test_concurrent_validation_shares_one_context() -> None:
     for thread in threads:
         thread.join()
     assert results == [{4: [START]}] * 4
-
-
-def test_save_report_local(tmp_path: Path) -> None:
-    frame = segments([*GOOD_SEGMENTS, ("../../etc/passwd", 0.0, 10.0, [1], 0)])
-    outcome = ex.validate_frame(frame, ex.segment_suite(), asset_name="segments")
-    reports = tmp_path / "dataset" / "reports"
-    json_path, html_path = ex.save_report(outcome, reports, "segments")
-    assert json_path == str(reports / "segments.json")
-    assert json.loads((reports / "segments.json").read_text()) == outcome.result_json
-    html = (reports / "segments.html").read_text()
-    assert html_path == str(reports / "segments.html")
-    assert html.lstrip().lower().startswith("<!doctype html")
-    for name in (UNIQUE, REGEX, NO_DOT, ORDER, START, DURATION, UNKNOWN, BAD_LABELS):
-        assert name in html
-    assert "etc/passwd" in html  # the unexpected value is listed
-    assert sorted(p.name for p in reports.iterdir()) == ["segments.html", "segments.json"]
-    # Rewriting replaces the files in place.
-    ex.save_report(outcome, reports, "segments")
-    assert sorted(p.name for p in reports.iterdir()) == ["segments.html", "segments.json"]
-
-
-def test_save_report_fsspec_url() -> None:
-    outcome = ex.validate_frame(clips([{}]), ex.clip_suite(32000), asset_name="clips")
-    base = f"memory://reports-{uuid.uuid4().hex}"
-    json_url, html_url = ex.save_report(outcome, base + "/", "clips")
-    assert (json_url, html_url) == (f"{base}/clips.json", f"{base}/clips.html")
-    with fsspec.open(json_url, "rt") as handle:
-        assert json.load(handle)["success"] is True
-    with fsspec.open(html_url, "rt") as handle:
-        assert "expect_column_values_to_be_in_set:sample_rate" in handle.read()
-
-
-@pytest.mark.parametrize("name", ["../x", ".hidden", "a/b", ""])
-def test_save_report_rejects_unsafe_names(tmp_path: Path, name: str) -> None:
-    outcome = ex.validate_frame(clips([]), ex.clip_suite(32000), asset_name="clips")
-    with pytest.raises(ValueError, match="unsafe"):
-        ex.save_report(outcome, tmp_path, name)
-    assert list(tmp_path.iterdir()) == []

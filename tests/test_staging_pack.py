@@ -29,7 +29,7 @@ from pipelines.dataset_state import (
 )
 from pipelines.dataset_tools import dataset_info, verify_dataset
 from pipelines.fetch import FetchOptions
-from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_path
+from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_stem
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import (
@@ -413,9 +413,9 @@ def test_pack_shard_writes_shard_ledger_report_and_commit(tmp_path, store, clip_
     assert quiet["shard"] is None and quiet["row"] is None
     assert "silence_ratio" in quiet["detail"]
 
-    report = json.loads(store.read_text(report_path("train", 4, "json", "run1")))
+    report = json.loads(store.read_text(report_stem("train", 4, "run1") + ".json"))
     assert report["success"] is False
-    assert "<html" in store.read_text(report_path("train", 4, "html", "run1")).lower()
+    assert "<html" in store.read_text(report_stem("train", 4, "run1") + ".html").lower()
     # staged clips stay until the commit is adopted into the manifest
     assert all(store.exists(staging.staged_clip_path("train", c)) for c in metas)
 
