@@ -1,0 +1,281 @@
+"""Task heads, losses, the model registry and the device strategy / precision helper.
+
+Model families live in :mod:`modeling.models_embedding` (embedding sequences) and
+:mod:`modeling.models_logmel` (waveforms, log-mel computed inside the model);
+:func:`build_model` picks one by name and input kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+TASKS = ("multilabel", "singlelabel")
+INPUT_KINDS = ("embedding", "waveform")
+
+
+def check_task(task: str) -> None:
+    """Raise ``ValueError`` unless ``task`` is ``'multilabel'`` or ``'singlelabel'``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def classification_head(x: keras.KerasTensor, num_classes: int, task: str) -> keras.KerasTensor:
+    """Final Dense + sigmoid (multi-label) or softmax (single-label), both in float32.
+
+    Parameters
+    ----------
+    x : keras.KerasTensor, shape (batch, features)
+        Clip-level features.
+    num_classes : int
+        Output width.
+    task : {'multilabel', 'singlelabel'}
+        Picks the activation.
+
+    Returns
+    -------
+    keras.KerasTensor, shape (batch, num_classes)
+        Probabilities, float32 even under a mixed precision policy.
+    """
+    check_task(task)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    activation = "sigmoid" if task == "multilabel" else "softmax"
+    return layers.Activation(activation, dtype="float32", name="predictions")(logits)
+
+
+@keras.saving.register_keras_serializable(package="audiomill")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy on probabilities with a weight per class.
+
+    Parameters
+    ----------
+    class_weights : sequence of float
+        Weight of each class's term, shape (num_classes,); the loss of an example is the mean of
+        ``w_c * bce_c`` over classes.
+    **kwargs
+        Passed to :class:`keras.losses.Loss`.
+    """
+
+    def __init__(self, class_weights: Sequence[float], **kwargs: Any) -> None:
+        kwargs.setdefault("name", "weighted_binary_crossentropy")
+        super().__init__(**kwargs)
+        self.class_weights = [float(w) for w in class_weights]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-example loss, shape (batch,), from labels and probabilities (batch, classes)."""
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, y_pred.dtype)
+        bce = ops.binary_crossentropy(y_true, y_pred)
+        return ops.mean(bce * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        """Loss configuration for serialisation."""
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="audiomill")
+class WeightedCategoricalCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy on probabilities, each example weighted by its class's weight.
+
+    Parameters
+    ----------
+    class_weights : sequence of float
+        Weight of each class, shape (num_classes,); an example's weight is ``sum_c y_c * w_c``
+        (its class's weight for one-hot labels).
+    **kwargs
+        Passed to :class:`keras.losses.Loss`.
+    """
+
+    def __init__(self, class_weights: Sequence[float], **kwargs: Any) -> None:
+        kwargs.setdefault("name", "weighted_categorical_crossentropy")
+        super().__init__(**kwargs)
+        self.class_weights = [float(w) for w in class_weights]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-example loss, shape (batch,), from labels and probabilities (batch, classes)."""
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, y_pred.dtype)
+        weights = ops.sum(y_true * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
+        return weights * ops.categorical_crossentropy(y_true, y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        """Loss configuration for serialisation."""
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+def loss_for_task(task: str, class_weights: Sequence[float] | None = None) -> keras.losses.Loss:
+    """Loss for a task head: binary cross-entropy (multi-label) or categorical (single-label).
+
+    Parameters
+    ----------
+    task : {'multilabel', 'singlelabel'}
+        Task of the model's head (models output probabilities).
+    class_weights : sequence of float or None, optional
+        Per-class weights, shape (num_classes,); None for the unweighted loss.
+
+    Returns
+    -------
+    keras.losses.Loss
+        Loss taking labels and probabilities of shape (batch, num_classes).
+    """
+    check_task(task)
+    if task == "multilabel":
+        if class_weights is None:
+            return keras.losses.BinaryCrossentropy()
+        return WeightedBinaryCrossentropy(class_weights)
+    if class_weights is None:
+        return keras.losses.CategoricalCrossentropy()
+    return WeightedCategoricalCrossentropy(class_weights)
+
+
+def balanced_class_weights(labels: np.ndarray) -> np.ndarray:
+    """Class weights inversely proportional to class frequency, mean 1 over present classes.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (n_examples, num_classes)
+        Multi-hot or one-hot training labels.
+
+    Returns
+    -------
+    np.ndarray, shape (num_classes,)
+        ``mean_count / count_c`` for classes with positives, 0 for classes without.
+    """
+    counts = np.asarray(labels, dtype=np.float64).sum(axis=0)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = counts[present].mean() / counts[present]
+    return weights.astype(np.float32)
+
+
+def compile_model(
+    model: keras.Model,
+    task: str,
+    learning_rate: float = 1e-3,
+    class_weights: Sequence[float] | None = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    jit_compile: bool | str = "auto",
+) -> keras.Model:
+    """Compile ``model`` with the task's loss and an accuracy metric.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Model whose outputs are probabilities (batch, num_classes).
+    task : {'multilabel', 'singlelabel'}
+        Picks the loss (binary / categorical cross-entropy) and metric (binary / categorical
+        accuracy).
+    learning_rate : float, optional
+        Adam learning rate, used when ``optimizer`` is None.
+    class_weights : sequence of float or None, optional
+        Per-class loss weights, shape (num_classes,).
+    optimizer : keras.optimizers.Optimizer or None, optional
+        Optimizer; Adam by default. Under a mixed_float16 policy Keras wraps it in loss scaling.
+    jit_compile : bool or 'auto', optional
+        XLA compilation of the train/predict steps; False avoids the compile time on small runs.
+
+    Returns
+    -------
+    keras.Model
+        The same model, compiled.
+    """
+    metric = "binary_accuracy" if task == "multilabel" else "categorical_accuracy"
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        loss=loss_for_task(task, class_weights),
+        metrics=[metric],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def _registry() -> dict[tuple[str, str], Callable[..., keras.Model]]:
+    """Builders by (name, input kind); imported here because the families import this module."""
+    from modeling import models_embedding, models_logmel
+
+    return {
+        ("multi_level_attention", "embedding"): models_embedding.multi_level_attention,
+        ("single_level_attention", "embedding"): models_embedding.single_level_attention,
+        ("decision_level_attention", "embedding"): models_embedding.decision_level_attention,
+        ("mlp_baseline", "embedding"): models_embedding.mlp_baseline,
+        ("cnn14", "waveform"): models_logmel.cnn14,
+        ("small_cnn", "waveform"): models_logmel.small_cnn,
+    }
+
+
+def model_names() -> list[tuple[str, str]]:
+    """Registered ``(name, input_kind)`` pairs, sorted."""
+    return sorted(_registry())
+
+
+def build_model(
+    name: str, input_kind: str, num_classes: int, task: str = "multilabel", **kwargs: Any
+) -> keras.Model:
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name : str
+        Model name, e.g. ``'multi_level_attention'`` or ``'cnn14'`` (see :func:`model_names`).
+    input_kind : {'embedding', 'waveform'}
+        What the model reads: embedding sequences or raw waveforms.
+    num_classes : int
+        Number of output classes.
+    task : {'multilabel', 'singlelabel'}, optional
+        Output head.
+    **kwargs
+        Passed to the model's builder (``hidden``, ``width``, ``sample_rate``...).
+
+    Returns
+    -------
+    keras.Model
+        The uncompiled model, outputs (batch, num_classes) float32 probabilities.
+
+    Raises
+    ------
+    ValueError
+        If the input kind, task or (name, input kind) pair is unknown.
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    check_task(task)
+    registry = _registry()
+    if (name, input_kind) not in registry:
+        raise ValueError(f"no model {name!r} for {input_kind} input; known: {sorted(registry)}")
+    return registry[name, input_kind](num_classes, task=task, **kwargs)
+
+
+def strategy_and_policy(
+    mixed_precision: bool | None = None,
+) -> tuple[tf.distribute.Strategy, keras.DTypePolicy]:
+    """Pick the distribution strategy and set the global Keras precision policy.
+
+    Parameters
+    ----------
+    mixed_precision : bool or None, optional
+        True forces ``'mixed_float16'``, False forces ``'float32'``, None uses mixed precision
+        exactly when a GPU is visible.
+
+    Returns
+    -------
+    strategy : tf.distribute.Strategy
+        ``MirroredStrategy`` over all GPUs when more than one is visible, else the default
+        strategy. Build and compile models inside ``strategy.scope()``.
+    policy : keras.DTypePolicy
+        The global policy now in force; model heads keep float32 outputs under it.
+
+    Notes
+    -----
+    The policy is process-global: callers that only need it temporarily must restore the
+    previous one (``keras.mixed_precision.set_global_policy``).
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    return strategy, keras.mixed_precision.global_policy()
