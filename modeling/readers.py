@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import h5py
@@ -44,7 +44,8 @@ class ShardReader:
     ----------
     dataset : str or os.PathLike
         Dataset directory or fsspec URL.
-    split : str
+    split : str or sequence of str
+        One split, or several read as one (their rows concatenated in the order given).
     source : {"waveforms", "embeddings"}
     model : str
         Embedding model, used when ``source`` is ``"embeddings"``.
@@ -63,7 +64,7 @@ class ShardReader:
     def __init__(
         self,
         dataset: str | os.PathLike[str],
-        split: str,
+        split: str | Sequence[str],
         source: str = "waveforms",
         *,
         model: str = "vggish",
@@ -74,7 +75,10 @@ class ShardReader:
         if manifest is None:
             raise FileNotFoundError(f"{self.store.url()} has no manifest.json")
         self.source = source
-        self.shards = split_shards(manifest, split, source, model)
+        self.splits = [split] if isinstance(split, str) else list(split)
+        self.shards = [
+            s for name in self.splits for s in split_shards(manifest, name, source, model)
+        ]
         self.num_classes = manifest.num_classes
         self.num_samples = manifest.num_samples
         self.shard_offsets = np.zeros(len(self.shards) + 1, dtype=np.int64)
@@ -275,6 +279,8 @@ def make_dataset(
     parallel_reads: int = 2,
     cache: bool = False,
     drop_remainder: bool = False,
+    transform: Callable[[np.ndarray], np.ndarray] = to_float,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(x, y)`` float32 batches of the rows ``sampler`` draws.
 
@@ -293,12 +299,18 @@ def make_dataset(
         from it; otherwise only the rows drawn are ever read.
     drop_remainder : bool
         Drop a last, smaller batch of a finite sampler.
+    transform : callable
+        Maps a batch of stored ``x`` (int16 or uint8) to the float32 the model takes;
+        :func:`to_float` by default, ``np.float32`` for models that dequantize themselves.
+    on_batch : callable, optional
+        Called with the batch number (0, 1, ...) right after that batch's rows were drawn, in
+        the generator's thread, so the caller can record ``sampler.state()`` for each batch.
 
     Returns
     -------
     tf.data.Dataset
-        Elements ``x`` (B, T) or (B, F, D) and ``y`` (B, C), float32; waveforms scaled by
-        1 / 32768, embeddings to (x - 128) / 128.
+        Elements ``x`` (B, T) or (B, F, D) and ``y`` (B, C), float32; by default waveforms
+        scaled by 1 / 32768, embeddings to (x - 128) / 128.
 
     Notes
     -----
@@ -309,19 +321,22 @@ def make_dataset(
     """
 
     def rows() -> Iterator[np.ndarray]:
-        yield from batches(sampler, batch_size, drop_remainder=drop_remainder)
+        for number, ids in enumerate(batches(sampler, batch_size, drop_remainder=drop_remainder)):
+            if on_batch is not None:
+                on_batch(number)
+            yield ids
 
     if cache:
         all_x, all_y = reader.read_all()
 
         def load(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return to_float(all_x[ids]), all_y[ids].astype(np.float32)
+            return transform(all_x[ids]), all_y[ids].astype(np.float32)
 
     else:
 
         def load(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             x, y = reader.read(ids)
-            return to_float(x), y.astype(np.float32)
+            return transform(x), y.astype(np.float32)
 
     x_shape = (None, *reader.x_shape)
     y_shape = (None, reader.num_classes)

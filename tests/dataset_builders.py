@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def make_dataset(
     failures: dict[str, list[tuple[str, list[int]]]] | None = None,
     segments: bool = True,
     ledger: bool = True,
+    waveform_of: Callable[[Clip], np.ndarray] | None = None,
+    embedding_of: Callable[[Clip], np.ndarray] | None = None,
 ) -> Built:
     """Write a dataset whose splits hold clips with the given label lists.
 
@@ -111,6 +114,10 @@ def make_dataset(
         ``(reason, labels)`` of each failed clip, by split (ledger and segments only).
     segments, ledger : bool
         Write the segments table and the ledger.
+    waveform_of : callable, optional
+        The (T,) int16 waveform of a clip; a square wave of its amplitude by default.
+    embedding_of : callable, optional
+        The (10, 128) uint8 embedding of a clip; filled with the shard index by default.
     """
     store = DatasetStore(root)
     cmap = ClassMap.from_names([f"sound {i}" for i in range(num_classes)])
@@ -146,11 +153,15 @@ def make_dataset(
             built.clips[split].extend(clips)
             if waveforms:
                 manifest.split(split).shards.append(
-                    _write_waveform_shard(store, split, index, clips, formats, num_classes)
+                    _write_waveform_shard(
+                        store, split, index, clips, formats, num_classes, waveform_of
+                    )
                 )
             if embedding_formats:
                 rows = EmbeddingRows(
-                    x=np.full((len(clips), 10, 128), index, dtype=np.uint8),
+                    x=np.stack([embedding_of(c) for c in clips])
+                    if embedding_of
+                    else np.full((len(clips), 10, 128), index, dtype=np.uint8),
                     y=built.targets(split)[start : start + len(clips)],
                     video_ids=[c.clip_id for c in clips],
                     clip_ids=[c.clip_id for c in clips],
@@ -237,6 +248,7 @@ def _write_waveform_shard(
     clips: list[Clip],
     formats: tuple[str, ...],
     num_classes: int,
+    waveform_of: Callable[[Clip], np.ndarray] | None = None,
 ) -> ShardEntry:
     files = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,7 +268,9 @@ def _write_waveform_shard(
                 common = {
                     "clip_id": c.clip_id,
                     "audio_name": c.clip_id,
-                    "waveform": _square(c.amplitude, c.num_samples),
+                    "waveform": waveform_of(c)
+                    if waveform_of
+                    else _square(c.amplitude, c.num_samples),
                     "labels": c.labels,
                     "num_samples": c.num_samples,
                     "start_s": 0.0,

@@ -1,0 +1,207 @@
+"""Turn what a user asks for (``audiomill train`` options) into a complete :class:`RunConfig`.
+
+Defaults that depend on the data are resolved here, once, and recorded in the run: the model
+for the input (multi-level attention on embeddings, CNN14 on waveforms), the evaluation split
+(``eval`` when the dataset has it), the model's input shape (frames and dimensions of the
+embeddings, or the clip length and sample rate of the waveforms), and ``--epochs`` as steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from modeling.models import model_names
+from modeling.runs import INPUTS, RunConfig
+from pipelines.dataset_state import load_manifest
+from pipelines.storage import DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import CLASSES, DatasetManifest
+
+DEFAULT_MODELS = {"embeddings": "multi_level_attention", "waveforms": "cnn14"}
+
+
+def parse_model_args(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` model arguments; values are JSON when they parse, else strings.
+
+    Raises
+    ------
+    ValueError
+        If an item has no ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-arg {item!r} must look like KEY=VALUE (e.g. width=32)")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def split_names(manifest: DatasetManifest, source: str, embedding_model: str) -> list[str]:
+    """Splits of the dataset that have committed shards of ``source``."""
+    if source == "waveforms":
+        splits = manifest.splits
+    else:
+        splits = manifest.embeddings.get(embedding_model, {})
+    return sorted(name for name, entry in splits.items() if entry.shards)
+
+
+def plan_run(
+    dataset: str,
+    *,
+    input: str,
+    model: str | None = None,
+    splits: list[str] | None = None,
+    eval_split: str | None = None,
+    task: str = "multilabel",
+    sampler: str = "balanced",
+    batch_size: int = 32,
+    steps: int | None = None,
+    epochs: float | None = None,
+    eval_every: int | None = None,
+    learning_rate: float = 1e-3,
+    mixup: float = 0.0,
+    class_weights: bool = False,
+    folds: int | None = None,
+    fold: int | None = None,
+    seed: int = 0,
+    embedding_model: str = "vggish",
+    model_args: dict[str, Any] | None = None,
+    mixed_precision: bool | None = None,
+    storage_options: dict | None = None,
+) -> tuple[RunConfig, ClassMap]:
+    """Resolve the options of a training run against the dataset.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset directory or fsspec URL.
+    input : {"embeddings", "waveforms"}
+    model : str, optional
+        Default: :data:`DEFAULT_MODELS` of the input.
+    splits : list of str, optional
+        Training splits (default ``["train"]``).
+    eval_split : str, optional
+        Default: ``"eval"`` when the dataset has it (and no folds are asked for); ``"none"``
+        disables evaluation.
+    steps, epochs
+        At most one; default 10 epochs.
+    eval_every : int, optional
+        Default: about ten evaluations in the run.
+    folds, fold : int, optional
+        K-fold cross-validation; ``fold`` counts from 1.
+    model_args : dict, optional
+        Builder arguments; those the data fixes (input shape) are added.
+    (others) : as :class:`RunConfig`
+
+    Returns
+    -------
+    config : RunConfig
+    classes : ClassMap
+
+    Raises
+    ------
+    ValueError
+        For a setting the dataset cannot support, with what it has instead.
+    """
+    if input not in INPUTS:
+        raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
+    store = DatasetStore(dataset, storage_options)
+    manifest = load_manifest(store)
+    if manifest is None:
+        raise ValueError(f"{store.url()} is not a dataset (no manifest.json)")
+    classes = ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
+    model = model or DEFAULT_MODELS[input]
+    known = [name for name, kind in model_names() if kind == input.removesuffix("s")]
+    if model not in known:
+        raise ValueError(f"no model {model!r} for {input}; choose one of {', '.join(known)}")
+    available = split_names(manifest, input, embedding_model)
+    splits = splits or ["train"]
+    wanted = splits + ([eval_split] if eval_split not in (None, "none") else [])
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        what = input if input == "waveforms" else f"{embedding_model} embeddings"
+        raise ValueError(
+            f"the dataset has no {what} of split(s) {', '.join(missing)}; it has "
+            f"[{', '.join(available)}]"
+            + ("; compute embeddings with `audiomill embed`" if input == "embeddings" else "")
+        )
+    if (folds is None) != (fold is None):
+        raise ValueError("--folds and --fold go together")
+    if folds is not None:
+        if eval_split not in (None, "none"):
+            raise ValueError("--eval-split cannot be used with --folds (the held-out fold is)")
+        eval_split = None
+        if not 1 <= fold <= folds:  # type: ignore[operator]
+            raise ValueError(f"--fold must be in 1..{folds}, got {fold}")
+        fold -= 1  # type: ignore[operator]
+    elif eval_split is None:
+        eval_split = "eval" if "eval" in available and "eval" not in splits else None
+    elif eval_split == "none":
+        eval_split = None
+    if steps is not None and epochs is not None:
+        raise ValueError("give --steps or --epochs, not both")
+    clips = sum(
+        (manifest.splits if input == "waveforms" else manifest.embeddings[embedding_model])[
+            s
+        ].num_clips
+        for s in splits
+    )
+    if folds is not None:
+        clips -= clips // folds
+    if steps is None:
+        steps = max(1, math.ceil((10.0 if epochs is None else epochs) * clips / batch_size))
+    if eval_every is None:
+        eval_every = max(1, math.ceil(steps / 10))
+    kwargs = dict(model_args or {})
+    kwargs.update(
+        _data_kwargs(manifest, input, store.url(), splits[0], embedding_model, storage_options)
+    )
+    config = RunConfig(
+        dataset=store.url(),
+        input=input,
+        model=model,
+        task=task,
+        num_classes=manifest.num_classes,
+        splits=list(splits),
+        eval_split=eval_split,
+        sampler=sampler,
+        batch_size=batch_size,
+        steps=steps,
+        eval_every=min(eval_every, steps),
+        learning_rate=learning_rate,
+        mixup=mixup,
+        class_weights=class_weights,
+        seed=seed,
+        folds=folds,
+        fold=fold,
+        embedding_model=embedding_model,
+        model_kwargs=kwargs,
+        mixed_precision=mixed_precision,
+    )
+    return config, classes
+
+
+def _data_kwargs(
+    manifest: DatasetManifest,
+    source: str,
+    dataset: str,
+    split: str,
+    embedding_model: str,
+    storage_options: dict | None,
+) -> dict[str, Any]:
+    """The input shape the data fixes, as model builder arguments."""
+    if source == "waveforms":
+        return {"clip_samples": manifest.num_samples, "sample_rate": manifest.sample_rate}
+    from modeling.readers import ShardReader
+
+    with ShardReader(
+        dataset, split, "embeddings", model=embedding_model, storage_options=storage_options
+    ) as reader:
+        frames, dim = reader.x_shape
+    return {"num_frames": int(frames), "embedding_dim": int(dim), "input_dtype": "float32"}

@@ -1,0 +1,266 @@
+"""The training-run directory: its configuration, checkpoints, history and trained weights.
+
+A run directory (``RUN``) holds everything needed to continue, evaluate or serve a model::
+
+    RUN/run.json               RunConfig: dataset, input, model and its arguments, task, training
+    RUN/classes.csv            the class map the outputs follow (index,mid,display_name)
+    RUN/checkpoints/step-00000100.npz   model + optimizer + RNG state and sampler position
+    RUN/best.weights.h5        weights of the best evaluation so far (Keras format)
+    RUN/last.weights.h5        weights at the end of training
+    RUN/history.jsonl          one JSON object per evaluation (step, loss, metrics, seconds)
+    RUN/logs/                  TensorBoard event files
+    RUN/summary.json           what the finished run achieved
+
+Every file is written to a temporary name and renamed, so a run killed at any moment keeps its
+last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas.classmap import ClassMap
+
+RUN_VERSION = 1
+RUN_CONFIG = "run.json"
+RUN_CLASSES = "classes.csv"
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS = "best.weights.h5"
+LAST_WEIGHTS = "last.weights.h5"
+HISTORY = "history.jsonl"
+LOGS = "logs"
+SUMMARY = "summary.json"
+INPUTS = ("embeddings", "waveforms")
+SAMPLERS = ("balanced", "shuffled", "weighted")
+
+
+@dataclass
+class RunConfig:
+    """How a run was trained: enough to rebuild its model and continue it exactly.
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset directory or fsspec URL trained on.
+    input : {"embeddings", "waveforms"}
+    model : str
+        Registered model name (:func:`modeling.models.model_names`).
+    task : {"multilabel", "singlelabel"}
+    num_classes : int
+    splits : list of str
+        Training splits, concatenated in this order.
+    eval_split : str or None
+        Split evaluated every ``eval_every`` steps; the held-out fold when ``folds`` is set.
+    folds, fold : int or None
+        K-fold cross-validation over the training splits: train on every fold but ``fold``
+        (0-based), evaluate on ``fold``.
+    sampler : {"balanced", "shuffled", "weighted"}
+    batch_size, steps, eval_every : int
+    learning_rate : float
+    mixup : float
+        Beta(alpha, alpha) mixup; 0 disables it.
+    class_weights : bool
+        Weight the loss by inverse class frequency.
+    seed : int
+    embedding_model : str
+        Embedding shards read when ``input`` is ``"embeddings"``.
+    model_kwargs : dict
+        Arguments of the model builder (input shape, width, sample rate...).
+    mixed_precision : bool or None
+        None: when a GPU is visible.
+    """
+
+    dataset: str
+    input: str
+    model: str
+    task: str
+    num_classes: int
+    splits: list[str]
+    eval_split: str | None
+    sampler: str
+    batch_size: int
+    steps: int
+    eval_every: int
+    learning_rate: float
+    mixup: float = 0.0
+    class_weights: bool = False
+    seed: int = 0
+    folds: int | None = None
+    fold: int | None = None
+    embedding_model: str = "vggish"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    mixed_precision: bool | None = None
+    version: int = RUN_VERSION
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        for name in ("batch_size", "steps", "eval_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup alpha must be >= 0, got {self.mixup}")
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("folds and fold go together")
+        if self.folds is not None and not 0 <= self.fold < self.folds:  # type: ignore[operator]
+            raise ValueError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
+        if self.folds is not None and self.folds < 2:
+            raise ValueError(f"folds must be at least 2, got {self.folds}")
+
+    @property
+    def input_kind(self) -> str:
+        """The model registry's input kind: ``"embedding"`` or ``"waveform"``."""
+        return self.input.removesuffix("s")
+
+    def training_identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues (all but ``steps``)."""
+        out = asdict(self)
+        out.pop("steps")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        if d.get("version") != RUN_VERSION:
+            raise ValueError(f"run format version {d.get('version')!r}; expected {RUN_VERSION}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"run.json has unknown keys {unknown}")
+        return cls(**d)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+class RunDir:
+    """Paths and records of one run directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The run directory (local).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def exists(self) -> bool:
+        """Whether a run was started here (it has a ``run.json``)."""
+        return self.file(RUN_CONFIG).is_file()
+
+    def load_config(self) -> RunConfig:
+        """Read ``run.json``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` is not a run directory.
+        """
+        if not self.exists:
+            raise FileNotFoundError(
+                f"{self.path} is not a training run (no {RUN_CONFIG}); train one with "
+                "`audiomill train DATASET --out RUN`"
+            )
+        return RunConfig.from_dict(json.loads(self.file(RUN_CONFIG).read_text()))
+
+    def save_config(self, config: RunConfig, classes: ClassMap) -> None:
+        write_atomic(self.file(RUN_CLASSES), classes.to_csv_text().encode())
+        write_json(self.file(RUN_CONFIG), config.to_dict())
+
+    def load_classes(self) -> ClassMap:
+        return ClassMap.load(self.file(RUN_CLASSES))
+
+    def weights_path(self, which: str = "best") -> Path:
+        """The trained weights: ``"best"`` (falling back to ``"last"``) or ``"last"``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run has no weights of that kind yet.
+        """
+        if which not in ("best", "last"):
+            raise ValueError(f"weights must be 'best' or 'last', got {which!r}")
+        names = [BEST_WEIGHTS, LAST_WEIGHTS] if which == "best" else [LAST_WEIGHTS]
+        for name in names:
+            if self.file(name).is_file():
+                return self.file(name)
+        raise FileNotFoundError(f"run {self.path} has no {' or '.join(names)}: has it trained?")
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        return sorted(self.file(CHECKPOINT_DIR).glob("step-*.npz"))
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.file(CHECKPOINT_DIR) / f"step-{step:08d}.npz"
+
+    def history(self) -> list[dict[str, Any]]:
+        """The evaluations recorded so far, in order."""
+        path = self.file(HISTORY)
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_history(self, records: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        write_atomic(self.file(HISTORY), text.encode())
+
+    def load_summary(self) -> dict[str, Any] | None:
+        path = self.file(SUMMARY)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_trained_model(run: str | os.PathLike[str] | RunDir, which: str = "best") -> Any:
+    """Rebuild a run's model and load its trained weights.
+
+    Parameters
+    ----------
+    run : str, os.PathLike or RunDir
+    which : {"best", "last"}
+
+    Returns
+    -------
+    keras.Model
+        Outputs (batch, num_classes) float32 scores; inputs raw embeddings (0..255 as float or
+        uint8) or waveforms scaled to [-1, 1].
+    """
+    from modeling.models import build_model
+
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = run.load_config()
+    model = build_model(
+        config.model, config.input_kind, config.num_classes, config.task, **config.model_kwargs
+    )
+    model.load_weights(run.weights_path(which))
+    return model

@@ -1,0 +1,100 @@
+"""Scores of a model over rows of a dataset, and the metrics of a task on them.
+
+The models take embeddings as stored (0..255, dequantized inside the model) and waveforms
+scaled to [-1, 1); :func:`model_input` is the matching conversion of a stored batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from modeling.metrics import evaluate_multilabel, evaluate_singlelabel
+from modeling.readers import ShardReader, make_dataset, to_float
+from modeling.samplers import SequentialSampler
+from modeling.train_data import SubsetSampler
+
+
+def raw_float(x: np.ndarray) -> np.ndarray:
+    """Cast stored embeddings (uint8) to float32 without rescaling (the model dequantizes)."""
+    return x.astype(np.float32)
+
+
+def model_input(source: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The conversion of stored ``x`` that the models of ``source`` take."""
+    return raw_float if source == "embeddings" else to_float
+
+
+def predict_rows(
+    model: Any,
+    reader: ShardReader,
+    rows: np.ndarray | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score rows of ``reader`` with ``model``, in the order given.
+
+    Parameters
+    ----------
+    model : keras.Model
+    reader : ShardReader
+    rows : np.ndarray, optional
+        Global rows; all rows by default.
+    batch_size : int
+    progress : callable, optional
+        Called with the number of clips scored after each batch.
+
+    Returns
+    -------
+    scores : np.ndarray [shape=(len(rows), C), dtype=float32]
+    targets : np.ndarray [shape=(len(rows), C), dtype=bool]
+    """
+    rows = np.arange(reader.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    scores = np.empty((len(rows), reader.num_classes), dtype=np.float32)
+    targets = np.empty((len(rows), reader.num_classes), dtype=bool)
+    if not len(rows):
+        return scores, targets
+    sampler = SubsetSampler(SequentialSampler(len(rows)), rows)
+    data = make_dataset(reader, sampler, batch_size, transform=model_input(reader.source))
+    at = 0
+    for x, y in data:
+        n = int(x.shape[0])
+        scores[at : at + n] = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+        targets[at : at + n] = y.numpy() > 0.5
+        at += n
+        if progress is not None:
+            progress(n)
+    return scores, targets
+
+
+def single_labels(targets: np.ndarray, clip_ids: list[str] | None = None) -> np.ndarray:
+    """Class index of each row of one-hot ``targets``.
+
+    Raises
+    ------
+    ValueError
+        If a row has no label or several, naming up to five such clips.
+    """
+    counts = targets.sum(axis=1)
+    bad = np.flatnonzero(counts != 1)
+    if len(bad):
+        names = [clip_ids[i] if clip_ids else f"row {i}" for i in bad[:5]]
+        raise ValueError(
+            f"{len(bad)} clips do not have exactly one label, so the single-label task cannot "
+            f"use them (for example {', '.join(names)}); use --task multilabel"
+        )
+    return targets.argmax(axis=1)
+
+
+def task_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """The metrics of :mod:`modeling.metrics` for ``task`` ("multilabel" or "singlelabel")."""
+    if task == "singlelabel":
+        return evaluate_singlelabel(single_labels(targets), scores, targets.shape[1])
+    return evaluate_multilabel(targets, scores)
+
+
+def headline_metric(task: str) -> str:
+    """The metric best checkpoints are chosen by: accuracy (single-label) or mAP."""
+    return "accuracy" if task == "singlelabel" else "mAP"

@@ -1,0 +1,408 @@
+"""Train a classifier from a dataset's shards, with checkpoints that resume exactly.
+
+The loop draws batches of rows with a sampler (:mod:`modeling.train_data`), reads them through
+``tf.data`` (parallel reads, prefetch), mixes them up (seeded by the step), and runs Keras'
+``train_on_batch`` under the strategy and precision policy of
+:func:`modeling.models.strategy_and_policy`. Every ``eval_every`` steps it scores the evaluation
+rows, appends the metrics to the history and TensorBoard, keeps the best weights by the task's
+headline metric, and writes a checkpoint: model weights, optimizer variables, the state of
+every random generator of the model (dropout, SpecAugment), and the sampler's position after
+the last batch trained on. Since every random draw is a function of the seed and those states,
+a run resumed from a checkpoint trains on the same batches and reaches the same weights as a
+run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from modeling.augment import mixup
+from modeling.models import balanced_class_weights, build_model, compile_model, strategy_and_policy
+from modeling.readers import ShardReader, make_dataset
+from modeling.runs import (
+    BEST_WEIGHTS,
+    LAST_WEIGHTS,
+    LOGS,
+    SUMMARY,
+    RunConfig,
+    RunDir,
+    write_atomic,
+    write_json,
+)
+from modeling.scoring import headline_metric, model_input, predict_rows, single_labels, task_metrics
+from modeling.train_data import RowLabels, fold_rows, make_sampler, read_row_labels
+
+KEEP_CHECKPOINTS = 2
+_MIXUP_STREAM = 11
+
+
+@dataclass
+class TrainData:
+    """The readers and rows of a run.
+
+    Attributes
+    ----------
+    reader : ShardReader
+        The training splits.
+    labels : RowLabels
+        Labels and clip ids of ``reader``'s rows.
+    train_rows : np.ndarray
+    eval_reader : ShardReader or None
+    eval_rows : np.ndarray or None
+    """
+
+    reader: ShardReader
+    labels: RowLabels
+    train_rows: np.ndarray
+    eval_reader: ShardReader | None
+    eval_rows: np.ndarray | None
+
+
+def open_train_data(config: RunConfig, storage_options: dict | None = None) -> TrainData:
+    """Open the training and evaluation rows of ``config`` (folds, or an evaluation split)."""
+    reader = ShardReader(
+        config.dataset,
+        config.splits,
+        config.input,
+        model=config.embedding_model,
+        storage_options=storage_options,
+    )
+    labels = read_row_labels(reader)
+    if config.folds is not None:
+        train_rows, eval_rows = fold_rows(
+            reader.num_rows, config.folds, int(config.fold), config.seed
+        )
+        return TrainData(reader, labels, train_rows, reader, eval_rows)
+    train_rows = np.arange(reader.num_rows, dtype=np.int64)
+    if config.eval_split is None:
+        return TrainData(reader, labels, train_rows, None, None)
+    eval_reader = ShardReader(
+        config.dataset,
+        config.eval_split,
+        config.input,
+        model=config.embedding_model,
+        storage_options=storage_options,
+    )
+    return TrainData(reader, labels, train_rows, eval_reader, np.arange(eval_reader.num_rows))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    run : Path
+    step : int
+        Steps trained in all (including those of earlier, resumed sessions).
+    resumed_from : int
+        Step the run continued from (0 for a fresh run).
+    metric : str
+        Headline metric name.
+    best_step : int or None
+    best_value : float or None
+    last_metrics : dict
+    history : list of dict
+    clips : int
+        Training clips available.
+    seconds : float
+        Wall time of this session.
+    clips_per_second : float
+        Training clips per second in this session (steps x batch / time in training steps).
+    """
+
+    run: Path
+    step: int
+    resumed_from: int
+    metric: str
+    best_step: int | None
+    best_value: float | None
+    last_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    clips: int
+    seconds: float
+    clips_per_second: float
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- model state
+
+
+def _seed_generators(model: keras.Model) -> list[Any]:
+    """The SeedGenerators of ``model``'s layers (dropout, SpecAugment), in a stable order."""
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        for name in sorted(vars(layer)):
+            value = getattr(layer, name, None)
+            if isinstance(value, keras.random.SeedGenerator):
+                found.append(value)
+    return found
+
+
+def _save_checkpoint(
+    run: RunDir, step: int, model: keras.Model, meta: dict[str, Any], keep: int = KEEP_CHECKPOINTS
+) -> Path:
+    """Write model, optimizer and RNG state plus ``meta`` (JSON) as ``step-XXXXXXXX.npz``."""
+    arrays: dict[str, np.ndarray] = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    for i, v in enumerate(model.weights):
+        arrays[f"w{i}"] = np.asarray(v.numpy())
+    for i, v in enumerate(model.optimizer.variables):
+        arrays[f"o{i}"] = np.asarray(v.numpy())
+    for i, g in enumerate(_seed_generators(model)):
+        arrays[f"g{i}"] = np.asarray(g.state.numpy())
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path = run.checkpoint_path(step)
+    write_atomic(path, buf.getvalue())
+    for old in run.checkpoints()[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _load_checkpoint(path: Path, model: keras.Model) -> dict[str, Any]:
+    """Restore a checkpoint written by :func:`_save_checkpoint`; return its ``meta``."""
+    with np.load(path) as data:
+        meta = json.loads(data["meta"].tobytes().decode())
+        counts = {p: sum(1 for k in data.files if k[0] == p and k[1:].isdigit()) for p in "wog"}
+        generators = _seed_generators(model)
+        model.optimizer.build(model.trainable_variables)
+        expected = {
+            "w": len(model.weights),
+            "o": len(model.optimizer.variables),
+            "g": len(generators),
+        }
+        if counts != expected:
+            raise ValueError(
+                f"checkpoint {path} does not fit this model ({counts} arrays of weights, optimizer "
+                f"and RNG state; the model has {expected}): was the run's model changed?"
+            )
+        for i, v in enumerate(model.weights):
+            v.assign(data[f"w{i}"])
+        for i, v in enumerate(model.optimizer.variables):
+            v.assign(data[f"o{i}"])
+        for i, g in enumerate(generators):
+            g.state.assign(data[f"g{i}"])
+    return meta
+
+
+def _save_weights(model: keras.Model, path: Path) -> None:
+    """``model.save_weights`` to a temporary ``.weights.h5`` name, then rename onto ``path``."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save_weights(tmp)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
+    """Return the run's config with ``config.steps``, refusing other changed settings."""
+    saved = run.load_config()
+    old, new = saved.training_identity(), config.training_identity()
+    changed = sorted(k for k in old if old[k] != new.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"--resume continues run {run.path} with its own settings, but these differ: {detail}. "
+            "Drop them from the command (or start a new run with another --out)"
+        )
+    saved.steps = config.steps
+    return saved
+
+
+def _build(config: RunConfig, data: TrainData) -> keras.Model:
+    strategy, _ = strategy_and_policy(config.mixed_precision)
+    weights = None
+    if config.class_weights:
+        dense = data.labels.dense(data.train_rows, config.num_classes)
+        weights = balanced_class_weights(dense).tolist()
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(
+            config.model, config.input_kind, config.num_classes, config.task, **config.model_kwargs
+        )
+        compile_model(model, config.task, config.learning_rate, weights, jit_compile=False)
+    return model
+
+
+def _evaluate(model: keras.Model, config: RunConfig, data: TrainData) -> dict[str, Any] | None:
+    if data.eval_reader is None:
+        return None
+    scores, targets = predict_rows(model, data.eval_reader, data.eval_rows, config.batch_size)
+    return task_metrics(config.task, targets, scores)
+
+
+def train(
+    config: RunConfig,
+    run_path: str | Path,
+    *,
+    resume: bool = False,
+    classes: Any = None,
+    storage_options: dict | None = None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train (or continue) the run at ``run_path``.
+
+    Parameters
+    ----------
+    config : RunConfig
+        With ``resume``, every setting but ``steps`` must equal the saved run's.
+    run_path : str or Path
+        The run directory; must not hold a run unless ``resume``.
+    resume : bool
+        Continue from the run's last checkpoint (a run with no checkpoint yet starts over).
+    classes : ClassMap, optional
+        The dataset's class map, copied into the run (required for a fresh run).
+    storage_options : dict, optional
+        fsspec options of the dataset.
+    progress : callable, optional
+        Called as ``progress(step, total_steps, logs)`` after each step.
+
+    Returns
+    -------
+    TrainResult
+    """
+    run = RunDir(run_path)
+    if resume:
+        if not run.exists:
+            raise FileNotFoundError(f"--resume: {run.path} holds no run to continue")
+        config = _check_resume(run, config)
+    elif run.exists:
+        raise FileExistsError(
+            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    data = open_train_data(config, storage_options)
+    if config.task == "singlelabel":
+        single_labels(data.labels.dense(data.train_rows, config.num_classes))
+    if not resume:
+        if classes is None:
+            raise ValueError("a new run needs the dataset's class map")
+        run.save_config(config, classes)
+
+    model = _build(config, data)
+    sampler = make_sampler(config.sampler, data.train_rows, data.labels, config.seed)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"step": None, "value": None}
+    start = 0
+    checkpoints = run.checkpoints()
+    if resume and checkpoints:
+        meta = _load_checkpoint(checkpoints[-1], model)
+        start, best = int(meta["step"]), meta["best"]
+        sampler.restore(meta["sampler"])
+        history = run.history()[: meta["history_length"]]
+    sampler_states = {-1: sampler.state()}
+
+    def record_state(number: int) -> None:
+        sampler_states[number] = sampler.state()
+
+    dataset = make_dataset(
+        data.reader,
+        sampler,
+        config.batch_size,
+        transform=model_input(config.input),
+        on_batch=record_state,
+    )
+    metric = headline_metric(config.task)
+    writer = tf.summary.create_file_writer(str(run.file(LOGS)))
+    t0 = time.perf_counter()
+    train_seconds = 0.0
+    losses: list[float] = []
+    last_metrics: dict[str, Any] = {}
+    step = start
+    iterator = iter(dataset)
+    while step < config.steps:
+        x, y = next(iterator)
+        if config.mixup > 0:
+            rng = np.random.default_rng([config.seed, _MIXUP_STREAM, step])
+            mixed = mixup(x.numpy(), y.numpy(), config.mixup, rng)
+            x, y = mixed.x, mixed.y
+        t_step = time.perf_counter()
+        logs = model.train_on_batch(x, y, return_dict=True)
+        train_seconds += time.perf_counter() - t_step
+        step += 1
+        losses.append(float(logs["loss"]))
+        if progress is not None:
+            progress(step, config.steps, logs)
+        if step % config.eval_every and step != config.steps:
+            continue
+        metrics = _evaluate(model, config, data)
+        entry = {
+            "step": step,
+            "loss": float(np.mean(losses)),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if metrics is not None:
+            last_metrics = metrics
+            entry.update({k: v for k, v in metrics.items() if np.isscalar(v) or v is None})
+            value = metrics.get(metric)
+            if value is not None and (best["value"] is None or value > best["value"]):
+                best = {"step": step, "value": value}
+                _save_weights(model, run.file(BEST_WEIGHTS))
+        history.append(entry)
+        losses = []
+        with writer.as_default(step=step):
+            for key, value in entry.items():
+                if key != "step" and isinstance(value, int | float):
+                    tf.summary.scalar(key, value)
+        writer.flush()
+        run.write_history(history)
+        _save_checkpoint(
+            run,
+            step,
+            model,
+            {
+                "step": step,
+                "best": best,
+                "sampler": sampler_states[step - start - 1],
+                "history_length": len(history),
+            },
+        )
+        for number in [k for k in list(sampler_states) if k < step - start - 1]:
+            del sampler_states[number]
+
+    _save_weights(model, run.file(LAST_WEIGHTS))
+    seconds = time.perf_counter() - t0
+    trained = step - start
+    result = TrainResult(
+        run=run.path,
+        step=step,
+        resumed_from=start,
+        metric=metric,
+        best_step=best["step"],
+        best_value=best["value"],
+        last_metrics={k: v for k, v in last_metrics.items() if np.isscalar(v) or v is None},
+        history=history,
+        clips=len(data.train_rows),
+        seconds=seconds,
+        clips_per_second=trained * config.batch_size / train_seconds if train_seconds else 0.0,
+    )
+    write_json(
+        run.file(SUMMARY),
+        {
+            "step": result.step,
+            "metric": metric,
+            "best_step": result.best_step,
+            "best_value": result.best_value,
+            "last_metrics": result.last_metrics,
+            "train_clips": result.clips,
+            "epochs": round(step * config.batch_size / max(result.clips, 1), 3),
+            "clips_per_second": round(result.clips_per_second, 2),
+        },
+    )
+    return result
+
+
+def steps_for_epochs(epochs: float, clips: int, batch_size: int) -> int:
+    """Steps that cover ``epochs`` passes over ``clips`` clips."""
+    return max(1, math.ceil(epochs * clips / batch_size))

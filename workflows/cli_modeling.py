@@ -1,0 +1,312 @@
+"""Modeling commands: train and sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from workflows.cli_common import StorageOptions, console, fail, out, storage_options_from
+
+TASK_HELP = "multilabel (sigmoid + binary cross-entropy) or singlelabel (softmax)."
+SAMPLER_HELP = (
+    "balanced: PANNs' round-robin over classes (unlabelled clips form one more queue); "
+    "shuffled: a new permutation each epoch; weighted: with replacement, by 1/count of labels."
+)
+MODEL_ARG_HELP = "Model builder argument KEY=VALUE (JSON value), repeatable, e.g. width=16."
+Splits = Annotated[
+    list[str] | None,
+    typer.Option("--split", help="Training split, repeatable (folds as splits); default train."),
+]
+
+
+def _format_metric(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _train_table(result: Any, title: str) -> Table:
+    t = Table(title=title, show_header=False)
+    t.add_row("run", str(result.run))
+    t.add_row("steps", f"{result.step} (resumed from {result.resumed_from})")
+    t.add_row("training clips", str(result.clips))
+    if result.best_step is not None:
+        t.add_row(f"best {result.metric}", f"{result.best_value:.4f} at step {result.best_step}")
+    for key in ("mAP", "mean_auc", "d_prime", "lwlrap", "accuracy"):
+        if key in result.last_metrics:
+            t.add_row(f"last {key}", _format_metric(result.last_metrics[key]))
+    if result.history:
+        t.add_row("last loss", f"{result.history[-1]['loss']:.4f}")
+    t.add_row("time", f"{result.seconds:.1f} s ({result.clips_per_second:.0f} clips/s in steps)")
+    return t
+
+
+def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
+    from modeling.run_setup import parse_model_args, plan_run
+
+    try:
+        options["model_args"] = parse_model_args(options.pop("model_arg"))
+        return plan_run(dataset, storage_options=so, **options)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def _train(config: Any, classes: Any, run: Path, resume: bool, so: dict | None) -> Any:
+    from modeling.training import train as train_run
+
+    with _StepBar() as advance:
+        try:
+            return train_run(
+                config, run, resume=resume, classes=classes, storage_options=so, progress=advance
+            )
+        except (ValueError, FileNotFoundError, FileExistsError) as exc:
+            fail(str(exc))
+
+
+class _StepBar:
+    """A progress bar of training steps showing the running loss."""
+
+    def __enter__(self) -> Any:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("[bold]steps"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("steps", total=None, loss="-")
+
+        def advance(step: int, total: int, logs: dict[str, Any]) -> None:
+            self.bar.update(self.task, completed=step, total=total, loss=f"{logs['loss']:.4f}")
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def train(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    input: Annotated[
+        str, typer.Option("--input", help="embeddings (VGGish shards) or waveforms.")
+    ] = "embeddings",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model; default multi_level_attention (embeddings), cnn14 (waves)."),
+    ] = None,
+    split: Splits = None,
+    eval_split: Annotated[
+        str | None,
+        typer.Option(help="Split evaluated during training; default eval if present; 'none'."),
+    ] = None,
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "multilabel",
+    sampler: Annotated[str, typer.Option(help=SAMPLER_HELP)] = "balanced",
+    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
+    steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Passes over the training clips (default 10).")
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate and checkpoint every N steps (default: 10 times).")
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    mixup: Annotated[float, typer.Option(help="Mixup Beta(alpha, alpha); 0 disables.")] = 0.0,
+    class_weights: Annotated[
+        bool, typer.Option(help="Weight the loss by inverse class frequency.")
+    ] = False,
+    folds: Annotated[
+        int | None, typer.Option(help="K-fold cross-validation over the training splits.")
+    ] = None,
+    fold: Annotated[int | None, typer.Option(help="Held-out fold, 1..K.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, sampler, mixup and dropout.")] = 0,
+    model_arg: Annotated[list[str] | None, typer.Option(help=MODEL_ARG_HELP)] = None,
+    embedding_model: Annotated[str, typer.Option(help="Embedding shards to read.")] = "vggish",
+    mixed_precision: Annotated[
+        bool | None,
+        typer.Option(
+            "--mixed-precision/--no-mixed-precision",
+            help="float16 compute; default: on when a GPU is visible.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue RUN from its last checkpoint, exactly.")
+    ] = False,
+    storage_options: StorageOptions = None,
+) -> dict[str, Any]:
+    """Train a classifier on a dataset's embedding or waveform shards.
+
+    Evaluates and checkpoints every --eval-every steps (history.jsonl, TensorBoard logs in
+    RUN/logs), keeps the best weights by mAP (multilabel) or accuracy (singlelabel), and uses
+    every visible GPU (MirroredStrategy, mixed precision). --resume continues exactly: the same
+    batches, the same weights as a run that was never stopped.
+    """
+    so = storage_options_from(storage_options)
+    config, classes = _plan(
+        dataset,
+        so,
+        input=input,
+        model=model,
+        splits=split,
+        eval_split=eval_split,
+        task=task,
+        sampler=sampler,
+        batch_size=batch_size,
+        steps=steps,
+        epochs=epochs,
+        eval_every=eval_every,
+        learning_rate=lr,
+        mixup=mixup,
+        class_weights=class_weights,
+        folds=folds,
+        fold=fold,
+        seed=seed,
+        embedding_model=embedding_model,
+        model_arg=model_arg,
+        mixed_precision=mixed_precision,
+    )
+    result = _train(config, classes, out_dir, resume, so)
+    console.print(_train_table(result, f"train {config.model} on {config.input}"))
+    return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
+
+
+def _grid(text: str | None, cast: type, default: Any) -> list[Any]:
+    if not text:
+        return [default]
+    try:
+        return [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"not a comma-separated list of numbers: {text!r}")
+
+
+def sweep(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the sweep's runs.")],
+    lr: Annotated[str | None, typer.Option("--lr", help="Learning rates, e.g. 1e-3,3e-4.")] = None,
+    mixup: Annotated[str | None, typer.Option(help="Mixup alphas, e.g. 0,0.2.")] = None,
+    folds: Annotated[
+        int | None, typer.Option(help="K-fold cross-validation: every fold of every setting.")
+    ] = None,
+    fold_splits: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fold-split",
+            help="Predefined folds as splits (repeat, e.g. fold1 .. fold10): each is held out "
+            "once and the others trained on.",
+        ),
+    ] = None,
+    input: Annotated[str, typer.Option("--input", help="embeddings or waveforms.")] = "embeddings",
+    model: Annotated[str | None, typer.Option(help="Model (as for train).")] = None,
+    split: Splits = None,
+    eval_split: Annotated[str | None, typer.Option(help="As for train.")] = None,
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "multilabel",
+    sampler: Annotated[str, typer.Option(help=SAMPLER_HELP)] = "balanced",
+    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
+    steps: Annotated[int | None, typer.Option(help="Steps per run.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs per run.")] = None,
+    class_weights: Annotated[bool, typer.Option(help="As for train.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
+    model_arg: Annotated[list[str] | None, typer.Option(help=MODEL_ARG_HELP)] = None,
+    embedding_model: Annotated[str, typer.Option(help="Embedding shards to read.")] = "vggish",
+    storage_options: StorageOptions = None,
+) -> dict[str, Any]:
+    """Train a grid of learning rates x mixup alphas, each over every fold, and rank them.
+
+    Each run lives in OUT/<setting>/<fold>; finished runs are kept (re-running the sweep resumes
+    unfinished ones and skips finished ones). Prints the mean and spread of the headline metric
+    per setting and writes OUT/sweep.json.
+    """
+    import numpy as np
+
+    from modeling.runs import RunDir
+
+    so = storage_options_from(storage_options)
+    if folds is not None and fold_splits:
+        fail("use --folds or --fold-split, not both")
+    if fold_splits and len(fold_splits) < 2:
+        fail("--fold-split needs at least two splits")
+    plans: list[tuple[str, dict[str, Any]]] = []
+    if fold_splits:
+        for held in fold_splits:
+            rest = [s for s in fold_splits if s != held]
+            plans.append((held, {"splits": rest, "eval_split": held}))
+    elif folds is not None:
+        plans = [(f"fold{k}", {"folds": folds, "fold": k}) for k in range(1, folds + 1)]
+    else:
+        plans = [("all", {"splits": split, "eval_split": eval_split})]
+    rows = []
+    for rate in _grid(lr, float, 1e-3):
+        for alpha in _grid(mixup, float, 0.0):
+            setting = f"lr{rate:g}-mixup{alpha:g}"
+            values = []
+            for name, fold_options in plans:
+                options = {"splits": split, "eval_split": eval_split, **fold_options}
+                config, classes = _plan(
+                    dataset,
+                    so,
+                    input=input,
+                    model=model,
+                    task=task,
+                    sampler=sampler,
+                    batch_size=batch_size,
+                    steps=steps,
+                    epochs=epochs,
+                    learning_rate=rate,
+                    mixup=alpha,
+                    class_weights=class_weights,
+                    seed=seed,
+                    embedding_model=embedding_model,
+                    model_arg=model_arg,
+                    **options,
+                )
+                run = RunDir(out_dir / setting / name)
+                summary = run.load_summary()
+                if summary is None or summary["step"] < config.steps:
+                    console.print(f"[bold]{setting}[/] {name}")
+                    _train(config, classes, run.path, run.exists, so)
+                    summary = run.load_summary()
+                values.append(summary["best_value"])
+            scored = [v for v in values if v is not None]
+            rows.append(
+                {
+                    "setting": setting,
+                    "lr": rate,
+                    "mixup": alpha,
+                    "folds": [name for name, _ in plans],
+                    "values": values,
+                    "mean": float(np.mean(scored)) if scored else None,
+                    "std": float(np.std(scored)) if scored else None,
+                }
+            )
+    rows.sort(key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    metric = "accuracy" if task == "singlelabel" else "mAP"
+    t = Table(title=f"sweep: best {metric} per setting, over {len(plans)} fold(s)")
+    for col in ("setting", f"mean {metric}", "std", "per fold"):
+        t.add_column(col)
+    for r in rows:
+        per_fold = " ".join(_format_metric(v) for v in r["values"])
+        t.add_row(r["setting"], _format_metric(r["mean"]), _format_metric(r["std"]), per_fold)
+    out.print(t)
+    return {"settings": len(rows), "runs": len(rows) * len(plans), "best": rows[0]["setting"]}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the modeling commands to ``app``."""
+    app.command()(train)
+    app.command()(sweep)
