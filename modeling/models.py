@@ -252,6 +252,7 @@ def build_model(
 
 def strategy_and_policy(
     mixed_precision: bool | None = None,
+    devices: Sequence[str] | None = None,
 ) -> tuple[tf.distribute.Strategy, keras.DTypePolicy]:
     """Pick the distribution strategy and set the global Keras precision policy.
 
@@ -260,6 +261,9 @@ def strategy_and_policy(
     mixed_precision : bool or None, optional
         True forces ``'mixed_float16'``, False forces ``'float32'``, None uses mixed precision
         exactly when a GPU is visible.
+    devices : sequence of str, optional
+        Replicate over exactly these devices (``MirroredStrategy``), e.g. two logical CPUs
+        in a test or a subset of the GPUs.
 
     Returns
     -------
@@ -275,7 +279,12 @@ def strategy_and_policy(
     previous one (``keras.mixed_precision.set_global_policy``).
     """
     gpus = tf.config.list_physical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if devices:
+        strategy = tf.distribute.MirroredStrategy(list(devices))
+    elif len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     return strategy, keras.mixed_precision.global_policy()

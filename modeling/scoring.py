@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 
 from modeling.metrics import evaluate_multilabel, evaluate_singlelabel
 from modeling.readers import ShardReader, make_dataset, to_float
 from modeling.samplers import SequentialSampler
-from modeling.train_data import SubsetSampler
+from modeling.train_data import SubsetSampler, read_row_labels
 
 
 def raw_float(x: np.ndarray) -> np.ndarray:
@@ -36,6 +37,10 @@ def predict_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score rows of ``reader`` with ``model``, in the order given.
 
+    Scores come from ``model.predict`` on the ``tf.data`` pipeline, so a model built under a
+    ``MirroredStrategy`` splits each batch across its replicas; targets are read from the
+    shards' labels alone (never a second read of the audio).
+
     Parameters
     ----------
     model : keras.Model
@@ -52,21 +57,27 @@ def predict_rows(
     targets : np.ndarray [shape=(len(rows), C), dtype=bool]
     """
     rows = np.arange(reader.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
-    scores = np.empty((len(rows), reader.num_classes), dtype=np.float32)
-    targets = np.empty((len(rows), reader.num_classes), dtype=bool)
+    targets = read_row_labels(reader).dense(rows, reader.num_classes)
     if not len(rows):
-        return scores, targets
+        return np.empty((0, reader.num_classes), dtype=np.float32), targets
     sampler = SubsetSampler(SequentialSampler(len(rows)), rows)
     data = make_dataset(reader, sampler, batch_size, transform=model_input(reader.source))
-    at = 0
-    for x, y in data:
-        n = int(x.shape[0])
-        scores[at : at + n] = np.asarray(model.predict_on_batch(x), dtype=np.float32)
-        targets[at : at + n] = y.numpy() > 0.5
-        at += n
-        if progress is not None:
-            progress(n)
-    return scores, targets
+    callbacks = [_PredictProgress(progress, batch_size, len(rows))] if progress else []
+    scores = model.predict(data.map(lambda x, y: x), verbose=0, callbacks=callbacks)
+    return np.asarray(scores, dtype=np.float32), targets
+
+
+class _PredictProgress(keras.callbacks.Callback):
+    """Report clips scored after each predicted batch."""
+
+    def __init__(self, progress: Callable[[int], None], batch_size: int, total: int) -> None:
+        super().__init__()
+        self.progress, self.batch_size, self.total, self.done = progress, batch_size, total, 0
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        n = min(self.batch_size, self.total - self.done)
+        self.done += n
+        self.progress(n)
 
 
 def single_labels(targets: np.ndarray, clip_ids: list[str] | None = None) -> np.ndarray:

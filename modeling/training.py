@@ -1,9 +1,11 @@
 """Train a classifier from a dataset's shards, with checkpoints that resume exactly.
 
 The loop draws batches of rows with a sampler (:mod:`modeling.train_data`), reads them through
-``tf.data`` (parallel reads, prefetch), mixes them up (seeded by the step), and runs Keras'
-``train_on_batch`` under the strategy and precision policy of
-:func:`modeling.models.strategy_and_policy`. Every ``eval_every`` steps it scores the evaluation
+``tf.data`` (parallel reads, prefetch), mixes them up (seeded by the step), and trains with
+Keras' ``fit`` on chunks of exactly ``eval_every`` batches, under the strategy and precision
+policy of :func:`modeling.models.strategy_and_policy` (``fit`` splits each batch across the
+replicas of a ``MirroredStrategy``; ``train_on_batch`` would give every replica the whole
+batch). Every ``eval_every`` steps it scores the evaluation
 rows, appends the metrics to the history and TensorBoard, keeps the best weights by the task's
 headline metric, and writes a checkpoint: model weights, optimizer variables, the state of
 every random generator of the model (dropout, SpecAugment), and the sampler's position after
@@ -18,6 +20,7 @@ import io
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +209,19 @@ def _save_weights(model: keras.Model, path: Path) -> None:
 # --------------------------------------------------------------------------- training
 
 
+class _StepProgress(keras.callbacks.Callback):
+    """Report ``(step, total, logs)`` after every training batch of a chunk."""
+
+    def __init__(
+        self, progress: Callable[[int, int, dict[str, Any]], None], start: int, total: int
+    ):
+        super().__init__()
+        self.progress, self.start, self.total = progress, start, total
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.progress(self.start + batch + 1, self.total, dict(logs or {}))
+
+
 def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
     """Return the run's config with ``config.steps``, refusing other changed settings."""
     saved = run.load_config()
@@ -221,8 +237,8 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
     return saved
 
 
-def _build(config: RunConfig, data: TrainData) -> keras.Model:
-    strategy, _ = strategy_and_policy(config.mixed_precision)
+def _build(config: RunConfig, data: TrainData, devices: list[str] | None) -> keras.Model:
+    strategy, _ = strategy_and_policy(config.mixed_precision, devices)
     weights = None
     if config.class_weights:
         dense = data.labels.dense(data.train_rows, config.num_classes)
@@ -251,6 +267,7 @@ def train(
     classes: Any = None,
     storage_options: dict | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    devices: list[str] | None = None,
 ) -> TrainResult:
     """Train (or continue) the run at ``run_path``.
 
@@ -268,6 +285,10 @@ def train(
         fsspec options of the dataset.
     progress : callable, optional
         Called as ``progress(step, total_steps, logs)`` after each step.
+    devices : list of str, optional
+        Replicate over these devices; by default every GPU when there are several (see
+        :func:`modeling.models.strategy_and_policy`). Not part of the run's identity: a run
+        may resume on other hardware.
 
     Returns
     -------
@@ -290,7 +311,7 @@ def train(
             raise ValueError("a new run needs the dataset's class map")
         run.save_config(config, classes)
 
-    model = _build(config, data)
+    model = _build(config, data, devices)
     sampler = make_sampler(config.sampler, data.train_rows, data.labels, config.seed)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"step": None, "value": None}
@@ -317,29 +338,48 @@ def train(
     writer = tf.summary.create_file_writer(str(run.file(LOGS)))
     t0 = time.perf_counter()
     train_seconds = 0.0
-    losses: list[float] = []
     last_metrics: dict[str, Any] = {}
     step = start
-    iterator = iter(dataset)
-    while step < config.steps:
-        x, y = next(iterator)
+    batches_iter = iter(dataset)
+    drawn = start
+
+    def next_batch() -> tuple[np.ndarray, np.ndarray]:
+        """The next batch, mixed up with a generator seeded by its step."""
+        nonlocal drawn
+        x, y = (t.numpy() for t in next(batches_iter))
         if config.mixup > 0:
-            rng = np.random.default_rng([config.seed, _MIXUP_STREAM, step])
-            mixed = mixup(x.numpy(), y.numpy(), config.mixup, rng)
+            rng = np.random.default_rng([config.seed, _MIXUP_STREAM, drawn])
+            mixed = mixup(x, y, config.mixup, rng)
             x, y = mixed.x, mixed.y
-        t_step = time.perf_counter()
-        logs = model.train_on_batch(x, y, return_dict=True)
-        train_seconds += time.perf_counter() - t_step
-        step += 1
-        losses.append(float(logs["loss"]))
-        if progress is not None:
-            progress(step, config.steps, logs)
-        if step % config.eval_every and step != config.steps:
-            continue
+        drawn += 1
+        return x, y
+
+    signature = (
+        tf.TensorSpec((None, *data.reader.x_shape), tf.float32),
+        tf.TensorSpec((None, config.num_classes), tf.float32),
+    )
+    while step < config.steps:
+        n = min(config.eval_every - step % config.eval_every, config.steps - step)
+        chunk = tf.data.Dataset.from_generator(
+            lambda n=n: (next_batch() for _ in range(n)), output_signature=signature
+        )
+        t_chunk = time.perf_counter()
+        with warnings.catch_warnings():
+            # The chunk holds exactly n batches; Keras warns when it finds the end of it.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fitted = model.fit(
+                chunk,
+                epochs=1,
+                steps_per_epoch=n,
+                verbose=0,
+                callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
+            )
+        train_seconds += time.perf_counter() - t_chunk
+        step += n
         metrics = _evaluate(model, config, data)
         entry = {
             "step": step,
-            "loss": float(np.mean(losses)),
+            "loss": float(fitted.history["loss"][-1]),
             "seconds": round(time.perf_counter() - t0, 3),
         }
         if metrics is not None:
@@ -350,7 +390,6 @@ def train(
                 best = {"step": step, "value": value}
                 _save_weights(model, run.file(BEST_WEIGHTS))
         history.append(entry)
-        losses = []
         with writer.as_default(step=step):
             for key, value in entry.items():
                 if key != "step" and isinstance(value, int | float):

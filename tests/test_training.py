@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +210,44 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "lr0.01-mixup0" / "eval" / "best.weights.h5").is_file()
     rerun = runner.invoke(app, sweep)
     assert rerun.exit_code == 0 and "steps" not in rerun.output.split("sweep:")[0]
+
+
+MIRRORED_SCRIPT = """
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras
+from modeling.runs import load_trained_model
+from modeling.training import train
+from schemas.classmap import ClassMap
+from tests.training_fixtures import embedding_config
+
+root = Path(sys.argv[1])
+config = embedding_config(root, steps=4, eval_every=2, mixed_precision=True, mixup=0.2)
+result = train(config, sys.argv[2], classes=ClassMap.load(root / "classes.csv"),
+               devices=["/cpu:0", "/cpu:1"])
+assert keras.mixed_precision.global_policy().name == "mixed_float16"
+assert result.step == 4 and result.last_metrics["num_samples"] == 24, result.last_metrics
+print("replicated", result.history[-1]["loss"])
+"""
+
+
+def test_mirrored_strategy_and_mixed_precision_on_two_cpu_devices(
+    dataset: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, str(dataset), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicated" in done.stdout
+    assert (tmp_path / "run" / "best.weights.h5").is_file()

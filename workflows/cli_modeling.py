@@ -53,13 +53,26 @@ def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
         fail(str(exc))
 
 
-def _train(config: Any, classes: Any, run: Path, resume: bool, so: dict | None) -> Any:
+def _train(
+    config: Any,
+    classes: Any,
+    run: Path,
+    resume: bool,
+    so: dict | None,
+    devices: list[str] | None = None,
+) -> Any:
     from modeling.training import train as train_run
 
     with _StepBar() as advance:
         try:
             return train_run(
-                config, run, resume=resume, classes=classes, storage_options=so, progress=advance
+                config,
+                run,
+                resume=resume,
+                classes=classes,
+                storage_options=so,
+                progress=advance,
+                devices=devices,
             )
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
             fail(str(exc))
@@ -146,6 +159,12 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue RUN from its last checkpoint, exactly.")
     ] = False,
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Replicate over these devices (repeat, e.g. /gpu:0 /gpu:1); default: all GPUs."
+        ),
+    ] = None,
     storage_options: StorageOptions = None,
 ) -> dict[str, Any]:
     """Train a classifier on a dataset's embedding or waveform shards.
@@ -179,7 +198,7 @@ def train(
         model_arg=model_arg,
         mixed_precision=mixed_precision,
     )
-    result = _train(config, classes, out_dir, resume, so)
+    result = _train(config, classes, out_dir, resume, so, device)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
 
