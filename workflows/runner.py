@@ -1,0 +1,450 @@
+"""Run a workflow: the stages of a YAML file, in order, skipping those already finished.
+
+The file
+--------
+::
+
+    name: quickstart                  # optional; lowercase, digits, - and _ (default: file stem)
+    description: Demo audio to a verified dataset.
+    vars:                             # defaults of ${name}; `--set name=value` overrides them
+      work: quickstart-out
+      workers: 2
+      checkpoint: ""
+    state: ${work}/workflow-state.json  # optional, see "Completion records"
+    stages:
+      - name: demo-audio              # unique; lowercase, digits, - and _
+        call: workflows.demo:make_demo  # a Python function, called with kwargs
+        kwargs: {out_dir: "${work}/demo", clips_per_class: 4}
+        outputs: ["${work}/demo/manifest.csv"]
+      - name: ingest
+        command: ingest               # any audiomill command path: "dataset verify", ...
+        options:                      # --key value; true -> --key; false -> --no-key or nothing
+          segments: ${work}/demo/manifest.csv   # null or "" -> left out; list -> repeated
+          out: ${work}/dataset
+          workers: ${workers}
+        args: []                      # positional arguments, after the options
+      - name: embed
+        when: ${checkpoint}           # skipped when empty, false, no, off, 0 or null
+        command: embed
+        args: ["${work}/dataset"]
+        options: {checkpoint: "${checkpoint}"}
+        needs: [ingest]               # optional: earlier stages this one depends on
+
+Each stage has exactly one of ``command`` (with ``args`` and ``options``) or ``call`` (with
+``kwargs``). ``${name}`` takes a variable, ``${env:NAME}`` an environment variable, ``$${``
+writes a literal ``${``. A value that is exactly ``${name}`` keeps the variable's type.
+Relative paths are relative to the directory ``audiomill run`` is started in. Write values with
+``${`` inside flow collections (``[...]``, ``{...}``) in quotes: YAML reads ``{`` there.
+
+Running
+-------
+Commands run in this process through the ``audiomill`` click tree, exactly as typed on the
+command line; a command (or call) that returns a dict has its ``clips`` and ``failures`` shown in
+the summary and its numbers kept in the record. A stage that exits non-zero or raises stops the
+workflow; the stages before it keep their records, so the next run resumes at the failed stage.
+
+Completion records
+------------------
+A JSON file, written atomically after every stage, holds per stage the sha256 of its resolved
+command (or call and kwargs), when it finished, how long it took, its summary and the run ids of
+the stages it depends on. Its path is ``--state``, else the file's ``state:``, else
+``.audiomill/<name>.state.json`` under the current directory.
+
+A stage is skipped when its record is finished with the same digest, all its declared
+``outputs`` exist, and none of the stages it depends on has run since. A stage depends on the
+earlier stages named in ``needs``, on those whose ``outputs`` it mentions (a path equal to, inside
+or containing one of them), and on every earlier stage that declares no ``outputs`` at all (write
+``outputs: []`` for a stage nothing reads). So changing a ``--set`` value re-runs the stages whose
+resolved parameters change, and then the stages that read what they wrote. ``--from STAGE``
+re-runs that stage and all after it; ``--only STAGE`` runs just that one; both record as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipelines.storage import DatasetStore
+from workflows.workflow_resolve import Plan, ResolvedStage
+from workflows.workflow_schema import Command, WorkflowError
+
+STATE_VERSION = 1
+FINISHED, FAILED = "finished", "failed"
+RAN, SKIPPED, OFF, NOT_RUN, WOULD_RUN = "ran", "skipped", "off", "not run", "would run"
+
+
+def default_state_path(name: str) -> str:
+    """Where a workflow's records go when neither ``--state`` nor ``state:`` says."""
+    return str(Path(".audiomill") / f"{name}.state.json")
+
+
+class WorkflowState:
+    """The completion records of one workflow, one per stage, in a local JSON file.
+
+    Parameters
+    ----------
+    path : str
+        The JSON file.
+    workflow : str
+        The workflow's name (written into the file for people reading it).
+    stages : dict
+        Records by stage name.
+    """
+
+    def __init__(self, path: str, workflow: str, stages: dict[str, dict] | None = None) -> None:
+        self.path, self.workflow = path, workflow
+        self.stages: dict[str, dict] = stages or {}
+
+    @classmethod
+    def load(cls, path: str, workflow: str) -> WorkflowState:
+        """Read the records at ``path`` (none when the file does not exist yet).
+
+        Raises
+        ------
+        WorkflowError
+            When the file is not a records file.
+        """
+        p = Path(path)
+        if not p.exists():
+            return cls(path, workflow)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WorkflowError(
+                f"state file {path} is not JSON ({exc}): delete it to start over"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+            raise WorkflowError(f"state file {path} holds no stage records: delete it or pick "
+                                "another with --state")  # fmt: skip
+        return cls(path, workflow, data["stages"])
+
+    def finished(self, name: str) -> dict | None:
+        """The record of ``name`` if its last run finished, else None."""
+        record = self.stages.get(name)
+        return record if record and record.get("status") == FINISHED else None
+
+    def record(self, name: str, record: dict) -> None:
+        """Replace the record of ``name`` and write the file atomically."""
+        self.stages[name] = record
+        p = Path(self.path).absolute()
+        body = {"version": STATE_VERSION, "workflow": self.workflow, "stages": self.stages}
+        DatasetStore(p.parent).write_json_atomic(p.name, body)
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage in this run.
+
+    Attributes
+    ----------
+    name : str
+    status : str
+        ran, skipped, off (``when`` false), failed, not run (after a failure), would run.
+    note : str
+        Why (e.g. "parameters changed", "exit 2").
+    seconds : float, optional
+        Time taken this run.
+    summary : dict
+        Numbers the stage reported (this run, or the recorded run when skipped).
+    command : str
+        The resolved command line or call.
+    exit_code : int, optional
+    """
+
+    name: str
+    status: str
+    note: str = ""
+    seconds: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    exit_code: int | None = None
+
+    @property
+    def clips(self) -> float | None:
+        """``clips`` from the summary, if the stage reported it."""
+        return _count(self.summary.get("clips"))
+
+    @property
+    def failures(self) -> float | None:
+        """``failures`` from the summary (a count, or the sum of counts by reason)."""
+        return _count(self.summary.get("failures"))
+
+
+def select_stages(
+    plan: Plan, start_from: str | None = None, only: str | None = None
+) -> tuple[list[ResolvedStage], set[str]]:
+    """The stages to consider and those forced to run, for ``--from`` / ``--only``.
+
+    Raises
+    ------
+    WorkflowError
+        For an unknown stage name (listing the names) or both options at once.
+    """
+    names = [s.name for s in plan.stages]
+    if start_from and only:
+        raise WorkflowError("--from and --only do not go together", plan.workflow.source)
+    for flag, name in (("--from", start_from), ("--only", only)):
+        if name is not None and name not in names:
+            raise WorkflowError(
+                f"{flag} {name}: no such stage (stages: {', '.join(names)})", plan.workflow.source
+            )
+    if only:
+        return [plan.stages[names.index(only)]], {only}
+    if start_from:
+        chosen = list(plan.stages[names.index(start_from) :])
+        return chosen, {s.name for s in chosen}
+    return list(plan.stages), set()
+
+
+def run_plan(
+    plan: Plan,
+    state: WorkflowState,
+    root: Command,
+    *,
+    start_from: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[StageOutcome]:
+    """Run the stages of ``plan`` that are not up to date, recording each in ``state``.
+
+    Parameters
+    ----------
+    plan : Plan
+        From `workflows.workflow_resolve.resolve_workflow`.
+    state : WorkflowState
+    root : Command
+        The ``audiomill`` command tree (``typer.main.get_command(app)``).
+    start_from, only : str, optional
+        ``--from`` and ``--only``.
+    dry_run : bool
+        Decide and print, run nothing, write nothing.
+    log : callable
+        Receives one line of progress at a time.
+
+    Returns
+    -------
+    list of StageOutcome
+        One per considered stage, in order; stops being "ran" after the first failure.
+    """
+    selected, forced = select_stages(plan, start_from, only)
+    outcomes: list[StageOutcome] = []
+    ran: set[str] = set()
+    for n, stage in enumerate(selected, 1):
+        head = f"[{n}/{len(selected)}] {stage.name}"
+        if not stage.enabled:
+            log(f"{head}: off (its 'when' is false)")
+            outcomes.append(StageOutcome(stage.name, OFF, "'when' is false"))
+            continue
+        if stage.name in forced:
+            reason = "forced by --only" if only else "forced by --from"
+        else:
+            reason = stale_reason(stage, plan.depends[stage.name], state, ran)
+        if reason is None:
+            record = state.finished(stage.name) or {}
+            finished = str(record.get("finished", "?"))[:16].replace("T", " ")
+            note = f"up to date ({finished} UTC)"
+            log(f"{head}: skipped, {note}")
+            if dry_run:
+                log(f"    {stage.describe()}")
+            outcomes.append(
+                StageOutcome(stage.name, SKIPPED, note, summary=record.get("summary", {}))
+            )
+            continue
+        log(f"{head}: {'would run' if dry_run else 'running'} ({reason})")
+        log(f"    {stage.describe()}")
+        ran.add(stage.name)
+        if dry_run:
+            outcomes.append(StageOutcome(stage.name, WOULD_RUN, reason, command=stage.describe()))
+            continue
+        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason)
+        outcomes.append(outcome)
+        if outcome.status == FAILED:
+            log(f"{head}: failed after {outcome.seconds:.1f} s: {outcome.note}")
+            outcomes += [StageOutcome(s.name, NOT_RUN, f"{stage.name!r} failed")
+                         for s in selected[n:]]  # fmt: skip
+            break
+        log(f"{head}: done in {outcome.seconds:.1f} s")
+    return outcomes
+
+
+def stale_reason(
+    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
+) -> str | None:
+    """Why ``stage`` must run, or None when its record says it is up to date.
+
+    Parameters
+    ----------
+    stage : ResolvedStage
+    depends : tuple of str
+        The stages it depends on.
+    state : WorkflowState
+    ran : set of str
+        Stages that ran (or would run) earlier in this invocation.
+    """
+    record = state.stages.get(stage.name)
+    if record is None:
+        return "not run before"
+    if record.get("status") != FINISHED:
+        return f"{record.get('status', 'unfinished')} last time"
+    if record.get("digest") != stage.digest:
+        return "parameters changed"
+    missing = [o for o in stage.outputs or () if not output_exists(o)]
+    if missing:
+        return f"output {missing[0]} is missing"
+    upstream = record.get("upstream") or {}
+    for dep in depends:
+        if dep in ran:
+            return f"{dep!r} runs before it"
+        current = state.finished(dep)
+        if upstream.get(dep) != (current or {}).get("run_id"):
+            return f"{dep!r} ran since"
+    return None
+
+
+def output_exists(path: str) -> bool:
+    """Whether a declared output exists (a local path, or an fsspec URL)."""
+    if "://" not in path:
+        return Path(path).exists()
+    import fsspec
+
+    fs, rel = fsspec.core.url_to_fs(path)
+    return fs.exists(rel)
+
+
+def _run_stage(
+    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, root: Command, reason: str
+) -> StageOutcome:
+    started = time.time()
+    base = {
+        "digest": stage.digest,
+        "run_id": uuid.uuid4().hex[:12],
+        "command": stage.describe(),
+        "started": _iso(started),
+    }
+    try:
+        code, value, error = execute(stage, root)
+    except KeyboardInterrupt:
+        state.record(stage.name, {**base, "status": FAILED, "error": "interrupted"})
+        raise
+    seconds = time.time() - started
+    base["seconds"] = round(seconds, 3)
+    if code != 0:
+        state.record(stage.name, {**base, "status": FAILED, "exit_code": code, "error": error})
+        return StageOutcome(stage.name, FAILED, error, seconds, command=base["command"],
+                            exit_code=code)  # fmt: skip
+    summary = summarize(value)
+    upstream = {d: (state.finished(d) or {}).get("run_id") for d in depends}
+    state.record(stage.name, {**base, "status": FINISHED, "finished": _iso(time.time()),
+                              "summary": summary, "upstream": upstream})  # fmt: skip
+    return StageOutcome(stage.name, RAN, reason, seconds, summary, base["command"], 0)
+
+
+def execute(stage: ResolvedStage, root: Command) -> tuple[int, Any, str]:
+    """Run one stage in this process.
+
+    Returns
+    -------
+    code : int
+        0 on success, else the command's exit code (1 for an exception).
+    value : object
+        What the command or function returned.
+    error : str
+        What went wrong, for the record and the summary.
+    """
+    try:
+        with _root_logging_restored():
+            if stage.stage.call:
+                value = call_function(stage.stage.call, stage.kwargs)
+            else:
+                value = invoke_command(root, stage.argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, None, f"exit {code}"
+    except typer.Abort:
+        return 1, None, "aborted"
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if not isinstance(code, int):
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f" (at {frame.filename}:{frame.lineno})"
+            return 1, None, f"{type(exc).__name__}: {exc}{where}"
+        if callable(getattr(exc, "show", None)):
+            exc.show()  # a usage error: the command's own message and usage line
+            return code, None, f"exit {code}: {exc}"
+        return code, None, f"exit {code}" if code else ""
+    return 0, value, ""
+
+
+@contextlib.contextmanager
+def _root_logging_restored() -> Iterator[None]:
+    """Undo a stage's changes to the root logger (e.g. the handler an implicit
+    ``logging.basicConfig`` adds), so later stages log as they do when run alone."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def invoke_command(root: Command, argv: tuple[str, ...]) -> Any:
+    """Run ``audiomill ARGV`` in this process and return what the command returned.
+
+    Exits (``typer.Exit``, usage errors) propagate as exceptions, so a failure is never mistaken
+    for a return value.
+    """
+    with root.make_context("audiomill", list(argv)) as ctx:
+        return root.invoke(ctx)
+
+
+def call_function(spec: str, kwargs: dict[str, Any]) -> Any:
+    """Import ``module:function`` and call it with ``kwargs``."""
+    module, _, name = spec.partition(":")
+    function = getattr(importlib.import_module(module), name, None)
+    if not callable(function):
+        raise AttributeError(f"{module} has no function {name!r}")
+    return function(**kwargs)
+
+
+def summarize(value: Any) -> dict[str, Any]:
+    """The recordable part of a stage's return value: plain values, and dicts of numbers."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if isinstance(v, str | int | float | bool) or v is None:
+            out[str(key)] = v
+        elif isinstance(v, dict) and all(_count(x) is not None for x in v.values()):
+            out[str(key)] = {str(k): x for k, x in v.items()}
+    return out
+
+
+def _count(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dict):
+        counts = [_count(v) for v in value.values()]
+        return sum(counts) if all(c is not None for c in counts) else None
+    return None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,375 @@
+"""Resolve a checked workflow: substitute variables, build each stage's argv, digest it.
+
+Substitution happens on the YAML nodes, so an unknown variable is reported at the line that
+uses it. A value that is exactly ``${name}`` keeps the variable's type (``workers: ${workers}``
+stays an integer, ``when: ${flag}`` a boolean); inside longer text the value is written out
+(booleans as ``true``/``false``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from workflows.workflow_schema import (
+    VAR_RE,
+    Command,
+    Entry,
+    Option,
+    Stage,
+    Workflow,
+    WorkflowError,
+    entries,
+    find_command,
+    option_param,
+    scalar_value,
+)
+
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0", "none", "null", "")
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    """A stage ready to run.
+
+    Attributes
+    ----------
+    stage : Stage
+        The stage as written.
+    enabled : bool
+        False when its ``when:`` resolved to an empty or false value.
+    argv : tuple of str
+        For a command stage: the command path, then the options, then the positional args
+        (what follows ``audiomill``). Empty for a call stage.
+    kwargs : dict
+        For a call stage: the keyword arguments.
+    outputs : tuple of str, optional
+        The declared outputs; None when the stage declares none.
+    digest : str
+        sha256 of the resolved command (or call and kwargs): what "same parameters" means.
+    """
+
+    stage: Stage
+    enabled: bool
+    argv: tuple[str, ...]
+    kwargs: dict[str, Any]
+    outputs: tuple[str, ...] | None
+    digest: str
+
+    @property
+    def name(self) -> str:
+        """The stage's name."""
+        return self.stage.name
+
+    def describe(self) -> str:
+        """The resolved command line, or the Python call, as one line of text."""
+        if self.stage.call:
+            args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+            return f"{self.stage.call}({args})"
+        return shlex.join(["audiomill", *self.argv])
+
+    def references(self) -> list[str]:
+        """Every text value the stage is given (to find which outputs it reads)."""
+        found: list[str] = []
+        _strings([*self.argv, self.kwargs], found)
+        return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved workflow.
+
+    Attributes
+    ----------
+    workflow : Workflow
+    stages : tuple of ResolvedStage
+    state : str, optional
+        The resolved ``state:`` path, if the file gives one.
+    depends : dict
+        For each stage, the earlier stages whose re-run makes it stale: those named in
+        ``needs``, those whose declared outputs it mentions (a path equal to, inside or
+        containing one), and every earlier stage that declares no ``outputs`` at all.
+    """
+
+    workflow: Workflow
+    stages: tuple[ResolvedStage, ...]
+    state: str | None
+    depends: dict[str, tuple[str, ...]]
+
+
+class Variables:
+    """Values of ``${name}``: the file's ``vars``, overridden by ``--set``; and ``${env:NAME}``.
+
+    ``--set`` values are taken literally (no substitution) and converted to the type of the
+    variable's default: true/false/yes/no/on/off/1/0 for a boolean, a number for a number,
+    text otherwise. Defaults may use other variables; a loop is an error.
+    """
+
+    def __init__(self, workflow: Workflow, overrides: dict[str, str]) -> None:
+        self.workflow = workflow
+        self._defaults = {e.key: e for e in workflow.vars}
+        self._values: dict[str, Any] = {}
+        self._resolving: list[str] = []
+        for key, text in overrides.items():
+            if key not in self._defaults:
+                raise WorkflowError(
+                    f"--set {key}: not a variable of this workflow (vars: {self._names()})",
+                    workflow.source,
+                )
+            default = self._defaults[key]
+            self._values[key] = _coerce(workflow, default, text)
+
+    def _names(self) -> str:
+        return ", ".join(self._defaults) or "none"
+
+    def value(self, name: str, node: yaml.Node) -> Any:
+        """The value of variable ``name``, used at ``node`` (for errors)."""
+        if name.startswith("env:"):
+            key = name[4:]
+            if key not in os.environ:
+                raise self.workflow.error(f"environment variable {key!r} is not set", node)
+            return os.environ[key]
+        if not VAR_RE.match(name):
+            raise self.workflow.error(f"bad variable reference ${{{name}}}", node)
+        if name not in self._defaults:
+            raise self.workflow.error(
+                f"unknown variable {name!r} (vars: {self._names()}; write $${{ for a literal ${{)",
+                node,
+            )
+        if name not in self._values:
+            if name in self._resolving:
+                loop = " -> ".join([*self._resolving, name])
+                raise self.workflow.error(f"variables refer to each other: {loop}", node)
+            self._resolving.append(name)
+            try:
+                self._values[name] = self.resolve(self._defaults[name].node)
+            finally:
+                self._resolving.pop()
+        return self._values[name]
+
+    def resolve(self, node: yaml.Node) -> Any:
+        """The Python value of ``node`` with every ``${...}`` substituted."""
+        if isinstance(node, yaml.SequenceNode):
+            return [self.resolve(n) for n in node.value]
+        if isinstance(node, yaml.MappingNode):
+            items = entries(self.workflow.source, node, "a value")
+            return {e.key: self.resolve(e.node) for e in items}
+        value = scalar_value(node)
+        return self._substitute(value, node) if isinstance(value, str) else value
+
+    def _substitute(self, text: str, node: yaml.Node) -> Any:
+        refs = list(_REF.finditer(text))
+        if len(refs) == 1 and refs[0].group(1) is not None and refs[0].span() == (0, len(text)):
+            return self.value(refs[0].group(1).strip(), node)
+        parts, pos = [], 0
+        for m in refs:
+            parts.append(text[pos : m.start()])
+            pos = m.end()
+            if m.group(0) == "$${":
+                parts.append("${")
+            elif m.group(1) is None:
+                raise self.workflow.error(f"unterminated '${{' in {text!r}", node)
+            else:
+                name = m.group(1).strip()
+                value = self.value(name, node)
+                if value is None:
+                    raise self.workflow.error(
+                        f"variable {name!r} has no value: pass --set {name}=...", node
+                    )
+                parts.append(as_text(value))
+        parts.append(text[pos:])
+        return "".join(parts)
+
+
+def as_text(value: Any) -> str:
+    """A value as it appears on a command line (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def is_true(value: Any) -> bool:
+    """Whether a ``when:`` value lets its stage run (empty, false, no, off, 0, null do not)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE
+    return bool(value)
+
+
+def _coerce(workflow: Workflow, default: Entry, text: str) -> Any:
+    current = scalar_value(default.node)
+    name = default.key
+    if isinstance(current, bool):
+        word = text.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise WorkflowError(f"--set {name}={text}: {name} is true or false", workflow.source)
+    for kind in (int, float):
+        if isinstance(current, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise WorkflowError(
+                    f"--set {name}={text}: {name} is a number like {current}", workflow.source
+                ) from None
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` from ``--set`` as a dict (later ones win).
+
+    Raises
+    ------
+    WorkflowError
+        For an item without ``=``.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise WorkflowError(f"--set {item!r}: write KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def resolve_workflow(
+    workflow: Workflow, overrides: dict[str, str], root: Command | None = None
+) -> Plan:
+    """Substitute variables into every stage and build its argv or kwargs.
+
+    Parameters
+    ----------
+    workflow : Workflow
+        From `workflows.workflow_schema.load_workflow`.
+    overrides : dict
+        ``--set`` values by variable name.
+    root : Command, optional
+        The ``audiomill`` command tree: tells flags (``true`` -> ``--x``, ``false`` ->
+        ``--no-x``) from options that take values, and which options repeat.
+
+    Raises
+    ------
+    WorkflowError
+        With the line of the value at fault.
+    """
+    variables = Variables(workflow, overrides)
+    stages = tuple(_resolve_stage(workflow, s, variables, root) for s in workflow.stages)
+    state = None
+    if workflow.state is not None:
+        state = variables.resolve(workflow.state)
+        if not isinstance(state, str) or not state:
+            raise workflow.error("'state' must be a file path", workflow.state)
+    return Plan(workflow, stages, state, dependencies(stages))
+
+
+def _resolve_stage(
+    wf: Workflow, stage: Stage, variables: Variables, root: Command | None
+) -> ResolvedStage:
+    enabled = stage.when is None or is_true(variables.resolve(stage.when))
+    argv: list[str] = []
+    kwargs: dict[str, Any] = {}
+    if stage.command:
+        command = find_command(root, stage.command) if root is not None else None
+        argv = list(stage.command)
+        for opt in stage.options:
+            param = option_param(command, opt.key) if command is not None else None
+            argv += _option_words(wf, stage, opt, param, variables.resolve(opt.node))
+        for node in stage.args.value if stage.args is not None else ():
+            value = variables.resolve(node)
+            if value is not None:
+                argv.append(as_text(value))
+        payload: dict[str, Any] = {"command": argv}
+    else:
+        kwargs = {e.key: variables.resolve(e.node) for e in stage.kwargs}
+        payload = {"call": stage.call, "kwargs": kwargs}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return ResolvedStage(
+        stage=stage,
+        enabled=enabled,
+        argv=tuple(argv),
+        kwargs=kwargs,
+        outputs=_outputs(wf, stage, variables),
+        digest=digest,
+    )
+
+
+def _option_words(
+    wf: Workflow, stage: Stage, opt: Entry, param: Option | None, value: Any
+) -> list[str]:
+    """Command-line words for one option: ``--key value``; flags bare; lists repeated."""
+    flag = "--" + opt.key.replace("_", "-")
+    where = f"stage {stage.name!r}: option {opt.key!r}"
+    if value is None or value == "":
+        return []
+    if isinstance(value, bool):
+        if param is not None and not param.is_flag:
+            raise wf.error(f"{where} takes a value, not {as_text(value)}", opt.node)
+        if value:
+            return [flag]
+        return [param.secondary_opts[0]] if param is not None and param.secondary_opts else []
+    if param is not None and param.is_flag:
+        raise wf.error(f"{where} is a flag: write true or false", opt.node)
+    if isinstance(value, list):
+        if param is not None and not param.multiple:
+            raise wf.error(f"{where} takes one value, not a list", opt.node)
+        return [word for item in value if item is not None for word in (flag, as_text(item))]
+    return [flag, as_text(value)]
+
+
+def _outputs(wf: Workflow, stage: Stage, variables: Variables) -> tuple[str, ...] | None:
+    if stage.outputs is None:
+        return None
+    value = variables.resolve(stage.outputs)
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise wf.error(f"stage {stage.name!r}: outputs must be paths", stage.outputs)
+    return tuple(items)
+
+
+def dependencies(stages: tuple[ResolvedStage, ...]) -> dict[str, tuple[str, ...]]:
+    """For each stage, the earlier stages it depends on (see `Plan.depends`)."""
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, later in enumerate(stages):
+        refs = [_norm(r) for r in later.references()]
+        deps[later.name] = tuple(
+            early.name
+            for early in stages[:i]
+            if early.name in later.stage.needs
+            or early.outputs is None
+            or any(_overlap(_norm(o), r) for o in early.outputs for r in refs)
+        )
+    return deps
+
+
+def _norm(path: str) -> str:
+    if "://" in path:
+        return path.rstrip("/")
+    return os.path.abspath(path)
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
+
+
+def _strings(value: Any, found: list[str]) -> None:
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, found)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _strings(v, found)
