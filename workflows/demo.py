@@ -49,14 +49,62 @@ def synthesize(kind: int, seconds: float, sr: int, rng: np.random.Generator) -> 
     return (0.3 * x / max(np.abs(x).max(), 1e-9)).astype(np.float32)
 
 
-def make_demo(out_dir: str | Path, clips_per_class: int = 4, seconds: float = 4.0) -> Path:
+BROKEN_FILES = (
+    ("broken/truncated.wav", "a WAV whose header promises more data than it holds"),
+    ("broken/empty.flac", "a zero-length file"),
+    ("broken/not_audio.mp3", "text with an audio extension"),
+    ("broken/missing.ogg", "a file that does not exist (404 over HTTP)"),
+)
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "_")
+
+
+def _write_clip(out: Path, rel: str, mono: np.ndarray, fmt_index: int) -> None:
+    _, fmt, subtype, sr, channels = _FORMATS[fmt_index % len(_FORMATS)]
+    data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    sf.write(out / rel, data, sr, format=fmt, subtype=subtype)
+
+
+def _write_broken(out: Path) -> None:
+    (out / "broken").mkdir(parents=True, exist_ok=True)
+    sr = 16000
+    sf.write(out / "broken/truncated.wav", np.zeros(sr * 2, dtype=np.float32), sr)
+    full = (out / "broken/truncated.wav").read_bytes()
+    (out / "broken/truncated.wav").write_bytes(full[:600])
+    (out / "broken/empty.flac").write_bytes(b"")
+    (out / "broken/not_audio.mp3").write_text("this is not audio\n")
+
+
+def make_demo(
+    out_dir: str | Path,
+    clips_per_class: int = 4,
+    seconds: float = 4.0,
+    mixtures: int = 0,
+    broken: bool = False,
+) -> Path:
     """Write demo audio, ``classes.csv`` and ``manifest.csv`` under ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    clips_per_class : int
+        Single-class clips of each class; the last of each goes to the ``eval`` split.
+    seconds : float
+        Length of every clip.
+    mixtures : int
+        Extra multi-label clips, each the sum of two classes (pairs taken in turn); every
+        fourth goes to ``eval``.
+    broken : bool
+        Also list the files of :data:`BROKEN_FILES` (truncated, empty, not audio, missing),
+        which ingest must record as failures.
 
     Returns
     -------
     Path
         The manifest, whose rows name the files by path relative to ``out_dir`` with labels by
-        display name; the last clip of each class goes to the ``eval`` split.
+        display name (``;`` between the labels of a mixture). Files are deterministic.
     """
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -69,13 +117,29 @@ def make_demo(out_dir: str | Path, clips_per_class: int = 4, seconds: float = 4.
     rows = []
     for kind, (_, name) in enumerate(DEMO_CLASSES):
         for n in range(clips_per_class):
-            ext, fmt, subtype, sr, channels = _FORMATS[(kind + n) % len(_FORMATS)]
-            mono = synthesize(kind, seconds, sr, rng)
-            data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
-            rel = f"audio/{name.lower().replace(' ', '_')}_{n}.{ext}"
-            sf.write(out / rel, data, sr, format=fmt, subtype=subtype)
+            fmt_index = kind + n
+            sr = _FORMATS[fmt_index % len(_FORMATS)][3]
+            rel = f"audio/{_slug(name)}_{n}.{_FORMATS[fmt_index % len(_FORMATS)][0]}"
+            _write_clip(out, rel, synthesize(kind, seconds, sr, rng), fmt_index)
             split = "eval" if n == clips_per_class - 1 else "train"
             rows.append({"path": rel, "labels": name, "split": split})
+    pairs = [(a, b) for a in range(len(DEMO_CLASSES)) for b in range(a + 1, len(DEMO_CLASSES))]
+    for m in range(mixtures):
+        a, b = pairs[m % len(pairs)]
+        sr = _FORMATS[m % len(_FORMATS)][3]
+        mono = synthesize(a, seconds, sr, rng) + synthesize(b, seconds, sr, rng)
+        names = (DEMO_CLASSES[a][1], DEMO_CLASSES[b][1])
+        rel = f"audio/mix_{_slug(names[0])}+{_slug(names[1])}_{m}.{_FORMATS[m % len(_FORMATS)][0]}"
+        _write_clip(out, rel, (0.7 * mono).astype(np.float32), m)
+        rows.append(
+            {"path": rel, "labels": ";".join(names), "split": "eval" if m % 4 == 3 else "train"}
+        )
+    if broken:
+        _write_broken(out)
+        for i, (rel, _) in enumerate(BROKEN_FILES):
+            rows.append(
+                {"path": rel, "labels": DEMO_CLASSES[i % len(DEMO_CLASSES)][1], "split": "train"}
+            )
     manifest = out / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["path", "labels", "split"])
