@@ -278,7 +278,8 @@ def train(
     run_path : str or Path
         The run directory; must not hold a run unless ``resume``.
     resume : bool
-        Continue from the run's last checkpoint (a run with no checkpoint yet starts over).
+        Continue from the run's last checkpoint (a run with no checkpoint yet starts over, and
+        so does one that does not exist yet, which makes ``train --resume`` idempotent).
     classes : ClassMap, optional
         The dataset's class map, copied into the run (required for a fresh run).
     storage_options : dict, optional
@@ -295,9 +296,8 @@ def train(
     TrainResult
     """
     run = RunDir(run_path)
+    resume = resume and run.exists
     if resume:
-        if not run.exists:
-            raise FileNotFoundError(f"--resume: {run.path} holds no run to continue")
         config = _check_resume(run, config)
     elif run.exists:
         raise FileExistsError(

@@ -74,8 +74,10 @@ def test_resume_refuses_changed_settings_and_new_run_refuses_existing(
         train(embedding_config(dataset, steps=4, learning_rate=0.5), tmp_path / "r", resume=True)
     with pytest.raises(FileExistsError, match="--resume"):
         train(embedding_config(dataset, steps=2), tmp_path / "r", classes=_classes(dataset))
-    with pytest.raises(FileNotFoundError, match="no run"):
-        train(embedding_config(dataset), tmp_path / "nothing", resume=True)
+    fresh = train(
+        embedding_config(dataset, steps=2), tmp_path / "new", resume=True, classes=_classes(dataset)
+    )
+    assert fresh.resumed_from == 0 and fresh.step == 2
 
 
 def test_attention_model_learns_separable_single_label_task(dataset: Path, tmp_path: Path) -> None:

@@ -157,7 +157,10 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue RUN from its last checkpoint, exactly.")
+        bool,
+        typer.Option(
+            help="Continue RUN from its last checkpoint, exactly (a new RUN starts fresh)."
+        ),
     ] = False,
     device: Annotated[
         list[str] | None,
