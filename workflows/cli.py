@@ -114,7 +114,7 @@ def ingest(
         typer.Option(help="Also retry clips that failed permanently for this reason."),
     ] = None,
     storage_options: StorageOptions = None,
-) -> None:
+) -> dict:
     """Fetch, decode, validate and shard a segment list into a dataset.
 
     Beam options go after `--`, e.g. `-- --runner=FlinkRunner --flink_master=host:8081`.
@@ -168,6 +168,7 @@ def ingest(
     _print_ingest_summary(summary)
     if not summary.usable:
         fail("the dataset holds no clips: see the failures above", code=1)
+    return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
 
 
 def _check_ingest_args(cfg) -> None:
