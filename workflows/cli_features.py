@@ -69,7 +69,7 @@ def embed(
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
     resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
     storage_options: StorageOptions = None,
-) -> None:
+) -> dict:
     """VGGish embeddings for every waveform shard, one Dask task per shard, resumable.
 
     Embedding shards are row-aligned with the waveform shards (same index, same clip order) and
@@ -105,6 +105,7 @@ def embed(
     rate = summary.clips / summary.seconds if summary.seconds else 0.0
     t.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} clips/s)")
     console.print(t)
+    return {"clips": summary.clips}
 
 
 def embed_files(
@@ -214,7 +215,7 @@ def index(
     ] = "local",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     storage_options: StorageOptions = None,
-) -> None:
+) -> dict:
     """Per-class index (positions of each class's clips) and per-clip weights, with Dask."""
     import dataclasses
 
@@ -249,6 +250,7 @@ def index(
             )  # fmt: skip
     if as_json:
         out.print_json(json.dumps(results))
+    return {"clips": sum(r["num_clips"] for r in results)}
 
 
 def report(
