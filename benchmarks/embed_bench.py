@@ -36,7 +36,7 @@ import tensorflow as tf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.vggish_fixtures import random_weights, write_pca, write_slim_checkpoint  # noqa: E402
+from features.vggish_seeded import write_seeded_vggish  # noqa: E402
 
 CONV_FLOPS = [  # (H, W, Cin, Cout) of each conv at its input resolution
     (96, 64, 1, 64), (48, 32, 64, 128), (24, 16, 128, 256), (24, 16, 256, 256),
@@ -152,11 +152,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/audiomill-embed-bench"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = str(args.workdir / "vggish_model.ckpt")
-    if not Path(ckpt + ".index").exists():
-        write_slim_checkpoint(Path(ckpt), random_weights(0))
-    pca = str(args.workdir / "vggish_pca_params.npz")
-    write_pca(Path(pca))
+    files = write_seeded_vggish(args.workdir)
+    ckpt, pca = files["checkpoint"], files["pca_params"]
     roof = roofline(args.batch)
     model = model_rate(ckpt, pca, args.batch)
     result = {
