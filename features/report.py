@@ -24,7 +24,6 @@ missing one saying why.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import os
@@ -37,9 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import soundfile as sf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
 
 from features.class_index import (
     ShardLabels,
@@ -50,6 +47,15 @@ from features.class_index import (
     split_shards,
 )
 from features.dask_runtime import DaskClient, Runner, dask_client, map_shards
+from features.report_html import (
+    STYLE,
+    figure,
+    html_img,
+    html_note,
+    html_table,
+    png_base64,
+    shorten,
+)
 from pipelines.dataset_state import load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
@@ -61,7 +67,6 @@ SILENCE_DBFS = -120.0
 TOP_CLASSES = 20
 WORST_AVAILABILITY_ROWS = 20
 FULL_SCALE = 32768.0
-DPI = 90
 REQUESTED = pa.schema(
     [("clip_id", pa.string()), ("split", pa.string()), ("labels", pa.list_(pa.int32()))]
 )
@@ -345,63 +350,46 @@ def gather_split(
 # --------------------------------------------------------------------------- figures
 
 
-def _figure(width: float = 8.0, height: float = 3.5) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig: Figure) -> str:
-    """The figure as base64 PNG text."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _short(name: str, width: int = 28) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
-
-
 def plot_class_counts(stats: SplitStats, names: Sequence[str]) -> str:
     """Clips per class, all classes by rank and the top classes by name, on log scales."""
-    fig = _figure(10.0, 4.0)
+    fig = figure(10.0, 4.0)
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     ranked = np.sort(stats.counts[stats.counts > 0])[::-1]
     left.bar(np.arange(1, len(ranked) + 1), ranked, width=1.0, color="tab:blue")
     left.set(yscale="log", xlabel="class rank", ylabel="clips", title="all classes with clips")
     top = stats.top[::-1]
-    right.barh([_short(names[i]) for i in top], stats.counts[top], color="tab:blue")
+    right.barh([shorten(names[i]) for i in top], stats.counts[top], color="tab:blue")
     right.set(xscale="log", xlabel="clips", title=f"top {len(top)} classes")
     right.tick_params(axis="y", labelsize=7)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_cardinality(stats: SplitStats) -> str:
     """Histogram of labels per clip."""
-    fig = _figure(6.0, 3.0)
+    fig = figure(6.0, 3.0)
     ax = fig.subplots()
     ax.bar(np.arange(len(stats.cardinality)), stats.cardinality, color="tab:green")
     ax.set(xlabel="labels per clip", ylabel="clips")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_cooccurrence(stats: SplitStats, names: Sequence[str]) -> str:
     """Heatmap of co-occurrence counts of the top classes (log colour scale)."""
     k = len(stats.top)
-    fig = _figure(4.0 + 0.3 * k, 3.0 + 0.3 * k)
+    fig = figure(4.0 + 0.3 * k, 3.0 + 0.3 * k)
     ax = fig.subplots()
     shown = np.ma.masked_equal(stats.cooccurrence, 0)
     image = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(2, shown.max())))
-    labels = [_short(names[i], 24) for i in stats.top]
+    labels = [shorten(names[i], 24) for i in stats.top]
     ax.set_xticks(np.arange(k), labels, rotation=90, fontsize=7)
     ax.set_yticks(np.arange(k), labels, fontsize=7)
     fig.colorbar(image, ax=ax, label="clips with both")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_durations(stats: SplitStats) -> str:
     """Histograms of stored real lengths and delivered durations, in seconds."""
-    fig = _figure(7.0, 3.0)
+    fig = figure(7.0, 3.0)
     ax = fig.subplots()
     both = np.concatenate([stats.stored_seconds, stats.delivered_seconds])
     bins = np.histogram_bin_edges(both, bins=40)
@@ -413,40 +401,40 @@ def plot_durations(stats: SplitStats) -> str:
             ax.hist(values, bins=bins, alpha=0.6, label=f"{label}, n={len(values)}")
     ax.set(xlabel="seconds", ylabel="clips")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_sample_rates(stats: SplitStats) -> str:
     """Committed clips by source sample rate."""
-    fig = _figure(6.0, 3.0)
+    fig = figure(6.0, 3.0)
     ax = fig.subplots()
     rates = sorted(stats.sample_rates)
     ax.bar([f"{r:,}" for r in rates], [stats.sample_rates[r] for r in rates], color="tab:purple")
     ax.set(xlabel="source sample rate (Hz)", ylabel="clips")
     ax.tick_params(axis="x", labelsize=8, rotation=45)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_loudness(stats: SplitStats) -> str:
     """Histogram of sampled clip loudness (RMS dBFS) with the median marked."""
-    fig = _figure(6.0, 3.0)
+    fig = figure(6.0, 3.0)
     ax = fig.subplots()
     ax.hist(stats.loudness_dbfs, bins=40, color="tab:orange")
     median = float(np.median(stats.loudness_dbfs))
     ax.axvline(median, color="black", linestyle="--", label=f"median {median:.1f} dBFS")
     ax.set(xlabel="RMS level (dBFS)", ylabel="clips")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_failures(stats: SplitStats) -> str:
     """Failed clips by reason."""
     reasons = sorted(stats.failures, key=stats.failures.get)
-    fig = _figure(6.0, 1.2 + 0.3 * len(reasons))
+    fig = figure(6.0, 1.2 + 0.3 * len(reasons))
     ax = fig.subplots()
     ax.barh(reasons, [stats.failures[r] for r in reasons], color="tab:red")
     ax.set(xlabel="clips")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def plot_availability(stats: SplitStats) -> str:
@@ -454,44 +442,17 @@ def plot_availability(stats: SplitStats) -> str:
     requested = stats.requested
     asked = np.flatnonzero(requested > 0)
     share = stats.counts[asked] / requested[asked]
-    fig = _figure(7.0, 3.2)
+    fig = figure(7.0, 3.2)
     ax = fig.subplots()
     ax.scatter(requested[asked], share, s=10, alpha=0.7)
     overall = stats.counts[asked].sum() / requested[asked].sum()
     ax.axhline(overall, color="black", linestyle="--", label=f"all labels: {overall:.1%}")
     ax.set(xscale="log", xlabel="requested clips of the class", ylabel="committed / requested")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_base64(fig)
 
 
 # --------------------------------------------------------------------------- HTML
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.none { color: #777; font-style: italic; }
-img { max-width: 100%; }
-section { border-top: 2px solid #ddd; margin-top: 2em; }
-"""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def cell(v: object) -> str:
-        return "–" if v is None else html.escape(f"{v:,}" if isinstance(v, int) else str(v))
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(png: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
-
-
-def _none(text: str) -> str:
-    return f'<p class="none">{html.escape(text)}</p>'
 
 
 def _split_html(stats: SplitStats, names: Sequence[str]) -> str:
@@ -502,56 +463,60 @@ def _split_html(stats: SplitStats, names: Sequence[str]) -> str:
     has_clips = stats.num_clips > 0
     out.append("<h3>Class counts</h3>")
     if stats.counts.any():
-        out.append(_img(plot_class_counts(stats, names), f"class counts of {stats.name}"))
+        out.append(html_img(plot_class_counts(stats, names), f"class counts of {stats.name}"))
         empty = np.flatnonzero(stats.counts == 0)
         if len(empty):
             shown = ", ".join(names[i] for i in empty[:20]) + (" …" if len(empty) > 20 else "")
             out.append(f"<p>{len(empty):,} classes without clips: {html.escape(shown)}</p>")
     else:
-        out.append(_none("No committed clip has a label."))
+        out.append(html_note("No committed clip has a label."))
     out.append("<h3>Label cardinality</h3>")
     if has_clips:
-        out.append(_img(plot_cardinality(stats), "labels per clip"))
+        out.append(html_img(plot_cardinality(stats), "labels per clip"))
         rows = [[k, int(n)] for k, n in enumerate(stats.cardinality) if n]
-        out.append(_table(["labels per clip", "clips"], rows))
+        out.append(html_table(["labels per clip", "clips"], rows))
     else:
-        out.append(_none("No committed clips."))
+        out.append(html_note("No committed clips."))
     out.append("<h3>Co-occurrence of the top classes</h3>")
     if len(stats.top):
-        out.append(_img(plot_cooccurrence(stats, names), "co-occurrence of the top classes"))
+        out.append(html_img(plot_cooccurrence(stats, names), "co-occurrence of the top classes"))
     else:
-        out.append(_none("No labelled clips."))
+        out.append(html_note("No labelled clips."))
     out.append("<h3>Clip durations</h3>")
     if len(stats.stored_seconds) or len(stats.delivered_seconds):
-        out.append(_img(plot_durations(stats), "clip durations"))
+        out.append(html_img(plot_durations(stats), "clip durations"))
     else:
-        out.append(_none("No durations: no waveform shards and no committed clips in the ledger."))
+        out.append(
+            html_note("No durations: no waveform shards and no committed clips in the ledger.")
+        )
     out.append("<h3>Source sample rates</h3>")
     if stats.sample_rates:
-        out.append(_img(plot_sample_rates(stats), "source sample rates"))
+        out.append(html_img(plot_sample_rates(stats), "source sample rates"))
         rates = sorted(stats.sample_rates.items())
-        out.append(_table(["source sample rate (Hz)", "clips"], rates))
+        out.append(html_table(["source sample rate (Hz)", "clips"], rates))
     else:
-        out.append(_none("No source sample rates: the ledger records no committed clip."))
+        out.append(html_note("No source sample rates: the ledger records no committed clip."))
     out.append("<h3>Loudness</h3>")
     if len(stats.loudness_dbfs):
-        out.append(_img(plot_loudness(stats), "loudness"))
+        out.append(html_img(plot_loudness(stats), "loudness"))
         q = np.percentile(stats.loudness_dbfs, [5, 50, 95]).round(1)
         out.append(
             f"<p>RMS level of {len(stats.loudness_dbfs):,} sampled clips: 5th percentile "
             f"{q[0]} dBFS, median {q[1]} dBFS, 95th percentile {q[2]} dBFS.</p>"
         )
     else:
-        out.append(_none("No loudness: the split has no waveform shards (or none was sampled)."))
+        out.append(
+            html_note("No loudness: the split has no waveform shards (or none was sampled).")
+        )
     out.append("<h3>Failures by reason</h3>")
     if stats.failures:
-        out.append(_img(plot_failures(stats), "failures by reason"))
-        out.append(_table(["reason", "clips"], sorted(stats.failures.items())))
+        out.append(html_img(plot_failures(stats), "failures by reason"))
+        out.append(html_table(["reason", "clips"], sorted(stats.failures.items())))
     else:
-        out.append(_none("No failures recorded in the ledger."))
+        out.append(html_note("No failures recorded in the ledger."))
     out.append("<h3>Availability against requested segments</h3>")
     if stats.requested is not None and stats.requested.any():
-        out.append(_img(plot_availability(stats), "availability per class"))
+        out.append(html_img(plot_availability(stats), "availability per class"))
         asked = np.flatnonzero(stats.requested > 0)
         share_of = dict(zip(asked, stats.counts[asked] / stats.requested[asked], strict=True))
         worst = sorted(asked, key=share_of.get)[:WORST_AVAILABILITY_ROWS]
@@ -560,9 +525,9 @@ def _split_html(stats: SplitStats, names: Sequence[str]) -> str:
             for i in worst
         ]
         out.append(f"<p>The {len(rows)} least available classes:</p>")
-        out.append(_table(["class", "requested", "committed", "available"], rows))
+        out.append(html_table(["class", "requested", "committed", "available"], rows))
     else:
-        out.append(_none("No requested segments recorded for this split (segments/*.parquet)."))
+        out.append(html_note("No requested segments recorded for this split (segments/*.parquet)."))
     out.append("</section>")
     return "\n".join(out)
 
@@ -576,7 +541,7 @@ def render_html(
     """The whole report page."""
     numbers = {s.name: s.numbers() for s in splits}
     keys = list(next(iter(numbers.values()))) if numbers else []
-    summary = _table(
+    summary = html_table(
         ["", *numbers], [[k.replace("_", " "), *(numbers[s][k] for s in numbers)] for k in keys]
     )
     nav = " · ".join(
@@ -588,9 +553,9 @@ def render_html(
             '<html lang="en"><head><meta charset="utf-8">',
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
             f"<h1>{html.escape(title)}</h1>",
-            _table(["", "value"], facts),
+            html_table(["", "value"], facts),
             "<h2>Summary</h2>",
-            f"<p>{nav}</p>" if splits else _none("The dataset has no splits yet."),
+            f"<p>{nav}</p>" if splits else html_note("The dataset has no splits yet."),
             summary,
             *(_split_html(s, names) for s in splits),
             "</body></html>",
