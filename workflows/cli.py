@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from workflows import cli_features, cli_modeling, cli_recipes, cli_run
+from workflows import cli_features, cli_inference, cli_modeling, cli_recipes, cli_run
 from workflows.cli_common import (
     StorageOptions,
     console,
@@ -31,6 +31,7 @@ dataset_app = typer.Typer(help="Describe and check datasets.", no_args_is_help=T
 app.add_typer(segments_app, name="segments")
 app.add_typer(dataset_app, name="dataset")
 cli_features.register(app)
+cli_inference.register(app)
 cli_run.register(app)
 cli_recipes.register(app)
 cli_modeling.register(app)

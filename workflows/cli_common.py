@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,7 +36,7 @@ StorageOptions = Annotated[
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error and exit with ``code`` (2: bad input or arguments)."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 

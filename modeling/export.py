@@ -1,0 +1,140 @@
+"""Export a trained run as a TensorFlow SavedModel for serving outside audiomill.
+
+``export_run(RUN, OUT)`` writes::
+
+    OUT/saved_model/   the SavedModel: signature ``serving_default`` (and the function
+                       ``serve``) taking one float32 tensor and returning float32 ``scores``
+    OUT/classes.csv    the class map of the score columns (index,mid,display_name)
+    OUT/export.json    input name, shape, dtype and range; sample rate or frame rate; class
+                       count; output activation; weights digest; the run's configuration
+
+The input is what the model was trained on, as float32: waveforms ``(B, T)`` in [-1, 1] at the
+run's sample rate (T the run's clip length; the log-mel front end is inside the model), or
+quantized VGGish embeddings ``(B, F, 128)`` on their 0..255 scale (dequantized inside the
+model). The output is ``(B, C)`` probabilities: sigmoid per class for multi-label runs, softmax
+for single-label ones. Reload with ``tf.saved_model.load(OUT / "saved_model")`` and call
+``.serve(x)`` or ``.signatures["serving_default"](<input name>=x)["scores"]``.
+
+The SavedModel is written under a temporary name beside its destination and renamed into
+place, so an interrupted export never leaves a half-written model at ``OUT/saved_model``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from modeling.evaluation import LoadedRun, load_run
+from modeling.runs import RunDir, write_atomic, write_json
+
+SAVED_MODEL = "saved_model"
+EXPORT_JSON = "export.json"
+CLASSES_CSV = "classes.csv"
+OUTPUT_NAME = "scores"
+
+
+def serving_input(loaded: LoadedRun) -> dict[str, Any]:
+    """The exported model's input: ``name``, ``shape`` (None: any size), ``dtype``, ``range``."""
+    config, model = loaded.config, loaded.model
+    if config.input == "waveforms":
+        return {
+            "name": "waveform",
+            "shape": [None, model.input_shape[1]],
+            "dtype": "float32",
+            "range": [-1.0, 1.0],
+            "sample_rate": int(
+                config.model_kwargs.get("sample_rate") or model.get_layer("logmel").sample_rate
+            ),
+        }
+    return {
+        "name": "embeddings",
+        "shape": [None, *model.input_shape[1:]],
+        "dtype": "float32",
+        "range": [0.0, 255.0],
+        "embedding_model": config.embedding_model,
+        "frame_seconds": 0.96,
+    }
+
+
+def export_run(
+    run: str | os.PathLike[str] | RunDir | LoadedRun,
+    out_dir: str | os.PathLike[str],
+    which: str = "best",
+) -> dict[str, Any]:
+    """Write the run's model as a SavedModel with its class map and a description.
+
+    Parameters
+    ----------
+    run : str, os.PathLike, RunDir or LoadedRun
+    out_dir : str or os.PathLike
+        Created if needed; an earlier export there is replaced.
+    which : {"best", "last"}
+        Weights to export.
+
+    Returns
+    -------
+    dict
+        What ``export.json`` holds: ``format``, ``saved_model`` (path relative to
+        ``out_dir``), ``signature``, ``endpoint``, ``input`` (:func:`serving_input`),
+        ``output``, ``num_classes``, ``sample_rate`` (waveform runs, else None),
+        ``weights``, ``weights_sha256``, ``run`` and ``run_config``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run does not exist or has no weights of that kind.
+    """
+    loaded = load_run(run, which)
+    config, model = loaded.config, loaded.model
+    spec = serving_input(loaded)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = model(tf.cast(x, model.inputs[0].dtype), training=False)
+        return {OUTPUT_NAME: tf.cast(scores, tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serve",
+        fn=serve,
+        input_signature=[tf.TensorSpec(spec["shape"], tf.float32, name=spec["name"])],
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{SAVED_MODEL}.", dir=out))
+    try:
+        archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
+        final = out / SAVED_MODEL
+        if final.exists():
+            shutil.rmtree(final)
+        (tmp / SAVED_MODEL).rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    description = {
+        "format": "tf_saved_model",
+        "saved_model": SAVED_MODEL,
+        "signature": "serving_default",
+        "endpoint": "serve",
+        "input": spec,
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": [None, config.num_classes],
+            "dtype": "float32",
+            "activation": "sigmoid" if config.task == "multilabel" else "softmax",
+        },
+        "num_classes": config.num_classes,
+        "sample_rate": spec.get("sample_rate"),
+        "weights": loaded.weights.name,
+        "weights_sha256": loaded.weights_sha256,
+        "run": str(loaded.run.path),
+        "run_config": config.to_dict(),
+    }
+    write_atomic(out / CLASSES_CSV, loaded.classes.to_csv_text().encode())
+    write_json(out / EXPORT_JSON, description)
+    return description

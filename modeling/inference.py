@@ -1,0 +1,561 @@
+"""Scores of a trained run for audio files or a dataset's clips, top-k tags and keyword search.
+
+**Audio files** are decoded with :func:`pipelines.audio.decode` (any format ingest reads),
+downmixed to mono and brought to what the run's model takes:
+
+- *waveform runs*: resampled (soxr HQ) to the run's sample rate
+  (``RunConfig.model_kwargs["sample_rate"]``), samples in [-1, 1];
+- *embedding runs*: VGGish embeddings, one 128-byte frame per 0.96 s, computed like
+  ``audiomill embed-files`` (:func:`features.embed_files.embed_file`: the VGGish front end,
+  the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization), so a checkpoint and
+  a PCA file are needed.
+
+A file is then cut into windows of the model's clip length (``clip_samples`` samples or
+``num_frames`` frames): one window, zero-padded at its end, when the file is no longer than a
+clip (zero frames are what embedding shards hold past a clip's end); otherwise windows every
+half window (hop = length // 2) from the start, plus one ending at the file's end so no tail
+goes unscored. The file's score for each class is the **maximum over its windows**: a sound
+heard anywhere in a long file counts, as a clip-level label would. A waveform model without a
+fixed clip length scores the whole file at once.
+
+**Clips of a dataset** are looked up by clip id and scored from their shards as stored, like
+the evaluation does (:func:`modeling.scoring.predict_rows`).
+
+**Search** ranks the clips of a split by the best score among the classes whose display names
+contain a keyword. The split's scores are cached in ``RUN/scores/<split>-<key>.npz``, where the
+key is a digest of the dataset's URL, the run's input and the sha256 of every shard file read
+(from the manifest), so a second search of the same data is answered without the model; the
+cache records the digest of the weights it was made with and is recomputed when they change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeling.evaluation import LoadedRun, Progress, SplitScores, load_run, open_split, score_split
+from modeling.readers import ShardReader
+from modeling.runs import RunDir, write_atomic
+from modeling.scoring import predict_rows
+from modeling.train_data import read_row_labels
+from pipelines.audio import decode, resample, to_mono
+from pipelines.dataset_state import load_manifest
+from pipelines.storage import DatasetStore
+from schemas.classmap import ClassInfo, ClassMap
+
+SCORES_DIR = "scores"
+
+
+@dataclass
+class Prediction:
+    """Scores of one input: an audio file or a dataset clip.
+
+    Attributes
+    ----------
+    source : str
+        The file path or clip id as given.
+    kind : {"file", "clip"}
+    scores : np.ndarray [shape=(C,), dtype=float32]
+        Max over windows for files.
+    windows : int
+        Windows scored (1 for clips).
+    labels : list of int or None
+        True class indices of a dataset clip; None for files.
+    split : str or None
+        Split a clip was found in.
+    """
+
+    source: str
+    kind: str
+    scores: np.ndarray
+    windows: int = 1
+    labels: list[int] | None = None
+    split: str | None = None
+
+
+def top_k(scores: np.ndarray, classes: ClassMap, k: int = 5) -> list[tuple[str, str, float]]:
+    """The ``k`` highest-scoring classes, best first (ties: lower class index first).
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(C,)]
+    classes : ClassMap
+        C classes.
+    k : int
+        At most C are returned.
+
+    Returns
+    -------
+    list of (display_name, mid, score)
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 1 or len(scores) != len(classes):
+        raise ValueError(f"scores must have shape ({len(classes)},), got {scores.shape}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(classes[i].display_name, classes[i].mid, float(scores[i])) for i in order]
+
+
+# --------------------------------------------------------------------------- audio files
+
+
+def clip_windows(x: np.ndarray, length: int) -> np.ndarray:
+    """Cut ``x`` along axis 0 into windows of ``length`` (see the module docstring).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, ...)]
+    length : int
+
+    Returns
+    -------
+    np.ndarray [shape=(W, length, ...)]
+        ``W = 1`` (zero-padded) when ``n <= length``; else windows starting every
+        ``max(1, length // 2)`` and a last one ending at ``n``.
+    """
+    n = len(x)
+    if n <= length:
+        pad = [(0, length - n)] + [(0, 0)] * (x.ndim - 1)
+        return np.pad(x, pad)[np.newaxis]
+    hop = max(1, length // 2)
+    starts = list(range(0, n - length + 1, hop))
+    if starts[-1] != n - length:
+        starts.append(n - length)
+    return np.stack([x[s : s + length] for s in starts])
+
+
+def load_waveform(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Decode ``path``, downmix to mono and resample to ``sample_rate``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+        Samples clipped to [-1, 1].
+
+    Raises
+    ------
+    schemas.failures.ClipFailure
+        If the file is missing, empty or not audio.
+    """
+    audio = decode(path)
+    mono = to_mono(audio.samples).astype(np.float32)
+    wave = resample(mono, audio.sample_rate, sample_rate)
+    return np.clip(wave, -1.0, 1.0).astype(np.float32)
+
+
+def _waveform_windows(loaded: LoadedRun, path: str) -> np.ndarray:
+    kwargs = loaded.config.model_kwargs
+    rate = kwargs.get("sample_rate") or loaded.model.get_layer("logmel").sample_rate
+    wave = load_waveform(path, int(rate))
+    length = kwargs.get("clip_samples")
+    return wave[np.newaxis] if length is None else clip_windows(wave, int(length))
+
+
+def _embedding_windows(
+    loaded: LoadedRun, path: str, checkpoint: str | None, pca_params: str | None, mode: str
+) -> np.ndarray:
+    from features.embed import EmbedSettings
+    from features.embed_files import embed_file
+
+    config = loaded.config
+    if config.embedding_model != "vggish":
+        raise ValueError(
+            f"run {loaded.run.path} classifies {config.embedding_model!r} embeddings; only "
+            "VGGish embeddings can be computed from audio files"
+        )
+    if not checkpoint or not pca_params:
+        raise ValueError(
+            f"run {loaded.run.path} classifies VGGish embeddings: to score audio files pass "
+            "--checkpoint vggish_model.ckpt and --pca-params vggish_pca_params.npz (Google's "
+            "files, the ones the dataset's embeddings were made with)"
+        )
+    if not os.path.isfile(pca_params):
+        raise FileNotFoundError(f"no PCA parameters at {pca_params} (--pca-params)")
+    frames = embed_file(path, EmbedSettings(str(checkpoint), str(pca_params), mode=mode))
+    if not len(frames.quantized):
+        raise ValueError(
+            f"{path} is shorter than one VGGish example (0.96 s): no embedding to classify"
+        )
+    num_frames = int(config.model_kwargs.get("num_frames") or loaded.model.input_shape[1])
+    return clip_windows(frames.quantized, num_frames)
+
+
+def predict_files(
+    run: str | os.PathLike[str] | RunDir | LoadedRun,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    which: str = "best",
+    checkpoint: str | None = None,
+    pca_params: str | None = None,
+    mode: str = "fast",
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> list[Prediction]:
+    """Score audio files with a trained run (windows max-pooled; see the module docstring).
+
+    Parameters
+    ----------
+    run : str, os.PathLike, RunDir or LoadedRun
+    paths : sequence of str or os.PathLike
+        Local audio files in any format ingest reads.
+    which : {"best", "last"}
+    checkpoint, pca_params : str, optional
+        VGGish ``vggish_model.ckpt`` and ``vggish_pca_params.npz``; needed by embedding runs.
+    mode : {"fast", "exact"}
+        VGGish front-end precision (embedding runs).
+    batch_size : int
+        Windows per forward pass.
+    progress : callable, optional
+        ``progress(done, total)`` after each file is prepared.
+
+    Returns
+    -------
+    list of Prediction
+        In the order of ``paths``.
+
+    Raises
+    ------
+    schemas.failures.ClipFailure
+        If a file is missing or cannot be decoded.
+    ValueError, FileNotFoundError
+        If an embedding run lacks the VGGish files, or a file is too short for one embedding.
+    """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    loaded = load_run(run, which)
+    embedding = loaded.config.input == "embeddings"
+    predictions = []
+    for done, path in enumerate(paths, start=1):
+        path = os.fspath(path)
+        if embedding:
+            windows = _embedding_windows(loaded, path, checkpoint, pca_params, mode)
+        else:
+            windows = _waveform_windows(loaded, path)
+        # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
+        x = windows.astype(np.float32)
+        scores = loaded.model.predict(x, batch_size=batch_size, verbose=0)
+        predictions.append(
+            Prediction(path, "file", np.asarray(scores, np.float32).max(axis=0), len(windows))
+        )
+        if progress is not None:
+            progress(done, len(paths))
+    return predictions
+
+
+# --------------------------------------------------------------------------- dataset clips
+
+
+def input_splits(
+    loaded: LoadedRun, dataset: str | os.PathLike[str], storage_options: dict | None = None
+) -> list[str]:
+    """Splits of ``dataset`` that hold the run's input (waveforms or its embeddings), sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``dataset`` has no manifest.
+    """
+    store = DatasetStore(dataset, storage_options)
+    manifest = load_manifest(store)
+    if manifest is None:
+        raise FileNotFoundError(f"{store.url()} has no manifest.json")
+    config = loaded.config
+    if config.input == "waveforms":
+        have = manifest.splits
+    else:
+        have = manifest.embeddings.get(config.embedding_model, {})
+    return sorted(name for name, entry in have.items() if entry.shards)
+
+
+def predict_clips(
+    run: str | os.PathLike[str] | RunDir | LoadedRun,
+    dataset: str | os.PathLike[str],
+    clip_ids: Sequence[str],
+    split: str | None = None,
+    *,
+    which: str = "best",
+    batch_size: int = 64,
+    storage_options: dict | None = None,
+) -> list[Prediction]:
+    """Score clips of a dataset, found by clip id, as stored in its shards.
+
+    Parameters
+    ----------
+    run : str, os.PathLike, RunDir or LoadedRun
+    dataset : str or os.PathLike
+    clip_ids : sequence of str
+    split : str, optional
+        Look only in this split; by default in every split holding the run's input.
+    which : {"best", "last"}
+    batch_size : int
+    storage_options : dict, optional
+
+    Returns
+    -------
+    list of Prediction
+        In the order of ``clip_ids``.
+
+    Raises
+    ------
+    ValueError
+        If a clip id is in none of the splits searched (the message names them), or on an
+        unknown split.
+    """
+    loaded = load_run(run, which)
+    splits = input_splits(loaded, dataset, storage_options) if split is None else [split]
+    wanted = list(dict.fromkeys(clip_ids))
+    found: dict[str, Prediction] = {}
+    for name in splits:
+        reader = open_split(loaded, dataset, name, storage_options)
+        ids = read_row_labels(reader).clip_ids
+        position = {cid: row for row, cid in enumerate(ids)}
+        here = [cid for cid in wanted if cid in position and cid not in found]
+        if not here:
+            continue
+        rows = np.array([position[cid] for cid in here], dtype=np.int64)
+        scores, targets = predict_rows(loaded.model, reader, rows, batch_size)
+        for cid, s, t in zip(here, scores, targets, strict=True):
+            found[cid] = Prediction(cid, "clip", s, 1, np.flatnonzero(t).tolist(), name)
+    missing = [cid for cid in wanted if cid not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise ValueError(
+            f"not an audio file, nor a clip id of split(s) [{', '.join(splits)}] of {dataset}: "
+            f"{shown}"
+        )
+    return [found[cid] for cid in clip_ids]
+
+
+# --------------------------------------------------------------------------- search
+
+
+def match_classes(classes: ClassMap, keyword: str) -> list[ClassInfo]:
+    """Classes whose display names contain ``keyword``, case-insensitively.
+
+    Raises
+    ------
+    ValueError
+        If none does; the message suggests the display names closest to the keyword
+        (:func:`difflib.get_close_matches`, also against each word of the names).
+    """
+    needle = keyword.strip().casefold()
+    if not needle:
+        raise ValueError("the search keyword is empty")
+    matched = [c for c in classes if needle in c.display_name.casefold()]
+    if matched:
+        return matched
+    names = classes.display_names
+    folded = {n.casefold(): n for n in names}
+    words: dict[str, str] = {}
+    for n in names:
+        for word in n.replace(",", " ").split():
+            words.setdefault(word.casefold(), n)
+    near = difflib.get_close_matches(needle, list(folded), n=5, cutoff=0.6)
+    suggestions = [folded[n] for n in near]
+    for word in difflib.get_close_matches(needle, list(words), n=5, cutoff=0.6):
+        if words[word] not in suggestions:
+            suggestions.append(words[word])
+    hint = (
+        f"did you mean: {', '.join(repr(s) for s in suggestions[:5])}?"
+        if suggestions
+        else f"class names look like {', '.join(repr(n) for n in names[:5])}"
+    )
+    raise ValueError(f"no class name contains {keyword!r}; {hint}")
+
+
+def scores_cache_path(run: RunDir, reader: ShardReader, split: str) -> Path:
+    """``RUN/scores/<split>-<key>.npz``; the key digests the dataset URL and its shard files."""
+    digest = hashlib.sha256()
+    digest.update(f"{reader.store.url()}\n{reader.source}\n".encode())
+    for shard in reader.shards:
+        digest.update(f"{shard.entry.index}:{shard.entry.files[shard.fmt].sha256}\n".encode())
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in split)
+    return run.file(SCORES_DIR) / f"{safe}-{digest.hexdigest()[:16]}.npz"
+
+
+def split_scores(
+    run: str | os.PathLike[str] | RunDir | LoadedRun,
+    dataset: str | os.PathLike[str],
+    split: str,
+    *,
+    which: str = "best",
+    batch_size: int = 64,
+    storage_options: dict | None = None,
+    progress: Progress | None = None,
+) -> tuple[SplitScores, Path, bool]:
+    """Scores of every clip of a split, from the run's cache when it holds them.
+
+    Returns
+    -------
+    scores : SplitScores
+    path : Path
+        The cache file.
+    cached : bool
+        Whether the scores came from the cache.
+    """
+    loaded = load_run(run, which)
+    reader = open_split(loaded, dataset, split, storage_options)
+    path = scores_cache_path(loaded.run, reader, split)
+    if path.is_file():
+        with np.load(path) as data:
+            if str(data["weights_sha256"]) == loaded.weights_sha256:
+                ids = data["clip_ids"].tolist()
+                return SplitScores(ids, data["scores"], data["targets"]), path, True
+    scored = score_split(loaded.model, reader, batch_size, progress=progress)
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        clip_ids=np.array(scored.clip_ids, dtype=str),
+        scores=scored.scores,
+        targets=scored.targets,
+        weights_sha256=np.array(loaded.weights_sha256),
+    )
+    write_atomic(path, buf.getvalue())
+    return scored, path, False
+
+
+@dataclass
+class SearchHit:
+    """A clip found by :func:`search`.
+
+    Attributes
+    ----------
+    rank : int
+        1-based.
+    clip_id : str
+    score : float
+        Its best score among the matched classes.
+    display_name, mid : str
+        The matched class that gave ``score``.
+    labels : list of str
+        Display names of the clip's true labels.
+    """
+
+    rank: int
+    clip_id: str
+    score: float
+    display_name: str
+    mid: str
+    labels: list[str]
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` found.
+
+    Attributes
+    ----------
+    keyword : str
+    split : str
+    matched : list of ClassInfo
+        Classes whose display names contain the keyword.
+    hits : list of SearchHit
+        Best first.
+    num_clips : int
+        Clips searched.
+    cached : bool
+        Whether the split's scores came from the run's cache.
+    cache : Path
+    """
+
+    keyword: str
+    split: str
+    matched: list[ClassInfo]
+    hits: list[SearchHit]
+    num_clips: int
+    cached: bool
+    cache: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "keyword": self.keyword,
+            "split": self.split,
+            "matched": [{"display_name": c.display_name, "mid": c.mid} for c in self.matched],
+            "num_clips": self.num_clips,
+            "cached": self.cached,
+            "hits": [vars(h) for h in self.hits],
+        }
+
+
+def search(
+    run: str | os.PathLike[str] | RunDir | LoadedRun,
+    dataset: str | os.PathLike[str],
+    split: str,
+    keyword: str,
+    top: int = 10,
+    *,
+    which: str = "best",
+    batch_size: int = 64,
+    storage_options: dict | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """The clips of a split most likely to contain a sound named by ``keyword``.
+
+    Parameters
+    ----------
+    run : str, os.PathLike, RunDir or LoadedRun
+    dataset : str or os.PathLike
+    split : str
+    keyword : str
+        Matched case-insensitively inside class display names ("car" matches "Car" and
+        "Car alarm").
+    top : int
+        Hits returned.
+    which : {"best", "last"}
+    batch_size : int
+    storage_options : dict, optional
+    progress : callable, optional
+        ``progress(done, total)`` while scoring (not called when the scores are cached).
+
+    Returns
+    -------
+    SearchResult
+        Clips ranked by their maximum score over the matched classes (ties: global row order).
+
+    Raises
+    ------
+    ValueError
+        If no class matches (with suggestions), or on an unknown split.
+    """
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
+    loaded = load_run(run, which)
+    matched = match_classes(loaded.classes, keyword)
+    scored, path, cached = split_scores(
+        loaded,
+        dataset,
+        split,
+        batch_size=batch_size,
+        storage_options=storage_options,
+        progress=progress,
+    )
+    columns = np.array([c.index for c in matched])
+    sub = scored.scores[:, columns]
+    best = sub.max(axis=1)
+    which_class = sub.argmax(axis=1)
+    order = np.argsort(-best, kind="stable")[:top]
+    names = loaded.classes.display_names
+    hits = [
+        SearchHit(
+            rank=rank,
+            clip_id=scored.clip_ids[row],
+            score=float(best[row]),
+            display_name=matched[which_class[row]].display_name,
+            mid=matched[which_class[row]].mid,
+            labels=[names[c] for c in np.flatnonzero(scored.targets[row])],
+        )
+        for rank, row in enumerate(order, start=1)
+    ]
+    return SearchResult(keyword, split, matched, hits, len(scored.clip_ids), cached, path)
