@@ -275,7 +275,8 @@ def dataset_info_cmd(
     out.print(
         f"{info['dataset']}: {info['clips']} clips, {info['bytes'] / 1e6:.1f} MB, "
         f"{info['sample_rate']} Hz x {info['clip_seconds']} s, {info['num_classes']} classes, "
-        f"formats {','.join(info['formats'])}"
+        f"formats {','.join(info['formats'])}",
+        soft_wrap=True,
     )
     t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
     for name, s in info["splits"].items():
