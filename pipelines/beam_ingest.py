@@ -1,34 +1,75 @@
 """The ingest pipeline in Apache Beam.
 
-::
+Clips from slow or rate-limited sources (YouTube, http, object stores) are staged::
 
     todo (JSON lines) -> Reshuffle -> StageClip (fetch, decode, stage)
         -> (split, clip_id) -> GroupByKey -> plan shards -> Reshuffle -> PackShard
 
 Only small records cross a shuffle: waveforms go through the staging area of the dataset, so
 memory stays bounded by one shard per worker whatever the number of clips, and an interrupted
-run resumes from what is staged. Heavy objects (the dataset's filesystem, a scratch directory)
-are made once per worker in ``setup``.
+run resumes from what is staged without downloading anything again.
+
+Clips from local files are cheaper to decode again than to stage, so their shards are planned
+by the driver and each is built by one worker, with no staging round trip and no barrier
+between decoding and packing (``pipelines.shard_build``)::
+
+    shard plans (JSON lines) -> Reshuffle -> BuildShard (decode on threads, pack, commit)
+
+Heavy objects (the dataset's filesystem, a scratch directory, a thread pool) are made once per
+worker in ``setup``; Great Expectations, which only packing needs, is imported there in the
+background while the worker decodes.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.clip_stage import ClipSettings, stage_clip
-from pipelines.pack import PackSettings, pack_shard
+from pipelines.pack import PackSettings, pack_shard, warm_up
+from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing")
+SHARDS_IN_FLIGHT = 2
+"""Shards a worker builds at once (see ``BuildShardFn``)."""
+THREADS_PER_PROCESS = 4
+"""Decoding threads a local worker process runs before another process is worth starting:
+decoding releases the GIL, and every process costs an interpreter, imports and memory."""
+WARM_UP_JOIN_S = 60.0
+"""How long a worker's teardown waits for its background import of Great Expectations (an
+interpreter should not exit in the middle of an import)."""
+
+
+@functools.cache
+def exit_without_collecting() -> None:
+    """Skip the cyclic garbage collection of interpreter shutdown in this process.
+
+    Once Great Expectations, pandas and Beam are loaded, the collections that finalization
+    runs over a quarter of a million objects take the best part of a second; a worker's exit,
+    and the driver's, are on the critical path of every run. ``gc.freeze()`` at exit moves all
+    objects out of the collector's reach, so shutdown only releases what reference counting
+    frees. Nothing of ours relies on the collector at exit: shards, ledger parts and staged
+    files are closed and committed before a worker's ``teardown``, and ``atexit`` handlers
+    registered earlier (``weakref.finalize``, temporary directories) still run afterwards.
+    Registered once per process, however often it is called.
+    """
+    atexit.register(gc.freeze)
 
 
 class StageClipFn(beam.DoFn):
@@ -44,6 +85,8 @@ class StageClipFn(beam.DoFn):
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
         self.workdir = tempfile.mkdtemp(prefix="audiomill-fetch-")
+        warm_up()
+        exit_without_collecting()
 
     def process(self, item: dict) -> Iterator[tuple[str, str]]:
         result = stage_clip(item, self.store, self.settings, self.workdir)
@@ -56,25 +99,120 @@ class StageClipFn(beam.DoFn):
 
     def teardown(self) -> None:
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+        warm_up().join(WARM_UP_JOIN_S)
 
 
 class PackShardFn(beam.DoFn):
-    """Beam wrapper of :func:`pipelines.pack.pack_shard`."""
+    """Beam wrapper of :func:`pipelines.pack.pack_shard`; reads clips and encodes Parquet FLAC
+    on ``threads`` threads."""
 
-    def __init__(self, root: str, storage_options: dict | None, settings: PackSettings) -> None:
+    def __init__(
+        self, root: str, storage_options: dict | None, settings: PackSettings, threads: int = 1
+    ) -> None:
         self.root = root
         self.storage_options = storage_options
         self.settings = settings
+        self.threads = threads
         self.shards = Metrics.counter("audiomill", "shards_committed")
 
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
+        warm_up()
+        exit_without_collecting()
 
     def process(self, plan: tuple[str, int, list[str]]) -> Iterator[dict]:
         split, index, clip_ids = plan
-        record = pack_shard(split, index, clip_ids, self.store, self.settings)
+        record = pack_shard(split, index, clip_ids, self.store, self.settings, executor=self.pool)
         self.shards.inc()
         yield record
+
+    def teardown(self) -> None:
+        if getattr(self, "pool", None) is not None:
+            self.pool.shutdown()
+
+
+class BuildShardFn(beam.DoFn):
+    """Beam wrapper of :func:`pipelines.shard_build.build_shard`.
+
+    A worker builds up to :data:`SHARDS_IN_FLIGHT` of its shards at once, decoding their clips
+    on one pool of ``threads`` threads, shard after shard: while a shard is validated, written
+    and committed (mostly one core's work), the next one is decoded on the others. Builds run
+    in background threads; a bundle finishes when all of its builds have committed, and a
+    failed build fails the bundle. The commit records are written to the staging area (nothing
+    downstream reads an output), so this emits none.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        storage_options: dict | None,
+        clip_settings: ClipSettings,
+        pack_settings: PackSettings,
+        threads: int,
+    ) -> None:
+        self.root = root
+        self.storage_options = storage_options
+        self.clip_settings = clip_settings
+        self.pack_settings = pack_settings
+        self.threads = threads
+        self.ok = Metrics.counter("audiomill", "clips_ok")
+        self.failed = Metrics.counter("audiomill", "clips_failed")
+        self.shards = Metrics.counter("audiomill", "shards_committed")
+
+    def setup(self) -> None:
+        self.store = DatasetStore(self.root, self.storage_options)
+        self.workdir = tempfile.mkdtemp(prefix="audiomill-shard-")
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-decode")
+        self.packers = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
+        self.builds = ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="audiomill-build")
+        self.pending: deque = deque()
+        warm_up()
+        exit_without_collecting()
+
+    def start_bundle(self) -> None:
+        self.pending = deque()
+
+    def process(self, plan: tuple[str, int, list[dict]]) -> None:
+        while len(self.pending) >= SHARDS_IN_FLIGHT:
+            self._finish(*self.pending.popleft())
+        split, index, items = plan
+        build = self.builds.submit(
+            build_shard,
+            split,
+            index,
+            items,
+            self.store,
+            self.clip_settings,
+            self.pack_settings,
+            workdir=self.workdir,
+            executor=self.pool,
+            pack_executor=self.packers,
+        )
+        self.pending.append((build, len(items)))
+
+    def finish_bundle(self) -> None:
+        try:
+            while self.pending:
+                self._finish(*self.pending.popleft())
+        finally:
+            for build, _ in self.pending:  # after a failure: let the others end first
+                build.cancel() or futures.wait([build])
+            self.pending.clear()
+
+    def _finish(self, build: futures.Future, planned: int) -> None:
+        record = build.result()
+        self.ok.inc(len(record["clip_ids"]) - len(record["rejected"]))
+        self.failed.inc(planned - len(record["clip_ids"]) + len(record["rejected"]))
+        self.shards.inc()
+
+    def teardown(self) -> None:
+        for name in ("builds", "pool", "packers"):
+            pool = getattr(self, name, None)
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+        warm_up().join(WARM_UP_JOIN_S)
 
 
 def plan_shards(
@@ -88,6 +226,40 @@ def plan_shards(
         yield split, first + n, ordered[start : start + shard_clips]
 
 
+def plan_direct_shards(
+    items: list[dict], next_index: dict[str, int], shard_clips: int
+) -> list[tuple[str, int, list[dict]]]:
+    """Cut each split's planned clips, sorted by id, into shards numbered from ``next_index``."""
+    by_split: dict[str, list[dict]] = {}
+    for item in items:
+        by_split.setdefault(item["split"], []).append(item)
+    plans = []
+    for split, planned in sorted(by_split.items()):
+        planned.sort(key=lambda item: item["clip_id"])
+        first = next_index.get(split, 0)
+        for n, start in enumerate(range(0, len(planned), shard_clips)):
+            plans.append((split, first + n, planned[start : start + shard_clips]))
+    return plans
+
+
+def local_parallelism(workers: int, direct_shards: int, staged_clips: int) -> tuple[int, int]:
+    """Worker processes for the local runner, and threads per process (to decode, and to
+    encode Parquet FLAC).
+
+    Clips to stage spread over every worker, one process per core (two threads each encode
+    FLAC for a shard packed while other workers are idle). Shards built directly decode
+    their clips on threads (decoding and resampling release the GIL), so a process serves up
+    to :data:`THREADS_PER_PROCESS` cores, and there are never more processes than shards:
+    each one more costs an interpreter start, the imports (Great Expectations alone takes
+    seconds) and an interpreter exit, all on the critical path of a short run.
+    """
+    workers = max(1, workers)
+    if staged_clips:
+        return workers, min(2, workers)
+    processes = max(1, min(direct_shards, math.ceil(workers / THREADS_PER_PROCESS)))
+    return processes, math.ceil(workers / processes)
+
+
 def pipeline_options(beam_args: list[str], workers: int) -> PipelineOptions:
     """Beam options: the user's arguments over the defaults (DirectRunner, multi-processing)."""
     args = list(beam_args)
@@ -97,6 +269,17 @@ def pipeline_options(beam_args: list[str], workers: int) -> PipelineOptions:
     if "--default_sdk_harness_log_level" not in given:
         args.append("--default_sdk_harness_log_level=WARNING")
     return PipelineOptions(args)
+
+
+def _spread(p: beam.Pipeline, name: str, records: list) -> beam.PCollection:
+    """``records`` (JSON-serialisable) as a PCollection spread over the workers."""
+    lines = [json.dumps(record, sort_keys=True) for record in records]
+    return (
+        p
+        | name >> beam.Create(lines, reshuffle=False)
+        | f"Parse{name}" >> beam.Map(json.loads)
+        | f"Spread{name}" >> beam.Reshuffle()
+    )
 
 
 def run_pipeline(
@@ -109,26 +292,33 @@ def run_pipeline(
     next_index: dict[str, int],
     shard_clips: int,
     options: PipelineOptions,
+    direct: list[tuple[str, int, list[dict]]] = (),
+    threads: int = 1,
 ) -> None:
-    """Build and run the ingest pipeline over the planned clips; returns when it finishes."""
+    """Build and run the ingest pipeline; returns when it finishes.
+
+    ``todo`` holds the clips to stage, packed into shards numbered from ``next_index``;
+    ``direct`` the shard plans (:func:`plan_direct_shards`) to build straight from their
+    sources on ``threads`` threads each. Either may be empty.
+    """
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     # Local runners start one worker process per core: nested BLAS/OpenMP thread pools in each
     # would only oversubscribe the cores. Workers inherit this; a user's own setting wins.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    lines = [json.dumps(item, sort_keys=True) for item in todo]
+    exit_without_collecting()
     with beam.Pipeline(options=options) as p:
-        staged = (
-            p
-            | "Todo" >> beam.Create(lines, reshuffle=False)
-            | "Parse" >> beam.Map(json.loads)
-            | "Spread" >> beam.Reshuffle()
-            | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
-        )
-        _ = (
-            staged
-            | "BySplit" >> beam.GroupByKey()
-            | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
-            | "SpreadShards" >> beam.Reshuffle()
-            | "PackShard" >> beam.ParDo(PackShardFn(root, storage_options, pack_settings))
-        )
+        if direct:
+            _ = _spread(p, "ShardPlans", direct) | "BuildShard" >> beam.ParDo(
+                BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
+            )
+        if todo:
+            _ = (
+                _spread(p, "Todo", todo)
+                | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
+                | "BySplit" >> beam.GroupByKey()
+                | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
+                | "SpreadShards" >> beam.Reshuffle()
+                | "PackShard"
+                >> beam.ParDo(PackShardFn(root, storage_options, pack_settings, threads))
+            )

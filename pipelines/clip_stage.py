@@ -11,6 +11,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipelines import staging
 from pipelines.audio import prepare_clip
 from pipelines.fetch import FetchOptions, FetchRequest, fetch_media
@@ -53,18 +55,14 @@ def _ledger_base(item: dict) -> dict:
     }
 
 
-def stage_clip(item: dict, store: DatasetStore, settings: ClipSettings, workdir: str) -> dict:
-    """Fetch and prepare one clip, staging the result (clip or failure) in the dataset.
-
-    A clip already staged by an earlier, interrupted run is not fetched again.
+def prepare_item(item: dict, settings: ClipSettings, workdir: str) -> dict:
+    """Fetch and prepare one planned clip, writing nothing to the dataset.
 
     Parameters
     ----------
     item : dict
         A planned clip: ``clip_id``, ``split``, ``location``, ``precut``, ``start_s``,
         ``end_s``, ``labels``, ``audio_name``, ``origin``, ``line``.
-    store : DatasetStore
-        The dataset being written.
     settings : ClipSettings
     workdir : str
         Local scratch directory for downloads.
@@ -72,17 +70,14 @@ def stage_clip(item: dict, store: DatasetStore, settings: ClipSettings, workdir:
     Returns
     -------
     dict
-        ``{"status": "ok", "meta": ...}`` with the staged clip's metadata, or
+        ``{"status": "ok", "meta": ..., "waveform": ...}`` with the clip's metadata and its
+        int16 waveform of ``sample_rate * clip_seconds`` samples, or
         ``{"status": "failed", "record": ...}`` with its ledger record.
     """
-    split, clip_id = item["split"], item["clip_id"]
-    staged = staging.staged_clip_path(split, clip_id)
-    if store.exists(staged):
-        return {"status": "ok", "meta": staging.read_staged_meta(store, split, clip_id)}
     started = time.time()
     precut = item["precut"]
     request = FetchRequest(
-        clip_id=clip_id,
+        clip_id=item["clip_id"],
         source=item["location"],
         start_s=None if precut else item["start_s"],
         end_s=None if precut else item["end_s"],
@@ -103,9 +98,7 @@ def stage_clip(item: dict, store: DatasetStore, settings: ClipSettings, workdir:
     except ClipFailure as exc:
         if media is not None and exc.attempts <= 1:
             exc.attempts = media.attempts
-        record = _failure_record(item, exc, started)
-        store.write_json_atomic(staging.failed_path(split, clip_id), record)
-        return {"status": "failed", "record": record}
+        return {"status": "failed", "record": _failure_record(item, exc, started)}
     finally:
         if media is not None and not media.local and os.path.exists(media.path):
             os.remove(media.path)
@@ -126,11 +119,33 @@ def stage_clip(item: dict, store: DatasetStore, settings: ClipSettings, workdir:
         "source_channels": clip.source_channels,
         "source_format": clip.source_format,
         "media_bytes": media.bytes,
-        "waveform_sha256": hashlib.sha256(clip.waveform.tobytes()).hexdigest(),
+        "waveform_sha256": hashlib.sha256(np.ascontiguousarray(clip.waveform)).hexdigest(),
         **{k: float(v) for k, v in clip.stats.items()},
     }
-    staging.write_staged_clip(store, split, clip.waveform, meta)
+    return {"status": "ok", "meta": meta, "waveform": clip.waveform}
+
+
+def stage_clip(item: dict, store: DatasetStore, settings: ClipSettings, workdir: str) -> dict:
+    """Fetch and prepare one clip, staging the result (clip or failure) in the dataset.
+
+    A clip already staged by an earlier, interrupted run is not fetched again. Staged clips
+    are durable (written atomically and fsynced), so a download is never repeated after a
+    crash; the pipeline uses this path for sources that are slow or rate-limited to fetch.
+
+    ``item``, ``settings`` and ``workdir`` are as for :func:`prepare_item`; ``store`` is the
+    dataset being written. Returns ``{"status": "ok", "meta": ...}`` with the staged clip's
+    metadata, or ``{"status": "failed", "record": ...}`` with its ledger record.
+    """
+    split, clip_id = item["split"], item["clip_id"]
+    staged = staging.staged_clip_path(split, clip_id)
+    if store.exists(staged):
+        return {"status": "ok", "meta": staging.read_staged_meta(store, split, clip_id)}
+    result = prepare_item(item, settings, workdir)
+    if result["status"] != "ok":
+        store.write_json_atomic(staging.failed_path(split, clip_id), result["record"])
+        return result
+    staging.write_staged_clip(store, split, result["waveform"], result["meta"])
     failed = staging.failed_path(split, clip_id)
     if store.exists(failed):
         store.remove(failed)
-    return {"status": "ok", "meta": meta}
+    return {"status": "ok", "meta": result["meta"]}

@@ -82,11 +82,11 @@ def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) ->
             entry.shards.append(ShardEntry.from_dict(rec["entry"]))
     entry.shards.sort(key=lambda s: s.index)
     save_manifest(store, manifest)
+    present = set(staging.staged_names(store, split, "clips"))
     for rec in records:
         for clip_id in rec["clip_ids"]:
-            path = staging.staged_clip_path(split, clip_id)
-            if store.exists(path):
-                store.remove(path)
+            if f"{staging.clip_key(clip_id)}.clip" in present:
+                store.remove(staging.staged_clip_path(split, clip_id))
         store.remove(staging.commit_record_path(split, rec["index"]))
     return records
 

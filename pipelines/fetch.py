@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-import yt_dlp
-from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
 from pipelines.ratelimit import RateLimiter, backoff_delay
@@ -194,6 +191,8 @@ def format_url_template(template: str, **fields: object) -> str:
 
 def classify_error(error: BaseException) -> tuple[FailureReason, str]:
     """Map a yt-dlp (or network) exception to a failure reason and a one-line detail."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+
     chain = _exception_chain(error)
     message = " ".join(str(error).replace("\r", " ").split())
     detail = re.sub(r"^ERROR:\s*", "", message)
@@ -334,7 +333,9 @@ def _ytdlp_params(
     if options.cookies:
         params["cookiefile"] = options.cookies
     if section is not None:
-        params["download_ranges"] = yt_dlp.utils.download_range_func(None, [section])
+        from yt_dlp.utils import download_range_func
+
+        params["download_ranges"] = download_range_func(None, [section])
         params["force_keyframes_at_cuts"] = options.exact_cuts
     return params
 
@@ -342,6 +343,9 @@ def _ytdlp_params(
 def _download_ytdlp(
     url: str, workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
 ) -> Path:
+    import yt_dlp  # imported here: workers that only read local files never need it
+    from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
     _remove_partials(workdir, stem)
     # FFmpegFD.available() ignores the ffmpeg_location param and reads this context variable.
     FFmpegPostProcessor._ffmpeg_location.set(ffmpeg_dir())

@@ -8,7 +8,9 @@ Order of work, chosen so that a crash at any point loses nothing and duplicates 
 3. parse the segment list, validate it with the segment expectation suite;
 4. plan: skip clips already committed or permanently failed, retry transient failures, reuse
    clips staged by an interrupted run;
-5. run the Beam pipeline (fetch/decode/stage per clip, then pack and commit per shard);
+5. run the Beam pipeline: clips from local files in shards planned here, each decoded, packed
+   and committed by one worker; clips from anywhere else fetched, decoded and staged one by
+   one, then packed and committed per shard (see ``pipelines.beam_ingest``);
 6. adopt the new shards into the manifest, write the failures' ledger part, clear staging.
 """
 
@@ -30,7 +32,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines import staging
-from pipelines.beam_ingest import pipeline_options, run_pipeline
+from pipelines.beam_ingest import (
+    local_parallelism,
+    pipeline_options,
+    plan_direct_shards,
+    run_pipeline,
+)
 from pipelines.clip_stage import ClipSettings
 from pipelines.dataset_state import (
     adopt_commits,
@@ -43,7 +50,7 @@ from pipelines.dataset_state import (
 from pipelines.fetch import FetchOptions
 from pipelines.pack import PackSettings
 from pipelines.segment_loading import class_map_from_list, load_segment_list
-from pipelines.sources import SourceConfig, index_audio_root, resolve
+from pipelines.sources import SourceConfig, index_audio_root, is_local, resolve
 from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
@@ -185,16 +192,25 @@ def _progress_poller(
     store: DatasetStore, splits: list[str], total: int, report: Callable[[int, int], None]
 ) -> tuple[threading.Event, threading.Thread]:
     stop = threading.Event()
+    built: dict[str, int] = {}  # commit record -> clips decoded for it without staging
+
+    def count_built(split: str, name: str) -> int:
+        key = f"{split}/{name}"
+        if key not in built:
+            rec = staging.read_json(store, f"{staging.split_dir(split)}/commits/{name}")
+            built[key] = 0 if rec.get("staged", True) else len(rec["clip_ids"])
+        return built[key]
 
     def poll() -> None:
         while not stop.wait(1.0):
-            with contextlib.suppress(OSError):
-                done = sum(
-                    len(staging.staged_names(store, s, "clips"))
-                    + len(staging.staged_names(store, s, "failed"))
-                    for s in splits
-                )
-                shards = sum(len(staging.staged_names(store, s, "commits")) for s in splits)
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                done = shards = 0
+                for s in splits:
+                    commits = staging.staged_names(store, s, "commits")
+                    shards += len(commits)
+                    done += sum(count_built(s, name) for name in commits)
+                    done += len(staging.staged_names(store, s, "clips"))
+                    done += len(staging.staged_names(store, s, "failed"))
                 report(min(done, total), shards)
 
     thread = threading.Thread(target=poll, daemon=True)
@@ -307,19 +323,26 @@ def run_ingest(
                 max_silence=cfg.max_silence,
             )
             next_index = {s: manifest.split(s).next_index for s in splits}
+            direct_items, todo_staged = _route(todo, store, splits)
+            direct = plan_direct_shards(direct_items, next_index, cfg.shard_clips)
+            for split, index, _ in direct:
+                next_index[split] = max(next_index[split], index + 1)
+            processes, threads = local_parallelism(cfg.workers, len(direct), len(todo_staged))
             stop, poller = (None, None)
             if progress:
                 stop, poller = _progress_poller(store, splits, len(todo), progress)
             try:
                 run_pipeline(
-                    todo,
+                    todo_staged,
+                    direct=direct,
+                    threads=threads,
                     root=store.url(),
                     storage_options=cfg.storage_options,
                     clip_settings=clip_settings,
                     pack_settings=pack_settings,
                     next_index=next_index,
                     shard_clips=cfg.shard_clips,
-                    options=pipeline_options(cfg.beam_args, cfg.workers),
+                    options=pipeline_options(cfg.beam_args, processes),
                 )
             finally:
                 if stop is not None:
@@ -358,6 +381,31 @@ def run_ingest(
         record_run(manifest, run)
         save_manifest(store, manifest)
     return summary
+
+
+def _route(
+    todo: list[dict], store: DatasetStore, splits: list[str]
+) -> tuple[list[dict], list[dict]]:
+    """Split planned clips into those built into shards directly (local files) and those to
+    stage; flag the direct ones that an interrupted run left staged or failed."""
+    staged_names, failed_names = set(), set()
+    for split in splits:
+        staged_names |= {(split, n) for n in staging.staged_names(store, split, "clips")}
+        failed_names |= {(split, n) for n in staging.staged_names(store, split, "failed")}
+    direct, staged = [], []
+    for item in todo:
+        if not is_local(item["location"]):
+            staged.append(item)
+            continue
+        key = staging.clip_key(item["clip_id"])
+        direct.append(
+            {
+                **item,
+                "staged": (item["split"], f"{key}.clip") in staged_names,
+                "stale_failure": (item["split"], f"{key}.json") in failed_names,
+            }
+        )
+    return direct, staged
 
 
 def _write_segments_table(store: DatasetStore, segments: list[Segment], run_id: str) -> None:

@@ -1,37 +1,59 @@
-"""The per-shard transform of ingest: validate staged clips, write and commit one shard.
+"""The per-shard transform of ingest: validate decoded clips, write and commit one shard.
 
-Each shard is planned by the pipeline (split, index, clips); this function checks the decoded
-clips with the Great Expectations clip suite, streams the passing ones into HDF5 and/or Parquet
-files in a local scratch directory, commits them into the dataset, writes the shard's ledger
-part and validation report, and finally records the commit in the staging area. It is
-idempotent: packing the same plan again rewrites the same files.
+Each shard is planned by the pipeline (split, index, clips); :func:`pack_metas` checks the
+decoded clips with the Great Expectations clip suite, streams the passing ones into HDF5 and/or
+Parquet files (in a local dataset: next to their destination, under temporary names, so that
+committing them is a rename; otherwise in a local scratch directory), commits them into the
+dataset, writes the shard's ledger part and validation report (rendered while the files are
+written), and finally records the commit in the staging area. It is idempotent: packing the
+same clips again rewrites the same files. :func:`pack_shard` packs clips from the staging area;
+``pipelines.shard_build`` packs clips it has just decoded itself.
+
+Great Expectations is imported on first use, so processes that only fetch and decode never pay
+for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines import staging
 from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetStore, temporary_name
 from pipelines.validation_reports import save_validation_report
 from schemas.dataset import ledger_dir, waveform_shard_path
-from schemas.expectations import clip_suite, validate_frame
 from schemas.failures import FailureReason
 from schemas.ledger import STATUS_FAILED, STATUS_OK, ledger_table
+from schemas.shards import flac_bytes
 
 LEDGER_FROM_META = (
     "clip_id", "split", "source", "start_s", "end_s", "origin", "line", "attempts",
     "fetch_seconds", "decode_seconds", "num_samples", "delivered_seconds",
     "source_sample_rate", "source_channels", "media_bytes", "waveform_sha256",
 )  # fmt: skip
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FORMAT_ORDER = ("hdf5", "parquet")
+LOAD_AHEAD = 16
+"""Clips loaded (and FLAC-encoded) ahead of the shard writers when packing with threads."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,34 @@ class PackSettings:
         return round(self.sample_rate * self.clip_seconds)
 
 
+_warm_up_lock = threading.Lock()
+_warm_up_thread: threading.Thread | None = None
+
+
+def _load_expectations() -> None:
+    from schemas.expectations import warm_up as warm_up_expectations
+
+    warm_up_expectations()
+
+
+def warm_up() -> threading.Thread:
+    """Import Great Expectations and make its context in a background thread, once per process.
+
+    Importing GE takes seconds of CPU. A worker calls this when it starts, so the import runs
+    while the worker fetches and decodes (mostly outside the GIL) rather than when it first
+    validates a shard. Returns the thread; validation does not need to wait for it (the first
+    ``import`` waits for an import in progress).
+    """
+    global _warm_up_thread
+    with _warm_up_lock:
+        if _warm_up_thread is None:
+            _warm_up_thread = threading.Thread(
+                target=_load_expectations, name="audiomill-warm-up", daemon=True
+            )
+            _warm_up_thread.start()
+        return _warm_up_thread
+
+
 def ledger_part_path(split: str, index: int, run_id: str, committed: bool) -> str:
     """Dataset-relative path of a shard's ledger part.
 
@@ -72,6 +122,8 @@ def report_stem(split: str, index: int, run_id: str) -> str:
 
 
 def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
+    from schemas.expectations import clip_suite, validate_frame
+
     frame = pd.DataFrame(metas)
     kept = frame["delivered_seconds"] - frame["early_start_trimmed_s"]
     frame["coverage"] = kept / frame["requested_seconds"].clip(lower=1e-9)
@@ -89,19 +141,75 @@ def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list
 
 
 def pack_shard(
-    split: str, index: int, clip_ids: list[str], store: DatasetStore, settings: PackSettings
+    split: str,
+    index: int,
+    clip_ids: list[str],
+    store: DatasetStore,
+    settings: PackSettings,
+    *,
+    executor: Executor | None = None,
 ) -> dict:
     """Validate, write and commit shard ``index`` of ``split`` from staged clips.
+
+    ``executor``, if given, reads staged clips and encodes Parquet FLAC in parallel.
+
+    Returns
+    -------
+    dict
+        The commit record (also written to the staging area), as :func:`pack_metas`.
+    """
+    metas = [staging.read_staged_meta(store, split, c) for c in sorted(clip_ids)]
+
+    def load(meta: dict) -> np.ndarray:
+        return staging.read_staged_clip(store, split, meta["clip_id"])[0]
+
+    return pack_metas(split, index, metas, load, store, settings, staged=True, executor=executor)
+
+
+def pack_metas(
+    split: str,
+    index: int,
+    metas: list[dict],
+    load_waveform: Callable[[dict], np.ndarray],
+    store: DatasetStore,
+    settings: PackSettings,
+    *,
+    staged: bool,
+    executor: Executor | None = None,
+    prefilled: Prefilled | None = None,
+) -> dict:
+    """Validate, write and commit shard ``index`` of ``split`` from decoded clips.
+
+    Parameters
+    ----------
+    split : str
+    index : int
+        The shard's number in its split.
+    metas : list of dict
+        Metadata of the decoded clips (as ``pipelines.clip_stage.prepare_item`` makes it).
+    load_waveform : callable
+        Returns the int16 waveform of a clip given its metadata; called once per kept clip,
+        from ``executor``'s threads when one is given.
+    store : DatasetStore
+    settings : PackSettings
+    staged : bool
+        Whether the clips are in the staging area (recorded in the commit record).
+    executor : concurrent.futures.Executor, optional
+        Loads waveforms and encodes Parquet FLAC ahead of the writers, in parallel.
+    prefilled : Prefilled, optional
+        An HDF5 shard file whose rows already hold the clips' waveforms. When every clip is
+        kept, in order, it becomes the shard (only the small fields are written); otherwise
+        the kept rows are copied into a new file and it is removed. It is consumed either way.
 
     Returns
     -------
     dict
         The commit record (also written to the staging area): the manifest's shard entry
-        (``entry``), the clip ids packed and rejected, and the ledger part's path.
+        (``entry``), the clip ids packed and rejected, the ledger part's path, and ``staged``.
     """
-    clip_ids = sorted(clip_ids)
-    metas = [staging.read_staged_meta(store, split, c) for c in clip_ids]
-    failures, result_json = _validate(metas, settings)
+    metas = sorted(metas, key=lambda m: m["clip_id"])
+    clip_ids = [m["clip_id"] for m in metas]
+    failures, result_json = _validate(metas, settings) if metas else ({}, None)
     now = time.time()
     rows, kept = [], []
     for pos, meta in enumerate(metas):
@@ -121,9 +229,21 @@ def pack_shard(
         else:
             kept.append(meta)
     files = {}
-    with tempfile.TemporaryDirectory(prefix="audiomill-pack-") as tmp:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="audiomill-report") as side,
+        tempfile.TemporaryDirectory(prefix="audiomill-pack-") as tmp,
+    ):
+        # The report (rendering Data Docs takes a while) is written while the shard is.
+        report = None
+        if result_json is not None:
+            stem = report_stem(split, index, settings.run_id)
+            report = side.submit(save_validation_report, store, stem, result_json)
         if kept:
-            files = _write_files(tmp, split, index, kept, store, settings)
+            files = _write_files(
+                tmp, split, index, kept, load_waveform, store, settings, executor, prefilled
+            )
+        elif prefilled is not None:
+            prefilled.remove()
         for row_no, meta in enumerate(kept):
             rows.append(
                 {
@@ -139,7 +259,8 @@ def pack_shard(
         pq.write_table(ledger_table(rows), ledger_local)
         ledger_rel = ledger_part_path(split, index, settings.run_id, committed=bool(kept))
         store.commit_file(ledger_local, ledger_rel)
-    save_validation_report(store, report_stem(split, index, settings.run_id), result_json)
+        if report is not None:
+            report.result()
     kept_ids = [m["clip_id"] for m in kept]
     record = {
         "split": split,
@@ -156,60 +277,197 @@ def pack_shard(
         "clip_ids": clip_ids,
         "rejected": [clip_ids[p] for p in sorted(failures)],
         "ledger": ledger_rel,
+        "staged": staged,
     }
     store.write_json_atomic(staging.commit_record_path(split, index), record)
     return record
 
 
-def _write_files(
-    tmp: str, split: str, index: int, kept: list[dict], store: DatasetStore, settings: PackSettings
-) -> dict:
-    attrs = {
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], executor: Executor | None, ahead: int
+) -> Iterator[R]:
+    """``map(fn, items)``, in order; with an executor, at most ``ahead`` calls in flight.
+
+    Unlike ``Executor.map``, which submits every call at once, this keeps the executor's queue
+    short, so several callers sharing one executor progress together. Closing the generator
+    early waits for the calls in flight.
+    """
+    if executor is None:
+        yield from map(fn, items)
+        return
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # stopped early (an error): no call may outlive what it reads from
+        for future in pending:
+            future.cancel()
+        futures.wait(pending)
+
+
+def shard_attrs(split: str, index: int, settings: PackSettings) -> dict:
+    """File attributes (HDF5) and metadata (Parquet) of a waveform shard."""
+    return {
         "class_map_sha256": settings.class_map_sha256,
         "clip_seconds": settings.clip_seconds,
         "split": split,
         "shard_index": index,
     }
-    writers = {}
-    if "hdf5" in settings.formats:
-        writers["hdf5"] = HDF5ShardWriter(
-            os.path.join(tmp, "shard.h5"),
-            num_rows=len(kept),
-            num_samples=settings.num_samples,
-            num_classes=settings.num_classes,
-            sample_rate=settings.sample_rate,
-            audio_name_width=max(len(m["audio_name"].encode()) for m in kept),
-            attrs=attrs,
-        )
-    if "parquet" in settings.formats:
-        writers["parquet"] = ParquetShardWriter(
-            os.path.join(tmp, "shard.parquet"), sample_rate=settings.sample_rate, metadata=attrs
-        )
-    for meta in kept:
-        waveform, _ = staging.read_staged_clip(store, split, meta["clip_id"])
-        common = {
-            "clip_id": meta["clip_id"],
-            "audio_name": meta["audio_name"],
-            "waveform": waveform,
-            "labels": meta["labels"],
-            "num_samples": meta["num_samples"],
-            "start_s": meta["start_s"],
-        }
-        if "hdf5" in writers:
-            writers["hdf5"].add(**common)
-        if "parquet" in writers:
-            writers["parquet"].add(
-                **common,
-                source=meta["source"],
-                source_sample_rate=meta["source_sample_rate"],
-                source_channels=meta["source_channels"],
-                delivered_seconds=meta["delivered_seconds"],
+
+
+@dataclass
+class Prefilled:
+    """An HDF5 shard file being filled by ``pipelines.shard_build``: ``writer`` (open on
+    ``path``, a name :func:`shard_file` chose) holds the waveform of clip ``c`` in row
+    ``slots[c]``."""
+
+    writer: HDF5ShardWriter
+    path: str
+    slots: dict[str, int]
+
+    @property
+    def num_rows(self) -> int:
+        """Rows allocated in the file."""
+        return self.writer.num_rows
+
+    def remove(self) -> None:
+        """Close and delete the file (nothing if it was committed: it has been renamed)."""
+        with contextlib.suppress(Exception):
+            self.writer.discard()
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+
+
+def shard_file(tmp: str, store: DatasetStore, rel: str) -> str:
+    """Where to write a shard file before committing it to ``rel``.
+
+    On a local dataset, a temporary name in the destination directory, so the commit is a
+    rename rather than a copy (a crash leaves a temporary, which the next run removes); on an
+    object store, a file in the local scratch directory ``tmp``, uploaded by the commit.
+    """
+    if not store.is_local:
+        return os.path.join(tmp, rel.rsplit("/", 1)[-1])
+    dest = store.local_path(rel)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return str(dest.with_name(temporary_name(dest.name)))
+
+
+def _write_files(
+    tmp: str,
+    split: str,
+    index: int,
+    kept: list[dict],
+    load_waveform: Callable[[dict], np.ndarray],
+    store: DatasetStore,
+    settings: PackSettings,
+    executor: Executor | None,
+    prefilled: Prefilled | None,
+) -> dict:
+    attrs = shard_attrs(split, index, settings)
+    formats = [fmt for fmt in FORMAT_ORDER if fmt in settings.formats]
+    rels = {fmt: waveform_shard_path(split, index, fmt) for fmt in formats}
+    in_place = (
+        prefilled is not None
+        and "hdf5" in rels
+        and [prefilled.slots[m["clip_id"]] for m in kept] == list(range(prefilled.num_rows))
+    )
+    paths, writers = {}, {}
+    try:
+        if in_place:
+            paths["hdf5"], writers["hdf5"] = prefilled.path, prefilled.writer
+        elif "hdf5" in rels:
+            paths["hdf5"] = shard_file(tmp, store, rels["hdf5"])
+            writers["hdf5"] = HDF5ShardWriter(
+                paths["hdf5"],
+                num_rows=len(kept),
+                num_samples=settings.num_samples,
+                num_classes=settings.num_classes,
+                sample_rate=settings.sample_rate,
+                audio_name_width=max(len(m["audio_name"].encode()) for m in kept),
+                attrs=attrs,
             )
-    files = {}
-    for fmt, writer in writers.items():
-        writer.close()
-        local = os.path.join(tmp, "shard.h5" if fmt == "hdf5" else "shard.parquet")
-        rel = waveform_shard_path(split, index, fmt)
-        rec = store.commit_file(local, rel)
-        files[fmt] = {"path": rel, "sha256": rec.sha256, "bytes": rec.bytes}
-    return files
+        if "parquet" in rels:
+            paths["parquet"] = shard_file(tmp, store, rels["parquet"])
+            writers["parquet"] = ParquetShardWriter(
+                paths["parquet"], sample_rate=settings.sample_rate, metadata=attrs
+            )
+        _fill(writers, kept, load_waveform, settings.sample_rate, executor, in_place)
+        for writer in writers.values():
+            writer.close()
+        if prefilled is not None and not in_place:
+            prefilled.remove()
+        files = {}
+        for fmt in formats:
+            rec = store.commit_file(paths[fmt], rels[fmt])
+            files[fmt] = {"path": rels[fmt], "sha256": rec.sha256, "bytes": rec.bytes}
+        return files
+    except BaseException:
+        for writer in writers.values():
+            with contextlib.suppress(Exception):
+                writer.discard()
+        for path in paths.values():
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        if prefilled is not None:
+            prefilled.remove()
+        raise
+
+
+def _fill(
+    writers: dict,
+    kept: list[dict],
+    load_waveform: Callable[[dict], np.ndarray],
+    sample_rate: int,
+    executor: Executor | None,
+    waveforms_written: bool,
+) -> None:
+    """Add the kept clips, in order, to the open writers (the HDF5 writer's waveforms are
+    there already when ``waveforms_written``)."""
+    encode = "parquet" in writers
+    load_needed = encode or not waveforms_written
+
+    def load(meta: dict) -> tuple[dict, np.ndarray | None, bytes | None]:
+        waveform = load_waveform(meta) if load_needed else None
+        flac = flac_bytes(waveform[: meta["num_samples"]], sample_rate) if encode else None
+        return meta, waveform, flac
+
+    loads = ordered_map(load, kept, executor if load_needed else None, LOAD_AHEAD)
+    with contextlib.closing(loads):
+        for row, (meta, waveform, flac) in enumerate(loads):
+            _add(writers, row, meta, waveform, flac, waveforms_written)
+
+
+def _add(
+    writers: dict,
+    row: int,
+    meta: dict,
+    waveform: np.ndarray | None,
+    flac: bytes | None,
+    waveforms_written: bool,
+) -> None:
+    """Add one kept clip as row ``row`` of the open writers."""
+    common = {
+        "clip_id": meta["clip_id"],
+        "audio_name": meta["audio_name"],
+        "labels": meta["labels"],
+        "num_samples": meta["num_samples"],
+        "start_s": meta["start_s"],
+    }
+    if waveforms_written:
+        writers["hdf5"].set_row(row, **common)
+    elif "hdf5" in writers:
+        writers["hdf5"].add(**common, waveform=waveform)
+    if "parquet" in writers:
+        writers["parquet"].add(
+            **common,
+            waveform=waveform,
+            source=meta["source"],
+            source_sample_rate=meta["source_sample_rate"],
+            source_channels=meta["source_channels"],
+            delivered_seconds=meta["delivered_seconds"],
+            flac=flac,
+        )

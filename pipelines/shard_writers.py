@@ -8,6 +8,7 @@ layer's job.
 from __future__ import annotations
 
 import math
+import threading
 
 import h5py
 import numpy as np
@@ -25,6 +26,9 @@ from schemas.shards import (
 
 class HDF5ShardWriter:
     """Write a PANNs-compatible HDF5 waveform shard of a known number of rows.
+
+    Rows are appended with :meth:`add`, or filled in any order, by several threads, with
+    :meth:`write_waveform` and :meth:`set_row`; either way the file is the same.
 
     Parameters
     ----------
@@ -70,11 +74,13 @@ class HDF5ShardWriter:
         for key, value in (attrs or {}).items():
             hf.attrs[key] = value
         # Small per-row fields are kept here and written in one piece by close().
-        self._names: list[bytes] = []
+        self._names: list[bytes] = [b""] * num_rows
         self._targets = np.zeros((num_rows, num_classes), dtype=np.bool_)
-        self._ids: list[str] = []
-        self._lengths: list[int] = []
-        self._starts: list[float] = []
+        self._ids: list[str] = [""] * num_rows
+        self._lengths = np.zeros(num_rows, dtype=np.int64)
+        self._starts = np.zeros(num_rows, dtype=np.float64)
+        self._set = np.zeros(num_rows, dtype=np.bool_)
+        self._lock = threading.Lock()
 
     def add(
         self,
@@ -90,22 +96,59 @@ class HDF5ShardWriter:
         if self._n >= self.num_rows:
             raise IndexError(f"shard is full ({self.num_rows} rows)")
         i = self._n
-        self._hf["waveform"][i] = waveform
-        self._names.append(audio_name.encode("utf-8"))
-        self._targets[i, list(labels)] = True
-        self._ids.append(clip_id)
-        self._lengths.append(num_samples)
-        self._starts.append(math.nan if start_s is None else start_s)
+        self.write_waveform(i, waveform)
+        self.set_row(
+            i,
+            clip_id=clip_id,
+            audio_name=audio_name,
+            labels=labels,
+            num_samples=num_samples,
+            start_s=start_s,
+        )
         self._n += 1
         return i
 
+    def write_waveform(self, row: int, waveform: np.ndarray) -> None:
+        """Write the waveform of ``row`` (thread-safe)."""
+        with self._lock:
+            self._hf["waveform"][row] = waveform
+
+    def read_waveform(self, row: int) -> np.ndarray:
+        """Read back the waveform of ``row`` (thread-safe)."""
+        with self._lock:
+            return self._hf["waveform"][row]
+
+    def set_row(
+        self,
+        row: int,
+        *,
+        clip_id: str,
+        audio_name: str,
+        labels: list[int],
+        num_samples: int,
+        start_s: float | None,
+    ) -> None:
+        """Set the small fields of ``row`` (written by :meth:`close`)."""
+        self._names[row] = audio_name.encode("utf-8")
+        self._targets[row] = False
+        self._targets[row, list(labels)] = True
+        self._ids[row] = clip_id
+        self._lengths[row] = num_samples
+        self._starts[row] = math.nan if start_s is None else start_s
+        self._set[row] = True
+
+    def discard(self) -> None:
+        """Close the file without finishing it (the caller removes it)."""
+        self._hf.close()
+
     def close(self) -> None:
         """Finish the file; every allocated row must have been written."""
-        if self._n != self.num_rows:
+        written = int(self._set.sum())
+        if written != self.num_rows:
             self._hf.close()
-            raise ValueError(f"shard has {self._n} rows written, {self.num_rows} allocated")
+            raise ValueError(f"shard has {written} rows written, {self.num_rows} allocated")
         hf = self._hf
-        if self._n:
+        if self.num_rows:
             hf["audio_name"][:] = self._names
             hf["target"][:] = self._targets
             hf["clip_id"][:] = self._ids
@@ -144,8 +187,16 @@ class ParquetShardWriter:
         source_sample_rate: int | None = None,
         source_channels: int | None = None,
         delivered_seconds: float | None = None,
+        flac: bytes | None = None,
     ) -> int:
-        """Append one clip (only its ``num_samples`` real samples are encoded)."""
+        """Append one clip (only its ``num_samples`` real samples are encoded).
+
+        ``flac`` is the clip already encoded as
+        ``schemas.shards.flac_bytes(waveform[:num_samples], sample_rate)``, for callers that
+        encode in parallel; it is encoded here when omitted.
+        """
+        if flac is None:
+            flac = flac_bytes(waveform[:num_samples], self.sample_rate)
         self._rows.append(
             {
                 "clip_id": clip_id,
@@ -159,7 +210,7 @@ class ParquetShardWriter:
                 "source_channels": source_channels,
                 "delivered_seconds": delivered_seconds,
                 "audio": {
-                    "bytes": flac_bytes(waveform[:num_samples], self.sample_rate),
+                    "bytes": flac,
                     "path": f"{clip_id}.flac",
                 },
             }
@@ -168,6 +219,11 @@ class ParquetShardWriter:
             self._flush()
         self._n += 1
         return self._n - 1
+
+    def discard(self) -> None:
+        """Close the file without finishing it (the caller removes it)."""
+        self._rows = []
+        self._writer.close()
 
     def _flush(self) -> None:
         if self._rows:

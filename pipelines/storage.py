@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,9 +191,14 @@ class DatasetStore:
             dest_path.parent.mkdir(parents=True, exist_ok=True)
             in_place = src.resolve().parent == dest_path.parent.resolve()
             with src.open("rb") as stream:
-                digest, size = _hash_stream(stream)
                 if in_place:
-                    os.fsync(stream.fileno())
+                    # Flushing to disk and hashing (from the page cache) both release the GIL.
+                    with ThreadPoolExecutor(1) as pool:
+                        synced = pool.submit(os.fsync, stream.fileno())
+                        digest, size = _hash_stream(stream)
+                        synced.result()
+                else:
+                    digest, size = _hash_stream(stream)
             if in_place:
                 os.replace(src, dest_path)
                 _fsync_dir(dest_path.parent)

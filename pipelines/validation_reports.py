@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from pipelines.storage import DatasetStore
-from schemas.expectations import render_html
 
 
 def save_validation_report(
@@ -27,6 +26,8 @@ def save_validation_report(
     tuple of str
         The dataset-relative paths written: JSON first, then HTML.
     """
+    from schemas.expectations import render_html  # GE is heavy: imported where it is used
+
     json_rel, html_rel = f"{rel_stem}.json", f"{rel_stem}.html"
     store.write_bytes_atomic(json_rel, json.dumps(result_json, indent=1, allow_nan=False).encode())
     store.write_bytes_atomic(html_rel, render_html(result_json).encode())

@@ -153,6 +153,12 @@ def _get_engine() -> _Engine:
     return _engine
 
 
+def warm_up() -> None:
+    """Create the process-wide GE context now, so the first validation does not pay for it."""
+    with _LOCK:
+        _get_engine()
+
+
 def _check_name(config: ExpectationConfiguration) -> str:
     """Name an expectation ``<type>:<columns>``, or just ``<type>`` if table-level."""
     kwargs = config.kwargs
@@ -427,6 +433,7 @@ def validate_frame(
 
 def render_html(result_json: Mapping[str, Any]) -> str:
     """Render a validation result (GE JSON) as a Data Docs page with GE's own renderers."""
-    result = expectationSuiteValidationResultSchema.load(dict(result_json))
-    document = ValidationResultsPageRenderer().render(result)
-    return DefaultJinjaPageView().render(document)
+    with _LOCK:  # GE's renderers are not documented as thread-safe
+        result = expectationSuiteValidationResultSchema.load(dict(result_json))
+        document = ValidationResultsPageRenderer().render(result)
+        return DefaultJinjaPageView().render(document)

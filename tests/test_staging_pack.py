@@ -1,12 +1,14 @@
 """The per-clip and per-shard transforms of ingest and the dataset state around them, without Beam:
-staging (``pipelines.staging``), ``stage_clip``, ``pack_shard``, shard planning and Beam options,
-manifest/ledger repair (``pipelines.dataset_state``), ``dataset info`` and ``dataset verify``."""
+staging (``pipelines.staging``), ``stage_clip``, ``pack_shard``, ``build_shard``, shard planning
+and Beam options, manifest/ledger repair (``pipelines.dataset_state``), ``dataset info`` and
+``dataset verify``."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -16,8 +18,14 @@ import pytest
 import soundfile as sf
 
 from pipelines import staging
-from pipelines.beam_ingest import DEFAULT_RUNNER_ARGS, pipeline_options, plan_shards
-from pipelines.clip_stage import ClipSettings, stage_clip
+from pipelines.beam_ingest import (
+    DEFAULT_RUNNER_ARGS,
+    local_parallelism,
+    pipeline_options,
+    plan_direct_shards,
+    plan_shards,
+)
+from pipelines.clip_stage import ClipSettings, prepare_item, stage_clip
 from pipelines.dataset_state import (
     adopt_commits,
     ledger_state,
@@ -30,6 +38,8 @@ from pipelines.dataset_state import (
 from pipelines.dataset_tools import dataset_info, verify_dataset
 from pipelines.fetch import FetchOptions
 from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_stem
+from pipelines.shard_build import build_shard
+from pipelines.sources import is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import (
@@ -460,6 +470,149 @@ def test_ledger_part_path():
     )
 
 
+# --------------------------------------------------------------------------- build_shard
+
+
+def _sources(tmp_path: Path, names: dict[str, tuple[int, ...]], silent=()) -> list[dict]:
+    """Planned items (not staged) for 1 s tones (or silence) at 16 kHz, as the driver makes."""
+    items = []
+    for seed, (name, labels) in enumerate(names.items()):
+        src = tmp_path / "src" / f"{name}.wav"
+        if name in silent:
+            _silent(src)
+        else:
+            write_media(src, 1.0, 16000, freq=300 + 100 * seed, seed=seed)
+        item = _item(f"{name}_0", str(src), labels, line=seed + 2)
+        items.append({**item, "staged": False, "stale_failure": False})
+    return items
+
+
+@pytest.mark.parametrize(
+    ("threads", "formats", "silent"),
+    [
+        (1, ("hdf5", "parquet"), ("quiet",)),  # a rejected clip: kept rows copied out
+        (3, ("hdf5", "parquet"), ("quiet",)),
+        (3, ("hdf5", "parquet"), ()),  # every clip kept: the decode-time file is the shard
+        (1, ("hdf5",), ()),
+        (3, ("parquet",), ("quiet",)),  # no HDF5: waveforms wait in a scratch file
+    ],
+)
+def test_build_shard_equals_stage_then_pack(tmp_path, clip_settings, threads, formats, silent):
+    names = {"dog": (0,), "cat": (1,), "both": (0, 1), "quiet": (2,)}
+    items = _sources(tmp_path, names, silent=silent)
+    settings = _pack_settings(formats)
+    staged_store = DatasetStore(tmp_path / "staged")
+    for item in items:
+        assert stage_clip(item, staged_store, clip_settings, str(tmp_path / "w"))["status"] == "ok"
+    want = pack_shard("train", 3, [i["clip_id"] for i in items], staged_store, settings)
+
+    store = DatasetStore(tmp_path / "direct")
+    with ThreadPoolExecutor(threads) as pool:
+        got = build_shard(
+            "train", 3, list(reversed(items)), store, clip_settings, settings,
+            workdir=str(tmp_path / "w"), executor=pool if threads > 1 else None,
+            pack_executor=pool if threads > 1 else None,
+        )  # fmt: skip
+    assert want["staged"] is True and got["staged"] is False
+    assert {**got, "staged": True} == want  # same files, checksums, clips, rejections
+    assert got["rejected"] == [f"{n}_0" for n in silent]
+    assert staging.read_json(store, staging.commit_record_path("train", 3)) == got
+    for f in got["entry"]["files"].values():
+        assert store.sha256_of(f["path"]) == f["sha256"]
+    assert store.listdir("waveforms/train") == sorted(
+        waveform_shard_path("train", 3, fmt).rsplit("/", 1)[1] for fmt in formats
+    )
+    assert staging.staged_names(store, "train", "clips") == []  # nothing staged
+    rows = {r["clip_id"]: r for r in _ledger_rows(store, got["ledger"])}
+    staged_rows = {r["clip_id"]: r for r in _ledger_rows(staged_store, want["ledger"])}
+    for clip_id, row in rows.items():
+        for key in ("status", "reason", "shard", "row", "waveform_sha256", "num_samples"):
+            assert row[key] == staged_rows[clip_id][key], (clip_id, key)
+    assert store.exists(report_stem("train", 3, "run1") + ".html")
+    assert not list((tmp_path / "w").glob("audiomill-shard-*"))  # scratch removed
+
+
+def test_build_shard_stages_failures_and_reuses_staged_clips(tmp_path, store, clip_settings):
+    items = _sources(tmp_path, {"a": (0,), "b": (1,), "c": (2,)})
+    # b was staged by an interrupted run, then its source disappeared: it is read from staging
+    assert stage_clip(items[1], store, clip_settings, str(tmp_path / "w"))["status"] == "ok"
+    Path(items[1]["location"]).unlink()
+    items[1]["staged"] = True
+    # c failed in an interrupted run (a stale failure) and decodes now
+    store.write_json_atomic(staging.failed_path("train", "c_0"), {"clip_id": "c_0"})
+    items[2]["stale_failure"] = True
+    missing = {**_item("gone_0", str(tmp_path / "src" / "gone.wav"), line=9), "staged": False}
+    rec = build_shard(
+        "train", 0, [*items, missing], store, clip_settings, _pack_settings(),
+        workdir=str(tmp_path / "w"),
+    )  # fmt: skip
+    assert rec["clip_ids"] == ["a_0", "b_0", "c_0"] and rec["entry"]["num_clips"] == 3
+    assert staging.staged_names(store, "train", "failed") == [f"{staging.clip_key('gone_0')}.json"]
+    failure = staging.read_json(store, staging.failed_path("train", "gone_0"))
+    assert (failure["reason"], failure["line"]) == ("not_found", 9)
+    manifest = _empty_manifest()
+    adopt_commits(store, manifest, "train")
+    assert manifest.split("train").num_clips == 3
+    assert staging.staged_names(store, "train", "clips") == []  # b's staged copy is adopted
+
+
+def test_build_shard_all_failed(tmp_path, store, clip_settings):
+    gone = {**_item("gone_0", str(tmp_path / "nope.wav")), "staged": False}
+    rec = build_shard(
+        "train", 5, [gone], store, clip_settings, _pack_settings(), workdir=str(tmp_path)
+    )
+    assert rec["entry"] is None and rec["clip_ids"] == [] and rec["rejected"] == []
+    assert store.listdir("waveforms/train") == []
+    assert staging.staged_names(store, "train", "failed") == [f"{staging.clip_key('gone_0')}.json"]
+
+
+def test_build_shard_error_leaves_no_shard_files(tmp_path, store, clip_settings, monkeypatch):
+    items = _sources(tmp_path, {"a": (0,)})
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pipelines.storage.DatasetStore.commit_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        build_shard(
+            "train", 0, items, store, clip_settings, _pack_settings(), workdir=str(tmp_path)
+        )
+    assert store.listdir("waveforms/train") == []
+    assert not store.exists(staging.commit_record_path("train", 0))
+
+
+@pytest.mark.parametrize("formats", [("hdf5", "parquet"), ("parquet",)])
+def test_build_shard_decode_crash_leaves_nothing(
+    tmp_path, store, clip_settings, monkeypatch, formats
+):
+    """An unexpected error while decoding (not a clip failure) fails the build; the other
+    decodes finish first, and neither shard files nor scratch files are left."""
+    items = _sources(tmp_path, {f"c{i}": (0,) for i in range(6)})
+    real = prepare_item
+
+    def flaky(item, *args):
+        if item["clip_id"] == "c2_0":
+            raise RuntimeError("decoder crashed")
+        return real(item, *args)
+
+    monkeypatch.setattr("pipelines.shard_build.prepare_item", flaky)
+    with ThreadPoolExecutor(3) as pool, pytest.raises(RuntimeError, match="decoder crashed"):
+        build_shard(
+            "train", 0, items, store, clip_settings, _pack_settings(formats),
+            workdir=str(tmp_path / "w"), executor=pool, pack_executor=pool,
+        )  # fmt: skip
+    assert store.listdir("waveforms/train") == []
+    assert not store.exists(staging.commit_record_path("train", 0))
+    assert not list((tmp_path / "w").glob("audiomill-shard-*"))
+
+
+def test_is_local():
+    assert is_local("/data/a.wav") and is_local("rel/a.wav") and is_local("file:///data/a.wav")
+    assert not is_local("s3://bucket/a.wav")
+    assert not is_local("https://host/a.wav")
+    assert not is_local("https://www.youtube.com/watch?v=abc")
+
+
 # --------------------------------------------------------------------------- beam_ingest
 
 
@@ -477,6 +630,32 @@ def test_plan_shards_sorted_deduplicated_numbered_from_next_index():
 def test_plan_shards_exact_multiple():
     out = list(plan_shards(("s", [f"c{i}" for i in range(6)]), {}, 3))
     assert [(i, len(c)) for _, i, c in out] == [(0, 3), (1, 3)]
+
+
+def test_plan_direct_shards_sorted_per_split_numbered_from_next_index():
+    pairs = [("d", "train"), ("a", "train"), ("x", "eval"), ("c", "train"), ("b", "train")]
+    items = [{"clip_id": c, "split": s} for c, s in pairs]
+    plans = plan_direct_shards(items, {"train": 3, "eval": 0}, 2)
+    assert [(s, i, [x["clip_id"] for x in c]) for s, i, c in plans] == [
+        ("eval", 0, ["x"]),
+        ("train", 3, ["a", "b"]),
+        ("train", 4, ["c", "d"]),
+    ]
+    assert plan_direct_shards([], {}, 10) == []
+    assert plan_direct_shards([{"clip_id": "z", "split": "new"}], {}, 10)[0][:2] == ("new", 0)
+
+
+def test_local_parallelism():
+    # shards built directly: threads within a process, at most one process per shard
+    assert local_parallelism(2, direct_shards=1, staged_clips=0) == (1, 2)
+    assert local_parallelism(2, direct_shards=5, staged_clips=0) == (1, 2)
+    assert local_parallelism(16, direct_shards=16, staged_clips=0) == (4, 4)
+    assert local_parallelism(16, direct_shards=3, staged_clips=0) == (3, 6)
+    assert local_parallelism(16, direct_shards=1, staged_clips=0) == (1, 16)
+    # clips to stage: one process per worker
+    assert local_parallelism(4, direct_shards=0, staged_clips=10) == (4, 2)
+    assert local_parallelism(4, direct_shards=1, staged_clips=10) == (4, 2)
+    assert local_parallelism(0, direct_shards=0, staged_clips=1) == (1, 1)
 
 
 def test_pipeline_options_defaults():

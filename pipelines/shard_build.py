@@ -1,0 +1,243 @@
+"""The per-shard transform of ingest for cheap sources: decode a shard's clips and pack them.
+
+For local files, decoding a clip again costs less than staging it: writing each decoded clip
+durably into the dataset (atomic write, fsync, rename), reading it back to pack it and deleting
+it afterwards costs more than the decode itself. So for such sources the pipeline plans shards
+before anything is decoded (the sorted planned clips of a split cut into ``--shard-clips``),
+and :func:`build_shard` decodes one shard's clips on a thread pool and packs them with
+:func:`pipelines.pack.pack_metas`: same validation, same files, same ledger part and commit
+record as for staged clips. What differs:
+
+* nothing is staged, so a crash loses the decoding of the shards in progress, and the re-run
+  decodes their clips again; committed shards and failures are kept exactly as for staged
+  clips (failures are staged, durably, before the shard is committed);
+* a clip that fails to decode or validate leaves its shard one clip short instead of being
+  replaced by the next clip of the split, so shards can hold fewer than ``--shard-clips``
+  clips when some fail (with no failure the shards are byte for byte those of the staged path).
+
+Each decoded waveform is written straight into its row of the shard's HDF5 file (allocated for
+every planned clip, under a temporary name): when every clip is kept that file is the shard,
+and nothing is written twice; otherwise the kept rows are copied into a new file. A shard
+without HDF5 keeps its waveforms in a scratch file. Either way memory stays bounded by a
+few clips per thread whatever the shard size. Clips that an interrupted run staged are read
+from the staging area instead of being fetched again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Executor
+from typing import TypeVar
+
+import numpy as np
+
+from pipelines import staging
+from pipelines.clip_stage import ClipSettings, prepare_item
+from pipelines.pack import PackSettings, Prefilled, pack_metas, shard_attrs, shard_file
+from pipelines.shard_writers import HDF5ShardWriter
+from pipelines.storage import DatasetStore
+from schemas.dataset import waveform_shard_path
+
+T = TypeVar("T")
+
+
+def build_shard(
+    split: str,
+    index: int,
+    items: list[dict],
+    store: DatasetStore,
+    clip_settings: ClipSettings,
+    pack_settings: PackSettings,
+    *,
+    workdir: str,
+    executor: Executor | None = None,
+    pack_executor: Executor | None = None,
+) -> dict:
+    """Fetch and decode the planned clips of one shard, then validate, write and commit it.
+
+    Parameters
+    ----------
+    split, index, store
+        As for :func:`pipelines.pack.pack_metas`.
+    items : list of dict
+        Planned clips, as for ``pipelines.clip_stage.prepare_item``, plus the flags ``staged``
+        (the clip is in the staging area already: read it from there) and ``stale_failure``
+        (an interrupted run staged a failure for it: remove it once the clip decodes).
+    clip_settings : ClipSettings
+    pack_settings : PackSettings
+    workdir : str
+        Local scratch directory (downloads, and files on their way to a remote dataset).
+    executor : concurrent.futures.Executor, optional
+        Threads that decode the clips, in order (decoding, resampling, hashing and file I/O
+        release the GIL). Builds sharing it decode one shard after the other.
+    pack_executor : concurrent.futures.Executor, optional
+        Threads that load and FLAC-encode the kept clips for Parquet (see
+        :func:`pipelines.pack.pack_metas`); best not shared with decoding, or the last
+        steps of a shard would wait behind the decoding of the next.
+
+    Returns
+    -------
+    dict
+        The commit record of :func:`pipelines.pack.pack_metas` (``staged`` false). Clips that
+        failed are not in it: their failures are in the staging area, as from
+        ``pipelines.clip_stage.stage_clip``.
+    """
+    items = sorted(items, key=lambda item: item["clip_id"])
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="audiomill-shard-", dir=workdir) as tmp:
+        if "hdf5" in pack_settings.formats:
+            sink: _Sink = _HDF5Sink(tmp, split, index, items, store, pack_settings)
+        else:
+            scratch = f"{waveform_shard_path(split, index, 'hdf5')}.waveforms"
+            sink = _ScratchSink(shard_file(tmp, store, scratch), pack_settings.num_samples)
+        owned = True  # until pack_metas takes the HDF5 file over
+        try:
+
+            def decode(slot: int) -> dict | None:
+                item = items[slot]
+                clip_id = item["clip_id"]
+                if item.get("staged") and store.exists(staging.staged_clip_path(split, clip_id)):
+                    waveform, meta = staging.read_staged_clip(store, split, clip_id)
+                else:
+                    result = prepare_item(item, clip_settings, workdir)
+                    if result["status"] != "ok":
+                        rel = staging.failed_path(split, clip_id)
+                        store.write_json_atomic(rel, result["record"])
+                        return None
+                    waveform, meta = result["waveform"], result["meta"]
+                if waveform.shape != (pack_settings.num_samples,):
+                    raise ValueError(
+                        f"{clip_id}: {waveform.shape} samples, shard rows have "
+                        f"{pack_settings.num_samples}"
+                    )
+                sink.write(slot, waveform)
+                if item.get("stale_failure"):
+                    store.remove(staging.failed_path(split, clip_id))
+                return meta
+
+            decoded = _map_all(decode, len(items), executor)
+            metas = [meta for meta in decoded if meta is not None]
+            slot_of = {item["clip_id"]: slot for slot, item in enumerate(items)}
+
+            def load(meta: dict) -> np.ndarray:
+                return sink.read(slot_of[meta["clip_id"]])
+
+            prefilled = sink.prefilled(slot_of)
+            owned = prefilled is None
+            return pack_metas(
+                split,
+                index,
+                metas,
+                load,
+                store,
+                pack_settings,
+                staged=False,
+                executor=pack_executor,
+                prefilled=prefilled,
+            )
+        finally:
+            if owned:
+                sink.close()
+
+
+def _map_all(fn: Callable[[int], T], n: int, executor: Executor | None) -> list[T]:
+    """``[fn(i) for i in range(n)]``, on ``executor`` when given, submitted in order; if a
+    call fails, the others are cancelled or waited for before the error propagates (they
+    write into files the caller is about to remove)."""
+    if executor is None:
+        return [fn(i) for i in range(n)]
+    calls = [executor.submit(fn, i) for i in range(n)]
+    try:
+        return [call.result() for call in calls]
+    except BaseException:
+        for call in calls:
+            call.cancel()
+        futures.wait(calls)
+        raise
+
+
+class _Sink:
+    """Where decoded waveforms wait, by slot, until the shard is packed."""
+
+    def write(self, slot: int, waveform: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def read(self, slot: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def prefilled(self, slots: dict[str, int]) -> Prefilled | None:
+        return None
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _HDF5Sink(_Sink):
+    """The shard's own HDF5 file, allocated for every planned clip: when all of them are kept
+    it is committed as it is; otherwise ``pack_metas`` copies the kept rows out of it."""
+
+    def __init__(
+        self,
+        tmp: str,
+        split: str,
+        index: int,
+        items: list[dict],
+        store: DatasetStore,
+        settings: PackSettings,
+    ) -> None:
+        self.path = shard_file(tmp, store, waveform_shard_path(split, index, "hdf5"))
+        self.writer = HDF5ShardWriter(
+            self.path,
+            num_rows=len(items),
+            num_samples=settings.num_samples,
+            num_classes=settings.num_classes,
+            sample_rate=settings.sample_rate,
+            audio_name_width=max(len(item["audio_name"].encode()) for item in items),
+            attrs=shard_attrs(split, index, settings),
+        )
+
+    def write(self, slot: int, waveform: np.ndarray) -> None:
+        self.writer.write_waveform(slot, waveform)
+
+    def read(self, slot: int) -> np.ndarray:
+        return self.writer.read_waveform(slot)
+
+    def prefilled(self, slots: dict[str, int]) -> Prefilled | None:
+        return Prefilled(self.writer, self.path, slots)
+
+    def close(self) -> None:
+        Prefilled(self.writer, self.path, {}).remove()
+
+
+class _ScratchSink(_Sink):
+    """A raw int16 file (for shards without HDF5), next to the shard's files in a local
+    dataset (as a temporary, so a crash leaves nothing the next run does not remove)."""
+
+    def __init__(self, path: str, num_samples: int) -> None:
+        self.row_bytes = num_samples * 2
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, slot: int, waveform: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(waveform, dtype="<i2")).cast("B")
+        offset = slot * self.row_bytes
+        while data:
+            done = os.pwrite(self.fd, data, offset)
+            data, offset = data[done:], offset + done
+
+    def read(self, slot: int) -> np.ndarray:
+        parts, size, offset = [], self.row_bytes, slot * self.row_bytes
+        while size:
+            chunk = os.pread(self.fd, size, offset)
+            if not chunk:
+                raise OSError(f"scratch file ends {size} bytes early")
+            parts.append(chunk)
+            size, offset = size - len(chunk), offset + len(chunk)
+        return np.frombuffer(b"".join(parts), dtype="<i2").astype(np.int16, copy=False)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.remove(self.path)
