@@ -57,10 +57,9 @@ def class_probabilities(num_classes: int, zipf: float) -> np.ndarray:
     return p / p.sum()
 
 
-def write_shard(args: tuple[str, int, int, int, float, int]) -> dict:
-    """Write shard ``index`` (rows of labels drawn from its own seed); return its manifest entry."""
-    root, index, rows, num_classes, zipf, seed = args
-    rng = np.random.default_rng([seed, index])
+def draw_targets(rng: np.random.Generator, rows: int, num_classes: int, zipf: float) -> np.ndarray:
+    """AudioSet-like multi-hot targets (rows, C) bool: 1 + Poisson(1.4) distinct labels a clip,
+    drawn from :func:`class_probabilities`."""
     p = class_probabilities(num_classes, zipf)
     wanted = np.minimum(1 + rng.poisson(1.4, size=rows), num_classes)
     target = np.zeros((rows, num_classes), dtype=bool)
@@ -68,6 +67,13 @@ def write_shard(args: tuple[str, int, int, int, float, int]) -> dict:
     while missing.any():  # draws that repeat a clip's label are drawn again
         target[np.repeat(np.arange(rows), missing), rng.choice(num_classes, missing.sum(), p=p)] = 1
         missing = wanted - target.sum(axis=1)
+    return target
+
+
+def write_shard(args: tuple[str, int, int, int, float, int]) -> dict:
+    """Write shard ``index`` (rows of labels drawn from its own seed); return its manifest entry."""
+    root, index, rows, num_classes, zipf, seed = args
+    target = draw_targets(np.random.default_rng([seed, index]), rows, num_classes, zipf)
     ids = [f"Y{index:06d}x{r:04d}_{r * 10000}" for r in range(rows)]
     rel = waveform_shard_path(SPLIT, index, "hdf5")
     path = Path(root) / rel

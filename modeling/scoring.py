@@ -13,14 +13,9 @@ import keras
 import numpy as np
 
 from modeling.metrics import evaluate_multilabel, evaluate_singlelabel
-from modeling.readers import ShardReader, make_dataset, to_float
+from modeling.readers import ShardReader, make_dataset, raw_float, to_float
 from modeling.samplers import SequentialSampler
 from modeling.train_data import SubsetSampler, read_row_labels
-
-
-def raw_float(x: np.ndarray) -> np.ndarray:
-    """Cast stored embeddings (uint8) to float32 without rescaling (the model dequantizes)."""
-    return x.astype(np.float32)
 
 
 def model_input(source: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -208,3 +208,48 @@ def test_tf_dataset_yields_float_batches(tmp_path: Path, cache: bool) -> None:
     rows = ShuffledSampler(10, seed=1).take(3)
     raw, _ = emb.read(rows)
     np.testing.assert_allclose(ex, (raw.astype(np.float32) - 128) / 128)
+
+
+def _rewrite_chunked(path: Path, key: str) -> None:
+    """Store ``key`` of an HDF5 file chunked and gzip-compressed (read through h5py)."""
+    with h5py.File(path, "r+") as hf:
+        data = hf[key][:]
+        del hf[key]
+        hf.create_dataset(key, data=data, chunks=(1, *data.shape[1:]), compression="gzip")
+
+
+def test_reader_reads_contiguous_shards_raw_and_others_through_h5py(tmp_path: Path) -> None:
+    built = build_dataset(tmp_path / "ds", {"train": _labels(14)}, num_classes=C, shard_clips=4)
+    paths = [f"waveforms/train/shard-{i:05d}.h5" for i in range(4)]
+    for path in paths[1::2]:
+        _rewrite_chunked(built.root / path, "waveform")
+    want_x, want_y = _brute_force(built.root, paths, "waveform", "target", ROWS)
+    rows = np.r_[ROWS, ROWS[::-1], [3, 3, 3]]  # repeats within and across runs
+    more_x, more_y = _brute_force(built.root, paths, "waveform", "target", rows)
+    with ShardReader(built.root, "train") as reader:
+        assert [reader._raw_rows(p) is not None for p in range(4)] == [True, False, True, False]
+        x, y = reader.read(ROWS)
+        np.testing.assert_array_equal(x, want_x)
+        np.testing.assert_array_equal(y, want_y)
+        x, y = reader.read(rows)
+        np.testing.assert_array_equal(x, more_x)
+        np.testing.assert_array_equal(y, more_y)
+        all_x, all_y = reader.read_all()
+        np.testing.assert_array_equal(all_x[rows], more_x)
+        np.testing.assert_array_equal(all_y, built.targets("train"))
+        assert reader.read(np.array([], dtype=np.int64))[0].shape == (0, reader.num_samples)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8])
+def test_graph_transforms_equal_their_numpy_functions_bit_for_bit(dtype: type) -> None:
+    import tensorflow as tf
+
+    from modeling.readers import GRAPH_TRANSFORMS
+
+    info = np.iinfo(dtype)
+    x = np.arange(info.min, info.max + 1, dtype=dtype).reshape(-1, 2)
+    for numpy_fn, graph_fn in GRAPH_TRANSFORMS.items():
+        want = np.asarray(numpy_fn(x), dtype=np.float32)
+        got = graph_fn(tf.constant(x)).numpy()
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
