@@ -13,9 +13,12 @@ from workflows.cli_common import console, fail
 
 
 def builtin_workflows() -> dict[str, Path]:
-    """The workflows shipped in the package (``workflows/*.yaml``), by name."""
+    """The workflows shipped in the package, by name: ``workflows/*.yaml`` by their stem
+    (``quickstart``), the dataset recipes ``workflows/recipes/*.yaml`` as ``recipes/<stem>``."""
     folder = Path(str(resources.files("workflows")))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    found = {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    found.update({f"recipes/{p.stem}": p for p in sorted((folder / "recipes").glob("*.yaml"))})
+    return found
 
 
 def workflow_file(name: str) -> Path:
@@ -30,8 +33,9 @@ def workflow_file(name: str) -> Path:
     if path.is_file():
         return path
     builtin = builtin_workflows()
-    if name in builtin or (path.stem in builtin and path.name == f"{path.stem}.yaml"):
-        return builtin[path.stem]
+    key = name.removesuffix(".yaml")
+    if key in builtin:
+        return builtin[key]
     raise FileNotFoundError(f"{name}: no such workflow file (built in: {', '.join(builtin)})")
 
 
@@ -39,7 +43,11 @@ def run(
     ctx: typer.Context,
     file: Annotated[
         str,
-        typer.Argument(help="Workflow YAML file, or the name of a built-in one (quickstart)."),
+        typer.Argument(
+            help="Workflow YAML file, or the name of a built-in one: quickstart, or a dataset "
+            "recipe recipes/<name> (whale, urbansound8k, fsd2019, folder, audioset, "
+            "audioset_embeddings)."
+        ),
     ],
     set_: Annotated[
         list[str] | None,
