@@ -19,6 +19,11 @@ from features.mel import mel_weights
 from modeling.augment import SpecAugment
 from modeling.models import check_task, classification_head
 
+BN_MOMENTUM = 0.9
+"""Momentum of every BatchNorm here: PyTorch's default as PANNs trains with (``momentum=0.1``
+there), not Keras' 0.99, whose moving statistics after a few hundred steps still lean on their
+initial 0 and 1 and skew inference on log-mel values far from those."""
+
 
 @keras.saving.register_keras_serializable(package="audiomill")
 class LogMel(layers.Layer):
@@ -140,7 +145,7 @@ def _logmel_front(
     """Waveform input -> log-mel -> BatchNorm over mel bins -> SpecAugment -> (b, t, f, 1)."""
     inputs = keras.Input((clip_samples,), dtype="float32", name="waveform")
     x = LogMel(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, name="logmel")(inputs)
-    x = layers.BatchNormalization(axis=-1, name="bn_mel")(x)
+    x = layers.BatchNormalization(axis=-1, momentum=BN_MOMENTUM, name="bn_mel")(x)
     if spec_augment:
         x = SpecAugment(name="spec_augment")(x)
     return inputs, layers.Reshape((-1, n_mels, 1), name="add_channel")(x)
@@ -207,7 +212,7 @@ def cnn14(
             x = layers.Conv2D(
                 channels, 3, padding="same", use_bias=False, name=f"block{i + 1}_conv{j}"
             )(x)
-            x = layers.BatchNormalization(name=f"block{i + 1}_bn{j}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i + 1}_bn{j}")(x)
             x = layers.ReLU(name=f"block{i + 1}_relu{j}")(x)
         if i < 5:
             x = layers.AveragePooling2D(2, padding="same", name=f"block{i + 1}_pool")(x)
@@ -271,7 +276,7 @@ def small_cnn(
     )
     for i, channels in enumerate(filters, start=1):
         x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = layers.LeakyReLU(0.1, name=f"lrelu{i}")(x)
         x = layers.SpatialDropout2D(dropout, name=f"dropout{i}")(x)
         if i < 4:
