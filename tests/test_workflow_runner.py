@@ -467,12 +467,16 @@ def test_default_state_file_and_when(tmp_path: Path, monkeypatch):
 def test_builtin_quickstart_is_valid(tmp_path: Path):
     path = workflow_file("quickstart")
     plan = resolve_workflow(load_workflow(path, ROOT), {"work": str(tmp_path)}, ROOT)
-    assert [s.name for s in plan.stages] == ["demo-audio", "ingest", "verify", "index",
-                                             "report", "embed"]  # fmt: skip
-    assert not plan.stages[-1].enabled
+    assert [s.name for s in plan.stages] == [
+        "demo-audio", "ingest", "verify", "embed", "index", "report", "train-attention",
+        "train-cnn", "evaluate-attention", "evaluate-cnn", "summary"]  # fmt: skip
+    assert all(s.enabled for s in plan.stages)
     assert plan.state == f"{tmp_path}/workflow-state.json"
+    stages = {s.name: s for s in plan.stages}
+    assert "--tta" in stages["evaluate-cnn"].argv and "--mixup" in stages["train-attention"].argv
+    assert set(plan.depends["summary"]) >= {"evaluate-attention", "evaluate-cnn"}
     with_ckpt = resolve_workflow(load_workflow(path, ROOT),
                                  {"work": str(tmp_path), "checkpoint": "m.ckpt"}, ROOT)  # fmt: skip
-    assert with_ckpt.stages[-1].enabled and "--checkpoint" in with_ckpt.stages[-1].argv
+    assert dict(with_ckpt.stages[3].kwargs)["checkpoint"] == "m.ckpt"
     code, output = run("quickstart", "--dry-run", "--set", f"work={tmp_path}")
     assert code == 0 and "workflows.demo:make_demo" in output

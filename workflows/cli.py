@@ -323,47 +323,41 @@ def dataset_verify_cmd(
 
 @app.command()
 def quickstart(
-    out: Annotated[str, typer.Option(help="Where to write the demo audio and dataset.")] = (
+    ctx: typer.Context,
+    out: Annotated[str, typer.Option(help="Folder for everything the job writes.")] = (
         "quickstart-out"
     ),
-    clips_per_class: Annotated[int, typer.Option(help="Demo clips per class.")] = 4,
-    workers: Annotated[int, typer.Option(help="Beam worker processes.")] = 2,
+    clips_per_class: Annotated[int, typer.Option(help="Demo clips per class.")] = 8,
+    workers: Annotated[int, typer.Option(help="Beam worker processes and Dask workers.")] = 2,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Google's vggish_model.ckpt (else seeded stand-in weights).")
+    ] = None,
+    pca_params: Annotated[
+        str | None, typer.Option(help="Google's vggish_pca_params.npz, with --checkpoint.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Any other variable of the quickstart workflow, e.g. --set embedding_steps=100.",
+        ),
+    ] = None,
 ) -> None:
-    """Make demo audio and ingest it, offline: the embedded default job."""
-    from workflows.demo import make_demo
+    """The embedded default job, offline: demo audio -> ingest over HTTP through yt-dlp ->
+    verify -> VGGish -> index + report -> two models -> evaluation -> OUT/summary.html.
 
-    root = Path(out)
-    manifest = make_demo(root / "demo-audio", clips_per_class=clips_per_class)
-    console.print(f"demo audio and manifest written to {manifest.parent}")
-    ctx = typer.Context(typer.main.get_command(app))
-    ctx.args = []
-    ingest(
-        ctx,
-        segments=str(manifest),
-        out=str(root / "dataset"),
-        classes=str(manifest.parent / "classes.csv"),
-        format="hdf5,parquet",
-        shard_clips=8,
-        clip_seconds=4.0,
-        sample_rate=16000,
-        workers=workers,
-        source="auto",
-        url_template=None,
-        audio_root=None,
-        precut=False,
-        split="train",
-        rate_limit=None,
-        retries=3,
-        timeout=30.0,
-        cookies=None,
-        exact_cuts=False,
-        min_coverage=0.9,
-        max_silence=0.99,
-        max_clipping=0.01,
-        retry_reason=None,
-        storage_options=None,
-    )
-    dataset_verify_cmd(str(root / "dataset"), storage_options=None)
+    Runs the built-in workflow `audiomill run quickstart`; re-running resumes, skipping
+    finished stages.
+    """
+    if bool(checkpoint) != bool(pca_params):
+        fail("give --checkpoint and --pca-params together, or neither")
+    values = [f"work={out}", f"workers={workers}", f"clips_per_class={clips_per_class}"]
+    if checkpoint:
+        values += [f"checkpoint={checkpoint}", f"pca_params={pca_params}"]
+    cli_run.run(ctx, "quickstart", set_=values + list(set_ or []), from_stage=None, only=None,
+                dry_run=False, state=None)  # fmt: skip
+    console.print(f"[bold green]done:[/] open {Path(out) / 'summary.html'}", highlight=False)
 
 
 def main() -> None:
