@@ -271,7 +271,9 @@ def run_ingest(
         _write_segments_table(store, segments, run_id)
         for bad_line in seglist.malformed:
             log(f"malformed: {bad_line}")
-        splits = sorted({s.split for s in seglist.segments} | {cfg.split})
+        # The default split only when some row falls back to it: a manifest naming every row's
+        # split leaves no empty default split behind.
+        splits = sorted({s.split for s in seglist.segments} or {cfg.split})
         for split in splits:
             store.remove_temporaries(f"waveforms/{split}")
             adopted = adopt_commits(store, manifest, split)

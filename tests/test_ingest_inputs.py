@@ -195,3 +195,19 @@ def test_verify_detects_corruption(tmp_path: Path):
     proc = audiomill("dataset", "verify", str(out), check=False)
     assert proc.returncode == 1
     assert "shard-00001.h5: sha256 mismatch" in proc.stdout
+
+
+@pytest.mark.slow
+def test_manifest_naming_every_split_leaves_no_empty_default_split(tmp_path: Path):
+    for name in ("a", "b"):
+        write_media(tmp_path / f"{name}.wav", 1.0, 16000)
+    (tmp_path / "classes.csv").write_text(CLASSES)
+    rows = tmp_path / "manifest.csv"
+    rows.write_text("path,labels,split\na.wav,Alpha,fold1\nb.wav,Beta,fold2\n")
+    out = tmp_path / "ds"
+    audiomill("ingest", "--segments", str(rows), "--classes", str(tmp_path / "classes.csv"),
+              "--out", str(out), "--sample-rate", "8000", "--clip-seconds", "1",
+              "--workers", "1", cwd=tmp_path)  # fmt: skip
+    splits = manifest(out)["splits"]
+    assert set(splits) == {"fold1", "fold2"}
+    assert [splits[s]["num_clips"] for s in ("fold1", "fold2")] == [1, 1]
