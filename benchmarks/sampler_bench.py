@@ -13,7 +13,10 @@ balanced-sampler draws (``--batches`` batches a round), in an order that rotates
 - ``reader``: :meth:`modeling.readers.ShardReader.read` per batch (files kept open, sorted
   runs, one ``preadv`` per run straight into the batch);
 - ``tf_data``: :func:`modeling.readers.make_dataset` end to end (float32 batch tensors,
-  parallel reads, prefetch; its own balanced sampler).
+  parallel reads, prefetch; its own balanced sampler);
+- ``copy_limit``: the machine's ceiling for moving these bytes: each batch one ``preadv`` of
+  ``--batch-size`` consecutive waveform rows of a shard from the page cache, no sampler, no
+  HDF5 library. ``copy_limit / panns`` is the largest ratio any reader could reach here.
 
 ``reader`` returns what ``panns`` reads (int16 clips and targets), ``tf_data`` what
 ``panns_loader`` returns (float32 batches).
@@ -27,10 +30,13 @@ Run::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
@@ -119,6 +125,31 @@ def panns_loader(paths: list[str], shard: np.ndarray, local: np.ndarray) -> np.n
     return np.array([c["waveform"] for c in clips]), np.array([c["target"] for c in clips])
 
 
+def copy_limit_reader(paths: list[str], batch_size: int) -> Callable[[object], np.ndarray]:
+    """A reader of ``batch_size`` consecutive waveform rows per call (its argument ignored),
+    from shard to shard in turn, with one ``os.preadv`` into a reused buffer, which it returns:
+    the page cache's copy rate."""
+    files = []
+    for path in paths:
+        with h5py.File(path, "r") as hf:
+            wave = hf["waveform"]
+            offset = wave.id.get_offset()
+            if offset is None:
+                raise ValueError(f"{path}: waveform is not stored contiguously")
+            files.append((os.open(path, os.O_RDONLY), offset, wave.shape))
+    buffer = np.empty((batch_size, files[0][2][1]), np.int16)
+    calls = itertools.count()
+
+    def read(_rows: object) -> np.ndarray:
+        i = next(calls)
+        fd, offset, (rows, samples) = files[i % len(files)]
+        start = (i // len(files) * batch_size) % max(1, rows - batch_size + 1)
+        os.preadv(fd, [buffer], offset + start * samples * buffer.itemsize)
+        return buffer
+
+    return read
+
+
 def main() -> None:
     """Parse the arguments, run the timings in interleaved rounds and print a report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -152,6 +183,7 @@ def main() -> None:
         "panns_loader": lambda rows: panns_loader(paths, *reader.locate(rows)),
         "reader": reader.read,
         "tf_data": lambda rows: next(it),  # a pipeline, with its own sampler
+        "copy_limit": copy_limit_reader(paths, args.batch_size),
     }
     rounds: dict[str, list[float]] = {k: [] for k in kinds}
     for number in range(args.rounds):
@@ -178,6 +210,8 @@ def main() -> None:
         "reader_vs_panns": round(ratio("reader", "panns"), 2),
         "tf_data_vs_panns": round(ratio("tf_data", "panns"), 2),
         "tf_data_vs_panns_loader": round(ratio("tf_data", "panns_loader"), 2),
+        "reader_vs_copy_limit": round(ratio("reader", "copy_limit"), 2),
+        "copy_limit_vs_panns": round(ratio("copy_limit", "panns"), 2),
         "per_round_clips_per_s": {k: [round(x) for x in v] for k, v in rounds.items()},
         "cnn14_gpu_clips_per_s": CNN14_GPU,
     }
@@ -187,12 +221,15 @@ def main() -> None:
         ("panns_loader", "PANNs __getitem__ + collate: float32 batch"),
         ("reader", "ShardReader.read: int16 batch + bool targets"),
         ("tf_data", "make_dataset: float32 batch tensors"),
+        ("copy_limit", "consecutive rows, one preadv per batch: the ceiling"),
     ):
         print(f"{kind:14s} {rate[kind]:9,.0f}  {what}")
     print(
         f"reader / panns {report['reader_vs_panns']}x, tf.data / panns "
         f"{report['tf_data_vs_panns']}x, tf.data / panns_loader "
-        f"{report['tf_data_vs_panns_loader']}x (medians of {args.rounds} rounds)"
+        f"{report['tf_data_vs_panns_loader']}x (medians of {args.rounds} rounds); reader at "
+        f"{report['reader_vs_copy_limit']} of the copy limit, which is "
+        f"{report['copy_limit_vs_panns']}x panns"
     )
     print(json.dumps(report, indent=2))
 
