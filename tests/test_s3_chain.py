@@ -47,3 +47,10 @@ def test_embed_index_train_evaluate_on_an_object_store(s3_server: S3Server, tmp_
     audiomill("evaluate", str(run), url, "--split", "eval", "--out", str(tmp_path / "ev"), *so)
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["num_clips"] == 2
+
+    hits = json.loads(audiomill("search", str(run), url, "HIGH", "--split", "eval", "--json",
+                                *so).stdout)  # fmt: skip
+    assert {h["clip_id"] for h in hits["hits"]} == {"eval0_0", "eval1_0"}
+    scored = json.loads(audiomill("predict", str(run), "eval1_0", "--dataset", url, "--top-k",
+                                  "1", "--json", *so).stdout)  # fmt: skip
+    assert scored[0]["input"] == "eval1_0" and len(scored[0]["top"]) == 1
