@@ -5,6 +5,9 @@ Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
 ``limit``
     the machine's decode + downmix + resample limit: soundfile read + mono + soxr to 32 kHz
     of every file, in one process per core (no writing), clips/s;
+``limit_with_write``
+    the same, each process also writing its clips as int16 rows to one file and syncing it to
+    disk at the end: what any ingest that keeps its output pays at least;
 ``panns``
     what PANNs' packing step does: ``librosa.load(path, sr=32000, mono=True)`` per file with
     the resampler PANNs' pinned librosa 0.6.3 used by default (``kaiser_best``), each row
@@ -15,7 +18,8 @@ Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
     ``audiomill ingest --source local`` to 32 kHz HDF5 shards (Beam DirectRunner, one worker
     process per core), end to end including Beam start-up, validation and commits.
 
-Peak memory is the largest sum of RSS over the measured process tree, sampled every 50 ms.
+Every file is read once before the timings, so all of them read from the page cache. Peak
+memory is the largest sum of RSS over the measured process tree, sampled every 50 ms.
 
 Usage::
 
@@ -88,13 +92,40 @@ class PeakRSS:
         self._thread.join()
 
 
-def _decode_resample(path: str) -> int:
+def _resampled(path: str) -> np.ndarray:
     x, sr = sf.read(path, dtype="float32", always_2d=True)
     mono = x[:, 0].copy()
     for c in range(1, x.shape[1]):
         mono += x[:, c]  # column sums: the cheapest downmix numpy offers
     mono *= 1 / x.shape[1]
-    return len(soxr.resample(mono, sr, SR_OUT, quality="HQ"))
+    return soxr.resample(mono, sr, SR_OUT, quality="HQ")
+
+
+def _decode_resample(path: str) -> int:
+    return len(_resampled(path))
+
+
+def _decode_resample_write(job: tuple[list[str], str]) -> int:
+    """Decode and resample ``paths``, append each as a fixed-length int16 row to ``out``, sync."""
+    paths, out = job
+    clip = int(SR_OUT * SECONDS)
+    with open(out, "wb") as fh:
+        for path in paths:
+            y = _resampled(path)[:clip]
+            row = np.zeros(clip, np.int16)
+            row[: len(y)] = np.clip(y, -1, 1) * 32767.0
+            fh.write(row.data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(paths)
+
+
+def warm_page_cache(paths: list[Path]) -> None:
+    """Read every file once, so no measurement pays for the first reads from disk."""
+    for path in paths:
+        with open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
 
 
 def bench_limit(paths: list[Path], workers: int) -> dict:
@@ -102,6 +133,22 @@ def bench_limit(paths: list[Path], workers: int) -> dict:
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_decode_resample, map(str, paths), chunksize=16))
     secs = time.perf_counter() - start
+    return {"clips_per_s": len(paths) / secs, "seconds": secs}
+
+
+def bench_limit_with_write(paths: list[Path], workers: int, scratch: Path) -> dict:
+    scratch.mkdir(parents=True, exist_ok=True)
+    per = -(-len(paths) // workers)
+    jobs = [
+        ([str(p) for p in paths[i : i + per]], str(scratch / f"rows-{i // per}.bin"))
+        for i in range(0, len(paths), per)
+    ]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_decode_resample_write, jobs))
+    secs = time.perf_counter() - start
+    for _, out in jobs:
+        os.remove(out)
     return {"clips_per_s": len(paths) / secs, "seconds": secs}
 
 
@@ -134,7 +181,9 @@ def bench_child(cmd: list[str], env: dict | None = None) -> dict:
 def run(n: int, workdir: Path, workers: int, baselines: bool) -> dict:
     paths = make_files(workdir / "wav44k", n)
     result: dict = {"clips": n, "workers": workers}
+    warm_page_cache(paths)
     result["limit"] = bench_limit(paths, workers)
+    result["limit_with_write"] = bench_limit_with_write(paths, workers, workdir / "limit-rows")
     listing = workdir / f"paths-{n}.txt"
     listing.write_text("\n".join(map(str, paths)))
     if baselines:
@@ -162,6 +211,8 @@ def run(n: int, workdir: Path, workers: int, baselines: bool) -> dict:
     result["audiomill"] = r
     result["ratios"] = {
         "audiomill_over_limit": r["clips_per_s"] / result["limit"]["clips_per_s"],
+        "audiomill_over_limit_with_write": r["clips_per_s"]
+        / result["limit_with_write"]["clips_per_s"],
         **(
             {
                 "audiomill_over_panns": r["clips_per_s"] / result["panns"]["clips_per_s"],
