@@ -14,9 +14,10 @@ balanced-sampler draws (``--batches`` batches a round), in an order that rotates
   runs, one ``preadv`` per run straight into the batch);
 - ``tf_data``: :func:`modeling.readers.make_dataset` end to end (float32 batch tensors,
   parallel reads, prefetch; its own balanced sampler);
-- ``copy_limit``: the machine's ceiling for moving these bytes: each batch one ``preadv`` of
+- ``copy_limit``: a reference for moving these bytes: each batch one ``preadv`` of
   ``--batch-size`` consecutive waveform rows of a shard from the page cache, no sampler, no
-  HDF5 library. ``copy_limit / panns`` is the largest ratio any reader could reach here.
+  HDF5 library. Not a hard ceiling: balanced draws repeat the clips of rare classes, whose rows
+  may still be in the CPU's caches, which rows read in turn from 20 shards never are.
 
 ``reader`` returns what ``panns`` reads (int16 clips and targets), ``tf_data`` what
 ``panns_loader`` returns (float32 batches).
@@ -128,7 +129,7 @@ def panns_loader(paths: list[str], shard: np.ndarray, local: np.ndarray) -> np.n
 def copy_limit_reader(paths: list[str], batch_size: int) -> Callable[[object], np.ndarray]:
     """A reader of ``batch_size`` consecutive waveform rows per call (its argument ignored),
     from shard to shard in turn, with one ``os.preadv`` into a reused buffer, which it returns:
-    the page cache's copy rate."""
+    the page cache's copy rate for large sequential reads."""
     files = []
     for path in paths:
         with h5py.File(path, "r") as hf:
@@ -221,7 +222,7 @@ def main() -> None:
         ("panns_loader", "PANNs __getitem__ + collate: float32 batch"),
         ("reader", "ShardReader.read: int16 batch + bool targets"),
         ("tf_data", "make_dataset: float32 batch tensors"),
-        ("copy_limit", "consecutive rows, one preadv per batch: the ceiling"),
+        ("copy_limit", "consecutive rows, one preadv per batch: a reference"),
     ):
         print(f"{kind:14s} {rate[kind]:9,.0f}  {what}")
     print(

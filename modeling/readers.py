@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -298,8 +299,8 @@ class ShardReader:
         x = np.empty((len(ids), *self.x_shape), dtype=self.x_dtype)
         y = np.empty((len(ids), self.num_classes), dtype=bool)
         # Boundaries of the groups of rows of one shard (sorted ids, so sorted ``pos``).
-        cuts = np.flatnonzero(np.diff(pos)) + 1
-        for start, end in zip(np.r_[0, cuts], np.r_[cuts, len(ids)], strict=True):
+        bounds = [0, *(np.flatnonzero(np.diff(pos)) + 1).tolist(), len(ids)]
+        for start, end in itertools.pairwise(bounds):
             if start == end:
                 continue
             shard_pos = int(pos[start])
@@ -338,22 +339,26 @@ class ShardReader:
             _fill_distinct(rows, dest, [x], fill)
             return
         # A run is consecutive rows of the file; within it, one buffer per stretch of rows
-        # that is also consecutive in ``x`` (a whole run when reading in order).
-        new_run = np.r_[True, np.diff(rows) != 1]
-        new_buffer = new_run | np.r_[True, np.diff(dest) != 1]
-        starts = np.flatnonzero(new_buffer)
-        ends = np.r_[starts[1:], len(rows)]
-        run_ids = np.cumsum(new_run)[starts]
+        # that is also consecutive in ``x`` (a whole run when reading in order). Batches hold
+        # a few rows per shard, so a loop over Python ints beats NumPy's per-call overhead.
         buffers: list[np.ndarray] = []
         offset = 0
-        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-            if i == 0 or run_ids[i] != run_ids[i - 1] or len(buffers) == _IOV_MAX:
-                if buffers:
-                    _preadv_exactly(raw.fd, buffers, offset)
-                buffers = []
-                offset = raw.offset + int(rows[a]) * raw.row_bytes
-            d = int(dest[a])
-            buffers.append(x[d : d + b - a])
+        buffer_start = last_row = last_dest = -2
+        for r, d in zip(rows.tolist(), dest.tolist(), strict=True):
+            if r == last_row + 1:
+                if d == last_dest + 1:  # the current buffer grows by a row
+                    buffers[-1] = x[buffer_start : d + 1]
+                    last_row, last_dest = r, d
+                    continue
+                if len(buffers) < _IOV_MAX:  # same read, a new place in ``x``
+                    buffers.append(x[d : d + 1])
+                    buffer_start, last_row, last_dest = d, r, d
+                    continue
+            if buffers:
+                _preadv_exactly(raw.fd, buffers, offset)
+            buffers = [x[d : d + 1]]
+            offset = raw.offset + r * raw.row_bytes
+            buffer_start, last_row, last_dest = d, r, d
         _preadv_exactly(raw.fd, buffers, offset)
 
     def _read_parquet(

@@ -285,3 +285,20 @@ def test_keep_freed_batches_stops_page_faults_on_every_batch() -> None:
     # Fresh pages every batch (how many faults depends on page size and fault-around: ~500 here
     # with 4 kB pages, ~10 with transparent huge pages), then the freed batch's memory reused.
     assert before >= 5 and after <= before / 10
+
+
+def test_raw_reads_split_at_the_scatter_list_limit(tmp_path: Path, monkeypatch) -> None:
+    import modeling.readers as readers
+
+    built = build_dataset(tmp_path / "ds", {"train": _labels(14)}, num_classes=C, shard_clips=7)
+    paths = [f"waveforms/train/shard-{i:05d}.h5" for i in range(2)]
+    # Runs of consecutive rows whose places in the batch are not consecutive (reversed), so
+    # each row is its own buffer and a run holds more buffers than the limit of 2.
+    rows = np.r_[np.arange(6)[::-1], np.arange(7, 14)[::-1], [2, 2], np.arange(14)]
+    want_x, want_y = _brute_force(built.root, paths, "waveform", "target", rows)
+    monkeypatch.setattr(readers, "_IOV_MAX", 2)
+    with ShardReader(built.root, "train") as reader:
+        assert all(reader._raw_rows(p) is not None for p in range(2))
+        x, y = reader.read(rows)
+    np.testing.assert_array_equal(x, want_x)
+    np.testing.assert_array_equal(y, want_y)
