@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from workflows.cli_common import StorageOptions, console, fail, out, storage_options_from
+from workflows.cli_common import (
+    StorageOptions,
+    console,
+    fail,
+    out,
+    progress_bar,
+    storage_options_from,
+)
 
 prepare_app = typer.Typer(
     help="Turn a public dataset's own layout into a class map and a manifest for `ingest`.",
@@ -247,3 +254,47 @@ def download_audioset_cmd(
         out.print("next, prepare with:")
         cmd = ["audiomill", "prepare", "audioset", *segs, "--classes", str(classes)]
         _print_lines([shlex.join([*cmd, "--out", str(Path(result.out_dir) / "prepared")])])
+
+
+@download_app.command("urbansound8k")
+def download_urbansound8k_cmd(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder to unpack UrbanSound8K/ into.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="http(s) URL of UrbanSound8K.tar.gz (default: the Zenodo record)."),
+    ] = None,
+    keep_archive: Annotated[
+        bool, typer.Option(help="Keep the 6 GB archive after unpacking it.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Network timeout in seconds.")] = 60.0,
+) -> None:
+    """Download UrbanSound8K's archive (about 6 GB) and unpack it.
+
+    An interrupted download resumes where it stopped when run again; a folder already
+    unpacked is kept.
+    """
+    from pipelines.recipes.urbansound8k import URBANSOUND8K_URL, download_urbansound8k
+
+    with progress_bar("MB") as (bar, task):
+
+        def show(done: int, total: int | None) -> None:
+            bar.update(task, completed=done / 1e6, total=None if total is None else total / 1e6)
+
+        result = _run(
+            download_urbansound8k,
+            out_dir,
+            url or URBANSOUND8K_URL,
+            keep_archive=keep_archive,
+            timeout=timeout,
+            progress=show,
+        )
+    if result.unpacked:
+        resumed = ""
+        if result.resumed_from:
+            resumed = f", resumed from {result.resumed_from / 1e6:.1f} MB"
+        out.print(f"fetched {result.fetched_bytes / 1e6:.1f} MB{resumed}; unpacked {result.root}")
+    else:
+        out.print(f"{result.root} is already unpacked")
+    out.print("next, run the recipe with:")
+    _print_lines([shlex.join(["audiomill", "run", "recipes/urbansound8k", "--set",
+                              f"root={result.root}"])])  # fmt: skip

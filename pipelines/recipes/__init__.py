@@ -11,13 +11,14 @@ from pipelines.recipes.audioset import download_audioset, prepare_audioset
 from pipelines.recipes.common import RecipeResult, Skipped
 from pipelines.recipes.folder import prepare_folder
 from pipelines.recipes.fsd2019 import prepare_fsd2019
-from pipelines.recipes.urbansound8k import prepare_urbansound8k
+from pipelines.recipes.urbansound8k import download_urbansound8k, prepare_urbansound8k
 from pipelines.recipes.whale import prepare_whale
 
 __all__ = [
     "RecipeResult",
     "Skipped",
     "download_audioset",
+    "download_urbansound8k",
     "prepare_audioset",
     "prepare_folder",
     "prepare_fsd2019",

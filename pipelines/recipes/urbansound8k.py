@@ -16,8 +16,10 @@ differently inflates scores, as the dataset's authors warn.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.recipes.archive_download import ArchiveResult, download_archive
 from pipelines.recipes.common import (
     BAD_VALUE,
     UNKNOWN_LABEL,
@@ -31,6 +33,9 @@ from pipelines.recipes.common import (
     screen_rows,
     write_manifest_recipe,
 )
+
+URBANSOUND8K_URL = "https://zenodo.org/record/1203745/files/UrbanSound8K.tar.gz"
+"""The dataset's archive on Zenodo (about 6 GB), as its authors publish it."""
 
 URBANSOUND8K_CLASSES = (
     "air_conditioner",
@@ -102,4 +107,42 @@ def prepare_urbansound8k(
         skipped + missing,
         audio_root=Path(base),
         ingest_options=INGEST_OPTIONS,
+    )
+
+
+def download_urbansound8k(
+    out_dir: str | os.PathLike[str],
+    url: str = URBANSOUND8K_URL,
+    *,
+    keep_archive: bool = False,
+    timeout: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ArchiveResult:
+    """Download UrbanSound8K's archive and unpack it to ``out_dir/UrbanSound8K``.
+
+    Resumable (see :func:`pipelines.recipes.archive_download.download_archive`); the unpacked
+    folder is what :func:`prepare_urbansound8k` and ``recipes/urbansound8k`` read.
+
+    Parameters
+    ----------
+    out_dir : path
+    url : str
+        http(s) URL of ``UrbanSound8K.tar.gz`` (Zenodo by default; a mirror works too).
+    keep_archive : bool
+    timeout : float
+    progress : callable, optional
+        ``progress(bytes_so_far, total_or_None)``.
+
+    Returns
+    -------
+    ArchiveResult
+    """
+    return download_archive(
+        url,
+        out_dir,
+        top="UrbanSound8K",
+        required=("metadata/UrbanSound8K.csv", "audio"),
+        keep_archive=keep_archive,
+        timeout=timeout,
+        progress=progress,
     )
