@@ -102,3 +102,30 @@ def test_download_urbansound8k_command(tmp_path: Path):
     bad = audiomill("download", "urbansound8k", "--out", str(tmp_path / "d2"), "--url",
                     "ftp://host/UrbanSound8K.tar.gz", cwd=tmp_path, check=False)  # fmt: skip
     assert bad.returncode == 2 and "http" in bad.stderr
+
+
+def test_download_audioset_embeddings_puts_the_class_map_beside_the_records(
+    tmp_path: Path, audioset_dir: Path
+):
+    src = tmp_path / "src" / "audioset_v1_embeddings"
+    for split in ("bal_train", "eval"):
+        (src / split).mkdir(parents=True)
+        (src / split / "Zz.tfrecord").write_bytes(b"records of " + split.encode())
+    www = tmp_path / "www"
+    (www / "csv").mkdir(parents=True)
+    (www / "csv" / "class_labels_indices.csv").write_bytes(
+        (audioset_dir / "class_labels_indices.csv").read_bytes()
+    )
+    with tarfile.open(www / "features.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname="audioset_v1_embeddings")
+    with MediaServer(www) as server:
+        proc = audiomill("download", "audioset-embeddings", "--out", str(tmp_path / "data"),
+                         "--url", server.url("features.tar.gz"), "--url-base",
+                         server.url("csv"), cwd=tmp_path)  # fmt: skip
+    root = tmp_path / "data" / "audioset_v1_embeddings"
+    assert (root / "eval" / "Zz.tfrecord").read_bytes() == b"records of eval"
+    assert (root / "class_labels_indices.csv").read_bytes() == (
+        audioset_dir / "class_labels_indices.csv"
+    ).read_bytes()
+    assert "recipes/audioset_embeddings" in " ".join(proc.stdout.split())
+    assert not (tmp_path / "data" / "features.tar.gz").exists()

@@ -275,19 +275,68 @@ def download_urbansound8k_cmd(
     """
     from pipelines.recipes.urbansound8k import URBANSOUND8K_URL, download_urbansound8k
 
+    result = _download_archive(
+        download_urbansound8k,
+        out_dir,
+        url or URBANSOUND8K_URL,
+        keep_archive=keep_archive,
+        timeout=timeout,
+    )
+    out.print("next, run the recipe with:")
+    _print_lines([shlex.join(["audiomill", "run", "recipes/urbansound8k", "--set",
+                              f"root={result.root}"])])  # fmt: skip
+
+
+@download_app.command("audioset-embeddings")
+def download_audioset_embeddings_cmd(
+    out_dir: Annotated[
+        str, typer.Option("--out", help="Folder to unpack audioset_v1_embeddings/ into.")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(help="http(s) URL of features.tar.gz (default: Google's bucket)."),
+    ] = None,
+    url_base: Annotated[
+        str | None,
+        typer.Option(help="http(s) folder holding class_labels_indices.csv (default: Google's)."),
+    ] = None,
+    keep_archive: Annotated[
+        bool, typer.Option(help="Keep the 2.4 GB archive after unpacking it.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Network timeout in seconds.")] = 60.0,
+) -> None:
+    """Download AudioSet's released VGGish embeddings (about 2.4 GB) and the class map.
+
+    An interrupted download resumes where it stopped when run again; a folder already
+    unpacked is kept.
+    """
+    from pipelines.recipes.audioset import (
+        AUDIOSET_EMBEDDINGS_URL,
+        AUDIOSET_URL_BASE,
+        download_audioset_embeddings,
+    )
+
+    result = _download_archive(
+        download_audioset_embeddings,
+        out_dir,
+        url or AUDIOSET_EMBEDDINGS_URL,
+        url_base or AUDIOSET_URL_BASE,
+        keep_archive=keep_archive,
+        timeout=timeout,
+    )
+    out.print("next, run the recipe with:")
+    cmd = ["audiomill", "run", "recipes/audioset_embeddings", "--set", f"root={result.root}"]
+    _print_lines([shlex.join(cmd)])
+
+
+def _download_archive(download: Callable[..., object], *args: object, **kwargs: object):
+    """Run an archive download with a progress bar in MB; print what it did."""
     with progress_bar("MB") as (bar, task):
 
         def show(done: int, total: int | None) -> None:
             bar.update(task, completed=done / 1e6, total=None if total is None else total / 1e6)
 
-        result = _run(
-            download_urbansound8k,
-            out_dir,
-            url or URBANSOUND8K_URL,
-            keep_archive=keep_archive,
-            timeout=timeout,
-            progress=show,
-        )
+        result = _run(download, *args, progress=show, **kwargs)
     if result.unpacked:
         resumed = ""
         if result.resumed_from:
@@ -295,6 +344,4 @@ def download_urbansound8k_cmd(
         out.print(f"fetched {result.fetched_bytes / 1e6:.1f} MB{resumed}; unpacked {result.root}")
     else:
         out.print(f"{result.root} is already unpacked")
-    out.print("next, run the recipe with:")
-    _print_lines([shlex.join(["audiomill", "run", "recipes/urbansound8k", "--set",
-                              f"root={result.root}"])])  # fmt: skip
+    return result

@@ -7,7 +7,11 @@ the class map (``classes.csv``) and segment list that ``audiomill ingest`` takes
 with reasons, and the ingest command(s) to run next. See :mod:`pipelines.recipes.common`.
 """
 
-from pipelines.recipes.audioset import download_audioset, prepare_audioset
+from pipelines.recipes.audioset import (
+    download_audioset,
+    download_audioset_embeddings,
+    prepare_audioset,
+)
 from pipelines.recipes.common import RecipeResult, Skipped
 from pipelines.recipes.folder import prepare_folder
 from pipelines.recipes.fsd2019 import prepare_fsd2019
@@ -18,6 +22,7 @@ __all__ = [
     "RecipeResult",
     "Skipped",
     "download_audioset",
+    "download_audioset_embeddings",
     "download_urbansound8k",
     "prepare_audioset",
     "prepare_folder",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pipelines.recipes.archive_download import ArchiveResult, download_archive
 from pipelines.recipes.common import (
     BAD_VALUE,
     CLASSES_FILE,
@@ -44,6 +45,11 @@ AUDIOSET_SEGMENT_FILES = (
     "unbalanced_train_segments.csv",
 )
 AUDIOSET_CLASSES_FILE = "class_labels_indices.csv"
+AUDIOSET_EMBEDDINGS_URL = (
+    "https://storage.googleapis.com/us_audioset/youtube_corpus/v1/features/features.tar.gz"
+)
+"""AudioSet's released VGGish embeddings (about 2.4 GB): ``audioset_v1_embeddings/`` with
+``bal_train/``, ``eval/`` and ``unbal_train/`` TFRecords."""
 _CHUNK = 1 << 20
 
 
@@ -275,4 +281,48 @@ def download_audioset(
             store.remove(name)
             raise
         result.fetched.append(name)
+    return result
+
+
+def download_audioset_embeddings(
+    out_dir: str | os.PathLike[str],
+    url: str = AUDIOSET_EMBEDDINGS_URL,
+    url_base: str = AUDIOSET_URL_BASE,
+    *,
+    keep_archive: bool = False,
+    timeout: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ArchiveResult:
+    """Download AudioSet's released embeddings and unpack them to
+    ``out_dir/audioset_v1_embeddings``, with ``class_labels_indices.csv`` beside the TFRecords
+    (where ``recipes/audioset_embeddings`` looks for it).
+
+    Resumable (see :func:`pipelines.recipes.archive_download.download_archive`).
+
+    Parameters
+    ----------
+    out_dir : path
+    url : str
+        http(s) URL of ``features.tar.gz`` (Google's bucket by default; a mirror works too).
+    url_base : str
+        http(s) folder holding ``class_labels_indices.csv``.
+    keep_archive : bool
+    timeout : float
+    progress : callable, optional
+        ``progress(bytes_so_far, total_or_None)`` for the archive.
+
+    Returns
+    -------
+    ArchiveResult
+    """
+    result = download_archive(
+        url,
+        out_dir,
+        top="audioset_v1_embeddings",
+        required=("bal_train", "eval"),
+        keep_archive=keep_archive,
+        timeout=timeout,
+        progress=progress,
+    )
+    download_audioset(result.root, url_base, files=[AUDIOSET_CLASSES_FILE], timeout=timeout)
     return result
