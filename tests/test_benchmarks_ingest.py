@@ -12,11 +12,13 @@ from benchmarks.ingest_bench import (
     _decode_resample_write,
     bench_limit_with_write,
     make_files,
+    warm_page_cache,
 )
 
 
 def test_limit_with_write_writes_one_int16_row_per_clip(tmp_path: Path):
     paths = make_files(tmp_path / "wav", 3)
+    warm_page_cache(paths)  # reads every file through; a missing one raises
     out = tmp_path / "rows.bin"
     assert _decode_resample_write(([str(p) for p in paths], str(out))) == 3
     rows = np.fromfile(out, np.int16).reshape(3, int(SR_OUT * SECONDS))
