@@ -258,3 +258,13 @@ def test_keras_save_and_load_round_trip(tmp_path) -> None:
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cnn14", "small_cnn"])
+def test_logmel_models_use_panns_batchnorm_momentum(name: str) -> None:
+    from modeling.models_logmel import BN_MOMENTUM
+
+    model = build_model(name, "waveform", 3, **TINY[name])
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) >= 5 and BN_MOMENTUM == 0.9
+    assert {layer.momentum for layer in norms} == {BN_MOMENTUM}
