@@ -218,6 +218,12 @@ def classify_error(error: BaseException) -> tuple[FailureReason, str]:
     return FailureReason.UNAVAILABLE, detail
 
 
+def is_local(location: str) -> bool:
+    """Whether a resolved location is a local file (a plain path or a ``file:`` URL), which
+    :func:`fetch_media` reads in place rather than downloading."""
+    return urllib.parse.urlsplit(location).scheme.lower() in {"", "file"}
+
+
 def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOptions) -> FetchedMedia:
     """Fetch ``request`` into ``workdir`` (local paths are used in place).
 
@@ -225,10 +231,9 @@ def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOption
     """
     started = time.monotonic()
     section = _section(request)
+    if is_local(request.source):
+        return _result(_local_path(request.source), 1, started, sectioned=False, local=True)
     scheme = urllib.parse.urlsplit(request.source).scheme.lower()
-    if scheme in {"", "file"}:
-        path = _local_path(request.source)
-        return _result(path, 1, started, sectioned=False, local=True)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stem = "clip-" + hashlib.sha256(request.clip_id.encode()).hexdigest()[:24]

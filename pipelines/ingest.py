@@ -47,10 +47,10 @@ from pipelines.dataset_state import (
     remove_orphans,
     save_manifest,
 )
-from pipelines.fetch import FetchOptions
+from pipelines.fetch import FetchOptions, is_local
 from pipelines.pack import PackSettings
 from pipelines.segment_loading import class_map_from_list, load_segment_list
-from pipelines.sources import SourceConfig, index_audio_root, is_local, resolve
+from pipelines.sources import SourceConfig, index_audio_root, resolve
 from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap

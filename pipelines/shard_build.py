@@ -27,21 +27,23 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
-from concurrent import futures
 from concurrent.futures import Executor
-from typing import TypeVar
 
 import numpy as np
 
 from pipelines import staging
 from pipelines.clip_stage import ClipSettings, prepare_item
-from pipelines.pack import PackSettings, Prefilled, pack_metas, shard_attrs, shard_file
+from pipelines.pack import (
+    PackSettings,
+    Prefilled,
+    ordered_map,
+    pack_metas,
+    shard_attrs,
+    shard_file,
+)
 from pipelines.shard_writers import HDF5ShardWriter
 from pipelines.storage import DatasetStore
 from schemas.dataset import waveform_shard_path
-
-T = TypeVar("T")
 
 
 def build_shard(
@@ -118,7 +120,9 @@ def build_shard(
                     store.remove(staging.failed_path(split, clip_id))
                 return meta
 
-            decoded = _map_all(decode, len(items), executor)
+            # Every clip submitted at once, in order; if one fails, the others are cancelled or
+            # waited for before the error propagates (they write into files about to go).
+            decoded = list(ordered_map(decode, range(len(items)), executor, len(items)))
             metas = [meta for meta in decoded if meta is not None]
             slot_of = {item["clip_id"]: slot for slot, item in enumerate(items)}
 
@@ -141,22 +145,6 @@ def build_shard(
         finally:
             if owned:
                 sink.close()
-
-
-def _map_all(fn: Callable[[int], T], n: int, executor: Executor | None) -> list[T]:
-    """``[fn(i) for i in range(n)]``, on ``executor`` when given, submitted in order; if a
-    call fails, the others are cancelled or waited for before the error propagates (they
-    write into files the caller is about to remove)."""
-    if executor is None:
-        return [fn(i) for i in range(n)]
-    calls = [executor.submit(fn, i) for i in range(n)]
-    try:
-        return [call.result() for call in calls]
-    except BaseException:
-        for call in calls:
-            call.cancel()
-        futures.wait(calls)
-        raise
 
 
 class _Sink:

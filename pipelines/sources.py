@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +63,6 @@ class ResolvedSource:
 
     location: str
     precut: bool
-
-
-def is_local(location: str) -> bool:
-    """Whether a resolved location is a local file (a plain path or a ``file:`` URL), which
-    ``pipelines.fetch.fetch_media`` reads in place rather than downloading."""
-    return urllib.parse.urlsplit(location).scheme.lower() in {"", "file"}
 
 
 def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str, str]:

@@ -36,10 +36,9 @@ from pipelines.dataset_state import (
     save_manifest,
 )
 from pipelines.dataset_tools import dataset_info, verify_dataset
-from pipelines.fetch import FetchOptions
+from pipelines.fetch import FetchOptions, is_local
 from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_stem
 from pipelines.shard_build import build_shard
-from pipelines.sources import is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import (

@@ -335,14 +335,7 @@ def quickstart(
     pca_params: Annotated[
         str | None, typer.Option(help="Google's vggish_pca_params.npz, with --checkpoint.")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Any other variable of the quickstart workflow, e.g. --set embedding_steps=100.",
-        ),
-    ] = None,
+    set_: cli_run.SetValues = None,
 ) -> None:
     """The embedded default job, offline: demo audio -> ingest over HTTP through yt-dlp ->
     verify -> VGGish -> index + report -> two models -> evaluation -> OUT/summary.html.

@@ -228,8 +228,7 @@ def index(
     if manifest is None:
         fail(f"{dataset} is not an audiomill dataset (no manifest.json)")
     have = manifest.splits if source == "waveforms" else manifest.embeddings.get("vggish", {})
-    # A split with no committed shards (e.g. ingest's default split when every manifest row
-    # names its own) has nothing to index.
+    # A split with no committed shards (every clip of it failed) has nothing to index.
     splits = split or sorted(name for name, entry in have.items() if entry.shards)
     if not splits:
         fail(f"the dataset has no {source} splits to index")

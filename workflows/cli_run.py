@@ -11,6 +11,15 @@ from rich.table import Table
 
 from workflows.cli_common import console, fail
 
+SetValues = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Give a variable of the workflow a value (repeatable), e.g. --set work=/data/qs.",
+    ),
+]
+
 
 def builtin_workflows() -> dict[str, Path]:
     """The workflows shipped in the package, by name: ``workflows/*.yaml`` by their stem
@@ -49,14 +58,7 @@ def run(
             "audioset_embeddings)."
         ),
     ],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Give a variable of the file a value (repeatable), e.g. --set work=/data/qs.",
-        ),
-    ] = None,
+    set_: SetValues = None,
     from_stage: Annotated[
         str | None,
         typer.Option("--from", help="Re-run this stage and every later one, finished or not."),

@@ -107,10 +107,7 @@ def ingest_demo_over_http(
     dict
         ``clips`` in the dataset and ``failures`` of this run, as ``ingest`` returns them.
     """
-    import typer
-
-    from workflows.cli import app
-    from workflows.runner import invoke_command
+    from workflows.runner import invoke_audiomill
 
     demo = Path(demo_dir)
     with serve_directory(demo) as base:
@@ -136,4 +133,4 @@ def ingest_demo_over_http(
             "--retries",
             "1",
         ]
-        return invoke_command(typer.main.get_command(app), tuple(argv))
+        return invoke_audiomill(*argv)

@@ -10,16 +10,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from workflows.cli_common import console
+from workflows.runner import invoke_audiomill
 
 
-def _invoke(*argv: str) -> object:
-    from workflows.cli import app
-    from workflows.runner import invoke_command
+def _vggish_files(work: str, checkpoint: str, pca_params: str) -> tuple[str, str, bool]:
+    """The VGGish checkpoint and PCA file to use, and whether they are the seeded stand-ins
+    (written once under ``WORK/vggish``) because none were given."""
+    if bool(checkpoint) != bool(pca_params):
+        raise ValueError("give both checkpoint and pca_params, or neither")
+    if checkpoint:
+        return checkpoint, pca_params, False
+    from features.vggish_seeded import write_seeded_vggish
 
-    return invoke_command(typer.main.get_command(app), tuple(argv))
+    files = write_seeded_vggish(Path(work) / "vggish")
+    return files["checkpoint"], files["pca_params"], True
 
 
 def embed_demo(
@@ -41,16 +46,12 @@ def embed_demo(
     dict
         ``seeded`` (bool) and the files used.
     """
-    if bool(checkpoint) != bool(pca_params):
-        raise ValueError("give both checkpoint and pca_params, or neither")
-    seeded = not checkpoint
+    checkpoint, pca_params, seeded = _vggish_files(work, checkpoint, pca_params)
     if seeded:
-        from features.vggish_seeded import write_seeded_vggish
+        from features.vggish_seeded import SEEDED_NOTE
 
-        files = write_seeded_vggish(Path(work) / "vggish")
-        checkpoint, pca_params = files["checkpoint"], files["pca_params"]
-        console.print(f"[bold yellow]note:[/] {files['note']}", highlight=False)
-    _invoke(
+        console.print(f"[bold yellow]note:[/] {SEEDED_NOTE}", highlight=False)
+    invoke_audiomill(
         "embed",
         dataset,
         "--checkpoint",
@@ -75,15 +76,16 @@ def _metric(value: Any) -> str:
 def _predictions(
     runs: dict[str, str], files: list[Path], checkpoint: str, pca_params: str
 ) -> list[list[str]]:
+    from modeling.evaluation import load_run
     from modeling.inference import predict_files, top_k
-    from modeling.runs import RunDir
 
     rows = []
     for name, run in runs.items():
-        classes = RunDir(run).load_classes()
-        found = predict_files(run, files, checkpoint=checkpoint, pca_params=pca_params)
+        loaded = load_run(run)
+        found = predict_files(loaded, files, checkpoint=checkpoint, pca_params=pca_params)
         for path, prediction in zip(files, found, strict=True):
-            tags = ", ".join(f"{n} {s:.2f}" for n, _, s in top_k(prediction.scores, classes, 3))
+            top = top_k(prediction.scores, loaded.classes, 3)
+            tags = ", ".join(f"{n} {s:.2f}" for n, _, s in top)
             rows.append([name, path.name, tags])
     return rows
 
@@ -162,14 +164,11 @@ def write_summary(
         ``summary`` (path) and ``clips``.
     """
     from features.report_html import STYLE, html_table
-    from features.vggish_seeded import SEEDED_NOTE, write_seeded_vggish
+    from features.vggish_seeded import SEEDED_NOTE
     from pipelines.dataset_tools import dataset_info
 
     base = Path(work)
-    seeded = not checkpoint
-    if seeded:
-        files = write_seeded_vggish(base / "vggish")
-        checkpoint, pca_params = files["checkpoint"], files["pca_params"]
+    checkpoint, pca_params, seeded = _vggish_files(work, checkpoint, pca_params)
     info = dataset_info(dataset)
     parts = ["<!doctype html><meta charset='utf-8'><title>audiomill quickstart</title>"]
     parts.append(f"<style>{STYLE}</style><h1>audiomill quickstart</h1>")

@@ -11,19 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from workflows.cli_common import console
+from workflows.runner import invoke_audiomill
 
 # Metrics copied from an evaluation's metrics.json into the workflow's summary, when present.
 SUMMARY_METRICS = ("mAP", "mean_auc", "d_prime", "lwlrap", "accuracy")
-
-
-def _invoke(*argv: str) -> Any:
-    from workflows.cli import app
-    from workflows.runner import invoke_command
-
-    return invoke_command(typer.main.get_command(app), tuple(argv))
 
 
 def _plain(value: Any) -> Any:
@@ -91,7 +83,7 @@ def evaluate_best(
         highlight=False,
         soft_wrap=True,
     )
-    _invoke("evaluate", str(run), dataset, "--split", split, "--out", out,
+    invoke_audiomill("evaluate", str(run), dataset, "--split", split, "--out", out,
             "--tta", str(tta), "--batch-size", str(batch_size))  # fmt: skip
     metrics = json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))
     summary: dict[str, Any] = {

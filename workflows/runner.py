@@ -413,6 +413,16 @@ def invoke_command(root: Command, argv: tuple[str, ...]) -> Any:
         return root.invoke(ctx)
 
 
+def invoke_audiomill(*argv: str) -> Any:
+    """:func:`invoke_command` on the ``audiomill`` command tree, for workflow steps written in
+    Python that run a command or two."""
+    import typer
+
+    from workflows.cli import app  # here: the command tree imports this module
+
+    return invoke_command(typer.main.get_command(app), argv)
+
+
 def call_function(spec: str, kwargs: dict[str, Any]) -> Any:
     """Import ``module:function`` and call it with ``kwargs``."""
     module, _, name = spec.partition(":")

@@ -64,7 +64,7 @@ def fetch_resumable(
     url : str
         http(s) URL.
     dest : Path
-        Final file; written only once the download is complete.
+        Final file (its folder is created); written only once the download is complete.
     timeout : float
         Socket timeout in seconds.
     progress : callable, optional
@@ -81,6 +81,7 @@ def fetch_resumable(
         Naming the URL and the HTTP status or network error; the partial file is kept so the
         next call resumes.
     """
+    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     resp = _open(url, offset, timeout)

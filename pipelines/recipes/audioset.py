@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipelines.recipes.archive_download import ArchiveResult, download_archive
+from pipelines.recipes.archive_download import ArchiveResult, download_archive, fetch_resumable
 from pipelines.recipes.common import (
     BAD_VALUE,
     CLASSES_FILE,
@@ -31,7 +28,7 @@ from pipelines.recipes.common import (
     check_split_name,
     write_outputs,
 )
-from pipelines.storage import DatasetStore, temporary_name
+from pipelines.storage import DatasetStore
 from schemas.audioset import parse_segments_text
 from schemas.classmap import ClassMap
 from schemas.errors import InputFormatError
@@ -50,7 +47,6 @@ AUDIOSET_EMBEDDINGS_URL = (
 )
 """AudioSet's released VGGish embeddings (about 2.4 GB): ``audioset_v1_embeddings/`` with
 ``bal_train/``, ``eval/`` and ``unbal_train/`` TFRecords."""
-_CHUNK = 1 << 20
 
 
 def split_from_filename(path: str | os.PathLike[str]) -> str:
@@ -196,22 +192,6 @@ class DownloadResult:
     bytes_fetched: int = 0
 
 
-def _fetch(url: str, store: DatasetStore, name: str, timeout: float) -> int:
-    """Stream ``url`` into ``name`` under ``store`` atomically; return the bytes written."""
-    tmp = temporary_name(name)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, store.open(tmp, "wb") as fh:
-            shutil.copyfileobj(resp, fh, _CHUNK)
-    except urllib.error.HTTPError as exc:
-        store.remove(tmp)
-        raise OSError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        store.remove(tmp)
-        reason = getattr(exc, "reason", exc)
-        raise OSError(f"{url}: {reason}") from exc
-    return store.commit_file(store.local_path(tmp), name).bytes
-
-
 def _check_download(path: Path, name: str) -> None:
     """Refuse a download that is not what AudioSet publishes (an HTML error page, say)."""
     text = read_text(path)
@@ -274,7 +254,8 @@ def download_audioset(
             continue
         if progress is not None:
             progress(name)
-        result.bytes_fetched += _fetch(f"{url_base.rstrip('/')}/{name}", store, name, timeout)
+        fetched, _ = fetch_resumable(f"{url_base.rstrip('/')}/{name}", dest, timeout=timeout)
+        result.bytes_fetched += fetched
         try:
             _check_download(dest, name)
         except InputFormatError:
