@@ -6,7 +6,7 @@ In one run:
     plain TensorFlow ``conv2d`` (3x3, 128 -> 256 channels on 24 x 16 maps, the shape of
     VGGish's conv3) and ``matmul`` (batch x 12288 x 4096, fc1) FLOP/s in this process;
 ``model``
-    the VGGish forward pass (1.72 GFLOP per 0.96 s example) in FLOP/s on batches of examples,
+    the VGGish forward pass (1.73 GFLOP per 0.96 s example) in FLOP/s on batches of examples,
     as a fraction of the roofline;
 ``embed``
     ``audiomill embed`` on a dataset of N ten-second clips with 2 Dask worker processes,

@@ -13,11 +13,13 @@ Makes N ten-second 16 kHz int16 clips (noise plus tones), then times on the same
     thread (``-w1``) and with ``--workers`` threads (``-wN``).
 
 Each timing is the best of ``--repeats`` rounds in which the runs take turns (the machine may be
-shared); ``cpu_seconds`` is the process CPU time (all threads), a check on wall times taken on a
-busy machine. Throughput is VGGish examples (0.96 s each) per wall-clock second; ``max_abs_err``
-is against the baseline's values. The baseline's dense matrix product runs on one BLAS thread
-unless ``--baseline-blas-threads`` says otherwise: OpenBLAS threads spin after each call and would
-take CPU from the runs that follow, and ours is single-threaded at ``-w1``.
+shared); ``paired_speedup_vs_baseline`` gives the median (and range) of the per-round ratios to
+the baseline, the figure least moved by load that comes and goes; ``cpu_seconds`` is the process
+CPU time (all threads), a check on wall times taken on a busy machine. Throughput is VGGish
+examples (0.96 s each) per wall-clock second; ``max_abs_err`` is against the baseline's values.
+The baseline's dense matrix product runs on one BLAS thread unless ``--baseline-blas-threads``
+says otherwise: OpenBLAS threads spin after each call and would take CPU from the runs that
+follow, and ours is single-threaded at ``-w1``.
 
 Usage::
 
@@ -91,19 +93,49 @@ def baseline_examples(clip: np.ndarray, mel_matrix: np.ndarray) -> np.ndarray:
 
 def time_round_robin(
     runs: dict[str, Callable[[], np.ndarray]], repeats: int
-) -> dict[str, tuple[float, float, np.ndarray]]:
-    """Best wall and process CPU time of each run, and its result.
+) -> tuple[dict[str, tuple[float, float, np.ndarray]], dict[str, list[float]]]:
+    """Best wall and process CPU time of each run and its result, and each round's wall times.
 
-    The runs take turns, ``repeats`` rounds, so that all of them see the same changes in load.
+    The runs take turns, ``repeats`` rounds, so that all of them see the same changes in load;
+    a round's times of two runs were taken seconds apart, so their ratio is robust to load that
+    comes and goes between rounds.
     """
     best = {name: (float("inf"), float("inf"), None) for name in runs}
+    rounds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
             start_wall, start_cpu = time.perf_counter(), time.process_time()
             result = fn()
             wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu), result)
-    return best
+            rounds[name].append(wall)
+    return best, rounds
+
+
+def paired_speedups(rounds: dict[str, list[float]], baseline: str) -> dict[str, dict[str, float]]:
+    """Per-round ``baseline / run`` wall-time ratios: their median, minimum and maximum.
+
+    Parameters
+    ----------
+    rounds : dict
+        Wall times per run, one per round, as :func:`time_round_robin` returns them.
+    baseline : str
+        The run the others are divided into.
+
+    Returns
+    -------
+    dict
+        ``{run: {"median": ..., "min": ..., "max": ...}}`` for every run.
+    """
+    summary = {}
+    for name, walls in rounds.items():
+        ratios = np.asarray(rounds[baseline]) / np.asarray(walls)
+        summary[name] = {
+            "median": round(float(np.median(ratios)), 2),
+            "min": round(float(ratios.min()), 2),
+            "max": round(float(ratios.max()), 2),
+        }
+    return summary
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -137,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
 
     load_before = os.getloadavg()[0]
-    timings = time_round_robin(runs, args.repeats)
+    timings, rounds = time_round_robin(runs, args.repeats)
     reference = timings["baseline"][2]
     results = {
         name: {
@@ -164,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
             name: round(r["examples_per_s"] / base["examples_per_s"], 2)
             for name, r in results.items()
         },
+        "paired_speedup_vs_baseline": paired_speedups(rounds, "baseline"),
         "cpu_time_ratio_vs_baseline": {
             name: round(base["cpu_seconds"] / r["cpu_seconds"], 2) for name, r in results.items()
         },
