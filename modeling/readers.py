@@ -26,7 +26,6 @@ group with pyarrow, decoding the FLAC of the rows asked for.
 
 from __future__ import annotations
 
-import ctypes
 import io
 import itertools
 import os
@@ -45,6 +44,7 @@ import tensorflow as tf
 from features.class_index import split_shards
 from modeling.samplers import Sampler, batches
 from pipelines.dataset_state import load_manifest
+from pipelines.heap import retain_freed_memory
 from pipelines.storage import DatasetStore
 
 HDF5_KEYS = {"waveforms": ("waveform", "target"), "embeddings": ("x", "y")}
@@ -75,35 +75,6 @@ def _preadv_exactly(fd: int, buffers: list[np.ndarray], offset: int) -> None:
                 raise EOFError(f"shard ended at byte {offset + done}, before the rows asked for")
             done += got
         offset += len(view)
-
-
-RETAINED_HEAP_BYTES = 256 << 20
-"""Freed heap glibc keeps for reuse once :func:`keep_freed_batches` ran (per malloc arena)."""
-
-
-def keep_freed_batches() -> bool:
-    """Let glibc's malloc reuse the memory of freed batches instead of returning it to the OS.
-
-    TensorFlow's generator datasets set ``M_TRIM_THRESHOLD`` to 128 kB, and batches of 10 s
-    clips (20 MB) are above glibc's default mmap threshold: either way every new batch is fresh
-    pages from the kernel, and page faults then cost more than reading the rows (3x fewer
-    clips/s in ``benchmarks/sampler_bench.py``). This serves allocations of up to 32 MB from
-    the heap and keeps up to :data:`RETAINED_HEAP_BYTES` of freed heap. Process-wide; safe to
-    call again (TensorFlow may reset it when it builds a generator dataset).
-
-    Returns
-    -------
-    bool
-        Whether it applied (False where the C library is not glibc).
-    """
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(
-        mallopt(m_trim_threshold, RETAINED_HEAP_BYTES)
-    )
 
 
 class ShardReader:
@@ -158,7 +129,7 @@ class ShardReader:
         self._raw: dict[int, _RawRows | None] = {}
         self._packed_targets: dict[int, np.ndarray] = {}
         self._x_shape: tuple[int, ...] | None = None
-        keep_freed_batches()
+        retain_freed_memory()
 
     @property
     def num_rows(self) -> int:
@@ -519,7 +490,7 @@ def make_dataset(
     """
 
     def rows() -> Iterator[np.ndarray]:
-        keep_freed_batches()  # after TensorFlow's generator dataset set its own malloc options
+        retain_freed_memory()  # after TensorFlow's generator dataset set its own malloc options
         for number, ids in enumerate(batches(sampler, batch_size, drop_remainder=drop_remainder)):
             if on_batch is not None:
                 on_batch(number)

@@ -41,6 +41,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.clip_stage import ClipSettings, stage_clip
+from pipelines.heap import retain_freed_memory
 from pipelines.pack import PackSettings, pack_shard, warm_up
 from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
@@ -72,6 +73,15 @@ def exit_without_collecting() -> None:
     atexit.register(gc.freeze)
 
 
+def prepare_worker() -> None:
+    """What every ingest DoFn does in ``setup``: start importing Great Expectations in the
+    background, skip the collection at exit, and keep freed arrays in the heap (decoding a
+    clip allocates several MB; fresh pages for each would double its cost)."""
+    warm_up()
+    exit_without_collecting()
+    retain_freed_memory()
+
+
 class StageClipFn(beam.DoFn):
     """Beam wrapper of :func:`pipelines.clip_stage.stage_clip`; emits ``(split, clip_id)``."""
 
@@ -85,8 +95,7 @@ class StageClipFn(beam.DoFn):
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
         self.workdir = tempfile.mkdtemp(prefix="audiomill-fetch-")
-        warm_up()
-        exit_without_collecting()
+        prepare_worker()
 
     def process(self, item: dict) -> Iterator[tuple[str, str]]:
         result = stage_clip(item, self.store, self.settings, self.workdir)
@@ -118,8 +127,7 @@ class PackShardFn(beam.DoFn):
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
-        warm_up()
-        exit_without_collecting()
+        prepare_worker()
 
     def process(self, plan: tuple[str, int, list[str]]) -> Iterator[dict]:
         split, index, clip_ids = plan
@@ -167,8 +175,7 @@ class BuildShardFn(beam.DoFn):
         self.packers = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
         self.builds = ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="audiomill-build")
         self.pending: deque = deque()
-        warm_up()
-        exit_without_collecting()
+        prepare_worker()
 
     def start_bundle(self) -> None:
         self.pending = deque()

@@ -255,38 +255,6 @@ def test_graph_transforms_equal_their_numpy_functions_bit_for_bit(dtype: type) -
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-FAULTS_PROGRAM = """
-import ctypes, json, resource
-import numpy as np
-from modeling.readers import keep_freed_batches
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallopt(-1, 128 << 10)  # what TensorFlow's generator dataset sets: trim at 128 kB
-
-def faults_per_batch():
-    np.ones(20 << 20, np.uint8)  # one 20 MB batch made and freed first
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        np.ones(20 << 20, np.uint8)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
-
-print(json.dumps([faults_per_batch(), keep_freed_batches(), faults_per_batch()]))
-"""
-
-
-def test_keep_freed_batches_stops_page_faults_on_every_batch() -> None:
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-c", FAULTS_PROGRAM], capture_output=True,
-                          text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
-    before, applied, after = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert applied is True
-    # Fresh pages every batch (how many faults depends on page size and fault-around: ~500 here
-    # with 4 kB pages, ~10 with transparent huge pages), then the freed batch's memory reused.
-    assert before >= 5 and after <= before / 10
-
-
 def test_raw_reads_split_at_the_scatter_list_limit(tmp_path: Path, monkeypatch) -> None:
     import modeling.readers as readers
 
