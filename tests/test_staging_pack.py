@@ -669,6 +669,15 @@ def test_pipeline_options_defaults():
     assert opts["default_sdk_harness_log_level"] == "WARNING"
 
 
+def test_pipeline_options_run_one_worker_in_this_process():
+    opts = pipeline_options([], workers=1).get_all_options()
+    assert opts["runner"] == "DirectRunner"
+    assert opts["direct_running_mode"] == "in_memory"
+    assert opts["direct_num_workers"] == 1
+    chosen = pipeline_options(["--direct_running_mode=multi_processing"], workers=1)
+    assert chosen.get_all_options()["direct_running_mode"] == "multi_processing"
+
+
 def test_pipeline_options_user_args_override_defaults():
     opts = pipeline_options(
         [
