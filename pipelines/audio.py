@@ -334,8 +334,11 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     -------
     np.ndarray [shape=x.shape, dtype=int16]
     """
-    scaled = np.clip(x, -1.0, 1.0) * np.asarray(INT16_SCALE, dtype=x.dtype)
-    np.nan_to_num(scaled, copy=False, nan=0.0)
+    scale = np.asarray(INT16_SCALE, dtype=x.dtype)
+    scaled = np.multiply(x, scale)  # then clipping to +-32767 is clipping x to [-1, 1]
+    np.clip(scaled, -scale, scale, out=scaled)
+    if np.isnan(np.add.reduce(scaled, axis=None)):  # one pass, no copy, when there is no NaN
+        scaled[np.isnan(scaled)] = 0.0
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
