@@ -26,7 +26,9 @@ The limit processes keep freed memory in the heap as ingest does
 (:func:`pipelines.heap.retain_freed_memory`): without it every decoded array is fresh pages,
 and the limit would be about half of what the machine can do.
 
-Every file is read once before the timings, so all of them read from the page cache. Peak
+Every file is read once before the timings, so all of them read from the page cache, and each
+timing starts after ``sync``, so none pays for writing back what an earlier one wrote (the
+baselines write 1.3 GB at 2,000 clips). Peak
 memory is the largest sum of RSS over the measured process tree, sampled every 50 ms.
 
 Usage::
@@ -141,6 +143,7 @@ def warm_page_cache(paths: list[Path]) -> None:
 
 
 def bench_limit(paths: list[Path], workers: int) -> dict:
+    os.sync()
     start = time.perf_counter()
     with ProcessPoolExecutor(workers, initializer=retain_freed_memory) as pool:
         list(pool.map(_decode_resample, map(str, paths), chunksize=16))
@@ -155,6 +158,7 @@ def bench_limit_with_write(paths: list[Path], workers: int, scratch: Path) -> di
         ([str(p) for p in paths[i : i + per]], str(scratch / f"rows-{i // per}.bin"))
         for i in range(0, len(paths), per)
     ]
+    os.sync()
     start = time.perf_counter()
     with ProcessPoolExecutor(workers, initializer=retain_freed_memory) as pool:
         list(pool.map(_decode_resample_write, jobs))
@@ -180,6 +184,7 @@ def _panns_child(paths_file: str, out: str, res_type: str) -> None:
 
 
 def bench_child(cmd: list[str], env: dict | None = None) -> dict:
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with PeakRSS(proc.pid) as mem:
