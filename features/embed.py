@@ -26,6 +26,7 @@ from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
+from pipelines.heap import retain_freed_memory
 from pipelines.storage import DatasetLock, DatasetStore
 from schemas.dataset import DatasetManifest, ShardEntry
 from schemas.embeddings import EmbeddingRows
@@ -91,6 +92,7 @@ def load_embedder(settings: EmbedSettings):
     """Return this process's VGGish embedder for ``settings``, building it on first use."""
     key = (settings.checkpoint, settings.pca_params, settings.batch_size)
     if key not in _EMBEDDERS:
+        retain_freed_memory()  # blocks of 32 clips and their log-mel arrays, over and over
         import tensorflow as tf
 
         if settings.threads:
