@@ -88,7 +88,14 @@ def ingest(
     ] = "hdf5",
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
     split: Annotated[str, typer.Option(help="Split name (manifest rows may override).")] = "train",
-    workers: Annotated[int, typer.Option(help="Beam DirectRunner worker processes.")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Cores for the local Beam runner: downloads get one worker process per core; "
+            "local files are decoded on threads, up to 4 cores per process, and a run that "
+            "needs one process runs in this one (Beam's in_memory mode)."
+        ),
+    ] = 2,
     rate_limit: Annotated[
         float | None,
         typer.Option(help="Global download requests per second across all workers."),
