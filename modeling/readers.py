@@ -44,6 +44,7 @@ import tensorflow as tf
 from features.class_index import split_shards
 from modeling.samplers import Sampler, batches
 from pipelines.dataset_state import load_manifest
+from pipelines.file_io import pread_into
 from pipelines.heap import retain_freed_memory
 from pipelines.storage import DatasetStore
 
@@ -67,14 +68,10 @@ def _preadv_exactly(fd: int, buffers: list[np.ndarray], offset: int) -> None:
         return
     # A short read (rare on regular files): finish buffer by buffer.
     for buffer in buffers:
-        view = memoryview(buffer).cast("B")
-        done = 0
-        while done < len(view):
-            got = os.preadv(fd, [view[done:]], offset + done)
-            if not got:
-                raise EOFError(f"shard ended at byte {offset + done}, before the rows asked for")
-            done += got
-        offset += len(view)
+        got = pread_into(fd, buffer, offset)
+        if got < buffer.nbytes:
+            raise EOFError(f"shard ended at byte {offset + got}, before the rows asked for")
+        offset += buffer.nbytes
 
 
 class ShardReader:

@@ -33,6 +33,7 @@ import numpy as np
 
 from pipelines import staging
 from pipelines.clip_stage import ClipSettings, prepare_item
+from pipelines.file_io import pread_into, pwrite_all
 from pipelines.pack import (
     PackSettings,
     Prefilled,
@@ -210,21 +211,14 @@ class _ScratchSink(_Sink):
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, slot: int, waveform: np.ndarray) -> None:
-        data = memoryview(np.ascontiguousarray(waveform, dtype="<i2")).cast("B")
-        offset = slot * self.row_bytes
-        while data:
-            done = os.pwrite(self.fd, data, offset)
-            data, offset = data[done:], offset + done
+        pwrite_all(self.fd, np.ascontiguousarray(waveform, dtype="<i2"), slot * self.row_bytes)
 
     def read(self, slot: int) -> np.ndarray:
-        parts, size, offset = [], self.row_bytes, slot * self.row_bytes
-        while size:
-            chunk = os.pread(self.fd, size, offset)
-            if not chunk:
-                raise OSError(f"scratch file ends {size} bytes early")
-            parts.append(chunk)
-            size, offset = size - len(chunk), offset + len(chunk)
-        return np.frombuffer(b"".join(parts), dtype="<i2").astype(np.int16, copy=False)
+        out = np.empty(self.row_bytes // 2, dtype="<i2")
+        got = pread_into(self.fd, out, slot * self.row_bytes)
+        if got < self.row_bytes:
+            raise OSError(f"scratch file ends {self.row_bytes - got} bytes early")
+        return out.astype(np.int16, copy=False)
 
     def close(self) -> None:
         os.close(self.fd)

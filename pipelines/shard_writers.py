@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.file_io import pread_into, pwrite_all
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     PARQUET_ROW_GROUP,
@@ -127,20 +128,13 @@ class HDF5ShardWriter:
         data = np.ascontiguousarray(waveform, dtype="<i2")
         if data.nbytes != self._row_bytes:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
-        view, offset = memoryview(data).cast("B"), self._row_offset(row)
-        while view:
-            done = os.pwrite(self._fd, view, offset)
-            view, offset = view[done:], offset + done
+        pwrite_all(self._fd, data, self._row_offset(row))
 
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
         out = np.empty(self._row_bytes // 2, dtype="<i2")
-        view, offset = memoryview(out).cast("B"), self._row_offset(row)
-        while view:
-            done = os.preadv(self._fd, [view], offset)
-            if not done:
-                raise EOFError(f"{self._hf.filename}: row {row} ends past the end of the file")
-            view, offset = view[done:], offset + done
+        if pread_into(self._fd, out, self._row_offset(row)) < self._row_bytes:
+            raise EOFError(f"{self._hf.filename}: row {row} ends past the end of the file")
         return out.astype(np.int16, copy=False)
 
     def _row_offset(self, row: int) -> int:
