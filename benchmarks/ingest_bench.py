@@ -6,8 +6,9 @@ Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
     the machine's decode + downmix + resample limit: soundfile read + mono + soxr to 32 kHz
     of every file, in one process per core (no writing), clips/s;
 ``limit_with_write``
-    the same, each process also writing its clips as int16 rows to one file and syncing it to
-    disk at the end: what any ingest that keeps its output pays at least;
+    the same, each process also writing its clips as int16 rows to one file, behind it as
+    audiomill does (:mod:`pipelines.page_cache`), and syncing it to disk at the end: what any
+    ingest that keeps its output pays at least;
 ``panns``
     what PANNs' packing step does: ``librosa.load(path, sr=32000, mono=True)`` per file with
     the resampler PANNs' pinned librosa 0.6.3 used by default (``kaiser_best``), each row
@@ -57,7 +58,9 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.file_io import pwrite_all
 from pipelines.heap import retain_freed_memory
+from pipelines.page_cache import WriteBehind
 
 SR_IN, SR_OUT, SECONDS = 44100, 32000, 10.0
 
@@ -120,17 +123,25 @@ def _decode_resample(path: str) -> int:
 
 
 def _decode_resample_write(job: tuple[list[str], str]) -> int:
-    """Decode and resample ``paths``, append each as a fixed-length int16 row to ``out``, sync."""
+    """Decode and resample ``paths``, append each as a fixed-length int16 row to ``out``, sync.
+
+    Rows are written behind, as audiomill writes shards (``pipelines.page_cache``), so that
+    this is the machine's best durable write."""
     paths, out = job
     clip = int(SR_OUT * SECONDS)
-    with open(out, "wb") as fh:
-        for path in paths:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        behind = WriteBehind(fd)
+        for i, path in enumerate(paths):
             y = _resampled(path)[:clip]
             row = np.zeros(clip, np.int16)
             row[: len(y)] = np.clip(y, -1, 1) * 32767.0
-            fh.write(row.data)
-        fh.flush()
-        os.fsync(fh.fileno())
+            pwrite_all(fd, row, i * row.nbytes)
+            behind.written(i * row.nbytes, row.nbytes)
+        behind.finish()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return len(paths)
 
 

@@ -389,6 +389,7 @@ def _write_files(
                 sample_rate=settings.sample_rate,
                 audio_name_width=max(len(m["audio_name"].encode()) for m in kept),
                 attrs=attrs,
+                write_behind=store.is_local,
             )
         if "parquet" in rels:
             paths["parquet"] = shard_file(tmp, store, rels["parquet"])

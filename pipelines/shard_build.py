@@ -186,6 +186,7 @@ class _HDF5Sink(_Sink):
             sample_rate=settings.sample_rate,
             audio_name_width=max(len(item["audio_name"].encode()) for item in items),
             attrs=shard_attrs(split, index, settings),
+            write_behind=store.is_local,
         )
 
     def write(self, slot: int, waveform: np.ndarray) -> None:

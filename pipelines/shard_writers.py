@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.file_io import pread_into, pwrite_all
+from pipelines.page_cache import WriteBehind
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     PARQUET_ROW_GROUP,
@@ -52,6 +53,10 @@ class HDF5ShardWriter:
         Byte width of ``audio_name`` (at least 20, as in PANNs).
     attrs : dict
         Extra file attributes (class map digest, clip seconds ...).
+    write_behind : bool
+        Push each row to disk as soon as it is written and keep only the last few MB of rows
+        in the page cache (:class:`pipelines.page_cache.WriteBehind`): for a shard that is
+        committed to a local dataset and not read again. Leave it off for scratch files.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class HDF5ShardWriter:
         sample_rate: int,
         audio_name_width: int = AUDIO_NAME_MIN_WIDTH,
         attrs: dict | None = None,
+        write_behind: bool = False,
     ) -> None:
         self._hf = h5py.File(path, "w")
         self._n = 0
@@ -96,6 +102,7 @@ class HDF5ShardWriter:
         self._row_bytes = num_samples * 2
         self._offset = waveform.id.get_offset()  # None when the dataset has no bytes
         self._fd = os.open(path, os.O_RDWR) if self._offset is not None else None
+        self._behind = WriteBehind(self._fd) if write_behind and self._fd is not None else None
 
     def add(
         self,
@@ -128,7 +135,10 @@ class HDF5ShardWriter:
         data = np.ascontiguousarray(waveform, dtype="<i2")
         if data.nbytes != self._row_bytes:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
-        pwrite_all(self._fd, data, self._row_offset(row))
+        offset = self._row_offset(row)
+        pwrite_all(self._fd, data, offset)
+        if self._behind is not None:
+            self._behind.written(offset, data.nbytes)
 
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
@@ -163,10 +173,13 @@ class HDF5ShardWriter:
 
     def discard(self) -> None:
         """Close the file without finishing it (the caller removes it)."""
+        self._behind = None
         self._close_rows()
         self._hf.close()
 
     def _close_rows(self) -> None:
+        if self._behind is not None:
+            self._behind.finish()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -33,6 +33,8 @@ from typing import IO, Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from pipelines.page_cache import hash_file_uncached
+
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
@@ -166,7 +168,10 @@ class DatasetStore:
         return int(self.fs.size(self._path(rel)))
 
     def sha256_of(self, rel: str) -> str:
-        """Return the sha256 hex digest of stored file `rel`, read as a stream."""
+        """Return the sha256 hex digest of stored file `rel`, read as a stream (past the page
+        cache on a local dataset: a file is checked once)."""
+        if self.is_local:
+            return hash_file_uncached(self._path(rel))[0]
         with self.fs.open(self._path(rel), "rb") as stream:
             return _hash_stream(stream)[0]
 
@@ -192,10 +197,11 @@ class DatasetStore:
             in_place = src.resolve().parent == dest_path.parent.resolve()
             with src.open("rb") as stream:
                 if in_place:
-                    # Flushing to disk and hashing (from the page cache) both release the GIL.
+                    # Flushing to disk and hashing both release the GIL. The file is not read
+                    # again by this run: the hash reads it past the page cache.
                     with ThreadPoolExecutor(1) as pool:
                         synced = pool.submit(os.fsync, stream.fileno())
-                        digest, size = _hash_stream(stream)
+                        digest, size = hash_file_uncached(src)
                         synced.result()
                 else:
                     digest, size = _hash_stream(stream)
