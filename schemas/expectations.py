@@ -28,24 +28,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.core.batch_definition import BatchDefinition
-from great_expectations.core.expectation_validation_result import (
-    ExpectationSuiteValidationResult,
-    expectationSuiteValidationResultSchema,
-)
-from great_expectations.data_context.types.base import (
-    DataContextConfig,
-    InMemoryStoreBackendDefaults,
-    ProgressBarsConfig,
-)
-from great_expectations.datasource.fluent import PandasDatasource
-from great_expectations.expectations import Expectation
-from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-from great_expectations.render.renderer import ValidationResultsPageRenderer
-from great_expectations.render.view import DefaultJinjaPageView
+
+from schemas.deferred_imports import deferred
+
+with deferred("scipy.stats", "altair"):  # only GE's KL-divergence expectation uses them
+    import great_expectations as gx
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+    from great_expectations.datasource.fluent import PandasDatasource
+    from great_expectations.expectations import Expectation
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
 
 SEGMENT_SUITE_NAME = "audiomill_segments"
 CLIP_SUITE_NAME = "audiomill_clips"
