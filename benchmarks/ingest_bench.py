@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.file_io import pwrite_all
 from pipelines.heap import retain_freed_memory
-from pipelines.page_cache import WriteBehind
+from pipelines.page_cache import drop_cached, write_behind
 
 SR_IN, SR_OUT, SECONDS = 44100, 32000, 10.0
 
@@ -131,14 +131,13 @@ def _decode_resample_write(job: tuple[list[str], str]) -> int:
     clip = int(SR_OUT * SECONDS)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        behind = WriteBehind(fd)
         for i, path in enumerate(paths):
             y = _resampled(path)[:clip]
             row = np.zeros(clip, np.int16)
             row[: len(y)] = np.clip(y, -1, 1) * 32767.0
             pwrite_all(fd, row, i * row.nbytes)
-            behind.written(i * row.nbytes, row.nbytes)
-        behind.finish()
+            write_behind(fd, i * row.nbytes, row.nbytes)
+        drop_cached(fd, 0, len(paths) * clip * 2, wait_written=True)
         os.fsync(fd)
     finally:
         os.close(fd)

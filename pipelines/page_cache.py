@@ -8,9 +8,9 @@ whose host reclaims free guest memory (virtio-balloon free page reporting, as on
 that costs a host page fault per page, about 3 ms per MB, which made writing a 640 MB shard
 four to nine times slower than encoding it.
 
-:class:`WriteBehind` starts writing each range to disk as soon as it is written and, once more
-than a window of bytes is in flight, waits for the oldest range to be on disk and drops it from
-the cache; freed pages are reused by the next writes. :func:`drop_cached` does the same for a
+:func:`write_behind` starts writing each range to disk as soon as it is written, and waits
+for the range a window of bytes before it to be on disk and drops it from the cache; freed
+pages are reused by the next writes. :func:`drop_cached` does the same for a
 range just read. This is the write pattern databases use for their data files (PostgreSQL's
 ``*_flush_after``). It changes nothing about durability: the commit still fsyncs. Where the
 calls do not exist (``sync_file_range`` is Linux-only) the data simply stays cached.
@@ -25,15 +25,12 @@ import hashlib
 import mmap
 import os
 import sys
-import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 WINDOW_BYTES = 32 << 20
-"""Bytes of a stream that may be in flight (written, not yet dropped) before the oldest
-range is waited for: enough to keep the disk busy, small next to any memory."""
+"""How far behind the writes of a stream :func:`write_behind` drops what they wrote."""
 
 HASH_CHUNK_BYTES = 8 << 20
 DROP_ALIGN = 2 << 20
@@ -109,50 +106,27 @@ def drop_cached(fd: int, offset: int, nbytes: int, *, wait_written: bool = False
     return True
 
 
-class WriteBehind:
-    """Push the ranges written to one descriptor to disk, and out of the cache, as they come.
+def write_behind(fd: int, offset: int, nbytes: int, window: int = WINDOW_BYTES) -> None:
+    """Report ``nbytes`` just written at ``offset``: start writing them to disk, and drop the
+    range ``window`` bytes before them from the cache once it is on disk.
 
-    Thread-safe: several threads may report the disjoint ranges they wrote, in any order.
+    Stateless, so any number of threads or processes writing disjoint ranges of one file in
+    roughly ascending order (rows of a shard) can use it. What this leaves cached, the last
+    ``window`` bytes, :func:`drop_cached` with ``wait_written`` clears when writing is done.
 
     Parameters
     ----------
     fd : int
-        A descriptor open for writing; it must stay open while this is used.
+        A descriptor open for writing.
+    offset, nbytes : int
+        The byte range just written.
     window : int
-        Bytes written but not yet dropped that are allowed before a writer waits for the
-        oldest range.
+        How far behind the writes the dropping runs: enough to keep the disk busy, small next
+        to any memory.
     """
-
-    def __init__(self, fd: int, window: int = WINDOW_BYTES) -> None:
-        self.fd = fd
-        self.window = window
-        self._ranges: deque[tuple[int, int]] = deque()
-        self._in_flight = 0
-        self._lock = threading.Lock()
-
-    def written(self, offset: int, nbytes: int) -> None:
-        """Report ``nbytes`` written at ``offset``: start their writeback, and retire the
-        oldest ranges while more than ``window`` bytes are in flight."""
-        start_writeback(self.fd, offset, nbytes)
-        with self._lock:
-            self._ranges.append((offset, nbytes))
-            self._in_flight += nbytes
-            retire = []
-            while self._in_flight > self.window:
-                old = self._ranges.popleft()
-                self._in_flight -= old[1]
-                retire.append(old)
-        for old_offset, old_nbytes in retire:
-            drop_cached(self.fd, old_offset, old_nbytes, wait_written=True)
-
-    def finish(self) -> None:
-        """Retire every range still in flight (before the descriptor is closed)."""
-        with self._lock:
-            retire = list(self._ranges)
-            self._ranges.clear()
-            self._in_flight = 0
-        for offset, nbytes in retire:
-            drop_cached(self.fd, offset, nbytes, wait_written=True)
+    start_writeback(fd, offset, nbytes)
+    if offset >= window:
+        drop_cached(fd, offset - window, nbytes, wait_written=True)
 
 
 def hash_file_uncached(
@@ -162,7 +136,7 @@ def hash_file_uncached(
 
     The file is read with ``O_DIRECT`` into two reused buffers, the next chunk read while the
     last one is hashed (both release the GIL). Where ``O_DIRECT`` is refused (tmpfs, systems
-    without it) it is read through the cache, each chunk dropped once hashed.
+    without it) it is read through the cache, each chunk dropped once hashed (and on disk).
 
     Parameters
     ----------
@@ -227,7 +201,7 @@ def _hash_fd(
                     pending = reader.submit(read, i + 1)
                 digest.update(views[i % 2][:got])
                 if cached:
-                    drop_cached(fd, offset, got)
+                    drop_cached(fd, offset, got, wait_written=True)
     finally:
         for view in views:
             view.release()

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.file_io import pread_into, pwrite_all
-from pipelines.page_cache import WriteBehind
+from pipelines.page_cache import drop_cached, write_behind
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     PARQUET_ROW_GROUP,
@@ -55,7 +55,7 @@ class HDF5ShardWriter:
         Extra file attributes (class map digest, clip seconds ...).
     write_behind : bool
         Push each row to disk as soon as it is written and keep only the last few MB of rows
-        in the page cache (:class:`pipelines.page_cache.WriteBehind`): for a shard that is
+        in the page cache (:func:`pipelines.page_cache.write_behind`): for a shard that is
         committed to a local dataset and not read again. Leave it off for scratch files.
     """
 
@@ -102,7 +102,7 @@ class HDF5ShardWriter:
         self._row_bytes = num_samples * 2
         self._offset = waveform.id.get_offset()  # None when the dataset has no bytes
         self._fd = os.open(path, os.O_RDWR) if self._offset is not None else None
-        self._behind = WriteBehind(self._fd) if write_behind and self._fd is not None else None
+        self.write_behind = write_behind
 
     def add(
         self,
@@ -137,8 +137,8 @@ class HDF5ShardWriter:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
         offset = self._row_offset(row)
         pwrite_all(self._fd, data, offset)
-        if self._behind is not None:
-            self._behind.written(offset, data.nbytes)
+        if self.write_behind:
+            write_behind(self._fd, offset, data.nbytes)
 
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
@@ -173,13 +173,13 @@ class HDF5ShardWriter:
 
     def discard(self) -> None:
         """Close the file without finishing it (the caller removes it)."""
-        self._behind = None
+        self.write_behind = False
         self._close_rows()
         self._hf.close()
 
     def _close_rows(self) -> None:
-        if self._behind is not None:
-            self._behind.finish()
+        if self.write_behind and self._fd is not None:
+            drop_cached(self._fd, self._offset, self.num_rows * self._row_bytes, wait_written=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -17,10 +17,10 @@ import pytest
 from pipelines import page_cache
 from pipelines.page_cache import (
     PAGE,
-    WriteBehind,
     drop_cached,
     hash_file_uncached,
     start_writeback,
+    write_behind,
 )
 from pipelines.shard_writers import HDF5ShardWriter
 
@@ -84,17 +84,16 @@ def test_write_behind_keeps_only_its_window_cached(tmp_path: Path):
     path = tmp_path / "rows.bin"
     row = np.arange(250_000, dtype="<i2")  # 500,000 bytes: rows straddle pages
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
-    behind = WriteBehind(fd, window=2 << 20)
     try:
         for i in range(40):
             os.pwrite(fd, row.data, i * row.nbytes)
-            behind.written(i * row.nbytes, row.nbytes)
-        # The window plus the pages shared with the next row stay; 20 MB were written.
-        assert resident_pages(path) * PAGE <= (2 << 20) + 2 * row.nbytes
-        behind.finish()
+            write_behind(fd, i * row.nbytes, row.nbytes, window=4 << 20)
+        # 20 MB were written; the window stays, and the 2 MB blocks it starts in and ends in.
+        assert resident_pages(path) * PAGE <= (4 << 20) + 2 * (2 << 20)
+        drop_cached(fd, 0, 40 * row.nbytes, wait_written=True)
     finally:
         os.close(fd)
-    assert resident_pages(path) <= 1
+    assert resident_pages(path) == 0
     np.testing.assert_array_equal(np.fromfile(path, dtype="<i2").reshape(40, -1)[-1], row)
 
 
@@ -104,16 +103,14 @@ def test_write_behind_from_threads_in_any_order(tmp_path: Path):
     path = tmp_path / "rows.bin"
     rows = np.arange(64 * 1000, dtype="<i2").reshape(64, 1000)
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
-    behind = WriteBehind(fd, window=10_000)
 
     def write(i: int) -> None:
         os.pwrite(fd, rows[i].data, i * rows[i].nbytes)
-        behind.written(i * rows[i].nbytes, rows[i].nbytes)
+        write_behind(fd, i * rows[i].nbytes, rows[i].nbytes, window=10_000)
 
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(write, np.random.default_rng(1).permutation(64)))
-        behind.finish()
     finally:
         os.close(fd)
     np.testing.assert_array_equal(np.fromfile(path, dtype="<i2").reshape(64, 1000), rows)
