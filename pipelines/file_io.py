@@ -30,29 +30,37 @@ def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
         view, offset = view[done:], offset + done
 
 
-def pread_into(fd: int, buffer: np.ndarray, offset: int) -> int:
-    """Fill ``buffer`` (a C-contiguous array) with the bytes of ``fd`` from ``offset`` on.
+def pread_into(
+    fd: int, buffer: np.ndarray | memoryview, offset: int, need: int | None = None
+) -> int:
+    """Fill ``buffer`` (C-contiguous) with the bytes of ``fd`` from ``offset`` on.
 
     Parameters
     ----------
     fd : int
         A descriptor open for reading.
-    buffer : np.ndarray
+    buffer : np.ndarray or memoryview
         C-contiguous, writable.
     offset : int
         File position of the first byte.
+    need : int, optional
+        Stop once this many bytes are in; the rest of ``buffer`` is room a read may fill
+        (``O_DIRECT`` reads ask for whole pages, and come back short at the file's end).
+        Default: all of ``buffer``.
 
     Returns
     -------
     int
-        Bytes read: ``buffer.nbytes``, or fewer where the file ends first (the caller decides
+        Bytes read: at least ``need``, or fewer where the file ends first (the caller decides
         whether that is an error).
     """
-    view = memoryview(buffer).cast("B")
     done = 0
-    while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
-        if not got:
-            break
-        done += got
+    with memoryview(buffer).cast("B") as view:
+        need = len(view) if need is None else need
+        while done < need:
+            with view[done:] as rest:
+                got = os.preadv(fd, [rest], offset + done)
+            if not got:
+                break
+            done += got
     return done

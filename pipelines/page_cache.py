@@ -28,6 +28,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from pipelines.file_io import pread_into
+
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 WINDOW_BYTES = 32 << 20
 """How far behind the writes of a stream :func:`write_behind` drops what they wrote."""
@@ -156,69 +158,45 @@ def hash_file_uncached(
     OSError
         The file cannot be read, or it shrank while it was read.
     """
-    flags = os.O_RDONLY | getattr(os, "O_DIRECT", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if flags == os.O_RDONLY or exc.errno != errno.EINVAL:
-            raise
-        flags = os.O_RDONLY
-        fd = os.open(path, flags)
-    try:
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct:
         try:
-            return _hash_fd(fd, path, algorithm, chunk, cached=flags == os.O_RDONLY)
-        except OSError as exc:  # a file system that takes O_DIRECT opens but not its reads
-            if flags == os.O_RDONLY or exc.errno != errno.EINVAL:
+            return _hash_path(path, os.O_RDONLY | direct, algorithm, chunk)
+        except OSError as exc:  # EINVAL: the file system refuses O_DIRECT opens or reads
+            if exc.errno != errno.EINVAL:
                 raise
-        os.close(fd)
-        fd = os.open(path, os.O_RDONLY)
-        return _hash_fd(fd, path, algorithm, chunk, cached=True)
-    finally:
-        os.close(fd)
+    return _hash_path(path, os.O_RDONLY, algorithm, chunk)
 
 
-def _hash_fd(
-    fd: int, path: str | os.PathLike[str], algorithm: str, chunk: int, *, cached: bool
+def _hash_path(
+    path: str | os.PathLike[str], flags: int, algorithm: str, chunk: int
 ) -> tuple[str, int]:
+    cached = flags == os.O_RDONLY
     digest = hashlib.new(algorithm)
-    size = os.fstat(fd).st_size
-    offsets = range(0, size, chunk)
+    fd = os.open(path, flags)
     buffers = [mmap.mmap(-1, chunk), mmap.mmap(-1, chunk)]  # page-aligned, as O_DIRECT needs
-    views = [memoryview(buffer) for buffer in buffers]
     try:
+        size = os.fstat(fd).st_size
+        spans = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
+
+        def read(i: int) -> int:
+            offset, want = spans[i]
+            with memoryview(buffers[i % 2])[: -(-want // PAGE) * PAGE] as whole_pages:
+                return pread_into(fd, whole_pages, offset, need=want)
+
         with ThreadPoolExecutor(1, thread_name_prefix="audiomill-hash-read") as reader:
-
-            def read(i: int) -> int:
-                offset = offsets[i]
-                return _read_chunk(fd, views[i % 2], offset, min(chunk, size - offset))
-
-            pending = reader.submit(read, 0) if offsets else None
-            for i, offset in enumerate(offsets):
-                got = pending.result()
-                if got < min(chunk, size - offset):
+            pending = reader.submit(read, 0) if spans else None
+            for i, (offset, want) in enumerate(spans):
+                if pending.result() < want:
                     raise OSError(f"{os.fspath(path)}: file shrank while it was hashed")
-                if i + 1 < len(offsets):
+                if i + 1 < len(spans):
                     pending = reader.submit(read, i + 1)
-                digest.update(views[i % 2][:got])
+                with memoryview(buffers[i % 2])[:want] as data:
+                    digest.update(data)
                 if cached:
-                    drop_cached(fd, offset, got, wait_written=True)
+                    drop_cached(fd, offset, want, wait_written=True)
     finally:
-        for view in views:
-            view.release()
+        os.close(fd)
         for buffer in buffers:
             buffer.close()
     return digest.hexdigest(), size
-
-
-def _read_chunk(fd: int, view: memoryview, offset: int, want: int) -> int:
-    """Read ``want`` bytes at ``offset`` into ``view``, asking for whole pages (as ``O_DIRECT``
-    needs: the end of the file comes back short); returns the bytes read, fewer at the end."""
-    done = 0
-    with view[: -(-want // PAGE) * PAGE] as padded:
-        while done < want:
-            with padded[done:] as rest:
-                got = os.preadv(fd, [rest], offset + done)
-            if not got:
-                break
-            done += got
-    return min(done, want)
