@@ -20,6 +20,7 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
+from workflows.import_gc import collection_paused
 
 app = typer.Typer(
     help="Turn audio into training-ready datasets and trained classifiers.",
@@ -129,9 +130,10 @@ def ingest(
     Re-running on the same --out resumes: committed clips and permanent failures are
     skipped, transient failures retried.
     """
-    from pipelines.ingest import IngestConfig, run_ingest
-    from pipelines.storage import DatasetLockedError
-    from schemas.errors import InputFormatError
+    with collection_paused():
+        from pipelines.ingest import IngestConfig, run_ingest
+        from pipelines.storage import DatasetLockedError
+        from schemas.errors import InputFormatError
 
     beam_args = [a for a in ctx.args if a != "--"]
     cfg = IngestConfig(
@@ -270,7 +272,8 @@ def dataset_info_cmd(
     storage_options: StorageOptions = None,
 ) -> None:
     """Splits, shards, clip counts, failures by reason and bytes of a dataset."""
-    from pipelines.dataset_tools import dataset_info
+    with collection_paused():
+        from pipelines.dataset_tools import dataset_info
 
     try:
         info = dataset_info(dataset, storage_options_from(storage_options))
@@ -306,7 +309,8 @@ def dataset_verify_cmd(
     storage_options: StorageOptions = None,
 ) -> None:
     """Check checksums, row counts, readability and ledger agreement; exit 1 on any mismatch."""
-    from pipelines.dataset_tools import verify_dataset
+    with collection_paused():
+        from pipelines.dataset_tools import verify_dataset
 
     with progress_bar("files") as (bar, task):
         try:

@@ -17,6 +17,7 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
+from workflows.import_gc import collection_paused
 
 import_app = typer.Typer(help="Import embeddings made elsewhere.", no_args_is_help=True)
 
@@ -75,9 +76,10 @@ def embed(
     Embedding shards are row-aligned with the waveform shards (same index, same clip order) and
     record the checkpoint and PCA digests. A GPU is used when TensorFlow sees one.
     """
-    from features.embed import embed_dataset
-    from features.vggish_checkpoint import CheckpointError
-    from pipelines.storage import DatasetLockedError
+    with collection_paused():
+        from features.embed import embed_dataset
+        from features.vggish_checkpoint import CheckpointError
+        from pipelines.storage import DatasetLockedError
 
     if model != "vggish":
         fail(f"--model {model!r} is not available; only 'vggish'")
@@ -118,9 +120,10 @@ def embed_files(
     resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
 ) -> None:
     """Embeddings of a few audio files, one row per 0.96 s example, without a dataset."""
-    from features.embed_files import embed_files as run
-    from features.vggish_checkpoint import CheckpointError
-    from schemas.failures import ClipFailure
+    with collection_paused():
+        from features.embed_files import embed_files as run
+        from features.vggish_checkpoint import CheckpointError
+        from schemas.failures import ClipFailure
 
     settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, "hdf5")
     with progress_bar("files") as (bar, task):
@@ -163,7 +166,8 @@ def import_tfrecord(
     storage_options: StorageOptions = None,
 ) -> None:
     """Import AudioSet's released VGGish embedding TFRecords, without downloading audio."""
-    from features.importers import import_audioset_tfrecords
+    with collection_paused():
+        from features.importers import import_audioset_tfrecords
 
     _run_import(import_audioset_tfrecords, pattern, classes, out_path, split, shard_clips,
                 format, storage_options)  # fmt: skip
@@ -180,7 +184,8 @@ def import_packed(
     storage_options: StorageOptions = None,
 ) -> None:
     """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list)."""
-    from features.importers import import_packed_h5
+    with collection_paused():
+        from features.importers import import_packed_h5
 
     _run_import(import_packed_h5, path, classes, out_path, split, shard_clips, format,
                 storage_options)  # fmt: skip
@@ -219,9 +224,10 @@ def index(
     """Per-class index (positions of each class's clips) and per-clip weights, with Dask."""
     import dataclasses
 
-    from features.class_index import build_class_index
-    from pipelines.dataset_state import load_manifest
-    from pipelines.storage import DatasetStore
+    with collection_paused():
+        from features.class_index import build_class_index
+        from pipelines.dataset_state import load_manifest
+        from pipelines.storage import DatasetStore
 
     opts = storage_options_from(storage_options)
     manifest = load_manifest(DatasetStore(dataset, opts))
@@ -265,7 +271,8 @@ def report(
     storage_options: StorageOptions = None,
 ) -> None:
     """HTML report with plots: class counts, cardinality, co-occurrence, durations, failures."""
-    from features.report import build_report
+    with collection_paused():
+        from features.report import build_report
 
     try:
         path = build_report(

@@ -19,6 +19,7 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
+from workflows.import_gc import collection_paused
 
 WEIGHTS_HELP = "Weights to use: best (by the run's headline metric; else last) or last."
 BATCH_HELP = "Clips (or windows of a file) per forward pass."
@@ -38,7 +39,8 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 def _load(run: Path, weights: str) -> Any:
-    from modeling.evaluation import load_run
+    with collection_paused():
+        from modeling.evaluation import load_run
 
     try:
         return load_run(run, weights)
@@ -89,7 +91,8 @@ def evaluate(
     (clip ids, scores, targets) and OUT/report.html (PR curves, AP against class frequency,
     training curves, confusion matrix; opens offline).
     """
-    from modeling.evaluation import evaluate_run
+    with collection_paused():
+        from modeling.evaluation import evaluate_run
 
     loaded = _load(run, weights)
     result = _with_progress(
@@ -170,7 +173,8 @@ def predict(
     windows of a clip length, every half clip, and each class keeps its maximum over the
     windows; shorter files are zero-padded.
     """
-    from modeling import inference
+    with collection_paused():
+        from modeling import inference
 
     if top_k < 1:
         fail("--top-k must be at least 1")
@@ -265,7 +269,8 @@ def search(
     Classes whose names contain KEYWORD are matched; each clip counts with its best score
     among them. The split's scores are cached in RUN/scores/, so later searches are instant.
     """
-    from modeling.inference import search as run_search
+    with collection_paused():
+        from modeling.inference import search as run_search
 
     loaded = _load(run, weights)
     result = _with_progress(
@@ -311,7 +316,8 @@ def export(
     The model takes float32 waveforms (B, T) in [-1, 1] at the run's sample rate, or VGGish
     embeddings (B, F, 128) on their 0..255 scale, and returns float32 scores (B, C).
     """
-    from modeling.export import export_run
+    with collection_paused():
+        from modeling.export import export_run
 
     loaded = _load(run, weights)
     with console.status("exporting"):

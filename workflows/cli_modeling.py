@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from workflows.cli_common import StorageOptions, console, fail, out, storage_options_from
+from workflows.import_gc import collection_paused
 
 TASK_HELP = "multilabel (sigmoid + binary cross-entropy) or singlelabel (softmax)."
 SAMPLER_HELP = (
@@ -44,7 +45,8 @@ def _train_table(result: Any, title: str) -> Table:
 
 
 def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
-    from modeling.run_setup import parse_model_args, plan_run
+    with collection_paused():
+        from modeling.run_setup import parse_model_args, plan_run
 
     try:
         options["model_args"] = parse_model_args(options.pop("model_arg"))
@@ -61,7 +63,8 @@ def _train(
     so: dict | None,
     devices: list[str] | None = None,
 ) -> Any:
-    from modeling.training import train as train_run
+    with collection_paused():
+        from modeling.training import train as train_run
 
     with _StepBar() as advance:
         try:
@@ -254,7 +257,8 @@ def sweep(
     """
     import numpy as np
 
-    from modeling.runs import RunDir
+    with collection_paused():
+        from modeling.runs import RunDir
 
     so = storage_options_from(storage_options)
     if folds is not None and fold_splits:
