@@ -38,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineRunner
 
 from pipelines.clip_stage import ClipSettings, stage_clip
 from pipelines.heap import retain_freed_memory
@@ -54,6 +55,10 @@ SHARDS_IN_FLIGHT = 2
 THREADS_PER_PROCESS = 4
 """Decoding threads a local worker process runs before another process is worth starting:
 decoding releases the GIL, and every process costs an interpreter, imports and memory."""
+DIRECT_RUNNER_NAMES = frozenset(
+    {"direct", "directrunner", "apache_beam.runners.direct.direct_runner.directrunner"}
+)
+"""``--runner`` values (lower-cased) that Beam resolves to its DirectRunner."""
 WARM_UP_JOIN_S = 60.0
 """How long a worker's teardown waits for its background import of Great Expectations (an
 interpreter should not exit in the middle of an import)."""
@@ -287,6 +292,39 @@ def pipeline_options(beam_args: list[str], workers: int) -> PipelineOptions:
     return PipelineOptions(args)
 
 
+def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
+    """The runner for ``--runner=DirectRunner``: Beam's FnApiRunner, without trying Prism first.
+
+    Since Beam 2.6x, ``DirectRunner`` first hands a batch pipeline to the Prism runner, whose
+    binary it downloads from GitHub at run time: a network request on every offline run (it
+    failed after 0.1-0.15 s here, and where connections hang rather than fail, it would hang),
+    and on a machine that reaches GitHub a different engine that ignores
+    ``--direct_running_mode``. The FnApiRunner is what ``DirectRunner`` falls back to, set up
+    the same way (the pipeline options provisioned to its workers); ``--runner=PrismRunner``
+    still chooses Prism.
+
+    Parameters
+    ----------
+    options : PipelineOptions
+
+    Returns
+    -------
+    PipelineRunner or None
+        An FnApiRunner when the runner option names ``DirectRunner`` (any of
+        :data:`DIRECT_RUNNER_NAMES`); ``None`` otherwise, for Beam
+        to make the runner the option names.
+    """
+    if (options.view_as(StandardOptions).runner or "").lower() not in DIRECT_RUNNER_NAMES:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    info = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(info))
+
+
 def _spread(p: beam.Pipeline, name: str, records: list) -> beam.PCollection:
     """``records`` (JSON-serialisable) as a PCollection spread over the workers."""
     lines = [json.dumps(record, sort_keys=True) for record in records]
@@ -323,7 +361,7 @@ def run_pipeline(
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     exit_without_collecting()
-    with beam.Pipeline(options=options) as p:
+    with beam.Pipeline(runner=direct_runner(options), options=options) as p:
         if direct:
             _ = _spread(p, "ShardPlans", direct) | "BuildShard" >> beam.ParDo(
                 BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)

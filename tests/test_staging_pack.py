@@ -20,10 +20,12 @@ import soundfile as sf
 from pipelines import staging
 from pipelines.beam_ingest import (
     DEFAULT_RUNNER_ARGS,
+    direct_runner,
     local_parallelism,
     pipeline_options,
     plan_direct_shards,
     plan_shards,
+    run_pipeline,
 )
 from pipelines.clip_stage import ClipSettings, prepare_item, stage_clip
 from pipelines.dataset_state import (
@@ -700,6 +702,45 @@ def test_pipeline_options_space_separated_user_args():
     assert got["runner"] == "SparkRunner"
     assert got["direct_running_mode"] == "in_memory"
     assert got["direct_num_workers"] == 2
+
+
+def test_direct_runner_is_the_fn_api_runner_with_the_options_provisioned():
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    for runner in ("DirectRunner", "directrunner", "Direct"):
+        chosen = direct_runner(pipeline_options([f"--runner={runner}"], workers=2))
+        assert isinstance(chosen, FnApiRunner), runner
+    provisioned = direct_runner(pipeline_options([], workers=3))._provision_info.provision_info
+    assert float(provisioned.pipeline_options["beam:option:direct_num_workers:v1"]) == 3
+    for runner in ("PrismRunner", "SparkRunner", "FlinkRunner"):
+        assert direct_runner(pipeline_options([f"--runner={runner}"], workers=2)) is None
+
+
+def test_run_pipeline_never_tries_prism(monkeypatch):
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.runners.portability.prism_runner import PrismRunner
+
+    ran = []
+
+    def prism(self, pipeline, options):
+        ran.append("prism")
+        raise RuntimeError("no Prism here")
+
+    fn_api = FnApiRunner.run_pipeline
+
+    def record_fn_api(self, pipeline, options):
+        ran.append("fn_api")
+        return fn_api(self, pipeline, options)
+
+    monkeypatch.setattr(PrismRunner, "run_pipeline", prism)
+    monkeypatch.setattr(FnApiRunner, "run_pipeline", record_fn_api)
+    pack = PackSettings(("hdf5",), 16000, 1.0, 2, "0" * 64, "run")
+    run_pipeline(
+        [], root="unused", storage_options=None, next_index={}, shard_clips=10,
+        clip_settings=ClipSettings(16000, 1.0, 0.9, FetchOptions()), pack_settings=pack,
+        options=pipeline_options([], workers=1),
+    )  # fmt: skip
+    assert ran == ["fn_api"]
 
 
 # --------------------------------------------------------------------------- dataset_state
