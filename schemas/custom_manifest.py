@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from schemas.classmap import ClassMap
 from schemas.errors import InputFormatError, MalformedLine
-from schemas.segments import Segment, SegmentList, sanitize_clip_id
+from schemas.segments import Segment, SegmentList, sanitize_clip_id, split_name_problem
 from schemas.textio import read_text
 
 KNOWN_COLUMNS = {"path", "url", "start_seconds", "end_seconds", "labels", "split", "clip_id"}
@@ -98,6 +98,10 @@ def _row_to_segment(
     kind = "url" if url and urlparse(source).scheme in ("http", "https") else "path"
     name = urlparse(source).path.lstrip("/") if url else source
     clip_id = str(row.get("clip_id") or sanitize_clip_id(name, start))
+    row_split = str(row.get("split") or split)
+    problem = split_name_problem(row_split)
+    if problem:
+        return problem
     return Segment(
         clip_id=clip_id,
         source=source,
@@ -107,7 +111,7 @@ def _row_to_segment(
         labels=tuple(c.index for c in known),
         label_mids=tuple(c.mid for c in known),
         unknown_labels=tuple(unknown),
-        split=str(row.get("split") or split),
+        split=row_split,
         origin=path,
         line=lineno,
     )

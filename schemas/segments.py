@@ -20,6 +20,30 @@ from schemas.errors import MalformedLine
 SOURCE_KINDS = ("youtube", "url", "path")
 CLIP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}$")
 MAX_CLIP_ID = 200
+SPLIT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+"""Split names: they name directories of a dataset (``waveforms/<split>/``)."""
+
+
+def split_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a split name, or ``None`` if it can.
+
+    Parameters
+    ----------
+    name : str
+        A split name from a manifest row or a ``--split`` option.
+
+    Returns
+    -------
+    str or None
+        The reason, naming the value; ``None`` for 1-64 characters of letters, digits, ``_``,
+        ``-`` and ``.`` that start with a letter or digit.
+    """
+    if SPLIT_PATTERN.fullmatch(name):
+        return None
+    return (
+        f"split {name[:80]!r} is not a valid split name (1-64 letters, digits, '_', '-' or '.', "
+        "starting with a letter or digit)"
+    )
 
 
 @dataclass(frozen=True)

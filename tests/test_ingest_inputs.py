@@ -211,3 +211,17 @@ def test_manifest_naming_every_split_leaves_no_empty_default_split(tmp_path: Pat
     splits = manifest(out)["splits"]
     assert set(splits) == {"fold1", "fold2"}
     assert [splits[s]["num_clips"] for s in ("fold1", "fold2")] == [1, 1]
+
+
+def test_unsafe_split_names_are_refused_before_anything_is_written(tmp_path: Path):
+    write_media(tmp_path / "a.wav", 1.0, 16000)
+    (tmp_path / "classes.csv").write_text(CLASSES)
+    rows = tmp_path / "manifest.csv"
+    rows.write_text("path,labels\na.wav,Alpha\n")
+    out = tmp_path / "ds"
+    proc = audiomill("ingest", "--segments", str(rows), "--classes", str(tmp_path / "classes.csv"),
+                     "--out", str(out), "--split", "../up", "--workers", "1", cwd=tmp_path,
+                     check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--split: split '../up' is not a valid split name" in proc.stderr
+    assert not out.exists()

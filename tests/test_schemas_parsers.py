@@ -18,6 +18,7 @@ from schemas.segments import (
     audioset_clip_id,
     sanitize_clip_id,
     segments_to_table,
+    split_name_problem,
     table_to_segments,
 )
 
@@ -163,6 +164,28 @@ def test_custom_manifest_jsonl(tmp_path, audioset_classes):
 def test_manifest_needs_path_or_url(audioset_classes):
     with pytest.raises(InputFormatError, match="'path' or 'url'"):
         parse_manifest_text("file,labels\na.wav,Dog\n", audioset_classes, path="m.csv")
+
+
+@pytest.mark.parametrize("name", ["train", "fold1", "eval_2024", "a.b-c", "X" * 64])
+def test_split_names_that_name_directories(name):
+    assert split_name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["", "../evil", "a/b", ".staging", "-x", "x\n", "x y", "é", "X" * 65, "a\\b"]
+)
+def test_split_names_refused(name):
+    assert "is not a valid split name" in split_name_problem(name)
+
+
+def test_manifest_rows_with_unsafe_splits_are_malformed_lines(audioset_classes):
+    text = "path,labels,split\na.wav,Dog,train\nb.wav,Dog,../../evil\nc.wav,Dog,.staging\n"
+    parsed = parse_manifest_text(text, audioset_classes, path="m.csv")
+    assert [s.split for s in parsed.segments] == ["train"]
+    assert [(m.line, m.reason[:25]) for m in parsed.malformed] == [
+        (3, "split '../../evil' is not"),
+        (4, "split '.staging' is not a"),
+    ]
 
 
 def test_segments_table_roundtrip(audioset_dir, audioset_classes):
