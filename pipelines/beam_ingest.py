@@ -1,8 +1,11 @@
 """The ingest pipeline in Apache Beam.
 
+The clips and shards to process are written to plan files in the staging area
+(:func:`pipelines.staging.write_plans`); the pipeline starts from their paths.
+
 Clips from slow or rate-limited sources (YouTube, http, object stores) are staged::
 
-    todo (JSON lines) -> Reshuffle -> StageClip (fetch, decode, stage)
+    todo (plan files) -> Reshuffle -> StageClip (fetch, decode, stage)
         -> (split, clip_id) -> GroupByKey -> plan shards -> Reshuffle -> PackShard
 
 Only small records cross a shuffle: waveforms go through the staging area of the dataset, so
@@ -13,7 +16,7 @@ Clips from local files are cheaper to decode again than to stage, so their shard
 by the driver and each is built by one worker, with no staging round trip and no barrier
 between decoding and packing (``pipelines.shard_build``)::
 
-    shard plans (JSON lines) -> Reshuffle -> BuildShard (decode on threads, pack, commit)
+    shard plans (plan files) -> Reshuffle -> BuildShard (decode on threads, pack, commit)
 
 Heavy objects (the dataset's filesystem, a scratch directory, a thread pool) are made once per
 worker in ``setup``; Great Expectations, which only packing needs, is imported there in the
@@ -25,7 +28,6 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
-import json
 import logging
 import math
 import os
@@ -41,6 +43,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from pipelines import staging
 from pipelines.clip_stage import ClipSettings, stage_clip
 from pipelines.heap import retain_freed_memory
 from pipelines.pack import PackSettings, pack_shard, warm_up
@@ -50,6 +53,8 @@ from pipelines.storage import DatasetStore
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing")
 """The local default; with a single worker process the running mode is ``in_memory`` instead
 (see :func:`pipeline_options`)."""
+CLIPS_PER_PLAN_FILE = 1000
+"""Clips to stage per plan file (a shard plan has a file of its own)."""
 SHARDS_IN_FLIGHT = 2
 """Shards a worker builds at once (see ``BuildShardFn``)."""
 THREADS_PER_PROCESS = 4
@@ -325,13 +330,29 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(info))
 
 
-def _spread(p: beam.Pipeline, name: str, records: list) -> beam.PCollection:
-    """``records`` (JSON-serialisable) as a PCollection spread over the workers."""
-    lines = [json.dumps(record, sort_keys=True) for record in records]
+class ReadPlanFn(beam.DoFn):
+    """Emit the records of plan files (:func:`pipelines.staging.read_plan`), given their paths."""
+
+    def __init__(self, root: str, storage_options: dict | None) -> None:
+        self.root = root
+        self.storage_options = storage_options
+
+    def setup(self) -> None:
+        self.store = DatasetStore(self.root, self.storage_options)
+
+    def process(self, rel: str) -> Iterator:
+        yield from staging.read_plan(self.store, rel)
+
+
+def _spread(
+    p: beam.Pipeline, name: str, plan_files: list[str], read: ReadPlanFn
+) -> beam.PCollection:
+    """The records of ``plan_files`` as a PCollection spread over the workers."""
     return (
         p
-        | name >> beam.Create(lines, reshuffle=False)
-        | f"Parse{name}" >> beam.Map(json.loads)
+        | name >> beam.Create(plan_files, reshuffle=False)
+        | f"Spread{name}Files" >> beam.Reshuffle()
+        | f"Read{name}" >> beam.ParDo(read)
         | f"Spread{name}" >> beam.Reshuffle()
     )
 
@@ -361,18 +382,25 @@ def run_pipeline(
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     exit_without_collecting()
-    with beam.Pipeline(runner=direct_runner(options), options=options) as p:
-        if direct:
-            _ = _spread(p, "ShardPlans", direct) | "BuildShard" >> beam.ParDo(
-                BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
-            )
-        if todo:
-            _ = (
-                _spread(p, "Todo", todo)
-                | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
-                | "BySplit" >> beam.GroupByKey()
-                | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
-                | "SpreadShards" >> beam.Reshuffle()
-                | "PackShard"
-                >> beam.ParDo(PackShardFn(root, storage_options, pack_settings, threads))
-            )
+    store = DatasetStore(root, storage_options)
+    read = ReadPlanFn(root, storage_options)
+    try:
+        shard_files = staging.write_plans(store, "shards", list(direct), 1)
+        clip_files = staging.write_plans(store, "clips", todo, CLIPS_PER_PLAN_FILE)
+        with beam.Pipeline(runner=direct_runner(options), options=options) as p:
+            if shard_files:
+                _ = _spread(p, "ShardPlans", shard_files, read) | "BuildShard" >> beam.ParDo(
+                    BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
+                )
+            if clip_files:
+                _ = (
+                    _spread(p, "Todo", clip_files, read)
+                    | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
+                    | "BySplit" >> beam.GroupByKey()
+                    | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
+                    | "SpreadShards" >> beam.Reshuffle()
+                    | "PackShard"
+                    >> beam.ParDo(PackShardFn(root, storage_options, pack_settings, threads))
+                )
+    finally:
+        staging.remove_plans(store)

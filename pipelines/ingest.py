@@ -3,8 +3,8 @@
 Order of work, chosen so that a crash at any point loses nothing and duplicates nothing:
 
 1. take the dataset lock (a second concurrent run is refused);
-2. repair: adopt shards committed by an interrupted run, delete uncommitted shard files and
-   temporaries;
+2. repair: adopt shards committed by an interrupted run, delete uncommitted shard files,
+   temporaries and its plan files;
 3. parse the segment list, validate it with the segment expectation suite;
 4. plan: skip clips already committed or permanently failed, retry transient failures, reuse
    clips staged by an interrupted run;
@@ -274,6 +274,7 @@ def run_ingest(
         # The default split only when some row falls back to it: a manifest naming every row's
         # split leaves no empty default split behind.
         splits = sorted({s.split for s in seglist.segments} or {cfg.split})
+        staging.remove_plans(store)
         for split in splits:
             store.remove_temporaries(f"waveforms/{split}")
             adopted = adopt_commits(store, manifest, split)

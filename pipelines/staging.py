@@ -11,6 +11,11 @@
 ``commits/shard-NNNNN.json``
     a shard that the pack stage committed, waiting to be adopted into the manifest.
 
+``<dataset>/.staging/.plans/`` holds the plans of the running pipeline (JSON lines): the
+pipeline carries their paths, not the plans, so its graph stays small however many clips a run
+has (Beam pickles and compresses what ``Create`` holds into the graph, and remote runners cap
+its size). A split name never starts with a dot, so no split's directory is there.
+
 ``key`` is a hash of the clip id, so no user input ever becomes part of a path. Everything here
 survives a crash: a re-run reuses staged clips instead of fetching them again and adopts
 committed shards instead of packing them again.
@@ -27,6 +32,7 @@ from pipelines.storage import DatasetStore
 from schemas.dataset import STAGING
 
 MAGIC = b"AMCLIP1\n"
+PLANS = f"{STAGING}/.plans"
 
 
 def clip_key(clip_id: str) -> str:
@@ -96,3 +102,46 @@ def staged_names(store: DatasetStore, split: str, kind: str) -> list[str]:
 def read_json(store: DatasetStore, rel: str) -> dict:
     """Read a JSON file of the staging area."""
     return json.loads(store.read_text(rel))
+
+
+def write_plans(store: DatasetStore, kind: str, records: list, per_file: int) -> list[str]:
+    """Write ``records`` to plan files of ``per_file`` records each; return their paths.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    kind : str
+        File name prefix, such as ``"shards"``; files are ``<kind>-NNNNNN.jsonl`` in
+        :data:`PLANS`, replacing any of those names.
+    records : list
+        JSON-serialisable records, in order.
+    per_file : int
+        Records per file (positive).
+
+    Returns
+    -------
+    list of str
+        Dataset-relative paths, in record order; empty for no records.
+    """
+    if per_file < 1:
+        raise ValueError(f"per_file must be positive, got {per_file}")
+    rels = []
+    for n, start in enumerate(range(0, len(records), per_file)):
+        rel = f"{PLANS}/{kind}-{n:06d}.jsonl"
+        lines = (json.dumps(r, sort_keys=True) + "\n" for r in records[start : start + per_file])
+        with store.open(rel, "wb") as fh:
+            fh.write("".join(lines).encode("utf-8"))
+        rels.append(rel)
+    return rels
+
+
+def read_plan(store: DatasetStore, rel: str) -> list:
+    """The records of one plan file written by :func:`write_plans`."""
+    return [json.loads(line) for line in store.read_text(rel).splitlines()]
+
+
+def remove_plans(store: DatasetStore) -> None:
+    """Delete every plan file (a run's own when it ends, an interrupted run's when the next
+    one starts; the caller holds the dataset lock)."""
+    for name in store.listdir(PLANS):
+        store.remove(f"{PLANS}/{name}")

@@ -743,6 +743,44 @@ def test_run_pipeline_never_tries_prism(monkeypatch):
     assert ran == ["fn_api"]
 
 
+def test_plan_files_round_trip_in_chunks(store):
+    records = [{"clip_id": f"c{i}", "labels": [i % 3]} for i in range(2500)]
+    rels = staging.write_plans(store, "clips", records, 1000)
+    assert rels == [f"{staging.PLANS}/clips-{n:06d}.jsonl" for n in range(3)]
+    assert [len(staging.read_plan(store, rel)) for rel in rels] == [1000, 1000, 500]
+    assert [r for rel in rels for r in staging.read_plan(store, rel)] == records
+    assert staging.write_plans(store, "shards", [], 1) == []
+    with pytest.raises(ValueError, match="per_file"):
+        staging.write_plans(store, "clips", records, 0)
+    staging.remove_plans(store)
+    assert store.listdir(staging.PLANS) == []
+
+
+def test_run_pipeline_graph_holds_plan_paths_not_plans(tmp_path, store, clip_settings, monkeypatch):
+    import apache_beam as beam
+
+    created = []
+    real_create = beam.Create
+
+    def recording_create(values, **kwargs):
+        created.extend(values)
+        return real_create(values, **kwargs)
+
+    monkeypatch.setattr(beam, "Create", recording_create)
+    direct = [("train", 0, _sources(tmp_path, {"a": (0,), "b": (1,)}))]
+    write_media(tmp_path / "src" / "c.wav", 1.0, 16000)
+    todo = [_item("c_0", str(tmp_path / "src" / "c.wav"))]
+    run_pipeline(
+        todo, direct=direct, root=store.url(), storage_options=None, next_index={"train": 1},
+        shard_clips=10, clip_settings=clip_settings, pack_settings=_pack_settings(("hdf5",)),
+        options=pipeline_options([], workers=1),
+    )  # fmt: skip
+    assert created == [f"{staging.PLANS}/{kind}-000000.jsonl" for kind in ("shards", "clips")]
+    assert store.listdir(staging.PLANS) == []
+    commits = [staging.read_json(store, staging.commit_record_path("train", i)) for i in (0, 1)]
+    assert [c["clip_ids"] for c in commits] == [["a_0", "b_0"], ["c_0"]]
+
+
 # --------------------------------------------------------------------------- dataset_state
 
 
