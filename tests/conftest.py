@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -11,6 +12,16 @@ from tests.http_media_server import media_server  # noqa: F401  (fixture)
 from tests.s3_server import s3_server  # noqa: F401  (fixture)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(autouse=True)
+def _thaw_frozen_objects():
+    """Commands run in this process (Typer's CliRunner) freeze what their imports made
+    (``workflows.import_gc``); hand it back to the collector after each test, as the command
+    line does when a command ends."""
+    yield
+    gc.unfreeze()
+
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AUDIOSET = SHARED / "audioset"

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from workflows.import_gc import collection_paused
+from workflows.import_gc import collection_paused, thawed_on_exit
 
 
 class Node:
@@ -61,4 +61,15 @@ def test_state_restored_when_the_block_raises():
     gc.enable()
     with pytest.raises(ImportError), collection_paused():
         import audiomill_no_such_module  # noqa: F401
+    assert gc.isenabled()
+
+
+def test_thawed_on_exit_returns_frozen_objects_to_the_collector():
+    gc.enable()
+    with pytest.raises(SystemExit), thawed_on_exit():
+        with collection_paused():
+            made = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() >= len(made)
+        raise SystemExit(0)  # how a Typer command line ends
+    assert gc.get_freeze_count() == 0
     assert gc.isenabled()

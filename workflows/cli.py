@@ -20,7 +20,7 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
-from workflows.import_gc import collection_paused
+from workflows.import_gc import collection_paused, thawed_on_exit
 
 app = typer.Typer(
     help="Turn audio into training-ready datasets and trained classifiers.",
@@ -370,7 +370,8 @@ def quickstart(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        with thawed_on_exit():
+            app()
     except KeyboardInterrupt:
         console.print("interrupted: re-run the same command to resume")
         sys.exit(130)

@@ -8,6 +8,9 @@ collection walks them again, holding the GIL (0.1-0.15 s each, a few per run). I
 almost no garbage cycles, so the block runs with the collector off, and what exists when it
 ends is frozen (:func:`gc.freeze`): later collections look only at objects made after it.
 Measured on the 2,000-clip ingest benchmark: 9.3 s -> 8.5 s end to end.
+
+The command line hands the frozen objects back to the collector when its command ends
+(:func:`thawed_on_exit`), so the interpreter shuts down as it would have without the freeze.
 """
 
 from __future__ import annotations
@@ -37,3 +40,19 @@ def collection_paused() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def thawed_on_exit() -> Iterator[None]:
+    """Run the block (a whole command), then hand what was frozen back to the collector.
+
+    Interpreter shutdown then finalizes objects as it would without :func:`collection_paused`:
+    with them still frozen, ``evaluate`` on an S3 dataset (TensorFlow and s3fs's event-loop
+    thread loaded) crashed at exit with SIGSEGV. A command that skips the collection at exit
+    (``pipelines.beam_ingest.exit_without_collecting``) freezes again in its ``atexit``
+    handler, which runs after this block.
+    """
+    try:
+        yield
+    finally:
+        gc.unfreeze()
