@@ -316,8 +316,8 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     -------
     PipelineRunner or None
         An FnApiRunner when the runner option names ``DirectRunner`` (any of
-        :data:`DIRECT_RUNNER_NAMES`); ``None`` otherwise, for Beam
-        to make the runner the option names.
+        :data:`DIRECT_RUNNER_NAMES`); ``None`` otherwise, for Beam to make the runner the
+        option names.
     """
     if (options.view_as(StandardOptions).runner or "").lower() not in DIRECT_RUNNER_NAMES:
         return None

@@ -29,7 +29,7 @@ def collection_paused() -> Iterator[None]:
     reclaimed rather than frozen. The collector's previous state is restored (an enclosing
     block that turned it off keeps it off). Frozen objects stay reachable as usual; only the
     collector's scans of them stop, so a cycle among them that becomes garbage later is not
-    reclaimed.
+    reclaimed before :func:`thawed_on_exit` returns them to the collector.
     """
     enabled = gc.isenabled()
     gc.collect()
