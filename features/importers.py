@@ -57,7 +57,7 @@ from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, SHARD_EXTENSIONS, DatasetManifest, SplitEntry
 from schemas.embeddings import EmbeddingRows
 from schemas.errors import InputFormatError
-from schemas.segments import audioset_clip_id
+from schemas.segments import audioset_clip_id, split_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -335,9 +335,10 @@ def _run_import(
         raise ValueError(f"formats must be among {', '.join(FORMATS)}; got {list(formats)}")
     if shard_clips < 1:
         raise ValueError("shard_clips must be at least 1")
-    for name, value in (("model", model), ("split", split)):
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-            raise ValueError(f"{name} {value!r} must be letters, digits, '_', '.' or '-'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model):
+        raise ValueError(f"model {model!r} must be letters, digits, '_', '.' or '-'")
+    if problem := split_name_problem(split):
+        raise ValueError(problem)
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = DatasetStore(out, storage_options)

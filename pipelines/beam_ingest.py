@@ -351,7 +351,6 @@ def _spread(
     return (
         p
         | name >> beam.Create(plan_files, reshuffle=False)
-        | f"Spread{name}Files" >> beam.Reshuffle()
         | f"Read{name}" >> beam.ParDo(read)
         | f"Spread{name}" >> beam.Reshuffle()
     )
@@ -385,7 +384,7 @@ def run_pipeline(
     store = DatasetStore(root, storage_options)
     read = ReadPlanFn(root, storage_options)
     try:
-        shard_files = staging.write_plans(store, "shards", list(direct), 1)
+        shard_files = staging.write_plans(store, "shards", direct, 1)
         clip_files = staging.write_plans(store, "clips", todo, CLIPS_PER_PLAN_FILE)
         with beam.Pipeline(runner=direct_runner(options), options=options) as p:
             if shard_files:

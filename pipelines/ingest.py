@@ -59,7 +59,7 @@ from schemas.errors import MalformedLine
 from schemas.expectations import segment_suite, validate_frame
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
-from schemas.segments import Segment, segments_to_table
+from schemas.segments import Segment, segments_to_table, split_name_problem
 from schemas.shards import audio_name_for
 
 FORMATS = ("hdf5", "parquet")
@@ -246,6 +246,8 @@ def run_ingest(
         raise ValueError(f"--format must be among {', '.join(FORMATS)}; got {sorted(bad)}")
     if cfg.shard_clips < 1:
         raise ValueError("--shard-clips must be at least 1")
+    if problem := split_name_problem(cfg.split):
+        raise ValueError(f"--split: {problem}")
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = DatasetStore(cfg.out, cfg.storage_options)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def read_json(store: DatasetStore, rel: str) -> dict:
     return json.loads(store.read_text(rel))
 
 
-def write_plans(store: DatasetStore, kind: str, records: list, per_file: int) -> list[str]:
+def write_plans(store: DatasetStore, kind: str, records: Sequence, per_file: int) -> list[str]:
     """Write ``records`` to plan files of ``per_file`` records each; return their paths.
 
     Parameters
@@ -113,7 +114,7 @@ def write_plans(store: DatasetStore, kind: str, records: list, per_file: int) ->
     kind : str
         File name prefix, such as ``"shards"``; files are ``<kind>-NNNNNN.jsonl`` in
         :data:`PLANS`, replacing any of those names.
-    records : list
+    records : sequence
         JSON-serialisable records, in order.
     per_file : int
         Records per file (positive).

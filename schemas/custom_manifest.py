@@ -99,8 +99,7 @@ def _row_to_segment(
     name = urlparse(source).path.lstrip("/") if url else source
     clip_id = str(row.get("clip_id") or sanitize_clip_id(name, start))
     row_split = str(row.get("split") or split)
-    problem = split_name_problem(row_split)
-    if problem:
+    if problem := split_name_problem(row_split):
         return problem
     return Segment(
         clip_id=clip_id,

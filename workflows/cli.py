@@ -183,10 +183,7 @@ def ingest(
 
 def _check_ingest_args(cfg) -> None:
     from pipelines.sources import SOURCES
-    from schemas.segments import split_name_problem
 
-    if problem := split_name_problem(cfg.split):
-        fail(f"--split: {problem}")
     if cfg.source not in SOURCES:
         fail(f"--source must be one of {', '.join(SOURCES)}, not {cfg.source!r}")
     if cfg.source == "http" and not cfg.url_template:

@@ -194,10 +194,7 @@ def import_packed(
 def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
     from pipelines.storage import DatasetLockedError
     from schemas.errors import InputFormatError
-    from schemas.segments import split_name_problem
 
-    if problem := split_name_problem(split):
-        fail(f"--split: {problem}")
     with progress_bar("records") as (bar, task):
         try:
             summary = fn(
