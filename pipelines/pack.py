@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines import staging
-from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter
+from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRow
 from pipelines.storage import DatasetStore, temporary_name
 from pipelines.validation_reports import save_validation_report
 from schemas.dataset import ledger_dir, waveform_shard_path
@@ -198,8 +198,9 @@ def pack_metas(
         Loads waveforms and encodes Parquet FLAC ahead of the writers, in parallel.
     prefilled : Prefilled, optional
         An HDF5 shard file whose rows already hold the clips' waveforms. When every clip is
-        kept, in order, it becomes the shard (only the small fields are written); otherwise
-        the kept rows are copied into a new file and it is removed. It is consumed either way.
+        kept, in order, and the file was made for these clips' rows, it becomes the shard;
+        otherwise the kept rows are copied into a new file and it is removed. It is consumed
+        either way.
 
     Returns
     -------
@@ -374,6 +375,7 @@ def _write_files(
         prefilled is not None
         and "hdf5" in rels
         and [prefilled.slots[m["clip_id"]] for m in kept] == list(range(prefilled.num_rows))
+        and [ShardRow.of(m) for m in kept] == prefilled.writer.rows
     )
     paths, writers = {}, {}
     try:
@@ -383,11 +385,10 @@ def _write_files(
             paths["hdf5"] = shard_file(tmp, store, rels["hdf5"])
             writers["hdf5"] = HDF5ShardWriter(
                 paths["hdf5"],
-                num_rows=len(kept),
+                [ShardRow.of(m) for m in kept],
                 num_samples=settings.num_samples,
                 num_classes=settings.num_classes,
                 sample_rate=settings.sample_rate,
-                audio_name_width=max(len(m["audio_name"].encode()) for m in kept),
                 attrs=attrs,
                 write_behind=store.is_local,
             )
@@ -397,13 +398,12 @@ def _write_files(
                 paths["parquet"], sample_rate=settings.sample_rate, metadata=attrs
             )
         _fill(writers, kept, load_waveform, settings.sample_rate, executor, in_place)
-        for writer in writers.values():
-            writer.close()
+        digests = {fmt: writer.close() for fmt, writer in writers.items()}
         if prefilled is not None and not in_place:
             prefilled.remove()
         files = {}
         for fmt in formats:
-            rec = store.commit_file(paths[fmt], rels[fmt])
+            rec = store.commit_file(paths[fmt], rels[fmt], sha256=digests[fmt])
             files[fmt] = {"path": rels[fmt], "sha256": rec.sha256, "bytes": rec.bytes}
         return files
     except BaseException:
@@ -438,33 +438,27 @@ def _fill(
 
     loads = ordered_map(load, kept, executor if load_needed else None, LOAD_AHEAD)
     with contextlib.closing(loads):
-        for row, (meta, waveform, flac) in enumerate(loads):
-            _add(writers, row, meta, waveform, flac, waveforms_written)
+        for meta, waveform, flac in loads:
+            _add(writers, meta, waveform, flac, waveforms_written)
 
 
 def _add(
     writers: dict,
-    row: int,
     meta: dict,
     waveform: np.ndarray | None,
     flac: bytes | None,
     waveforms_written: bool,
 ) -> None:
-    """Add one kept clip as row ``row`` of the open writers."""
-    common = {
-        "clip_id": meta["clip_id"],
-        "audio_name": meta["audio_name"],
-        "labels": meta["labels"],
-        "num_samples": meta["num_samples"],
-        "start_s": meta["start_s"],
-    }
-    if waveforms_written:
-        writers["hdf5"].set_row(row, **common)
-    elif "hdf5" in writers:
-        writers["hdf5"].add(**common, waveform=waveform)
+    """Add one kept clip as the next row of the open writers."""
+    if "hdf5" in writers and not waveforms_written:
+        writers["hdf5"].add(waveform, meta["num_samples"])
     if "parquet" in writers:
         writers["parquet"].add(
-            **common,
+            clip_id=meta["clip_id"],
+            audio_name=meta["audio_name"],
+            labels=meta["labels"],
+            num_samples=meta["num_samples"],
+            start_s=meta["start_s"],
             waveform=waveform,
             source=meta["source"],
             source_sample_rate=meta["source_sample_rate"],

@@ -42,7 +42,7 @@ from pipelines.pack import (
     shard_attrs,
     shard_file,
 )
-from pipelines.shard_writers import HDF5ShardWriter
+from pipelines.shard_writers import HDF5ShardWriter, ShardRow
 from pipelines.storage import DatasetStore
 from schemas.dataset import waveform_shard_path
 
@@ -116,7 +116,7 @@ def build_shard(
                         f"{clip_id}: {waveform.shape} samples, shard rows have "
                         f"{pack_settings.num_samples}"
                     )
-                sink.write(slot, waveform)
+                sink.write(slot, waveform, meta["num_samples"])
                 if item.get("stale_failure"):
                     store.remove(staging.failed_path(split, clip_id))
                 return meta
@@ -151,7 +151,7 @@ def build_shard(
 class _Sink:
     """Where decoded waveforms wait, by slot, until the shard is packed."""
 
-    def write(self, slot: int, waveform: np.ndarray) -> None:
+    def write(self, slot: int, waveform: np.ndarray, num_samples: int) -> None:
         raise NotImplementedError
 
     def read(self, slot: int) -> np.ndarray:
@@ -180,17 +180,16 @@ class _HDF5Sink(_Sink):
         self.path = shard_file(tmp, store, waveform_shard_path(split, index, "hdf5"))
         self.writer = HDF5ShardWriter(
             self.path,
-            num_rows=len(items),
+            [ShardRow.of(item) for item in items],
             num_samples=settings.num_samples,
             num_classes=settings.num_classes,
             sample_rate=settings.sample_rate,
-            audio_name_width=max(len(item["audio_name"].encode()) for item in items),
             attrs=shard_attrs(split, index, settings),
             write_behind=store.is_local,
         )
 
-    def write(self, slot: int, waveform: np.ndarray) -> None:
-        self.writer.write_waveform(slot, waveform)
+    def write(self, slot: int, waveform: np.ndarray, num_samples: int) -> None:
+        self.writer.write_waveform(slot, waveform, num_samples)
 
     def read(self, slot: int) -> np.ndarray:
         return self.writer.read_waveform(slot)
@@ -211,7 +210,7 @@ class _ScratchSink(_Sink):
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
 
-    def write(self, slot: int, waveform: np.ndarray) -> None:
+    def write(self, slot: int, waveform: np.ndarray, num_samples: int) -> None:
         pwrite_all(self.fd, np.ascontiguousarray(waveform, dtype="<i2"), slot * self.row_bytes)
 
     def read(self, slot: int) -> np.ndarray:

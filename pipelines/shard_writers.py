@@ -1,6 +1,6 @@
 """Streaming writers for waveform shards (layouts in ``schemas.shards``).
 
-Writers append one clip at a time to a local file so memory stays bounded by one row (HDF5)
+Writers append one clip at a time to a local file so memory stays bounded by a few rows (HDF5)
 or one row group (Parquet); committing the finished file into the dataset is the storage
 layer's job.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -17,6 +19,7 @@ import pyarrow.parquet as pq
 
 from pipelines.file_io import pread_into, pwrite_all
 from pipelines.page_cache import drop_cached, write_behind
+from pipelines.row_digest import RowStreamDigest
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     PARQUET_ROW_GROUP,
@@ -26,31 +29,50 @@ from schemas.shards import (
 )
 
 
+@dataclass(frozen=True)
+class ShardRow:
+    """What a waveform shard holds about a clip besides its samples and true length."""
+
+    clip_id: str
+    audio_name: str
+    labels: tuple[int, ...]
+    start_s: float | None
+
+    @classmethod
+    def of(cls, record: Mapping) -> ShardRow:
+        """The row of a planned clip or of a prepared clip's metadata (both have ``clip_id``,
+        ``audio_name``, ``labels`` and ``start_s``)."""
+        return cls(
+            record["clip_id"], record["audio_name"], tuple(record["labels"]), record["start_s"]
+        )
+
+
 class HDF5ShardWriter:
-    """Write a PANNs-compatible HDF5 waveform shard of a known number of rows.
+    """Write a PANNs-compatible HDF5 waveform shard whose rows are known in advance.
 
-    Rows are appended with :meth:`add`, or filled in any order, by several threads, with
-    :meth:`write_waveform` and :meth:`set_row`; either way the file is the same.
+    Everything but the waveforms and their true lengths (``num_samples``) is written when
+    the writer is made, and the HDF5 library is done with the file then. The ``waveform`` and
+    ``num_samples`` datasets are contiguous and allocated up front, so their rows are plain
+    byte ranges of the file: waveforms are written with :meth:`add` in order, or with
+    :meth:`write_waveform` in any order by several threads, with ``pwrite`` (no global lock,
+    the GIL released), and the lengths by :meth:`close`. HDF5 never touches those bytes: no
+    fill value is written.
 
-    The ``waveform`` dataset is contiguous and allocated when it is created, so its rows are
-    plain byte ranges of the file: they are written and read with ``pwrite``/``pread`` on a
-    second descriptor, without h5py's global lock and with the GIL released (decoding threads
-    would otherwise queue behind each other's row writes). HDF5 itself never touches those
-    bytes: no fill value is written, and it caches no raw data of a dataset it does not read.
+    Since nothing before the waveforms changes after they are written, the file's sha256 is
+    computed as they come (:class:`pipelines.row_digest.RowStreamDigest`) and :meth:`close`
+    returns it: committing the shard does not read it back.
 
     Parameters
     ----------
     path : str
         Local file to create.
-    num_rows : int
-        Rows the shard will hold (datasets are allocated up front, as PANNs does).
+    rows : sequence of ShardRow
+        The shard's clips, in row order.
     num_samples : int
         Samples per row (T).
     num_classes : int
         Width of ``target`` (C).
     sample_rate : int
-    audio_name_width : int
-        Byte width of ``audio_name`` (at least 20, as in PANNs).
     attrs : dict
         Extra file attributes (class map digest, clip seconds ...).
     write_behind : bool
@@ -62,76 +84,61 @@ class HDF5ShardWriter:
     def __init__(
         self,
         path: str,
+        rows: Sequence[ShardRow],
         *,
-        num_rows: int,
         num_samples: int,
         num_classes: int,
         sample_rate: int,
-        audio_name_width: int = AUDIO_NAME_MIN_WIDTH,
         attrs: dict | None = None,
         write_behind: bool = False,
     ) -> None:
-        self._hf = h5py.File(path, "w")
-        self._n = 0
-        self.num_rows = num_rows
-        hf = self._hf
-        width = max(AUDIO_NAME_MIN_WIDTH, audio_name_width)
-        hf.create_dataset("audio_name", shape=(num_rows,), dtype=f"S{width}")
-        waveform = hf.create_dataset(
-            "waveform",
-            shape=(num_rows, num_samples),
-            dtype=np.int16,
-            dcpl=_early_allocation(),
-            fill_time="never",
-        )
-        hf.create_dataset("target", shape=(num_rows, num_classes), dtype=np.bool_)
-        hf.create_dataset("clip_id", shape=(num_rows,), dtype=h5py.string_dtype("utf-8"))
-        hf.create_dataset("num_samples", shape=(num_rows,), dtype=np.int64)
-        hf.create_dataset("start_s", shape=(num_rows,), dtype=np.float64)
-        hf.attrs["sample_rate"] = np.int32(sample_rate)
-        hf.attrs["schema_version"] = WAVEFORM_SCHEMA_VERSION
-        for key, value in (attrs or {}).items():
-            hf.attrs[key] = value
-        # Small per-row fields are kept here and written in one piece by close().
-        self._names: list[bytes] = [b""] * num_rows
-        self._targets = np.zeros((num_rows, num_classes), dtype=np.bool_)
-        self._ids: list[str] = [""] * num_rows
-        self._lengths = np.zeros(num_rows, dtype=np.int64)
-        self._starts = np.zeros(num_rows, dtype=np.float64)
-        self._set = np.zeros(num_rows, dtype=np.bool_)
-        self._row_bytes = num_samples * 2
-        self._offset = waveform.id.get_offset()  # None when the dataset has no bytes
-        self._fd = os.open(path, os.O_RDWR) if self._offset is not None else None
+        self.path = path
+        self.rows = list(rows)
+        self.num_rows = n = len(rows)
         self.write_behind = write_behind
+        self._row_bytes = num_samples * 2
+        targets = np.zeros((n, num_classes), dtype=np.bool_)
+        for i, row in enumerate(rows):
+            targets[i, list(row.labels)] = True
+        names = [row.audio_name.encode("utf-8") for row in rows]
+        width = max([AUDIO_NAME_MIN_WIDTH, *map(len, names)])
+        with h5py.File(path, "w") as hf:
+            hf.create_dataset("audio_name", data=np.array(names, dtype=f"S{width}"))
+            hf.create_dataset("target", data=targets)
+            hf.create_dataset(
+                "clip_id", data=[row.clip_id for row in rows], dtype=h5py.string_dtype("utf-8")
+            )
+            starts = [math.nan if row.start_s is None else row.start_s for row in rows]
+            hf.create_dataset("start_s", data=np.array(starts, dtype=np.float64))
+            waveform = _allocated(hf, "waveform", (n, num_samples), np.int16)
+            lengths = _allocated(hf, "num_samples", (n,), np.int64)
+            hf.attrs["sample_rate"] = np.int32(sample_rate)
+            hf.attrs["schema_version"] = WAVEFORM_SCHEMA_VERSION
+            for key, value in (attrs or {}).items():
+                hf.attrs[key] = value
+            self._offset = waveform.id.get_offset()  # None when the dataset has no bytes
+            self._lengths_offset = lengths.id.get_offset()
+        self._lengths = np.zeros(n, dtype="<i8")
+        self._written = np.zeros(n, dtype=np.bool_)
+        self._n = 0
+        self._fd: int | None = None
+        self._digest: RowStreamDigest | None = None
+        if self._offset is not None:
+            self._fd = os.open(path, os.O_RDWR)
+            if self._lengths_offset >= self._offset + n * self._row_bytes:
+                self._digest = RowStreamDigest(os.pread(self._fd, self._offset, 0), n)
 
-    def add(
-        self,
-        *,
-        clip_id: str,
-        audio_name: str,
-        waveform: np.ndarray,
-        labels: list[int],
-        num_samples: int,
-        start_s: float | None,
-    ) -> int:
-        """Append one clip; returns its row number."""
+    def add(self, waveform: np.ndarray, num_samples: int) -> int:
+        """Write the waveform of the next row in order; returns its row number."""
         if self._n >= self.num_rows:
             raise IndexError(f"shard is full ({self.num_rows} rows)")
-        i = self._n
-        self.write_waveform(i, waveform)
-        self.set_row(
-            i,
-            clip_id=clip_id,
-            audio_name=audio_name,
-            labels=labels,
-            num_samples=num_samples,
-            start_s=start_s,
-        )
+        self.write_waveform(self._n, waveform, num_samples)
         self._n += 1
-        return i
+        return self._n - 1
 
-    def write_waveform(self, row: int, waveform: np.ndarray) -> None:
-        """Write the waveform of ``row`` (thread-safe)."""
+    def write_waveform(self, row: int, waveform: np.ndarray, num_samples: int) -> None:
+        """Write the waveform of ``row`` and its true length (thread-safe). The array must
+        not change afterwards: it may be held until the rows before it are hashed."""
         data = np.ascontiguousarray(waveform, dtype="<i2")
         if data.nbytes != self._row_bytes:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
@@ -139,12 +146,16 @@ class HDF5ShardWriter:
         pwrite_all(self._fd, data, offset)
         if self.write_behind:
             write_behind(self._fd, offset, data.nbytes)
+        if self._digest is not None:
+            self._digest.add(row, data)
+        self._lengths[row] = num_samples
+        self._written[row] = True
 
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
         out = np.empty(self._row_bytes // 2, dtype="<i2")
         if pread_into(self._fd, out, self._row_offset(row)) < self._row_bytes:
-            raise EOFError(f"{self._hf.filename}: row {row} ends past the end of the file")
+            raise EOFError(f"{self.path}: row {row} ends past the end of the file")
         return out.astype(np.int16, copy=False)
 
     def _row_offset(self, row: int) -> int:
@@ -152,61 +163,48 @@ class HDF5ShardWriter:
             raise IndexError(f"row {row} is outside the shard's {self.num_rows} rows")
         return self._offset + row * self._row_bytes
 
-    def set_row(
-        self,
-        row: int,
-        *,
-        clip_id: str,
-        audio_name: str,
-        labels: list[int],
-        num_samples: int,
-        start_s: float | None,
-    ) -> None:
-        """Set the small fields of ``row`` (written by :meth:`close`)."""
-        self._names[row] = audio_name.encode("utf-8")
-        self._targets[row] = False
-        self._targets[row, list(labels)] = True
-        self._ids[row] = clip_id
-        self._lengths[row] = num_samples
-        self._starts[row] = math.nan if start_s is None else start_s
-        self._set[row] = True
-
     def discard(self) -> None:
         """Close the file without finishing it (the caller removes it)."""
-        self.write_behind = False
-        self._close_rows()
-        self._hf.close()
+        self._close_fd()
 
-    def _close_rows(self) -> None:
-        if self.write_behind and self._fd is not None:
-            drop_cached(self._fd, self._offset, self.num_rows * self._row_bytes, wait_written=True)
+    def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
-    def close(self) -> None:
-        """Finish the file; every allocated row must have been written."""
-        written = int(self._set.sum())
-        self._close_rows()
-        if written != self.num_rows:
-            self._hf.close()
-            raise ValueError(f"shard has {written} rows written, {self.num_rows} allocated")
-        hf = self._hf
-        if self.num_rows:
-            hf["audio_name"][:] = self._names
-            hf["target"][:] = self._targets
-            hf["clip_id"][:] = self._ids
-            hf["num_samples"][:] = self._lengths
-            hf["start_s"][:] = self._starts
-        hf.flush()
-        hf.close()
+    def close(self) -> str | None:
+        """Finish the file; every row must have been written.
+
+        Returns
+        -------
+        str or None
+            The sha256 hex digest of the finished file, or ``None`` when it was not computed
+            while writing (rows came too far out of order, or the file's layout does not put
+            the lengths after the waveforms): hash the file then.
+        """
+        written = int(self._written.sum())
+        try:
+            if written != self.num_rows:
+                raise ValueError(f"shard has {written} rows written, {self.num_rows} allocated")
+            if self._fd is None:
+                return None
+            pwrite_all(self._fd, self._lengths, self._lengths_offset)
+            end = self._offset + self.num_rows * self._row_bytes
+            if self.write_behind:
+                drop_cached(self._fd, self._offset, end - self._offset, wait_written=True)
+            if self._digest is None:
+                return None
+            suffix = os.pread(self._fd, os.fstat(self._fd).st_size - end, end)
+            return self._digest.finish(suffix)
+        finally:
+            self._close_fd()
 
 
-def _early_allocation() -> h5py.h5p.PropDCID:
-    """Dataset creation properties that allocate the whole dataset when it is created."""
+def _allocated(hf: h5py.File, name: str, shape: tuple[int, ...], dtype: type) -> h5py.Dataset:
+    """A contiguous dataset whose bytes are allocated now and never filled by HDF5."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    return dcpl
+    return hf.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, fill_time="never")
 
 
 class ParquetShardWriter:

@@ -175,7 +175,9 @@ class DatasetStore:
         with self.fs.open(self._path(rel), "rb") as stream:
             return _hash_stream(stream)[0]
 
-    def commit_file(self, local_tmp_file: str | os.PathLike[str], rel_dest: str) -> CommitRecord:
+    def commit_file(
+        self, local_tmp_file: str | os.PathLike[str], rel_dest: str, sha256: str | None = None
+    ) -> CommitRecord:
         """Publish a finished local file atomically at `rel_dest` and consume it.
 
         Locally, a file already in the destination directory (named with `temporary_name`, so
@@ -183,6 +185,14 @@ class DatasetStore:
         destination; any other file is copied to a temporary in that directory first. On an object
         store the file is uploaded straight to its final key. Either way the destination is
         never seen half-written, and the source is gone once the commit succeeded.
+
+        Parameters
+        ----------
+        local_tmp_file : str or PathLike
+        rel_dest : str
+        sha256 : str, optional
+            The file's sha256 hex digest, when its writer computed it from the bytes it wrote
+            (``pipelines.shard_writers.HDF5ShardWriter``); the file is then not read to hash it.
 
         Returns
         -------
@@ -196,7 +206,11 @@ class DatasetStore:
             dest_path.parent.mkdir(parents=True, exist_ok=True)
             in_place = src.resolve().parent == dest_path.parent.resolve()
             with src.open("rb") as stream:
-                if in_place:
+                if sha256 is not None:
+                    digest, size = sha256, os.fstat(stream.fileno()).st_size
+                    if in_place:
+                        os.fsync(stream.fileno())
+                elif in_place:
                     # Flushing to disk and hashing both release the GIL. The file is not read
                     # again by this run: the hash reads it past the page cache.
                     with ThreadPoolExecutor(1) as pool:
@@ -212,8 +226,11 @@ class DatasetStore:
                 _write_local_atomic(dest_path, lambda out: _copy_file(src, out))
                 src.unlink()
         else:
-            with src.open("rb") as stream:
-                digest, size = _hash_stream(stream)
+            if sha256 is not None:
+                digest, size = sha256, src.stat().st_size
+            else:
+                with src.open("rb") as stream:
+                    digest, size = _hash_stream(stream)
             self.fs.put_file(str(src), dest)
             src.unlink()
         return CommitRecord(rel_dest, digest, size)

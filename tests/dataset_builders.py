@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from features.embedding_shards import commit_embedding_shard
 from pipelines.dataset_state import save_manifest
-from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter
+from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRow
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import (
@@ -257,7 +257,7 @@ def _write_waveform_shard(
             if fmt == "hdf5":
                 writer = HDF5ShardWriter(
                     local,
-                    num_rows=len(clips),
+                    [ShardRow(c.clip_id, c.clip_id, tuple(c.labels), 0.0) for c in clips],
                     num_samples=T,
                     num_classes=num_classes,
                     sample_rate=SR,
@@ -276,7 +276,7 @@ def _write_waveform_shard(
                     "start_s": 0.0,
                 }
                 if fmt == "hdf5":
-                    writer.add(**common)
+                    writer.add(common["waveform"], c.num_samples)
                 else:
                     writer.add(
                         **common,

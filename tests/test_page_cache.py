@@ -22,7 +22,7 @@ from pipelines.page_cache import (
     start_writeback,
     write_behind,
 )
-from pipelines.shard_writers import HDF5ShardWriter
+from pipelines.shard_writers import HDF5ShardWriter, ShardRow
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux calls")
 
@@ -189,18 +189,14 @@ def test_hdf5_writer_behind_writes_the_same_rows_and_leaves_them_uncached(tmp_pa
         path = paths[behind] = tmp_path / f"shard-{behind}.h5"
         writer = HDF5ShardWriter(
             str(path),
-            num_rows=24,
+            [ShardRow(f"c{i}", f"c{i}.wav", (i % 3,), None) for i in range(24)],
             num_samples=48_000,
             num_classes=3,
             sample_rate=16000,
             write_behind=behind,
         )
         for i in np.random.default_rng(3).permutation(24) if behind else range(24):
-            writer.write_waveform(int(i), rows[i])
-            writer.set_row(
-                int(i), clip_id=f"c{i}", audio_name=f"c{i}.wav", labels=[i % 3],
-                num_samples=48_000, start_s=None,
-            )  # fmt: skip
+            writer.write_waveform(int(i), rows[i], 48_000)
         writer.close()
     waveform_pages = rows.nbytes // PAGE
     assert resident_pages(paths[True]) < waveform_pages // 4 < resident_pages(paths[False])

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -13,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter
+from pipelines.row_digest import MAX_WAITING_ROWS
+from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRow
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     HDF5_REQUIRED,
@@ -56,19 +59,22 @@ def _rows(n: int = 4, seed: int = 0) -> list[dict]:
     return out
 
 
-def _write_hdf5(path: Path, rows: list[dict], **attrs) -> Path:
-    writer = HDF5ShardWriter(
+def _hdf5_writer(path: Path, rows: list[dict], **attrs) -> HDF5ShardWriter:
+    return HDF5ShardWriter(
         str(path),
-        num_rows=len(rows),
+        [ShardRow.of(r) for r in rows],
         num_samples=T,
         num_classes=C,
         sample_rate=SR,
-        audio_name_width=max(len(r["audio_name"].encode()) for r in rows),
         attrs=attrs or None,
     )
+
+
+def _write_hdf5(path: Path, rows: list[dict], **attrs) -> Path:
+    writer = _hdf5_writer(path, rows, **attrs)
     for i, r in enumerate(rows):
-        assert writer.add(**r) == i
-    writer.close()
+        assert writer.add(r["waveform"], r["num_samples"]) == i
+    assert writer.close() == hashlib.sha256(path.read_bytes()).hexdigest()
     return path
 
 
@@ -157,12 +163,7 @@ def test_hdf5_audio_name_width_grows_past_20(tmp_path):
 def test_hdf5_audio_name_width_never_below_20(tmp_path):
     rows = _rows(1)
     rows[0]["audio_name"] = "Yabc.wav"
-    path = tmp_path / "s.h5"
-    writer = HDF5ShardWriter(
-        str(path), num_rows=1, num_samples=T, num_classes=C, sample_rate=SR, audio_name_width=4
-    )
-    writer.add(**rows[0])
-    writer.close()
+    path = _write_hdf5(tmp_path / "s.h5", rows)
     with h5py.File(path, "r") as hf:
         assert hf["audio_name"].dtype == np.dtype(f"S{AUDIO_NAME_MIN_WIDTH}")
 
@@ -205,22 +206,55 @@ def test_hdf5_is_readable_by_a_panns_style_loader(tmp_path):
     assert targets.shape == (4, C) and targets.sum() == sum(len(r["labels"]) for r in rows)
 
 
+def test_hdf5_writer_threads_in_any_order_give_the_same_file_and_its_digest(tmp_path):
+    rows = _rows(12)
+    want = _write_hdf5(tmp_path / "ordered.h5", rows).read_bytes()
+    path = tmp_path / "threads.h5"
+    writer = _hdf5_writer(path, rows)
+    with ThreadPoolExecutor(3) as pool:
+        list(
+            pool.map(
+                lambda i: writer.write_waveform(i, rows[i]["waveform"], rows[i]["num_samples"]),
+                range(12),
+            )
+        )
+    assert writer.close() == hashlib.sha256(want).hexdigest()
+    assert path.read_bytes() == want
+
+
+def test_hdf5_writer_rows_far_out_of_order_give_the_file_but_no_digest(tmp_path):
+    rows = _rows(MAX_WAITING_ROWS + 3)
+    want = _write_hdf5(tmp_path / "ordered.h5", rows).read_bytes()
+    path = tmp_path / "reversed.h5"
+    writer = _hdf5_writer(path, rows)
+    for i in reversed(range(len(rows))):
+        writer.write_waveform(i, rows[i]["waveform"], rows[i]["num_samples"])
+    assert writer.close() is None
+    assert path.read_bytes() == want
+
+
+def test_hdf5_writer_of_no_rows(tmp_path):
+    path = tmp_path / "empty.h5"
+    assert _hdf5_writer(path, []).close() is None
+    assert list(read_hdf5_rows(str(path))) == []
+    assert hdf5_problems(str(path), C, T) == []
+
+
 def test_hdf5_writer_refuses_rows_past_num_rows(tmp_path):
     rows = _rows(3)
-    writer = HDF5ShardWriter(
-        str(tmp_path / "s.h5"), num_rows=2, num_samples=T, num_classes=C, sample_rate=SR
-    )
-    writer.add(**rows[0])
-    writer.add(**rows[1])
+    writer = _hdf5_writer(tmp_path / "s.h5", rows[:2])
+    writer.add(rows[0]["waveform"], T)
+    writer.add(rows[1]["waveform"], T)
     with pytest.raises(IndexError, match="full"):
-        writer.add(**rows[2])
+        writer.add(rows[2]["waveform"], T)
     writer.close()
 
 
 def test_hdf5_writer_close_with_rows_missing_raises_and_releases_file(tmp_path):
     path = tmp_path / "s.h5"
-    writer = HDF5ShardWriter(str(path), num_rows=3, num_samples=T, num_classes=C, sample_rate=SR)
-    writer.add(**_rows(1)[0])
+    rows = _rows(3)
+    writer = _hdf5_writer(path, rows)
+    writer.add(rows[0]["waveform"], T)
     with pytest.raises(ValueError, match="1 rows written, 3 allocated"):
         writer.close()
     # the file handle was closed: the file can be opened for writing again

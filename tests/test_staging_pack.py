@@ -557,6 +557,40 @@ def test_build_shard_stages_failures_and_reuses_staged_clips(tmp_path, store, cl
     assert staging.staged_names(store, "train", "clips") == []  # b's staged copy is adopted
 
 
+def test_build_shard_commits_its_hdf5_file_without_reading_it_back(
+    tmp_path, store, clip_settings, monkeypatch
+):
+    def no_hash(path, *args, **kwargs):
+        raise AssertionError(f"{path} was read back to hash it")
+
+    monkeypatch.setattr("pipelines.storage.hash_file_uncached", no_hash)
+    items = _sources(tmp_path, {"a": (0,), "b": (1,), "c": (0, 2)})
+    rec = build_shard(
+        "train", 0, items, store, clip_settings, _pack_settings(("hdf5",)),
+        workdir=str(tmp_path / "w"),
+    )  # fmt: skip
+    shard = rec["entry"]["files"]["hdf5"]
+    data = store.read_bytes(shard["path"])
+    assert rec["entry"]["num_clips"] == 3 and len(data) == shard["bytes"]
+    assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+    assert hdf5_problems(io.BytesIO(data), len(CLASSES_MAP), int(SR * CLIP_S)) == []
+
+
+def test_build_shard_packs_a_staged_clip_as_it_was_staged(tmp_path, store, clip_settings):
+    items = _sources(tmp_path, {"a": (0,), "b": (1,)})
+    # b was staged by an interrupted run when the manifest gave it label 1; now it says 2
+    assert stage_clip(items[1], store, clip_settings, str(tmp_path / "w"))["status"] == "ok"
+    items[1] = {**items[1], "staged": True, "labels": [2]}
+    rec = build_shard(
+        "train", 0, items, store, clip_settings, _pack_settings(("hdf5",)),
+        workdir=str(tmp_path / "w"),
+    )  # fmt: skip
+    shard = rec["entry"]["files"]["hdf5"]
+    rows = {r.clip_id: r for r in read_hdf5_rows(io.BytesIO(store.read_bytes(shard["path"])))}
+    assert (list(rows["a_0"].labels), list(rows["b_0"].labels)) == ([0], [1])  # as staged
+    assert store.sha256_of(shard["path"]) == shard["sha256"]
+
+
 def test_build_shard_all_failed(tmp_path, store, clip_settings):
     gone = {**_item("gone_0", str(tmp_path / "nope.wav")), "staged": False}
     rec = build_shard(
