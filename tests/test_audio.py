@@ -103,6 +103,22 @@ def test_downmix_is_channel_mean(tmp_path: Path) -> None:
     assert to_mono(decoded.samples).shape == (4000,)
     mono = np.arange(5.0)
     assert to_mono(mono) is mono
+    for channels in (1, 2, 3):
+        x = np.random.default_rng(channels).standard_normal((100, channels)).astype(np.float32)
+        np.testing.assert_allclose(to_mono(x), x.mean(axis=1), atol=1e-6)
+        assert not np.shares_memory(to_mono(x), x)
+
+
+def test_clip_stats_float32_agrees_with_float64() -> None:
+    x = np.random.default_rng(4).standard_normal(32_123) * 0.2
+    x[:4000] *= 1e-4  # one silent frame and a bit
+    x[10_000] = 1.0  # one clipped sample
+    stats32, stats64 = clip_stats(x.astype(np.float32), 8000), clip_stats(x, 8000)
+    assert stats32.keys() == stats64.keys()
+    for key, value in stats64.items():
+        assert stats32[key] == pytest.approx(value, rel=1e-5), key
+    assert stats64["clipping_ratio"] == 1 / 32_123
+    assert stats64["silence_ratio"] == 5 / 41  # of 40 frames of 800 samples and a short one
 
 
 def test_start_end_cut_is_sample_exact(tmp_path: Path) -> None:
