@@ -32,9 +32,14 @@ timing starts after ``sync``, so none pays for writing back what an earlier one 
 baselines write 1.3 GB at 2,000 clips). Peak
 memory is the largest sum of RSS over the measured process tree, sampled every 50 ms.
 
+The speed of a shared VM drifts by tens of percent within minutes, so the limits and the
+audiomill runs are measured in ``--rounds`` rounds, each one back to back, and every ratio is
+reported per round and as the median and range over rounds. The baselines (minutes each) run
+once; their ratios use the median audiomill rate.
+
 Usage::
 
-    python benchmarks/ingest_bench.py --clips 500 --clips 2000 --workdir /tmp/ingest-bench
+    python benchmarks/ingest_bench.py --clips 500 --clips 2000 --rounds 3 --workdir /tmp/ib
 """
 
 from __future__ import annotations
@@ -235,12 +240,54 @@ def steady_rate(n: int, seconds: float, start_clips: int, start_seconds: float) 
     return (n - start_clips) / (seconds - start_seconds)
 
 
-def run(n: int, workdir: Path, workers: int, baselines: bool, start_clips: int) -> dict:
+def measure_round(paths: list[Path], workdir: Path, workers: int, start_clips: int) -> dict:
+    """One round: the limits, then the short and the full audiomill run, back to back, and
+    their ratios (a round is short enough that the machine's speed barely drifts in it)."""
+    n = len(paths)
+    r: dict = {
+        "limit": bench_limit(paths, workers),
+        "limit_with_write": bench_limit_with_write(paths, workers, workdir / "limit-rows"),
+        "audiomill_start": bench_audiomill(paths[:start_clips], workdir, workers),
+        "audiomill": bench_audiomill(paths, workdir, workers),
+    }
+    steady = steady_rate(n, r["audiomill"]["seconds"], start_clips, r["audiomill_start"]["seconds"])
+    r["audiomill_steady"] = {"clips_per_s": steady}
+    rate = r["audiomill"]["clips_per_s"]
+    limit, with_write = r["limit"]["clips_per_s"], r["limit_with_write"]["clips_per_s"]
+    r["ratios"] = {
+        "audiomill_over_limit": rate / limit,
+        "audiomill_over_limit_with_write": rate / with_write,
+        "steady_over_limit": steady / limit,
+        "steady_over_limit_with_write": steady / with_write,
+    }
+    return r
+
+
+def summarize(rounds: list[dict]) -> dict:
+    """Median and range over rounds of every ratio, and the largest peak memory."""
+    summary = {
+        name: {
+            "median": float(np.median([r["ratios"][name] for r in rounds])),
+            "min": min(r["ratios"][name] for r in rounds),
+            "max": max(r["ratios"][name] for r in rounds),
+        }
+        for name in rounds[0]["ratios"]
+    }
+    summary["peak_rss_mb"] = max(r["audiomill"]["peak_rss_mb"] for r in rounds)
+    summary["audiomill_clips_per_s"] = float(
+        np.median([r["audiomill"]["clips_per_s"] for r in rounds])
+    )
+    return summary
+
+
+def run(
+    n: int, workdir: Path, workers: int, baselines: bool, start_clips: int, rounds: int
+) -> dict:
+    """Measure ``n`` clips: the baselines once, then ``rounds`` rounds of
+    :func:`measure_round`, summarized by :func:`summarize`."""
     paths = make_files(workdir / "wav44k", n)
     result: dict = {"clips": n, "workers": workers}
     warm_page_cache(paths)
-    result["limit"] = bench_limit(paths, workers)
-    result["limit_with_write"] = bench_limit_with_write(paths, workers, workdir / "limit-rows")
     listing = workdir / f"paths-{n}.txt"
     listing.write_text("\n".join(map(str, paths)))
     if baselines:
@@ -249,26 +296,14 @@ def run(n: int, workdir: Path, workers: int, baselines: bool, start_clips: int) 
             r = bench_child([sys.executable, __file__, "--child", str(listing), str(out), res_type])
             r["clips_per_s"] = n / r["seconds"]
             result[name] = r
-    start = result["audiomill_start"] = bench_audiomill(paths[:start_clips], workdir, workers)
-    r = result["audiomill"] = bench_audiomill(paths, workdir, workers)
-    steady = steady_rate(n, r["seconds"], start_clips, start["seconds"])
-    result["audiomill_steady"] = {"clips_per_s": steady}
-    limit, with_write = result["limit"]["clips_per_s"], result["limit_with_write"]["clips_per_s"]
-    result["ratios"] = {
-        "audiomill_over_limit": r["clips_per_s"] / limit,
-        "audiomill_over_limit_with_write": r["clips_per_s"] / with_write,
-        "steady_over_limit": steady / limit,
-        "steady_over_limit_with_write": steady / with_write,
-        **(
-            {
-                "audiomill_over_panns": r["clips_per_s"] / result["panns"]["clips_per_s"],
-                "audiomill_over_librosa_soxr": r["clips_per_s"]
-                / result["librosa-soxr"]["clips_per_s"],
-            }
-            if baselines
-            else {}
-        ),
-    }
+    result["rounds"] = [measure_round(paths, workdir, workers, start_clips) for _ in range(rounds)]
+    result["summary"] = summarize(result["rounds"])
+    if baselines:
+        rate = result["summary"]["audiomill_clips_per_s"]
+        result["summary"]["audiomill_over_panns"] = rate / result["panns"]["clips_per_s"]
+        result["summary"]["audiomill_over_librosa_soxr"] = (
+            rate / result["librosa-soxr"]["clips_per_s"]
+        )
     return result
 
 
@@ -290,9 +325,15 @@ def main() -> None:
         default=20,
         help="clips of the short run that measures a run's fixed cost",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of limit and audiomill runs, whose ratios are summarized by their median",
+    )
     args = parser.parse_args()
     results = [
-        run(n, args.workdir, args.workers, not args.no_baselines, args.start_clips)
+        run(n, args.workdir, args.workers, not args.no_baselines, args.start_clips, args.rounds)
         for n in (args.clips or [500])
     ]
     print(json.dumps(results, indent=2))

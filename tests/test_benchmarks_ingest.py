@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import ingest_bench
 from benchmarks.ingest_bench import (
     SECONDS,
     SR_OUT,
@@ -15,7 +16,9 @@ from benchmarks.ingest_bench import (
     bench_audiomill,
     bench_limit_with_write,
     make_files,
+    measure_round,
     steady_rate,
+    summarize,
     warm_page_cache,
 )
 
@@ -44,3 +47,43 @@ def test_audiomill_run_ingests_every_file(tmp_path: Path):
     assert result["clips_per_s"] > 0 and result["peak_rss_mb"] > 50
     manifest = json.loads((tmp_path / "dataset-3" / "manifest.json").read_text())
     assert sum(s["num_clips"] for s in manifest["splits"]["train"]["shards"]) == 3
+
+
+def test_a_round_measures_limits_and_runs_and_their_ratios(tmp_path: Path, monkeypatch):
+    calls = []
+
+    def fake_limit(paths, workers, *scratch):
+        calls.append(("limit_with_write" if scratch else "limit", len(paths)))
+        return {"clips_per_s": 400.0 if scratch else 500.0}
+
+    def fake_audiomill(paths, workdir, workers):
+        calls.append(("audiomill", len(paths)))
+        seconds = 2.0 + len(paths) / 250  # 2 s fixed, then 250 clips/s
+        return {"seconds": seconds, "clips_per_s": len(paths) / seconds, "peak_rss_mb": 1.0}
+
+    monkeypatch.setattr(ingest_bench, "bench_limit", fake_limit)
+    monkeypatch.setattr(ingest_bench, "bench_limit_with_write", fake_limit)
+    monkeypatch.setattr(ingest_bench, "bench_audiomill", fake_audiomill)
+    r = measure_round([tmp_path / f"{i}.wav" for i in range(1000)], tmp_path, 2, start_clips=20)
+    assert calls == [
+        ("limit", 1000), ("limit_with_write", 1000), ("audiomill", 20), ("audiomill", 1000)
+    ]  # fmt: skip
+    assert r["audiomill_steady"]["clips_per_s"] == pytest.approx(250.0)
+    assert r["ratios"] == pytest.approx(
+        {
+            "audiomill_over_limit": 1000 / 6 / 500,
+            "audiomill_over_limit_with_write": 1000 / 6 / 400,
+            "steady_over_limit": 0.5,
+            "steady_over_limit_with_write": 0.625,
+        }
+    )
+
+
+def test_summary_is_the_median_and_range_over_rounds():
+    rounds = [
+        {"ratios": {"a": a}, "audiomill": {"peak_rss_mb": m, "clips_per_s": c}}
+        for a, m, c in ((0.5, 300.0, 10.0), (0.3, 320.0, 30.0), (0.4, 310.0, 20.0))
+    ]
+    summary = summarize(rounds)
+    assert summary["a"] == {"median": 0.4, "min": 0.3, "max": 0.5}
+    assert summary["peak_rss_mb"] == 320.0 and summary["audiomill_clips_per_s"] == 20.0
