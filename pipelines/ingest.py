@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -175,17 +176,31 @@ def _write_ledger_part(store: DatasetStore, rel: str, rows: list[dict]) -> None:
 
 
 def validate_segments(
-    segments: list[Segment], store: DatasetStore, run_id: str, max_duration_s: float
-) -> tuple[list[Segment], dict[int, list[str]]]:
-    """Run the segment expectation suite; save its report; return (passing, failures)."""
+    segments: list[Segment],
+    store: DatasetStore,
+    run_id: str,
+    max_duration_s: float,
+    reports: Executor,
+) -> tuple[list[Segment], dict[int, list[str]], Future | None]:
+    """Run the segment expectation suite.
+
+    Returns
+    -------
+    (passing, failures, report)
+        The segments that pass, the failed expectations by segment position, and the saving
+        of the suite's report (JSON and Data Docs HTML; rendering takes a good part of a
+        second) submitted to ``reports``, for the caller to wait on (``None`` without
+        segments).
+    """
     if not segments:
-        return [], {}
+        return [], {}, None
     outcome = validate_frame(
         _segment_frame(segments), segment_suite(max_duration_s), asset_name="segments"
     )
-    save_validation_report(store, f"reports/validation/segments-{run_id}", outcome.result_json)
+    stem = f"reports/validation/segments-{run_id}"
+    report = reports.submit(save_validation_report, store, stem, outcome.result_json)
     passing = [s for i, s in enumerate(segments) if i not in outcome.failures]
-    return passing, outcome.failures
+    return passing, outcome.failures, report
 
 
 def _progress_poller(
@@ -253,7 +268,10 @@ def run_ingest(
     store = DatasetStore(cfg.out, cfg.storage_options)
     class_map = _class_map(cfg, store)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id}
-    with DatasetLock(store, owner):
+    with (
+        DatasetLock(store, owner),
+        ThreadPoolExecutor(1, thread_name_prefix="audiomill-report") as reports,
+    ):
         manifest = load_manifest(store)
         if manifest is None:
             manifest = DatasetManifest(
@@ -285,7 +303,9 @@ def run_ingest(
             remove_orphans(store, manifest, split)
         save_manifest(store, manifest)
 
-        passing, rejected = validate_segments(segments, store, run_id, cfg.max_segment_seconds)
+        passing, rejected, report = validate_segments(
+            segments, store, run_id, cfg.max_segment_seconds, reports
+        )
         state = {}
         for split in splits:
             state.update(ledger_state(store, split))
@@ -381,6 +401,8 @@ def run_ingest(
             seconds=time.time() - started,
             dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
         )
+        if report is not None:
+            report.result()
         run = {"stage": "ingest", **asdict(summary)}
         run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
         record_run(manifest, run)

@@ -211,6 +211,10 @@ def test_manifest_naming_every_split_leaves_no_empty_default_split(tmp_path: Pat
     splits = manifest(out)["splits"]
     assert set(splits) == {"fold1", "fold2"}
     assert [splits[s]["num_clips"] for s in ("fold1", "fold2")] == [1, 1]
+    # the segment suite's report, written in the background, is there when the run ends
+    run_id = manifest(out)["runs"][-1]["run_id"]
+    reports = {p.name for p in (out / "reports" / "validation").iterdir()}
+    assert {f"segments-{run_id}.json", f"segments-{run_id}.html"} <= reports
 
 
 def test_unsafe_split_names_are_refused_before_anything_is_written(tmp_path: Path):
