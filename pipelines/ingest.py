@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import staging
+from pipelines import expectations_service, staging
 from pipelines.beam_ingest import (
     local_parallelism,
     pipeline_options,
@@ -57,7 +57,6 @@ from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
 from schemas.errors import MalformedLine
-from schemas.expectations import segment_suite, validate_frame
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
 from schemas.segments import Segment, segments_to_table, split_name_problem
@@ -194,13 +193,13 @@ def validate_segments(
     """
     if not segments:
         return [], {}, None
-    outcome = validate_frame(
-        _segment_frame(segments), segment_suite(max_duration_s), asset_name="segments"
+    failures, result_json = expectations_service.validate(
+        _segment_frame(segments), "segments", {"max_duration_s": max_duration_s}, "segments"
     )
     stem = f"reports/validation/segments-{run_id}"
-    report = reports.submit(save_validation_report, store, stem, outcome.result_json)
-    passing = [s for i, s in enumerate(segments) if i not in outcome.failures]
-    return passing, outcome.failures, report
+    report = reports.submit(save_validation_report, store, stem, result_json)
+    passing = [s for i, s in enumerate(segments) if i not in failures]
+    return passing, failures, report
 
 
 def _progress_poller(

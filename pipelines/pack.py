@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines import staging
+from pipelines import expectations_service, staging
 from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRow
 from pipelines.storage import DatasetStore, temporary_name
 from pipelines.validation_reports import save_validation_report
@@ -81,6 +81,8 @@ _warm_up_thread: threading.Thread | None = None
 
 
 def _load_expectations() -> None:
+    if expectations_service.serving():
+        return  # validations run in the service process, which has GE loaded
     from schemas.expectations import warm_up as warm_up_expectations
 
     warm_up_expectations()
@@ -122,22 +124,16 @@ def report_stem(split: str, index: int, run_id: str) -> str:
 
 
 def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
-    from schemas.expectations import clip_suite, validate_frame
-
     frame = pd.DataFrame(metas)
     kept = frame["delivered_seconds"] - frame["early_start_trimmed_s"]
     frame["coverage"] = kept / frame["requested_seconds"].clip(lower=1e-9)
-    outcome = validate_frame(
-        frame,
-        clip_suite(
-            settings.sample_rate,
-            min_coverage=settings.min_coverage,
-            max_clipping=settings.max_clipping,
-            max_silence=settings.max_silence,
-        ),
-        asset_name="clips",
-    )
-    return outcome.failures, outcome.result_json
+    suite_args = {
+        "target_sr": settings.sample_rate,
+        "min_coverage": settings.min_coverage,
+        "max_clipping": settings.max_clipping,
+        "max_silence": settings.max_silence,
+    }
+    return expectations_service.validate(frame, "clips", suite_args, "clips")
 
 
 def pack_shard(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pipelines import expectations_service
 from pipelines.storage import DatasetStore
 
 
@@ -26,9 +27,7 @@ def save_validation_report(
     tuple of str
         The dataset-relative paths written: JSON first, then HTML.
     """
-    from schemas.expectations import render_html  # GE is heavy: imported where it is used
-
     json_rel, html_rel = f"{rel_stem}.json", f"{rel_stem}.html"
     store.write_bytes_atomic(json_rel, json.dumps(result_json, indent=1, allow_nan=False).encode())
-    store.write_bytes_atomic(html_rel, render_html(result_json).encode())
+    store.write_bytes_atomic(html_rel, expectations_service.render_html(result_json).encode())
     return json_rel, html_rel
