@@ -80,12 +80,15 @@ _service_lock = threading.Lock()
 
 def start() -> bool:
     """Fork the service process for this process, unless GE is imported already (nothing to
-    gain), ``fork`` is unavailable, or a service runs; returns whether one serves now."""
+    gain), ``fork`` is unavailable, other threads run (a fork copies only the calling thread,
+    and locks other threads hold, such as an import lock, would stay held in the child), or a
+    service runs; returns whether one serves now."""
     global _service
     with _service_lock:
         if _active() is None:
             usable = "fork" in multiprocessing.get_all_start_methods()
-            if usable and "great_expectations" not in sys.modules:
+            alone = threading.active_count() == 1
+            if usable and alone and "great_expectations" not in sys.modules:
                 _service = _Service()
         return _active() is not None
 

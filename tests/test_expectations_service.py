@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -88,3 +89,15 @@ def test_no_service_once_ge_is_imported_here():
 def test_unknown_suite_is_refused():
     with pytest.raises(ValueError, match="suite must be one of segments, clips"):
         expectations_service.validate(pd.DataFrame(SEGMENTS), "nope", {}, "segments")
+
+
+def test_no_service_while_other_threads_run(monkeypatch):
+    monkeypatch.delitem(sys.modules, "great_expectations", raising=False)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not expectations_service.start() and not expectations_service.serving()
+    finally:
+        release.set()
+        other.join()
