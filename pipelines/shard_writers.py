@@ -110,8 +110,8 @@ class HDF5ShardWriter:
             )
             starts = [math.nan if row.start_s is None else row.start_s for row in rows]
             hf.create_dataset("start_s", data=np.array(starts, dtype=np.float64))
-            waveform = _allocated(hf, "waveform", (n, num_samples), np.int16)
-            lengths = _allocated(hf, "num_samples", (n,), np.int64)
+            waveform = _allocated(hf, "waveform", (n, num_samples), "<i2")
+            lengths = _allocated(hf, "num_samples", (n,), "<i8")
             hf.attrs["sample_rate"] = np.int32(sample_rate)
             hf.attrs["schema_version"] = WAVEFORM_SCHEMA_VERSION
             for key, value in (attrs or {}).items():
@@ -200,7 +200,7 @@ class HDF5ShardWriter:
             self._close_fd()
 
 
-def _allocated(hf: h5py.File, name: str, shape: tuple[int, ...], dtype: type) -> h5py.Dataset:
+def _allocated(hf: h5py.File, name: str, shape: tuple[int, ...], dtype: str) -> h5py.Dataset:
     """A contiguous dataset whose bytes are allocated now and never filled by HDF5."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
