@@ -6,7 +6,8 @@ that will validate calls :func:`start` before anything imports GE: a child proce
 that imports GE at once, on another core, while this one imports Beam and reads the segment
 list; from then on this process's :func:`validate` and :func:`render_html` calls run in the
 child, and this process never imports GE. Without a service (GE already imported, no ``fork``
-on the platform, or a Beam worker in another process) the same calls run GE in-process.
+on the platform, other threads running when it would fork, or a Beam worker in another
+process) the same calls run GE in-process.
 
 Requests go over a pipe one at a time (GE's calls were serialized in-process too); a failure
 in the child comes back as a :class:`ValidationServiceError` with its traceback.
