@@ -401,5 +401,21 @@ def run_pipeline(
                     | "PackShard"
                     >> beam.ParDo(PackShardFn(root, storage_options, pack_settings, threads))
                 )
+    except RuntimeError as exc:
+        if caused_by_interrupt(exc):  # Beam wraps a Ctrl-C in a DoFn in a RuntimeError
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         staging.remove_plans(store)
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a ``KeyboardInterrupt`` is in the cause or context chain of ``exc``."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False

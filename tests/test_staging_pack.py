@@ -20,6 +20,7 @@ import soundfile as sf
 from pipelines import staging
 from pipelines.beam_ingest import (
     DEFAULT_RUNNER_ARGS,
+    caused_by_interrupt,
     direct_runner,
     local_parallelism,
     pipeline_options,
@@ -813,6 +814,40 @@ def test_run_pipeline_graph_holds_plan_paths_not_plans(tmp_path, store, clip_set
     assert store.listdir(staging.PLANS) == []
     commits = [staging.read_json(store, staging.commit_record_path("train", i)) for i in (0, 1)]
     assert [c["clip_ids"] for c in commits] == [["a_0", "b_0"], ["c_0"]]
+
+
+def test_run_pipeline_turns_an_interrupted_dofn_back_into_keyboard_interrupt(
+    tmp_path, store, clip_settings, monkeypatch
+):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the thread Beam runs a DoFn in
+
+    monkeypatch.setattr("pipelines.beam_ingest.build_shard", interrupted)
+    direct = [("train", 0, _sources(tmp_path, {"a": (0,)}))]
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_pipeline(
+            [], direct=direct, root=store.url(), storage_options=None, next_index={},
+            shard_clips=10, clip_settings=clip_settings, pack_settings=_pack_settings(("hdf5",)),
+            options=pipeline_options([], workers=1),
+        )  # fmt: skip
+    assert isinstance(caught.value.__cause__, RuntimeError)  # Beam's wrapping, kept as cause
+    assert store.listdir(staging.PLANS) == []
+
+
+def test_caused_by_interrupt_follows_causes_and_contexts():
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as exc:
+        wrapped = exc
+    assert caused_by_interrupt(wrapped)
+    assert not caused_by_interrupt(RuntimeError("plain"))
+    loop = RuntimeError("loop")
+    loop.__context__ = ValueError("back")
+    loop.__context__.__context__ = loop
+    assert not caused_by_interrupt(loop)
 
 
 # --------------------------------------------------------------------------- dataset_state
