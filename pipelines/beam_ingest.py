@@ -64,6 +64,8 @@ DIRECT_RUNNER_NAMES = frozenset(
     {"direct", "directrunner", "apache_beam.runners.direct.direct_runner.directrunner"}
 )
 """``--runner`` values (lower-cased) that Beam resolves to its DirectRunner."""
+BEAM_DOFN_LOGGER = "apache_beam.runners.common"
+"""The logger Beam reports an exception raised in a DoFn on."""
 WARM_UP_JOIN_S = 60.0
 """How long a worker's teardown waits for its background import of Great Expectations (an
 interpreter should not exit in the middle of an import)."""
@@ -376,6 +378,9 @@ def run_pipeline(
     sources on ``threads`` threads each. Either may be empty.
     """
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    dofn_errors = logging.getLogger(BEAM_DOFN_LOGGER)
+    if not any(isinstance(f, QuietInterrupts) for f in dofn_errors.filters):
+        dofn_errors.addFilter(QuietInterrupts())
     # Local runners start one worker process per core: nested BLAS/OpenMP thread pools in each
     # would only oversubscribe the cores. Workers inherit this; a user's own setting wins.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -407,6 +412,15 @@ def run_pipeline(
         raise
     finally:
         staging.remove_plans(store)
+
+
+class QuietInterrupts(logging.Filter):
+    """Drop log records of errors caused by a ``KeyboardInterrupt``: Beam logs a Ctrl-C in a
+    DoFn with its whole traceback, before the command says it was interrupted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not caused_by_interrupt(exc)
 
 
 def caused_by_interrupt(exc: BaseException) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +21,9 @@ import soundfile as sf
 
 from pipelines import staging
 from pipelines.beam_ingest import (
+    BEAM_DOFN_LOGGER,
     DEFAULT_RUNNER_ARGS,
+    QuietInterrupts,
     caused_by_interrupt,
     direct_runner,
     local_parallelism,
@@ -817,7 +821,7 @@ def test_run_pipeline_graph_holds_plan_paths_not_plans(tmp_path, store, clip_set
 
 
 def test_run_pipeline_turns_an_interrupted_dofn_back_into_keyboard_interrupt(
-    tmp_path, store, clip_settings, monkeypatch
+    tmp_path, store, clip_settings, monkeypatch, caplog
 ):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt  # what Ctrl-C raises in the thread Beam runs a DoFn in
@@ -832,6 +836,22 @@ def test_run_pipeline_turns_an_interrupted_dofn_back_into_keyboard_interrupt(
         )  # fmt: skip
     assert isinstance(caught.value.__cause__, RuntimeError)  # Beam's wrapping, kept as cause
     assert store.listdir(staging.PLANS) == []
+    assert not [r for r in caplog.records if r.name == BEAM_DOFN_LOGGER]  # no traceback dump
+
+
+def test_dofn_errors_other_than_interrupts_are_still_logged():
+    logger, quiet = logging.getLogger("test"), QuietInterrupts()
+    records = []
+    for exc in (KeyboardInterrupt(), ValueError("bad clip")):
+        try:
+            try:
+                raise exc
+            except BaseException as inner:
+                raise RuntimeError(f"{inner!r} [while running 'BuildShard']") from inner
+        except RuntimeError:
+            records.append(logger.makeRecord("x", 40, "f", 1, "msg", (), sys.exc_info()))
+    assert [quiet.filter(r) for r in records] == [False, True]
+    assert quiet.filter(logger.makeRecord("x", 40, "f", 1, "no exception", (), None))
 
 
 def test_caused_by_interrupt_follows_causes_and_contexts():
