@@ -242,7 +242,7 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     out = np.add(samples[:, 0], samples[:, 1]) if channels > 1 else samples[:, 0].copy()
     for c in range(2, channels):
         out += samples[:, c]
-    out *= out.dtype.type(1.0 / samples.shape[1])
+    out *= out.dtype.type(1.0 / channels)
     return out
 
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-SUITES = ("segments", "clips")
-"""Suite names :func:`validate` accepts: ``schemas.expectations.segment_suite`` and
-``clip_suite``, made from the keyword arguments given."""
+SUITES = {"segments": "segment_suite", "clips": "clip_suite"}
+"""Suite names :func:`validate` accepts, and the :mod:`schemas.expectations` factory each
+names (called with the keyword arguments given)."""
 
 
 class ValidationServiceError(RuntimeError):
@@ -136,14 +136,16 @@ def validate(
     """
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {suite!r}")
-    request = ("validate", frame, suite, suite_args, asset_name)
-    service = _active()
-    return service.call(request) if service is not None else _handle(request)
+    return _dispatch(("validate", frame, suite, suite_args, asset_name))
 
 
 def render_html(result_json: dict) -> str:
     """A validation result as a Data Docs page (``schemas.expectations.render_html``)."""
-    request = ("render", result_json)
+    return _dispatch(("render", result_json))
+
+
+def _dispatch(request: tuple) -> Any:
+    """Run ``request`` in this process's service, or here without one."""
     service = _active()
     return service.call(request) if service is not None else _handle(request)
 
@@ -154,7 +156,7 @@ def _handle(request: tuple) -> Any:
     if request[0] == "render":
         return expectations.render_html(request[1])
     _, frame, suite, suite_args, asset_name = request
-    factory = {"segments": expectations.segment_suite, "clips": expectations.clip_suite}[suite]
+    factory = getattr(expectations, SUITES[suite])
     outcome = expectations.validate_frame(frame, factory(**suite_args), asset_name=asset_name)
     return outcome.failures, outcome.result_json
 

@@ -319,17 +319,11 @@ def shard_attrs(split: str, index: int, settings: PackSettings) -> dict:
 @dataclass
 class Prefilled:
     """An HDF5 shard file being filled by ``pipelines.shard_build``: ``writer`` (open on
-    ``path``, a name :func:`shard_file` chose) holds the waveform of clip ``c`` in row
-    ``slots[c]``."""
+    ``path``, a name :func:`shard_file` chose) holds the waveforms of the clips of its
+    ``rows``, in that order."""
 
     writer: HDF5ShardWriter
     path: str
-    slots: dict[str, int]
-
-    @property
-    def num_rows(self) -> int:
-        """Rows allocated in the file."""
-        return self.writer.num_rows
 
     def remove(self) -> None:
         """Close and delete the file (nothing if it was committed: it has been renamed)."""
@@ -370,7 +364,6 @@ def _write_files(
     in_place = (
         prefilled is not None
         and "hdf5" in rels
-        and [prefilled.slots[m["clip_id"]] for m in kept] == list(range(prefilled.num_rows))
         and [ShardRow.of(m) for m in kept] == prefilled.writer.rows
     )
     paths, writers = {}, {}

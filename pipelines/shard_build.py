@@ -130,7 +130,7 @@ def build_shard(
             def load(meta: dict) -> np.ndarray:
                 return sink.read(slot_of[meta["clip_id"]])
 
-            prefilled = sink.prefilled(slot_of)
+            prefilled = sink.prefilled()
             owned = prefilled is None
             return pack_metas(
                 split,
@@ -157,7 +157,7 @@ class _Sink:
     def read(self, slot: int) -> np.ndarray:
         raise NotImplementedError
 
-    def prefilled(self, slots: dict[str, int]) -> Prefilled | None:
+    def prefilled(self) -> Prefilled | None:
         return None
 
     def close(self) -> None:
@@ -194,11 +194,11 @@ class _HDF5Sink(_Sink):
     def read(self, slot: int) -> np.ndarray:
         return self.writer.read_waveform(slot)
 
-    def prefilled(self, slots: dict[str, int]) -> Prefilled | None:
-        return Prefilled(self.writer, self.path, slots)
+    def prefilled(self) -> Prefilled | None:
+        return Prefilled(self.writer, self.path)
 
     def close(self) -> None:
-        Prefilled(self.writer, self.path, {}).remove()
+        Prefilled(self.writer, self.path).remove()
 
 
 class _ScratchSink(_Sink):

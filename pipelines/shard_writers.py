@@ -94,7 +94,7 @@ class HDF5ShardWriter:
     ) -> None:
         self.path = path
         self.rows = list(rows)
-        self.num_rows = n = len(rows)
+        n = len(self.rows)
         self.write_behind = write_behind
         self._row_bytes = num_samples * 2
         targets = np.zeros((n, num_classes), dtype=np.bool_)
@@ -127,6 +127,11 @@ class HDF5ShardWriter:
             self._fd = os.open(path, os.O_RDWR)
             if self._lengths_offset >= self._offset + n * self._row_bytes:
                 self._digest = RowStreamDigest(os.pread(self._fd, self._offset, 0), n)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows the shard holds."""
+        return len(self.rows)
 
     def add(self, waveform: np.ndarray, num_samples: int) -> int:
         """Write the waveform of the next row in order; returns its row number."""

@@ -201,24 +201,21 @@ class DatasetStore:
         """
         src = Path(local_tmp_file)
         dest = self._path(rel_dest)
+        known = None if sha256 is None else (sha256, src.stat().st_size)
         if self.is_local:
             dest_path = Path(dest)
             dest_path.parent.mkdir(parents=True, exist_ok=True)
             in_place = src.resolve().parent == dest_path.parent.resolve()
             with src.open("rb") as stream:
-                if sha256 is not None:
-                    digest, size = sha256, os.fstat(stream.fileno()).st_size
-                    if in_place:
-                        os.fsync(stream.fileno())
-                elif in_place:
+                if in_place:
                     # Flushing to disk and hashing both release the GIL. The file is not read
                     # again by this run: the hash reads it past the page cache.
                     with ThreadPoolExecutor(1) as pool:
                         synced = pool.submit(os.fsync, stream.fileno())
-                        digest, size = hash_file_uncached(src)
+                        digest, size = known or hash_file_uncached(src)
                         synced.result()
                 else:
-                    digest, size = _hash_stream(stream)
+                    digest, size = known or _hash_stream(stream)
             if in_place:
                 os.replace(src, dest_path)
                 _fsync_dir(dest_path.parent)
@@ -226,11 +223,8 @@ class DatasetStore:
                 _write_local_atomic(dest_path, lambda out: _copy_file(src, out))
                 src.unlink()
         else:
-            if sha256 is not None:
-                digest, size = sha256, src.stat().st_size
-            else:
-                with src.open("rb") as stream:
-                    digest, size = _hash_stream(stream)
+            with src.open("rb") as stream:
+                digest, size = known or _hash_stream(stream)
             self.fs.put_file(str(src), dest)
             src.unlink()
         return CommitRecord(rel_dest, digest, size)

@@ -132,58 +132,56 @@ def ingest(
     """
     from pipelines.expectations_service import running
 
-    with running():  # Great Expectations is imported on another core meanwhile
-        with collection_paused():
-            from pipelines.ingest import IngestConfig, run_ingest
-            from pipelines.storage import DatasetLockedError
-            from schemas.errors import InputFormatError
+    ctx.with_resource(running())  # Great Expectations is imported on another core meanwhile
+    with collection_paused():
+        from pipelines.ingest import IngestConfig, run_ingest
+        from pipelines.storage import DatasetLockedError
+        from schemas.errors import InputFormatError
 
-        beam_args = [a for a in ctx.args if a != "--"]
-        cfg = IngestConfig(
-            segments=segments,
-            out=out,
-            classes=classes,
-            source=source,
-            url_template=url_template,
-            audio_root=audio_root,
-            precut=precut,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            formats=parse_formats(format),
-            shard_clips=shard_clips,
-            split=split,
-            workers=workers,
-            rate_limit=rate_limit,
-            retries=retries,
-            socket_timeout=timeout,
-            cookies=cookies,
-            exact_cuts=exact_cuts,
-            min_coverage=min_coverage,
-            max_silence=max_silence,
-            max_clipping=max_clipping,
-            retry_reasons=tuple(retry_reason or ()),
-            storage_options=storage_options_from(storage_options),
-            beam_args=beam_args,
-        )
-        _check_ingest_args(cfg)
-        with progress_bar("clips", shards=0) as (bar, task):
-            try:
-                summary = run_ingest(
-                    cfg,
-                    log=lambda m: bar.console.print(
-                        m, markup=False, highlight=False, soft_wrap=True
-                    ),
-                    progress=lambda done, shards: bar.update(task, completed=done, shards=shards),
-                    on_plan=lambda n: bar.update(task, total=n),
-                )
-            except (InputFormatError, DatasetLockedError, ValueError, FileNotFoundError) as exc:
-                bar.stop()
-                fail(str(exc))
-            bar.update(task, completed=summary.planned, shards=summary.shards)
-        _print_ingest_summary(summary)
-        if not summary.usable:
-            fail("the dataset holds no clips: see the failures above", code=1)
-        return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
+    beam_args = [a for a in ctx.args if a != "--"]
+    cfg = IngestConfig(
+        segments=segments,
+        out=out,
+        classes=classes,
+        source=source,
+        url_template=url_template,
+        audio_root=audio_root,
+        precut=precut,
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        formats=parse_formats(format),
+        shard_clips=shard_clips,
+        split=split,
+        workers=workers,
+        rate_limit=rate_limit,
+        retries=retries,
+        socket_timeout=timeout,
+        cookies=cookies,
+        exact_cuts=exact_cuts,
+        min_coverage=min_coverage,
+        max_silence=max_silence,
+        max_clipping=max_clipping,
+        retry_reasons=tuple(retry_reason or ()),
+        storage_options=storage_options_from(storage_options),
+        beam_args=beam_args,
+    )
+    _check_ingest_args(cfg)
+    with progress_bar("clips", shards=0) as (bar, task):
+        try:
+            summary = run_ingest(
+                cfg,
+                log=lambda m: bar.console.print(m, markup=False, highlight=False, soft_wrap=True),
+                progress=lambda done, shards: bar.update(task, completed=done, shards=shards),
+                on_plan=lambda n: bar.update(task, total=n),
+            )
+        except (InputFormatError, DatasetLockedError, ValueError, FileNotFoundError) as exc:
+            bar.stop()
+            fail(str(exc))
+        bar.update(task, completed=summary.planned, shards=summary.shards)
+    _print_ingest_summary(summary)
+    if not summary.usable:
+        fail("the dataset holds no clips: see the failures above", code=1)
+    return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
 
 
 def _check_ingest_args(cfg) -> None:
