@@ -12,14 +12,14 @@ import os
 import numpy as np
 
 
-def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
-    """Write all bytes of ``data`` (a C-contiguous array) to ``fd`` at ``offset``.
+def pwrite_all(fd: int, data: np.ndarray | memoryview, offset: int) -> None:
+    """Write all bytes of ``data`` (a C-contiguous array or buffer) to ``fd`` at ``offset``.
 
     Parameters
     ----------
     fd : int
         A descriptor open for writing.
-    data : np.ndarray
+    data : np.ndarray or memoryview
         C-contiguous; written as its raw bytes.
     offset : int
         File position of the first byte.

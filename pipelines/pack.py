@@ -379,7 +379,7 @@ def _write_files(
                 num_classes=settings.num_classes,
                 sample_rate=settings.sample_rate,
                 attrs=attrs,
-                write_behind=store.is_local,
+                uncached=store.is_local,
             )
         if "parquet" in rels:
             paths["parquet"] = shard_file(tmp, store, rels["parquet"])

@@ -185,7 +185,7 @@ class _HDF5Sink(_Sink):
             num_classes=settings.num_classes,
             sample_rate=settings.sample_rate,
             attrs=shard_attrs(split, index, settings),
-            write_behind=store.is_local,
+            uncached=store.is_local,
         )
 
     def write(self, slot: int, waveform: np.ndarray, num_samples: int) -> None:

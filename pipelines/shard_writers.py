@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.direct_io import DirectRowWriter
 from pipelines.file_io import pread_into, pwrite_all
 from pipelines.page_cache import drop_cached, write_behind
 from pipelines.row_digest import RowStreamDigest
@@ -27,6 +28,9 @@ from schemas.shards import (
     WAVEFORM_SCHEMA_VERSION,
     flac_bytes,
 )
+
+DATA_ALIGN = 4096
+"""Alignment of the waveform dataset in an HDF5 shard (a page: what ``O_DIRECT`` may need)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class HDF5ShardWriter:
     computed as they come (:class:`pipelines.row_digest.RowStreamDigest`) and :meth:`close`
     returns it: committing the shard does not read it back.
 
+    The waveform dataset starts on a page boundary (:data:`DATA_ALIGN`), so that rows can be
+    written with ``O_DIRECT``.
+
     Parameters
     ----------
     path : str
@@ -75,10 +82,13 @@ class HDF5ShardWriter:
     sample_rate : int
     attrs : dict
         Extra file attributes (class map digest, clip seconds ...).
-    write_behind : bool
-        Push each row to disk as soon as it is written and keep only the last few MB of rows
-        in the page cache (:func:`pipelines.page_cache.write_behind`): for a shard that is
-        committed to a local dataset and not read again. Leave it off for scratch files.
+    uncached : bool
+        Keep the rows out of the page cache, for a shard that is committed to a local dataset
+        and not read again: they go straight to disk
+        (:class:`pipelines.direct_io.DirectRowWriter`) where the file system and the row size
+        allow it, and are otherwise pushed to disk as soon as they are written, only the last
+        few MB staying cached (:func:`pipelines.page_cache.write_behind`). Leave it off for
+        scratch files.
     """
 
     def __init__(
@@ -90,19 +100,27 @@ class HDF5ShardWriter:
         num_classes: int,
         sample_rate: int,
         attrs: dict | None = None,
-        write_behind: bool = False,
+        uncached: bool = False,
     ) -> None:
         self.path = path
         self.rows = list(rows)
         n = len(self.rows)
-        self.write_behind = write_behind
+        self.uncached = uncached
         self._row_bytes = num_samples * 2
         targets = np.zeros((n, num_classes), dtype=np.bool_)
         for i, row in enumerate(rows):
             targets[i, list(row.labels)] = True
         names = [row.audio_name.encode("utf-8") for row in rows]
         width = max([AUDIO_NAME_MIN_WIDTH, *map(len, names)])
-        with h5py.File(path, "w") as hf:
+        # No free-space tracking: the alignment gap before the waveforms must not take the
+        # lengths, which go after them, outside the prefix that is hashed before any row.
+        with h5py.File(
+            path,
+            "w",
+            alignment_threshold=DATA_ALIGN,
+            alignment_interval=DATA_ALIGN,
+            fs_strategy="none",
+        ) as hf:
             hf.create_dataset("audio_name", data=np.array(names, dtype=f"S{width}"))
             hf.create_dataset("target", data=targets)
             hf.create_dataset(
@@ -123,10 +141,15 @@ class HDF5ShardWriter:
         self._n = 0
         self._fd: int | None = None
         self._digest: RowStreamDigest | None = None
+        self._direct: DirectRowWriter | None = None
         if self._offset is not None:
             self._fd = os.open(path, os.O_RDWR)
             if self._lengths_offset >= self._offset + n * self._row_bytes:
                 self._digest = RowStreamDigest(os.pread(self._fd, self._offset, 0), n)
+            if uncached:
+                self._direct = DirectRowWriter.open(
+                    path, self._offset, self._row_bytes, self._write_buffered
+                )
 
     @property
     def num_rows(self) -> int:
@@ -148,16 +171,24 @@ class HDF5ShardWriter:
         if data.nbytes != self._row_bytes:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
         offset = self._row_offset(row)
-        pwrite_all(self._fd, data, offset)
-        if self.write_behind:
-            write_behind(self._fd, offset, data.nbytes)
+        if self._direct is not None:
+            self._direct.submit(data, offset)
+        else:
+            self._write_buffered(data, offset)
         if self._digest is not None:
             self._digest.add(row, data)
         self._lengths[row] = num_samples
         self._written[row] = True
 
+    def _write_buffered(self, data: np.ndarray | memoryview, offset: int) -> None:
+        pwrite_all(self._fd, data, offset)
+        if self.uncached:
+            write_behind(self._fd, offset, self._row_bytes)
+
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
+        if self._direct is not None:
+            self._direct.flush()
         out = np.empty(self._row_bytes // 2, dtype="<i2")
         if pread_into(self._fd, out, self._row_offset(row)) < self._row_bytes:
             raise EOFError(f"{self.path}: row {row} ends past the end of the file")
@@ -173,6 +204,9 @@ class HDF5ShardWriter:
         self._close_fd()
 
     def _close_fd(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -193,9 +227,11 @@ class HDF5ShardWriter:
                 raise ValueError(f"shard has {written} rows written, {self.num_rows} allocated")
             if self._fd is None:
                 return None
+            if self._direct is not None:
+                self._direct.flush()
             pwrite_all(self._fd, self._lengths, self._lengths_offset)
             end = self._offset + self.num_rows * self._row_bytes
-            if self.write_behind:
+            if self.uncached:
                 drop_cached(self._fd, self._offset, end - self._offset, wait_written=True)
             if self._digest is None:
                 return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 from pathlib import Path
@@ -21,6 +22,19 @@ def _thaw_frozen_objects():
     line does when a command ends."""
     yield
     gc.unfreeze()
+
+
+@pytest.fixture
+def no_o_direct(monkeypatch):
+    """``os.open`` refuses ``O_DIRECT`` with ``EINVAL``, as tmpfs does with older kernels."""
+    real_open = os.open
+
+    def refuse_direct(path, flags, *args, **kwargs):
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_direct)
 
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

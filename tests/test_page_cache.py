@@ -125,17 +125,9 @@ def test_hash_file_uncached_equals_hashlib(tmp_path: Path, nbytes: int):
 
 
 @linux_only
-def test_hash_file_uncached_without_o_direct_drops_what_it_read(tmp_path: Path, monkeypatch):
+def test_hash_file_uncached_without_o_direct_drops_what_it_read(tmp_path: Path, no_o_direct):
     path = tmp_path / "f.bin"
     data = cached_file(path, 1 << 20)
-    real_open = os.open
-
-    def no_direct(p, flags, *args):
-        if flags & os.O_DIRECT:  # as on tmpfs with older kernels
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(p, flags, *args)
-
-    monkeypatch.setattr(page_cache.os, "open", no_direct)
     assert hash_file_uncached(path, chunk=64 << 10) == (hashlib.sha256(data).hexdigest(), 1 << 20)
     assert resident_pages(path) == 0
 
@@ -193,7 +185,7 @@ def test_hdf5_writer_behind_writes_the_same_rows_and_leaves_them_uncached(tmp_pa
             num_samples=48_000,
             num_classes=3,
             sample_rate=16000,
-            write_behind=behind,
+            uncached=behind,
         )
         for i in np.random.default_rng(3).permutation(24) if behind else range(24):
             writer.write_waveform(int(i), rows[i], 48_000)
