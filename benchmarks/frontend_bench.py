@@ -17,6 +17,11 @@ shared); ``paired_speedup_vs_baseline`` gives the median (and range) of the per-
 the baseline, the figure least moved by load that comes and goes; ``cpu_seconds`` is the process
 CPU time (all threads), a check on wall times taken on a busy machine. Throughput is VGGish
 examples (0.96 s each) per wall-clock second; ``max_abs_err`` is against the baseline's values.
+With ``--keep-freed-memory`` the process keeps freed memory in its heap
+(:func:`pipelines.heap.retain_freed_memory`) for all runs. Without it the baseline's
+megabyte-sized arrays are fresh pages on every clip, and on a VM whose host reclaims free guest
+memory their page faults cost as much as some of the arithmetic and vary from round to round:
+the baseline is slower and less steady, and the ratios higher.
 The baseline's dense matrix product runs on one BLAS thread unless ``--baseline-blas-threads``
 says otherwise: OpenBLAS threads spin after each call and would take CPU from the runs that
 follow, and ours is single-threaded at ``-w1``.
@@ -39,6 +44,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from features.vggish_frontend import batch_waveform_to_examples
+from pipelines.heap import retain_freed_memory
 
 SAMPLE_RATE, SECONDS = 16000, 10.0
 
@@ -151,7 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
         help="BLAS threads for the baseline's matrix product (idle OpenBLAS threads spin and "
         "steal CPU from the runs that follow; 0 = library default)",
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed memory in the heap for every run (pipelines.heap.retain_freed_memory) "
+        "instead of fresh pages for each new array",
+    )
     args = parser.parse_args(argv)
+    kept_freed_memory = args.keep_freed_memory and retain_freed_memory()
 
     clips = make_clips(args.clips, args.seconds)
     mel_matrix = reference_mel_matrix()
@@ -189,6 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpus": len(os.sched_getaffinity(0)),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "baseline_blas_threads": blas_limit or "default",
+        "kept_freed_memory": kept_freed_memory,
         "machine": platform.processor() or platform.machine(),
         "numpy": np.__version__,
         "results": results,

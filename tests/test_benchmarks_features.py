@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from benchmarks import frontend_bench
 from benchmarks.embed_bench import model_flops_per_example
 from benchmarks.frontend_bench import (
     baseline_examples,
@@ -43,12 +44,20 @@ def test_paired_speedups_divide_each_round_by_its_own_baseline():
 
 def test_frontend_benchmark_reports_every_run_against_the_baseline():
     report = main(["--clips", "2", "--seconds", "2", "--repeats", "2", "--workers", "2"])
+    assert report["kept_freed_memory"] is False
     runs = {"baseline", "exact-w1", "exact-w2", "fast-w1", "fast-w2"}
     assert set(report["results"]) == set(report["paired_speedup_vs_baseline"]) == runs
     assert report["examples"] == 4
     assert report["results"]["exact-w2"]["max_abs_err"] < 1e-10
     assert report["results"]["fast-w1"]["max_abs_err"] < 1e-3
     assert all(r["seconds"] > 0 for r in report["results"].values())
+
+
+def test_frontend_benchmark_can_keep_freed_memory(monkeypatch):
+    applied = []
+    monkeypatch.setattr(frontend_bench, "retain_freed_memory", lambda: applied.append(1) or True)
+    report = main(["--clips", "1", "--seconds", "1", "--repeats", "1", "--keep-freed-memory"])
+    assert report["kept_freed_memory"] is True and applied == [1]
 
 
 def test_synthetic_targets_follow_the_zipf_class_frequencies():
