@@ -171,6 +171,18 @@ def decode(
     raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: decoded to 0 frames")
 
 
+_INTEGER_READS = {
+    "PCM_U8": ("int16", 2.0**-15),
+    "PCM_S8": ("int16", 2.0**-15),
+    "PCM_16": ("int16", 2.0**-15),
+    "PCM_24": ("int32", 2.0**-31),
+}
+"""Integer PCM subtypes read as integers and scaled to [-1, 1) here: libsndfile converts them to
+float one sample at a time (1.0-1.3 ms for 10 s of 44.1 kHz stereo, a fifth of decoding and
+resampling it), numpy in a tenth of that. The values are the same: libsndfile's scale is the
+same power of two, and these integers are exact in float32."""
+
+
 def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
     with sf.SoundFile(path) as f:
         sr = f.samplerate
@@ -178,7 +190,13 @@ def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) ->
         count = round(end_s * sr) - first if end_s is not None else -1
         if first:
             f.seek(first)
-        samples = f.read(count, dtype="float32", always_2d=True)
+        integer_read = _INTEGER_READS.get(f.subtype)
+        if integer_read is None:
+            samples = f.read(count, dtype="float32", always_2d=True)
+        else:
+            dtype, scale = integer_read
+            samples = f.read(count, dtype=dtype, always_2d=True).astype(np.float32)
+            samples *= np.float32(scale)
         return DecodedAudio(samples, sr, f.channels, f"{f.format}/{f.subtype}".lower(), "soundfile")
 
 

@@ -80,6 +80,41 @@ def test_decode_every_container(tmp_path: Path, ext: str, sr: int, channels: int
         np.testing.assert_allclose(decoded.samples, expected, atol=1 / 32768 + 1e-6)
 
 
+@pytest.mark.parametrize(
+    ("subtype", "container"),
+    [
+        ("PCM_16", "WAV"),
+        ("PCM_24", "FLAC"),
+        ("PCM_U8", "WAV"),
+        ("PCM_S8", "AIFF"),
+        ("FLOAT", "WAV"),
+    ],
+)
+def test_decode_gives_libsndfiles_float_values_for_every_pcm_width(
+    tmp_path: Path, subtype: str, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(3)
+    signal = rng.uniform(-1.0, 1.0, (4410, 2)).astype(np.float32)
+    signal[:4] = [[-1.0, 1.0], [0.0, -0.0], [2.0**-15, -(2.0**-15)], [0.999, -0.999]]
+    path = tmp_path / f"noise.{container.lower()}"
+    sf.write(path, signal, 44100, subtype=subtype, format=container)
+    want = sf.read(path, dtype="float32", always_2d=True)[0]
+    read_as = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, dtype="float64", **kwargs):
+        read_as.append(dtype)
+        return real_read(self, frames, dtype, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    got = decode(path, 0.01, 0.09)
+    assert got.samples.dtype == np.float32
+    np.testing.assert_array_equal(got.samples, want[441:3969])
+    np.testing.assert_array_equal(decode(path).samples, want)
+    integer = {"PCM_24": "int32", "FLOAT": "float32"}.get(subtype, "int16")
+    assert read_as == [integer, integer]  # integers are scaled here, floats read as they are
+
+
 @pytest.mark.parametrize(("ext", "sr", "channels"), CASES)
 def test_prepare_clip_keeps_tones(tmp_path: Path, ext: str, sr: int, channels: int) -> None:
     path = write_media(tmp_path / f"tone.{ext}", 1.5, sr, channels, FREQ)

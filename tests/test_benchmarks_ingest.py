@@ -13,6 +13,7 @@ from benchmarks.ingest_bench import (
     SECONDS,
     SR_OUT,
     _decode_resample_write,
+    _resampled,
     bench_audiomill,
     bench_limit_with_write,
     make_files,
@@ -21,6 +22,14 @@ from benchmarks.ingest_bench import (
     summarize,
     warm_page_cache,
 )
+from pipelines.audio import decode, resample, to_mono
+
+
+def test_limit_does_the_decoding_and_resampling_that_ingest_does(tmp_path: Path):
+    path = make_files(tmp_path / "wav", 1)[0]
+    decoded = decode(path)
+    ours = resample(to_mono(decoded.samples), decoded.sample_rate, SR_OUT)
+    np.testing.assert_array_equal(_resampled(str(path)), ours)
 
 
 def test_limit_with_write_writes_one_int16_row_per_clip(tmp_path: Path):
