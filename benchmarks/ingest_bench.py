@@ -8,8 +8,9 @@ Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
     of every file, in one process per core (no writing), clips/s;
 ``limit_with_write``
     the same, each process also writing its clips as int16 rows to one file as audiomill
-    does (``O_DIRECT`` from a writer thread, :mod:`pipelines.direct_io`), and syncing it to
-    disk at the end: what any ingest that keeps its output pays at least;
+    does (``O_DIRECT`` from a writer thread, :mod:`pipelines.direct_io`), hashing them into
+    the file's sha256 as they are written, and syncing the file at the end: what any ingest
+    that keeps its output, checksummed as the dataset's manifest asks, pays at least;
 ``panns``
     what PANNs' packing step does: ``librosa.load(path, sr=32000, mono=True)`` per file with
     the resampler PANNs' pinned librosa 0.6.3 used by default (``kaiser_best``), each row
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -135,14 +137,17 @@ def _decode_resample(path: str) -> int:
     return len(_resampled(path))
 
 
-def _decode_resample_write(job: tuple[list[str], str]) -> int:
-    """Decode and resample ``paths``, append each as a fixed-length int16 row to ``out``, sync.
+def _decode_resample_write(job: tuple[list[str], str]) -> tuple[int, str]:
+    """Decode and resample ``paths``, append each as a fixed-length int16 row to ``out``, sync;
+    returns the rows written and the file's sha256, computed as the rows are written.
 
     Rows go to disk as audiomill writes shards, so that this is the machine's best durable
     write: with ``O_DIRECT`` from a writer thread (``pipelines.direct_io``), or written behind
-    (``pipelines.page_cache``) where the file system refuses that."""
+    (``pipelines.page_cache``) where the file system refuses that. The checksum is the one a
+    shard needs in the manifest (DESIGN section 3)."""
     paths, out = job
     clip = int(SR_OUT * SECONDS)
+    digest = hashlib.sha256()
     fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def write_behind_row(row: np.ndarray | memoryview, offset: int) -> None:
@@ -156,6 +161,7 @@ def _decode_resample_write(job: tuple[list[str], str]) -> int:
             row = np.zeros(clip, np.int16)
             row[: len(y)] = np.clip(y, -1, 1) * 32767.0
             (direct.submit if direct else write_behind_row)(row, i * row.nbytes)
+            digest.update(row)
         if direct:
             direct.flush()
         drop_cached(fd, 0, len(paths) * clip * 2, wait_written=True)
@@ -164,7 +170,7 @@ def _decode_resample_write(job: tuple[list[str], str]) -> int:
         if direct:
             direct.close()
         os.close(fd)
-    return len(paths)
+    return len(paths), digest.hexdigest()
 
 
 def warm_page_cache(paths: list[Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_limit_with_write_writes_one_int16_row_per_clip(tmp_path: Path):
     paths = make_files(tmp_path / "wav", 3)
     warm_page_cache(paths)  # reads every file through; a missing one raises
     out = tmp_path / "rows.bin"
-    assert _decode_resample_write(([str(p) for p in paths], str(out))) == 3
+    rows_written, sha256 = _decode_resample_write(([str(p) for p in paths], str(out)))
+    assert rows_written == 3 and sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
     rows = np.fromfile(out, np.int16).reshape(3, int(SR_OUT * SECONDS))
     assert np.all(np.abs(rows).max(axis=1) > 5000)  # 0.3-amplitude tones, not silence
     result = bench_limit_with_write(paths, 2, tmp_path / "scratch")
