@@ -175,6 +175,8 @@ def test_hash_file_uncached_names_a_missing_file(tmp_path: Path):
 
 @linux_only
 def test_hdf5_writer_behind_writes_the_same_rows_and_leaves_them_uncached(tmp_path: Path):
+    # Rows of 96,000 bytes are not whole 512-byte blocks: an uncached writer writes them
+    # behind (O_DIRECT rows are tested in test_direct_io.py).
     rows = np.random.default_rng(2).integers(-3000, 3000, (24, 48_000), dtype=np.int16)
     paths = {}
     for behind in (False, True):
