@@ -356,7 +356,7 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     scale = np.asarray(INT16_SCALE, dtype=x.dtype)
     scaled = np.multiply(x, scale)  # then clipping to +-32767 is clipping x to [-1, 1]
     np.clip(scaled, -scale, scale, out=scaled)
-    if np.isnan(np.add.reduce(scaled, axis=None)):  # one pass, no copy, when there is no NaN
+    if scaled.size and np.isnan(scaled.max()):  # a NaN propagates through max: one fast pass
         scaled[np.isnan(scaled)] = 0.0
     return np.rint(scaled, out=scaled).astype(np.int16)
 
