@@ -3,9 +3,9 @@
 Makes N ten-second 44.1 kHz stereo WAV files, then measures on the same files:
 
 ``limit``
-    the machine's decode + downmix + resample limit: soundfile read (16-bit PCM as integers,
-    scaled by numpy, as audiomill reads it) + mono + soxr to 32 kHz
-    of every file, in one process per core (no writing), clips/s;
+    the machine's decode + downmix + resample limit: ingest's own ``decode``, ``to_mono`` and
+    ``resample`` (soxr HQ) to 32 kHz of every file and nothing else, in one process per core
+    (no writing), clips/s;
 ``limit_with_write``
     the same, each process also writing its clips as int16 rows to one file as audiomill
     does (``O_DIRECT`` from a writer thread, :mod:`pipelines.direct_io`), hashing them into
@@ -62,10 +62,10 @@ import h5py
 import numpy as np
 import psutil
 import soundfile as sf
-import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.audio import decode, fix_length, float_to_int16, resample, to_mono
 from pipelines.direct_io import DirectRowWriter
 from pipelines.file_io import pwrite_all
 from pipelines.heap import retain_freed_memory
@@ -119,18 +119,9 @@ class PeakRSS:
 
 
 def _resampled(path: str) -> np.ndarray:
-    with sf.SoundFile(path) as f:
-        sr = f.samplerate
-        if f.subtype == "PCM_16":  # integers scaled by numpy: libsndfile's float read is slower
-            x = f.read(dtype="int16", always_2d=True).astype(np.float32)
-            x *= np.float32(2.0**-15)
-        else:
-            x = f.read(dtype="float32", always_2d=True)
-    mono = x[:, 0].copy()
-    for c in range(1, x.shape[1]):
-        mono += x[:, c]  # column sums: the cheapest downmix numpy offers
-    mono *= 1 / x.shape[1]
-    return soxr.resample(mono, sr, SR_OUT, quality="HQ")
+    """Decode, downmix and resample one file with ingest's own functions, and nothing else."""
+    decoded = decode(path)
+    return resample(to_mono(decoded.samples), decoded.sample_rate, SR_OUT)
 
 
 def _decode_resample(path: str) -> int:
@@ -157,9 +148,7 @@ def _decode_resample_write(job: tuple[list[str], str]) -> tuple[int, str]:
     direct = DirectRowWriter.open(out, 0, clip * 2, write_behind_row)
     try:
         for i, path in enumerate(paths):
-            y = _resampled(path)[:clip]
-            row = np.zeros(clip, np.int16)
-            row[: len(y)] = np.clip(y, -1, 1) * 32767.0
+            row = float_to_int16(fix_length(_resampled(path), clip)[0])
             (direct.submit if direct else write_behind_row)(row, i * row.nbytes)
             digest.update(row)
         if direct:
