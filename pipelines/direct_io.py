@@ -10,7 +10,8 @@ page-aligned buffer, no page-cache pages, nothing to write back.
 ``O_DIRECT`` asks for file offsets, lengths and buffer addresses aligned to the device's
 logical block size (512 bytes on most disks, 4096 on some). Rows that are not multiples of
 512 bytes, and file systems that refuse ``O_DIRECT`` (tmpfs with older kernels, some network
-file systems), are written the buffered way: :meth:`DirectRowWriter.write` says so.
+file systems), are written the buffered way: :meth:`DirectRowWriter.open` gives no writer for
+them, and a writer whose writes the disk refuses hands them to its fallback.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import errno
 import mmap
 import os
 import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -69,9 +69,10 @@ class DirectRowWriter:
         self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         for buffer in self._buffers:
             self._free.put(buffer)
+        # One thread, so its queue is first in, first out: a no-op submitted after the writes
+        # runs after all of them (see flush).
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="audiomill-direct-write")
-        self._pending: set[Future] = set()
-        self._lock = threading.Lock()
+        self._error: Exception | None = None  # the first write that failed
 
     @classmethod
     def open(
@@ -116,10 +117,7 @@ class DirectRowWriter:
         self._raise_failed()
         buffer = self._free.get()
         buffer[:] = memoryview(data).cast("B")
-        future = self._pool.submit(self._write, buffer, offset)
-        with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(self._forget_if_written)
+        self._pool.submit(self._write, buffer, offset)
 
     def _write(self, buffer: mmap.mmap, offset: int) -> None:
         try:
@@ -128,6 +126,8 @@ class DirectRowWriter:
                     self.direct = False
                 if not self.direct:
                     self._fallback(view, offset)
+        except Exception as exc:
+            self._error = self._error or exc
         finally:
             self._free.put(buffer)
 
@@ -143,28 +143,19 @@ class DirectRowWriter:
             return False
         return True
 
-    def _forget_if_written(self, future: Future) -> None:
-        if future.exception() is None:
-            with self._lock:
-                self._pending.discard(future)
-
     def _raise_failed(self) -> None:
-        with self._lock:
-            failed = [f for f in self._pending if f.done() and f.exception() is not None]
-        if failed:
-            raise failed[0].exception()
+        if self._error is not None:
+            raise self._error
 
     def flush(self) -> None:
-        """Wait until every submitted row is written.
+        """Wait until every row submitted so far is written.
 
         Raises
         ------
         OSError
             The first write that failed.
         """
-        with self._lock:
-            pending = list(self._pending)
-        wait(pending)
+        self._pool.submit(lambda: None).result()
         self._raise_failed()
 
     def close(self) -> None:
