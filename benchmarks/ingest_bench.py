@@ -66,10 +66,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.audio import decode, fix_length, float_to_int16, resample, to_mono
-from pipelines.direct_io import DirectRowWriter
-from pipelines.file_io import pwrite_all
+from pipelines.direct_io import UncachedRows
 from pipelines.heap import retain_freed_memory
-from pipelines.page_cache import drop_cached, write_behind
 
 SR_IN, SR_OUT, SECONDS = 44100, 32000, 10.0
 
@@ -140,24 +138,16 @@ def _decode_resample_write(job: tuple[list[str], str]) -> tuple[int, str]:
     clip = int(SR_OUT * SECONDS)
     digest = hashlib.sha256()
     fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-
-    def write_behind_row(row: np.ndarray | memoryview, offset: int) -> None:
-        pwrite_all(fd, row, offset)
-        write_behind(fd, offset, clip * 2)
-
-    direct = DirectRowWriter.open(out, 0, clip * 2, write_behind_row)
+    rows = UncachedRows(out, fd, 0, clip * 2)
     try:
         for i, path in enumerate(paths):
             row = float_to_int16(fix_length(_resampled(path), clip)[0])
-            (direct.submit if direct else write_behind_row)(row, i * row.nbytes)
+            rows.write(row, i * row.nbytes)
             digest.update(row)
-        if direct:
-            direct.flush()
-        drop_cached(fd, 0, len(paths) * clip * 2, wait_written=True)
+        rows.settle(0, len(paths) * clip * 2)
         os.fsync(fd)
     finally:
-        if direct:
-            direct.close()
+        rows.close()
         os.close(fd)
     return len(paths), digest.hexdigest()
 

@@ -12,6 +12,8 @@ logical block size (512 bytes on most disks, 4096 on some). Rows that are not mu
 512 bytes, and file systems that refuse ``O_DIRECT`` (tmpfs with older kernels, some network
 file systems), are written the buffered way: :meth:`DirectRowWriter.open` gives no writer for
 them, and a writer whose writes the disk refuses hands them to its fallback.
+:class:`UncachedRows` puts the two together: rows written past the page cache where that
+works, and written behind it (:func:`pipelines.page_cache.write_behind`) where it does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from pipelines.file_io import pwrite_all
+from pipelines.page_cache import drop_cached, write_behind
 
 BLOCK_BYTES = 512
 """The smallest logical block size of a disk: direct writes start and end on multiples of it."""
@@ -167,3 +172,63 @@ class DirectRowWriter:
             self._fd = -1
         for buffer in self._buffers:
             buffer.close()
+
+
+class UncachedRows:
+    """Equal-size rows written at offsets of an open file, kept out of the page cache.
+
+    Rows go with ``O_DIRECT`` from a writer thread (:class:`DirectRowWriter`) where the file
+    system and the row size allow it, and are otherwise written with ``pwrite`` and pushed to
+    disk at once, only the last few MB staying cached (:func:`pipelines.page_cache.write_behind`).
+    For files that the process writing them does not read again (committed shards).
+
+    Parameters
+    ----------
+    path : str
+        The file, opened again for ``O_DIRECT`` writes.
+    fd : int
+        The file open for writing; the caller keeps it open until :meth:`close` and closes it.
+    first_offset : int
+        Where the rows start.
+    row_bytes : int
+        Bytes per row.
+    """
+
+    def __init__(self, path: str, fd: int, first_offset: int, row_bytes: int) -> None:
+        self._fd = fd
+        self._row_bytes = row_bytes
+        self._direct = DirectRowWriter.open(path, first_offset, row_bytes, self._write_behind)
+
+    @property
+    def direct(self) -> bool:
+        """Whether rows are being written with ``O_DIRECT``."""
+        return self._direct is not None and self._direct.direct
+
+    def write(self, data: np.ndarray, offset: int) -> None:
+        """Write one row (thread-safe); ``data`` may be reused as soon as this returns."""
+        if self._direct is not None:
+            self._direct.submit(data, offset)
+        else:
+            self._write_behind(data, offset)
+
+    def _write_behind(self, data: np.ndarray | memoryview, offset: int) -> None:
+        pwrite_all(self._fd, data, offset)
+        write_behind(self._fd, offset, self._row_bytes)
+
+    def flush(self) -> None:
+        """Wait until every row written so far is in the file (readable through ``fd``); raise
+        the first write error."""
+        if self._direct is not None:
+            self._direct.flush()
+
+    def settle(self, offset: int, nbytes: int) -> None:
+        """:meth:`flush`, then wait until the byte range is on disk and drop what is left of it
+        in the page cache."""
+        self.flush()
+        drop_cached(self._fd, offset, nbytes, wait_written=True)
+
+    def close(self) -> None:
+        """Stop the writer thread, if any (the caller's ``fd`` stays open); idempotent."""
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None

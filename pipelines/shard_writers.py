@@ -17,9 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.direct_io import DirectRowWriter
+from pipelines.direct_io import UncachedRows
 from pipelines.file_io import pread_into, pwrite_all
-from pipelines.page_cache import drop_cached, write_behind
 from pipelines.row_digest import RowStreamDigest
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
@@ -105,7 +104,6 @@ class HDF5ShardWriter:
         self.path = path
         self.rows = list(rows)
         n = len(self.rows)
-        self.uncached = uncached
         self._row_bytes = num_samples * 2
         targets = np.zeros((n, num_classes), dtype=np.bool_)
         for i, row in enumerate(rows):
@@ -141,15 +139,13 @@ class HDF5ShardWriter:
         self._n = 0
         self._fd: int | None = None
         self._digest: RowStreamDigest | None = None
-        self._direct: DirectRowWriter | None = None
+        self._uncached: UncachedRows | None = None
         if self._offset is not None:
             self._fd = os.open(path, os.O_RDWR)
             if self._lengths_offset >= self._offset + n * self._row_bytes:
                 self._digest = RowStreamDigest(os.pread(self._fd, self._offset, 0), n)
             if uncached:
-                self._direct = DirectRowWriter.open(
-                    path, self._offset, self._row_bytes, self._write_buffered
-                )
+                self._uncached = UncachedRows(path, self._fd, self._offset, self._row_bytes)
 
     @property
     def num_rows(self) -> int:
@@ -171,24 +167,19 @@ class HDF5ShardWriter:
         if data.nbytes != self._row_bytes:
             raise ValueError(f"row {row}: {data.size} samples, rows hold {self._row_bytes // 2}")
         offset = self._row_offset(row)
-        if self._direct is not None:
-            self._direct.submit(data, offset)
+        if self._uncached is not None:
+            self._uncached.write(data, offset)
         else:
-            self._write_buffered(data, offset)
+            pwrite_all(self._fd, data, offset)
         if self._digest is not None:
             self._digest.add(row, data)
         self._lengths[row] = num_samples
         self._written[row] = True
 
-    def _write_buffered(self, data: np.ndarray | memoryview, offset: int) -> None:
-        pwrite_all(self._fd, data, offset)
-        if self.uncached:
-            write_behind(self._fd, offset, self._row_bytes)
-
     def read_waveform(self, row: int) -> np.ndarray:
         """Read back the waveform of ``row`` (thread-safe)."""
-        if self._direct is not None:
-            self._direct.flush()
+        if self._uncached is not None:
+            self._uncached.flush()
         out = np.empty(self._row_bytes // 2, dtype="<i2")
         if pread_into(self._fd, out, self._row_offset(row)) < self._row_bytes:
             raise EOFError(f"{self.path}: row {row} ends past the end of the file")
@@ -204,9 +195,9 @@ class HDF5ShardWriter:
         self._close_fd()
 
     def _close_fd(self) -> None:
-        if self._direct is not None:
-            self._direct.close()
-            self._direct = None
+        if self._uncached is not None:
+            self._uncached.close()
+            self._uncached = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -227,12 +218,10 @@ class HDF5ShardWriter:
                 raise ValueError(f"shard has {written} rows written, {self.num_rows} allocated")
             if self._fd is None:
                 return None
-            if self._direct is not None:
-                self._direct.flush()
-            pwrite_all(self._fd, self._lengths, self._lengths_offset)
             end = self._offset + self.num_rows * self._row_bytes
-            if self.uncached:
-                drop_cached(self._fd, self._offset, end - self._offset, wait_written=True)
+            if self._uncached is not None:
+                self._uncached.settle(self._offset, end - self._offset)
+            pwrite_all(self._fd, self._lengths, self._lengths_offset)
             if self._digest is None:
                 return None
             suffix = os.pread(self._fd, os.fstat(self._fd).st_size - end, end)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipelines import direct_io
-from pipelines.direct_io import BLOCK_BYTES, WRITES_IN_FLIGHT, DirectRowWriter
+from pipelines.direct_io import BLOCK_BYTES, WRITES_IN_FLIGHT, DirectRowWriter, UncachedRows
 from pipelines.file_io import pwrite_all
 from pipelines.shard_writers import DATA_ALIGN, HDF5ShardWriter, ShardRow
 
@@ -204,7 +204,8 @@ def test_uncached_hdf5_shard_equals_the_buffered_one_and_its_digest(tmp_path: Pa
             uncached=uncached,
         )
         assert writer._offset % DATA_ALIGN == 0
-        assert (writer._direct is not None) == (uncached and file_system_takes_o_direct(path))
+        direct = writer._uncached is not None and writer._uncached.direct
+        assert direct == (uncached and file_system_takes_o_direct(path))
         for i in range(n):
             writer.write_waveform(i, data[i], samples - i)
         np.testing.assert_array_equal(writer.read_waveform(7), data[7])
@@ -214,3 +215,31 @@ def test_uncached_hdf5_shard_equals_the_buffered_one_and_its_digest(tmp_path: Pa
         np.testing.assert_array_equal(hf["waveform"][:], data)
         np.testing.assert_array_equal(hf["num_samples"][:], samples - np.arange(n))
         assert hf["waveform"].id.get_offset() % DATA_ALIGN == 0
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_uncached_rows_land_at_their_offsets_with_or_without_o_direct(
+    tmp_path: Path, request, refused: bool
+):
+    if refused:
+        request.getfixturevalue("no_o_direct")
+    header = 4 * BLOCK_BYTES
+    path = blank_file(tmp_path / "f.bin", header + 6 * ROW_BYTES)
+    fd = os.open(path, os.O_RDWR)
+    data = rows(6)
+    store = UncachedRows(str(path), fd, header, ROW_BYTES)
+    try:
+        assert store.direct == (not refused and file_system_takes_o_direct(path))
+        row = np.empty_like(data[0])
+        for i in (3, 0, 5, 1, 4, 2):
+            row[:] = data[i]  # the caller's buffer, reused at once
+            store.write(row, header + i * ROW_BYTES)
+        store.flush()
+        assert os.pread(fd, ROW_BYTES, header + 5 * ROW_BYTES) == data[5].tobytes()
+        store.settle(header, 6 * ROW_BYTES)
+    finally:
+        store.close()
+        store.close()
+    os.fstat(fd)  # still open: the caller's to close
+    os.close(fd)
+    assert path.read_bytes() == b"\0" * header + data.tobytes()
