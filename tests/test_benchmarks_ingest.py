@@ -45,6 +45,14 @@ def test_limit_with_write_writes_one_int16_row_per_clip(tmp_path: Path):
     assert result["clips_per_s"] > 0 and not list((tmp_path / "scratch").iterdir())
 
 
+def test_files_past_the_distinct_ones_are_hard_links_with_names_of_their_own(tmp_path: Path):
+    paths = make_files(tmp_path / "wav", 5, distinct=2)
+    assert len({p.name for p in paths}) == 5
+    assert [p.stat().st_ino for p in paths[2:]] == [paths[i % 2].stat().st_ino for i in (2, 3, 4)]
+    assert paths[0].stat().st_ino != paths[1].stat().st_ino
+    assert make_files(tmp_path / "wav", 5, distinct=2) == paths  # reused as they are
+
+
 def test_steady_rate_leaves_out_the_fixed_cost_of_a_run():
     # 20 clips in 5 s and 2,020 in 15 s: the 2,000 more cost 10 s
     assert steady_rate(2020, 15.0, 20, 5.0) == 200.0
