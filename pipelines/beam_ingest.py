@@ -393,8 +393,14 @@ def run_pipeline(
         clip_files = staging.write_plans(store, "clips", todo, CLIPS_PER_PLAN_FILE)
         with beam.Pipeline(runner=direct_runner(options), options=options) as p:
             if shard_files:
-                _ = _spread(p, "ShardPlans", shard_files, read) | "BuildShard" >> beam.ParDo(
-                    BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
+                _ = (
+                    p
+                    | "ShardPlans" >> beam.Create(shard_files)
+                    | "ReadShardPlans" >> beam.ParDo(read)
+                    | "BuildShard"
+                    >> beam.ParDo(
+                        BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
+                    )
                 )
             if clip_files:
                 _ = (

@@ -413,7 +413,7 @@ def _route(
     todo: list[dict], store: DatasetStore, splits: list[str]
 ) -> tuple[list[dict], list[dict]]:
     """Split planned clips into those built into shards directly (local files) and those to
-    stage; flag the direct ones that an interrupted run left staged or failed."""
+    stage; flag the direct ones (in place) that an interrupted run left staged or failed."""
     staged_names, failed_names = set(), set()
     for split in splits:
         staged_names |= {(split, n) for n in staging.staged_names(store, split, "clips")}
@@ -424,13 +424,9 @@ def _route(
             staged.append(item)
             continue
         key = staging.clip_key(item["clip_id"])
-        direct.append(
-            {
-                **item,
-                "staged": (item["split"], f"{key}.clip") in staged_names,
-                "stale_failure": (item["split"], f"{key}.json") in failed_names,
-            }
-        )
+        item["staged"] = (item["split"], f"{key}.clip") in staged_names
+        item["stale_failure"] = (item["split"], f"{key}.json") in failed_names
+        direct.append(item)
     return direct, staged
 
 

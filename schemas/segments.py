@@ -46,7 +46,7 @@ def split_name_problem(name: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One requested clip.
 
