@@ -27,8 +27,11 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from pipelines.heap import release_freed_memory
+
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 SUITES = {"segments": "segment_suite", "clips": "clip_suite"}
 """Suite names :func:`validate` accepts, and the :mod:`schemas.expectations` factory each
@@ -115,13 +118,15 @@ def _active() -> _Service | None:
 
 
 def validate(
-    frame: pd.DataFrame, suite: str, suite_args: dict[str, Any], asset_name: str
+    frame: pd.DataFrame | pa.Table, suite: str, suite_args: dict[str, Any], asset_name: str
 ) -> tuple[dict[int, list[str]], dict]:
     """Validate ``frame`` with a named suite (``schemas.expectations.validate_frame``).
 
     Parameters
     ----------
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame or pyarrow.Table
+        The rows. A table is made a DataFrame where GE runs: a long segment list crosses to
+        the service as compact Arrow buffers, and this process never holds its pandas form.
     suite : {"segments", "clips"}
         The suite factory of :mod:`schemas.expectations` to call with ``suite_args``.
     suite_args : dict
@@ -156,6 +161,8 @@ def _handle(request: tuple) -> Any:
     if request[0] == "render":
         return expectations.render_html(request[1])
     _, frame, suite, suite_args, asset_name = request
+    if not hasattr(frame, "iloc"):  # a pyarrow.Table
+        frame = frame.to_pandas()
     factory = getattr(expectations, SUITES[suite])
     outcome = expectations.validate_frame(frame, factory(**suite_args), asset_name=asset_name)
     return outcome.failures, outcome.result_json
@@ -184,7 +191,10 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
             reply = ("ok", _handle(request))
         except Exception:
             reply = ("error", traceback.format_exc())
+        del request
         conn.send(reply)
+        del reply
+        release_freed_memory()
 
 
 @contextlib.contextmanager

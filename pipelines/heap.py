@@ -39,3 +39,25 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, HEAP_SERVED_BYTES)) and bool(
         mallopt(m_trim_threshold, RETAINED_HEAP_BYTES)
     )
+
+
+def release_freed_memory() -> bool:
+    """Hand the free memory of the process heap, and of Arrow's allocator, back to the system.
+
+    For a process that is about to sit idle with memory a big request left behind (the
+    validation service after checking a long segment list).
+
+    Returns
+    -------
+    bool
+        Whether the heap was trimmed (False where the C library is not glibc).
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim(0)
+    return True

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import expectations_service, staging
@@ -141,11 +141,10 @@ def _class_map(cfg: IngestConfig, store: DatasetStore) -> ClassMap:
     return class_map_from_list(cfg.segments, cfg.storage_options)
 
 
-def _segment_frame(segments: list[Segment]) -> pd.DataFrame:
-    table = segments_to_table(segments).to_pandas()
-    table["labels"] = [list(s.labels) for s in segments]
-    table["num_unknown_labels"] = [len(s.unknown_labels) for s in segments]
-    return table
+def _segment_frame(segments: list[Segment]) -> pa.Table:
+    """The segments as the segment suite checks them (with ``num_unknown_labels``)."""
+    unknown = pa.array([len(s.unknown_labels) for s in segments], pa.int64())
+    return segments_to_table(segments).append_column("num_unknown_labels", unknown)
 
 
 def _failure_row(seg: Segment, reason: FailureReason, detail: str, run_id: str) -> dict:

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipelines import expectations_service
@@ -27,6 +28,7 @@ SEGMENTS = {
 SCRIPT = """
 import json, sys
 import pandas as pd
+import pyarrow as pa
 from pipelines import expectations_service as service
 
 started = service.start()
@@ -39,6 +41,8 @@ try:
 except service.ValidationServiceError as exc:
     error = str(exc)
 again = service.validate(frame, "segments", {"max_duration_s": 60.0}, "segments")[0]
+table = pa.Table.from_pandas(frame, preserve_index=False)  # labels become list<int64>
+as_table = service.validate(table, "segments", {"max_duration_s": 60.0}, "segments")[0]
 serving = service.serving()
 service._service._process.kill()  # the service dies: the next call fails, it does not hang
 try:
@@ -49,6 +53,7 @@ except service.ValidationServiceError as exc:
 service.stop()
 print(json.dumps({
     "started": started, "serving": serving, "failures": failures, "again": again,
+    "as_table": as_table,
     "html": html.startswith("<") and "clip_id" in html, "error": error, "died": died,
     "ge_imported_here": "great_expectations" in sys.modules, "after_stop": service.serving(),
 }))
@@ -71,11 +76,23 @@ def test_service_validates_renders_and_reports_errors_without_importing_ge_here(
         {int(k): v for k, v in got["failures"].items()}
         == want
         == {int(k): v for k, v in got["again"].items()}
+        == {int(k): v for k, v in got["as_table"].items()}
     )
     assert set(want) == {0, 1, 2} and got["html"]
     assert "Great Expectations failed in its process" in got["error"]
     assert "Traceback" in got["error"] and "no_such_arg" in got["error"]
     assert "the Great Expectations process ended" in got["died"] and not got["after_stop"]
+
+
+def test_a_table_is_validated_as_its_dataframe_would_be():
+    frame = pd.DataFrame(SEGMENTS)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert pa.types.is_list(table.schema.field("labels").type)
+    args = ({"max_duration_s": 60.0}, "segments")
+    assert (
+        expectations_service.validate(table, "segments", *args)[0]
+        == (expectations_service.validate(frame, "segments", *args)[0])
+    )
 
 
 def test_no_service_once_ge_is_imported_here():

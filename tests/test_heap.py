@@ -46,3 +46,31 @@ def test_retain_freed_memory_stops_page_faults_on_every_round(pattern: str) -> N
     # Fresh pages every round (how many faults depends on page size and fault-around: hundreds
     # with 4 kB pages, ~10 with transparent huge pages), then the freed memory reused.
     assert before >= 5 and after <= before / 10
+
+
+RELEASE_PROGRAM = """
+import json
+import numpy as np
+from pipelines.heap import release_freed_memory, retain_freed_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+retain_freed_memory()
+base = rss_mb()
+arrays = [np.ones(1 << 20, np.uint8) for _ in range(200)]  # 200 MB served from the heap
+del arrays
+kept = rss_mb()
+released = release_freed_memory()
+print(json.dumps([base, kept, released, rss_mb()]))
+"""
+
+
+def test_release_freed_memory_returns_the_retained_heap_to_the_system() -> None:
+    proc = subprocess.run([sys.executable, "-c", RELEASE_PROGRAM], capture_output=True,
+                          text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
+    base, kept, released, after = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert released is True
+    assert kept - base > 150  # freed, but kept for reuse
+    assert after - base < 30
