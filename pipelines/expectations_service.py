@@ -191,7 +191,7 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
             reply = ("ok", _handle(request))
         except Exception:
             reply = ("error", traceback.format_exc())
-        del request
+        del request  # the frame, freed before the heap is trimmed
         conn.send(reply)
         del reply
         release_freed_memory()

@@ -66,7 +66,7 @@ FORMATS = ("hdf5", "parquet")
 SEGMENT_BATCH_ROWS = 50_000
 """Segments validated (and written to the run's segments table) at once. Great Expectations
 needs about 3 KB per row while it checks a frame: one batch of a 200,000-segment list took the
-validation process from 160 to 760 MB; in batches its memory does not grow with the list."""
+validation process from 160 to 770 MB; in batches its memory does not grow with the list."""
 
 
 @dataclass
@@ -212,8 +212,8 @@ def validate_segments(
         The segments that pass, the failed expectations by segment position, and the savings
         of the reports (JSON and Data Docs HTML; rendering takes a good part of a second)
         submitted to ``reports``, for the caller to wait on: ``segments-<run>``, or with more
-        than one batch ``segments-<run>-rows-<first>-<last>`` (1-based line ranges of the
-        segment list as parsed).
+        than one batch ``segments-<run>-rows-<first>-<last>`` (1-based positions in
+        ``segments``).
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
