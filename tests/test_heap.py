@@ -51,6 +51,7 @@ def test_retain_freed_memory_stops_page_faults_on_every_round(pattern: str) -> N
 RELEASE_PROGRAM = """
 import json
 import numpy as np
+import pyarrow  # imported by release_freed_memory: loaded first, so RSS measures only the heap
 from pipelines.heap import release_freed_memory, retain_freed_memory
 
 def rss_mb():
@@ -73,4 +74,4 @@ def test_release_freed_memory_returns_the_retained_heap_to_the_system() -> None:
     base, kept, released, after = json.loads(proc.stdout.strip().splitlines()[-1])
     assert released is True
     assert kept - base > 150  # freed, but kept for reuse
-    assert after - base < 30
+    assert after - base < 10
