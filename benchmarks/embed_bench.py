@@ -107,7 +107,7 @@ def embed_run(workdir: Path, ckpt: str, pca: str, clips: int) -> dict:
 
 def _make_waveform_dataset(root: Path, clips: int, shard_clips: int = 16) -> None:
     from pipelines.dataset_state import save_manifest
-    from pipelines.shard_writers import HDF5ShardWriter
+    from pipelines.shard_writers import HDF5ShardWriter, ShardRow
     from pipelines.storage import DatasetStore
     from schemas.classmap import ClassMap
     from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile
@@ -119,23 +119,21 @@ def _make_waveform_dataset(root: Path, clips: int, shard_clips: int = 16) -> Non
     manifest = DatasetManifest(cmap.sha256, 2, sr, secs, ["hdf5"])
     rng = np.random.default_rng(0)
     for index, start in enumerate(range(0, clips, shard_clips)):
-        n = min(shard_clips, clips - start)
+        ids = [f"c{i}" for i in range(start, min(clips, start + shard_clips))]
         local = root / f"tmp-{index}.h5"
-        writer = HDF5ShardWriter(str(local), num_rows=n, num_samples=int(sr * secs),
-                                 num_classes=2, sample_rate=sr)  # fmt: skip
-        ids = []
-        for i in range(n):
+        rows = [ShardRow(clip_id, clip_id, (i % 2,), None) for i, clip_id in enumerate(ids)]
+        writer = HDF5ShardWriter(str(local), rows, num_samples=int(sr * secs), num_classes=2,
+                                 sample_rate=sr)  # fmt: skip
+        for _ in ids:
             wave = (rng.normal(size=int(sr * secs)) * 3000).astype(np.int16)
-            ids.append(f"c{start + i}")
-            writer.add(clip_id=ids[-1], audio_name=ids[-1], waveform=wave, labels=[i % 2],
-                       num_samples=len(wave), start_s=None)  # fmt: skip
+            writer.add(wave, len(wave))
         writer.close()
         rel = f"waveforms/train/shard-{index:05d}.h5"
         rec = store.commit_file(str(local), rel)
         manifest.split("train").shards.append(
             ShardEntry(
                 index,
-                n,
+                len(ids),
                 {"hdf5": ShardFile(rel, rec.sha256, rec.bytes)},
                 "bench",
                 hashlib.sha256("\n".join(ids).encode()).hexdigest(),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 
 from benchmarks import frontend_bench
-from benchmarks.embed_bench import model_flops_per_example
+from benchmarks.embed_bench import _make_waveform_dataset, model_flops_per_example
 from benchmarks.frontend_bench import (
     baseline_examples,
     main,
@@ -92,3 +95,18 @@ def test_embed_benchmark_flops_match_the_keras_vggish_layers():
             macs += int(np.prod(layer.kernel.shape))
     assert model_flops_per_example() == 2 * macs
     assert model_flops_per_example() == 1_727_791_104
+
+
+def test_embed_benchmark_dataset_is_a_committed_waveform_dataset(tmp_path: Path):
+    _make_waveform_dataset(tmp_path / "ds", 5, shard_clips=2)
+    shards = json.loads((tmp_path / "ds" / "manifest.json").read_text())["splits"]["train"]
+    assert [s["num_clips"] for s in shards["shards"]] == [2, 2, 1]
+    ids = []
+    for shard in shards["shards"]:
+        path = tmp_path / "ds" / shard["files"]["hdf5"]["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["files"]["hdf5"]["sha256"]
+        with h5py.File(path) as hf:
+            assert hf["waveform"].shape == (shard["num_clips"], 160_000)
+            assert np.abs(hf["waveform"][:]).max() > 5000  # noise, not zeros
+            ids += [c.decode() for c in hf["clip_id"][:]]
+    assert ids == [f"c{i}" for i in range(5)]
