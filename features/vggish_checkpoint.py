@@ -20,10 +20,12 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import keras
 
 VARIABLE_SCOPES: dict[str, str] = {
     "conv1": "vggish/conv1",
@@ -174,6 +176,10 @@ def load_vggish_checkpoint(model: keras.Model, checkpoint: str | os.PathLike) ->
         wrong shape or is not float32; the message lists every such variable with expected and
         found shapes. The model is not modified in that case.
     """
+    # Imported here: the command line resolves and hashes checkpoints without TensorFlow
+    # (seconds of import in a process that never runs the model).
+    import tensorflow as tf
+
     prefix, files = resolve_checkpoint(checkpoint)
     try:
         reader = tf.train.load_checkpoint(prefix)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,24 @@ def test_v1_single_file_and_directory(tmp_path, model):
         kernel, bias = model.get_layer(scope.split("/")[-1]).get_weights()
         np.testing.assert_array_equal(kernel, weights[f"vggish/{scope}/weights"])
         np.testing.assert_array_equal(bias, weights[f"vggish/{scope}/biases"])
+
+
+def test_the_embed_command_resolves_and_hashes_checkpoints_without_tensorflow(tmp_path):
+    weights = {name: np.zeros(shape, np.float32) for name, shape in slim_shapes().items()}
+    prefix = write_slim_checkpoint(tmp_path / "vggish_model.ckpt", weights)
+    # What `audiomill embed` runs in its own process; only its Dask workers run the model.
+    program = (
+        "import sys\n"
+        "import workflows.cli_features\n"
+        "from features.embed import embed_dataset\n"
+        "from features.vggish_checkpoint import CheckpointError, checkpoint_sha256\n"
+        f"print(checkpoint_sha256({prefix!r}))\n"
+        "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[1])  # fmt: skip
+    digest, loaded = done.stdout.split("\n")[:2]
+    assert digest == checkpoint_sha256(prefix) and loaded == "[]"
 
 
 def test_bad_checkpoint_names_every_variable_and_leaves_model(tmp_path, model):
