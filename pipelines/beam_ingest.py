@@ -25,9 +25,6 @@ background while the worker decodes.
 
 from __future__ import annotations
 
-import atexit
-import functools
-import gc
 import logging
 import math
 import os
@@ -47,6 +44,7 @@ from pipelines import staging
 from pipelines.clip_stage import ClipSettings, stage_clip
 from pipelines.heap import retain_freed_memory
 from pipelines.pack import PackSettings, pack_shard, warm_up
+from pipelines.process_exit import exit_without_collecting
 from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
 
@@ -69,22 +67,6 @@ BEAM_DOFN_LOGGER = "apache_beam.runners.common"
 WARM_UP_JOIN_S = 60.0
 """How long a worker's teardown waits for its background import of Great Expectations (an
 interpreter should not exit in the middle of an import)."""
-
-
-@functools.cache
-def exit_without_collecting() -> None:
-    """Skip the cyclic garbage collection of interpreter shutdown in this process.
-
-    Once Great Expectations, pandas and Beam are loaded, the collections that finalization
-    runs over a quarter of a million objects take the best part of a second; a worker's exit,
-    and the driver's, are on the critical path of every run. ``gc.freeze()`` at exit moves all
-    objects out of the collector's reach, so shutdown only releases what reference counting
-    frees. Nothing of ours relies on the collector at exit: shards, ledger parts and staged
-    files are closed and committed before a worker's ``teardown``, and ``atexit`` handlers
-    registered earlier (``weakref.finalize``, temporary directories) still run afterwards.
-    Registered once per process, however often it is called.
-    """
-    atexit.register(gc.freeze)
 
 
 def prepare_worker() -> None:

@@ -49,7 +49,7 @@ def thawed_on_exit() -> Iterator[None]:
     Interpreter shutdown then finalizes objects as it would without :func:`collection_paused`:
     with them still frozen, ``evaluate`` on an S3 dataset (TensorFlow and s3fs's event-loop
     thread loaded) crashed at exit with SIGSEGV. A command that skips the collection at exit
-    (``pipelines.beam_ingest.exit_without_collecting``) freezes again in its ``atexit``
+    (``pipelines.process_exit.exit_without_collecting``) freezes again in its ``atexit``
     handler, which runs after this block.
     """
     try:
