@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import io
 import math
+import multiprocessing
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import distributed
 import h5py
 import numpy as np
 
@@ -27,6 +29,7 @@ from features.embedding_shards import commit_embedding_shard
 from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
+from pipelines.process_exit import exit_without_collecting
 from pipelines.storage import DatasetLock, DatasetStore
 from schemas.dataset import DatasetManifest, ShardEntry
 from schemas.embeddings import EmbeddingRows
@@ -93,6 +96,8 @@ def load_embedder(settings: EmbedSettings):
     key = (settings.checkpoint, settings.pca_params, settings.batch_size)
     if key not in _EMBEDDERS:
         retain_freed_memory()  # blocks of 32 clips and their log-mel arrays, over and over
+        if _in_local_worker_process():
+            exit_without_collecting()  # each task commits its shard before it returns
         import tensorflow as tf
 
         if settings.threads:
@@ -104,6 +109,16 @@ def load_embedder(settings: EmbedSettings):
             settings.checkpoint, settings.pca_params, batch_size=settings.batch_size
         )
     return _EMBEDDERS[key]
+
+
+def _in_local_worker_process() -> bool:
+    """Whether this is a Dask worker process that a local cluster started (a child process):
+    one that exits when the cluster closes and holds nothing of the user's."""
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return multiprocessing.parent_process() is not None
 
 
 def embed_waveforms(

@@ -192,3 +192,25 @@ def test_embed_files_npz_and_parquet(tmp_path: Path, weights):
     bad = audiomill("embed-files", str(tmp_path / "nope.wav"), "--checkpoint", weights[0],
                     "--pca-params", weights[1], "--out", str(out), check=False)  # fmt: skip
     assert bad.returncode == 2 and "nope.wav" in bad.stderr
+
+
+def test_only_local_cluster_workers_exit_without_collecting():
+    from distributed import Client, LocalCluster
+
+    from features.embed import _in_local_worker_process
+
+    assert not _in_local_worker_process()  # this process: not a worker
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert client.submit(_in_local_worker_process, pure=False).result() is True
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):  # a worker thread in this process: the process is the user's
+        assert client.submit(_in_local_worker_process, pure=False).result() is False
