@@ -88,8 +88,9 @@ def make_files(root: Path, n: int, distinct: int = DISTINCT_FILES) -> list[Path]
     paths = []
     for i in range(n):
         path = root / f"clip{i:05d}.wav"
-        if i >= distinct and not path.exists():
-            os.link(paths[i % distinct], path)
+        if i >= distinct:
+            if not path.exists():
+                os.link(paths[i % distinct], path)
         elif not path.exists():
             f = 100 + 10 * (i % 300)
             x = np.stack([np.sin(2 * np.pi * f * t), np.sin(2 * np.pi * 1.5 * f * t)], axis=1)

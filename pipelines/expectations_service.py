@@ -156,12 +156,14 @@ def _dispatch(request: tuple) -> Any:
 
 
 def _handle(request: tuple) -> Any:
+    import pyarrow as pa
+
     from schemas import expectations
 
     if request[0] == "render":
         return expectations.render_html(request[1])
     _, frame, suite, suite_args, asset_name = request
-    if not hasattr(frame, "iloc"):  # a pyarrow.Table
+    if isinstance(frame, pa.Table):
         frame = frame.to_pandas()
     factory = getattr(expectations, SUITES[suite])
     outcome = expectations.validate_frame(frame, factory(**suite_args), asset_name=asset_name)

@@ -31,9 +31,8 @@ def retain_freed_memory() -> bool:
     bool
         Whether it applied (False where the C library is not glibc).
     """
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
     return bool(mallopt(m_mmap_threshold, HEAP_SERVED_BYTES)) and bool(
@@ -55,9 +54,16 @@ def release_freed_memory() -> bool:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    try:
-        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
         return False
     malloc_trim(0)
     return True
+
+
+def _glibc(name: str):
+    """glibc's function ``name``, or ``None`` where the C library is not glibc."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None

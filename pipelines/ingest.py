@@ -145,18 +145,6 @@ def _class_map(cfg: IngestConfig, store: DatasetStore) -> ClassMap:
     return class_map_from_list(cfg.segments, cfg.storage_options)
 
 
-def _segment_frame(segments: list[Segment]) -> pa.Table:
-    """The segments as the segment suite checks them (with ``num_unknown_labels``)."""
-    unknown = pa.array([len(s.unknown_labels) for s in segments], pa.int64())
-    return segments_to_table(segments).append_column("num_unknown_labels", unknown)
-
-
-def _batches(segments: list[Segment], rows: int) -> Iterator[tuple[int, list[Segment]]]:
-    """``(start, segments[start:start + rows])`` for consecutive starts."""
-    for start in range(0, len(segments), rows):
-        yield start, segments[start : start + rows]
-
-
 def _failure_row(seg: Segment, reason: FailureReason, detail: str, run_id: str) -> dict:
     return {
         "clip_id": seg.clip_id,
@@ -190,6 +178,7 @@ def validate_segments(
     max_duration_s: float,
     reports: Executor,
     batch_rows: int = SEGMENT_BATCH_ROWS,
+    record: Callable[[pa.Table], None] | None = None,
 ) -> tuple[list[Segment], dict[int, list[str]], list[Future]]:
     """Run the segment expectation suite, ``batch_rows`` segments at a time.
 
@@ -205,6 +194,9 @@ def validate_segments(
         Saves each batch's report.
     batch_rows : int
         Segments checked at once (:data:`SEGMENT_BATCH_ROWS`).
+    record : callable, optional
+        Given each batch's normalized table (:func:`schemas.segments.segments_to_table`), the
+        one the suite checks, to keep (:func:`_segments_table`).
 
     Returns
     -------
@@ -219,9 +211,17 @@ def validate_segments(
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     failures: dict[int, list[str]] = {}
     saving = []
-    for start, batch in _batches(segments, batch_rows):
+    for start in range(0, len(segments), batch_rows):
+        batch = segments[start : start + batch_rows]
+        table = segments_to_table(batch)
+        if record is not None:
+            record(table)
+        unknown = pa.array([len(s.unknown_labels) for s in batch], pa.int64())
         found, result_json = expectations_service.validate(
-            _segment_frame(batch), "segments", {"max_duration_s": max_duration_s}, "segments"
+            table.append_column("num_unknown_labels", unknown),
+            "segments",
+            {"max_duration_s": max_duration_s},
+            "segments",
         )
         failures.update({start + row: names for row, names in found.items()})
         stem = f"reports/validation/segments-{run_id}"
@@ -317,7 +317,6 @@ def run_ingest(
         seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
         segments, dupes = _dedupe(seglist.segments)
         seglist.malformed.extend(dupes)
-        _write_segments_table(store, segments, run_id)
         for bad_line in seglist.malformed:
             log(f"malformed: {bad_line}")
         # The default split only when some row falls back to it: a manifest naming every row's
@@ -332,9 +331,10 @@ def run_ingest(
             remove_orphans(store, manifest, split)
         save_manifest(store, manifest)
 
-        passing, rejected, saving = validate_segments(
-            segments, store, run_id, cfg.max_segment_seconds, reports
-        )
+        with _segments_table(store, run_id) as record:
+            passing, rejected, saving = validate_segments(
+                segments, store, run_id, cfg.max_segment_seconds, reports, record=record
+            )
         state = {}
         for split in splits:
             state.update(ledger_state(store, split))
@@ -460,14 +460,15 @@ def _route(
     return direct, staged
 
 
-def _write_segments_table(store: DatasetStore, segments: list[Segment], run_id: str) -> None:
-    """Keep the normalized table of what this run was asked for (for reports and audits),
-    written in batches of :data:`SEGMENT_BATCH_ROWS`."""
+@contextlib.contextmanager
+def _segments_table(store: DatasetStore, run_id: str) -> Iterator[Callable[[pa.Table], None]]:
+    """Keep the normalized table of what this run was asked for (for reports and audits):
+    yields a function that appends a batch of it, and commits ``segments/<run>.parquet`` when
+    the block ends."""
     with tempfile.TemporaryDirectory(prefix="audiomill-segments-") as tmp:
         local = os.path.join(tmp, "segments.parquet")
         with pq.ParquetWriter(local, SEGMENT_SCHEMA) as writer:
-            for _, batch in _batches(segments, SEGMENT_BATCH_ROWS):
-                writer.write_table(segments_to_table(batch))
+            yield writer.write_table
         store.commit_file(local, f"segments/{run_id}.parquet")
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines import ingest
-from pipelines.ingest import _write_segments_table, validate_segments
+from pipelines.ingest import _segments_table, validate_segments
 from pipelines.storage import DatasetStore
 from schemas.segments import Segment, table_to_segments
 
@@ -67,9 +66,9 @@ def test_batches_fail_the_same_segments_as_one_frame_with_a_report_each(tmp_path
     assert not second["success"]  # the batch holding segment 3 (start after end)
 
 
-def test_segments_table_written_in_batches_holds_every_segment(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(ingest, "SEGMENT_BATCH_ROWS", 2)
+def test_segments_table_written_in_batches_holds_every_segment(tmp_path: Path):
     store = DatasetStore(str(tmp_path / "ds"))
-    _write_segments_table(store, SEGMENTS, "r1")
+    with _segments_table(store, "r1") as record, ThreadPoolExecutor(1) as reports:
+        validate_segments(SEGMENTS, store, "r1", 60.0, reports, batch_rows=2, record=record)
     table = pq.read_table(tmp_path / "ds" / "segments" / "r1.parquet")
     assert table_to_segments(table) == SEGMENTS
