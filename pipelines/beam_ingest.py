@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
@@ -341,7 +341,6 @@ def _spread(
 
 
 def run_pipeline(
-    todo: list[dict],
     *,
     root: str,
     storage_options: dict | None,
@@ -350,14 +349,17 @@ def run_pipeline(
     next_index: dict[str, int],
     shard_clips: int,
     options: PipelineOptions,
-    direct: list[tuple[str, int, list[dict]]] = (),
+    shard_plans: Sequence[str] = (),
+    clip_plans: Sequence[str] = (),
     threads: int = 1,
 ) -> None:
-    """Build and run the ingest pipeline; returns when it finishes.
+    """Build and run the ingest pipeline over plan files; returns when it finishes.
 
-    ``todo`` holds the clips to stage, packed into shards numbered from ``next_index``;
-    ``direct`` the shard plans (:func:`plan_direct_shards`) to build straight from their
-    sources on ``threads`` threads each. Either may be empty.
+    ``shard_plans`` are files of one shard plan each (:func:`plan_direct_shards`), built
+    straight from their sources on ``threads`` threads each; ``clip_plans`` files of clips to
+    stage (:data:`CLIPS_PER_PLAN_FILE` each), packed into shards numbered from ``next_index``.
+    Both are dataset-relative paths written by :func:`pipelines.staging.write_plans`; either
+    may be empty. The caller removes them.
     """
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     dofn_errors = logging.getLogger(BEAM_DOFN_LOGGER)
@@ -368,25 +370,22 @@ def run_pipeline(
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     exit_without_collecting()
-    store = DatasetStore(root, storage_options)
     read = ReadPlanFn(root, storage_options)
     try:
-        shard_files = staging.write_plans(store, "shards", direct, 1)
-        clip_files = staging.write_plans(store, "clips", todo, CLIPS_PER_PLAN_FILE)
         with beam.Pipeline(runner=direct_runner(options), options=options) as p:
-            if shard_files:
+            if shard_plans:
                 _ = (
                     p
-                    | "ShardPlans" >> beam.Create(shard_files)
+                    | "ShardPlans" >> beam.Create(list(shard_plans))
                     | "ReadShardPlans" >> beam.ParDo(read)
                     | "BuildShard"
                     >> beam.ParDo(
                         BuildShardFn(root, storage_options, clip_settings, pack_settings, threads)
                     )
                 )
-            if clip_files:
+            if clip_plans:
                 _ = (
-                    _spread(p, "Todo", clip_files, read)
+                    _spread(p, "Todo", list(clip_plans), read)
                     | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
                     | "BySplit" >> beam.GroupByKey()
                     | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
@@ -398,8 +397,6 @@ def run_pipeline(
         if caused_by_interrupt(exc):  # Beam wraps a Ctrl-C in a DoFn in a RuntimeError
             raise KeyboardInterrupt from exc
         raise
-    finally:
-        staging.remove_plans(store)
 
 
 class QuietInterrupts(logging.Filter):

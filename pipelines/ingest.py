@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from pipelines import expectations_service, staging
 from pipelines.beam_ingest import (
+    CLIPS_PER_PLAN_FILE,
     local_parallelism,
     pipeline_options,
     plan_direct_shards,
@@ -49,6 +50,7 @@ from pipelines.dataset_state import (
     save_manifest,
 )
 from pipelines.fetch import FetchOptions, is_local
+from pipelines.heap import release_freed_memory
 from pipelines.pack import PackSettings
 from pipelines.segment_loading import class_map_from_list, load_segment_list
 from pipelines.sources import SourceConfig, index_audio_root, resolve
@@ -314,94 +316,18 @@ def run_ingest(
             _check_compatible(manifest, cfg, class_map)
         if not store.exists(CLASSES):
             store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
-        seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
-        segments, dupes = _dedupe(seglist.segments)
-        seglist.malformed.extend(dupes)
-        for bad_line in seglist.malformed:
-            log(f"malformed: {bad_line}")
-        # The default split only when some row falls back to it: a manifest naming every row's
-        # split leaves no empty default split behind.
-        splits = sorted({s.split for s in seglist.segments} or {cfg.split})
-        staging.remove_plans(store)
-        for split in splits:
-            store.remove_temporaries(f"waveforms/{split}")
-            adopted = adopt_commits(store, manifest, split)
-            if adopted:
-                log(f"recovered {len(adopted)} shard(s) of '{split}' from an interrupted run")
-            remove_orphans(store, manifest, split)
-        save_manifest(store, manifest)
-
-        with _segments_table(store, run_id) as record:
-            passing, rejected, saving = validate_segments(
-                segments, store, run_id, cfg.max_segment_seconds, reports, record=record
-            )
-        state = {}
-        for split in splits:
-            state.update(ledger_state(store, split))
-            for name in staging.staged_names(store, split, "failed"):
-                rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
-                if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
-                    state[rec["clip_id"]] = rec
-        failures: list[dict] = [
-            _failure_row(segments[i], FailureReason.VALIDATION, _expectations(n), run_id)
-            for i, n in rejected.items()
-            if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
-        ]
-        todo, already = _plan(passing, state, cfg, run_id, failures)
-        if on_plan:
-            on_plan(len(todo))
-        log(
-            f"{len(segments)} segments: {already} already done, {len(rejected)} rejected, "
-            f"{len(todo)} to process"
-        )
-        if todo:
-            fetch = FetchOptions(
-                rate_limit=cfg.rate_limit,
-                retries=cfg.retries,
-                socket_timeout=cfg.socket_timeout,
-                cookies=cfg.cookies,
-                exact_cuts=cfg.exact_cuts,
-                limiter_state=_limiter_state(store),
-                storage_options=cfg.storage_options,
-            )
-            clip_settings = ClipSettings(cfg.sample_rate, cfg.clip_seconds, cfg.min_coverage, fetch)
-            pack_settings = PackSettings(
-                formats=tuple(cfg.formats),
-                sample_rate=cfg.sample_rate,
-                clip_seconds=cfg.clip_seconds,
-                num_classes=len(class_map),
-                class_map_sha256=class_map.sha256,
-                run_id=run_id,
-                min_coverage=cfg.min_coverage,
-                max_clipping=cfg.max_clipping,
-                max_silence=cfg.max_silence,
-            )
-            next_index = {s: manifest.split(s).next_index for s in splits}
-            direct_items, todo_staged = _route(todo, store, splits)
-            direct = plan_direct_shards(direct_items, next_index, cfg.shard_clips)
-            for split, index, _ in direct:
-                next_index[split] = max(next_index[split], index + 1)
-            processes, threads = local_parallelism(cfg.workers, len(direct), len(todo_staged))
-            stop, poller = (None, None)
-            if progress:
-                stop, poller = _progress_poller(store, splits, len(todo), progress)
-            try:
-                run_pipeline(
-                    todo_staged,
-                    direct=direct,
-                    threads=threads,
-                    root=store.url(),
-                    storage_options=cfg.storage_options,
-                    clip_settings=clip_settings,
-                    pack_settings=pack_settings,
-                    next_index=next_index,
-                    shard_clips=cfg.shard_clips,
-                    options=pipeline_options(cfg.beam_args, processes),
-                )
-            finally:
-                if stop is not None:
-                    stop.set()
-                    poller.join()
+        try:
+            plan = _prepare_run(cfg, class_map, store, manifest, run_id, reports, log)
+            # The segment list, the ledger's state and the clips' plans are garbage now (the
+            # plans are in plan files): their memory goes back before the pipeline needs its own.
+            release_freed_memory()
+            if on_plan:
+                on_plan(plan.planned)
+            if plan.planned:
+                _execute(cfg, class_map, store, run_id, plan, progress)
+        finally:
+            staging.remove_plans(store)
+        splits, failures = plan.splits, plan.failures
         new_shards = 0
         committed = 0
         rejected_clips = Counter()
@@ -420,23 +346,166 @@ def run_ingest(
                 store.remove(f"{staging.split_dir(split)}/failed/{name}")
         summary = IngestSummary(
             run_id=run_id,
-            requested=len(seglist.segments) + len(seglist.malformed),
-            malformed=[str(m) for m in seglist.malformed],
-            already_done=already,
-            planned=len(todo),
+            requested=plan.requested,
+            malformed=plan.malformed,
+            already_done=plan.already_done,
+            planned=plan.planned,
             committed=committed,
             failed=dict(failed),
             shards=new_shards,
             seconds=time.time() - started,
             dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
         )
-        for future in saving:
+        for future in plan.saving:
             future.result()
         run = {"stage": "ingest", **asdict(summary)}
         run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
         record_run(manifest, run)
         save_manifest(store, manifest)
     return summary
+
+
+@dataclass
+class _RunPlan:
+    """What a run keeps of its segment list once the clips to process are in plan files."""
+
+    splits: list[str]
+    requested: int
+    malformed: list[str]
+    already_done: int
+    planned: int
+    failures: list[dict]
+    saving: list[Future]
+    shard_plans: list[str]
+    clip_plans: list[str]
+    next_index: dict[str, int]
+    processes: int
+    threads: int
+
+
+def _prepare_run(
+    cfg: IngestConfig,
+    class_map: ClassMap,
+    store: DatasetStore,
+    manifest: DatasetManifest,
+    run_id: str,
+    reports: Executor,
+    log: Callable[[str], None],
+) -> _RunPlan:
+    """Steps 2 to 4 of a run: parse, repair, validate and plan, then write the plan files.
+
+    Everything that grows with the segment list (the segments, the ledger's state, the clips'
+    plans) lives only in this call; the pipeline reads the plans back from their files.
+    """
+    seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
+    segments, dupes = _dedupe(seglist.segments)
+    seglist.malformed.extend(dupes)
+    for bad_line in seglist.malformed:
+        log(f"malformed: {bad_line}")
+    # The default split only when some row falls back to it: a manifest naming every row's
+    # split leaves no empty default split behind.
+    splits = sorted({s.split for s in seglist.segments} or {cfg.split})
+    staging.remove_plans(store)
+    for split in splits:
+        store.remove_temporaries(f"waveforms/{split}")
+        adopted = adopt_commits(store, manifest, split)
+        if adopted:
+            log(f"recovered {len(adopted)} shard(s) of '{split}' from an interrupted run")
+        remove_orphans(store, manifest, split)
+    save_manifest(store, manifest)
+
+    with _segments_table(store, run_id) as record:
+        passing, rejected, saving = validate_segments(
+            segments, store, run_id, cfg.max_segment_seconds, reports, record=record
+        )
+    state = {}
+    for split in splits:
+        state.update(ledger_state(store, split))
+        for name in staging.staged_names(store, split, "failed"):
+            rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
+            if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
+                state[rec["clip_id"]] = rec
+    failures: list[dict] = [
+        _failure_row(segments[i], FailureReason.VALIDATION, _expectations(n), run_id)
+        for i, n in rejected.items()
+        if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
+    ]
+    todo, already = _plan(passing, state, cfg, run_id, failures)
+    log(
+        f"{len(segments)} segments: {already} already done, {len(rejected)} rejected, "
+        f"{len(todo)} to process"
+    )
+    next_index = {s: manifest.split(s).next_index for s in splits}
+    direct_items, todo_staged = _route(todo, store, splits)
+    direct = plan_direct_shards(direct_items, next_index, cfg.shard_clips)
+    for split, index, _ in direct:
+        next_index[split] = max(next_index[split], index + 1)
+    processes, threads = local_parallelism(cfg.workers, len(direct), len(todo_staged))
+    return _RunPlan(
+        splits=splits,
+        requested=len(seglist.segments) + len(seglist.malformed),
+        malformed=[str(m) for m in seglist.malformed],
+        already_done=already,
+        planned=len(todo),
+        failures=failures,
+        saving=saving,
+        shard_plans=staging.write_plans(store, "shards", direct, 1),
+        clip_plans=staging.write_plans(store, "clips", todo_staged, CLIPS_PER_PLAN_FILE),
+        next_index=next_index,
+        processes=processes,
+        threads=threads,
+    )
+
+
+def _execute(
+    cfg: IngestConfig,
+    class_map: ClassMap,
+    store: DatasetStore,
+    run_id: str,
+    plan: _RunPlan,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Step 5 of a run: the Beam pipeline over the plan files, with a progress poller."""
+    fetch = FetchOptions(
+        rate_limit=cfg.rate_limit,
+        retries=cfg.retries,
+        socket_timeout=cfg.socket_timeout,
+        cookies=cfg.cookies,
+        exact_cuts=cfg.exact_cuts,
+        limiter_state=_limiter_state(store),
+        storage_options=cfg.storage_options,
+    )
+    pack_settings = PackSettings(
+        formats=tuple(cfg.formats),
+        sample_rate=cfg.sample_rate,
+        clip_seconds=cfg.clip_seconds,
+        num_classes=len(class_map),
+        class_map_sha256=class_map.sha256,
+        run_id=run_id,
+        min_coverage=cfg.min_coverage,
+        max_clipping=cfg.max_clipping,
+        max_silence=cfg.max_silence,
+    )
+    stop, poller = (None, None)
+    if progress:
+        stop, poller = _progress_poller(store, plan.splits, plan.planned, progress)
+    try:
+        run_pipeline(
+            shard_plans=plan.shard_plans,
+            clip_plans=plan.clip_plans,
+            threads=plan.threads,
+            root=store.url(),
+            storage_options=cfg.storage_options,
+            clip_settings=ClipSettings(cfg.sample_rate, cfg.clip_seconds, cfg.min_coverage, fetch),
+            pack_settings=pack_settings,
+            next_index=plan.next_index,
+            shard_clips=cfg.shard_clips,
+            options=pipeline_options(cfg.beam_args, plan.processes),
+        )
+    finally:
+        if stop is not None:
+            stop.set()
+            poller.join()
 
 
 def _route(

@@ -775,7 +775,7 @@ def test_run_pipeline_never_tries_prism(monkeypatch):
     monkeypatch.setattr(FnApiRunner, "run_pipeline", record_fn_api)
     pack = PackSettings(("hdf5",), 16000, 1.0, 2, "0" * 64, "run")
     run_pipeline(
-        [], root="unused", storage_options=None, next_index={}, shard_clips=10,
+        root="unused", storage_options=None, next_index={}, shard_clips=10,
         clip_settings=ClipSettings(16000, 1.0, 0.9, FetchOptions()), pack_settings=pack,
         options=pipeline_options([], workers=1),
     )  # fmt: skip
@@ -795,7 +795,7 @@ def test_plan_files_round_trip_in_chunks(store):
     assert store.listdir(staging.PLANS) == []
 
 
-def test_run_pipeline_graph_holds_plan_paths_not_plans(tmp_path, store, clip_settings, monkeypatch):
+def test_run_pipeline_starts_from_plan_file_paths(tmp_path, store, clip_settings, monkeypatch):
     import apache_beam as beam
 
     created = []
@@ -808,14 +808,16 @@ def test_run_pipeline_graph_holds_plan_paths_not_plans(tmp_path, store, clip_set
     monkeypatch.setattr(beam, "Create", recording_create)
     direct = [("train", 0, _sources(tmp_path, {"a": (0,), "b": (1,)}))]
     write_media(tmp_path / "src" / "c.wav", 1.0, 16000)
-    todo = [_item("c_0", str(tmp_path / "src" / "c.wav"))]
+    shard_plans = staging.write_plans(store, "shards", direct, 1)
+    clip_plans = staging.write_plans(
+        store, "clips", [_item("c_0", str(tmp_path / "src" / "c.wav"))], 10
+    )
     run_pipeline(
-        todo, direct=direct, root=store.url(), storage_options=None, next_index={"train": 1},
-        shard_clips=10, clip_settings=clip_settings, pack_settings=_pack_settings(("hdf5",)),
-        options=pipeline_options([], workers=1),
+        shard_plans=shard_plans, clip_plans=clip_plans, root=store.url(), storage_options=None,
+        next_index={"train": 1}, shard_clips=10, clip_settings=clip_settings,
+        pack_settings=_pack_settings(("hdf5",)), options=pipeline_options([], workers=1),
     )  # fmt: skip
-    assert created == [f"{staging.PLANS}/{kind}-000000.jsonl" for kind in ("shards", "clips")]
-    assert store.listdir(staging.PLANS) == []
+    assert created == shard_plans + clip_plans  # the graph holds paths, workers read the plans
     commits = [staging.read_json(store, staging.commit_record_path("train", i)) for i in (0, 1)]
     assert [c["clip_ids"] for c in commits] == [["a_0", "b_0"], ["c_0"]]
 
@@ -827,15 +829,16 @@ def test_run_pipeline_turns_an_interrupted_dofn_back_into_keyboard_interrupt(
         raise KeyboardInterrupt  # what Ctrl-C raises in the thread Beam runs a DoFn in
 
     monkeypatch.setattr("pipelines.beam_ingest.build_shard", interrupted)
-    direct = [("train", 0, _sources(tmp_path, {"a": (0,)}))]
+    shard_plans = staging.write_plans(
+        store, "shards", [("train", 0, _sources(tmp_path, {"a": (0,)}))], 1
+    )
     with pytest.raises(KeyboardInterrupt) as caught:
         run_pipeline(
-            [], direct=direct, root=store.url(), storage_options=None, next_index={},
+            shard_plans=shard_plans, root=store.url(), storage_options=None, next_index={},
             shard_clips=10, clip_settings=clip_settings, pack_settings=_pack_settings(("hdf5",)),
             options=pipeline_options([], workers=1),
         )  # fmt: skip
     assert isinstance(caught.value.__cause__, RuntimeError)  # Beam's wrapping, kept as cause
-    assert store.listdir(staging.PLANS) == []
     assert not [r for r in caplog.records if r.name == BEAM_DOFN_LOGGER]  # no traceback dump
 
 

@@ -1,0 +1,74 @@
+"""pipelines/ingest.py: the driver hands the pipeline plan files and keeps no segment list."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from pipelines import ingest, staging
+from pipelines.ingest import IngestConfig, run_ingest
+from pipelines.storage import DatasetStore
+from schemas.segments import Segment
+from tests.media import write_media
+
+
+def _config(tmp_path: Path, clips: int) -> IngestConfig:
+    audio = tmp_path / "audio"
+    for i in range(clips):
+        write_media(audio / f"c{i}.wav", 1.0, 16000, freq=300 + 50 * i, seed=i)
+    listing = tmp_path / "list.csv"
+    rows = [f"c{i}.wav,tone" for i in range(clips)]
+    listing.write_text("path,labels\n" + "\n".join(rows) + "\n")
+    return IngestConfig(
+        segments=str(listing),
+        out=str(tmp_path / "ds"),
+        audio_root=str(audio),
+        source="local",
+        sample_rate=16000,
+        clip_seconds=1.0,
+        shard_clips=2,
+        workers=1,
+    )
+
+
+def test_pipeline_runs_from_plan_files_with_no_segment_alive(tmp_path: Path, monkeypatch):
+    cfg = _config(tmp_path, clips=5)
+    seen = {}
+    real = ingest.run_pipeline
+
+    def observing(**kwargs):
+        gc.collect()
+        seen["segments_alive"] = sum(isinstance(o, Segment) for o in gc.get_objects())
+        seen["plan_files"] = sorted(DatasetStore(cfg.out).listdir(staging.PLANS))
+        seen["planned_clips"] = sum(
+            len(staging.read_plan(DatasetStore(cfg.out), rel)[0][2])
+            for rel in kwargs["shard_plans"]
+        )
+        return real(**kwargs)
+
+    monkeypatch.setattr(ingest, "run_pipeline", observing)
+    summary = run_ingest(cfg, log=lambda line: None)
+    assert seen == {
+        "segments_alive": 0,
+        "plan_files": [f"shards-{n:06d}.jsonl" for n in range(3)],
+        "planned_clips": 5,
+    }
+    assert (summary.planned, summary.committed, summary.shards) == (5, 5, 3)
+    assert DatasetStore(cfg.out).listdir(staging.PLANS) == []
+
+
+def test_plan_files_go_when_the_pipeline_fails(tmp_path: Path, monkeypatch):
+    cfg = _config(tmp_path, clips=2)
+
+    def failing(**kwargs):
+        assert kwargs["shard_plans"]
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(ingest, "run_pipeline", failing)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_ingest(cfg, log=lambda line: None)
+    assert DatasetStore(cfg.out).listdir(staging.PLANS) == []
+    monkeypatch.undo()
+    assert run_ingest(cfg, log=lambda line: None).committed == 2  # lock released, re-run works
