@@ -40,7 +40,9 @@ def test_pipeline_runs_from_plan_files_with_no_segment_alive(tmp_path: Path, mon
 
     def observing(**kwargs):
         gc.collect()
-        seen["segments_alive"] = sum(isinstance(o, Segment) for o in gc.get_objects())
+        seen["segments_alive"] = sum(
+            isinstance(o, Segment) and o.origin == cfg.segments for o in gc.get_objects()
+        )
         seen["plan_files"] = sorted(DatasetStore(cfg.out).listdir(staging.PLANS))
         seen["planned_clips"] = sum(
             len(staging.read_plan(DatasetStore(cfg.out), rel)[0][2])
