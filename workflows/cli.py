@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from pipelines.process_exit import exit_now
 from workflows import cli_features, cli_inference, cli_modeling, cli_recipes, cli_run
 from workflows.cli_common import (
     StorageOptions,
@@ -368,10 +368,15 @@ def quickstart(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; ends the process with the command's exit status
+    (:func:`pipelines.process_exit.exit_now`)."""
     try:
         with thawed_on_exit():
             app()
+        status = 0
     except KeyboardInterrupt:
         console.print("interrupted: re-run the same command to resume")
-        sys.exit(130)
+        status = 130
+    except SystemExit as done:
+        status = done.code
+    exit_now(status)
