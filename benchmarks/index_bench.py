@@ -45,6 +45,7 @@ from distributed import Client, LocalCluster
 
 from features.class_index import build_class_index, load_class_index
 from pipelines.dataset_state import save_manifest
+from pipelines.process_exit import exit_now
 from pipelines.storage import DatasetStore
 from schemas.dataset import DatasetManifest, ShardEntry, ShardFile, waveform_shard_path
 
@@ -234,11 +235,8 @@ def main() -> None:
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.workdir)), flush=True)
-        # The result is out: leave without interpreter teardown, where Arrow's thread pools
-        # now and then abort the process ("terminate called without an active exception",
-        # apache/arrow#34314) after the work succeeded.
-        os._exit(0)
+        print(json.dumps(measure(args.measure, args.workdir)))
+        exit_now(0)  # without the native teardown where Arrow's pools now and then abort
 
     info = make_dataset(args.workdir, args.clips, args.shard_clips, args.classes, args.zipf)
     print(
