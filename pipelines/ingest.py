@@ -182,6 +182,7 @@ def validate_segments(
     reports: Executor,
     batch_rows: int = SEGMENT_BATCH_ROWS,
     record: Callable[[pa.Table], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Segment], dict[int, list[str]], list[Future]]:
     """Run the segment expectation suite, ``batch_rows`` segments at a time.
 
@@ -200,6 +201,8 @@ def validate_segments(
     record : callable, optional
         Given each batch's normalized table (:func:`schemas.segments.segments_to_table`), the
         one the suite checks, to keep (:func:`_segments_table`).
+    progress : callable, optional
+        Called after each batch with (segments checked so far, all segments).
 
     Returns
     -------
@@ -231,6 +234,8 @@ def validate_segments(
         if len(segments) > batch_rows:
             stem += f"-rows-{start + 1:07d}-{start + len(batch):07d}"
         saving.append(reports.submit(save_validation_report, store, stem, result_json))
+        if progress is not None:
+            progress(start + len(batch), len(segments))
     passing = [s for i, s in enumerate(segments) if i not in failures]
     return passing, failures, saving
 
@@ -418,9 +423,24 @@ def _prepare_run(
         remove_orphans(store, manifest, split)
     save_manifest(store, manifest)
 
+    batches = -(-len(segments) // SEGMENT_BATCH_ROWS)
+    if batches > 1:  # a long list takes seconds per batch: say what is going on
+        log(f"validating {len(segments):,} segments in {batches} batches")
+
+    def validated(done: int, total: int) -> None:
+        if batches > 1:
+            log(f"validated {done:,}/{total:,} segments")
+
     with _segments_table(store, run_id) as record:
         passing, rejected, saving = validate_segments(
-            segments, store, run_id, cfg.max_segment_seconds, reports, record=record
+            segments,
+            store,
+            run_id,
+            cfg.max_segment_seconds,
+            reports,
+            batch_rows=SEGMENT_BATCH_ROWS,
+            record=record,
+            progress=validated,
         )
     state = {}
     for split in splits:

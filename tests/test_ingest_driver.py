@@ -74,3 +74,20 @@ def test_plan_files_go_when_the_pipeline_fails(tmp_path: Path, monkeypatch):
     assert DatasetStore(cfg.out).listdir(staging.PLANS) == []
     monkeypatch.undo()
     assert run_ingest(cfg, log=lambda line: None).committed == 2  # lock released, re-run works
+
+
+def test_a_list_of_several_validation_batches_reports_each(tmp_path: Path, monkeypatch):
+    cfg = _config(tmp_path, clips=5)
+    monkeypatch.setattr(ingest, "SEGMENT_BATCH_ROWS", 2)
+    lines = []
+    run_ingest(cfg, log=lines.append)
+    assert lines[:4] == [
+        "validating 5 segments in 3 batches",
+        "validated 2/5 segments",
+        "validated 4/5 segments",
+        "validated 5/5 segments",
+    ]
+    one_batch = []
+    monkeypatch.setattr(ingest, "SEGMENT_BATCH_ROWS", 10)
+    run_ingest(cfg, log=one_batch.append)
+    assert not [line for line in one_batch if line.startswith("validat")]

@@ -48,6 +48,21 @@ def validated(store: DatasetStore, run_id: str, batch_rows: int):
     return passing, failures, len(saving)
 
 
+def test_progress_is_reported_after_each_batch(tmp_path: Path):
+    calls = []
+    with ThreadPoolExecutor(1) as reports:
+        validate_segments(
+            SEGMENTS,
+            DatasetStore(str(tmp_path / "ds")),
+            "r",
+            60.0,
+            reports,
+            batch_rows=2,
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
 def test_batches_fail_the_same_segments_as_one_frame_with_a_report_each(tmp_path: Path):
     store = DatasetStore(str(tmp_path / "ds"))
     passing, failures, reports = validated(store, "r1", batch_rows=2)
