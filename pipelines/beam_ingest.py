@@ -35,6 +35,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
+from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
+
+# isort: split
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
