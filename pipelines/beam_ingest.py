@@ -332,7 +332,7 @@ class ReadPlanFn(beam.DoFn):
 
 
 def _spread(
-    p: beam.Pipeline, name: str, plan_files: list[str], read: ReadPlanFn
+    p: beam.Pipeline, name: str, plan_files: Sequence[str], read: ReadPlanFn
 ) -> beam.PCollection:
     """The records of ``plan_files`` as a PCollection spread over the workers."""
     return (
@@ -379,7 +379,7 @@ def run_pipeline(
             if shard_plans:
                 _ = (
                     p
-                    | "ShardPlans" >> beam.Create(list(shard_plans))
+                    | "ShardPlans" >> beam.Create(shard_plans)
                     | "ReadShardPlans" >> beam.ParDo(read)
                     | "BuildShard"
                     >> beam.ParDo(
@@ -388,7 +388,7 @@ def run_pipeline(
                 )
             if clip_plans:
                 _ = (
-                    _spread(p, "Todo", list(clip_plans), read)
+                    _spread(p, "Todo", clip_plans, read)
                     | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
                     | "BySplit" >> beam.GroupByKey()
                     | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)

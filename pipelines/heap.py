@@ -11,6 +11,7 @@ about twice as long as with the memory kept.
 from __future__ import annotations
 
 import ctypes
+import gc
 
 RETAINED_HEAP_BYTES = 256 << 20
 """Freed heap glibc keeps for reuse once :func:`retain_freed_memory` ran (per malloc arena)."""
@@ -43,8 +44,10 @@ def retain_freed_memory() -> bool:
 def release_freed_memory() -> bool:
     """Hand the free memory of the process heap, and of Arrow's allocator, back to the system.
 
-    For a process that is about to sit idle with memory a big request left behind (the
-    validation service after checking a long segment list).
+    For a process that is about to sit idle, or to start other work, with memory a big
+    request left behind (the validation service after checking a long segment list; ingest
+    once its plan is written). A full collection runs first: at 200,000 segments the ingest
+    driver kept 324 MB after the trim alone, 247 MB with the collection before it.
 
     Returns
     -------
@@ -53,6 +56,7 @@ def release_freed_memory() -> bool:
     """
     import pyarrow as pa
 
+    gc.collect()
     pa.default_memory_pool().release_unused()
     malloc_trim = _glibc("malloc_trim")
     if malloc_trim is None:
