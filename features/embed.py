@@ -26,6 +26,7 @@ import numpy as np
 
 from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
+from features.quiet_tensorflow import quiet_tensorflow_import
 from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
@@ -98,6 +99,7 @@ def load_embedder(settings: EmbedSettings):
         retain_freed_memory()  # blocks of 32 clips and their log-mel arrays, over and over
         if _in_local_worker_process():
             exit_without_collecting()  # each task commits its shard before it returns
+        quiet_tensorflow_import()
         import tensorflow as tf
 
         if settings.threads:

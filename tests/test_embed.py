@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from features.quiet_tensorflow import NATIVE_INFO_LINE
 from features.vggish_frontend import batch_waveform_to_examples, waveform_to_examples
 from pipelines.audio import decode, to_mono
 from pipelines.clip_stage import ClipSettings, stage_clip
@@ -89,8 +90,11 @@ def test_embed_cli_row_aligned_resumable(tmp_path: Path, weights):
                              "eval": [(2.0, 1500, 1)]})  # fmt: skip
     args = ["embed", str(ds), "--checkpoint", weights[0], "--pca-params", weights[1],
             "--workers", "2", "--format", "hdf5,parquet", "--batch-size", "8"]  # fmt: skip
-    proc = audiomill(*args)
+    env = cli_env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]  # the command quiets TensorFlow itself, in its workers too
+    proc = audiomill(*args, env=env)
     assert "shards embedded" in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if NATIVE_INFO_LINE.match(line.encode())]
     manifest = load_manifest(DatasetStore(str(ds)))
     want = _expected(ds, "train", weights)
     for split in ("train", "eval"):

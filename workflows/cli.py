@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from features.quiet_tensorflow import quiet_tensorflow_import
 from pipelines.process_exit import exit_now
 from workflows import cli_features, cli_inference, cli_modeling, cli_recipes, cli_run
 from workflows.cli_common import (
@@ -370,6 +371,7 @@ def quickstart(
 def main() -> None:
     """Console-script entry point; ends the process with the command's exit status
     (:func:`pipelines.process_exit.exit_now`)."""
+    quiet_tensorflow_import()
     try:
         with thawed_on_exit():
             app()

@@ -1,0 +1,145 @@
+"""Keep TensorFlow's native start-up INFO lines off stderr.
+
+Importing TensorFlow 2.19 or later (``import keras`` imports it) writes INFO lines from native
+code before absl logging is initialised, where ``TF_CPP_MIN_LOG_LEVEL`` does not reach them
+(tensorflow/tensorflow#100442): ``WARNING: All log messages before absl::InitializeLog() ...``,
+``oneDNN custom operations are on ...``, ``Could not find cuda drivers ...``, each twice, in
+every process that imports it, every Dask worker included.
+
+After :func:`quiet_tensorflow_import`, the next import of TensorFlow in this process runs with
+file descriptor 2 passed through a filter process that drops those lines and passes every other
+line as it comes, native warnings and errors included. The filter is a process of its own, so
+what the import wrote before a crash still arrives. ``TF_CPP_MIN_LOG_LEVEL`` is set to 1 unless
+it is set, for TensorFlow's own INFO lines later on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+
+NATIVE_INFO_LINE = re.compile(
+    rb"I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "  # absl: I0000 00:00:17963.68 4178 a.cc:1]
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I \S+:\d+\] "  # tsl: 2025-09-17 14:44:05.15: I a.cc:3]
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+)
+"""Lines the filter drops: INFO lines of absl and of TSL's own format, and absl's notice that
+logging is not initialised."""
+
+_FILTER_PROGRAM = """
+import re, sys
+drop = re.compile({pattern!r})
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    if not drop.match(line):
+        out.write(line)
+        out.flush()
+"""
+
+_FILTER_EXIT_SECONDS = 2.0
+"""How long to wait for the filter to pass on the last lines; a process started during the
+block that still holds the filter's input keeps it running after that, passing its lines on."""
+
+
+@contextlib.contextmanager
+def stderr_lines_dropped(pattern: re.Pattern[bytes]) -> Iterator[None]:
+    """Within the block, lines written to file descriptor 2 that ``pattern`` matches are dropped.
+
+    Every other line reaches the original stderr as it is written, whoever writes it: native
+    code, Python's ``sys.stderr``, other threads, processes started in the block. Where no
+    filter process can start (no stderr, no interpreter to run), the block runs unfiltered.
+
+    Parameters
+    ----------
+    pattern : re.Pattern[bytes]
+        Matched (``re.match``) against each line, its newline included.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    program = _FILTER_PROGRAM.format(pattern=pattern.pattern)
+    try:
+        flt = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", program], stdin=subprocess.PIPE, stdout=saved
+        )
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    _flush_stderr()
+    os.dup2(flt.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        _flush_stderr()
+        os.dup2(saved, 2)
+        os.close(saved)
+        flt.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            flt.wait(_FILTER_EXIT_SECONDS)
+
+
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs another loader's ``exec_module`` under :func:`stderr_lines_dropped`."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader  # no trace of this wrapper
+        with stderr_lines_dropped(NATIVE_INFO_LINE):
+            self.loader.exec_module(module)
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+    """Finds the top-level module ``name`` as the path finder does, with its loader wrapped in
+    a :class:`_QuietLoader`; leaves ``sys.meta_path`` once it has found it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_import(name: str) -> None:
+    """Make the next import of the top-level module ``name`` in this process drop the native
+    INFO lines of :data:`NATIVE_INFO_LINE` from stderr; nothing if it is imported already."""
+    if name in sys.modules:
+        return
+    if not any(isinstance(f, _QuietFinder) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietFinder(name))
+
+
+def quiet_tensorflow_import() -> None:
+    """:func:`quiet_import` of TensorFlow, and ``TF_CPP_MIN_LOG_LEVEL=1`` unless it is set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    quiet_import("tensorflow")
