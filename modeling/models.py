@@ -288,3 +288,27 @@ def strategy_and_policy(
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     return strategy, keras.mixed_precision.global_policy()
+
+
+def describe_strategy(strategy: tf.distribute.Strategy, policy: keras.DTypePolicy) -> str:
+    """Where and in what precision a model trains, for a run's summary.
+
+    Parameters
+    ----------
+    strategy : tf.distribute.Strategy
+    policy : keras.DTypePolicy
+        As :func:`strategy_and_policy` returns them.
+
+    Returns
+    -------
+    str
+        Such as ``"CPU, float32"``, ``"GPU:0, mixed_float16"`` or ``"2 replicas
+        (MirroredStrategy: GPU:0, GPU:1), mixed_float16"``.
+    """
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        names = [tf.DeviceSpec.from_string(d) for d in strategy.extended.worker_devices]
+        where = ", ".join(f"{d.device_type}:{d.device_index}" for d in names)
+        where = f"{strategy.num_replicas_in_sync} replicas (MirroredStrategy: {where})"
+    else:
+        where = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+    return f"{where}, {policy.name}"

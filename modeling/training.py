@@ -31,7 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 from modeling.augment import mixup
-from modeling.models import balanced_class_weights, build_model, compile_model, strategy_and_policy
+from modeling.models import (
+    balanced_class_weights,
+    build_model,
+    compile_model,
+    describe_strategy,
+    strategy_and_policy,
+)
 from modeling.readers import ShardReader, make_dataset
 from modeling.runs import (
     BEST_WEIGHTS,
@@ -123,6 +129,8 @@ class TrainResult:
         Wall time of this session.
     clips_per_second : float
         Training clips per second in this session (steps x batch / time in training steps).
+    devices : str
+        Where and in what precision it trained (:func:`modeling.models.describe_strategy`).
     """
 
     run: Path
@@ -136,6 +144,7 @@ class TrainResult:
     clips: int
     seconds: float
     clips_per_second: float
+    devices: str
     warnings: list[str] = field(default_factory=list)
 
 
@@ -237,8 +246,12 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
     return saved
 
 
-def _build(config: RunConfig, data: TrainData, devices: list[str] | None) -> keras.Model:
-    strategy, _ = strategy_and_policy(config.mixed_precision, devices)
+def _build(
+    config: RunConfig, data: TrainData, devices: list[str] | None
+) -> tuple[keras.Model, str]:
+    """The compiled model, under the strategy and policy of ``config`` and ``devices``, and
+    :func:`~modeling.models.describe_strategy` of them."""
+    strategy, policy = strategy_and_policy(config.mixed_precision, devices)
     weights = None
     if config.class_weights:
         dense = data.labels.dense(data.train_rows, config.num_classes)
@@ -249,7 +262,7 @@ def _build(config: RunConfig, data: TrainData, devices: list[str] | None) -> ker
             config.model, config.input_kind, config.num_classes, config.task, **config.model_kwargs
         )
         compile_model(model, config.task, config.learning_rate, weights, jit_compile=False)
-    return model
+    return model, describe_strategy(strategy, policy)
 
 
 def _evaluate(model: keras.Model, config: RunConfig, data: TrainData) -> dict[str, Any] | None:
@@ -311,7 +324,7 @@ def train(
             raise ValueError("a new run needs the dataset's class map")
         run.save_config(config, classes)
 
-    model = _build(config, data, devices)
+    model, placement = _build(config, data, devices)
     sampler = make_sampler(config.sampler, data.train_rows, data.labels, config.seed)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"step": None, "value": None}
@@ -425,6 +438,7 @@ def train(
         clips=len(data.train_rows),
         seconds=seconds,
         clips_per_second=trained * config.batch_size / train_seconds if train_seconds else 0.0,
+        devices=placement,
     )
     write_json(
         run.file(SUMMARY),
@@ -437,6 +451,7 @@ def train(
             "train_clips": result.clips,
             "epochs": round(step * config.batch_size / max(result.clips, 1), 3),
             "clips_per_second": round(result.clips_per_second, 2),
+            "devices": result.devices,
         },
     )
     return result

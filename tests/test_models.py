@@ -13,6 +13,7 @@ from modeling.models import (
     balanced_class_weights,
     build_model,
     compile_model,
+    describe_strategy,
     loss_for_task,
     model_names,
     strategy_and_policy,
@@ -246,6 +247,15 @@ def test_strategy_and_policy_on_cpu_defaults_to_float32() -> None:
     else:
         assert policy.name == "float32"
         assert strategy.num_replicas_in_sync == 1
+
+
+@pytest.mark.usefixtures("restore_policy")
+def test_describe_strategy_names_the_device_and_the_precision() -> None:
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+    assert describe_strategy(*strategy_and_policy(mixed_precision=False)) == f"{device}, float32"
+    assert describe_strategy(*strategy_and_policy(mixed_precision=True)) == (
+        f"{device}, mixed_float16"
+    )
 
 
 def test_keras_save_and_load_round_trip(tmp_path) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from typer.testing import CliRunner
 
 from modeling.run_setup import parse_model_args, plan_run
@@ -191,6 +193,9 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "best accuracy" in result.output
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+    assert re.search(rf"devices +│ {device}, float32 ", result.output), result.output
+    assert json.loads((run / "summary.json").read_text())["devices"] == f"{device}, float32"
     history = RunDir(run).history()
     assert [h["step"] for h in history] == [2, 4]
     resumed = runner.invoke(app, [*args[:5], "6", *args[6:], "--resume"])
@@ -235,6 +240,8 @@ result = train(config, sys.argv[2], classes=ClassMap.load(root / "classes.csv"),
                devices=["/cpu:0", "/cpu:1"])
 assert keras.mixed_precision.global_policy().name == "mixed_float16"
 assert result.step == 4 and result.last_metrics["num_samples"] == 24, result.last_metrics
+want = "2 replicas (MirroredStrategy: CPU:0, CPU:1), mixed_float16"
+assert result.devices == want, result.devices
 print("replicated", result.history[-1]["loss"])
 """
 

@@ -40,6 +40,7 @@ def _train_table(result: Any, title: str) -> Table:
             t.add_row(f"last {key}", _format_metric(result.last_metrics[key]))
     if result.history:
         t.add_row("last loss", f"{result.history[-1]['loss']:.4f}")
+    t.add_row("devices", result.devices)
     t.add_row("time", f"{result.seconds:.1f} s ({result.clips_per_second:.0f} clips/s in steps)")
     return t
 
