@@ -308,7 +308,8 @@ def describe_strategy(strategy: tf.distribute.Strategy, policy: keras.DTypePolic
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         names = [tf.DeviceSpec.from_string(d) for d in strategy.extended.worker_devices]
         where = ", ".join(f"{d.device_type}:{d.device_index}" for d in names)
-        where = f"{strategy.num_replicas_in_sync} replicas (MirroredStrategy: {where})"
+        replicas = strategy.num_replicas_in_sync
+        where = f"{replicas} replica{'s' if replicas > 1 else ''} (MirroredStrategy: {where})"
     else:
         where = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
     return f"{where}, {policy.name}"

@@ -256,6 +256,8 @@ def test_describe_strategy_names_the_device_and_the_precision() -> None:
     assert describe_strategy(*strategy_and_policy(mixed_precision=True)) == (
         f"{device}, mixed_float16"
     )
+    one = describe_strategy(*strategy_and_policy(mixed_precision=False, devices=["/cpu:0"]))
+    assert one == "1 replica (MirroredStrategy: CPU:0), float32"
 
 
 def test_keras_save_and_load_round_trip(tmp_path) -> None:
