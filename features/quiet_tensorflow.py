@@ -35,7 +35,7 @@ logging is not initialised."""
 
 _FILTER_PROGRAM = """
 import re, sys
-drop = re.compile({pattern!r})
+drop = re.compile({pattern!r}, {flags})
 out = sys.stdout.buffer
 for line in sys.stdin.buffer:
     if not drop.match(line):
@@ -59,14 +59,14 @@ def stderr_lines_dropped(pattern: re.Pattern[bytes]) -> Iterator[None]:
     Parameters
     ----------
     pattern : re.Pattern[bytes]
-        Matched (``re.match``) against each line, its newline included.
+        Matched (``re.match``, with its flags) against each line, its newline included.
     """
     try:
         saved = os.dup(2)
     except OSError:
         yield
         return
-    program = _FILTER_PROGRAM.format(pattern=pattern.pattern)
+    program = _FILTER_PROGRAM.format(pattern=pattern.pattern, flags=pattern.flags)
     try:
         flt = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", program], stdin=subprocess.PIPE, stdout=saved

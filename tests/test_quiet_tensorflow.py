@@ -76,6 +76,20 @@ def test_the_block_drops_matching_lines_and_passes_the_rest_in_order():
     ]
 
 
+def test_the_pattern_keeps_its_flags_in_the_filter():
+    done = run(
+        """
+        import os, re
+        from features.quiet_tensorflow import stderr_lines_dropped
+
+        with stderr_lines_dropped(re.compile(rb"noise", re.IGNORECASE)):
+            os.write(2, b"NOISE here\\nsignal\\n")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().splitlines() == ["signal"]
+
+
 def test_what_came_before_a_crash_in_the_block_still_arrives():
     done = run(
         """
