@@ -7,11 +7,13 @@ with exponential backoff and full jitter, permanent ones raise at once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import math
 import re
 import shutil
+import stat
 import string
 import time
 import urllib.parse
@@ -232,7 +234,8 @@ def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOption
     started = time.monotonic()
     section = _section(request)
     if is_local(request.source):
-        return _result(_local_path(request.source), 1, started, sectioned=False, local=True)
+        path, size = _local_file(request.source)
+        return _result(path, size, 1, started, sectioned=False, local=True)
     scheme = urllib.parse.urlsplit(request.source).scheme.lower()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -244,13 +247,14 @@ def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOption
         fetch = partial(_copy_fsspec, request.source, workdir, stem, options)
     try:
         path, attempts = _with_retries(fetch, options)
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise ClipFailure(FailureReason.DECODE_ERROR, "empty file", attempts)
     except BaseException:
         _remove_partials(workdir, stem)
         raise
     sectioned = section is not None and scheme in {"http", "https"}
-    return _result(path, attempts, started, sectioned=sectioned, local=False)
+    return _result(path, size, attempts, started, sectioned=sectioned, local=False)
 
 
 def _section(request: FetchRequest) -> tuple[float, float] | None:
@@ -262,25 +266,36 @@ def _section(request: FetchRequest) -> tuple[float, float] | None:
     return float(start), float(end)
 
 
-def _local_path(source: str) -> Path:
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF})
+"""``stat`` errors that mean there is no file at the path (as ``Path.exists`` reads them)."""
+
+
+def _local_file(source: str) -> tuple[Path, int]:
+    """The regular, non-empty file a local source names, and its size, from one ``stat``
+    (each is a system call and a hand-over of the GIL on a decoding thread)."""
     split = urllib.parse.urlsplit(source)
     path = Path(urllib.parse.unquote(split.path) if split.scheme else source)
-    if not path.is_file():
-        what = "not a regular file" if path.exists() else "no such file"
-        raise ClipFailure(FailureReason.NOT_FOUND, f"{what}: {path}")
-    if path.stat().st_size == 0:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno not in _MISSING_ERRNOS:
+            raise
+        raise ClipFailure(FailureReason.NOT_FOUND, f"no such file: {path}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ClipFailure(FailureReason.NOT_FOUND, f"not a regular file: {path}")
+    if info.st_size == 0:
         raise ClipFailure(FailureReason.DECODE_ERROR, "empty file")
-    return path
+    return path, info.st_size
 
 
 def _result(
-    path: Path, attempts: int, started: float, sectioned: bool, local: bool
+    path: Path, size: int, attempts: int, started: float, sectioned: bool, local: bool
 ) -> FetchedMedia:
     return FetchedMedia(
         path=str(path),
         attempts=attempts,
         seconds=time.monotonic() - started,
-        bytes=path.stat().st_size,
+        bytes=size,
         sectioned=sectioned,
         local=local,
     )

@@ -467,10 +467,24 @@ def test_local_file_is_used_in_place(tmp_path: Path, options: FetchOptions) -> N
     assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("name", ["missing.wav", "."])
-def test_local_missing_or_not_a_file(tmp_path: Path, options: FetchOptions, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("missing.wav", "no such file"),
+        ("dir/missing.wav", "no such file"),
+        ("loop.wav", "no such file"),
+        ("not-a-dir.wav/x.wav", "no such file"),
+        (".", "not a regular file"),
+    ],
+)
+def test_local_missing_or_not_a_file(
+    tmp_path: Path, options: FetchOptions, name: str, detail: str
+) -> None:
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    write_media(tmp_path / "not-a-dir.wav", 0.1, 8000)
     failure = _failure(FetchRequest("c", str(tmp_path / name)), tmp_path / "w", options)
     assert (failure.reason, failure.attempts) == (FailureReason.NOT_FOUND, 1)
+    assert failure.detail == f"{detail}: {tmp_path / name}"
 
 
 def test_local_empty_file_is_a_decode_error(tmp_path: Path, options: FetchOptions) -> None:
