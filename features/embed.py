@@ -85,6 +85,15 @@ class EmbedSummary:
     seconds: float
     checkpoint_sha256: str
     pca_sha256: str
+    devices: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Shards embedded this run by where the model ran: ``{"CPU": 3, "GPU:0": 5}``."""
+
+    def describe_devices(self) -> str:
+        """``devices`` for a summary table: ``"GPU:0 (5 shards), CPU (3 shards)"``."""
+        return ", ".join(
+            f"{device} ({n} shard{'s' if n > 1 else ''})"
+            for device, n in sorted(self.devices.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
 
 
 def frames_per_clip(clip_seconds: float) -> int:
@@ -225,7 +234,8 @@ def embed_shard(
     Returns
     -------
     dict
-        The embedding shard's manifest entry.
+        ``entry``: the embedding shard's manifest entry; ``device``: where the model ran
+        (:func:`model_device`).
     """
     store = DatasetStore(root, storage_options)
     entry = ShardEntry.from_dict(shard)
@@ -257,7 +267,16 @@ def embed_shard(
     out = commit_embedding_shard(
         store, MODEL, split, entry.index, rows, attrs, settings.formats, run_id
     )
-    return dataclasses.asdict(out)
+    return {"entry": dataclasses.asdict(out), "device": model_device()}
+
+
+def model_device() -> str:
+    """Where TensorFlow runs the model in this process: ``"GPU:0"`` (its default placement when
+    it sees a GPU) or ``"CPU"``."""
+    quiet_tensorflow_import()
+    import tensorflow as tf
+
+    return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
 
 
 def _provenance(settings: EmbedSettings) -> dict:
@@ -352,7 +371,7 @@ def embed_dataset(
         attrs = {**prov, "class_map_sha256": manifest.class_map_sha256}
         threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         task_settings = dataclasses.replace(settings, threads=threads)
-        clips = 0
+        clips, devices = 0, {}
         if todo:
             args = [
                 (store.url(), storage_options, split, dataclasses.asdict(shard), facts,
@@ -361,7 +380,8 @@ def embed_dataset(
             ]  # fmt: skip
             with dask_client(scheduler, processes=True, workers=workers) as client:
                 for n, (pos, result) in enumerate(map_shards(embed_shard, args, client), 1):
-                    entry = ShardEntry.from_dict(result)
+                    entry = ShardEntry.from_dict(result["entry"])
+                    devices[result["device"]] = devices.get(result["device"], 0) + 1
                     target = manifest.embedding_split(MODEL, todo[pos][0])
                     target.shards.append(entry)
                     target.shards.sort(key=lambda s: s.index)
@@ -379,4 +399,5 @@ def embed_dataset(
         seconds=time.time() - started,
         checkpoint_sha256=prov["checkpoint_sha256"],
         pca_sha256=prov["pca_sha256"],
+        devices=devices,
     )

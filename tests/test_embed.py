@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from features.embed import EmbedSummary, model_device
 from features.quiet_tensorflow import NATIVE_INFO_LINE
 from features.vggish_frontend import batch_waveform_to_examples, waveform_to_examples
 from pipelines.audio import decode, to_mono
@@ -95,6 +98,9 @@ def test_embed_cli_row_aligned_resumable(tmp_path: Path, weights):
     proc = audiomill(*args, env=env)
     assert "shards embedded" in proc.stderr
     assert not [line for line in proc.stderr.splitlines() if NATIVE_INFO_LINE.match(line.encode())]
+    embedded = re.search(r"shards embedded +│ (\d+) ", proc.stderr)
+    devices = re.search(r"devices +│ (CPU|GPU:0) \((\d+) shards?\) ", proc.stderr)
+    assert embedded and devices and devices[2] == embedded[1], proc.stderr
     manifest = load_manifest(DatasetStore(str(ds)))
     want = _expected(ds, "train", weights)
     for split in ("train", "eval"):
@@ -196,6 +202,22 @@ def test_embed_files_npz_and_parquet(tmp_path: Path, weights):
     bad = audiomill("embed-files", str(tmp_path / "nope.wav"), "--checkpoint", weights[0],
                     "--pca-params", weights[1], "--out", str(out), check=False)  # fmt: skip
     assert bad.returncode == 2 and "nope.wav" in bad.stderr
+
+
+def test_summary_describes_the_devices_busiest_first():
+    summary = EmbedSummary("r", 9, 0, 90, 1.0, "c", "p", devices={"CPU": 3, "GPU:0": 5, "X": 1})
+    assert summary.describe_devices() == "GPU:0 (5 shards), CPU (3 shards), X (1 shard)"
+    assert dataclasses.replace(summary, devices={}).describe_devices() == ""
+
+
+def test_model_device_is_the_first_gpu_tensorflow_sees_else_the_cpu():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    assert model_device() == ("GPU:0" if gpus else "CPU")
+    with tf.device(model_device()):
+        placed = tf.constant([1.0]) + 1.0
+    assert placed.device.endswith("device:GPU:0" if gpus else "device:CPU:0")
 
 
 def test_only_local_cluster_workers_exit_without_collecting():

@@ -104,6 +104,8 @@ def embed(
     t.add_row("clips", str(summary.clips))
     t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
     t.add_row("PCA sha256", summary.pca_sha256[:16])
+    if summary.devices:
+        t.add_row("devices", summary.describe_devices())
     rate = summary.clips / summary.seconds if summary.seconds else 0.0
     t.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} clips/s)")
     console.print(t)
