@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
+from schemas.deferred_imports import LoaderWrappingFinder
+
 NATIVE_INFO_LINE = re.compile(
     rb"I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "  # absl: I0000 00:00:17963.68 4178 a.cc:1]
     rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I \S+:\d+\] "  # tsl: 2025-09-17 14:44:05.15: I a.cc:3]
@@ -109,24 +111,21 @@ class _QuietLoader(importlib.abc.Loader):
             self.loader.exec_module(module)
 
 
-class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds the top-level module ``name`` as the path finder does, with its loader wrapped in
-    a :class:`_QuietLoader`; leaves ``sys.meta_path`` once it has found it."""
+class _QuietFinder(LoaderWrappingFinder):
+    """Finds the top-level module ``name`` with its loader wrapped in a :class:`_QuietLoader`;
+    leaves ``sys.meta_path`` once it has found it."""
 
     def __init__(self, name: str) -> None:
+        super().__init__(frozenset({name}), _QuietLoader)
         self.name = name
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec.loader = _QuietLoader(spec.loader)
+        spec = super().find_spec(fullname, path, target)
+        if spec is not None:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(self)
         return spec
 
 

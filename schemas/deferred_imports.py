@@ -14,15 +14,20 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 
-class _DeferringFinder(importlib.abc.MetaPathFinder):
-    """Finds ``names`` as the normal path finder does, with their loaders made lazy."""
+class LoaderWrappingFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules ``names`` as the normal path finder does, with their loaders passed
+    through ``wrap`` (here :class:`importlib.util.LazyLoader`; ``features.quiet_tensorflow``
+    wraps TensorFlow's import in a stderr filter)."""
 
-    def __init__(self, names: frozenset[str]) -> None:
+    def __init__(
+        self, names: frozenset[str], wrap: Callable[[importlib.abc.Loader], importlib.abc.Loader]
+    ) -> None:
         self.names = names
+        self.wrap = wrap
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -32,7 +37,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
             return None
-        spec.loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = self.wrap(spec.loader)
         return spec
 
 
@@ -48,7 +53,7 @@ def deferred(*names: str) -> Iterator[None]:
     *names : str
         Modules to defer, such as ``"scipy.stats"``.
     """
-    finder = _DeferringFinder(frozenset(names))
+    finder = LoaderWrappingFinder(frozenset(names), importlib.util.LazyLoader)
     sys.meta_path.insert(0, finder)
     try:
         yield
