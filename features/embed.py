@@ -27,6 +27,7 @@ import numpy as np
 from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
+from features.tensorflow_device import default_device
 from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
@@ -235,7 +236,7 @@ def embed_shard(
     -------
     dict
         ``entry``: the embedding shard's manifest entry; ``device``: where the model ran
-        (:func:`model_device`).
+        (:func:`features.tensorflow_device.default_device`).
     """
     store = DatasetStore(root, storage_options)
     entry = ShardEntry.from_dict(shard)
@@ -267,16 +268,7 @@ def embed_shard(
     out = commit_embedding_shard(
         store, MODEL, split, entry.index, rows, attrs, settings.formats, run_id
     )
-    return {"entry": dataclasses.asdict(out), "device": model_device()}
-
-
-def model_device() -> str:
-    """Where TensorFlow runs the model in this process: ``"GPU:0"`` (its default placement when
-    it sees a GPU) or ``"CPU"``."""
-    quiet_tensorflow_import()
-    import tensorflow as tf
-
-    return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+    return {"entry": dataclasses.asdict(out), "device": default_device()}
 
 
 def _provenance(settings: EmbedSettings) -> dict:

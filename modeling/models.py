@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from features.tensorflow_device import default_device
+
 TASKS = ("multilabel", "singlelabel")
 INPUT_KINDS = ("embedding", "waveform")
 
@@ -311,5 +313,5 @@ def describe_strategy(strategy: tf.distribute.Strategy, policy: keras.DTypePolic
         replicas = strategy.num_replicas_in_sync
         where = f"{replicas} replica{'s' if replicas > 1 else ''} (MirroredStrategy: {where})"
     else:
-        where = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
+        where = default_device()
     return f"{where}, {policy.name}"

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from features.embed import EmbedSummary, model_device
+from features.embed import EmbedSummary
 from features.quiet_tensorflow import NATIVE_INFO_LINE
 from features.vggish_frontend import batch_waveform_to_examples, waveform_to_examples
 from pipelines.audio import decode, to_mono
@@ -208,16 +208,6 @@ def test_summary_describes_the_devices_busiest_first():
     summary = EmbedSummary("r", 9, 0, 90, 1.0, "c", "p", devices={"CPU": 3, "GPU:0": 5, "X": 1})
     assert summary.describe_devices() == "GPU:0 (5 shards), CPU (3 shards), X (1 shard)"
     assert dataclasses.replace(summary, devices={}).describe_devices() == ""
-
-
-def test_model_device_is_the_first_gpu_tensorflow_sees_else_the_cpu():
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    assert model_device() == ("GPU:0" if gpus else "CPU")
-    with tf.device(model_device()):
-        placed = tf.constant([1.0]) + 1.0
-    assert placed.device.endswith("device:GPU:0" if gpus else "device:CPU:0")
 
 
 def test_only_local_cluster_workers_exit_without_collecting():
