@@ -28,7 +28,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,8 +42,12 @@ from pipelines import beam_import  # noqa: F401  (Beam's import, without its roo
 # isort: split
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
+from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
 from pipelines import staging
 from pipelines.clip_stage import ClipSettings, stage_clip
@@ -65,6 +71,9 @@ DIRECT_RUNNER_NAMES = frozenset(
     {"direct", "directrunner", "apache_beam.runners.direct.direct_runner.directrunner"}
 )
 """``--runner`` values (lower-cased) that Beam resolves to its DirectRunner."""
+WORKER_MODULE = "pipelines.beam_worker"
+"""The module the local runner's worker processes run (Beam's harness, without its start-up
+lines)."""
 BEAM_DOFN_LOGGER = "apache_beam.runners.common"
 """The logger Beam reports an exception raised in a DoFn on."""
 WARM_UP_JOIN_S = 60.0
@@ -293,7 +302,7 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     and on a machine that reaches GitHub a different engine that ignores
     ``--direct_running_mode``. The FnApiRunner is what ``DirectRunner`` falls back to, set up
     the same way (the pipeline options provisioned to its workers); ``--runner=PrismRunner``
-    still chooses Prism.
+    still chooses Prism. In ``multi_processing`` mode its workers run :data:`WORKER_MODULE`.
 
     Parameters
     ----------
@@ -308,13 +317,37 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     """
     if (options.view_as(StandardOptions).runner or "").lower() not in DIRECT_RUNNER_NAMES:
         return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    info = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(info))
+    info = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
+        return fn_runner.FnApiRunner(provision_info=info)
+    command = f"{shlex.quote(sys.executable)} -m {WORKER_MODULE}"
+    return _OwnWorkersRunner(
+        default_environment=SubprocessSDKEnvironment.from_command_string(command),
+        provision_info=info,
+    )
+
+
+class _OwnWorkersRunner(fn_runner.FnApiRunner):
+    """An FnApiRunner whose worker processes run the command of its default environment.
+
+    In ``multi_processing`` mode the FnApiRunner replaces its default environment with Beam's
+    own worker command. With no running mode it keeps the environment it was given, and still
+    starts ``direct_num_workers`` workers of it (``in_memory`` would too, with a warning that
+    the workers do not run in parallel). The option is the only thing the runner reads the
+    mode from, so it is unset for the run and restored afterwards.
+    """
+
+    def run_pipeline(self, pipeline: beam.Pipeline, options: PipelineOptions):
+        direct = options.view_as(DirectOptions)
+        mode = direct.direct_running_mode
+        direct.direct_running_mode = None
+        try:
+            return super().run_pipeline(pipeline, options)
+        finally:
+            direct.direct_running_mode = mode
 
 
 class ReadPlanFn(beam.DoFn):

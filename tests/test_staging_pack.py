@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import apache_beam as beam
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
@@ -753,6 +754,41 @@ def test_direct_runner_is_the_fn_api_runner_with_the_options_provisioned():
     assert float(provisioned.pipeline_options["beam:option:direct_num_workers:v1"]) == 3
     for runner in ("PrismRunner", "SparkRunner", "FlinkRunner"):
         assert direct_runner(pipeline_options([f"--runner={runner}"], workers=2)) is None
+
+
+class _RecordWorker(beam.DoFn):
+    """A DoFn that writes, per element, the process and the module it runs in."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def process(self, element: int):
+        import os
+
+        Path(self.out, f"{element}.json").write_text(json.dumps([os.getpid(), sys.argv[0]]))
+        yield element
+
+
+def test_multi_processing_workers_start_quietly_from_the_worker_module(tmp_path, capfd, caplog):
+    import os
+
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    options = pipeline_options([], workers=2)
+    with beam.Pipeline(runner=direct_runner(options), options=options) as p:
+        _ = p | beam.Create(range(8)) | beam.Reshuffle() | beam.ParDo(_RecordWorker(str(tmp_path)))
+    ran = [json.loads(f.read_text()) for f in tmp_path.glob("*.json")]
+    assert len(ran) == 8
+    pids = {pid for pid, _ in ran}
+    assert os.getpid() not in pids and len(pids) == 2
+    assert {Path(argv0).as_posix().endswith("pipelines/beam_worker.py") for _, argv0 in ran} == {
+        True
+    }
+    assert options.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    err = capfd.readouterr().err
+    for line in ("apitools", "Logging handler created", "semi_persistent", "unparseable args"):
+        assert line not in err
+    assert not [r for r in caplog.records if "direct_running_mode" in r.getMessage()]
 
 
 def test_run_pipeline_never_tries_prism(monkeypatch):

@@ -1,0 +1,25 @@
+"""Entry point of the ingest pipeline's Beam worker processes, without Beam's start-up lines.
+
+In multi-processing mode Beam's FnApiRunner starts each worker as ``python -m
+apache_beam.runners.worker.sdk_worker_main``. Importing Beam there logs its apitools warning on a
+root logger without handlers, which gives that logger a stderr handler (``basicConfig``), so
+every worker printed four lines before reading its log level: the warning, "Logging handler
+created", "Discarding unparseable args" and "No semi_persistent_directory found". Started from
+here, Beam is imported through :mod:`pipelines.beam_import`, which leaves the root logger
+without a stderr handler; the harness then sends its log records to the runner, as it does
+anyway, and the runner's log level decides what is shown. Errors still reach stderr: Python
+prints an uncaught exception's traceback, and a warning or error logged before the harness's
+handler exists goes through logging's last-resort handler.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
+
+# isort: split
+from apache_beam.runners.worker import sdk_worker_main
+
+if __name__ == "__main__":
+    sdk_worker_main.main(sys.argv)
