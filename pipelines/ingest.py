@@ -131,6 +131,10 @@ def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: C
         problems.append(f"it is at {manifest.sample_rate} Hz, not {cfg.sample_rate}")
     if manifest.clip_seconds != cfg.clip_seconds:
         problems.append(f"its clips are {manifest.clip_seconds} s, not {cfg.clip_seconds}")
+    if sorted(manifest.formats) != sorted(cfg.formats):
+        problems.append(
+            f"its shards are {','.join(manifest.formats)}, not {','.join(cfg.formats)} (--format)"
+        )
     if problems:
         raise ValueError(
             "cannot add to the existing dataset: "

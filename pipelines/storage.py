@@ -306,6 +306,21 @@ class DatasetLockedError(RuntimeError):
     """Another run holds the dataset's lock."""
 
 
+class DatasetAccessError(RuntimeError):
+    """The dataset's directory cannot be made or written: a file in the way, no permission."""
+
+
+def _access_error(url: str, path: Path, exc: OSError) -> DatasetAccessError:
+    """Say why the dataset at ``url`` cannot be written, ``path`` being what failed."""
+    reason = exc.strerror or str(exc)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                reason = f"{p} is a file, not a directory"
+            break
+    return DatasetAccessError(f"cannot write the dataset at {url}: {reason}")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -397,7 +412,15 @@ class DatasetLock:
         self.release()
 
     def acquire(self) -> None:
-        """Take the lock or raise `DatasetLockedError`."""
+        """Take the lock.
+
+        Raises
+        ------
+        DatasetLockedError
+            Another run holds it.
+        DatasetAccessError
+            A local dataset whose directory cannot be made or written.
+        """
         if self.store.is_local:
             self._acquire_local()
         else:
@@ -443,7 +466,10 @@ class DatasetLock:
 
     def _acquire_local(self) -> None:
         path = self.store.local_path(LOCK_NAME)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _access_error(self.store.url(), path.parent, exc) from exc
         holder: dict[str, Any] = {}
         for _ in range(3):
             try:
@@ -457,6 +483,8 @@ class DatasetLock:
                     raise self._error(holder) from None
                 _remove_stale(path, holder)
                 continue
+            except OSError as exc:
+                raise _access_error(self.store.url(), path, exc) from exc
             with os.fdopen(fd, "w") as out:
                 json.dump(self.record, out)
                 out.flush()

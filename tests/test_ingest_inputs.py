@@ -229,3 +229,51 @@ def test_unsafe_split_names_are_refused_before_anything_is_written(tmp_path: Pat
     assert proc.returncode == 2
     assert "--split: split '../up' is not a valid split name" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_formats_add_up_and_a_dataset_keeps_its_settings(tmp_path: Path):
+    write_media(tmp_path / "a.wav", 1.0, 16000)
+    (tmp_path / "classes.csv").write_text(CLASSES)
+    rows = tmp_path / "manifest.csv"
+    rows.write_text("path,labels\na.wav,Alpha\n")
+    out = tmp_path / "ds"
+    base = ["ingest", "--segments", str(rows), "--out", str(out), "--workers", "1"]
+    ours = ["--classes", str(tmp_path / "classes.csv"), "--sample-rate", "8000",
+            "--clip-seconds", "1"]  # fmt: skip
+    audiomill(*base, *ours, "--format", "hdf5", "--format", "parquet", cwd=tmp_path)
+    assert manifest(out)["formats"] == ["hdf5", "parquet"]
+    assert {p.name for p in (out / "waveforms" / "train").iterdir()} == {
+        "shard-00000.h5",
+        "shard-00000.parquet",
+    }
+    before = (out / "manifest.json").read_bytes()
+    (tmp_path / "other.csv").write_text(CLASSES.replace("Beta", "Gamma"))
+    both = ["--format", "hdf5,parquet"]
+    refusals = [
+        ([*ours, *both, "--sample-rate", "16000"], "it is at 8000 Hz, not 16000"),
+        ([*ours, *both, "--clip-seconds", "2"], "its clips are 1.0 s, not 2.0"),
+        ([*ours, "--format", "hdf5"], "its shards are hdf5,parquet, not hdf5 (--format)"),
+        ([*ours, *both, "--classes", str(tmp_path / "other.csv")], "class map differs"),
+    ]
+    for extra, message in refusals:  # a repeated option's last value counts
+        proc = audiomill(*base, *extra, cwd=tmp_path, check=False)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert "cannot add to the existing dataset" in proc.stderr and message in proc.stderr
+        assert (out / "manifest.json").read_bytes() == before
+    # the same formats in another order are the same dataset: the re-run skips the clip
+    proc = audiomill(*base, *ours, "--format", "parquet,hdf5", cwd=tmp_path)
+    assert "1 already done" in proc.stdout + proc.stderr
+    assert manifest(out)["splits"]["train"]["num_clips"] == 1
+
+
+def test_an_output_that_cannot_be_a_directory_gets_a_clear_error(tmp_path: Path):
+    (tmp_path / "m.csv").write_text("path,labels\na.wav,x\n")
+    (tmp_path / "afile").write_text("not a dataset")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        proc = audiomill("ingest", "--segments", str(tmp_path / "m.csv"), "--out", str(out),
+                         check=False)  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert f"cannot write the dataset at {out}: {tmp_path / 'afile'} is a file" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert (tmp_path / "afile").read_text() == "not a dataset"

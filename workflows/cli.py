@@ -13,6 +13,7 @@ from features.quiet_tensorflow import quiet_tensorflow_import
 from pipelines.process_exit import exit_now
 from workflows import cli_features, cli_inference, cli_modeling, cli_recipes, cli_run
 from workflows.cli_common import (
+    Formats,
     StorageOptions,
     console,
     fail,
@@ -85,9 +86,7 @@ def ingest(
     clip_seconds: Annotated[
         float, typer.Option(help="Clip length in seconds; shorter clips are zero padded.")
     ] = 10.0,
-    format: Annotated[
-        str, typer.Option("--format", help="Shard formats: hdf5, parquet, or hdf5,parquet.")
-    ] = "hdf5",
+    format: Formats = None,
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
     split: Annotated[str, typer.Option(help="Split name (manifest rows may override).")] = "train",
     workers: Annotated[
@@ -136,7 +135,7 @@ def ingest(
     ctx.with_resource(running())  # Great Expectations is imported on another core meanwhile
     with collection_paused():
         from pipelines.ingest import IngestConfig, run_ingest
-        from pipelines.storage import DatasetLockedError
+        from pipelines.storage import DatasetAccessError, DatasetLockedError
         from schemas.errors import InputFormatError
 
     beam_args = [a for a in ctx.args if a != "--"]
@@ -175,7 +174,13 @@ def ingest(
                 progress=lambda done, shards: bar.update(task, completed=done, shards=shards),
                 on_plan=lambda n: bar.update(task, total=n),
             )
-        except (InputFormatError, DatasetLockedError, ValueError, FileNotFoundError) as exc:
+        except (
+            InputFormatError,
+            DatasetAccessError,
+            DatasetLockedError,
+            ValueError,
+            FileNotFoundError,
+        ) as exc:
             bar.stop()
             fail(str(exc))
         bar.update(task, completed=summary.planned, shards=summary.shards)

@@ -54,12 +54,35 @@ def storage_options_from(text: str | None) -> dict | None:
     return value
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
-    """Split ``--format`` (``hdf5``, ``parquet`` or ``hdf5,parquet``), refusing others."""
-    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+Formats = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--format",
+        help="Shard formats: hdf5 (the default), parquet, or both as hdf5,parquet or by giving "
+        "the option twice.",
+    ),
+]
+
+
+def parse_formats(values: list[str] | None) -> tuple[str, ...]:
+    """The formats of every ``--format`` given (each ``hdf5``, ``parquet`` or ``hdf5,parquet``).
+
+    Parameters
+    ----------
+    values : list of str or None
+        The option's values; None or empty for the default, ``("hdf5",)``.
+
+    Returns
+    -------
+    tuple of str
+        Each format once, in the order first given; exits with an error naming the values when
+        one is neither ``hdf5`` nor ``parquet``.
+    """
+    given = values or ["hdf5"]
+    formats = tuple(dict.fromkeys(f.strip() for v in given for f in v.split(",") if f.strip()))
     bad = [f for f in formats if f not in ("hdf5", "parquet")]
     if bad or not formats:
-        fail(f"--format must be among hdf5, parquet; got {text!r}")
+        fail(f"--format must be among hdf5, parquet; got {', '.join(given)!r}")
     return formats
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from workflows.cli_common import (
+    Formats,
     StorageOptions,
     console,
     fail,
@@ -66,7 +67,7 @@ def embed(
     ] = "local",
     workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
-    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    format: Formats = None,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
     resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
     storage_options: StorageOptions = None,
@@ -79,7 +80,7 @@ def embed(
     with collection_paused():
         from features.embed import embed_dataset
         from features.vggish_checkpoint import CheckpointError
-        from pipelines.storage import DatasetLockedError
+        from pipelines.storage import DatasetAccessError, DatasetLockedError
 
     if model != "vggish":
         fail(f"--model {model!r} is not available; only 'vggish'")
@@ -95,7 +96,13 @@ def embed(
                 storage_options=storage_options_from(storage_options),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-        except (CheckpointError, DatasetLockedError, FileNotFoundError, ValueError) as exc:
+        except (
+            CheckpointError,
+            DatasetAccessError,
+            DatasetLockedError,
+            FileNotFoundError,
+            ValueError,
+        ) as exc:
             bar.stop()
             fail(str(exc))
     t = Table(title=f"embed {summary.run_id}", show_header=False)
@@ -127,7 +134,7 @@ def embed_files(
         from features.vggish_checkpoint import CheckpointError
         from schemas.failures import ClipFailure
 
-    settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, "hdf5")
+    settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, None)
     with progress_bar("files") as (bar, task):
         try:
             results = run(
@@ -164,7 +171,7 @@ def import_tfrecord(
     out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
     split: Annotated[str, typer.Option(help="Split to import into.")],
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
-    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    format: Formats = None,
     storage_options: StorageOptions = None,
 ) -> None:
     """Import AudioSet's released VGGish embedding TFRecords, without downloading audio."""
@@ -182,7 +189,7 @@ def import_packed(
     out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
     split: Annotated[str, typer.Option(help="Split to import into.")],
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
-    format: Annotated[str, typer.Option("--format", help="hdf5, parquet or both.")] = "hdf5",
+    format: Formats = None,
     storage_options: StorageOptions = None,
 ) -> None:
     """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list)."""
@@ -194,7 +201,7 @@ def import_packed(
 
 
 def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
-    from pipelines.storage import DatasetLockedError
+    from pipelines.storage import DatasetAccessError, DatasetLockedError
     from schemas.errors import InputFormatError
 
     with progress_bar("records") as (bar, task):
@@ -205,7 +212,13 @@ def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_
                 storage_options=storage_options_from(storage_options),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
-        except (InputFormatError, DatasetLockedError, FileNotFoundError, ValueError) as exc:
+        except (
+            InputFormatError,
+            DatasetAccessError,
+            DatasetLockedError,
+            FileNotFoundError,
+            ValueError,
+        ) as exc:
             bar.stop()
             fail(str(exc))
     _import_summary(summary)
