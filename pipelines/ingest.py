@@ -61,6 +61,7 @@ from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
 from schemas.errors import MalformedLine
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
+from schemas.segment_checks import describe_failed_checks
 from schemas.segments import SEGMENT_SCHEMA, Segment, segments_to_table, split_name_problem
 from schemas.shards import audio_name_for
 
@@ -451,7 +452,12 @@ def _prepare_run(
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec
     failures: list[dict] = [
-        _failure_row(segments[i], FailureReason.VALIDATION, _expectations(n), run_id)
+        _failure_row(
+            segments[i],
+            FailureReason.VALIDATION,
+            describe_failed_checks(segments[i], n, cfg.max_segment_seconds),
+            run_id,
+        )
         for i, n in rejected.items()
         if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
     ]
@@ -564,10 +570,6 @@ def _segments_table(store: DatasetStore, run_id: str) -> Iterator[Callable[[pa.T
         with pq.ParquetWriter(local, SEGMENT_SCHEMA) as writer:
             yield writer.write_table
         store.commit_file(local, f"segments/{run_id}.parquet")
-
-
-def _expectations(names: list[str]) -> str:
-    return "failed expectations: " + ", ".join(names)
 
 
 def _limiter_state(store: DatasetStore) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pipelines.segment_loading import class_map_from_list, load_segment_list
 from schemas.classmap import ClassMap
 from schemas.expectations import segment_suite, validate_frame
+from schemas.segment_checks import describe_failed_checks
 from schemas.segments import segments_to_table
 
 
@@ -68,10 +69,7 @@ def inspect_segments(
         outcome = validate_frame(frame, segment_suite(max_duration_s), asset_name="inspect")
         for pos, names in outcome.failures.items():
             seg = unique[pos]
-            reason = "failed " + ", ".join(names)
-            if seg.unknown_labels:
-                reason += f" (unknown labels: {', '.join(seg.unknown_labels)})"
-            problems.append((seg.line, reason))
+            problems.append((seg.line, describe_failed_checks(seg, names, max_duration_s)))
     per_class = Counter(cmap[i].display_name for s in seglist.segments for i in s.labels)
     return SegmentInspection(
         path=path,

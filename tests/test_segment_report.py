@@ -31,18 +31,27 @@ AUDIOSET = (
     'notnumber11, abc, 10, "/m/a"\n'  # 14 not a number
 )
 
+ORDER = "expect_column_pair_values_a_to_be_greater_than_b:end_s,start_s"
 AUDIOSET_PROBLEMS = [
     (6, "expected 4 fields (YTID, start, end, labels), found 3"),
     (7, "duplicate clip id (first on line 4)"),
-    (8, "failed expect_column_pair_values_a_to_be_greater_than_b:end_s,start_s"),
+    (8, f"end 10 s is not after start 20 s [{ORDER}]"),
     (
         9,
-        "failed expect_column_values_to_be_between:num_unknown_labels "
-        "(unknown labels: /m/zzz, /m/yyy)",
+        "labels not in the class map: '/m/zzz', '/m/yyy' "
+        "[expect_column_values_to_be_between:num_unknown_labels]",
     ),
-    (11, "failed expect_column_values_to_be_between:duration_s"),
-    (12, "failed expect_column_values_to_match_regex:clip_id"),
-    (13, "failed expect_column_values_to_be_between:start_s"),
+    (
+        11,
+        "the segment is 120 s long, longer than the 60 s allowed "
+        "[expect_column_values_to_be_between:duration_s]",
+    ),
+    (
+        12,
+        "clip id '--exec=rm_0' is not 1 to 200 letters, digits, '_', '.' or '-' "
+        "[expect_column_values_to_match_regex:clip_id]",
+    ),
+    (13, "start -5 s is negative [expect_column_values_to_be_between:start_s]"),
     (14, "start/end not numbers: 'abc', '10'"),
 ]
 
@@ -92,7 +101,13 @@ def test_inspect_audioset_max_duration(tmp_path, classes):
     )
     assert inspect_segments(str(seg), str(classes)).problems == []
     report = inspect_segments(str(seg), str(classes), max_duration_s=5.0)
-    assert report.problems == [(1, "failed expect_column_values_to_be_between:duration_s")]
+    assert report.problems == [
+        (
+            1,
+            "the segment is 10 s long, longer than the 5 s allowed "
+            "[expect_column_values_to_be_between:duration_s]",
+        )
+    ]
     assert report.header == {}
 
 
@@ -138,10 +153,14 @@ def test_inspect_csv_manifest(tmp_path, classes):
     report = inspect_segments(str(man), str(classes))
     assert report.problems == [
         (4, "give both start_seconds and end_seconds, or neither"),
-        (6, "failed expect_column_values_to_be_between:num_unknown_labels (unknown labels: Cat)"),
+        (
+            6,
+            "labels not in the class map: 'Cat' "
+            "[expect_column_values_to_be_between:num_unknown_labels]",
+        ),
         (7, "duplicate clip id (first on line 3)"),
         (8, "6 fields, header has 5"),
-        (9, "failed expect_column_pair_values_a_to_be_greater_than_b:end_s,start_s"),
+        (9, f"end 0 s is not after start 10 s [{ORDER}]"),
     ]
     assert report.segments == 5  # lines 2, 3, 6, 7, 9
     assert report.unique_sources == 4
@@ -165,7 +184,11 @@ def test_inspect_manifest_builds_its_class_map(tmp_path):
     man = _write(tmp_path, "m.jsonl", "\n".join(lines) + "\n")
     report = inspect_segments(str(man))
     assert report.problems == [
-        (2, "failed expect_column_values_to_be_between:duration_s"),
+        (
+            2,
+            "the segment is 90 s long, longer than the 60 s allowed "
+            "[expect_column_values_to_be_between:duration_s]",
+        ),
         (3, "invalid JSON (Expecting value)"),
         (5, "expected a JSON object"),
         (6, "exactly one of 'path' or 'url' must be set"),
