@@ -83,12 +83,24 @@ def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str
     return out
 
 
-def _within(root: str, rel: str) -> str:
+def _outside(rel: str, cfg: SourceConfig) -> ClipFailure:
+    if cfg.audio_root:
+        where = f"--audio-root {cfg.audio_root}"
+    else:
+        where = f"the manifest's folder {cfg.manifest_dir or os.getcwd()}"
+    return ClipFailure(
+        FailureReason.VALIDATION,
+        f"path {rel!r} is outside {where}: relative paths must stay inside it (give an absolute "
+        "path, or an --audio-root that holds the file)",
+    )
+
+
+def _within(root: str, rel: str, cfg: SourceConfig) -> str:
     joined = os.path.normpath(os.path.join(root, rel))
     if os.path.commonpath([os.path.abspath(root), os.path.abspath(joined)]) != os.path.abspath(
         root
     ):
-        raise ClipFailure(FailureReason.VALIDATION, f"path {rel!r} escapes the audio root")
+        raise _outside(rel, cfg)
     return joined
 
 
@@ -100,8 +112,9 @@ def resolve(
     Raises
     ------
     ClipFailure
-        ``VALIDATION`` for an id that cannot be a YouTube id or a path escaping the audio
-        root; ``NOT_FOUND`` for a segment with no file under the audio root.
+        ``VALIDATION`` for an id that cannot be a YouTube id or a relative path leading out
+        of the audio root (or of the manifest's folder without one); ``NOT_FOUND`` for a
+        segment with no file under the audio root.
     """
     kind = cfg.source
     if segment.source_kind == "url":
@@ -113,9 +126,9 @@ def resolve(
         base = cfg.audio_root or cfg.manifest_dir or "."
         if "://" in base:
             if ".." in Path(src).parts:
-                raise ClipFailure(FailureReason.VALIDATION, f"path {src!r} escapes the audio root")
+                raise _outside(src, cfg)
             return ResolvedSource(base.rstrip("/") + "/" + src, cfg.precut)
-        return ResolvedSource(_within(base, src), cfg.precut)
+        return ResolvedSource(_within(base, src, cfg), cfg.precut)
     if kind == "auto":
         kind = "http" if cfg.url_template else "local" if cfg.audio_root else "youtube"
     fields = {
