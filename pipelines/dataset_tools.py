@@ -9,13 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import h5py
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.dataset_state import ledger_state, load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES
-from schemas.ledger import STATUS_OK
+from schemas.ledger import STATUS_OK, latest_rows
 from schemas.shards import hdf5_problems
 
 
@@ -61,6 +62,48 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
         "bytes": sum(s["bytes"] for s in splits.values()),
         "runs": len(manifest.runs),
     }
+
+
+FAILURE_FIELDS = ("clip_id", "split", "reason", "detail", "source", "origin", "line", "run_id")
+"""What :func:`dataset_failures` gives of each failed clip."""
+
+
+def dataset_failures(
+    root: str,
+    *,
+    split: str | None = None,
+    reason: str | None = None,
+    run_id: str | None = None,
+    storage_options: dict | None = None,
+) -> list[dict]:
+    """The clips whose latest ledger record is a failure, with its reason and detail.
+
+    Parameters
+    ----------
+    root : str
+        Dataset directory or URL.
+    split, reason : str, optional
+        Only this split, only this failure reason (for example ``"validation"``).
+    run_id : str, optional
+        Only failures that run recorded.
+    storage_options : dict, optional
+
+    Returns
+    -------
+    list of dict
+        :data:`FAILURE_FIELDS` of each clip, ordered by split, list file, line and clip id.
+    """
+    store = DatasetStore(root, storage_options)
+    _require_manifest(store)
+    table = read_ledger(store, split)
+    if run_id is not None:
+        table = table.filter(pc.equal(table["run_id"], run_id))
+    rows = [
+        {k: r[k] for k in FAILURE_FIELDS}
+        for r in latest_rows(table).values()
+        if r["status"] != STATUS_OK and reason in (None, r["reason"])
+    ]
+    return sorted(rows, key=lambda r: (r["split"], r["origin"] or "", r["line"] or 0, r["clip_id"]))
 
 
 @dataclass

@@ -414,8 +414,8 @@ def _prepare_run(
     for bad_line in seglist.malformed:
         log(f"malformed: {bad_line}")
     # The default split only when some row falls back to it: a manifest naming every row's
-    # split leaves no empty default split behind.
-    splits = sorted({s.split for s in seglist.segments} or {cfg.split})
+    # split leaves no empty default split behind, and neither does a duplicate line.
+    splits = sorted({s.split for s in segments} or {cfg.split})
     staging.remove_plans(store)
     for split in splits:
         store.remove_temporaries(f"waveforms/{split}")
@@ -474,7 +474,7 @@ def _prepare_run(
     processes, threads = local_parallelism(cfg.workers, len(direct), len(todo_staged))
     return _RunPlan(
         splits=splits,
-        requested=len(seglist.segments) + len(seglist.malformed),
+        requested=len(segments) + len(seglist.malformed),  # duplicates are malformed lines
         malformed=[str(m) for m in seglist.malformed],
         already_done=already,
         planned=len(todo),

@@ -67,11 +67,24 @@ def test_hostile_ids_never_become_commands_or_paths(tmp_path: Path):
         assert rows[bad]["status"] == "failed", bad
         assert rows[bad]["reason"] == "validation", bad
     assert "expect_column_values_to_match_regex" in rows["$(reboot)_0"]["detail"]
-    assert "num_unknown_labels" in rows["good_id_004_0"]["detail"]
-    assert (
-        "end_s" in rows["good_id_003_5000"]["detail"]
-        or "duration" in rows["good_id_003_5000"]["detail"]
+    assert rows["good_id_004_0"]["detail"] == (
+        "labels not in the class map: '/m/unknown' "
+        "[expect_column_values_to_be_between:num_unknown_labels]"
     )
+    assert rows["good_id_003_5000"]["detail"].startswith("end 2 s is not after start 5 s [")
+    # 11 lines of segments: the duplicate is one malformed line, not a segment as well
+    assert manifest(out)["runs"][-1]["requested"] == 11
+    # the run lists its failures with their list line, reason and detail
+    assert "7 clip(s) failed:" in proc.stderr
+    assert "segments.csv:9: good_id_003_5000: validation: end 2 s is not after start 5 s" in (
+        proc.stderr
+    )
+    listed = audiomill("dataset", "failures", str(out), "--reason", "validation", "--json")
+    failures = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [f["line"] for f in failures] == [4, 5, 6, 7, 8, 9, 10]
+    assert failures[5]["clip_id"] == "good_id_003_5000"
+    assert failures[5]["detail"] == rows["good_id_003_5000"]["detail"]
+    assert audiomill("dataset", "failures", str(out), "--reason", "not_found").stdout == ""
     assert list(work.iterdir()) == []
     after = _tree(tmp_path) - _tree(work) - _tree(out) - {out}
     assert after == before
@@ -203,13 +216,13 @@ def test_manifest_naming_every_split_leaves_no_empty_default_split(tmp_path: Pat
         write_media(tmp_path / f"{name}.wav", 1.0, 16000)
     (tmp_path / "classes.csv").write_text(CLASSES)
     rows = tmp_path / "manifest.csv"
-    rows.write_text("path,labels,split\na.wav,Alpha,fold1\nb.wav,Beta,fold2\n")
+    rows.write_text("path,labels,split\na.wav,Alpha,fold1\nb.wav,Beta,fold2\na.wav,Beta,fold3\n")
     out = tmp_path / "ds"
     audiomill("ingest", "--segments", str(rows), "--classes", str(tmp_path / "classes.csv"),
               "--out", str(out), "--sample-rate", "8000", "--clip-seconds", "1",
               "--workers", "1", cwd=tmp_path)  # fmt: skip
     splits = manifest(out)["splits"]
-    assert set(splits) == {"fold1", "fold2"}
+    assert set(splits) == {"fold1", "fold2"}  # not fold3: its only row repeats a.wav
     assert [splits[s]["num_clips"] for s in ("fold1", "fold2")] == [1, 1]
     # the segment suite's report, written in the background, is there when the run ends
     run_id = manifest(out)["runs"][-1]["run_id"]

@@ -50,7 +50,9 @@ def ingest(
             "or a folder of audio files (labels from sub-folder names)."
         ),
     ],
-    out: Annotated[str, typer.Option(help="Dataset directory or URL (s3://bucket/prefix).")],
+    out_path: Annotated[
+        str, typer.Option("--out", help="Dataset directory or URL (s3://bucket/prefix).")
+    ],
     classes: Annotated[
         str | None,
         typer.Option(
@@ -141,7 +143,7 @@ def ingest(
     beam_args = [a for a in ctx.args if a != "--"]
     cfg = IngestConfig(
         segments=segments,
-        out=out,
+        out=out_path,
         classes=classes,
         source=source,
         url_template=url_template,
@@ -185,6 +187,8 @@ def ingest(
             fail(str(exc))
         bar.update(task, completed=summary.planned, shards=summary.shards)
     _print_ingest_summary(summary)
+    if summary.failed:
+        _print_failures(out_path, cfg.storage_options, summary.run_id, sum(summary.failed.values()))
     if not summary.usable:
         fail("the dataset holds no clips: see the failures above", code=1)
     return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
@@ -229,6 +233,35 @@ def _print_ingest_summary(summary) -> None:
     rate = summary.planned / summary.seconds if summary.seconds else 0.0
     table.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} clips/s)")
     console.print(table)
+
+
+FAILURES_SHOWN = 10
+"""Failed clips an ingest lists after its summary; ``dataset failures`` lists them all."""
+
+
+def _failure_line(row: dict) -> str:
+    where = f"{Path(row['origin']).name}:{row['line']}: " if row["origin"] and row["line"] else ""
+    return f"{where}{row['clip_id']}: {row['reason']}: {row['detail']}"
+
+
+def _print_failures(dataset: str, storage_options: dict | None, run_id: str, total: int) -> None:
+    from pipelines.dataset_tools import dataset_failures
+
+    rows = dataset_failures(dataset, run_id=run_id, storage_options=storage_options)
+    shown = rows[:FAILURES_SHOWN]
+    console.print(
+        f"{total} clip(s) failed" + (f", the first {len(shown)}:" if total > len(shown) else ":"),
+        highlight=False,
+    )
+    for row in shown:
+        console.print(f"  {_failure_line(row)}", markup=False, highlight=False, soft_wrap=True)
+    if total > len(shown):
+        console.print(
+            f"all of them: audiomill dataset failures {dataset} --run {run_id}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @segments_app.command("inspect")
@@ -310,6 +343,38 @@ def dataset_info_cmd(
             reasons,
         )
     out.print(t)
+
+
+@dataset_app.command("failures")
+def dataset_failures_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only this reason, e.g. validation, unavailable.")
+    ] = None,
+    run: Annotated[str | None, typer.Option(help="Only failures of this ingest run id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Every clip that failed and was not committed since: list file and line, reason, detail."""
+    with collection_paused():
+        from pipelines.dataset_tools import dataset_failures
+
+    try:
+        rows = dataset_failures(
+            dataset,
+            split=split,
+            reason=reason,
+            run_id=run,
+            storage_options=storage_options_from(storage_options),
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    for row in rows:
+        text = json.dumps(row) if as_json else f"{row['split']}: {_failure_line(row)}"
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    if not as_json:
+        console.print(f"{len(rows)} failed clip(s)", highlight=False)
 
 
 @dataset_app.command("verify")
