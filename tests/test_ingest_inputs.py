@@ -176,7 +176,7 @@ def test_segments_inspect_lists_every_bad_line(tmp_path: Path, audioset_dir: Pat
     assert proc.returncode == 1
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(str(segs))]
     assert [ln.split(":")[1] for ln in lines] == ["3", "4", "5", "6"]
-    assert "unknown labels: /m/nothing" in proc.stdout
+    assert "labels not in the class map: '/m/nothing'" in proc.stdout
     assert "duplicate" in lines[3]
 
 
