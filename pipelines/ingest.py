@@ -58,7 +58,7 @@ from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
-from schemas.errors import MalformedLine
+from schemas.errors import InputFormatError, MalformedLine
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
 from schemas.segment_checks import describe_failed_checks
@@ -324,8 +324,6 @@ def run_ingest(
             )
         else:
             _check_compatible(manifest, cfg, class_map)
-        if not store.exists(CLASSES):
-            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         try:
             plan = _prepare_run(cfg, class_map, store, manifest, run_id, reports, log)
             # The segment list, the ledger's state and the clips' plans are garbage now (the
@@ -409,6 +407,10 @@ def _prepare_run(
     plans) lives only in this call; the pipeline reads the plans back from their files.
     """
     seglist = load_segment_list(cfg.segments, class_map, cfg.split, cfg.storage_options)
+    if not seglist.segments and not seglist.malformed:
+        raise InputFormatError(cfg.segments, "the list holds no segments")
+    if not store.exists(CLASSES):
+        store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
     segments, dupes = _dedupe(seglist.segments)
     seglist.malformed.extend(dupes)
     for bad_line in seglist.malformed:

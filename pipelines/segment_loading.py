@@ -12,6 +12,7 @@ from pipelines.sources import AUDIO_EXTENSIONS
 from schemas.audioset import parse_segments_text
 from schemas.classmap import ClassMap
 from schemas.custom_manifest import is_jsonl, manifest_labels, parse_manifest_text
+from schemas.errors import InputFormatError
 from schemas.segments import Segment, SegmentList, sanitize_clip_id
 from schemas.textio import read_text
 
@@ -23,12 +24,12 @@ def is_directory(path: str, storage_options: dict | None = None) -> bool:
 
 
 def looks_like_manifest(text: str, path: str) -> bool:
-    """A custom manifest (JSONL, or CSV whose header names ``path`` or ``url``), not AudioSet."""
+    """A custom manifest (JSONL, or CSV whose header names ``path`` or ``url`` in any case)."""
     if is_jsonl(path):
         return True
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            header = [h.strip() for h in next(csv.reader([line]))]
+            header = [h.strip().lower() for h in next(csv.reader([line]))]
             return "path" in header or "url" in header
     return False
 
@@ -83,6 +84,8 @@ def class_map_from_list(path: str, storage_options: dict | None = None) -> Class
         names = folder_labels(path, storage_options)
     else:
         text = read_text(path, storage_options)
+        if not text.strip():
+            raise InputFormatError(path, "the list holds no segments")
         if not looks_like_manifest(text, path):
             raise ValueError(f"{path}: an AudioSet segment list needs --classes")
         names = manifest_labels(path, storage_options)

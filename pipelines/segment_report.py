@@ -54,6 +54,8 @@ def inspect_segments(
     )
     seglist = load_segment_list(path, cmap, "train", storage_options)
     problems = [(m.line, m.reason) for m in seglist.malformed]
+    if not seglist.segments and not seglist.malformed:
+        problems.append((1, "the list holds no segments"))
     first_line: dict[str, int] = {}
     unique = []
     for s in seglist.segments:

@@ -1,6 +1,6 @@
 """Manifests of the user's own audio: CSV or JSON Lines, one clip per row.
 
-Columns (CSV header or JSON keys):
+Columns (CSV header or JSON keys, in any case):
 
 ``path`` or ``url`` (exactly one per row)
     A local path (relative to the audio root when one is given), an fsspec URL (``s3://``)
@@ -42,7 +42,7 @@ def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
     reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
     if reader.fieldnames is None:
         raise InputFormatError(path, "empty manifest")
-    fields = {f.strip() for f in reader.fieldnames if f}
+    fields = {f.strip().lower() for f in reader.fieldnames if f}
     if not fields & {"path", "url"}:
         raise InputFormatError(path, "manifest header needs a 'path' or 'url' column", line=1)
     for row in reader:
@@ -50,7 +50,7 @@ def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
             extra = len(row[None])
             yield reader.line_num, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
             continue
-        yield reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        yield reader.line_num, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
@@ -62,7 +62,10 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
         except json.JSONDecodeError as exc:
             yield lineno, f"invalid JSON ({exc.msg})"
             continue
-        yield lineno, obj if isinstance(obj, dict) else "expected a JSON object"
+        if not isinstance(obj, dict):
+            yield lineno, "expected a JSON object"
+            continue
+        yield lineno, {str(k).strip().lower(): v for k, v in obj.items()}
 
 
 def _seconds(value) -> float | None:

@@ -280,6 +280,22 @@ def test_formats_add_up_and_a_dataset_keeps_its_settings(tmp_path: Path):
     assert manifest(out)["splits"]["train"]["num_clips"] == 1
 
 
+def test_a_list_without_segments_is_refused_before_the_dataset_is_made(tmp_path: Path):
+    (tmp_path / "classes.csv").write_text(CLASSES)
+    for name, text in (("empty.csv", ""), ("header.csv", "path,labels\n")):
+        (tmp_path / name).write_text(text)
+        for classes in (["--classes", str(tmp_path / "classes.csv")], []):
+            proc = audiomill("ingest", "--segments", str(tmp_path / name), *classes,
+                             "--out", str(tmp_path / "ds"), check=False)  # fmt: skip
+            if not classes and name == "header.csv":  # no labels to make a class map of
+                assert proc.returncode == 2 and "no labels found" in proc.stderr
+                continue
+            assert proc.returncode == 2, proc.stderr
+            assert f"{tmp_path / name}: the list holds no segments" in proc.stderr
+            assert not (tmp_path / "ds" / "classes.csv").exists()
+            assert not (tmp_path / "ds" / "manifest.json").exists()
+
+
 def test_an_output_that_cannot_be_a_directory_gets_a_clear_error(tmp_path: Path):
     (tmp_path / "m.csv").write_text("path,labels\na.wav,x\n")
     (tmp_path / "afile").write_text("not a dataset")

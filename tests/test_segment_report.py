@@ -209,3 +209,18 @@ def test_inspect_to_dict(tmp_path, classes):
     assert [p["line"] for p in out["problems"]] == [n for n, _ in AUDIOSET_PROBLEMS]
     assert out["segments"] == 8 and out["path"] == str(seg)
     assert json.loads(json.dumps(out)) == out
+
+
+def test_inspect_a_list_without_segments_is_a_problem(tmp_path, classes):
+    for name, text in (("empty.csv", ""), ("header.csv", "path,labels\n"), ("e.jsonl", "\n")):
+        report = inspect_segments(str(_write(tmp_path, name, text)), str(classes))
+        assert report.problems == [(1, "the list holds no segments")], name
+        assert report.segments == 0
+
+
+def test_manifest_columns_in_any_case(tmp_path, classes):
+    man = _write(tmp_path, "m.csv", "Path,START_SECONDS,End_Seconds,Labels\na.wav,0,5,Dog\n")
+    report = inspect_segments(str(man), str(classes))
+    assert (report.problems, report.segments, report.per_class) == ([], 1, {"Dog": 1})
+    man = _write(tmp_path, "m.jsonl", '{"URL": "http://h/a.wav", "Labels": ["Dog"]}\n')
+    assert inspect_segments(str(man), str(classes)).per_class == {"Dog": 1}
