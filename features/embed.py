@@ -88,6 +88,8 @@ class EmbedSummary:
     pca_sha256: str
     devices: dict[str, int] = dataclasses.field(default_factory=dict)
     """Shards embedded this run by where the model ran: ``{"CPU": 3, "GPU:0": 5}``."""
+    short_clips: int = 0
+    """Clips embedded this run with less than 0.96 s of audio: one zero-padded example each."""
 
     def describe_devices(self) -> str:
         """``devices`` for a summary table: ``"GPU:0 (5 shards), CPU (3 shards)"``."""
@@ -140,7 +142,7 @@ def embed_waveforms(
     frames: int,
     embedder,
     settings: EmbedSettings,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quantized embeddings of a block of clips.
 
     Parameters
@@ -148,7 +150,9 @@ def embed_waveforms(
     waveforms : np.ndarray [shape=(N, T), dtype=int16]
         Zero-padded clips at ``sample_rate``.
     num_samples : np.ndarray [shape=(N,)]
-        Real samples per clip; frames past them are zeroed, as in AudioSet's release.
+        Real samples per clip. Frames past ``floor(seconds / 0.96)`` are zeroed, as in
+        AudioSet's release, except that a clip with some audio but less than 0.96 s keeps its
+        first example (its audio zero-padded, as stored) when the stored clips hold one.
     sample_rate : int
     frames : int
         Frames per clip to keep (F).
@@ -159,23 +163,28 @@ def embed_waveforms(
     -------
     x : np.ndarray [shape=(N, F, 128), dtype=uint8]
     num_frames : np.ndarray [shape=(N,), dtype=int32]
+    padded : np.ndarray [shape=(N,), dtype=bool]
+        Clips under 0.96 s kept as one zero-padded example.
     """
     n = len(waveforms)
     x = np.zeros((n, frames, EMBEDDING_DIM), dtype=np.uint8)
-    real = np.minimum(
-        frames, np.floor(np.asarray(num_samples) / sample_rate / EXAMPLE_SECONDS + 1e-9)
-    ).astype(np.int32)
+    num_samples = np.asarray(num_samples)
+    real = np.minimum(frames, np.floor(num_samples / sample_rate / EXAMPLE_SECONDS + 1e-9)).astype(
+        np.int32
+    )
     if n == 0:
-        return x, real
+        return x, real, np.zeros(0, bool)
     examples = batch_waveform_to_examples(
         waveforms, sample_rate, mode=settings.mode, resampler=settings.resampler
     )
     usable = min(frames, examples.shape[1])
+    padded = (real == 0) & (num_samples > 0) & (usable > 0)
+    real[padded] = 1
     flat = examples[:, :usable].reshape(-1, *examples.shape[2:])
     _, quantized = embedder.embed(flat)
     x[:, :usable] = quantized.reshape(n, usable, EMBEDDING_DIM)
     x[np.arange(frames)[None, :] >= real[:, None]] = 0
-    return x, real
+    return x, real, padded
 
 
 def _video_id(audio_name: str, clip_id: str) -> str:
@@ -236,18 +245,20 @@ def embed_shard(
     -------
     dict
         ``entry``: the embedding shard's manifest entry; ``device``: where the model ran
-        (:func:`features.tensorflow_device.default_device`).
+        (:func:`features.tensorflow_device.default_device`); ``short_clips``: clips under
+        0.96 s, kept as one zero-padded example.
     """
     store = DatasetStore(root, storage_options)
     entry = ShardEntry.from_dict(shard)
     embedder = load_embedder(settings)
     sr, num_classes = manifest_facts["sample_rate"], manifest_facts["num_classes"]
     frames = frames_per_clip(manifest_facts["clip_seconds"])
-    xs, ys, ids, vids, nfs = [], [], [], [], []
+    xs, ys, ids, vids, nfs, short = [], [], [], [], [], 0
     for waves, lengths, targets, clip_ids, names in _read_waveform_shard(
         store, entry, manifest_facts["num_samples"]
     ):
-        x, nf = embed_waveforms(waves, lengths, sr, frames, embedder, settings)
+        x, nf, padded = embed_waveforms(waves, lengths, sr, frames, embedder, settings)
+        short += int(np.count_nonzero(padded))
         if isinstance(targets, list):
             y = np.zeros((len(targets), num_classes), dtype=bool)
             for i, labels in enumerate(targets):
@@ -268,7 +279,7 @@ def embed_shard(
     out = commit_embedding_shard(
         store, MODEL, split, entry.index, rows, attrs, settings.formats, run_id
     )
-    return {"entry": dataclasses.asdict(out), "device": default_device()}
+    return {"entry": dataclasses.asdict(out), "device": default_device(), "short_clips": short}
 
 
 def _provenance(settings: EmbedSettings) -> dict:
@@ -363,7 +374,7 @@ def embed_dataset(
         attrs = {**prov, "class_map_sha256": manifest.class_map_sha256}
         threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         task_settings = dataclasses.replace(settings, threads=threads)
-        clips, devices = 0, {}
+        clips, short, devices = 0, 0, {}
         if todo:
             args = [
                 (store.url(), storage_options, split, dataclasses.asdict(shard), facts,
@@ -379,6 +390,7 @@ def embed_dataset(
                     target.shards.sort(key=lambda s: s.index)
                     save_manifest(store, manifest)
                     clips += entry.num_clips
+                    short += result["short_clips"]
                     if progress:
                         progress(n, len(todo))
         stage["completed"] = time.time()
@@ -392,4 +404,5 @@ def embed_dataset(
         checkpoint_sha256=prov["checkpoint_sha256"],
         pca_sha256=prov["pca_sha256"],
         devices=devices,
+        short_clips=short,
     )

@@ -11,17 +11,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.embed import EXAMPLE_SECONDS, EmbedSettings, load_embedder
-from features.vggish_frontend import waveform_to_examples
+from features.vggish_frontend import one_example_samples, waveform_to_examples
 from pipelines.audio import decode, to_mono
 
 
 @dataclass
 class FileEmbeddings:
-    """Embeddings of one file: one row per 0.96 s example."""
+    """Embeddings of one file: one row per 0.96 s example.
+
+    Attributes
+    ----------
+    path : str
+    quantized, raw : np.ndarray [shape=(n, 128)]
+        uint8 and float32 embeddings.
+    padded : bool
+        Whether the file was shorter than one example and zero-padded to one.
+    """
 
     path: str
     quantized: np.ndarray
     raw: np.ndarray
+    padded: bool = False
 
     @property
     def start_s(self) -> np.ndarray:
@@ -30,13 +40,23 @@ class FileEmbeddings:
 
 
 def embed_file(path: str, settings: EmbedSettings) -> FileEmbeddings:
-    """Decode ``path`` (any format ingest reads), and embed every full 0.96 s example of it."""
+    """Decode ``path`` (any format ingest reads), and embed every full 0.96 s example of it.
+
+    A file shorter than one example is zero-padded to one, as ``embed`` keeps a short clip.
+    """
     audio = decode(path)
+    mono = to_mono(audio.samples)
     examples = waveform_to_examples(
-        to_mono(audio.samples), audio.sample_rate, mode=settings.mode, resampler=settings.resampler
+        mono, audio.sample_rate, mode=settings.mode, resampler=settings.resampler
     )
+    padded = not len(examples)
+    if padded:
+        mono = np.pad(mono, (0, one_example_samples(audio.sample_rate) - len(mono)))
+        examples = waveform_to_examples(
+            mono, audio.sample_rate, mode=settings.mode, resampler=settings.resampler
+        )
     raw, quantized = load_embedder(settings).embed(examples)
-    return FileEmbeddings(os.fspath(path), quantized, raw)
+    return FileEmbeddings(os.fspath(path), quantized, raw, padded)
 
 
 def save_embeddings(results: Sequence[FileEmbeddings], out: str, provenance: dict) -> str:

@@ -28,6 +28,7 @@ mel weights are applied as a sparse matrix (each band spans a few bins).
 from __future__ import annotations
 
 import functools
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -111,6 +112,24 @@ def example_count(num_frames: int) -> int:
         ``1 + (num_frames - 96) // 96``, or 0 when ``num_frames < 96`` (10 for 10 s of audio).
     """
     return 0 if num_frames < NUM_FRAMES else 1 + (num_frames - NUM_FRAMES) // EXAMPLE_HOP_FRAMES
+
+
+def one_example_samples(sample_rate: float) -> int:
+    """Fewest samples at ``sample_rate`` that make one example once at 16 kHz.
+
+    One example needs 15600 samples at 16 kHz (0.975 s: 96 frames of 400 samples every 160);
+    one more is asked for, since a resampler may round its output length down.
+
+    Parameters
+    ----------
+    sample_rate : float
+        Hz.
+
+    Returns
+    -------
+    int
+    """
+    return math.ceil((_MIN_EXAMPLE_SAMPLES + 1) * sample_rate / SAMPLE_RATE)
 
 
 def frontend_provenance(mode: Mode = "exact", resampler: Resampler | None = None) -> dict:

@@ -144,6 +144,13 @@ def test_predict_embedding_files_with_vggish(
     np.testing.assert_allclose(got[1].scores, want, atol=1e-5)
     with pytest.raises(ValueError, match="--checkpoint"):
         predict_files(served.emb, [short])
+    half = _tone(tmp_path / "half.wav", 0.5, 16000, 440.0)
+    (got,) = predict_files(served.emb, [half], checkpoint=checkpoint, pca_params=pca)
+    frames = embed_file(str(half), settings).quantized
+    assert got.windows == 1 and frames.shape == (1, 128)  # zero-padded to one example
+    padded[0] = 0
+    padded[0, 0] = frames[0]
+    np.testing.assert_allclose(got.scores, model.predict(padded, verbose=0)[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["wave", "emb"])

@@ -75,7 +75,8 @@ def embed(
     """VGGish embeddings for every waveform shard, one Dask task per shard, resumable.
 
     Embedding shards are row-aligned with the waveform shards (same index, same clip order) and
-    record the checkpoint and PCA digests. A GPU is used when TensorFlow sees one.
+    record the checkpoint and PCA digests. A clip keeps floor(seconds / 0.96) examples, one
+    zero-padded example when it has less audio than that. A GPU is used when TensorFlow sees one.
     """
     with collection_paused():
         from features.embed import embed_dataset
@@ -109,6 +110,7 @@ def embed(
     t.add_row("shards embedded", str(summary.shards_done))
     t.add_row("shards already done", str(summary.shards_skipped))
     t.add_row("clips", str(summary.clips))
+    t.add_row("clips under 0.96 s (one zero-padded example)", str(summary.short_clips))
     t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
     t.add_row("PCA sha256", summary.pca_sha256[:16])
     if summary.devices:
@@ -128,7 +130,10 @@ def embed_files(
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "fast",
     resampler: Annotated[str | None, typer.Option(help=RESAMPLER_HELP)] = None,
 ) -> None:
-    """Embeddings of a few audio files, one row per 0.96 s example, without a dataset."""
+    """Embeddings of a few audio files, one row per 0.96 s example, without a dataset.
+
+    A file shorter than one example is zero-padded to one, and its line says so.
+    """
     with collection_paused():
         from features.embed_files import embed_files as run
         from features.vggish_checkpoint import CheckpointError
@@ -145,8 +150,11 @@ def embed_files(
             bar.stop()
             fail(str(exc))
     for r in results:
-        out.print(f"{r.path}: {len(r.quantized)} embeddings", markup=False, highlight=False)
-    out.print(f"wrote {out_path}")
+        line = f"{r.path}: {len(r.quantized)} embedding{'s' * (len(r.quantized) != 1)}"
+        if r.padded:
+            line += " (shorter than one 0.96 s example: zero-padded to one)"
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_path}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _import_summary(summary) -> None:
