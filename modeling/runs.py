@@ -12,13 +12,15 @@ A run directory (``RUN``) holds everything needed to continue, evaluate or serve
     RUN/summary.json           what the finished run achieved
 
 Every file is written to a temporary name and renamed, so a run killed at any moment keeps its
-last complete checkpoint.
+last complete checkpoint. A run started over in the same directory keeps the run it replaces as
+``RUN.previous`` (one generation).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ LAST_WEIGHTS = "last.weights.h5"
 HISTORY = "history.jsonl"
 LOGS = "logs"
 SUMMARY = "summary.json"
+PREVIOUS_SUFFIX = ".previous"
 INPUTS = ("embeddings", "waveforms")
 SAMPLERS = ("balanced", "shuffled", "weighted")
 
@@ -198,6 +201,29 @@ class RunDir:
     def save_config(self, config: RunConfig, classes: ClassMap) -> None:
         write_atomic(self.file(RUN_CLASSES), classes.to_csv_text().encode())
         write_json(self.file(RUN_CONFIG), config.to_dict())
+
+    @property
+    def previous_path(self) -> Path:
+        """Where :meth:`set_aside` keeps the run: ``RUN.previous`` beside it."""
+        return self.path.with_name(self.path.name + PREVIOUS_SUFFIX)
+
+    def set_aside(self) -> Path:
+        """Move the run to :attr:`previous_path`, deleting the one kept there before.
+
+        Returns
+        -------
+        Path
+            Where the run is now.
+        """
+        previous = self.previous_path
+        if previous.exists():
+            doomed = previous.with_name(f".{previous.name}.{os.getpid()}.delete")
+            previous.rename(doomed)
+            self.path.rename(previous)
+            shutil.rmtree(doomed) if doomed.is_dir() else doomed.unlink()
+        else:
+            self.path.rename(previous)
+        return previous
 
     def load_classes(self) -> ClassMap:
         return ClassMap.load(self.file(RUN_CLASSES))

@@ -131,6 +131,8 @@ class TrainResult:
         Training clips per second in this session (steps x batch / time in training steps).
     devices : str
         Where and in what precision it trained (:func:`modeling.models.describe_strategy`).
+    previous : Path or None
+        Where the run this one replaced was kept (``restart``).
     """
 
     run: Path
@@ -146,6 +148,7 @@ class TrainResult:
     clips_per_second: float
     devices: str
     warnings: list[str] = field(default_factory=list)
+    previous: Path | None = None
 
 
 # --------------------------------------------------------------------------- model state
@@ -277,6 +280,7 @@ def train(
     run_path: str | Path,
     *,
     resume: bool = False,
+    restart: bool = False,
     classes: Any = None,
     storage_options: dict | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
@@ -289,10 +293,13 @@ def train(
     config : RunConfig
         With ``resume``, every setting but ``steps`` must equal the saved run's.
     run_path : str or Path
-        The run directory; must not hold a run unless ``resume``.
+        The run directory; must not hold a run unless ``resume`` or ``restart``.
     resume : bool
         Continue from the run's last checkpoint (a run with no checkpoint yet starts over, and
         so does one that does not exist yet, which makes ``train --resume`` idempotent).
+    restart : bool
+        Start over; a run already there is moved to ``RUN.previous`` (:meth:`RunDir.set_aside`)
+        once the new one's data checked out. Not with ``resume``.
     classes : ClassMap, optional
         The dataset's class map, copied into the run (required for a fresh run).
     storage_options : dict, optional
@@ -308,20 +315,26 @@ def train(
     -------
     TrainResult
     """
+    if resume and restart:
+        raise ValueError("--resume and --restart do not go together")
     run = RunDir(run_path)
     resume = resume and run.exists
     if resume:
         config = _check_resume(run, config)
-    elif run.exists:
+    elif run.exists and not restart:
         raise FileExistsError(
-            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+            f"{run.path} already holds a run; pass --resume to continue it, --restart to start it "
+            "over, or choose another --out"
         )
     data = open_train_data(config, storage_options)
     if config.task == "singlelabel":
         single_labels(data.labels.dense(data.train_rows, config.num_classes))
+    previous = None
     if not resume:
         if classes is None:
             raise ValueError("a new run needs the dataset's class map")
+        if run.exists:
+            previous = run.set_aside()
         run.save_config(config, classes)
 
     model, placement = _build(config, data, devices)
@@ -439,6 +452,7 @@ def train(
         seconds=seconds,
         clips_per_second=trained * config.batch_size / train_seconds if train_seconds else 0.0,
         devices=placement,
+        previous=previous,
     )
     write_json(
         run.file(SUMMARY),

@@ -74,8 +74,17 @@ def test_resume_refuses_changed_settings_and_new_run_refuses_existing(
     )
     with pytest.raises(ValueError, match="learning_rate"):
         train(embedding_config(dataset, steps=4, learning_rate=0.5), tmp_path / "r", resume=True)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="--restart"):
         train(embedding_config(dataset, steps=2), tmp_path / "r", classes=_classes(dataset))
+    restarted = train(
+        embedding_config(dataset, steps=2, learning_rate=0.5),
+        tmp_path / "r",
+        restart=True,
+        classes=_classes(dataset),
+    )
+    assert restarted.previous == tmp_path / "r.previous" and restarted.resumed_from == 0
+    assert RunDir(tmp_path / "r").load_config().learning_rate == 0.5
+    assert RunDir(tmp_path / "r.previous").load_config().learning_rate == 1e-3
     fresh = train(
         embedding_config(dataset, steps=2), tmp_path / "new", resume=True, classes=_classes(dataset)
     )
@@ -203,6 +212,8 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     assert "resumed from 4" in resumed.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--resume" in again.output
+    both = runner.invoke(app, [*args, "--resume", "--restart"])
+    assert both.exit_code == 2 and "do not go together" in both.output
     bad = runner.invoke(app, ["train", str(dataset), "--out", str(tmp_path / "x"), "--input", "x"])
     assert bad.exit_code == 2 and "--input must be one of" in bad.output
 

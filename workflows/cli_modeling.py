@@ -31,6 +31,8 @@ def _format_metric(value: Any) -> str:
 def _train_table(result: Any, title: str) -> Table:
     t = Table(title=title, show_header=False)
     t.add_row("run", str(result.run))
+    if result.previous is not None:
+        t.add_row("replaced run", f"kept as {result.previous}")
     t.add_row("steps", f"{result.step} (resumed from {result.resumed_from})")
     t.add_row("training clips", str(result.clips))
     if result.best_step is not None:
@@ -63,6 +65,7 @@ def _train(
     resume: bool,
     so: dict | None,
     devices: list[str] | None = None,
+    restart: bool = False,
 ) -> Any:
     with collection_paused():
         from modeling.training import train as train_run
@@ -73,6 +76,7 @@ def _train(
                 config,
                 run,
                 resume=resume,
+                restart=restart,
                 classes=classes,
                 storage_options=so,
                 progress=advance,
@@ -117,6 +121,7 @@ class _StepBar:
 
 
 def train(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
     input: Annotated[
@@ -166,6 +171,13 @@ def train(
             help="Continue RUN from its last checkpoint, exactly (a new RUN starts fresh)."
         ),
     ] = False,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            help="Start RUN over, keeping a run already there as RUN.previous (deleting an "
+            "older one)."
+        ),
+    ] = False,
     device: Annotated[
         list[str] | None,
         typer.Option(
@@ -179,8 +191,12 @@ def train(
     Evaluates and checkpoints every --eval-every steps (history.jsonl, TensorBoard logs in
     RUN/logs), keeps the best weights by mAP (multilabel) or accuracy (singlelabel), and uses
     every visible GPU (MirroredStrategy, mixed precision). --resume continues exactly: the same
-    batches, the same weights as a run that was never stopped.
+    batches, the same weights as a run that was never stopped. In a workflow, a stage that runs
+    again starts its run over, unless it resumes a run it left unfinished with the same settings.
     """
+    if resume and restart:
+        fail("--resume and --restart do not go together")
+    resume, restart = _workflow_rerun(ctx, resume, restart)
     so = storage_options_from(storage_options)
     config, classes = _plan(
         dataset,
@@ -205,9 +221,21 @@ def train(
         model_arg=model_arg,
         mixed_precision=mixed_precision,
     )
-    result = _train(config, classes, out_dir, resume, so, device)
+    result = _train(config, classes, out_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
+
+
+def _workflow_rerun(ctx: typer.Context, resume: bool, restart: bool) -> tuple[bool, bool]:
+    """``resume`` and ``restart`` for a workflow stage's earlier run (see
+    :mod:`workflows.runner`): a resumable run is continued when ``resume`` asks, any other run
+    the stage made is started over."""
+    from workflows.runner import EARLIER_RUN, RESUMABLE
+
+    earlier = ctx.meta.get(EARLIER_RUN)
+    if earlier is None or (earlier == RESUMABLE and resume):
+        return resume, restart
+    return False, True
 
 
 def _grid(text: str | None, cast: type, default: Any) -> list[Any]:

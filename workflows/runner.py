@@ -57,6 +57,15 @@ or containing one of them), and on every earlier stage that declares no ``output
 ``outputs: []`` for a stage nothing reads). So changing a ``--set`` value re-runs the stages whose
 resolved parameters change, and then the stages that read what they wrote. ``--from STAGE``
 re-runs that stage and all after it; ``--only STAGE`` runs just that one; both record as usual.
+
+Earlier outputs
+---------------
+A command stage that runs again finds in ``ctx.meta[EARLIER_RUN]`` what its last run left:
+:data:`RESUMABLE` when that run, with the same parameters and inputs, did not finish, so what it
+wrote may be continued; :data:`STALE` when it finished, or was made with other parameters or
+inputs, so what it wrote must be replaced; nothing when the records hold no run of the stage.
+``train`` continues a resumable run when its ``resume`` option asks, and starts any other run
+it has a record of over (the replaced run is kept as ``RUN.previous``).
 """
 
 from __future__ import annotations
@@ -82,6 +91,8 @@ from workflows.workflow_schema import Command, WorkflowError
 
 STATE_VERSION = 1
 FINISHED, FAILED = "finished", "failed"
+EARLIER_RUN = "audiomill.workflow.earlier_run"
+RESUMABLE, STALE = "resumable", "stale"
 RAN, SKIPPED, OFF, NOT_RUN, WOULD_RUN = "ran", "skipped", "off", "not run", "would run"
 
 
@@ -269,7 +280,8 @@ def run_plan(
         if dry_run:
             outcomes.append(StageOutcome(stage.name, WOULD_RUN, reason, command=stage.describe()))
             continue
-        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason)
+        earlier = earlier_run(stage, plan.depends[stage.name], state, ran)
+        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason, earlier)
         outcomes.append(outcome)
         if outcome.status == FAILED:
             log(f"{head}: failed after {outcome.seconds:.1f} s: {outcome.note}")
@@ -304,6 +316,38 @@ def stale_reason(
     missing = [o for o in stage.outputs or () if not output_exists(o)]
     if missing:
         return f"output {missing[0]} is missing"
+    return _upstream_change(record, depends, state, ran)
+
+
+def earlier_run(
+    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
+) -> str | None:
+    """What the last recorded run of ``stage`` left for the run about to start.
+
+    Parameters are as for :func:`stale_reason`.
+
+    Returns
+    -------
+    str or None
+        :data:`RESUMABLE`: it did not finish, and had the same parameters and inputs;
+        :data:`STALE`: it finished, or had other parameters or inputs; None: no record.
+    """
+    record = state.stages.get(stage.name)
+    if record is None:
+        return None
+    if (
+        record.get("status") != FINISHED
+        and record.get("digest") == stage.digest
+        and _upstream_change(record, depends, state, ran) is None
+    ):
+        return RESUMABLE
+    return STALE
+
+
+def _upstream_change(
+    record: dict, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
+) -> str | None:
+    """Which stage ``record``'s stage depends on ran since that record, if any."""
     upstream = record.get("upstream") or {}
     for dep in depends:
         if dep in ran:
@@ -325,7 +369,12 @@ def output_exists(path: str) -> bool:
 
 
 def _run_stage(
-    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, root: Command, reason: str
+    stage: ResolvedStage,
+    depends: tuple[str, ...],
+    state: WorkflowState,
+    root: Command,
+    reason: str,
+    earlier: str | None,
 ) -> StageOutcome:
     started = time.time()
     base = {
@@ -333,9 +382,10 @@ def _run_stage(
         "run_id": uuid.uuid4().hex[:12],
         "command": stage.describe(),
         "started": _iso(started),
+        "upstream": {d: (state.finished(d) or {}).get("run_id") for d in depends},
     }
     try:
-        code, value, error = execute(stage, root)
+        code, value, error = execute(stage, root, earlier)
     except KeyboardInterrupt:
         state.record(stage.name, {**base, "status": FAILED, "error": "interrupted"})
         raise
@@ -346,14 +396,22 @@ def _run_stage(
         return StageOutcome(stage.name, FAILED, error, seconds, command=base["command"],
                             exit_code=code)  # fmt: skip
     summary = summarize(value)
-    upstream = {d: (state.finished(d) or {}).get("run_id") for d in depends}
     state.record(stage.name, {**base, "status": FINISHED, "finished": _iso(time.time()),
-                              "summary": summary, "upstream": upstream})  # fmt: skip
+                              "summary": summary})  # fmt: skip
     return StageOutcome(stage.name, RAN, reason, seconds, summary, base["command"], 0)
 
 
-def execute(stage: ResolvedStage, root: Command) -> tuple[int, Any, str]:
+def execute(
+    stage: ResolvedStage, root: Command, earlier: str | None = None
+) -> tuple[int, Any, str]:
     """Run one stage in this process.
+
+    Parameters
+    ----------
+    stage : ResolvedStage
+    root : Command
+    earlier : str, optional
+        :func:`earlier_run` of the stage, given to a command as ``ctx.meta[EARLIER_RUN]``.
 
     Returns
     -------
@@ -369,7 +427,7 @@ def execute(stage: ResolvedStage, root: Command) -> tuple[int, Any, str]:
             if stage.stage.call:
                 value = call_function(stage.stage.call, stage.kwargs)
             else:
-                value = invoke_command(root, stage.argv)
+                value = invoke_command(root, stage.argv, {EARLIER_RUN: earlier})
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code, None, f"exit {code}"
@@ -403,13 +461,14 @@ def _root_logging_restored() -> Iterator[None]:
         root.setLevel(level)
 
 
-def invoke_command(root: Command, argv: tuple[str, ...]) -> Any:
+def invoke_command(root: Command, argv: tuple[str, ...], meta: dict | None = None) -> Any:
     """Run ``audiomill ARGV`` in this process and return what the command returned.
 
     Exits (``typer.Exit``, usage errors) propagate as exceptions, so a failure is never mistaken
-    for a return value.
+    for a return value. ``meta`` is put into the commands' shared ``ctx.meta``.
     """
     with root.make_context("audiomill", list(argv)) as ctx:
+        ctx.meta.update(meta or {})
         return root.invoke(ctx)
 
 
