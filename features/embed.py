@@ -307,6 +307,21 @@ def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
             )
 
 
+def _check_formats(manifest: DatasetManifest, formats: tuple[str, ...]) -> None:
+    """Refuse other formats than those of the model's embedding shards: a resumed or repeated
+    run would skip the shards already done, leaving them without the new formats."""
+    have = sorted(
+        {fmt for entry in manifest.embeddings.get(MODEL, {}).values()
+         for shard in entry.shards for fmt in shard.files}
+    )  # fmt: skip
+    if have and set(have) != set(formats):
+        raise ValueError(
+            f"the dataset's {MODEL} embeddings are in {','.join(have)}, not "
+            f"{','.join(sorted(formats))} (--format); all shards of a model share their formats: "
+            f"give --format {','.join(have)}, or delete embeddings/{MODEL} or use a copy"
+        )
+
+
 def embed_dataset(
     dataset: str,
     settings: EmbedSettings,
@@ -334,6 +349,12 @@ def embed_dataset(
         fsspec options for remote datasets.
     progress : callable, optional
         Called with (shards done, shards to do).
+
+    Raises
+    ------
+    ValueError
+        If the dataset's embeddings were made with other weights or are in other formats than
+        ``settings.formats``, or a split is unknown.
     """
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -348,6 +369,7 @@ def embed_dataset(
             raise FileNotFoundError(f"{store.url()} is not an audiomill dataset (no manifest)")
         prov = _provenance(settings)
         _check_provenance(manifest, prov)
+        _check_formats(manifest, settings.formats)
         stage = {"run_id": run_id, "provenance": prov, "completed": None}
         manifest.stages[f"embed:{MODEL}"] = stage
         save_manifest(store, manifest)

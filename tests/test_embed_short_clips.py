@@ -91,8 +91,7 @@ def _short_clip_dataset(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def fake_vggish(tmp_path: Path, monkeypatch) -> EmbedSettings:
+def fake_vggish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbedSettings:
     """Settings whose files exist, with the model, digests and device faked in this process."""
     checkpoint, pca = tmp_path / "model.ckpt", tmp_path / "pca.npz"
     checkpoint.write_bytes(b"weights")
@@ -110,9 +109,14 @@ def fake_vggish(tmp_path: Path, monkeypatch) -> EmbedSettings:
     return EmbedSettings(str(checkpoint), str(pca))
 
 
-def test_embed_counts_clips_under_one_example(tmp_path: Path, fake_vggish: EmbedSettings):
+@pytest.fixture
+def vggish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbedSettings:
+    return fake_vggish(tmp_path, monkeypatch)
+
+
+def test_embed_counts_clips_under_one_example(tmp_path: Path, vggish: EmbedSettings):
     ds = _short_clip_dataset(tmp_path / "ds")
-    summary = embed_dataset(str(ds), fake_vggish, scheduler="synchronous")
+    summary = embed_dataset(str(ds), vggish, scheduler="synchronous")
     assert (summary.clips, summary.short_clips) == (3, 2)
     (shard,) = load_manifest(DatasetStore(str(ds))).embeddings["vggish"]["train"].shards
     rows, _ = read_embedding_hdf5(ds / shard.files["hdf5"].path)
@@ -128,25 +132,23 @@ def test_one_example_samples_make_exactly_one_example(rate: int, mode: str):
     assert len(waveform_to_examples(np.zeros(n, np.float32), rate, mode=mode)) == 1
 
 
-def test_embed_file_pads_a_file_shorter_than_one_example(
-    tmp_path: Path, fake_vggish: EmbedSettings
-):
+def test_embed_file_pads_a_file_shorter_than_one_example(tmp_path: Path, vggish: EmbedSettings):
     short = tmp_path / "short.wav"
     audio = (0.3 * np.sin(np.arange(11025) * 0.1)).astype(np.float32)
     sf.write(short, audio, 22050, subtype="FLOAT")
-    got = embed_file(str(short), fake_vggish)
+    got = embed_file(str(short), vggish)
     assert got.padded and len(got.quantized) == 1
     padded = np.zeros(one_example_samples(22050), np.float32)
     padded[: len(audio)] = audio
     want = waveform_to_examples(padded, 22050, mode="fast")
-    np.testing.assert_array_equal(embed_files_module.load_embedder(fake_vggish).calls[-1], want)
+    np.testing.assert_array_equal(embed_files_module.load_embedder(vggish).calls[-1], want)
     two = tmp_path / "two.wav"
     sf.write(two, np.zeros(2 * 22050, np.float32), 22050, subtype="FLOAT")
-    assert not embed_file(str(two), fake_vggish).padded
+    assert not embed_file(str(two), vggish).padded
 
 
 def test_embed_files_says_which_files_were_padded(
-    tmp_path: Path, fake_vggish: EmbedSettings, monkeypatch
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch
 ):
     import features.vggish_checkpoint
     from workflows.cli import app
@@ -157,8 +159,8 @@ def test_embed_files_says_which_files_were_padded(
     sf.write(full, np.full(2 * SR, 0.1, np.float32), SR, subtype="FLOAT")
     out = tmp_path / "ef.npz"
     result = CliRunner().invoke(app, ["embed-files", str(short), str(full), "--checkpoint",
-                                      fake_vggish.checkpoint, "--pca-params",
-                                      fake_vggish.pca_params, "--out", str(out)])  # fmt: skip
+                                      vggish.checkpoint, "--pca-params",
+                                      vggish.pca_params, "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert f"{short}: 1 embedding (shorter than one 0.96 s example: zero-padded to one)" in (
         result.stdout

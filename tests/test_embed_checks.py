@@ -1,0 +1,38 @@
+"""What ``audiomill embed`` refuses before doing any work."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from features.embed import EmbedSettings, embed_dataset
+from tests.dataset_builders import make_dataset
+from tests.test_embed_short_clips import fake_vggish
+
+
+@pytest.fixture
+def vggish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbedSettings:
+    return fake_vggish(tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("formats", [("hdf5", "parquet"), ("parquet",)])
+def test_other_formats_than_the_embeddings_are_refused(
+    tmp_path: Path, vggish: EmbedSettings, formats: tuple[str, ...]
+):
+    ds = make_dataset(tmp_path / "ds", {"train": [[0], [1]]}, num_classes=2,
+                      embedding_formats=("hdf5",)).root  # fmt: skip
+    before = (ds / "manifest.json").read_text()
+    with pytest.raises(ValueError, match=r"embeddings are in hdf5, not .*\(--format\)"):
+        embed_dataset(str(ds), dataclasses.replace(vggish, formats=formats))
+    assert (ds / "manifest.json").read_text() == before
+
+
+def test_the_same_formats_in_another_order_resume(tmp_path: Path, vggish: EmbedSettings):
+    both = ("hdf5", "parquet")
+    ds = make_dataset(tmp_path / "ds", {"train": [[0], [1]]}, num_classes=2, formats=both,
+                      embedding_formats=both).root  # fmt: skip
+    settings = dataclasses.replace(vggish, formats=("parquet", "hdf5"))
+    summary = embed_dataset(str(ds), settings, scheduler="synchronous")
+    assert (summary.shards_done, summary.shards_skipped) == (0, 1)
