@@ -86,12 +86,12 @@ BAD = [
      stages:
        - name: a
          command: dataset verfy
-     """, 3, "unknown command 'dataset verfy': dataset has info, verify"),
+     """, 3, "unknown command 'dataset verfy': dataset has info, failures, verify"),
     ("""
      stages:
        - name: a
          command: dataset
-     """, 3, "'dataset' needs a sub-command: info, verify"),
+     """, 3, "'dataset' needs a sub-command: info, failures, verify"),
     ("""
      stages:
        - name: a
