@@ -141,7 +141,7 @@ def verify_dataset(
         report.problems.append(f"classes.csv unreadable: {exc}")
     ok_rows = {
         (name, c): r
-        for name in manifest.splits
+        for name in sorted(set(manifest.splits) | set(store.listdir("ledger")))
         for c, r in ledger_state(store, name).items()
         if r["status"] == STATUS_OK
     }
@@ -155,10 +155,36 @@ def verify_dataset(
         report.problems.extend(f"{f.path}: {p}" for p in problems)
         if progress:
             progress(done, len(files))
-    report.clips_checked = len({(k[0], k[2]) for k in seen})
+    shipped = {(k[0], k[2]) for k in seen}
+    report.clips_checked = len(shipped)
     if len(read_ledger(store)) == 0 and files:
         report.problems.append("ledger is empty but shards exist")
+    report.problems.extend(_uncommitted_work(store, manifest, ok_rows, shipped))
     return report
+
+
+def _uncommitted_work(store, manifest, ok_rows, shipped) -> list[str]:
+    """What an interrupted ingest left outside the manifest: shard files, committed clips."""
+    problems = []
+    splits = manifest.splits.values()
+    listed = {f.path for sp in splits for s in sp.shards for f in s.files.values()}
+    for split in store.listdir("waveforms"):
+        for name in store.listdir(f"waveforms/{split}"):
+            rel = f"waveforms/{split}/{name}"
+            if rel not in listed and ".tmp-" not in name:
+                problems.append(f"{rel}: not in the manifest")
+    missing = Counter(split for split, clip in ok_rows if (split, clip) not in shipped)
+    for split, n in sorted(missing.items()):
+        problems.append(
+            f"split {split}: {n} clip(s) recorded as committed in the ledger are in no shard of "
+            "the manifest"
+        )
+    if problems:
+        problems.append(
+            "an interrupted ingest leaves this behind: run the same ingest again to adopt its "
+            "shards (or to remove what it cannot adopt)"
+        )
+    return problems
 
 
 def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,11 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (out / ".lock").exists()
+    # the killed run's committed shards are not in the manifest yet: verify says so
+    interrupted = audiomill("dataset", "verify", str(out), check=False)
+    assert interrupted.returncode == 1
+    assert re.search(r"waveforms/train/shard-\d{5}\.h5: not in the manifest", interrupted.stdout)
+    assert "an interrupted ingest leaves this behind" in interrupted.stdout
 
     audiomill(*_args(segs, out))
     want, got = hdf5_clips(reference), hdf5_clips(out)
