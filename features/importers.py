@@ -28,7 +28,8 @@ Design choices, shared by both importers:
   computed from them with the same index, which imported shards would collide with.
 - Everything runs under the dataset lock and streams: blocks of records are read, parsed and
   committed, and only the set of clip ids grows with the number of clips (about 100 bytes a
-  clip). A run (stage ``import-embeddings``) is recorded in the manifest.
+  clip). A run (stage ``import-embeddings``) is recorded in the manifest. A first import that
+  fails before committing a shard removes the dataset directory it made.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
 from features.embedding_shards import commit_embedding_shard
+from features.import_target import locked_target
 from pipelines.dataset_state import load_manifest, record_run, save_manifest
-from pipelines.storage import DatasetLock, DatasetStore
+from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, SHARD_EXTENSIONS, DatasetManifest, SplitEntry
 from schemas.embeddings import EmbeddingRows
@@ -272,8 +274,8 @@ def import_packed_h5(
     Raises
     ------
     InputFormatError
-        If a dataset is missing or has the wrong type or shape (``y`` wider or narrower than
-        the class map included).
+        If the file is not HDF5, or a dataset is missing or has the wrong type or shape (``y``
+        wider or narrower than the class map included).
     ImportRecordError
         For a row whose ``y`` is not 0/1, whose ids do not decode or whose ``num_frames`` is
         out of range; it names the file and the row.
@@ -283,7 +285,7 @@ def import_packed_h5(
     def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
         with (
             fsspec.open(path, "rb", **(storage_options or {})) as stream,
-            h5py.File(stream, "r") as hf,
+            _open_hdf5(stream, path) as hf,
         ):
             total = _check_packed(hf, path, len(class_map))
             for start in range(0, total, H5_READ_ROWS):
@@ -344,7 +346,7 @@ def _run_import(
     store = DatasetStore(out, storage_options)
     summary = ImportSummary(run_id=run_id, model=model, split=split, source=source, files=files)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": STAGE}
-    with DatasetLock(store, owner):
+    with locked_target(store, owner):
         class_map = _class_map(classes, store, storage_options)
         manifest = load_manifest(store)
         is_new = manifest is None
@@ -708,6 +710,14 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
 
 
 # --- packed HDF5 files -----------------------------------------------------------------------
+
+
+def _open_hdf5(stream, path: str) -> h5py.File:
+    """``stream`` opened as HDF5; a file that is not HDF5 is an error naming ``path``."""
+    try:
+        return h5py.File(stream, "r")
+    except OSError as exc:
+        raise InputFormatError(path, f"not an HDF5 file ({exc})") from exc
 
 
 def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:

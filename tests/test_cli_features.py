@@ -63,6 +63,14 @@ def test_import_packed_h5_cli(tmp_path: Path, audioset_dir: Path):
     bad = audiomill("import", "packed-h5", str(tmp_path / "packed.h5"), "--classes", str(wrong),
                     "--out", str(tmp_path / "ds2"), "--split", "train", check=False)  # fmt: skip
     assert bad.returncode == 2 and "527" in bad.stderr
+    assert not (tmp_path / "ds2").exists()
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5\n")
+    bad = audiomill("import", "packed-h5", str(text), "--classes",
+                    str(audioset_dir / "class_labels_indices.csv"), "--out",
+                    str(tmp_path / "ds3"), "--split", "train", check=False)  # fmt: skip
+    assert bad.returncode == 2 and f"error: {text}: not an HDF5 file" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "ds3").exists()
 
 
 def test_index_and_report_on_waveform_dataset(tmp_path: Path):

@@ -496,5 +496,18 @@ def test_packed_errors(tmp_path, audioset_classes):
     with pytest.raises(ImportRecordError, match=r"row 1 .*num_frames 11 is not in 0..10"):
         import_packed_h5(bad_frames, audioset_classes, tmp_path / "ds", "t")
 
-    # nothing was committed, so no manifest was written and nothing is locked
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [CLASSES]
+    text = tmp_path / "text.h5"
+    text.write_text("x,y\n1,2\n")
+    with pytest.raises(InputFormatError, match=r"text\.h5: not an HDF5 file"):
+        import_packed_h5(text, audioset_classes, tmp_path / "ds", "t")
+
+    # nothing was committed: the dataset directory these imports made is gone again
+    assert not (tmp_path / "ds").exists()
+    kept = tmp_path / "kept" / "ds"
+    kept.mkdir(parents=True)
+    with pytest.raises(InputFormatError, match="not an HDF5 file"):
+        import_packed_h5(text, audioset_classes, kept / "new" / "deeper", "t")
+    assert sorted(p.name for p in kept.iterdir()) == []  # not the directories that were there
+    with pytest.raises(InputFormatError, match="not an HDF5 file"):
+        import_packed_h5(text, audioset_classes, kept, "t")
+    assert sorted(p.name for p in kept.iterdir()) == [CLASSES]
