@@ -26,6 +26,10 @@ Runner = Client | str
 """A resolved client: a ``distributed.Client`` or the name of a local Dask scheduler."""
 
 
+class SchedulerError(ValueError):
+    """A scheduler address that cannot be used: malformed, or no scheduler answers there."""
+
+
 @contextlib.contextmanager
 def dask_client(
     client: DaskClient = None, *, processes: bool = False, workers: int | None = None
@@ -52,11 +56,23 @@ def dask_client(
     Yields
     ------
     distributed.Client or str
+
+    Raises
+    ------
+    SchedulerError
+        If ``client`` is an address that is malformed or where no scheduler answers (within
+        ``distributed.comm.timeouts.connect``, 30 s by default).
     """
     if isinstance(client, Client) or client in LOCAL_SCHEDULERS:
         yield client
     elif isinstance(client, str):
-        with Client(client) as connected:
+        try:
+            connected = Client(client)
+        except (OSError, ValueError) as exc:
+            raise SchedulerError(
+                f"--scheduler {client}: cannot connect to a Dask scheduler there ({exc})"
+            ) from exc
+        with connected:
             yield connected
     elif client is None:
         threads = max(1, min(os.cpu_count() or 1, MAX_LOCAL_THREADS))
