@@ -98,6 +98,9 @@ def prepare_item(item: dict, settings: ClipSettings, workdir: str) -> dict:
     except ClipFailure as exc:
         if media is not None and exc.attempts <= 1:
             exc.attempts = media.attempts
+        if media is not None and not media.local and exc.detail.startswith(f"{media.path}:"):
+            # the decoder names the file it read: for a download, name where it came from
+            exc.detail = item["location"] + exc.detail[len(media.path) :]
         return {"status": "failed", "record": _failure_record(item, exc, started)}
     finally:
         if media is not None and not media.local and os.path.exists(media.path):

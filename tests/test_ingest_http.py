@@ -78,6 +78,8 @@ def test_ingest_through_ytdlp_http(media_server: MediaServer, tmp_path: Path):
     assert by_name["short.wav"]["reason"] == "too_short"
     assert by_name["truncated.wav"]["reason"] == "too_short"
     assert by_name["empty.wav"]["reason"] == "decode_error"
+    for name in ("short.wav", "truncated.wav"):  # named by their URL, not the download
+        assert by_name[name]["detail"].startswith(f"{by_name[name]['source']}: "), name
     assert by_name["fivehundred.wav"]["reason"] == "server_error"
     assert by_name["fivehundred.wav"]["transient"] is True
     assert by_name["fivehundred.wav"]["attempts"] == 3
