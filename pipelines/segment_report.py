@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from pipelines.segment_loading import class_map_from_list, load_segment_list
+from pipelines.sources import SourceConfig, resolve
 from schemas.classmap import ClassMap
 from schemas.expectations import segment_suite, validate_frame
+from schemas.failures import ClipFailure
 from schemas.segment_checks import describe_failed_checks
 from schemas.segments import segments_to_table
 
@@ -38,6 +41,7 @@ def inspect_segments(
     path: str,
     classes: str | None = None,
     *,
+    audio_root: str | None = None,
     max_duration_s: float = 60.0,
     storage_options: dict | None = None,
 ) -> SegmentInspection:
@@ -45,7 +49,9 @@ def inspect_segments(
 
     Every malformed line (parse errors, duplicates, rows failing the segment expectation
     suite: bad ids, start >= end, overlong segments, unknown labels) is reported with its
-    line number and reason.
+    line number and reason, and so is every local file a manifest names that ingest would not
+    find: missing, or a relative path leading out of ``audio_root`` (or, without one, out of
+    the list's folder).
     """
     cmap = (
         ClassMap.load(classes, storage_options)
@@ -72,6 +78,7 @@ def inspect_segments(
         for pos, names in outcome.failures.items():
             seg = unique[pos]
             problems.append((seg.line, describe_failed_checks(seg, names, max_duration_s)))
+    problems += _missing_files(unique, path, audio_root)
     per_class = Counter(cmap[i].display_name for s in seglist.segments for i in s.labels)
     return SegmentInspection(
         path=path,
@@ -85,3 +92,22 @@ def inspect_segments(
         problems=sorted(problems),
         splits=dict(Counter(s.split for s in seglist.segments)),
     )
+
+
+def _missing_files(segments, path: str, audio_root: str | None) -> list[tuple[int, str]]:
+    """(line, reason) of each manifest path ingest would not find; remote files are not checked."""
+    config = SourceConfig(
+        audio_root=audio_root, manifest_dir=os.path.dirname(path) if "://" not in path else None
+    )
+    problems = []
+    for seg in segments:
+        if seg.source_kind != "path":
+            continue
+        try:
+            location = resolve(seg, config, None).location
+        except ClipFailure as exc:
+            problems.append((seg.line, exc.detail))
+            continue
+        if "://" not in location and not os.path.isfile(location):
+            problems.append((seg.line, f"no such file: {location}"))
+    return problems

@@ -69,6 +69,13 @@ def _write(tmp_path: Path, name: str, text: str, newline: str = "\n") -> Path:
     return path
 
 
+def _touch(root: Path, *names: str) -> None:
+    """Make the (empty) files a manifest names: inspect reports the ones that are missing."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).touch()
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_inspect_audioset_csv(tmp_path, classes, newline):
     seg = _write(tmp_path, "seg.csv", AUDIOSET, newline)
@@ -149,6 +156,7 @@ MANIFEST = (
 
 
 def test_inspect_csv_manifest(tmp_path, classes):
+    _touch(tmp_path, "dogs/a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav")
     man = _write(tmp_path, "m.csv", MANIFEST)
     report = inspect_segments(str(man), str(classes))
     assert report.problems == [
@@ -182,6 +190,7 @@ def test_inspect_manifest_builds_its_class_map(tmp_path):
         json.dumps({"path": "d.wav", "url": "http://h/d.wav"}),
     ]
     man = _write(tmp_path, "m.jsonl", "\n".join(lines) + "\n")
+    _touch(tmp_path, "a.wav", "c.wav", "d.wav")
     report = inspect_segments(str(man))
     assert report.problems == [
         (
@@ -219,8 +228,28 @@ def test_inspect_a_list_without_segments_is_a_problem(tmp_path, classes):
 
 
 def test_manifest_columns_in_any_case(tmp_path, classes):
+    _touch(tmp_path, "a.wav")
     man = _write(tmp_path, "m.csv", "Path,START_SECONDS,End_Seconds,Labels\na.wav,0,5,Dog\n")
     report = inspect_segments(str(man), str(classes))
     assert (report.problems, report.segments, report.per_class) == ([], 1, {"Dog": 1})
     man = _write(tmp_path, "m.jsonl", '{"URL": "http://h/a.wav", "Labels": ["Dog"]}\n')
     assert inspect_segments(str(man), str(classes)).per_class == {"Dog": 1}
+
+
+def test_inspect_names_the_local_files_ingest_would_not_find(tmp_path, classes):
+    _touch(tmp_path, "lists/here.wav", "audio/there.wav", "audio/sub/deep.wav")
+    rows = "path,labels\nhere.wav,Dog\nmissing.wav,Dog\n../audio/there.wav,Dog\n"
+    man = _write(tmp_path, "lists/m.csv", rows + f"{tmp_path / 'audio' / 'there.wav'},Dog\n")
+    report = inspect_segments(str(man), str(classes))
+    assert report.problems == [
+        (3, f"no such file: {tmp_path / 'lists' / 'missing.wav'}"),
+        (
+            4,
+            f"path '../audio/there.wav' is outside the manifest's folder {tmp_path / 'lists'}: "
+            "relative paths must stay inside it (give an absolute path, or an --audio-root that "
+            "holds the file)",
+        ),
+    ]
+    man = _write(tmp_path, "lists/r.csv", "path,labels\nsub/deep.wav,Dog\nsub/gone.wav,Dog\n")
+    report = inspect_segments(str(man), str(classes), audio_root=str(tmp_path / "audio"))
+    assert report.problems == [(3, f"no such file: {tmp_path / 'audio' / 'sub' / 'gone.wav'}")]

@@ -268,19 +268,29 @@ def _print_failures(dataset: str, storage_options: dict | None, run_id: str, tot
 def segments_inspect(
     file: Annotated[str, typer.Argument(help="Segment list (AudioSet CSV or manifest).")],
     classes: Annotated[str | None, typer.Option(help="Class map CSV.")] = None,
+    audio_root: Annotated[
+        str | None,
+        typer.Option(help="As for ingest: the folder a manifest's relative paths are under."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     top: Annotated[int, typer.Option(help="Classes to list in the table.")] = 20,
     storage_options: StorageOptions = None,
 ) -> None:
     """Count segments and labels and list every malformed line with its number and reason.
 
-    Exits 1 when any line has a problem.
+    Local files a manifest names that ingest would not find count as problems too. Exits 1
+    when any line has a problem.
     """
     from pipelines.segment_report import inspect_segments
     from schemas.errors import InputFormatError
 
     try:
-        rep = inspect_segments(file, classes, storage_options=storage_options_from(storage_options))
+        rep = inspect_segments(
+            file,
+            classes,
+            audio_root=audio_root,
+            storage_options=storage_options_from(storage_options),
+        )
     except (InputFormatError, ValueError) as exc:
         fail(str(exc))
     if as_json:
