@@ -15,6 +15,15 @@ from tests.media import write_media
 CLASSES = "index,mid,display_name\n0,/m/a,Alpha\n1,/m/b,Beta\n"
 
 
+def _one_clip_list(root: Path) -> Path:
+    """A manifest of one 1 s clip, a.wav labelled Alpha, beside classes.csv (:data:`CLASSES`)."""
+    write_media(root / "a.wav", 1.0, 16000)
+    (root / "classes.csv").write_text(CLASSES)
+    rows = root / "manifest.csv"
+    rows.write_text("path,labels\na.wav,Alpha\n")
+    return rows
+
+
 def _tree(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")}
 
@@ -231,10 +240,7 @@ def test_manifest_naming_every_split_leaves_no_empty_default_split(tmp_path: Pat
 
 
 def test_unsafe_split_names_are_refused_before_anything_is_written(tmp_path: Path):
-    write_media(tmp_path / "a.wav", 1.0, 16000)
-    (tmp_path / "classes.csv").write_text(CLASSES)
-    rows = tmp_path / "manifest.csv"
-    rows.write_text("path,labels\na.wav,Alpha\n")
+    rows = _one_clip_list(tmp_path)
     out = tmp_path / "ds"
     proc = audiomill("ingest", "--segments", str(rows), "--classes", str(tmp_path / "classes.csv"),
                      "--out", str(out), "--split", "../up", "--workers", "1", cwd=tmp_path,
@@ -246,10 +252,7 @@ def test_unsafe_split_names_are_refused_before_anything_is_written(tmp_path: Pat
 
 @pytest.mark.slow
 def test_formats_add_up_and_a_dataset_keeps_its_settings(tmp_path: Path):
-    write_media(tmp_path / "a.wav", 1.0, 16000)
-    (tmp_path / "classes.csv").write_text(CLASSES)
-    rows = tmp_path / "manifest.csv"
-    rows.write_text("path,labels\na.wav,Alpha\n")
+    rows = _one_clip_list(tmp_path)
     out = tmp_path / "ds"
     base = ["ingest", "--segments", str(rows), "--out", str(out), "--workers", "1"]
     ours = ["--classes", str(tmp_path / "classes.csv"), "--sample-rate", "8000",
