@@ -29,6 +29,7 @@ from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
 from features.tensorflow_device import default_device
 from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
+from features.vggish_postprocess import VGGishPostprocessor, pca_sha256
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
 from pipelines.process_exit import exit_without_collecting
@@ -284,7 +285,6 @@ def embed_shard(
 
 def _provenance(settings: EmbedSettings) -> dict:
     from features.vggish_checkpoint import checkpoint_sha256
-    from features.vggish_postprocess import pca_sha256
 
     return {
         "model": MODEL,
@@ -361,6 +361,7 @@ def embed_dataset(
     for path, what in ((settings.checkpoint, "checkpoint"), (settings.pca_params, "PCA file")):
         if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
             raise FileNotFoundError(f"{what} {path} does not exist")
+    VGGishPostprocessor(settings.pca_params)  # a bad file fails here, not in every task
     store = DatasetStore(dataset, storage_options)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": "embed"}
     with DatasetLock(store, owner):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 
 import numpy as np
 
@@ -55,20 +56,31 @@ class VGGishPostprocessor:
     FileNotFoundError
         If ``pca_path`` does not exist.
     ValueError
-        If a key is missing or an array has the wrong shape.
+        If the file is not an .npz archive, a key is missing or an array has the wrong shape or
+        holds objects (never unpickled).
     """
 
     def __init__(self, pca_path: str | os.PathLike) -> None:
         if not os.path.isfile(pca_path):
             raise FileNotFoundError(f"no PCA parameters at {pca_path}; download {RELEASE_URL}")
-        with np.load(pca_path) as params:
+        not_pca = f"{pca_path} is not a VGGish PCA parameters .npz (--pca-params)"
+        try:
+            params = np.load(pca_path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{not_pca}: NumPy cannot read it as an .npz archive") from exc
+        if not isinstance(params, np.lib.npyio.NpzFile):
+            raise ValueError(f"{not_pca}: it holds one array (.npy), not named arrays")
+        with params:
             missing = [k for k in (EIGEN_VECTORS_KEY, MEANS_KEY) if k not in params.files]
             if missing:
                 raise ValueError(
                     f"{pca_path} lacks {', '.join(missing)} (has: {', '.join(params.files)})"
                 )
-            eigen_vectors = params[EIGEN_VECTORS_KEY]
-            means = params[MEANS_KEY]
+            try:
+                eigen_vectors = params[EIGEN_VECTORS_KEY]
+                means = params[MEANS_KEY]
+            except ValueError as exc:  # object arrays, which would need pickle
+                raise ValueError(f"{not_pca}: {exc}") from exc
         if eigen_vectors.shape != (EMBEDDING_SIZE, EMBEDDING_SIZE):
             raise ValueError(
                 f"{pca_path}: {EIGEN_VECTORS_KEY} has shape {eigen_vectors.shape}, "

@@ -36,3 +36,17 @@ def test_the_same_formats_in_another_order_resume(tmp_path: Path, vggish: EmbedS
     settings = dataclasses.replace(vggish, formats=("parquet", "hdf5"))
     summary = embed_dataset(str(ds), settings, scheduler="synchronous")
     assert (summary.shards_done, summary.shards_skipped) == (0, 1)
+
+
+def test_a_pca_file_that_is_not_npz_is_refused_before_any_work(
+    tmp_path: Path, vggish: EmbedSettings
+):
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2).root
+    before = (ds / "manifest.json").read_text()
+    text = tmp_path / "pca.txt"
+    text.write_text("not numpy\n")
+    with pytest.raises(ValueError, match=rf"{text} is not a VGGish PCA parameters \.npz"):
+        embed_dataset(
+            str(ds), dataclasses.replace(vggish, pca_params=str(text)), scheduler="synchronous"
+        )
+    assert (ds / "manifest.json").read_text() == before

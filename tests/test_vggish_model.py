@@ -179,6 +179,28 @@ def test_postprocess_truncates_and_clips(tmp_path):
     assert (out[0, 5:] == 127).all()  # 2 * 63.75 = 127.5
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "NumPy cannot read it as an .npz archive"),
+        (b"index,mid\n0,/m/0\n", "NumPy cannot read it as an .npz archive"),
+        (b"", "NumPy cannot read it as an .npz archive"),
+        (None, r"one array \(\.npy\)"),
+    ],
+)
+def test_a_file_that_is_not_a_pca_npz_is_named(tmp_path, content, reason):
+    path = tmp_path / "params.npz"
+    if content is None:
+        with open(path, "wb") as fh:
+            np.save(fh, np.eye(128))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(
+        ValueError, match=rf"{path} is not a VGGish PCA parameters \.npz .*{reason}"
+    ):
+        VGGishPostprocessor(path)
+
+
 def test_postprocess_errors(tmp_path, pca):
     with pytest.raises(FileNotFoundError, match="download"):
         VGGishPostprocessor(tmp_path / "absent.npz")
