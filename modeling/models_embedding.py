@@ -71,7 +71,7 @@ class AttentionPooling(layers.Layer):
         """Pool ``inputs`` (batch, frames, features) to (batch, num_classes)."""
         logits = ops.cast(self.attention(inputs), "float32")
         if self.normalization == "softmax":
-            weights = ops.softmax(logits, axis=1)
+            weights = _softmax_over_time(logits)
         else:
             weights = ops.clip(ops.sigmoid(logits), 1e-7, 1.0 - 1e-7)
             weights = weights / ops.sum(weights, axis=1, keepdims=True)
@@ -93,6 +93,18 @@ class AttentionPooling(layers.Layer):
             "normalization": self.normalization,
             "activation": self.activation,
         }
+
+
+def _softmax_over_time(logits: Any) -> Any:
+    """Softmax of ``logits`` (batch, frames, classes) over frames.
+
+    Over a single frame (one-second clips) the weights are exp(l - l) = 1, with the softmax's
+    zero gradient: Keras warns that a softmax over an axis of size 1 is always 1, which is what
+    pooling one frame needs.
+    """
+    if logits.shape[1] == 1:
+        return ops.exp(logits - logits)
+    return ops.softmax(logits, axis=1)
 
 
 def _embedding_input(

@@ -6,6 +6,7 @@ scaled to [-1, 1); :func:`model_input` is the matching conversion of a stored ba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,8 @@ def predict_rows(
     sampler = SubsetSampler(SequentialSampler(len(rows)), rows)
     data = make_dataset(reader, sampler, batch_size, transform=model_input(reader.source))
     callbacks = [_PredictProgress(progress, batch_size, len(rows))] if progress else []
-    scores = model.predict(data.map(lambda x, y: x), verbose=0, callbacks=callbacks)
+    steps = math.ceil(len(rows) / batch_size)  # else Keras warns at the end of the rows
+    scores = model.predict(data.map(lambda x, y: x), steps=steps, verbose=0, callbacks=callbacks)
     return np.asarray(scores, dtype=np.float32), targets
 
 

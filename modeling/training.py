@@ -20,7 +20,6 @@ import io
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,16 +389,14 @@ def train(
             lambda n=n: (next_batch() for _ in range(n)), output_signature=signature
         )
         t_chunk = time.perf_counter()
-        with warnings.catch_warnings():
-            # The chunk holds exactly n batches; Keras warns when it finds the end of it.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            fitted = model.fit(
-                chunk,
-                epochs=1,
-                steps_per_epoch=n,
-                verbose=0,
-                callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
-            )
+        fitted = model.fit(
+            chunk,
+            epochs=1,
+            steps_per_epoch=n,
+            shuffle=False,  # the sampler orders the batches
+            verbose=0,
+            callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
+        )
         train_seconds += time.perf_counter() - t_chunk
         step += n
         metrics = _evaluate(model, config, data)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from modeling.runs import RunConfig, RunDir, load_trained_model
 from modeling.train_data import RowLabels, class_counts, fold_rows, make_sampler
 from modeling.training import train
 from schemas.classmap import ClassMap
-from tests.training_fixtures import embedding_config, single_label_dataset
+from tests.dataset_builders import make_dataset
+from tests.training_fixtures import embedding_config, separable_embedding, single_label_dataset
 from workflows.cli import app
 
 WAVE_ARGS = {
@@ -228,6 +230,30 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "lr0.01-mixup0" / "eval" / "best.weights.h5").is_file()
     rerun = runner.invoke(app, sweep)
     assert rerun.exit_code == 0 and "steps" not in rerun.output.split("sweep:")[0]
+
+
+def test_train_and_evaluate_raise_no_keras_warnings(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    splits = {"train": [[i % 3] for i in range(12)], "eval": [[i % 3] for i in range(5)]}
+    make_dataset(
+        root,
+        splits,
+        num_classes=3,
+        embedding_formats=("hdf5",),
+        embedding_of=lambda clip: separable_embedding(clip)[:1],  # one frame: 1 s clips
+    )
+    runner = CliRunner()
+    run = str(tmp_path / "run")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for args in (
+            ["train", str(root), "--out", run, "--steps", "4", "--eval-every", "2"],
+            ["evaluate", run, str(root), "--split", "eval", "--out", str(tmp_path / "ev")],
+        ):
+            result = runner.invoke(app, [*args, "--batch-size", "4"])
+            assert result.exit_code == 0, result.output
+    user_warnings = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert user_warnings == []
 
 
 MIRRORED_SCRIPT = """
