@@ -103,18 +103,36 @@ def save_embeddings(results: Sequence[FileEmbeddings], out: str, provenance: dic
     return out
 
 
+def _check_out(out: str) -> None:
+    """Refuse an ``--out`` that cannot be written, before any file is embedded."""
+    if not out.endswith((".npz", ".parquet")):
+        raise ValueError(f"--out must end in .npz or .parquet, not {out!r}")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: directory {parent} does not exist")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: no permission to write in {parent}")
+
+
 def embed_files(
     paths: Sequence[str],
     settings: EmbedSettings,
     out: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileEmbeddings]:
-    """Embed each file in turn and save them all to ``out``."""
+    """Embed each file in turn and save them all to ``out``.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` does not end in .npz or .parquet or cannot be written (checked first).
+    """
     from features.vggish_checkpoint import checkpoint_sha256
     from features.vggish_postprocess import pca_sha256
 
-    if not out.endswith((".npz", ".parquet")):
-        raise ValueError(f"--out must end in .npz or .parquet, not {out!r}")
+    _check_out(out)
     results = []
     for n, path in enumerate(paths, start=1):
         results.append(embed_file(path, settings))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
+import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset
+from features.embed_files import embed_files
 from tests.dataset_builders import make_dataset
 from tests.test_embed_short_clips import fake_vggish
 
@@ -50,3 +55,19 @@ def test_a_pca_file_that_is_not_npz_is_refused_before_any_work(
             str(ds), dataclasses.replace(vggish, pca_params=str(text)), scheduler="synchronous"
         )
     assert (ds / "manifest.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [("nodir/sub/ef.npz", r"directory .*nodir/sub does not exist"), ("", "is a directory")],
+)
+def test_embed_files_checks_out_before_any_work(
+    tmp_path: Path, vggish: EmbedSettings, out: str, reason: str
+):
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(2 * 16000, np.float32), 16000)
+    (tmp_path / "out.npz").mkdir()
+    target = str(tmp_path / (out or "out.npz"))
+    with pytest.raises(ValueError, match=rf"--out {re.escape(target)}:? {reason}"):
+        embed_files([str(audio)], vggish, target)
+    assert not embed_files_module.load_embedder(vggish).calls
