@@ -11,7 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.embed import EXAMPLE_SECONDS, EmbedSettings, load_embedder
-from features.vggish_frontend import one_example_samples, waveform_to_examples
+from features.vggish_frontend import (
+    frontend_provenance,
+    one_example_samples,
+    waveform_to_examples,
+)
 from pipelines.audio import decode, to_mono
 
 
@@ -142,7 +146,7 @@ def embed_files(
         "checkpoint_sha256": checkpoint_sha256(settings.checkpoint),
         "pca_sha256": pca_sha256(settings.pca_params),
         "mode": settings.mode,
-        "resampler": settings.resampler,
+        "resampler": frontend_provenance(settings.mode, settings.resampler)["resampler"],
     }
     save_embeddings(results, out, provenance)
     return results

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
@@ -71,3 +72,28 @@ def test_embed_files_checks_out_before_any_work(
     with pytest.raises(ValueError, match=rf"--out {re.escape(target)}:? {reason}"):
         embed_files([str(audio)], vggish, target)
     assert not embed_files_module.load_embedder(vggish).calls
+
+
+@pytest.mark.parametrize(
+    ("mode", "resampler", "recorded"),
+    [("fast", None, "soxr HQ"), ("exact", None, "resampy kaiser_best"),
+     ("exact", "soxr", "soxr HQ")],
+)  # fmt: skip
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_embed_files_records_the_resampler_used(
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch: pytest.MonkeyPatch,
+    mode: str, resampler: str | None, recorded: str, suffix: str,
+):  # fmt: skip
+    import features.vggish_checkpoint
+
+    monkeypatch.setattr(features.vggish_checkpoint, "checkpoint_sha256", lambda path: "c" * 64)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(16000, np.float32), 16000)
+    out = tmp_path / f"ef{suffix}"
+    settings = dataclasses.replace(vggish, mode=mode, resampler=resampler)
+    embed_files([str(audio)], settings, str(out))
+    if suffix == ".npz":
+        with np.load(out) as npz:
+            assert str(npz["resampler"]) == recorded
+    else:
+        assert pq.read_schema(out).metadata[b"audiomill.resampler"] == recorded.encode()
