@@ -33,7 +33,8 @@ def _train_table(result: Any, title: str) -> Table:
     t.add_row("run", str(result.run))
     if result.previous is not None:
         t.add_row("replaced run", f"kept as {result.previous}")
-    t.add_row("steps", f"{result.step} (resumed from {result.resumed_from})")
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    t.add_row("steps", f"{result.step}{resumed}")
     t.add_row("training clips", str(result.clips))
     if result.best_step is not None:
         t.add_row(f"best {result.metric}", f"{result.best_value:.4f} at step {result.best_step}")
