@@ -295,8 +295,10 @@ def _provenance(settings: EmbedSettings) -> dict:
 
 
 def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
+    """Refuse other weights than those of the model's embedding shards, when there are any
+    (a run that committed none, such as one that failed, binds nothing)."""
     prev = manifest.stages.get(f"embed:{MODEL}", {}).get("provenance")
-    if not prev:
+    if not prev or not any(e.shards for e in manifest.embeddings.get(MODEL, {}).values()):
         return
     for key in ("checkpoint_sha256", "pca_sha256"):
         if prev[key] != prov[key]:

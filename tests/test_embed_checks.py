@@ -14,6 +14,8 @@ import soundfile as sf
 import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset
 from features.embed_files import embed_files
+from pipelines.dataset_state import load_manifest, save_manifest
+from pipelines.storage import DatasetStore
 from tests.dataset_builders import make_dataset
 from tests.test_embed_short_clips import fake_vggish
 
@@ -42,6 +44,25 @@ def test_the_same_formats_in_another_order_resume(tmp_path: Path, vggish: EmbedS
     settings = dataclasses.replace(vggish, formats=("parquet", "hdf5"))
     summary = embed_dataset(str(ds), settings, scheduler="synchronous")
     assert (summary.shards_done, summary.shards_skipped) == (0, 1)
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_other_weights_are_refused_only_where_embeddings_exist(
+    tmp_path: Path, vggish: EmbedSettings, embedded: bool
+):
+    formats = ("hdf5",) if embedded else ()
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2,
+                      embedding_formats=formats).root  # fmt: skip
+    store = DatasetStore(str(ds))
+    manifest = load_manifest(store)
+    failed_run = {"model": "vggish", "checkpoint_sha256": "c" * 64, "pca_sha256": "o" * 64}
+    manifest.stages["embed:vggish"] = {"run_id": "r", "provenance": failed_run, "completed": None}
+    save_manifest(store, manifest)
+    if embedded:
+        with pytest.raises(ValueError, match="made with another pca"):
+            embed_dataset(str(ds), vggish, scheduler="synchronous")
+    else:
+        assert embed_dataset(str(ds), vggish, scheduler="synchronous").shards_done == 1
 
 
 def test_a_pca_file_that_is_not_npz_is_refused_before_any_work(
