@@ -36,6 +36,7 @@ from pipelines import expectations_service, staging
 from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRow
 from pipelines.storage import DatasetStore, temporary_name
 from pipelines.validation_reports import save_validation_report
+from schemas.clip_checks import clip_coverage, describe_failed_clip_checks
 from schemas.dataset import ledger_dir, waveform_shard_path
 from schemas.failures import FailureReason
 from schemas.ledger import STATUS_FAILED, STATUS_OK, ledger_table
@@ -123,17 +124,20 @@ def report_stem(split: str, index: int, run_id: str) -> str:
     return f"reports/validation/{split}/clips-{run_id}-shard-{index:05d}"
 
 
-def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
-    frame = pd.DataFrame(metas)
-    kept = frame["delivered_seconds"] - frame["early_start_trimmed_s"]
-    frame["coverage"] = kept / frame["requested_seconds"].clip(lower=1e-9)
-    suite_args = {
+def _clip_limits(settings: PackSettings) -> dict:
+    """The clip suite's arguments (``schemas.expectations.clip_suite``)."""
+    return {
         "target_sr": settings.sample_rate,
         "min_coverage": settings.min_coverage,
         "max_clipping": settings.max_clipping,
         "max_silence": settings.max_silence,
     }
-    return expectations_service.validate(frame, "clips", suite_args, "clips")
+
+
+def _validate(metas: list[dict], settings: PackSettings) -> tuple[dict[int, list[str]], dict]:
+    frame = pd.DataFrame(metas)
+    frame["coverage"] = [clip_coverage(m) for m in metas]
+    return expectations_service.validate(frame, "clips", _clip_limits(settings), "clips")
 
 
 def pack_shard(
@@ -217,7 +221,9 @@ def pack_metas(
                     **base,
                     "status": STATUS_FAILED,
                     "reason": FailureReason.VALIDATION.value,
-                    "detail": "failed expectations: " + ", ".join(failures[pos]),
+                    "detail": describe_failed_clip_checks(
+                        meta, failures[pos], _clip_limits(settings)
+                    ),
                     "transient": False,
                     "run_id": settings.run_id,
                     "recorded_at": now,

@@ -428,7 +428,10 @@ def test_pack_shard_writes_shard_ledger_report_and_commit(tmp_path, store, clip_
         False,
     )
     assert quiet["shard"] is None and quiet["row"] is None
-    assert "silence_ratio" in quiet["detail"]
+    assert quiet["detail"] == (
+        "100% of its 100 ms frames are silent, more than the 99% accepted (--max-silence) "
+        "[expect_column_values_to_be_between:silence_ratio]"
+    )
 
     report = json.loads(store.read_text(report_stem("train", 4, "run1") + ".json"))
     assert report["success"] is False
