@@ -181,10 +181,6 @@ def _embedding_windows(
     if not os.path.isfile(pca_params):
         raise FileNotFoundError(f"no PCA parameters at {pca_params} (--pca-params)")
     frames = embed_file(path, EmbedSettings(str(checkpoint), str(pca_params), mode=mode))
-    if not len(frames.quantized):
-        raise ValueError(
-            f"{path} is shorter than one VGGish example (0.96 s): no embedding to classify"
-        )
     num_frames = int(config.model_kwargs.get("num_frames") or loaded.model.input_shape[1])
     return clip_windows(frames.quantized, num_frames)
 
@@ -227,7 +223,7 @@ def predict_files(
     schemas.failures.ClipFailure
         If a file is missing or cannot be decoded.
     ValueError, FileNotFoundError
-        If an embedding run lacks the VGGish files, or a file is too short for one embedding.
+        If an embedding run lacks the VGGish files.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
