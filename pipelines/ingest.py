@@ -53,7 +53,7 @@ from pipelines.fetch import FetchOptions, is_local
 from pipelines.heap import release_freed_memory
 from pipelines.pack import PackSettings
 from pipelines.segment_loading import class_map_from_list, load_segment_list
-from pipelines.sources import SourceConfig, index_audio_root, resolve
+from pipelines.sources import SourceConfig, index_audio_root, list_folder, resolve
 from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
@@ -606,7 +606,7 @@ def _plan(
         url_template=cfg.url_template,
         audio_root=cfg.audio_root,
         precut=cfg.precut,
-        manifest_dir=os.path.dirname(cfg.segments) if "://" not in cfg.segments else None,
+        manifest_dir=list_folder(cfg.segments),
     )
     root_index = None
     if (

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pipelines.segment_loading import class_map_from_list, load_segment_list
-from pipelines.sources import SourceConfig, resolve
+from pipelines.sources import SourceConfig, list_folder, resolve
 from schemas.classmap import ClassMap
 from schemas.expectations import segment_suite, validate_frame
 from schemas.failures import ClipFailure
@@ -96,9 +96,7 @@ def inspect_segments(
 
 def _missing_files(segments, path: str, audio_root: str | None) -> list[tuple[int, str]]:
     """(line, reason) of each manifest path ingest would not find; remote files are not checked."""
-    config = SourceConfig(
-        audio_root=audio_root, manifest_dir=os.path.dirname(path) if "://" not in path else None
-    )
+    config = SourceConfig(audio_root=audio_root, manifest_dir=list_folder(path))
     problems = []
     for seg in segments:
         if seg.source_kind != "path":

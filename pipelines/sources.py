@@ -65,6 +65,24 @@ class ResolvedSource:
     precut: bool
 
 
+def list_folder(path: str) -> str:
+    """The folder of a segment list, which its relative paths resolve against (local or URL).
+
+    Parameters
+    ----------
+    path : str
+        The list's path or fsspec URL, e.g. ``s3://bucket/lists/m.csv``.
+
+    Returns
+    -------
+    str
+        ``s3://bucket/lists`` for that URL; ``os.path.dirname`` of a local path.
+    """
+    if "://" in path:
+        return posixpath.dirname(path.rstrip("/"))
+    return os.path.dirname(path)
+
+
 def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str, str]:
     """Map file stems (without extension) to paths for the audio files directly under ``root``."""
     fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})

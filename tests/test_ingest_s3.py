@@ -48,3 +48,23 @@ def test_ingest_to_s3_and_resume(s3_server: S3Server, tmp_path: Path):
     info = json.loads(audiomill("dataset", "info", out, "--json", env=env).stdout)
     assert info["clips"] == 5 and info["splits"]["train"]["shards"] == 3
     assert "OK" in audiomill("dataset", "verify", out, env=env).stdout
+
+
+@pytest.mark.slow
+def test_manifest_on_s3_with_relative_paths(s3_server: S3Server, tmp_path: Path):
+    for name in ("a", "b"):
+        write_media(tmp_path / "audio" / f"{name}.wav", 1.0, 16000, seed=len(name))
+    (tmp_path / "m.csv").write_text("path,labels\naudio/a.wav,cat\naudio/b.wav,dog\n")
+    bucket = s3_server.create_bucket()
+    fs = s3_server.filesystem()
+    fs.put(str(tmp_path / "audio"), f"{bucket}/lists/audio", recursive=True)
+    fs.put(str(tmp_path / "m.csv"), f"{bucket}/lists/m.csv")
+    env = cli_env(AUDIOMILL_STORAGE_OPTIONS=json.dumps(s3_server.storage_options))
+    listed = f"s3://{bucket}/lists/m.csv"
+    inspected = audiomill("segments", "inspect", listed, env=env)
+    assert "0 problem line(s)" in inspected.stdout
+    out = tmp_path / "ds"
+    audiomill("ingest", "--segments", listed, "--out", str(out), "--sample-rate", "8000",
+              "--clip-seconds", "1", "--workers", "1", env=env)  # fmt: skip
+    info = json.loads(audiomill("dataset", "info", str(out), "--json").stdout)
+    assert info["clips"] == 2 and info["splits"]["train"]["failed"] == 0

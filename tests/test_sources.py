@@ -17,7 +17,13 @@ from pipelines.segment_loading import (
     looks_like_manifest,
     scan_folder,
 )
-from pipelines.sources import ResolvedSource, SourceConfig, index_audio_root, resolve
+from pipelines.sources import (
+    ResolvedSource,
+    SourceConfig,
+    index_audio_root,
+    list_folder,
+    resolve,
+)
 from schemas.classmap import ClassInfo, ClassMap
 from schemas.errors import InputFormatError
 from schemas.failures import ClipFailure, FailureReason
@@ -469,3 +475,11 @@ def test_load_segment_list_missing_file(tmp_path):
         load_segment_list(str(tmp_path / "nope.csv"), ClassMap.from_names(["a"]), "train")
     with pytest.raises(InputFormatError, match="file not found"):
         class_map_from_list(str(tmp_path / "nope.csv"))
+
+
+def test_list_folder_of_local_paths_and_urls():
+    assert list_folder("s3://bucket/lists/m.csv") == "s3://bucket/lists"
+    assert list_folder("lists/m.csv") == "lists"
+    assert list_folder("m.csv") == ""
+    cfg = SourceConfig(manifest_dir=list_folder("s3://bucket/lists/m.csv"))
+    assert resolve(_path("audio/a.wav"), cfg, None).location == "s3://bucket/lists/audio/a.wav"
