@@ -8,7 +8,9 @@ downmixed to mono and brought to what the run's model takes:
 - *embedding runs*: VGGish embeddings, one 128-byte frame per 0.96 s, computed like
   ``audiomill embed-files`` (:func:`features.embed_files.embed_file`: the VGGish front end,
   the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization), so a checkpoint and
-  a PCA file are needed.
+  a PCA file are needed: those the run's embeddings were made with, whose digests training
+  records (:mod:`modeling.embedding_provenance`). Other files are refused; with a run that
+  records none (trained before it did, or on imported embeddings) they are used with a warning.
 
 A file is then cut into windows of the model's clip length (``clip_samples`` samples or
 ``num_frames`` frames): one window, zero-padded at its end, when the file is no longer than a
@@ -33,14 +35,16 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modeling.embedding_provenance import check_weights
 from modeling.evaluation import LoadedRun, Progress, SplitScores, load_run, open_split, score_split
 from modeling.readers import ShardReader
 from modeling.runs import RunDir, write_atomic
@@ -51,7 +55,11 @@ from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
 
+if TYPE_CHECKING:
+    from features.embed import EmbedSettings
+
 SCORES_DIR = "scores"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -160,11 +168,16 @@ def _waveform_windows(loaded: LoadedRun, path: str) -> np.ndarray:
     return wave[np.newaxis] if length is None else clip_windows(wave, int(length))
 
 
-def _embedding_windows(
-    loaded: LoadedRun, path: str, checkpoint: str | None, pca_params: str | None, mode: str
-) -> np.ndarray:
-    from features.embed import EmbedSettings
-    from features.embed_files import embed_file
+def _embed_settings(
+    loaded: LoadedRun,
+    checkpoint: str | None,
+    pca_params: str | None,
+    mode: str,
+    warn: Callable[[str], None],
+) -> EmbedSettings:
+    """The VGGish settings to embed files for ``loaded``, once its weights checked out
+    (:func:`modeling.embedding_provenance.check_weights`; hashed once, by the embedder)."""
+    from features.embed import EmbedSettings, load_embedder
 
     config = loaded.config
     if config.embedding_model != "vggish":
@@ -180,8 +193,20 @@ def _embedding_windows(
         )
     if not os.path.isfile(pca_params):
         raise FileNotFoundError(f"no PCA parameters at {pca_params} (--pca-params)")
-    frames = embed_file(path, EmbedSettings(str(checkpoint), str(pca_params), mode=mode))
-    num_frames = int(config.model_kwargs.get("num_frames") or loaded.model.input_shape[1])
+    settings = EmbedSettings(str(checkpoint), str(pca_params), mode=mode)
+    recorded = config.embedding_provenance
+    actual = load_embedder(settings).provenance if recorded is not None else {}
+    warning = check_weights(recorded, actual, str(loaded.run.path), checkpoint, pca_params)
+    if warning:
+        warn(warning)
+    return settings
+
+
+def _embedding_windows(loaded: LoadedRun, path: str, settings: EmbedSettings) -> np.ndarray:
+    from features.embed_files import embed_file
+
+    frames = embed_file(path, settings)
+    num_frames = int(loaded.config.model_kwargs.get("num_frames") or loaded.model.input_shape[1])
     return clip_windows(frames.quantized, num_frames)
 
 
@@ -195,6 +220,7 @@ def predict_files(
     mode: str = "fast",
     batch_size: int = 64,
     progress: Progress | None = None,
+    warn: Callable[[str], None] = log.warning,
 ) -> list[Prediction]:
     """Score audio files with a trained run (windows max-pooled; see the module docstring).
 
@@ -212,6 +238,10 @@ def predict_files(
         Windows per forward pass.
     progress : callable, optional
         ``progress(done, total)`` after each file is prepared.
+    warn : callable
+        Called with a one-line warning when an embedding run records no VGGish weights to
+        check ``checkpoint`` and ``pca_params`` against (runs trained before they were
+        recorded, or on imported embeddings).
 
     Returns
     -------
@@ -223,17 +253,20 @@ def predict_files(
     schemas.failures.ClipFailure
         If a file is missing or cannot be decoded.
     ValueError, FileNotFoundError
-        If an embedding run lacks the VGGish files.
+        If an embedding run lacks the VGGish files, or they are not the ones its embeddings
+        were made with (the message says which digest differs).
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     loaded = load_run(run, which)
-    embedding = loaded.config.input == "embeddings"
+    settings = None
+    if loaded.config.input == "embeddings":
+        settings = _embed_settings(loaded, checkpoint, pca_params, mode, warn)
     predictions = []
     for done, path in enumerate(paths, start=1):
         path = os.fspath(path)
-        if embedding:
-            windows = _embedding_windows(loaded, path, checkpoint, pca_params, mode)
+        if settings is not None:
+            windows = _embedding_windows(loaded, path, settings)
         else:
             windows = _waveform_windows(loaded, path)
         # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.

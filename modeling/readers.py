@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -178,6 +179,24 @@ class ShardReader:
                         handle = pq.ParquetFile(source)
                     self._open[pos] = handle
         return handle
+
+    def file_attrs(self, pos: int) -> dict[str, Any]:
+        """Attributes of shard ``pos``'s file: an HDF5 file's attributes as stored, or a
+        Parquet file's ``audiomill.*`` metadata without the prefix, JSON values decoded."""
+        handle = self._handle(pos)
+        if self.shards[pos].fmt == "hdf5":
+            return dict(handle.attrs)
+        attrs: dict[str, Any] = {}
+        for key, value in (handle.schema_arrow.metadata or {}).items():
+            name = key.decode()
+            if not name.startswith("audiomill."):
+                continue
+            name = name.removeprefix("audiomill.")
+            try:
+                attrs[name] = json.loads(value)
+            except ValueError:
+                attrs[name] = value.decode()
+        return attrs
 
     def _raw_rows(self, pos: int) -> _RawRows | None:
         """Byte layout of ``x`` of local HDF5 shard ``pos`` when it can be read with ``preadv``.

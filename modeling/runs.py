@@ -2,7 +2,8 @@
 
 A run directory (``RUN``) holds everything needed to continue, evaluate or serve a model::
 
-    RUN/run.json               RunConfig: dataset, input, model and its arguments, task, training
+    RUN/run.json               RunConfig: dataset, input, model and its arguments, task, training,
+                               the VGGish weights its embeddings were made with
     RUN/classes.csv            the class map the outputs follow (index,mid,display_name)
     RUN/checkpoints/step-00000100.npz   model + optimizer + RNG state and sampler position
     RUN/best.weights.h5        weights of the best evaluation so far (Keras format)
@@ -76,6 +77,11 @@ class RunConfig:
         Arguments of the model builder (input shape, width, sample rate...).
     mixed_precision : bool or None
         None: when a GPU is visible.
+    embedding_provenance : dict or None
+        The VGGish weights the embeddings trained on were made with (``model``,
+        ``checkpoint_sha256``, ``pca_sha256``), recorded by training
+        (:mod:`modeling.embedding_provenance`); None for waveform runs, runs on imported
+        embeddings and runs trained before it was recorded.
     """
 
     dataset: str
@@ -98,6 +104,7 @@ class RunConfig:
     embedding_model: str = "vggish"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     mixed_precision: bool | None = None
+    embedding_provenance: dict[str, str] | None = None
     version: int = RUN_VERSION
 
     def __post_init__(self) -> None:
@@ -123,9 +130,11 @@ class RunConfig:
         return self.input.removesuffix("s")
 
     def training_identity(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues (all but ``steps``)."""
+        """The settings a resumed run must share with the run it continues (all but ``steps``
+        and ``embedding_provenance``, which training records)."""
         out = asdict(self)
         out.pop("steps")
+        out.pop("embedding_provenance")
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from modeling.augment import mixup
+from modeling.embedding_provenance import describe, shard_provenance
 from modeling.models import (
     balanced_class_weights,
     build_model,
@@ -248,6 +249,28 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
     return saved
 
 
+def _embedding_provenance(config: RunConfig, data: TrainData) -> dict[str, str] | None:
+    """The VGGish weights of the run's embeddings (training and evaluation rows); None for
+    waveform runs and imported embeddings."""
+    if config.input != "embeddings":
+        return None
+    readers = [data.reader] + ([data.eval_reader] if data.eval_reader is not None else [])
+    return shard_provenance(readers, config.embedding_model)
+
+
+def _check_resumed_provenance(
+    run: RunDir, config: RunConfig, provenance: dict[str, str] | None
+) -> None:
+    """Refuse to continue a run on embeddings made with other weights than it recorded."""
+    recorded = config.embedding_provenance
+    if recorded is not None and provenance != recorded:
+        raise ValueError(
+            f"--resume continues run {run.path} on embeddings made with {describe(recorded)}, "
+            f"but the dataset's are now made with {describe(provenance)}: start it over with "
+            "--restart"
+        )
+
+
 def _build(
     config: RunConfig, data: TrainData, devices: list[str] | None
 ) -> tuple[keras.Model, str]:
@@ -328,10 +351,14 @@ def train(
     data = open_train_data(config, storage_options)
     if config.task == "singlelabel":
         single_labels(data.labels.dense(data.train_rows, config.num_classes))
+    provenance = _embedding_provenance(config, data)
     previous = None
-    if not resume:
+    if resume:
+        _check_resumed_provenance(run, config, provenance)
+    else:
         if classes is None:
             raise ValueError("a new run needs the dataset's class map")
+        config = replace(config, embedding_provenance=provenance)
         if run.exists:
             previous = run.set_aside()
         run.save_config(config, classes)

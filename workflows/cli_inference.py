@@ -62,6 +62,11 @@ def _with_progress(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any)
             fail(str(exc))
 
 
+def _warn(message: str) -> None:
+    """Print a one-line warning on stderr."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -169,9 +174,10 @@ def predict(
     """Top-k classes of audio files or of a dataset's clips.
 
     A file is resampled to the run's rate (waveform runs) or embedded with VGGish (embedding
-    runs: --checkpoint and --pca-params). Files longer than the run's clip are scored in
-    windows of a clip length, every half clip, and each class keeps its maximum over the
-    windows; shorter files are zero-padded.
+    runs: --checkpoint and --pca-params, the files the run's embeddings were made with; others
+    are refused). Files longer than the run's clip are scored in windows of a clip length,
+    every half clip, and each class keeps its maximum over the windows; shorter files are
+    zero-padded.
     """
     with collection_paused():
         from modeling import inference
@@ -199,6 +205,7 @@ def predict(
             pca_params=pca_params,
             mode=mode,
             batch_size=batch_size,
+            warn=_warn,
         )
         found.update((p.source, p) for p in predictions)
     if clips:
