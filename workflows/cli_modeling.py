@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from workflows.cli_common import StorageOptions, console, fail, out, storage_options_from
 from workflows.import_gc import collection_paused
+
+if TYPE_CHECKING:
+    from modeling.runs import RunConfig, RunDir
 
 TASK_HELP = "multilabel (sigmoid + binary cross-entropy) or singlelabel (softmax)."
 SAMPLER_HELP = (
@@ -248,7 +251,40 @@ def _grid(text: str | None, cast: type, default: Any) -> list[Any]:
         fail(f"not a comma-separated list of numbers: {text!r}")
 
 
+def _sweep_run_action(
+    run: RunDir, config: RunConfig, earlier: str | None
+) -> tuple[str, bool, bool] | None:
+    """How a sweep brings ``run`` up to date for ``config``: None keeps it as it is, else why it
+    trains and train's ``resume`` and ``restart``.
+
+    ``earlier`` is the workflow's :data:`~workflows.runner.EARLIER_RUN`: a stale stage starts
+    every run it made over; otherwise a run with other settings than ``config`` starts over, an
+    unfinished one resumes and one finished with ``config.steps`` is kept.
+    """
+    from workflows.runner import RESUMABLE
+
+    if not run.exists:
+        return "new", False, False
+    if earlier is not None and earlier != RESUMABLE:
+        return "starting over: the workflow re-runs this stage", False, True
+    try:
+        saved = run.load_config()
+    except ValueError as exc:
+        fail(f"{run.path}: {exc}")
+    old, new = saved.training_identity(), config.training_identity()
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+        return f"starting over: {', '.join(changed)} changed", False, True
+    summary = run.load_summary()
+    if summary is None or summary["step"] < config.steps:
+        return "resuming", True, False
+    if summary["step"] > config.steps:
+        return f"starting over: trained {summary['step']} steps, not {config.steps}", False, True
+    return None
+
+
 def sweep(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory of the sweep's runs.")],
     lr: Annotated[str | None, typer.Option("--lr", help="Learning rates, e.g. 1e-3,3e-4.")] = None,
@@ -281,15 +317,20 @@ def sweep(
 ) -> dict[str, Any]:
     """Train a grid of learning rates x mixup alphas, each over every fold, and rank them.
 
-    Each run lives in OUT/<setting>/<fold>; finished runs are kept (re-running the sweep resumes
-    unfinished ones and skips finished ones). Prints the mean and spread of the headline metric
-    per setting and writes OUT/sweep.json.
+    Each run lives in OUT/<setting>/<fold>. Re-running the sweep keeps runs finished with the
+    same settings, resumes unfinished ones and starts runs with other settings (or steps) over,
+    keeping the replaced run as RUN.previous; in a workflow, a stage that runs again starts every
+    run over unless it resumes runs it left unfinished. Prints the mean and spread of the headline
+    metric per setting and writes OUT/sweep.json.
     """
     import numpy as np
 
     with collection_paused():
         from modeling.runs import RunDir
 
+    from workflows.runner import EARLIER_RUN
+
+    earlier = ctx.meta.get(EARLIER_RUN)
     so = storage_options_from(storage_options)
     if folds is not None and fold_splits:
         fail("use --folds or --fold-split, not both")
@@ -330,12 +371,12 @@ def sweep(
                     **options,
                 )
                 run = RunDir(out_dir / setting / name)
-                summary = run.load_summary()
-                if summary is None or summary["step"] < config.steps:
-                    console.print(f"[bold]{setting}[/] {name}")
-                    _train(config, classes, run.path, run.exists, so)
-                    summary = run.load_summary()
-                values.append(summary["best_value"])
+                action = _sweep_run_action(run, config, earlier)
+                if action is not None:
+                    why, resume, restart = action
+                    console.print(f"[bold]{setting}[/] {name} ({why})")
+                    _train(config, classes, run.path, resume, so, restart=restart)
+                values.append(run.load_summary()["best_value"])
             scored = [v for v in values if v is not None]
             rows.append(
                 {
