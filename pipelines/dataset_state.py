@@ -21,6 +21,7 @@ from schemas.dataset import (
     MANIFEST,
     DatasetManifest,
     ShardEntry,
+    SplitEntry,
     ledger_dir,
 )
 from schemas.ledger import LEDGER_SCHEMA, latest_rows
@@ -93,7 +94,7 @@ def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) ->
 
 def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[str]:
     """Delete shard files and shard ledger parts that no committed shard accounts for."""
-    entry = manifest.split(split)
+    entry = manifest.splits.get(split, SplitEntry())  # a split new to the dataset stays out
     listed = {f.path for s in entry.shards for f in s.files.values()}
     committed = {s.index for s in entry.shards}
     removed = []

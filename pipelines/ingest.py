@@ -117,6 +117,9 @@ class IngestSummary:
     shards: int
     seconds: float
     dataset_clips: int
+    skipped_failures: dict[str, int] = field(default_factory=dict)
+    """Clips not tried again because they failed permanently before, by reason (``already_done``
+    counts them too); ``--retry-reason`` tries them again."""
 
     @property
     def usable(self) -> bool:
@@ -341,6 +344,7 @@ def run_ingest(
         committed = 0
         rejected_clips = Counter()
         for split in splits:
+            manifest.split(split)  # listed even when none of its clips made it (dataset info)
             for rec in adopt_commits(store, manifest, split):
                 new_shards += rec["entry"] is not None
                 committed += rec["entry"]["num_clips"] if rec["entry"] else 0
@@ -357,13 +361,14 @@ def run_ingest(
             run_id=run_id,
             requested=plan.requested,
             malformed=plan.malformed,
-            already_done=plan.already_done,
+            already_done=sum(plan.already_done.values()),
             planned=plan.planned,
             committed=committed,
             failed=dict(failed),
             shards=new_shards,
             seconds=time.time() - started,
             dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
+            skipped_failures={k: n for k, n in plan.already_done.items() if k != STATUS_OK},
         )
         for future in plan.saving:
             future.result()
@@ -381,7 +386,8 @@ class _RunPlan:
     splits: list[str]
     requested: int
     malformed: list[str]
-    already_done: int
+    already_done: Counter
+    """Clips skipped as done before: ``"ok"`` for committed ones, else their failure reason."""
     planned: int
     failures: list[dict]
     saving: list[Future]
@@ -446,9 +452,14 @@ def _prepare_run(
             record=record,
             progress=validated,
         )
-    state = {}
+    # Every split's ledger, a committed row first: a clip id names one clip of the dataset,
+    # whichever split a list puts it in.
+    state: dict[str, dict] = {}
+    for split in sorted(set(splits) | set(manifest.splits)):
+        for clip_id, row in ledger_state(store, split).items():
+            if state.get(clip_id, {}).get("status") != STATUS_OK:
+                state[clip_id] = row
     for split in splits:
-        state.update(ledger_state(store, split))
         for name in staging.staged_names(store, split, "failed"):
             rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
@@ -465,8 +476,8 @@ def _prepare_run(
     ]
     todo, already = _plan(passing, state, cfg, run_id, failures)
     log(
-        f"{len(segments)} segments: {already} already done, {len(rejected)} rejected, "
-        f"{len(todo)} to process"
+        f"{len(segments)} segments: {sum(already.values())} already done, {len(rejected)} "
+        f"rejected, {len(todo)} to process"
     )
     next_index = {s: manifest.split(s).next_index for s in splits}
     direct_items, todo_staged = _route(todo, store, splits)
@@ -600,7 +611,7 @@ def _plan(
     cfg: IngestConfig,
     run_id: str,
     failures: list[dict],
-) -> tuple[list[dict], int]:
+) -> tuple[list[dict], Counter]:
     src = SourceConfig(
         source=cfg.source,
         url_template=cfg.url_template,
@@ -615,15 +626,17 @@ def _plan(
         and any(s.source_kind == "youtube" for s in segments)
     ):
         root_index = index_audio_root(cfg.audio_root, cfg.storage_options)
-    todo, already = [], 0
+    todo, already, moved = [], Counter(), []
     for seg in segments:
         prev = state.get(seg.clip_id)
         if prev is not None:
+            if prev["status"] == STATUS_OK and prev["split"] != seg.split:
+                moved.append(f"{seg.clip_id} ({prev['split']}, line {seg.line} says {seg.split})")
             retry = prev["status"] != STATUS_OK and (
                 prev.get("transient") or prev.get("reason") in cfg.retry_reasons
             )
             if not retry:
-                already += 1
+                already[STATUS_OK if prev["status"] == STATUS_OK else prev["reason"]] += 1
                 continue
         try:
             where = resolve(seg, src, root_index)
@@ -643,6 +656,12 @@ def _plan(
                 "origin": seg.origin,
                 "line": seg.line,
             }
+        )
+    if moved:
+        raise ValueError(
+            f"{cfg.segments}: {len(moved)} clip(s) are committed in another split than the list "
+            f"now gives them, e.g. {', '.join(moved[:3])}; a dataset cannot move clips between "
+            "splits: use a new --out"
         )
     return todo, already
 

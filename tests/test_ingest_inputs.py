@@ -309,3 +309,50 @@ def test_an_output_that_cannot_be_a_directory_gets_a_clear_error(tmp_path: Path)
         assert f"cannot write the dataset at {out}: {tmp_path / 'afile'} is a file" in proc.stderr
         assert "Traceback" not in proc.stderr
     assert (tmp_path / "afile").read_text() == "not a dataset"
+
+
+@pytest.mark.slow
+def test_a_rerun_says_what_it_skipped_and_refuses_to_move_clips(tmp_path: Path):
+    rows = _one_clip_list(tmp_path)
+    rows.write_text("path,labels,split\na.wav,Alpha,train\nmissing.wav,Alpha,train\n")
+    out = tmp_path / "ds"
+    base = [
+        "ingest",
+        "--segments",
+        str(rows),
+        "--classes",
+        str(tmp_path / "classes.csv"),
+        "--out",
+        str(out),
+        "--sample-rate",
+        "8000",
+        "--clip-seconds",
+        "1",
+        "--workers",
+        "1",
+    ]
+    audiomill(*base, cwd=tmp_path)  # fmt: skip
+    again = audiomill(*base, cwd=tmp_path)
+    assert (
+        "1 clip(s) not tried again, failed permanently in earlier runs (not_found 1): "
+        f"`audiomill dataset failures {out}` lists them, `--retry-reason not_found` tries them "
+        "again"
+    ) in again.stderr
+    assert manifest(out)["runs"][-1]["skipped_failures"] == {"not_found": 1}
+    retried = audiomill(*base, "--retry-reason", "not_found", cwd=tmp_path)
+    assert "1 clip(s) failed:" in retried.stderr and "not tried again" not in retried.stderr
+    rows.write_text("path,labels,split\na.wav,Alpha,eval\n")
+    before = (out / "manifest.json").read_bytes()
+    moved = audiomill(*base, cwd=tmp_path, check=False)
+    assert moved.returncode == 2
+    assert (
+        "1 clip(s) are committed in another split than the list now gives them, e.g. a.wav_0 "
+        "(train, line 2 says eval); a dataset cannot move clips between splits: use a new --out"
+    ) in moved.stderr
+    assert manifest(out)["splits"].keys() == {"train"}
+    assert (out / "manifest.json").read_bytes() == before
+    # a split whose only clip fails is still listed, with its failure
+    rows.write_text("path,labels,split\ngone.wav,Alpha,holdout\n")
+    audiomill(*base, cwd=tmp_path, check=False)
+    info = json.loads(audiomill("dataset", "info", str(out), "--json").stdout)
+    assert info["splits"]["holdout"]["clips"] == 0 and info["splits"]["holdout"]["failed"] == 1

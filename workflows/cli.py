@@ -189,6 +189,8 @@ def ingest(
     _print_ingest_summary(summary)
     if summary.failed:
         _print_failures(out_path, cfg.storage_options, summary.run_id, sum(summary.failed.values()))
+    if summary.skipped_failures:
+        _print_skipped_failures(out_path, summary.skipped_failures)
     if not summary.usable:
         fail("the dataset holds no clips: see the failures above", code=1)
     return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
@@ -262,6 +264,19 @@ def _print_failures(dataset: str, storage_options: dict | None, run_id: str, tot
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _print_skipped_failures(dataset: str, skipped: dict[str, int]) -> None:
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()))
+    commonest = max(sorted(skipped), key=skipped.__getitem__)
+    console.print(
+        f"{sum(skipped.values())} clip(s) not tried again, failed permanently in earlier runs "
+        f"({reasons}): `audiomill dataset failures {dataset}` lists them, "
+        f"`--retry-reason {commonest}` tries them again",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @segments_app.command("inspect")
