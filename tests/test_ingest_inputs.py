@@ -316,22 +316,10 @@ def test_a_rerun_says_what_it_skipped_and_refuses_to_move_clips(tmp_path: Path):
     rows = _one_clip_list(tmp_path)
     rows.write_text("path,labels,split\na.wav,Alpha,train\nmissing.wav,Alpha,train\n")
     out = tmp_path / "ds"
-    base = [
-        "ingest",
-        "--segments",
-        str(rows),
-        "--classes",
-        str(tmp_path / "classes.csv"),
-        "--out",
-        str(out),
-        "--sample-rate",
-        "8000",
-        "--clip-seconds",
-        "1",
-        "--workers",
-        "1",
-    ]
-    audiomill(*base, cwd=tmp_path)  # fmt: skip
+    base = ["ingest", "--segments", str(rows), "--classes", str(tmp_path / "classes.csv"),
+            "--out", str(out), "--sample-rate", "8000", "--clip-seconds", "1",
+            "--workers", "1"]  # fmt: skip
+    audiomill(*base, cwd=tmp_path)
     again = audiomill(*base, cwd=tmp_path)
     assert (
         "1 clip(s) not tried again, failed permanently in earlier runs (not_found 1): "
