@@ -23,7 +23,11 @@ prepare_app = typer.Typer(
     help="Turn a public dataset's own layout into a class map and a manifest for `ingest`.",
     no_args_is_help=True,
 )
-download_app = typer.Typer(help="Download a public dataset's metadata.", no_args_is_help=True)
+download_app = typer.Typer(
+    help="Download a public dataset's files: AudioSet's segment lists (small), or a whole "
+    "archive (UrbanSound8K, about 6 GB; AudioSet's released embeddings, about 2.4 GB).",
+    no_args_is_help=True,
+)
 
 SHOWN_SKIPPED = 20
 

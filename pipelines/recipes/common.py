@@ -430,7 +430,15 @@ def write_outputs(
         The recipe's parameters, recorded in ``recipe.json``.
     """
     if not len(result.class_map):
-        raise ValueError(f"{result.recipe}: no labelled clips found, so no classes to write")
+        where = f" under {result.audio_root}" if result.audio_root else ""
+        left_out = (
+            f" ({len(result.skipped)} row(s) left out, the first: {result.skipped[0].reason})"
+            if result.skipped
+            else ""
+        )
+        raise ValueError(
+            f"{result.recipe}: no labelled clips found{where}{left_out}, so no classes to write"
+        )
     result.skipped.sort(key=lambda s: (s.path, s.line or 0))
     store = DatasetStore(result.out_dir)
     texts = {CLASSES_FILE: result.class_map.to_csv_text(), **segment_texts}
