@@ -584,7 +584,7 @@ def build_report(
         Directory (or fsspec URL) to write the report to; None writes it into the dataset, at
         ``reports/dataset/``. Files are written atomically.
     storage_options : dict, optional
-        fsspec options of the dataset's filesystem.
+        fsspec options of the dataset's filesystem, and of ``out_dir``'s.
     client : distributed.Client, str or None
         Where the per-shard reads run; see :func:`features.class_index.dask_client`.
     loudness_clips_per_shard : int
@@ -627,7 +627,9 @@ def build_report(
     ]
     page = render_html("audiomill dataset report", facts, splits, names)
     summary = {"dataset": store.url(), "splits": {s.name: s.numbers() for s in splits}}
-    target, prefix = (store, f"{REPORT_DIR}/") if out_dir is None else (DatasetStore(out_dir), "")
+    target, prefix = (store, f"{REPORT_DIR}/")
+    if out_dir is not None:
+        target, prefix = DatasetStore(out_dir, storage_options), ""
     target.write_json_atomic(f"{prefix}summary.json", summary)
     target.write_bytes_atomic(f"{prefix}index.html", page.encode("utf-8"))
     return target.url(f"{prefix}index.html")

@@ -19,6 +19,7 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
+from workflows.cli_modeling import local_dir
 from workflows.import_gc import collection_paused
 
 WEIGHTS_HELP = "Weights to use: best (by the run's headline metric; else last) or last."
@@ -75,7 +76,7 @@ def evaluate(
     run: RunArg,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL to evaluate on.")],
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Directory for metrics.json, per_class.csv, ...")
+        str, typer.Option("--out", help="Local directory for metrics.json, per_class.csv, ...")
     ],
     split: Annotated[str, typer.Option(help="Split to score.")] = "eval",
     tta: Annotated[
@@ -99,6 +100,7 @@ def evaluate(
     with collection_paused():
         from modeling.evaluation import evaluate_run
 
+    eval_dir = local_dir(out_dir, "evaluate")
     loaded = _load(run, weights)
     result = _with_progress(
         "clips",
@@ -108,7 +110,7 @@ def evaluate(
         split,
         tta=tta,
         batch_size=batch_size,
-        out_dir=out_dir,
+        out_dir=eval_dir,
         storage_options=storage_options_from(storage_options),
     )
     metrics = result["metrics"]
@@ -315,7 +317,7 @@ def search(
 
 def export(
     run: RunArg,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the export to.")],
+    out_dir: Annotated[str, typer.Option("--out", help="Local directory to write the export to.")],
     weights: Weights = "best",
 ) -> dict[str, Any]:
     """Export a run as a TensorFlow SavedModel with its class map and export.json.
@@ -326,15 +328,16 @@ def export(
     with collection_paused():
         from modeling.export import export_run
 
+    export_dir = local_dir(out_dir, "export")
     loaded = _load(run, weights)
     with console.status("exporting"):
         try:
-            description = export_run(loaded, out_dir)
+            description = export_run(loaded, export_dir)
         except _errors() as exc:
             fail(str(exc))
     spec = description["input"]
     t = Table(title=escape(f"export {run}"), show_header=False)
-    t.add_row("saved model", escape(str(out_dir / description["saved_model"])))
+    t.add_row("saved model", escape(str(export_dir / description["saved_model"])))
     t.add_row("input", escape(f"{spec['name']} {spec['shape']} float32 in {spec['range']}"))
     if description["sample_rate"]:
         t.add_row("sample rate", f"{description['sample_rate']} Hz")

@@ -27,6 +27,17 @@ Splits = Annotated[
 ]
 
 
+def local_dir(value: str, command: str) -> Path:
+    """``--out`` of ``command`` as a local directory, refusing a URL (``s3://...``): Keras,
+    numpy and HTML writers write there with local file calls."""
+    if "://" in value:
+        fail(
+            f"--out {value}: {command} writes to a local directory, not a URL; give a local "
+            "path and copy the result to the object store afterwards"
+        )
+    return Path(value)
+
+
 def _format_metric(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -127,7 +138,7 @@ class _StepBar:
 def train(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    out_dir: Annotated[str, typer.Option("--out", help="Run directory to write (local).")],
     input: Annotated[
         str, typer.Option("--input", help="embeddings (VGGish shards) or waveforms.")
     ] = "embeddings",
@@ -198,6 +209,7 @@ def train(
     batches, the same weights as a run that was never stopped. In a workflow, a stage that runs
     again starts its run over, unless it resumes a run it left unfinished with the same settings.
     """
+    run_dir = local_dir(out_dir, "train")
     if resume and restart:
         fail("--resume and --restart do not go together")
     resume, restart = _workflow_rerun(ctx, resume, restart)
@@ -225,7 +237,7 @@ def train(
         model_arg=model_arg,
         mixed_precision=mixed_precision,
     )
-    result = _train(config, classes, out_dir, resume, so, device, restart)
+    result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
 
@@ -286,7 +298,7 @@ def _sweep_run_action(
 def sweep(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the sweep's runs.")],
+    out_dir: Annotated[str, typer.Option("--out", help="Directory of the sweep's runs (local).")],
     lr: Annotated[str | None, typer.Option("--lr", help="Learning rates, e.g. 1e-3,3e-4.")] = None,
     mixup: Annotated[str | None, typer.Option(help="Mixup alphas, e.g. 0,0.2.")] = None,
     folds: Annotated[
@@ -330,6 +342,7 @@ def sweep(
 
     from workflows.runner import EARLIER_RUN
 
+    sweep_dir = local_dir(out_dir, "sweep")
     earlier = ctx.meta.get(EARLIER_RUN)
     so = storage_options_from(storage_options)
     if folds is not None and fold_splits:
@@ -370,7 +383,7 @@ def sweep(
                     model_arg=model_arg,
                     **options,
                 )
-                run = RunDir(out_dir / setting / name)
+                run = RunDir(sweep_dir / setting / name)
                 action = _sweep_run_action(run, config, earlier)
                 if action is not None:
                     why, resume, restart = action
@@ -390,8 +403,8 @@ def sweep(
                 }
             )
     rows.sort(key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     metric = "accuracy" if task == "singlelabel" else "mAP"
     t = Table(title=f"sweep: best {metric} per setting, over {len(plans)} fold(s)")
     for col in ("setting", f"mean {metric}", "std", "per fold"):
