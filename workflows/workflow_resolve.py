@@ -3,7 +3,8 @@
 Substitution happens on the YAML nodes, so an unknown variable is reported at the line that
 uses it. A value that is exactly ``${name}`` keeps the variable's type (``workers: ${workers}``
 stays an integer, ``when: ${flag}`` a boolean); inside longer text the value is written out
-(booleans as ``true``/``false``).
+(booleans as ``true``/``false``). An empty value followed by ``/`` (``${work}/dataset`` with
+``work`` empty) is an error, as it would make a path under the filesystem root.
 """
 
 from __future__ import annotations
@@ -184,6 +185,12 @@ class Variables:
                 if value is None:
                     raise self.workflow.error(
                         f"variable {name!r} has no value: pass --set {name}=...", node
+                    )
+                if not as_text(value).strip() and text.startswith("/", m.end()):
+                    raise self.workflow.error(
+                        f"variable {name!r} is empty, but {text!r} uses it as a folder: "
+                        f"pass --set {name}=DIR (. for the current one)",
+                        node,
                     )
                 parts.append(as_text(value))
         parts.append(text[pos:])
