@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 TEMP_PATTERN = "*.tmp-*"
 LOCK_NAME = ".lock"
+OPTIONS_HINT = "--storage-options or $AUDIOMILL_STORAGE_OPTIONS"
+# Errors that say something about a path, not about reaching the store: callers rely on them.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
 def temporary_name(name: str) -> str:
@@ -82,7 +85,7 @@ class DatasetStore:
         self, root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
     ) -> None:
         self.storage_options = dict(storage_options or {})
-        options = {"use_listings_cache": False, **self.storage_options}
+        options = _fs_options(os.fspath(root), self.storage_options)
         self.fs, path = fsspec.core.url_to_fs(os.fspath(root), **options)
         self.root: str = path.rstrip("/")
         if not self.root:
@@ -129,13 +132,35 @@ class DatasetStore:
             raise ValueError(f"{self.url()} is not on a local filesystem")
         return Path(self._path(*parts))
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Run calls to a remote store, turning a failure to reach it (no connection, no access)
+        into a `DatasetAccessError` naming the dataset and the reason; a missing file stays a
+        `FileNotFoundError`, other errors pass unchanged."""
+        try:
+            yield
+        except PATH_ERRORS:
+            raise
+        except Exception as exc:
+            failure = None if self.is_local else _store_failure(exc)
+            if failure is None:
+                raise
+            verb, reason = failure
+            endpoint = self.storage_options.get("endpoint_url") or (
+                self.storage_options.get("client_kwargs") or {}
+            ).get("endpoint_url")
+            where = f"{self.url()} (endpoint {endpoint})" if endpoint else self.url()
+            raise DatasetAccessError(f"cannot {verb} the dataset at {where}: {reason}") from exc
+
     def exists(self, rel: str) -> bool:
         """Whether `rel` exists."""
-        return self.fs.exists(self._path(rel))
+        with self._reaching():
+            return self.fs.exists(self._path(rel))
 
     def read_bytes(self, rel: str) -> bytes:
         """Return the content of `rel`."""
-        return self.fs.cat_file(self._path(rel))
+        with self._reaching():
+            return self.fs.cat_file(self._path(rel))
 
     def read_text(self, rel: str, encoding: str = "utf-8") -> str:
         """Return the content of `rel` decoded as text."""
@@ -146,13 +171,15 @@ class DatasetStore:
         path = self._path(rel)
         if self.is_local and not mode.startswith("r"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return self.fs.open(path, mode, **kwargs)
+        with self._reaching():
+            return self.fs.open(path, mode, **kwargs)
 
     def listdir(self, rel_dir: str = "") -> list[str]:
         """Return the sorted names in `rel_dir` (the root when empty); ``[]`` if it is missing."""
         path = self._dir_path(rel_dir)
         try:
-            entries = self.fs.ls(path, detail=False)
+            with self._reaching():
+                entries = self.fs.ls(path, detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
         children = {entry.rstrip("/") for entry in entries} - {path}
@@ -160,19 +187,20 @@ class DatasetStore:
 
     def remove(self, rel: str) -> None:
         """Delete the file `rel`; a missing file is not an error."""
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), self._reaching():
             self.fs.rm_file(self._path(rel))
 
     def size(self, rel: str) -> int:
         """Return the size of `rel` in bytes."""
-        return int(self.fs.size(self._path(rel)))
+        with self._reaching():
+            return int(self.fs.size(self._path(rel)))
 
     def sha256_of(self, rel: str) -> str:
         """Return the sha256 hex digest of stored file `rel`, read as a stream (past the page
         cache on a local dataset: a file is checked once)."""
         if self.is_local:
             return hash_file_uncached(self._path(rel))[0]
-        with self.fs.open(self._path(rel), "rb") as stream:
+        with self._reaching(), self.fs.open(self._path(rel), "rb") as stream:
             return _hash_stream(stream)[0]
 
     def commit_file(
@@ -225,7 +253,8 @@ class DatasetStore:
         else:
             with src.open("rb") as stream:
                 digest, size = known or _hash_stream(stream)
-            self.fs.put_file(str(src), dest)
+            with self._reaching():
+                self.fs.put_file(str(src), dest)
             src.unlink()
         return CommitRecord(rel_dest, digest, size)
 
@@ -237,7 +266,8 @@ class DatasetStore:
             dest_path.parent.mkdir(parents=True, exist_ok=True)
             _write_local_atomic(dest_path, lambda out: out.write(data))
         else:
-            self.fs.pipe_file(dest, data)
+            with self._reaching():
+                self.fs.pipe_file(dest, data)
         return CommitRecord(rel_dest, hashlib.sha256(data).hexdigest(), len(data))
 
     def write_json_atomic(self, rel: str, obj: Any) -> CommitRecord:
@@ -261,6 +291,17 @@ class DatasetStore:
             self.remove(rel)
             removed.append(rel)
         return removed
+
+
+def _fs_options(url: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """The fsspec options of the store at `url`: listings are never cached, and S3 clients retry
+    in botocore's standard mode (three attempts, an unreachable endpoint fails in seconds, not
+    the legacy mode's 5-15 s) unless ``config_kwargs`` or ``$AWS_RETRY_MODE`` chooses a mode."""
+    options = {"use_listings_cache": False, **storage_options}
+    if fsspec.core.split_protocol(url)[0] in ("s3", "s3a") and "AWS_RETRY_MODE" not in os.environ:
+        config = options.get("config_kwargs") or {}
+        options["config_kwargs"] = {"retries": {"mode": "standard"}, **config}
+    return options
 
 
 def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
@@ -307,7 +348,53 @@ class DatasetLockedError(RuntimeError):
 
 
 class DatasetAccessError(RuntimeError):
-    """The dataset's directory cannot be made or written: a file in the way, no permission."""
+    """The dataset cannot be reached, read or written: a file in the way, no permission, no
+    connection to its store or no credentials for it."""
+
+
+def _store_failure(exc: Exception) -> tuple[str, str] | None:
+    """Why a call to a remote store failed, as ``(verb, reason)`` ("reach", "connection
+    refused"); None when `exc` is not a failure of the store (a bug, a bad argument)."""
+    from aiohttp import ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ConnectTimeoutError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return "access", f"no credentials (give a key and secret in {OPTIONS_HINT})"
+    if isinstance(exc, PermissionError):
+        return "access", f"access denied (check the key and secret in {OPTIONS_HINT})"
+    causes = _causes(exc)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "reach", "connection refused"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return "reach", "unknown host"
+    if any(isinstance(c, TimeoutError | ConnectTimeoutError | ReadTimeoutError) for c in causes):
+        return "reach", "timed out"
+    if isinstance(exc, BotoConnectionError | ConnectionError | ClientError):
+        return "reach", str(exc)
+    if isinstance(exc, BotoCoreError | OSError):
+        return "access", exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from, botocore's wrapped ``error`` included."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        kwargs = getattr(current, "kwargs", None)
+        wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
+        if not isinstance(wrapped, BaseException):
+            wrapped = current.__cause__ or current.__context__
+        current = wrapped
+    return chain
 
 
 def _access_error(url: str, path: Path, exc: OSError) -> DatasetAccessError:
