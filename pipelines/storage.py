@@ -447,9 +447,10 @@ class DatasetLock:
 
     On an object store, which has no exclusive create, locking is best effort: a lock whose
     heartbeat (refreshed every `heartbeat_s` by a background thread) is younger than
-    `stale_after_s` is respected; otherwise we write our own and read it back after `settle_s`,
-    going ahead only if our token is still there. Two runs can both go ahead only if one of them
-    checks and writes more than `settle_s` apart, straddling the other's whole write-and-settle.
+    `stale_after_s` is respected, unless its process is dead on this host; otherwise we write our
+    own and read it back after `settle_s`, going ahead only if our token is still there. Two runs
+    can both go ahead only if one of them checks and writes more than `settle_s` apart,
+    straddling the other's whole write-and-settle.
 
     Parameters
     ----------
@@ -583,13 +584,14 @@ class DatasetLock:
     def _acquire_remote(self) -> None:
         holder = self._read()
         if holder:
-            if _age_s(holder) < self.stale_after_s:
+            dead = _holder_is_dead(holder)
+            if not dead and _age_s(holder) < self.stale_after_s:
                 raise self._error(holder)
             log.warning(
-                "taking over the dataset lock of pid %s on %s: no heartbeat since %s",
+                "taking over the dataset lock of pid %s on %s: %s",
                 holder.get("pid"),
                 holder.get("host"),
-                holder.get("heartbeat"),
+                "the process is dead" if dead else f"no heartbeat since {holder.get('heartbeat')}",
             )
         self.record["heartbeat"] = _now()
         self.store.write_json_atomic(LOCK_NAME, self.record)

@@ -343,6 +343,29 @@ def test_remote_lock_is_taken_over_only_without_a_recent_heartbeat(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("alive", [False, True])
+def test_remote_lock_of_a_dead_process_on_this_host_is_taken_over_despite_its_heartbeat(
+    s3_store: DatasetStore, caplog: pytest.LogCaptureFixture, alive: bool
+) -> None:
+    store = s3_store
+    beat = datetime.now(UTC).isoformat()
+    pid = os.getpid() if alive else _dead_pid()
+    old = {"host": socket.gethostname(), "pid": pid, "heartbeat": beat, "token": "old"}
+    store.write_json_atomic(".lock", old)
+    lock = _fast_lock(store)
+    if alive:
+        with pytest.raises(DatasetLockedError, match=f"pid {pid} on host"):
+            lock.acquire()
+        assert json.loads(store.read_text(".lock")) == old
+        return
+    with caplog.at_level(logging.WARNING, logger="pipelines.storage"), lock:
+        assert json.loads(store.read_text(".lock"))["token"] == lock.token
+    assert f"taking over the dataset lock of pid {pid}" in caplog.text
+    assert "the process is dead" in caplog.text
+    assert not store.exists(".lock")
+
+
+@pytest.mark.slow
 def test_remote_lock_heartbeat_refreshes_the_record(s3_store: DatasetStore) -> None:
     with DatasetLock(s3_store, heartbeat_s=0.1, settle_s=0.05):
         first = json.loads(s3_store.read_text(".lock"))["heartbeat"]
