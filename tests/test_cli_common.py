@@ -32,8 +32,19 @@ def test_storage_options_from_text_or_environment(monkeypatch):
     monkeypatch.setenv("AUDIOMILL_STORAGE_OPTIONS", '{"key": "k"}')
     assert storage_options_from(None) == {"key": "k"}
     for bad in ("{nope", "[1, 2]"):
-        with pytest.raises(typer.BadParameter):
+        with pytest.raises(typer.BadParameter) as refused:
             storage_options_from(bad)
+        assert refused.value.param_hint == "--storage-options"
+
+
+@pytest.mark.parametrize("bad", ["{nope", "[1, 2]"])
+def test_bad_storage_options_from_the_environment_name_the_variable(monkeypatch, bad):
+    monkeypatch.setenv("AUDIOMILL_STORAGE_OPTIONS", bad)
+    with pytest.raises(typer.BadParameter) as refused:
+        storage_options_from(None)
+    assert refused.value.format_message().startswith(
+        "Invalid value for $AUDIOMILL_STORAGE_OPTIONS: "
+    )
 
 
 def test_fail_prints_the_message_and_exits_with_the_code(capsys):

@@ -41,16 +41,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def storage_options_from(text: str | None) -> dict | None:
-    """Parse ``--storage-options`` (or ``$AUDIOMILL_STORAGE_OPTIONS``) as a JSON object."""
+    """Parse ``--storage-options`` (or ``$AUDIOMILL_STORAGE_OPTIONS``) as a JSON object; an
+    error names the one the text came from."""
+    source = "--storage-options" if text else "$AUDIOMILL_STORAGE_OPTIONS"
     text = text or os.environ.get("AUDIOMILL_STORAGE_OPTIONS")
     if not text:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--storage-options") from exc
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint=source) from exc
     if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
+        raise typer.BadParameter("must be a JSON object", param_hint=source)
     return value
 
 
