@@ -1,7 +1,9 @@
 """Scores of a trained run for audio files or a dataset's clips, top-k tags and keyword search.
 
-**Audio files** are decoded with :func:`pipelines.audio.decode` (any format ingest reads),
-downmixed to mono and brought to what the run's model takes:
+**Audio files** are local paths or URLs, fetched as ingest fetches them
+(:func:`pipelines.fetch.fetch_media`: fsspec stores such as ``s3://bucket/key``, http(s) through
+yt-dlp) into a temporary folder; they are decoded with :func:`pipelines.audio.decode` (any
+format ingest reads), downmixed to mono and brought to what the run's model takes:
 
 - *waveform runs*: resampled (soxr HQ) to the run's sample rate
   (``RunConfig.model_kwargs["sample_rate"]``), samples in [-1, 1];
@@ -32,12 +34,14 @@ cache records the digest of the weights it was made with and is recomputed when 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,8 +56,10 @@ from modeling.scoring import predict_rows
 from modeling.train_data import read_row_labels
 from pipelines.audio import decode, resample, to_mono
 from pipelines.dataset_state import load_manifest
+from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
+from schemas.failures import ClipFailure, FailureReason
 
 if TYPE_CHECKING:
     from features.embed import EmbedSettings
@@ -210,6 +216,31 @@ def _embedding_windows(loaded: LoadedRun, path: str, settings: EmbedSettings) ->
     return clip_windows(frames.quantized, num_frames)
 
 
+@contextlib.contextmanager
+def local_audio(source: str, storage_options: dict | None = None) -> Iterator[str]:
+    """``source`` as a local file for the duration: a path as it is, a URL fetched into a
+    temporary folder as ingest fetches it.
+
+    Raises
+    ------
+    schemas.failures.ClipFailure
+        If the URL cannot be fetched (no such object, access denied, no credentials...).
+    """
+    if is_local(source):
+        yield source
+        return
+    options = FetchOptions(storage_options=storage_options)
+    with tempfile.TemporaryDirectory(prefix="audiomill-predict-") as workdir:
+        try:
+            path = fetch_media(FetchRequest(source, source), workdir, options).path
+        except ClipFailure:
+            raise
+        except Exception as exc:  # fsspec backends raise their own: botocore's, aiohttp's...
+            detail = f"cannot fetch {source}: {type(exc).__name__}: {exc}"
+            raise ClipFailure(FailureReason.UNAVAILABLE, detail) from exc
+        yield path
+
+
 def predict_files(
     run: str | os.PathLike[str] | RunDir | LoadedRun,
     paths: Sequence[str | os.PathLike[str]],
@@ -221,6 +252,7 @@ def predict_files(
     batch_size: int = 64,
     progress: Progress | None = None,
     warn: Callable[[str], None] = log.warning,
+    storage_options: dict | None = None,
 ) -> list[Prediction]:
     """Score audio files with a trained run (windows max-pooled; see the module docstring).
 
@@ -228,7 +260,7 @@ def predict_files(
     ----------
     run : str, os.PathLike, RunDir or LoadedRun
     paths : sequence of str or os.PathLike
-        Local audio files in any format ingest reads.
+        Audio files in any format ingest reads: local paths or URLs (``s3://bucket/key``).
     which : {"best", "last"}
     checkpoint, pca_params : str, optional
         VGGish ``vggish_model.ckpt`` and ``vggish_pca_params.npz``; needed by embedding runs.
@@ -242,6 +274,8 @@ def predict_files(
         Called with a one-line warning when an embedding run records no VGGish weights to
         check ``checkpoint`` and ``pca_params`` against (runs trained before they were
         recorded, or on imported embeddings).
+    storage_options : dict, optional
+        fsspec options of URL ``paths``.
 
     Returns
     -------
@@ -251,7 +285,7 @@ def predict_files(
     Raises
     ------
     schemas.failures.ClipFailure
-        If a file is missing or cannot be decoded.
+        If a file is missing, cannot be fetched or cannot be decoded.
     ValueError, FileNotFoundError
         If an embedding run lacks the VGGish files, or they are not the ones its embeddings
         were made with (the message says which digest differs).
@@ -265,10 +299,11 @@ def predict_files(
     predictions = []
     for done, path in enumerate(paths, start=1):
         path = os.fspath(path)
-        if settings is not None:
-            windows = _embedding_windows(loaded, path, settings)
-        else:
-            windows = _waveform_windows(loaded, path)
+        with local_audio(path, storage_options) as local:
+            if settings is not None:
+                windows = _embedding_windows(loaded, local, settings)
+            else:
+                windows = _waveform_windows(loaded, local)
         # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
         x = windows.astype(np.float32)
         scores = loaded.model.predict(x, batch_size=batch_size, verbose=0)

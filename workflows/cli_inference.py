@@ -148,7 +148,8 @@ def predict(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Audio files (any format ingest reads), or with --dataset clip ids of it."
+            help="Audio files (any format ingest reads; paths or URLs such as s3://b/x.wav), "
+            "or with --dataset clip ids of it."
         ),
     ],
     top_k: Annotated[int, typer.Option(help="Classes shown per input.")] = 5,
@@ -173,7 +174,7 @@ def predict(
     as_json: AsJson = False,
     storage_options: StorageOptions = None,
 ) -> dict[str, Any]:
-    """Top-k classes of audio files or of a dataset's clips.
+    """Top-k classes of audio files (paths or URLs) or of a dataset's clips.
 
     A file is resampled to the run's rate (waveform runs) or embedded with VGGish (embedding
     runs: --checkpoint and --pca-params, the files the run's embeddings were made with; others
@@ -189,8 +190,9 @@ def predict(
     if mode not in ("fast", "exact"):
         fail("--mode must be 'fast' or 'exact'")
     loaded = _load(run, weights)
-    files = [x for x in inputs if Path(x).exists()]
-    clips = [x for x in inputs if not Path(x).exists()]
+    so = storage_options_from(storage_options)
+    files = [x for x in inputs if "://" in x or Path(x).exists()]
+    clips = [x for x in inputs if x not in files]
     if clips and dataset is None:
         fail(
             f"no such file: {', '.join(clips[:5])}; to score clips of a dataset by clip id "
@@ -208,14 +210,14 @@ def predict(
             mode=mode,
             batch_size=batch_size,
             warn=_warn,
+            storage_options=so,
         )
         found.update((p.source, p) for p in predictions)
     if clips:
         try:
             predictions = inference.predict_clips(
-                loaded, dataset, clips, split, batch_size=batch_size,
-                storage_options=storage_options_from(storage_options),
-            )  # fmt: skip
+                loaded, dataset, clips, split, batch_size=batch_size, storage_options=so
+            )
         except _errors() as exc:
             fail(str(exc))
         found.update((p.source, p) for p in predictions)
