@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetAccessError, DatasetStore
+from tests.ingest_helpers import audiomill
 from tests.s3_server import S3Server, s3_server  # noqa: F401  (s3_server is a fixture)
 
 HINT = "--storage-options or $AUDIOMILL_STORAGE_OPTIONS"
@@ -104,3 +105,16 @@ def test_missing_files_and_buckets_stay_file_not_found(s3_server: S3Server) -> N
         store.read_bytes("manifest.json")
     with pytest.raises(FileNotFoundError):
         DatasetStore("s3://no-such-bucket/ds", s3_server.storage_options).read_bytes("x")
+
+
+def test_every_command_says_it_in_one_line_and_exits_2():
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    options = f'{{"key": "k", "secret": "s", "client_kwargs": {{"endpoint_url": "{endpoint}"}}}}'
+    for command in (["dataset", "info", "s3://bucket/ds"], ["index", "s3://bucket/ds"]):
+        proc = audiomill(*command, "--storage-options", options, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: cannot reach the dataset at s3://bucket/ds (endpoint {endpoint}): "
+            "connection refused"
+        )
+        assert "Traceback" not in proc.stderr

@@ -19,6 +19,7 @@ from workflows.cli_common import (
     fail,
     out,
     parse_formats,
+    print_error,
     progress_bar,
     storage_options_from,
 )
@@ -476,4 +477,13 @@ def main() -> None:
         status = 130
     except SystemExit as done:
         status = done.code
+    except RuntimeError as exc:
+        # A dataset on unreachable or forbidden storage, from whichever command touched it
+        # first; imported here so that a command that never opens a dataset does not pay for it.
+        from pipelines.storage import DatasetAccessError
+
+        if not isinstance(exc, DatasetAccessError):
+            raise
+        print_error(str(exc))
+        status = 2
     exit_now(status)

@@ -34,9 +34,14 @@ StorageOptions = Annotated[
 ]
 
 
+def print_error(message: str) -> None:
+    """Print ``error: message`` on stderr, unwrapped and without markup from the message."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error and exit with ``code`` (2: bad input or arguments)."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    print_error(message)
     raise typer.Exit(code)
 
 
