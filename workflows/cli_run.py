@@ -86,7 +86,7 @@ def run(
     missing, or when a stage it depends on ran since. A failing stage stops the run; the next
     run resumes there. See `python -m pydoc workflows.runner` for the file format.
     """
-    from workflows.runner import WorkflowState, default_state_path, run_plan
+    from workflows.runner import StageInterrupted, WorkflowState, default_state_path, run_plan
     from workflows.workflow_resolve import parse_overrides, resolve_workflow
     from workflows.workflow_schema import WorkflowError, load_workflow
 
@@ -105,6 +105,10 @@ def run(
                             dry_run=dry_run, log=_log)  # fmt: skip
     except (WorkflowError, FileNotFoundError) as exc:
         fail(str(exc))
+    except StageInterrupted as exc:
+        _log(f"interrupted during stage {exc.stage!r}, recorded in {state_path}: run again to "
+             "resume there")  # fmt: skip
+        raise typer.Exit(130) from None
     _print_summary(outcomes, dry_run)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

@@ -42,6 +42,8 @@ Commands run in this process through the ``audiomill`` click tree, exactly as ty
 command line; a command (or call) that returns a dict has its ``clips`` and ``failures`` shown in
 the summary and its numbers kept in the record. A stage that exits non-zero or raises stops the
 workflow; the stages before it keep their records, so the next run resumes at the failed stage.
+An interrupt (Ctrl-C) stops it the same way, recording the stage as interrupted and raising
+:class:`StageInterrupted`.
 
 Completion records
 ------------------
@@ -92,9 +94,24 @@ from workflows.workflow_schema import Command, WorkflowError
 
 STATE_VERSION = 1
 FINISHED, FAILED = "finished", "failed"
+INTERRUPTED = "interrupted"
 EARLIER_RUN = "audiomill.workflow.earlier_run"
 RESUMABLE, STALE = "resumable", "stale"
 RAN, SKIPPED, OFF, NOT_RUN, WOULD_RUN = "ran", "skipped", "off", "not run", "would run"
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """An interrupt (Ctrl-C) while a stage ran, after its record says so.
+
+    Attributes
+    ----------
+    stage : str
+        The stage that was running.
+    """
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
 
 
 def default_state_path(name: str) -> str:
@@ -140,6 +157,11 @@ class WorkflowState:
         if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
             raise WorkflowError(f"state file {path} holds no stage records: delete it or pick "
                                 "another with --state")  # fmt: skip
+        for name, record in data["stages"].items():
+            problem = _record_problem(record)
+            if problem:
+                raise WorkflowError(f"state file {path} is malformed: the record of stage "
+                                    f"{name!r} {problem}: delete it to start over")  # fmt: skip
         return cls(path, workflow, data["stages"])
 
     def finished(self, name: str) -> dict | None:
@@ -153,6 +175,16 @@ class WorkflowState:
         p = Path(self.path).absolute()
         body = {"version": STATE_VERSION, "workflow": self.workflow, "stages": self.stages}
         DatasetStore(p.parent).write_json_atomic(p.name, body)
+
+
+def _record_problem(record: Any) -> str | None:
+    """What keeps ``record`` from being read as a stage record, if anything."""
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    for key in ("upstream", "summary"):
+        if not isinstance(record.get(key, {}), dict):
+            return f"has {key!r} that is not a JSON object"
+    return None
 
 
 @dataclass
@@ -311,6 +343,8 @@ def stale_reason(
     if record is None:
         return "not run before"
     if record.get("status") != FINISHED:
+        if record.get("error") == INTERRUPTED:
+            return f"{INTERRUPTED} last time"
         return f"{record.get('status', 'unfinished')} last time"
     if record.get("digest") != stage.digest:
         return "parameters changed"
@@ -388,8 +422,8 @@ def _run_stage(
     try:
         code, value, error = execute(stage, root, earlier)
     except KeyboardInterrupt:
-        state.record(stage.name, {**base, "status": FAILED, "error": "interrupted"})
-        raise
+        state.record(stage.name, {**base, "status": FAILED, "error": INTERRUPTED})
+        raise StageInterrupted(stage.name) from None
     seconds = time.time() - started
     base["seconds"] = round(seconds, 3)
     if code != 0:
