@@ -52,3 +52,15 @@ def test_fail_prints_the_message_and_exits_with_the_code(capsys):
         fail("no such file: [x].wav", code=1)
     assert exited.value.exit_code == 1
     assert "error: no such file: [x].wav" in capsys.readouterr().err
+
+
+def test_local_dir_refuses_a_url(capsys):
+    from pathlib import Path
+
+    from workflows.cli_common import local_dir
+
+    assert local_dir("runs/att", "train") == Path("runs/att")
+    with pytest.raises(typer.Exit) as exited:
+        local_dir("s3://bucket/runs/att", "train")
+    assert exited.value.exit_code == 2
+    assert "--out s3://bucket/runs/att: train writes to a local directory" in capsys.readouterr().err

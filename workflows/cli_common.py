@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -43,6 +44,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error and exit with ``code`` (2: bad input or arguments)."""
     print_error(message)
     raise typer.Exit(code)
+
+
+def local_dir(value: str, command: str) -> Path:
+    """``--out`` of ``command`` as a local directory, refusing a URL (``s3://...``): Keras,
+    numpy and HTML writers write there with local file calls."""
+    if "://" in value:
+        fail(
+            f"--out {value}: {command} writes to a local directory, not a URL; give a local "
+            "path and copy the result to the object store afterwards"
+        )
+    return Path(value)
 
 
 def storage_options_from(text: str | None) -> dict | None:

@@ -15,11 +15,11 @@ from workflows.cli_common import (
     StorageOptions,
     console,
     fail,
+    local_dir,
     out,
     progress_bar,
     storage_options_from,
 )
-from workflows.cli_modeling import local_dir
 from workflows.import_gc import collection_paused
 
 WEIGHTS_HELP = "Weights to use: best (by the run's headline metric; else last) or last."

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from workflows.cli_common import StorageOptions, console, fail, out, storage_options_from
+from workflows.cli_common import (
+    StorageOptions,
+    console,
+    fail,
+    local_dir,
+    out,
+    storage_options_from,
+)
 from workflows.import_gc import collection_paused
 
 if TYPE_CHECKING:
@@ -25,17 +32,6 @@ Splits = Annotated[
     list[str] | None,
     typer.Option("--split", help="Training split, repeatable (folds as splits); default train."),
 ]
-
-
-def local_dir(value: str, command: str) -> Path:
-    """``--out`` of ``command`` as a local directory, refusing a URL (``s3://...``): Keras,
-    numpy and HTML writers write there with local file calls."""
-    if "://" in value:
-        fail(
-            f"--out {value}: {command} writes to a local directory, not a URL; give a local "
-            "path and copy the result to the object store afterwards"
-        )
-    return Path(value)
 
 
 def _format_metric(value: Any) -> str:
