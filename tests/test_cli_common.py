@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 
-from workflows.cli_common import fail, parse_formats, storage_options_from
+from workflows.cli_common import fail, local_dir, parse_formats, storage_options_from
 
 
 def test_parse_formats_adds_up_repeated_and_comma_separated_values():
@@ -55,12 +57,9 @@ def test_fail_prints_the_message_and_exits_with_the_code(capsys):
 
 
 def test_local_dir_refuses_a_url(capsys):
-    from pathlib import Path
-
-    from workflows.cli_common import local_dir
-
     assert local_dir("runs/att", "train") == Path("runs/att")
     with pytest.raises(typer.Exit) as exited:
         local_dir("s3://bucket/runs/att", "train")
     assert exited.value.exit_code == 2
-    assert "--out s3://bucket/runs/att: train writes to a local directory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--out s3://bucket/runs/att: train writes to a local directory" in err
