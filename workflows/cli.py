@@ -464,6 +464,17 @@ def quickstart(
     console.print(f"[bold green]done:[/] open {Path(out) / 'summary.html'}", highlight=False)
 
 
+def _ended_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the causes of ``exc``: Typer turns Ctrl-C in a
+    command into a silent exit with status 130."""
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     """Console-script entry point; ends the process with the command's exit status
     (:func:`pipelines.process_exit.exit_now`)."""
@@ -472,11 +483,10 @@ def main() -> None:
         with thawed_on_exit():
             app()
         status = 0
-    except KeyboardInterrupt:
-        console.print("interrupted: re-run the same command to resume")
-        status = 130
     except SystemExit as done:
         status = done.code
+        if _ended_by_ctrl_c(done):
+            console.print("interrupted: re-run the same command to resume")
     except RuntimeError as exc:
         # A dataset on unreachable or forbidden storage, from whichever command touched it
         # first; imported here so that a command that never opens a dataset does not pay for it.
