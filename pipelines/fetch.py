@@ -27,6 +27,7 @@ import fsspec
 
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
 from pipelines.ratelimit import RateLimiter, backoff_delay
+from pipelines.storage import store_failure
 from schemas.failures import ClipFailure, FailureReason
 
 log = logging.getLogger(__name__)
@@ -399,6 +400,13 @@ def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> P
         raise ClipFailure(FailureReason.TIMEOUT, f"{url}: {error}") from error
     except OSError as error:
         raise ClipFailure(FailureReason.NETWORK_ERROR, f"{url}: {error}") from error
+    except Exception as error:  # botocore and aiohttp errors are not OSErrors
+        failure = store_failure(error)
+        if failure is None:
+            raise
+        verb, reason = failure
+        kind = FailureReason.NETWORK_ERROR if verb == "reach" else FailureReason.HTTP_ERROR
+        raise ClipFailure(kind, f"cannot {verb} {url}: {reason}") from error
     return target
 
 

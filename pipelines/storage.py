@@ -142,7 +142,7 @@ class DatasetStore:
         except PATH_ERRORS:
             raise
         except Exception as exc:
-            failure = None if self.is_local else _store_failure(exc)
+            failure = None if self.is_local else store_failure(exc)
             if failure is None:
                 raise
             verb, reason = failure
@@ -352,9 +352,20 @@ class DatasetAccessError(RuntimeError):
     connection to its store or no credentials for it."""
 
 
-def _store_failure(exc: Exception) -> tuple[str, str] | None:
-    """Why a call to a remote store failed, as ``(verb, reason)`` ("reach", "connection
-    refused"); None when `exc` is not a failure of the store (a bug, a bad argument)."""
+def store_failure(exc: Exception) -> tuple[str, str] | None:
+    """Why a call to a remote store failed, as ``(verb, reason)``.
+
+    Parameters
+    ----------
+    exc : Exception
+        What a call through fsspec (s3fs, botocore, aiohttp) raised.
+
+    Returns
+    -------
+    tuple of str, or None
+        ``("reach", "connection refused")``, ``("access", "no credentials (...)")`` and the
+        like; None when `exc` is not a failure of the store (a bug, a bad argument).
+    """
     from aiohttp import ClientError
     from botocore.exceptions import (
         BotoCoreError,

@@ -601,3 +601,26 @@ def test_classify_follows_exception_causes() -> None:
     assert classify_error(DownloadError("ERROR: ffmpeg exited with code 183"))[1] == (
         "ffmpeg found no valid media in the response (exit code 183)"
     )
+
+
+def test_object_store_that_cannot_be_reached_or_accessed_is_a_clip_failure(tmp_path, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = "s3://bucket/audio/a.wav"
+    cases = [
+        ({"key": "k", "secret": "s"}, FailureReason.NETWORK_ERROR, "reach", "connection refused"),
+        ({}, FailureReason.HTTP_ERROR, "access", "no credentials"),
+    ]
+    for credentials, reason, verb, why in cases:
+        options = FetchOptions(
+            retries=0,
+            storage_options={**credentials, "client_kwargs": {"endpoint_url": endpoint}},
+        )
+        exc = _failure(FetchRequest("c", url), tmp_path / "w", options)
+        assert exc.reason is reason
+        assert exc.detail.startswith(f"cannot {verb} {url}: {why}")
