@@ -59,7 +59,6 @@ from pipelines.dataset_state import load_manifest
 from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
-from schemas.failures import ClipFailure, FailureReason
 
 if TYPE_CHECKING:
     from features.embed import EmbedSettings
@@ -231,14 +230,7 @@ def local_audio(source: str, storage_options: dict | None = None) -> Iterator[st
         return
     options = FetchOptions(storage_options=storage_options)
     with tempfile.TemporaryDirectory(prefix="audiomill-predict-") as workdir:
-        try:
-            path = fetch_media(FetchRequest(source, source), workdir, options).path
-        except ClipFailure:
-            raise
-        except Exception as exc:  # fsspec backends raise their own: botocore's, aiohttp's...
-            detail = f"cannot fetch {source}: {type(exc).__name__}: {exc}"
-            raise ClipFailure(FailureReason.UNAVAILABLE, detail) from exc
-        yield path
+        yield fetch_media(FetchRequest(source, source), workdir, options).path
 
 
 def predict_files(
