@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from schemas.check_words import NOT_NULL, say_failed_checks
+
 _BETWEEN = "expect_column_values_to_be_between:"
 _IN_SET = "expect_column_values_to_be_in_set:"
-_NOT_NULL = "expect_column_values_to_not_be_null:"
 
 
 def clip_coverage(meta: Mapping) -> float:
@@ -84,17 +85,13 @@ def describe_failed_clip_checks(meta: Mapping, names: Sequence[str], limits: Map
         Clauses joined by ``"; "``, each followed by the check's name in brackets. A check
         without plain words here gives its column's value, or its name alone.
     """
-    clauses = []
-    for name in names:
-        column = name.partition(":")[2]
+
+    def say(name: str) -> str | None:
         if name in _PLAIN:
-            said = _PLAIN[name](meta, limits)
-        elif name.startswith(_NOT_NULL):
-            said = f"{column} is missing"
-        elif column in meta:
-            said = f"{column} is {meta[column]!r}"
-        else:
-            clauses.append(f"failed {name}")
-            continue
-        clauses.append(f"{said} [{name}]")
-    return "; ".join(clauses)
+            return _PLAIN[name](meta, limits)
+        column = name.partition(":")[2]
+        if name.startswith(NOT_NULL) or column not in meta:
+            return None
+        return f"{column} is {meta[column]!r}"
+
+    return say_failed_checks(names, say)

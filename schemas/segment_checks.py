@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from schemas.check_words import say_failed_checks
 from schemas.segments import Segment
 
 
@@ -50,7 +51,6 @@ _PLAIN: dict[str, Callable[[Segment, float], str]] = {
         f"labels {list(s.labels)} are not all non-negative class indices"
     ),
 }
-_NOT_NULL = "expect_column_values_to_not_be_null:"
 
 
 def describe_failed_checks(seg: Segment, names: Sequence[str], max_duration_s: float) -> str:
@@ -72,12 +72,6 @@ def describe_failed_checks(seg: Segment, names: Sequence[str], max_duration_s: f
         ``"end 1 s is not after start 3 s [expect_column_pair_values_a_to_be_greater_than_b:
         end_s,start_s]"``. A check without plain words here is given by its name alone.
     """
-    clauses = []
-    for name in names:
-        if name in _PLAIN:
-            clauses.append(f"{_PLAIN[name](seg, max_duration_s)} [{name}]")
-        elif name.startswith(_NOT_NULL):
-            clauses.append(f"{name[len(_NOT_NULL) :]} is missing [{name}]")
-        else:
-            clauses.append(f"failed {name}")
-    return "; ".join(clauses)
+    return say_failed_checks(
+        names, lambda name: _PLAIN[name](seg, max_duration_s) if name in _PLAIN else None
+    )
