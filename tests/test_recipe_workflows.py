@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import json
+import shlex
 import shutil
 import tomllib
 from pathlib import Path
@@ -123,6 +124,30 @@ def test_recipe_dry_run_prints_each_stage_and_writes_nothing(name: str, tmp_path
     assert "audiomill ingest" in result.output or "audiomill import" in result.output
     assert "dry run: nothing ran" in result.output
     assert not work.exists()
+
+
+def header_runs(path: Path) -> list[list[str]]:
+    """The ``audiomill run`` lines of a recipe's header comment, continuations joined, split."""
+    header = itertools.takewhile(lambda line: line.startswith("#"), path.read_text().splitlines())
+    lines = [line[1:].strip() for line in header]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [shlex.split(line) for line in joined.splitlines() if line.startswith("audiomill run")]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_header_hints_keep_root_files_under_root(name: str):
+    """A variable the recipe reads from ``${root}/...`` is never hinted to a path outside root."""
+    path = workflow_file(f"recipes/{name}")
+    workflow = load_workflow(path, ROOT)
+    under_root = {e.key for e in workflow.vars if str(e.node.value).startswith("${root}/")}
+    runs = header_runs(path)
+    assert runs, f"{path.name} shows no audiomill run line"
+    for argv in runs:
+        sets = parse_overrides(values(tuple(argv), "--set"))
+        resolve_workflow(workflow, sets, ROOT)
+        root = sets.get("root", "...")
+        for key in under_root & set(sets):
+            assert root == "..." or sets[key].startswith(f"{root}/"), (argv, key)
 
 
 def test_whale_options_of_the_sweep(tmp_path: Path):
