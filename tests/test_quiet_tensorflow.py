@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from features.quiet_tensorflow import NATIVE_INFO_LINE
+from features.quiet_tensorflow import NATIVE_INFO_LINE, nvidia_driver_present
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,3 +155,59 @@ def test_tensorflow_imports_without_its_native_info_lines():
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout.decode().split() == ["1", "3.0"]
     assert native_info_lines(quiet.stderr) == []
+
+
+CUINIT = b"E0000 00:00:1796352785.25  4844 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+FAKE_TENSORFLOW = f"""
+import os, types
+
+_platform = []
+
+
+def list_physical_devices(kind=None):
+    if not _platform:  # like TensorFlow: CUDA is started, and its failure logged, once
+        _platform.append(1)
+        os.write(2, {CUINIT!r} + b"E0000 00:00:1.0  7 other.cc:1] a real error\\n")
+    return []
+
+
+config = types.SimpleNamespace(list_physical_devices=list_physical_devices)
+"""
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_the_cuinit_failure_is_dropped_only_without_a_driver(tmp_path: Path, driver: bool):
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text(FAKE_TENSORFLOW)
+    (tmp_path / "nvidia-version").touch()
+    marker = tmp_path / ("nvidia-version" if driver else "absent")
+    done = run(
+        f"""
+        import features.quiet_tensorflow as quiet
+
+        quiet.NVIDIA_DRIVER_FILES = ({str(marker)!r},)
+        quiet.quiet_tensorflow_import()
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+        """,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    real = [b"E0000 00:00:1.0  7 other.cc:1] a real error\n"]
+    assert done.stderr.splitlines(keepends=True) == ([CUINIT] if driver else []) + real
+
+
+@pytest.mark.slow
+def test_tensorflow_finds_no_gpu_without_the_cuinit_line():
+    if nvidia_driver_present():
+        pytest.skip("an NVIDIA driver is installed: its cuInit failures are real errors")
+    look = "import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))"
+    plain = run(look)
+    assert plain.returncode == 0, plain.stderr
+    assert b"failed call to cuInit" in plain.stderr  # the premise, with TensorFlow's CUDA build
+    quiet = run("from features.quiet_tensorflow import quiet_tensorflow_import\n"
+                f"quiet_tensorflow_import()\n{look}")  # fmt: skip
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.decode().split() == ["[]"]
+    assert b"cuInit" not in quiet.stderr and native_info_lines(quiet.stderr) == []
