@@ -72,6 +72,7 @@ STAGE = "import-embeddings"
 RELEASE_SAMPLE_RATE = 16000
 RELEASE_CLIP_SECONDS = 10.0
 TFRECORD_BATCH = 512
+TFRECORD_FRAMING = 16  # length (8 bytes) and two masked CRC-32Cs (4 each) around the data
 H5_READ_ROWS = 4096
 RUN_FILES_LISTED = 20  # input files named in the manifest's run record (the release has ~4000)
 
@@ -606,13 +607,17 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
 
     Batches keep TensorFlow's per-element overhead low. When the file turns out unreadable (bad
     framing or checksum, truncation) it is read again one record at a time to name the record.
+    TensorFlow takes a file that ends inside a record's 12-byte header for a complete one, so
+    the bytes the records frame (each 16 more than its data) are checked against the file's size.
     """
     start = 0
+    framed = 0
     try:
         dataset = tf.data.TFRecordDataset(path, buffer_size=1 << 22).batch(TFRECORD_BATCH)
         for batch in dataset.as_numpy_iterator():
             yield start, list(batch)
             start += len(batch)
+            framed += sum(len(raw) for raw in batch) + TFRECORD_FRAMING * len(batch)
     except tf.errors.OpError as exc:
         bad = 0
         try:
@@ -624,6 +629,14 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
         raise ImportRecordError(
             path, bad, f"unreadable TFRecord data ({message}); is the file complete?"
         ) from exc
+    size = tf.io.gfile.stat(path).length
+    if size != framed:
+        raise ImportRecordError(
+            path,
+            start,
+            f"truncated: the file ends {size - framed} bytes into this record's header; "
+            "is the file complete?",
+        )
 
 
 def _parse_release_batch(

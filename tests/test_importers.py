@@ -308,6 +308,18 @@ def test_damaged_tfrecord_file_names_file_and_record(tmp_path, audioset_classes)
         import_audioset_tfrecords(truncated, audioset_classes, tmp_path / "ds", "train")
 
 
+@pytest.mark.parametrize("cut", [1, 5, 11])
+def test_file_ending_inside_a_record_header_is_truncated(tmp_path, audioset_classes, cut):
+    """TensorFlow reads such a file as complete; the importer must not drop its tail silently."""
+    rng = np.random.default_rng(4)
+    records = [release_record(f"vid{i:08d}", 0.0, [i], frames(rng, 10)) for i in range(4)]
+    path = write_tfrecord(tmp_path / "cut.tfrecord", records)
+    whole = sum(len(r) + 16 for r in records[:3])
+    path.write_bytes(path.read_bytes()[: whole + cut])
+    with pytest.raises(ImportRecordError, match=rf"cut\.tfrecord: record 3 .*truncated.* {cut} "):
+        import_audioset_tfrecords(path, audioset_classes, tmp_path / "ds", "train")
+
+
 def test_records_without_frames_are_skipped_and_counted(tmp_path, audioset_classes):
     rng = np.random.default_rng(5)
     path = write_tfrecord(
