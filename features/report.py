@@ -600,6 +600,10 @@ def build_report(
     manifest = load_manifest(store)
     if manifest is None:
         raise FileNotFoundError(f"{store.url()} has no manifest.json: not an audiomill dataset")
+    target, prefix = (store, f"{REPORT_DIR}/")
+    if out_dir is not None:
+        target, prefix = DatasetStore(out_dir, storage_options), ""
+        _check_report_dir(target)
     names = [f"class {i}" for i in range(manifest.num_classes)]
     if store.exists(CLASSES):
         class_map = ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
@@ -627,9 +631,28 @@ def build_report(
     ]
     page = render_html("audiomill dataset report", facts, splits, names)
     summary = {"dataset": store.url(), "splits": {s.name: s.numbers() for s in splits}}
-    target, prefix = (store, f"{REPORT_DIR}/")
-    if out_dir is not None:
-        target, prefix = DatasetStore(out_dir, storage_options), ""
     target.write_json_atomic(f"{prefix}summary.json", summary)
     target.write_bytes_atomic(f"{prefix}index.html", page.encode("utf-8"))
     return target.url(f"{prefix}index.html")
+
+
+def _check_report_dir(target: DatasetStore) -> None:
+    """Refuse a local report directory that cannot be written, before any shard is read.
+
+    Raises
+    ------
+    ValueError
+        If a file stands where the directory (or one of its parents) would be, or the nearest
+        existing directory is not writable.
+    """
+    if not target.is_local:
+        return
+    for path in (target.local_path(), *target.local_path().parents):
+        if path.exists():
+            if not path.is_dir():
+                reason = f"{path} is a file, not a directory"
+            elif not os.access(path, os.W_OK | os.X_OK):
+                reason = f"{path} is not writable"
+            else:
+                return
+            raise ValueError(f"cannot write the report to {target.url()}: {reason}")

@@ -85,5 +85,9 @@ def test_index_and_report_on_waveform_dataset(tmp_path: Path):
     assert "report written to" in proc.stdout
     html = next((built.root / "reports").rglob("index.html")).read_text()
     assert "unavailable" in html
+    (tmp_path / "afile").write_text("x")
+    bad = audiomill("report", str(built.root), "--out", str(tmp_path / "afile"), check=False)
+    assert bad.returncode == 2 and "afile is a file, not a directory" in bad.stderr
+    assert "Traceback" not in bad.stderr
     missing = audiomill("index", str(tmp_path / "nope"), check=False)
     assert missing.returncode == 2 and "not an audiomill dataset" in missing.stderr

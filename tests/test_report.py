@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import features.report as report_module
 from features.report import (
     SILENCE_DBFS,
     build_report,
@@ -212,6 +213,19 @@ def test_embeddings_only_dataset(tmp_path: Path):
 def test_dataset_without_manifest(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="no manifest"):
         build_report(tmp_path, tmp_path / "out", client="synchronous")
+
+
+def test_unwritable_report_dir_is_refused_before_reading(tmp_path: Path, monkeypatch):
+    built = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=1)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "deeper"):
+        with pytest.raises(ValueError, match=f"report to {out}: {afile} is a file, not a dir"):
+            build_report(built.root, out, client="synchronous")
+    monkeypatch.setattr(report_module.os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match=f"{tmp_path} is not writable"):
+        build_report(built.root, tmp_path / "new", client="synchronous")
+    assert not (tmp_path / "new").exists()
 
 
 def test_rms_dbfs_and_sample_rows():
