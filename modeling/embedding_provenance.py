@@ -2,10 +2,14 @@
 
 ``audiomill embed`` writes the model name and the sha256 digests of the checkpoint and PCA file
 into every embedding shard it writes (:mod:`schemas.embeddings`). ``train`` records them in the
-run (:attr:`modeling.runs.RunConfig.embedding_provenance`), refusing shards that disagree, and
-``predict`` refuses to embed audio files with other weights: scores of embeddings made with
-other weights are meaningless. Imported shards (AudioSet's release, packed HDF5 files) record
-no digests: a run on them records none, and weights cannot be checked against it.
+run (:attr:`modeling.runs.RunConfig.embedding_provenance`), refusing shards that disagree;
+``evaluate``, ``search`` and ``predict --dataset`` refuse to score shards made with other
+weights than the run records (:func:`check_shards`, through
+:func:`modeling.evaluation.open_split`), and ``predict`` refuses to embed audio files with
+other weights (:func:`check_weights`): scores of embeddings made with other weights are
+meaningless. Shards of one model made with different weights are refused wherever they are
+read together. Imported shards (AudioSet's release, packed HDF5 files) record no digests: a run
+on them records none, and nothing can be checked against a run or shards that record none.
 """
 
 from __future__ import annotations
@@ -60,13 +64,50 @@ def shard_provenance(readers: Sequence[ShardReader], model: str) -> dict[str, st
     if len(kinds) > 1:
         first, second = list(found.values())[:2]
         raise ValueError(
-            f"the {model} embeddings to train on were made with different weights: {first} "
-            f"with {describe(kinds[0])}, {second} with {describe(kinds[1])}; train and "
-            "evaluate on splits embedded with one checkpoint and PCA file"
+            f"the {model} embeddings read were made with different weights: {first} "
+            f"with {describe(kinds[0])}, {second} with {describe(kinds[1])}; use splits "
+            "embedded with one checkpoint and PCA file (re-embed the others)"
         )
     if not kinds or None in kinds[0].values():
         return None
     return {"model": model, **kinds[0]}
+
+
+def check_shards(
+    recorded: dict[str, str] | None, readers: Sequence[ShardReader], model: str, run: str
+) -> None:
+    """Refuse to score embedding shards made with other weights than a run's.
+
+    Parameters
+    ----------
+    recorded : dict or None
+        The run's :attr:`~modeling.runs.RunConfig.embedding_provenance`; None (nothing to
+        check against) lets any shards of one kind of weights through.
+    readers : sequence of ShardReader
+        Readers of ``model``'s embedding shards to be scored.
+    model : str
+        The embedding model.
+    run : str
+        The run directory, for messages.
+
+    Raises
+    ------
+    ValueError
+        If the shards were made with different weights (:func:`shard_provenance`), or record
+        other weights than ``recorded``; the message names the run, a shard and both weights.
+    """
+    provenance = shard_provenance(readers, model)
+    if recorded is None or provenance is None:
+        return
+    if all(provenance[key] == recorded[key] for key in DIGESTS):
+        return
+    shard = next(r.store.url(s.path) for r in readers for s in r.shards)
+    raise ValueError(
+        f"run {run} was trained on {model} embeddings made with {describe(recorded)}, but "
+        f"{shard} was made with {describe(provenance)}: "
+        "scores of embeddings from other weights are meaningless; re-embed the dataset with "
+        f"the run's checkpoint and PCA file (into a copy, or after deleting embeddings/{model})"
+    )
 
 
 def check_weights(

@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from modeling.embedding_provenance import check_shards
 from modeling.readers import ShardReader
 from modeling.runs import RunConfig, RunDir, load_trained_model
 from modeling.scoring import headline_metric, predict_rows, task_metrics
@@ -112,7 +113,8 @@ def open_split(
     """A reader of ``split`` of ``dataset`` in the form the run's model takes.
 
     Reads the run's input (waveforms or its embedding model's shards) and checks that the
-    dataset's classes and clip shape are the run's.
+    dataset's classes and clip shape are the run's, and that its embeddings were made with the
+    VGGish weights the run records (:func:`modeling.embedding_provenance.check_shards`).
 
     Raises
     ------
@@ -120,7 +122,8 @@ def open_split(
         If ``dataset`` has no manifest.
     ValueError
         If the split has no shards of the run's input (the message lists what the dataset
-        has), or the dataset's class map or clip shape differs from the run's.
+        has), the dataset's class map or clip shape differs from the run's, or its embeddings
+        were made with other or mixed weights.
     """
     config = loaded.config
     reader = ShardReader(
@@ -155,6 +158,10 @@ def open_split(
                 f"the dataset is sampled at {manifest.sample_rate} Hz but run "
                 f"{loaded.run.path} takes {rate} Hz"
             )
+    if config.input == "embeddings":
+        check_shards(
+            config.embedding_provenance, [reader], config.embedding_model, str(loaded.run.path)
+        )
     return reader
 
 

@@ -23,7 +23,9 @@ heard anywhere in a long file counts, as a clip-level label would. A waveform mo
 fixed clip length scores the whole file at once.
 
 **Clips of a dataset** are looked up by clip id and scored from their shards as stored, like
-the evaluation does (:func:`modeling.scoring.predict_rows`).
+the evaluation does (:func:`modeling.scoring.predict_rows`). Here and in search, embedding
+shards made with other VGGish weights than the run records are refused
+(:func:`modeling.evaluation.open_split`).
 
 **Search** ranks the clips of a split by the best score among the classes whose display names
 contain a keyword. The split's scores are cached in ``RUN/scores/<split>-<key>.npz``, where the

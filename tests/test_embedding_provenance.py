@@ -1,4 +1,5 @@
-"""The VGGish weights a run's embeddings were made with: recorded by train, checked by predict."""
+"""The VGGish weights a run's embeddings were made with: recorded by train, checked by predict,
+evaluate and search."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import features.vggish_checkpoint
 import features.vggish_postprocess
 from features.vggish_checkpoint import checkpoint_sha256
 from features.vggish_postprocess import pca_sha256
+from modeling.embedding_provenance import check_shards
 from modeling.inference import predict_files
+from modeling.readers import ShardReader
 from modeling.runs import RunDir
 from modeling.training import train
 from schemas.classmap import ClassMap
@@ -107,22 +110,23 @@ def _tone(path: Path, seconds: float) -> Path:
     return path
 
 
+def _recording(served: Served, run: Path, weights: dict[str, str]) -> Path:
+    """A copy at ``run`` of the served embedding run, recording the VGGish ``weights``."""
+    shutil.copytree(served.emb, run)
+    config = json.loads((run / "run.json").read_text())
+    config["embedding_provenance"] = {"model": "vggish", **weights}
+    (run / "run.json").write_text(json.dumps(config))
+    return run
+
+
 @pytest.fixture
 def recorded_run(
     served: Served, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> tuple[Path, str, str]:
     """A copy of the served embedding run recording the shared seeded VGGish files."""
     checkpoint, pca = vggish_files(tmp_path_factory, worker_id)
-    run = tmp_path / "run"
-    shutil.copytree(served.emb, run)
-    config = json.loads((run / "run.json").read_text())
-    config["embedding_provenance"] = {
-        "model": "vggish",
-        "checkpoint_sha256": checkpoint_sha256(checkpoint),
-        "pca_sha256": pca_sha256(pca),
-    }
-    (run / "run.json").write_text(json.dumps(config))
-    return run, checkpoint, pca
+    weights = {"checkpoint_sha256": checkpoint_sha256(checkpoint), "pca_sha256": pca_sha256(pca)}
+    return _recording(served, tmp_path / "run", weights), checkpoint, pca
 
 
 def test_predict_refuses_other_vggish_files_and_hashes_once(
@@ -184,3 +188,66 @@ def test_predict_cli_refuses_other_files_and_warns_for_older_runs(
     warning = [line for line in older.output.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "records no VGGish weights" in warning[0]
     assert "rank" in older.stdout
+
+
+def _readers(root: Path, *splits: str) -> list[ShardReader]:
+    return [ShardReader(root, split, "embeddings", model="vggish") for split in splits]
+
+
+def test_check_shards_refuses_other_weights_and_passes_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_a = {"model": "vggish", **WEIGHTS_A}
+    same = _readers(_dataset(tmp_path / "a", monkeypatch, {"train": WEIGHTS_A, "eval": WEIGHTS_A}))
+    check_shards(run_a, same, "vggish", "runs/r")
+    other = _dataset(tmp_path / "b", monkeypatch, {"train": WEIGHTS_B, "eval": WEIGHTS_B})
+    with pytest.raises(ValueError) as raised:
+        check_shards(run_a, _readers(other, "eval"), "vggish", "runs/r")
+    message = str(raised.value)
+    assert message.startswith("run runs/r was trained on vggish embeddings made with checkpoint ")
+    assert f"but {other / 'embeddings/vggish/eval/shard-00000.h5'} was made with " in message
+    assert "sha256 aaaaaaaaaaaa..." in message and "sha256 bbbbbbbbbbbb..." in message
+    assert "re-embed the dataset with the run's checkpoint and PCA file" in message
+    assert "\n" not in message
+    check_shards(None, _readers(other, "eval"), "vggish", "runs/r")
+    imported = _dataset(tmp_path / "n", monkeypatch, {"train": None, "eval": None})
+    check_shards(run_a, _readers(imported, "train", "eval"), "vggish", "runs/r")
+
+
+@pytest.mark.parametrize("recorded", [{"model": "vggish", **WEIGHTS_A}, None], ids=["a", "none"])
+def test_check_shards_refuses_mixed_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: dict | None
+) -> None:
+    mixed = _dataset(tmp_path / "m", monkeypatch, {"train": WEIGHTS_A, "eval": None})
+    with pytest.raises(ValueError, match="made with different weights") as raised:
+        check_shards(recorded, _readers(mixed, "train", "eval"), "vggish", "runs/r")
+    assert "eval/shard-00000.h5 with unrecorded weights" in str(raised.value)
+
+
+SCORING = {
+    "evaluate": lambda run, ds, out: ["evaluate", run, ds, "--out", out],
+    "search": lambda run, ds, out: ["search", run, ds, "sound 0"],
+    "predict --dataset": lambda run, ds, out: ["predict", run, "eval-clip0000_0", "--dataset", ds],
+}
+
+
+@pytest.mark.parametrize("command", list(SCORING))
+def test_scoring_cli_refuses_shards_of_other_weights(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    run = str(_recording(served, tmp_path / "run", WEIGHTS_A))
+    args = SCORING[command]
+    runner = CliRunner()
+    other = _dataset(tmp_path / "b", monkeypatch, {"train": WEIGHTS_B, "eval": WEIGHTS_B})
+    refused = runner.invoke(app, args(run, str(other), str(tmp_path / "refused")))
+    assert refused.exit_code == 2, refused.output
+    errors = [line for line in refused.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in refused.output, refused.output
+    assert f"run {run} was trained on vggish embeddings" in errors[0]
+    assert "eval/shard-00000.h5 was made with checkpoint sha256 bbbbbbbbbbbb..." in errors[0]
+    assert "re-embed the dataset" in errors[0]
+    assert not (tmp_path / "refused").exists() and "rank" not in refused.stdout
+    for name, weights in (("a", WEIGHTS_A), ("imported", None)):
+        dataset = _dataset(tmp_path / name, monkeypatch, {"train": weights, "eval": weights})
+        scored = runner.invoke(app, args(run, str(dataset), str(tmp_path / f"out-{name}")))
+        assert scored.exit_code == 0, scored.output
