@@ -700,7 +700,12 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
     starts = context["start_time_seconds"].float_list.value
     if len(starts) != 1 or not math.isfinite(starts[0]) or starts[0] < 0:
         raise ValueError(f"start_time_seconds {list(starts)} is not one finite time >= 0")
-    labels = list(context["labels"].int64_list.value) if "labels" in context else []
+    labels = []
+    if "labels" in context:
+        kind = context["labels"].WhichOneof("kind")
+        if kind not in (None, "int64_list"):
+            raise ValueError(f"context feature 'labels' must be an int64 list; it is a {kind}")
+        labels = list(context["labels"].int64_list.value)
     outside = [label for label in labels if not 0 <= label < num_classes]
     if outside:
         raise ValueError(

@@ -258,6 +258,7 @@ def test_label_outside_class_map_names_file_and_record(tmp_path, audioset_classe
         ("no_video_id", "'video_id' must hold one bytes value"),
         ("nan_start", "start_time_seconds \\[nan\\]"),
         ("no_frames_list", "'audio_embedding' is missing"),
+        ("mid_labels", "'labels' must be an int64 list; it is a bytes_list"),
     ],
 )
 def test_malformed_record_names_file_and_record(tmp_path, audioset_classes, record, reason):
@@ -286,6 +287,10 @@ def test_malformed_record_names_file_and_record(tmp_path, audioset_classes, reco
     elif record == "no_frames_list":
         ex = tf.train.SequenceExample.FromString(good)
         del ex.feature_lists.feature_list["audio_embedding"]
+        record = ex.SerializeToString()
+    elif record == "mid_labels":  # labels as MIDs: reading them as int64 would drop them
+        ex = tf.train.SequenceExample.FromString(good)
+        ex.context.feature["labels"].bytes_list.value.append(b"/m/09x0r")
         record = ex.SerializeToString()
     path = write_tfrecord(tmp_path / "corrupt.tfrecord", [good, good, record, good])
     with pytest.raises(ImportRecordError, match=rf"corrupt\.tfrecord: record 2 .*{reason}"):
