@@ -74,6 +74,8 @@ RELEASE_CLIP_SECONDS = 10.0
 TFRECORD_BATCH = 512
 TFRECORD_FRAMING = 16  # length (8 bytes) and two masked CRC-32Cs (4 each) around the data
 H5_READ_ROWS = 4096
+PACKED_REQUIRED = ("x", "y", "video_id_list")
+PACKED_OPTIONAL = ("clip_id", "num_frames")
 RUN_FILES_LISTED = 20  # input files named in the manifest's run record (the release has ~4000)
 
 Progress = Callable[[int, int | None], None]
@@ -740,18 +742,24 @@ def _open_hdf5(stream, path: str) -> h5py.File:
 
 def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
     """Check the layout of a packed file; return its number of rows."""
-    missing = [k for k in ("x", "y", "video_id_list") if k not in hf]
+    missing = [k for k in PACKED_REQUIRED if k not in hf]
     if missing:
         raise InputFormatError(
             path, f"not a packed embedding file: missing {missing} (needs x, y, video_id_list)"
         )
+    names = (*PACKED_REQUIRED, *PACKED_OPTIONAL)
+    groups = [k for k in names if k in hf and not isinstance(hf[k], h5py.Dataset)]
+    if groups:
+        raise InputFormatError(path, f"{groups} must be datasets; they are groups")
     x, y = hf["x"], hf["y"]
     if x.dtype != np.uint8 or x.shape[1:] != (FRAMES, DIM):
         raise InputFormatError(
             path, f"x must be uint8 (N, {FRAMES}, {DIM}); it is {x.dtype} {x.shape}"
         )
     n = x.shape[0]
-    if y.ndim != 2 or y.shape[0] != n or not (y.dtype == np.bool_ or y.dtype.kind in "iu"):
+    if y.ndim == 2 and y.shape[0] != n:
+        raise InputFormatError(path, f"y has {y.shape[0]} rows; x has {n}")
+    if y.ndim != 2 or not (y.dtype == np.bool_ or y.dtype.kind in "iu"):
         raise InputFormatError(
             path, f"y must be bool or 0/1 integers (N, C); it is {y.dtype} {y.shape}"
         )
@@ -761,7 +769,7 @@ def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
             f"y has {y.shape[1]} columns but the class map has {num_classes} classes; "
             "import with the class map the file was made with",
         )
-    for name in ("video_id_list", "clip_id", "num_frames"):
+    for name in ("video_id_list", *PACKED_OPTIONAL):
         if name in hf and hf[name].shape != (n,):
             raise InputFormatError(path, f"{name} has shape {hf[name].shape}; x has {n} rows")
     for name in ("video_id_list", "clip_id"):

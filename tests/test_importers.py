@@ -513,6 +513,23 @@ def test_packed_errors(tmp_path, audioset_classes):
     with pytest.raises(ImportRecordError, match=r"row 1 .*num_frames 11 is not in 0..10"):
         import_packed_h5(bad_frames, audioset_classes, tmp_path / "ds", "t")
 
+    group = tmp_path / "group.h5"
+    with h5py.File(group, "w") as hf:
+        hf.create_group("x")
+        hf["y"] = np.zeros((2, 527), bool)
+        hf.create_group("num_frames")
+        hf["video_id_list"] = np.array([b"a", b"b"])
+    with pytest.raises(InputFormatError, match=r"\['x', 'num_frames'\] must be datasets"):
+        import_packed_h5(group, audioset_classes, tmp_path / "ds", "t")
+
+    rows = tmp_path / "rows.h5"
+    write_packed(rows, 3)
+    with h5py.File(rows, "r+") as hf:
+        del hf["y"]
+        hf["y"] = np.zeros((4, 527), bool)
+    with pytest.raises(InputFormatError, match=r"rows\.h5: y has 4 rows; x has 3"):
+        import_packed_h5(rows, audioset_classes, tmp_path / "ds", "t")
+
     text = tmp_path / "text.h5"
     text.write_text("x,y\n1,2\n")
     with pytest.raises(InputFormatError, match=r"text\.h5: not an HDF5 file"):
