@@ -35,6 +35,8 @@ def test_import_tfrecord_then_index_and_report(tmp_path: Path, audioset_dir: Pat
     assert "already imported" in again.stderr
     assert json.loads((out / "manifest.json").read_text())["embeddings"] == manifest["embeddings"]
 
+    bad = audiomill("index", str(out), check=False)
+    assert bad.returncode == 2 and "splits bal_train: add --source embeddings" in bad.stderr
     idx = json.loads(audiomill("index", str(out), "--source", "embeddings", "--json").stdout)
     assert idx[0]["num_clips"] == 5
     assert idx[0]["num_positions"] == sum(len(labels) for _, _, labels, _ in CLIPS)

@@ -260,7 +260,11 @@ def index(
     # A split with no committed shards (every clip of it failed) has nothing to index.
     splits = split or sorted(name for name, entry in have.items() if entry.shards)
     if not splits:
-        fail(f"the dataset has no {source} splits to index")
+        embedded = sorted(n for n, e in manifest.embeddings.get("vggish", {}).items() if e.shards)
+        hint = ""
+        if source == "waveforms" and embedded:
+            hint = f"; it has embeddings of splits {', '.join(embedded)}: add --source embeddings"
+        fail(f"the dataset has no {source} splits to index{hint}")
     results = []
     for name in splits:
         try:
