@@ -205,14 +205,13 @@ def import_audioset_tfrecords(
     import tensorflow as tf  # deferred: importing TensorFlow takes seconds
 
     patterns = [pattern] if isinstance(pattern, str | os.PathLike) else list(pattern)
-    files: list[str] = []
-    for pat in map(os.fspath, patterns):
-        if tf.io.gfile.isdir(pat):
-            pat = f"{pat.rstrip('/')}/*.tfrecord"
-        files.extend(tf.io.gfile.glob(pat))
-    files = sorted(set(files))
+    globs = [
+        f"{pat.rstrip('/')}/*.tfrecord" if tf.io.gfile.isdir(pat) else pat
+        for pat in map(os.fspath, patterns)
+    ]
+    files = sorted({path for pat in globs for path in tf.io.gfile.glob(pat)})
     if not files:
-        raise FileNotFoundError(f"no TFRecord file matches {', '.join(map(str, patterns))}")
+        raise FileNotFoundError(f"no TFRecord file matches {', '.join(globs)}")
 
     def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
         for path in files:
@@ -621,6 +620,8 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
             start += len(batch)
             framed += sum(len(raw) for raw in batch) + TFRECORD_FRAMING * len(batch)
     except tf.errors.OpError as exc:
+        if tf.io.gfile.isdir(path):
+            raise InputFormatError(path, "a directory, not a TFRecord file") from exc
         bad = 0
         try:
             for _ in tf.data.TFRecordDataset(path).as_numpy_iterator():

@@ -226,6 +226,13 @@ def test_directory_and_list_of_patterns(tmp_path, audioset_classes, release):
     assert_rows(read_split(tmp_path / "b", "train", "hdf5"), expected)
     with pytest.raises(FileNotFoundError, match="no TFRecord file matches"):
         import_audioset_tfrecords(str(src / "nope*.tfrecord"), audioset_classes, tmp_path, "t")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=rf"matches {empty}/\*\.tfrecord$"):
+        import_audioset_tfrecords(empty, audioset_classes, tmp_path / "c", "t")
+    (src / "eval").mkdir()
+    with pytest.raises(InputFormatError, match=rf"{src}/eval: a directory, not a TFRecord file"):
+        import_audioset_tfrecords(f"{src}/*", audioset_classes, tmp_path / "c", "t")
 
 
 def test_label_outside_class_map_names_file_and_record(tmp_path, audioset_classes):
