@@ -696,8 +696,8 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
         video_id = context["video_id"].bytes_list.value[0].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"video_id is not UTF-8 ({exc})") from exc
-    if not video_id or not video_id.isprintable() or " " in video_id:  # isprintable: no \t, \n
-        raise ValueError(f"video_id {video_id!r} is empty or has spaces or control characters")
+    if problem := _id_problem(video_id):
+        raise ValueError(f"video_id {problem}")
     if "start_time_seconds" not in context:
         raise ValueError("context feature 'start_time_seconds' is missing")
     starts = context["start_time_seconds"].float_list.value
@@ -817,7 +817,7 @@ def _read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> Embedd
 
 
 def _strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list[str]:
-    """Rows ``start:stop`` of a string dataset, decoded as UTF-8, each non-empty."""
+    """Rows ``start:stop`` of a string dataset decoded as UTF-8, each checked by `_id_problem`."""
     raw = hf[name][start:stop]
     out = []
     for k, value in enumerate(raw):
@@ -825,7 +825,14 @@ def _strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list
             text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         except UnicodeDecodeError as exc:
             raise ImportRecordError(path, start + k, f"{name} is not UTF-8 ({exc})", "row") from exc
-        if not text:
-            raise ImportRecordError(path, start + k, f"{name} is empty", unit="row")
+        if problem := _id_problem(text):
+            raise ImportRecordError(path, start + k, f"{name} {problem}", unit="row")
         out.append(text)
     return out
+
+
+def _id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a video or clip id (empty, spaces, control characters), or None."""
+    if not text or not text.isprintable() or " " in text:  # isprintable: no \t, \n
+        return f"{text!r} is empty or has spaces or control characters"
+    return None

@@ -520,6 +520,15 @@ def test_packed_errors(tmp_path, audioset_classes):
     with pytest.raises(ImportRecordError, match=r"row 1 .*num_frames 11 is not in 0..10"):
         import_packed_h5(bad_frames, audioset_classes, tmp_path / "ds", "t")
 
+    spaced = tmp_path / "spaced.h5"
+    write_packed(spaced, 3, clip_id=np.array([b"a_0", b"b\n_0", b"c_0"]))
+    with pytest.raises(ImportRecordError, match=r"row 1 .*clip_id 'b\\n_0' is empty or has spa"):
+        import_packed_h5(spaced, audioset_classes, tmp_path / "ds", "t")
+    with h5py.File(spaced, "r+") as hf:
+        hf["video_id_list"][2] = b"c c"
+    with pytest.raises(ImportRecordError, match=r"row 2 .*video_id_list 'c c' is empty or has"):
+        import_packed_h5(spaced, audioset_classes, tmp_path / "ds", "t")
+
     group = tmp_path / "group.h5"
     with h5py.File(group, "w") as hf:
         hf.create_group("x")
