@@ -135,6 +135,21 @@ def open_hdf5(store: DatasetStore, rel: str) -> Iterator[h5py.File]:
         yield stack.enter_context(h5py.File(source, "r"))
 
 
+@contextlib.contextmanager
+def reading_shard(where: str) -> Iterator[None]:
+    """Turn a failure to read the shard file at ``where`` (damaged, missing) into a ValueError.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the reason, for an OSError (h5py's included) or Arrow's ArrowInvalid.
+    """
+    try:
+        yield
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"{where}: cannot be read ({exc})") from exc
+
+
 @dataclass
 class ShardLabels:
     """The positive labels of one shard, as a task returns them.
@@ -166,13 +181,14 @@ def read_shard_labels(store: DatasetStore, shard: ShardSource, num_classes: int)
     Raises
     ------
     ValueError
-        If the file lacks the datasets or columns needed, has targets of the wrong width or
-        labels outside the class map, or holds another number of rows than the manifest says.
+        If the file cannot be read, lacks the datasets or columns needed, has targets of the
+        wrong width or labels outside the class map, or holds another number of rows than the
+        manifest says.
     """
     where = store.url(shard.path)
     if shard.fmt == "hdf5":
         key = "target" if shard.kind == "waveforms" else "y"
-        with open_hdf5(store, shard.path) as hf:
+        with reading_shard(where), open_hdf5(store, shard.path) as hf:
             missing = [k for k in (key, "clip_id") if k not in hf]
             if missing:
                 raise ValueError(f"{where}: missing datasets {missing}")
@@ -186,7 +202,7 @@ def read_shard_labels(store: DatasetStore, shard: ShardSource, num_classes: int)
         rows, classes = np.divmod(np.flatnonzero(target), num_classes)
         clip_ids = pa.array(ids, type=pa.binary()).cast(pa.string())
     else:
-        with store.open(shard.path) as stream:
+        with reading_shard(where), store.open(shard.path) as stream:
             table = pq.read_table(stream, columns=["clip_id", "labels"])
         labels = table.column("labels").combine_chunks()
         key = pc.list_parent_indices(labels).to_numpy().astype(np.int64) * num_classes

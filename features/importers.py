@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 import h5py
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
@@ -474,12 +475,19 @@ def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, boo
     """Clip ids of the split's committed shards (all mapped to True: already imported)."""
     seen: dict[str, bool] = {}
     for shard in entry.shards:
-        if "parquet" in shard.files:
-            with store.open(shard.files["parquet"].path) as stream:
-                ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
-        else:
-            with store.open(shard.files["hdf5"].path) as stream, h5py.File(stream, "r") as hf:
-                ids = list(hf["clip_id"].asstr()[:])
+        fmt = "parquet" if "parquet" in shard.files else "hdf5"
+        rel = shard.files[fmt].path
+        try:
+            with store.open(rel) as stream:
+                if fmt == "parquet":
+                    ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
+                else:
+                    with h5py.File(stream, "r") as hf:
+                        ids = list(hf["clip_id"].asstr()[:])
+        except (OSError, KeyError, pa.ArrowException) as exc:
+            raise ValueError(
+                f"{store.url(rel)}, a committed shard of this split, cannot be read ({exc})"
+            ) from exc
         seen.update(dict.fromkeys(ids, True))
     return seen
 

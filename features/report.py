@@ -44,6 +44,7 @@ from features.class_index import (
     SplitLabels,
     open_hdf5,
     read_shard_labels,
+    reading_shard,
     split_shards,
 )
 from features.dask_runtime import DaskClient, Runner, dask_client, map_shards
@@ -131,6 +132,14 @@ def shard_stats(
     if shard.kind != "waveforms":
         return ShardStats(labels, None, np.zeros(0))
     rows = sample_rows(labels.num_rows, loudness_clips)
+    with reading_shard(store.url(shard.path)):
+        return _waveform_stats(store, shard, labels, rows)
+
+
+def _waveform_stats(
+    store: DatasetStore, shard: ShardSource, labels: ShardLabels, rows: np.ndarray
+) -> ShardStats:
+    """The stored lengths and the loudness of ``rows`` of a waveform shard."""
     if shard.fmt == "hdf5":
         with open_hdf5(store, shard.path) as hf:
             lengths = hf["num_samples"][:]
@@ -595,6 +604,14 @@ def build_report(
     -------
     str
         Location of ``index.html``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``dataset`` has no manifest.
+    ValueError
+        If a shard cannot be read, or the report cannot be written to ``out_dir``; the message
+        names the file or directory.
     """
     store = DatasetStore(dataset, storage_options)
     manifest = load_manifest(store)
@@ -631,8 +648,11 @@ def build_report(
     ]
     page = render_html("audiomill dataset report", facts, splits, names)
     summary = {"dataset": store.url(), "splits": {s.name: s.numbers() for s in splits}}
-    target.write_json_atomic(f"{prefix}summary.json", summary)
-    target.write_bytes_atomic(f"{prefix}index.html", page.encode("utf-8"))
+    try:
+        target.write_json_atomic(f"{prefix}summary.json", summary)
+        target.write_bytes_atomic(f"{prefix}index.html", page.encode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot write the report to {target.url()}: {exc}") from exc
     return target.url(f"{prefix}index.html")
 
 

@@ -240,8 +240,9 @@ def test_task_errors_propagate_from_a_cluster(tmp_path: Path):
     built = make_dataset(tmp_path / "ds", {"train": _random_labels(12, 11)}, num_classes=C)
     store = DatasetStore(built.root)
     manifest = load_manifest(store)
-    (tmp_path / "ds" / manifest.splits["train"].shards[1].files["hdf5"].path).write_bytes(b"x")
-    with pytest.raises(OSError):
+    damaged = tmp_path / "ds" / manifest.splits["train"].shards[1].files["hdf5"].path
+    damaged.write_bytes(b"x")
+    with pytest.raises(ValueError, match=rf"{damaged}: cannot be read \(.*signature"):
         build_class_index(built.root, "train", client=None)
 
 

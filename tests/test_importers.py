@@ -385,6 +385,18 @@ def test_interrupted_import_resumes_without_duplicates(
     assert_rows(read_split(out, "train", "hdf5"), expected)
 
 
+def test_damaged_committed_shard_is_named_on_reimport(tmp_path, audioset_classes, release):
+    pattern, _ = release
+    out = tmp_path / "ds"
+    import_audioset_tfrecords(pattern, audioset_classes, out, "train", shard_clips=2)
+    shard = out / "embeddings/vggish/train/shard-00001.h5"
+    shard.write_bytes(b"garbage" + shard.read_bytes()[7:])
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(ValueError, match=rf"{shard}, a committed shard .* cannot be read"):
+        import_audioset_tfrecords(pattern, audioset_classes, out, "train")
+    assert (out / "manifest.json").read_bytes() == before
+
+
 def test_existing_dataset_must_match(tmp_path, audioset_classes, release):
     pattern, _ = release
     out = tmp_path / "ds"

@@ -228,6 +228,24 @@ def test_unwritable_report_dir_is_refused_before_reading(tmp_path: Path, monkeyp
     assert not (tmp_path / "new").exists()
 
 
+def test_damaged_shard_and_failed_write_name_the_file(tmp_path: Path, monkeypatch):
+    built = make_dataset(tmp_path / "ds", {"train": [[0], [0]]}, num_classes=1)
+    manifest = load_manifest(DatasetStore(built.root))
+    shard = built.root / manifest.splits["train"].shards[0].files["hdf5"].path
+    good = shard.read_bytes()
+    shard.write_bytes(b"garbage" + good[7:])
+    with pytest.raises(ValueError, match=rf"{shard}: cannot be read \(.*signature"):
+        build_report(built.root, tmp_path / "out", client="synchronous")
+    shard.write_bytes(good)
+
+    def full(self, rel, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DatasetStore, "write_bytes_atomic", full)
+    with pytest.raises(ValueError, match=rf"report to {tmp_path}/out: .*No space left"):
+        build_report(built.root, tmp_path / "out", client="synchronous")
+
+
 def test_rms_dbfs_and_sample_rows():
     full_square = np.tile(np.array([32767, -32767], dtype=np.int16), T // 2)
     t = np.arange(T) / SR

@@ -308,8 +308,6 @@ def report(
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    except OSError as exc:  # writing it: no space left, permission denied, ...
-        fail(f"cannot write the report to {out_dir or dataset}: {exc}")
     out.print(f"report written to {path}")
 
 
