@@ -480,3 +480,42 @@ def test_builtin_quickstart_is_valid(tmp_path: Path):
     assert dict(with_ckpt.stages[3].kwargs)["checkpoint"] == "m.ckpt"
     code, output = run("quickstart", "--dry-run", "--set", f"work={tmp_path}")
     assert code == 0 and "workflows.demo:make_demo" in output
+
+
+INGEST_WORKFLOW = """
+name: ingest-twice
+state: {work}/state.json
+stages:
+  - name: demo
+    call: tests.workflow_helpers:demo_audio
+    kwargs: {{out_dir: "{work}/demo", counter: "{work}/calls-demo", clips_per_class: 1}}
+    outputs: ["{work}/demo/manifest.csv"]
+  - name: ingest
+    command: ingest
+    options:
+      segments: {work}/demo/manifest.csv
+      classes: {work}/demo/classes.csv
+      audio-root: {work}/demo
+      source: local
+      clip-seconds: 0.5
+      format: hdf5
+      workers: 1
+      out: {work}/ds
+    outputs: ["{work}/ds/manifest.json"]
+"""
+
+
+def test_ingest_stage_reports_this_runs_clips_beside_the_dataset_total(tmp_path: Path):
+    work = tmp_path / "w"
+    path = write(tmp_path, INGEST_WORKFLOW.format(work=work))
+    code, output = run(path)
+    assert code == 0, output
+    first = records(work)["ingest"]["summary"]
+    assert first["clips"] == first["dataset_clips"] > 0 and first["failures"] == 0
+    assert f"{first['clips']} ({first['clips']} in dataset)" in output
+
+    code, output = run(path, "--only", "ingest")  # everything is committed already
+    assert code == 0, output
+    again = records(work)["ingest"]["summary"]
+    assert again == {"clips": 0, "dataset_clips": first["clips"], "failures": 0}
+    assert f"0 ({first['clips']} in dataset)" in output

@@ -194,7 +194,11 @@ def ingest(
         _print_skipped_failures(out_path, summary.skipped_failures)
     if not summary.usable:
         fail("the dataset holds no clips: see the failures above", code=1)
-    return {"clips": summary.dataset_clips, "failures": sum(summary.failed.values())}
+    return {
+        "clips": summary.committed,
+        "dataset_clips": summary.dataset_clips,
+        "failures": sum(summary.failed.values()),
+    }
 
 
 def _check_ingest_args(cfg) -> None:

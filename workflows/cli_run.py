@@ -134,12 +134,19 @@ def _print_summary(outcomes: list, dry_run: bool) -> None:
             o.name,
             f"[{style}]{o.status}[/]" if style else o.status,
             "" if o.seconds is None else f"{o.seconds:.1f}",
-            _number(o.clips),
+            _clips_cell(o.clips, o.dataset_clips),
             _number(o.failures),
             o.note,
         )
     table.caption = "dry run: nothing ran" if dry_run else f"{total:.1f} s in all"
     console.print(table)
+
+
+def _clips_cell(clips: float | None, dataset_clips: float | None) -> str:
+    """``"3"``, or ``"0 (50 in dataset)"`` for a stage that adds to a dataset."""
+    if dataset_clips is None:
+        return _number(clips)
+    return f"{_number(clips)} ({_number(dataset_clips)} in dataset)"
 
 
 def _number(value: float | None) -> str:

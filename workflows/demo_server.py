@@ -105,7 +105,8 @@ def ingest_demo_over_http(
     Returns
     -------
     dict
-        ``clips`` in the dataset and ``failures`` of this run, as ``ingest`` returns them.
+        ``clips`` committed and ``failures`` of this run, and ``dataset_clips`` in the
+        dataset, as ``ingest`` returns them.
     """
     from workflows.runner import invoke_audiomill
 

@@ -39,8 +39,9 @@ Relative paths are relative to the directory ``audiomill run`` is started in. Wr
 Running
 -------
 Commands run in this process through the ``audiomill`` click tree, exactly as typed on the
-command line; a command (or call) that returns a dict has its ``clips`` and ``failures`` shown in
-the summary and its numbers kept in the record. A stage that exits non-zero or raises stops the
+command line; a command (or call) that returns a dict has its ``clips`` and ``failures`` (and
+``dataset_clips``, the dataset's total beside this run's clips) shown in the summary and its
+numbers kept in the record. A stage that exits non-zero or raises stops the
 workflow; the stages before it keep their records, so the next run resumes at the failed stage.
 An interrupt (Ctrl-C) stops it the same way, recording the stage as interrupted and raising
 :class:`StageInterrupted`.
@@ -219,6 +220,12 @@ class StageOutcome:
     def clips(self) -> float | None:
         """``clips`` from the summary, if the stage reported it."""
         return _count(self.summary.get("clips"))
+
+    @property
+    def dataset_clips(self) -> float | None:
+        """``dataset_clips`` from the summary: the clips of the dataset a stage added to, if
+        the stage reported them (``ingest`` does; its ``clips`` are this run's)."""
+        return _count(self.summary.get("dataset_clips"))
 
     @property
     def failures(self) -> float | None:
