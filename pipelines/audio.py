@@ -9,22 +9,15 @@ cannot read, or reads to nothing, goes to ffmpeg: the containers YouTube serves 
 and files whose header lies about their length, as happens when a section is stream-copied to a
 pipe. ffmpeg writes a float WAV to its stdout, which ``soundfile`` reads from memory, so sample
 rate and channel count come from a binary header rather than from parsing ffmpeg's log.
-
-libsndfile decodes MP3 with libmpg123, which writes notes to stderr about data it skips
-(``Note: Illegal Audio-MPEG-Header ...``, ``Note: Trying to resync...``) and cannot be told not
-to; while MPEG data is decoded, stderr goes through a filter that drops those lines only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
 import re
 import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,88 +47,6 @@ FFMPEG_TIMEOUT_S = 300.0
 """Longest an ffmpeg decode may run before the clip is failed."""
 
 Decoder = Literal["soundfile", "ffmpeg"]
-
-MPEG_SUFFIXES = (".mp1", ".mp2", ".mp3")
-"""Suffixes libsndfile reads as MPEG audio whatever the content (it also knows MPEG by content)."""
-
-MPG123_NOTE = b"Note: "
-"""How libmpg123's informational lines start; its warnings and errors are kept."""
-
-_NOTE_FILTER = f"""
-import sys
-out = sys.stdout.buffer
-for line in sys.stdin.buffer:
-    if not line.startswith({MPG123_NOTE!r}):
-        out.write(line)
-        out.flush()
-"""
-
-
-class _Mpg123NotesDropped:
-    """While any thread is inside, file descriptor 2 goes through a filter process that drops
-    libmpg123's notes and passes every other line on as it comes, whoever writes it.
-
-    The filter starts on first use and lasts as long as this process; being a process of its
-    own, it passes on what was written before a crash too. A line written inside may arrive a
-    moment after one written just after. Where the filter cannot start, stderr is left as it is.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0
-        self._filter: subprocess.Popen | None = None
-        self._failed = False
-        self._saved: int | None = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._inside == 0 and self._started():
-                _flush_stderr()
-                self._saved = os.dup(2)
-                os.dup2(self._filter.stdin.fileno(), 2)
-            self._inside += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._inside -= 1
-            if self._inside == 0 and self._saved is not None:
-                _flush_stderr()
-                os.dup2(self._saved, 2)
-                os.close(self._saved)
-                self._saved = None
-
-    def _started(self) -> bool:
-        if self._filter is None and not self._failed:
-            try:
-                self._filter = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", _NOTE_FILTER], stdin=subprocess.PIPE,
-                    stdout=2,
-                )  # fmt: skip
-            except OSError:
-                self._failed = True
-        return self._filter is not None
-
-
-_mpg123_notes_dropped = _Mpg123NotesDropped()
-
-
-def _flush_stderr() -> None:
-    if sys.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
-
-
-def _is_mpeg(path: Path) -> bool:
-    """Whether libsndfile would hand ``path`` to libmpg123: an MPEG suffix, an ID3 tag or an
-    MPEG frame sync at the start."""
-    if path.suffix.lower() in MPEG_SUFFIXES:
-        return True
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(3)
-    except OSError:
-        return False  # libsndfile and ffmpeg say why they cannot read it
-    return head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 @dataclass(frozen=True)
@@ -244,8 +155,7 @@ def decode(
     if size == 0:
         raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: file is empty (0 bytes)")
     try:
-        with _mpg123_notes_dropped if _is_mpeg(path) else contextlib.nullcontext():
-            audio = _decode_soundfile(path, start_s, end_s)
+        audio = _decode_soundfile(path, start_s, end_s)
     except (RuntimeError, ValueError):  # soundfile.LibsndfileError is a RuntimeError
         pass
     else:
