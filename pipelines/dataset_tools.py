@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from pipelines.dataset_state import ledger_state, load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES
+from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
+from schemas.embeddings import embedding_hdf5_problems
 from schemas.ledger import STATUS_OK, latest_rows
 from schemas.shards import hdf5_problems
 
@@ -127,8 +128,10 @@ def verify_dataset(
 ) -> VerifyReport:
     """Check every committed shard: checksum, row count, readability, layout, ledger agreement.
 
-    Also checks that ``classes.csv`` matches the manifest's class map digest and that no clip id
-    appears in two shards.
+    Waveform and embedding shards alike; an embedding shard of a split with waveforms must also
+    hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
+    matches the manifest's class map digest, that no clip id appears in two shards of one
+    directory, and reports shard files the manifest does not list.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -149,34 +152,87 @@ def verify_dataset(
         for c, r in rows.items()
         if r["status"] == STATUS_OK
     }
-    seen: dict[tuple[str, str, str], int] = {}
-    files = [
-        (n, s, f) for n, sp in manifest.splits.items() for s in sp.shards for f in s.files.values()
-    ]
-    for done, (split, shard, f) in enumerate(files, start=1):
+    groups = _shard_groups(manifest, ok_rows)
+    seen: dict[tuple[str, str, str, str], int] = {}
+    files = [(g, s, f) for g in groups for s in g.entry.shards for f in s.files.values()]
+    for done, (group, shard, f) in enumerate(files, start=1):
         report.files_checked += 1
-        problems = _verify_file(store, manifest, split, shard, f, ok_rows, seen)
+        problems = _verify_file(store, group, shard, f, seen)
         report.problems.extend(f"{f.path}: {p}" for p in problems)
         if progress:
             progress(done, len(files))
-    shipped = {(k[0], k[2]) for k in seen}
-    report.clips_checked = len(shipped)
-    if not any(ledger.values()) and files:  # the ledger was read whole above
-        report.problems.append("ledger is empty but shards exist")
-    report.problems.extend(_uncommitted_work(store, manifest, ok_rows, shipped))
+    shipped = {(split, clip) for kind, split, _, clip in seen if kind == WAVEFORMS}
+    report.clips_checked = len({(split, clip) for _, split, _, clip in seen})
+    if not any(ledger.values()) and any(sp.shards for sp in manifest.splits.values()):
+        report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
+    report.problems.extend(_uncommitted_work(store, groups, ok_rows, shipped))
     return report
 
 
-def _uncommitted_work(store, manifest, ok_rows, shipped) -> list[str]:
-    """What an interrupted ingest left outside the manifest: shard files, committed clips."""
-    problems = []
-    splits = manifest.splits.values()
-    listed = {f.path for sp in splits for s in sp.shards for f in s.files.values()}
-    for split in store.listdir("waveforms"):
-        for name in store.listdir(f"waveforms/{split}"):
-            rel = f"waveforms/{split}/{name}"
-            if rel not in listed and ".tmp-" not in name:
-                problems.append(f"{rel}: not in the manifest")
+WAVEFORMS = "waveforms"
+"""The :attr:`ShardGroup.kind` of waveform shards (embeddings: ``embeddings/<model>``)."""
+
+
+@dataclass
+class ShardGroup:
+    """The shards of one directory ``<kind>/<split>`` and what verify checks them against.
+
+    Attributes
+    ----------
+    kind : str
+        :data:`WAVEFORMS` or ``embeddings/<model>``.
+    split : str
+    entry : SplitEntry
+    layout : callable
+        HDF5 layout check of a shard file: file object -> problems.
+    ledger : dict, optional
+        Waveforms: the split's committed ledger rows by clip id, each naming its shard and row.
+    aligned : dict, optional
+        Embeddings of a split with waveforms: the waveform shards by index, whose clip ids each
+        embedding shard of the same index holds in the same order.
+    """
+
+    kind: str
+    split: str
+    entry: SplitEntry
+    layout: Callable[[io.BytesIO], list[str]]
+    ledger: dict[str, dict] | None = None
+    aligned: dict[int, ShardEntry] | None = None
+
+
+def _shard_groups(manifest: DatasetManifest, ok_rows: dict) -> list[ShardGroup]:
+    """Every directory of committed shards the manifest lists, waveforms first."""
+    groups = [
+        ShardGroup(
+            WAVEFORMS,
+            name,
+            split,
+            lambda f: hdf5_problems(f, manifest.num_classes, manifest.num_samples),
+            ledger={c: r for (s, c), r in ok_rows.items() if s == name},
+        )
+        for name, split in sorted(manifest.splits.items())
+    ]
+    for model, splits in sorted(manifest.embeddings.items()):
+        for name, split in sorted(splits.items()):
+            waves = manifest.splits.get(name, SplitEntry()).shards
+            groups.append(
+                ShardGroup(
+                    f"embeddings/{model}",
+                    name,
+                    split,
+                    lambda f: embedding_hdf5_problems(f, manifest.num_classes),
+                    aligned={s.index: s for s in waves} if waves else None,
+                )
+            )
+    return groups
+
+
+def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
+    """What an interrupted ingest, embed or import left outside the manifest: shard files,
+    committed clips."""
+    listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
+    unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed and ".tmp-" not in rel]
+    problems = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(WAVEFORMS)]
     missing = Counter(split for split, clip in ok_rows if (split, clip) not in shipped)
     for split, n in sorted(missing.items()):
         problems.append(
@@ -188,10 +244,34 @@ def _uncommitted_work(store, manifest, ok_rows, shipped) -> list[str]:
             "an interrupted ingest leaves this behind: run the same ingest again to adopt its "
             "shards (or to remove what it cannot adopt)"
         )
-    return problems
+    embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
+    if embedded:
+        embedded.append(
+            "an interrupted embed or import leaves this behind: run the same embed or import "
+            "again, which replaces or removes these files"
+        )
+    return problems + embedded
 
 
-def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:
+def _shard_dir_files(store: DatasetStore) -> list[str]:
+    """Dataset-relative paths of the files in ``waveforms/<split>/`` and
+    ``embeddings/<model>/<split>/``."""
+    dirs = [f"{WAVEFORMS}/{split}" for split in store.listdir(WAVEFORMS)]
+    dirs += [
+        f"embeddings/{model}/{split}"
+        for model in store.listdir("embeddings")
+        for split in store.listdir(f"embeddings/{model}")
+    ]
+    return [f"{d}/{name}" for d in dirs for name in store.listdir(d)]
+
+
+def _verify_file(
+    store: DatasetStore,
+    group: ShardGroup,
+    shard: ShardEntry,
+    f: ShardFile,
+    seen: dict[tuple[str, str, str, str], int],
+) -> list[str]:
     if not store.exists(f.path):
         return ["missing"]
     data = store.read_bytes(f.path)
@@ -203,7 +283,7 @@ def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:
         return problems
     try:
         if f.path.endswith(".h5"):
-            problems += hdf5_problems(io.BytesIO(data), manifest.num_classes, manifest.num_samples)
+            problems += group.layout(io.BytesIO(data))
             with h5py.File(io.BytesIO(data), "r") as hf:
                 ids = list(hf["clip_id"].asstr()[:])
         else:
@@ -212,14 +292,25 @@ def _verify_file(store, manifest, split, shard, f, ok_rows, seen) -> list[str]:
         return [*problems, f"unreadable ({exc})"]
     if len(ids) != shard.num_clips:
         problems.append(f"{len(ids)} rows, manifest says {shard.num_clips}")
-    if hashlib.sha256("\n".join(ids).encode()).hexdigest() != shard.clip_ids_sha256:
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    if digest != shard.clip_ids_sha256:
         problems.append("clip ids differ from the manifest's")
+    if group.aligned is not None:
+        wave = group.aligned.get(shard.index)
+        if wave is None:
+            problems.append(f"no waveform shard {shard.index} in split {group.split} to align with")
+        elif digest != wave.clip_ids_sha256:
+            problems.append(
+                f"clip ids are not those of waveform shard {shard.index} in the same order"
+            )
     fmt = f.path.rsplit(".", 1)[-1]
     for row, clip_id in enumerate(ids):
-        first = seen.setdefault((split, fmt, clip_id), shard.index)
+        first = seen.setdefault((group.kind, group.split, fmt, clip_id), shard.index)
         if first != shard.index:
             problems.append(f"clip {clip_id} also in shard {first}")
-        led = ok_rows.get((split, clip_id))
+        if group.ledger is None:
+            continue
+        led = group.ledger.get(clip_id)
         if led is None:
             problems.append(f"clip {clip_id} has no committed ledger row")
         elif (led["shard"], led["row"]) != (shard.index, row):

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 EMBEDDING_SCHEMA_VERSION = 1
+EMBEDDING_DIM = 128
 VIDEO_ID_MIN_WIDTH = 11
 EMBEDDING_HDF5_REQUIRED = ("x", "y", "video_id_list", "clip_id", "num_frames")
 
@@ -93,6 +94,41 @@ def read_embedding_hdf5(path_or_file) -> tuple[EmbeddingRows, dict]:
             num_frames=hf["num_frames"][:],
         )
         return rows, dict(hf.attrs)
+
+
+def embedding_hdf5_problems(path_or_file, num_classes: int) -> list[str]:
+    """Return every way an HDF5 embedding shard departs from the layout (empty list: it conforms).
+
+    Reads the datasets' shapes and dtypes only; F (frames per row) is the file's own.
+    """
+    with h5py.File(path_or_file, "r") as hf:
+        missing = [k for k in EMBEDDING_HDF5_REQUIRED if k not in hf]
+        if missing:
+            return [f"missing datasets {missing}"]
+        x = hf["x"]
+        n = x.shape[0] if x.ndim else 0
+        frames = x.shape[1] if x.ndim == 3 else "F"
+        expected = {
+            "x": f"uint8({n}, {frames}, {EMBEDDING_DIM})",
+            "y": f"bool{(n, num_classes)}",
+            "video_id_list": f"bytes{(n,)}",
+            "clip_id": f"str{(n,)}",
+            "num_frames": f"int32{(n,)}",
+        }
+        found = {key: _dtype_shape(hf[key]) for key in expected}
+    return [f"{k}: {found[k]}, expected {want}" for k, want in expected.items() if found[k] != want]
+
+
+def _dtype_shape(ds: h5py.Dataset) -> str:
+    """``dtype(shape)`` of a dataset, with ``bytes`` for fixed-length bytes of any width and
+    ``str`` for variable-length strings."""
+    if ds.dtype.kind == "S":
+        kind = "bytes"
+    elif h5py.check_string_dtype(ds.dtype):
+        kind = "str"
+    else:
+        kind = str(ds.dtype)
+    return f"{kind}{ds.shape}"
 
 
 def read_embedding_parquet(path_or_file, num_classes: int) -> Iterator[EmbeddingRows]:

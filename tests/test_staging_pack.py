@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from features.embedding_shards import commit_embedding_shard
 from pipelines import staging
 from pipelines.beam_ingest import (
     BEAM_DOFN_LOGGER,
@@ -55,8 +56,10 @@ from schemas.dataset import (
     DatasetManifest,
     ShardEntry,
     ShardFile,
+    embedding_shard_path,
     waveform_shard_path,
 )
+from schemas.embeddings import EmbeddingRows
 from schemas.ledger import LEDGER_SCHEMA, STATUS_FAILED, STATUS_OK, ledger_table
 from schemas.shards import hdf5_problems, read_hdf5_rows, read_parquet_rows
 from tests.media import write_media
@@ -1225,3 +1228,91 @@ def test_verify_same_clip_in_two_splits(tmp_path, store, clip_settings):
     pack_shard("eval", 0, ["dog_0"], store, _pack_settings(run_id="run2"))
     adopt_commits(store, manifest, "eval")
     assert verify_dataset(store.url()).problems == []
+
+
+def _embed(store: DatasetStore, manifest: DatasetManifest, split: str, index: int, ids: list[str]):
+    """Commit embedding shard ``index`` of vggish/``split`` (HDF5 and Parquet) holding ``ids``."""
+    n = len(ids)
+    rows = EmbeddingRows(
+        x=np.random.default_rng(index).integers(0, 256, (n, 1, 128), dtype=np.uint8),
+        y=np.zeros((n, len(CLASSES_MAP)), bool),
+        video_ids=ids,
+        clip_ids=ids,
+        num_frames=np.ones(n, np.int32),
+    )
+    shard = commit_embedding_shard(
+        store, "vggish", split, index, rows, {"model": "vggish"}, ("hdf5", "parquet"), "emb"
+    )
+    manifest.embedding_split("vggish", split).shards.append(shard)
+    save_manifest(store, manifest)
+    return shard
+
+
+def test_verify_checks_embedding_shards(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)  # train shard 0: both_0, cat_0, dog_0
+    computed = _embed(store, manifest, "train", 0, ["both_0", "cat_0", "dog_0"])
+    imported = _embed(store, manifest, "bal", 0, ["x_0", "y_0"])  # a split without waveforms
+    report = verify_dataset(store.url())
+    assert report.problems == []
+    assert (report.files_checked, report.clips_checked) == (6, 5)
+    h5 = store.local_path(imported.files["hdf5"].path)
+    data = bytearray(h5.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    h5.write_bytes(bytes(data))
+    with open(store.local_path(computed.files["parquet"].path), "r+b") as fh:
+        fh.truncate(100)
+    parquet = computed.files["parquet"]
+    assert verify_dataset(store.url()).problems == [
+        f"{imported.files['hdf5'].path}: sha256 mismatch",
+        f"{parquet.path}: size 100 != manifest {parquet.bytes}",
+        f"{parquet.path}: sha256 mismatch",
+    ]
+
+
+def test_verify_checks_embedding_layout(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    f = _embed(store, manifest, "bal", 0, ["x_0", "y_0"]).files["hdf5"]
+    with h5py.File(store.local_path(f.path), "r+") as hf:
+        del hf["num_frames"], hf["x"]
+        hf["num_frames"] = np.ones(2, np.int64)
+        hf["x"] = np.zeros((2, 128), np.uint8)
+    f.sha256, f.bytes = store.sha256_of(f.path), store.size(f.path)
+    save_manifest(store, manifest)
+    assert verify_dataset(store.url()).problems == [
+        f"{f.path}: x: uint8(2, 128), expected uint8(2, F, 128)",
+        f"{f.path}: num_frames: int64(2,), expected int32(2,)",
+    ]
+    with h5py.File(store.local_path(f.path), "r+") as hf:
+        del hf["y"]
+    f.sha256, f.bytes = store.sha256_of(f.path), store.size(f.path)
+    save_manifest(store, manifest)
+    assert verify_dataset(store.url()).problems == [f"{f.path}: missing datasets ['y']"]
+
+
+def test_verify_checks_embedding_row_alignment(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    reordered = _embed(store, manifest, "train", 0, ["cat_0", "both_0", "dog_0"])
+    stray = _embed(store, manifest, "train", 3, ["cat_0"])
+    problems = verify_dataset(store.url()).problems
+    assert [p for p in problems if "clip cat_0 also in" not in p] == [
+        f"{reordered.files['hdf5'].path}: clip ids are not those of waveform shard 0 in the same "
+        "order",
+        f"{reordered.files['parquet'].path}: clip ids are not those of waveform shard 0 in the "
+        "same order",
+        f"{stray.files['hdf5'].path}: no waveform shard 3 in split train to align with",
+        f"{stray.files['parquet'].path}: no waveform shard 3 in split train to align with",
+    ]
+    assert f"{stray.files['hdf5'].path}: clip cat_0 also in shard 0" in problems
+
+
+def test_verify_finds_embedding_files_outside_the_manifest(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    f = _embed(store, manifest, "bal", 0, ["x_0"]).files["hdf5"]
+    orphan = embedding_shard_path("vggish", "bal", 1, "hdf5")
+    store.write_bytes_atomic(orphan, store.read_bytes(f.path))
+    store.write_bytes_atomic(f"{orphan}.tmp-0123", b"")  # a temporary is cleaned up, not reported
+    assert verify_dataset(store.url()).problems == [
+        f"{orphan}: not in the manifest",
+        "an interrupted embed or import leaves this behind: run the same embed or import again, "
+        "which replaces or removes these files",
+    ]
