@@ -34,7 +34,9 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
     Returns
     -------
     dict
-        JSON-ready summary.
+        JSON-ready summary. ``splits``, ``clips`` and ``bytes`` count waveforms;
+        ``embeddings[model][split]`` holds the ``shards``, ``clips`` and ``bytes`` of each
+        model's embedding shards (computed or imported).
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -43,9 +45,7 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
         rows = list(ledger_state(store, name).values())
         failed = Counter(r["reason"] for r in rows if r["status"] != STATUS_OK)
         splits[name] = {
-            "clips": split.num_clips,
-            "shards": len(split.shards),
-            "bytes": sum(f.bytes for s in split.shards for f in s.files.values()),
+            **_split_totals(split),
             "requested": len(rows),
             "failed": sum(failed.values()),
             "failures_by_reason": dict(sorted(failed.items())),
@@ -61,7 +61,20 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
         "splits": splits,
         "clips": sum(s["clips"] for s in splits.values()),
         "bytes": sum(s["bytes"] for s in splits.values()),
+        "embeddings": {
+            model: {name: _split_totals(split) for name, split in sorted(emb.items())}
+            for model, emb in sorted(manifest.embeddings.items())
+        },
         "runs": len(manifest.runs),
+    }
+
+
+def _split_totals(split: SplitEntry) -> dict:
+    """Clips, shards and bytes of a split's committed shards."""
+    return {
+        "clips": split.num_clips,
+        "shards": len(split.shards),
+        "bytes": sum(f.bytes for s in split.shards for f in s.files.values()),
     }
 
 

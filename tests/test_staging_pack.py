@@ -62,6 +62,7 @@ from schemas.dataset import (
 from schemas.embeddings import EmbeddingRows
 from schemas.ledger import LEDGER_SCHEMA, STATUS_FAILED, STATUS_OK, ledger_table
 from schemas.shards import hdf5_problems, read_hdf5_rows, read_parquet_rows
+from tests.ingest_helpers import audiomill
 from tests.media import write_media
 
 SR = 8000
@@ -1316,3 +1317,36 @@ def test_verify_finds_embedding_files_outside_the_manifest(tmp_path, store, clip
         "an interrupted embed or import leaves this behind: run the same embed or import again, "
         "which replaces or removes these files",
     ]
+
+
+def test_dataset_info_counts_embeddings(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    computed = _embed(store, manifest, "train", 0, ["both_0", "cat_0", "dog_0"]).files
+    imported = _embed(store, manifest, "bal", 0, ["x_0", "y_0"]).files
+    info = dataset_info(store.url())
+    assert info["clips"] == 3 and list(info["splits"]) == ["train"]
+    assert info["embeddings"] == {
+        "vggish": {
+            "bal": {"clips": 2, "shards": 1, "bytes": sum(f.bytes for f in imported.values())},
+            "train": {"clips": 3, "shards": 1, "bytes": sum(f.bytes for f in computed.values())},
+        }
+    }
+
+
+def test_dataset_commands_on_imported_embeddings_only(tmp_path):
+    store = DatasetStore(tmp_path / "ds")
+    manifest = DatasetManifest(CLASSES_MAP.sha256, len(CLASSES_MAP), 16000, 10.0, ["hdf5"])
+    store.write_bytes_atomic(CLASSES, CLASSES_MAP.to_csv_text().encode())
+    f = _embed(store, manifest, "bal", 0, ["x_0", "y_0"]).files["hdf5"]
+    info = audiomill("dataset", "info", store.url()).stdout
+    assert info.startswith(f"{store.url()}: vggish embeddings of 2 clips, 0.0 MB; 16000 Hz")
+    assert "│ vggish │ bal   │ 2     │ 1      │" in info
+    assert json.loads(audiomill("dataset", "info", store.url(), "--json").stdout)["embeddings"]
+    assert audiomill("dataset", "verify", store.url()).stdout.endswith(
+        "2 files, 2 clips checked: OK\n"
+    )
+    with open(store.local_path(f.path), "r+b") as fh:
+        fh.truncate(100)
+    proc = audiomill("dataset", "verify", store.url(), check=False)
+    assert proc.returncode == 1
+    assert f"problem: {f.path}: sha256 mismatch" in proc.stdout

@@ -343,7 +343,8 @@ def dataset_info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     storage_options: StorageOptions = None,
 ) -> None:
-    """Splits, shards, clip counts, failures by reason and bytes of a dataset."""
+    """Splits, shards, clip counts, failures by reason and bytes of a dataset; the clips, shards
+    and bytes of its embeddings, by model and split."""
     with collection_paused():
         from pipelines.dataset_tools import dataset_info
 
@@ -354,25 +355,38 @@ def dataset_info_cmd(
     if as_json:
         out.print_json(json.dumps(info))
         return
+    embeddings = info["embeddings"]
+    totals = [f"{info['clips']} clips, {info['bytes'] / 1e6:.1f} MB"] if info["splits"] else []
+    for model, splits in embeddings.items():
+        clips = sum(s["clips"] for s in splits.values())
+        size = sum(s["bytes"] for s in splits.values())
+        totals.append(f"{model} embeddings of {clips} clips, {size / 1e6:.1f} MB")
     out.print(
-        f"{info['dataset']}: {info['clips']} clips, {info['bytes'] / 1e6:.1f} MB, "
+        f"{info['dataset']}: {'; '.join(totals) or '0 clips, 0.0 MB'}; "
         f"{info['sample_rate']} Hz x {info['clip_seconds']} s, {info['num_classes']} classes, "
         f"formats {','.join(info['formats'])}",
         soft_wrap=True,
     )
-    t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
-    for name, s in info["splits"].items():
-        reasons = ", ".join(f"{k}: {v}" for k, v in s["failures_by_reason"].items())
-        t.add_row(
-            name,
-            str(s["clips"]),
-            str(s["shards"]),
-            f"{s['bytes'] / 1e6:.1f}",
-            str(s["requested"]),
-            str(s["failed"]),
-            reasons,
-        )
-    out.print(t)
+    if info["splits"] or not embeddings:
+        t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
+        for name, s in info["splits"].items():
+            reasons = ", ".join(f"{k}: {v}" for k, v in s["failures_by_reason"].items())
+            t.add_row(
+                name,
+                str(s["clips"]),
+                str(s["shards"]),
+                f"{s['bytes'] / 1e6:.1f}",
+                str(s["requested"]),
+                str(s["failed"]),
+                reasons,
+            )
+        out.print(t)
+    if embeddings:
+        t = Table("model", "split", "clips", "shards", "MB", title="embeddings")
+        for model, splits in embeddings.items():
+            for name, s in splits.items():
+                t.add_row(model, name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 1e6:.1f}")
+        out.print(t)
 
 
 @dataset_app.command("failures")
