@@ -22,6 +22,13 @@ goes unscored. The file's score for each class is the **maximum over its windows
 heard anywhere in a long file counts, as a clip-level label would. A waveform model without a
 fixed clip length scores the whole file at once.
 
+Windows of consecutive files that share a shape (all of them, for a model of fixed clip length)
+are stacked into batches of ``batch_size`` across files, and every batch goes through one graph
+of the model traced once per call of :func:`predict_files` with the batch size (and a variable
+clip length) left open (:func:`window_scorer`): files of any lengths neither retrace the model
+nor trip TensorFlow's retracing warning, and a window's scores are those ``model.predict``
+gives it.
+
 **Clips of a dataset** are looked up by clip id and scored from their shards as stored, like
 the evaluation does (:func:`modeling.scoring.predict_rows`). Here and in search, embedding
 shards made with other VGGish weights than the run records are refused
@@ -49,6 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import tensorflow as tf
 
 from modeling.embedding_provenance import check_weights
 from modeling.evaluation import LoadedRun, Progress, SplitScores, load_run, open_split, score_split
@@ -217,6 +225,67 @@ def _embedding_windows(loaded: LoadedRun, path: str, settings: EmbedSettings) ->
     return clip_windows(frames.quantized, num_frames)
 
 
+def window_scorer(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``model`` in inference mode as one graph for batches of any size.
+
+    The graph is traced once, for the model's input shape with the batch size (and a variable
+    clip length) left open, and called as a concrete function: batches of other sizes or
+    lengths neither retrace it nor count towards TensorFlow's retracing warning.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model of one input.
+
+    Returns
+    -------
+    callable
+        ``score(x)``: float32 scores (W, C) of windows ``x`` (W, ...) in the model's input
+        shape.
+    """
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    return lambda x: np.asarray(graph(tf.convert_to_tensor(x, tf.float32)), np.float32)
+
+
+class _WindowBatches:
+    """Windows of many files scored ``batch_size`` at a time, max-pooled per file.
+
+    Windows of consecutive files that share a shape are stacked into one batch; a file of
+    another shape (a model of variable clip length) first scores the windows before it.
+    """
+
+    def __init__(self, score: Callable[[np.ndarray], np.ndarray], batch_size: int) -> None:
+        self.score, self.batch_size = score, batch_size
+        self.rows: list[np.ndarray] = []
+        self.owners: list[int] = []
+        self.best: dict[int, np.ndarray] = {}
+        self.files = 0
+
+    def add(self, windows: np.ndarray) -> None:
+        """Queue the windows (W, ...) of the next file, scoring every full batch."""
+        if self.rows and self.rows[0].shape != windows.shape[1:]:
+            self._score(len(self.rows))
+        self.rows.extend(windows)
+        self.owners.extend([self.files] * len(windows))
+        self.files += 1
+        while len(self.rows) >= self.batch_size:
+            self._score(self.batch_size)
+
+    def finish(self) -> list[np.ndarray]:
+        """Score what is queued; the max over windows of each file, in the order added."""
+        if self.rows:
+            self._score(len(self.rows))
+        return [self.best[i] for i in range(self.files)]
+
+    def _score(self, n: int) -> None:
+        scores = self.score(np.stack(self.rows[:n]))
+        for owner, row in zip(self.owners[:n], scores, strict=True):
+            best = self.best.get(owner)
+            self.best[owner] = row if best is None else np.maximum(best, row)
+        del self.rows[:n], self.owners[:n]
+
+
 @contextlib.contextmanager
 def local_audio(source: str, storage_options: dict | None = None) -> Iterator[str]:
     """``source`` as a local file for the duration: a path as it is, a URL fetched into a
@@ -261,7 +330,7 @@ def predict_files(
     mode : {"fast", "exact"}
         VGGish front-end precision (embedding runs).
     batch_size : int
-        Windows per forward pass.
+        Windows per forward pass, across files (see the module docstring).
     progress : callable, optional
         ``progress(done, total)`` after each file is prepared.
     warn : callable
@@ -290,7 +359,9 @@ def predict_files(
     settings = None
     if loaded.config.input == "embeddings":
         settings = _embed_settings(loaded, checkpoint, pca_params, mode, warn)
-    predictions = []
+    batches = _WindowBatches(window_scorer(loaded.model), batch_size)
+    sources: list[str] = []
+    counts: list[int] = []
     for done, path in enumerate(paths, start=1):
         path = os.fspath(path)
         with local_audio(path, storage_options) as local:
@@ -299,14 +370,16 @@ def predict_files(
             else:
                 windows = _waveform_windows(loaded, local)
         # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
-        x = windows.astype(np.float32)
-        scores = loaded.model.predict(x, batch_size=batch_size, verbose=0)
-        predictions.append(
-            Prediction(path, "file", np.asarray(scores, np.float32).max(axis=0), len(windows))
-        )
+        batches.add(windows.astype(np.float32))
+        sources.append(path)
+        counts.append(len(windows))
         if progress is not None:
             progress(done, len(paths))
-    return predictions
+    scores = batches.finish()
+    return [
+        Prediction(source, "file", best, count)
+        for source, best, count in zip(sources, scores, counts, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- dataset clips

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
+from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
 from features.embed import EmbedSettings
 from features.embed_files import embed_file
@@ -23,7 +26,10 @@ from modeling.inference import (
     predict_files,
     search,
     top_k,
+    window_scorer,
 )
+from modeling.models_embedding import multi_level_attention
+from modeling.models_logmel import small_cnn
 from modeling.readers import ShardReader
 from modeling.runs import load_trained_model
 from schemas.classmap import ClassInfo, ClassMap
@@ -151,6 +157,59 @@ def test_predict_embedding_files_with_vggish(
     padded[0] = 0
     padded[0, 0] = frames[0]
     np.testing.assert_allclose(got.scores, model.predict(padded, verbose=0)[0], atol=1e-5)
+
+
+@pytest.fixture
+def tf_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Messages TensorFlow's logger emits, with its retracing counts started afresh (so what
+    earlier tests traced neither triggers nor uses up its warnings)."""
+    fresh = polymorphic_function._FrequentTracingDetectorManager()
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager", fresh)
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    tf.get_logger().addHandler(handler)
+    yield messages
+    tf.get_logger().removeHandler(handler)
+
+
+def test_predicting_files_of_many_lengths_neither_retraces_nor_warns(
+    served: Served, tmp_path: Path, tf_warnings: list[str]
+) -> None:
+    seconds = (0.05, 0.3, 0.2, 0.75, 0.1, 0.45)
+    files = [_tone(tmp_path / f"t{i}.wav", s, 8000, 500.0) for i, s in enumerate(seconds)]
+    for _ in range(3):  # as the quickstart's summary does: runs loaded afresh, three files each
+        got = predict_files(served.wave, files[:3])
+        assert [p.windows for p in got] == [1, 5, 3]
+    assert not [m for m in tf_warnings if "retracing" in m], tf_warnings
+    got = predict_files(served.wave, files, batch_size=4)  # batches span files
+    assert [p.windows for p in got] == [1, 5, 3, 14, 1, 8]
+    model = load_trained_model(served.wave)
+    for path, prediction in zip(files, got, strict=True):
+        windows = clip_windows(load_waveform(path, 8000), 800)
+        want = model.predict(windows, verbose=0).max(axis=0)
+        np.testing.assert_allclose(prediction.scores, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["attention", "variable-length cnn"])
+def test_window_scorer_traces_once_for_any_batch_size_and_length(
+    kind: str, tf_warnings: list[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    if kind == "attention":
+        model = multi_level_attention(3, hidden=16, input_dtype="float32")
+        batches = [rng.integers(0, 256, (n, 10, 128)).astype(np.float32) for n in (1, 4, 2, 7)]
+    else:
+        model = small_cnn(
+            3, filters=(4, 4, 8, 8), sample_rate=8000, n_fft=256, hop_length=80, fmax=4000.0
+        )
+        sizes = ((1, 800), (3, 800), (1, 1234), (2, 4000), (5, 2345), (1, 801))
+        batches = [rng.uniform(-1, 1, size).astype(np.float32) for size in sizes]
+    score = window_scorer(model)
+    got = [score(x) for x in batches * 2]
+    assert not [m for m in tf_warnings if "retracing" in m], tf_warnings
+    for x, scores in zip(batches * 2, got, strict=True):
+        np.testing.assert_allclose(scores, model.predict(x, verbose=0), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["wave", "emb"])
