@@ -4,17 +4,23 @@ Every feature stage takes a ``client`` argument (DESIGN 4.3): ``None`` starts a
 ``LocalCluster``, a string names a scheduler address (``tcp://host:port``) or one of Dask's
 local schedulers, and a ``distributed.Client`` is used as is. :func:`map_shards` runs one task
 per shard on whichever was chosen.
+
+A cluster started here closes with tasks still running only after a task failed (or the user
+interrupted): the failure is then what the stage reports, and each worker's warning about the
+tasks it cancels on closing ("Async instruction for <Task ...> ended with CancelledError", which
+``distributed`` logs only then) is dropped (:class:`QuietCancelledTasks`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dask
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
 LOCAL_SCHEDULERS = ("synchronous", "threads")
 MAX_LOCAL_THREADS = 8
@@ -28,6 +34,36 @@ Runner = Client | str
 
 class SchedulerError(ValueError):
     """A scheduler address that cannot be used: malformed, or no scheduler answers there."""
+
+
+class QuietCancelledTasks(WorkerPlugin):
+    """Drop a closing worker's warning for each task it cancels, on the worker's own logger.
+
+    ``distributed.worker.state_machine`` warns "Async instruction for <Task ...> ended with
+    CancelledError" for every task still running when its worker closes: in our own clusters,
+    only when a stage shuts them down after a task failed or the user interrupted, where the
+    stage reports the failure itself. Other records of that logger pass.
+    """
+
+    name = "audiomill-quiet-cancelled-tasks"
+    logger = "distributed.worker.state_machine"
+
+    def setup(self, worker: Any) -> None:
+        """Filter the worker's logger (in the worker's process)."""
+        logging.getLogger(self.logger).addFilter(self.keep)
+
+    def teardown(self, worker: Any) -> None:
+        """Remove the filter once the worker has closed."""
+        logging.getLogger(self.logger).removeFilter(self.keep)
+
+    def keep(self, record: logging.LogRecord) -> bool:
+        """False for the warning about a task cancelled as its worker closes (a filter of this
+        plugin's own, so that workers closing apart each remove only theirs)."""
+        message = record.getMessage()
+        return not (
+            message.startswith("Async instruction for ")
+            and message.endswith(" ended with CancelledError")
+        )
 
 
 @contextlib.contextmanager
@@ -46,7 +82,8 @@ def dask_client(
         None starts a ``LocalCluster`` of one worker with up to 8 threads (one per core) for
         the duration: shard reads are short and I/O bound, so threads keep the cluster cheap to
         start and hand results back without serialisation. Its scheduler's HTTP server takes a
-        free port (``dashboard_address=None`` would still bind 8787).
+        free port (``dashboard_address=None`` would still bind 8787); its workers run
+        :class:`QuietCancelledTasks`.
     processes : bool
         For ``None``: start ``workers`` single-threaded worker processes instead (for tasks
         that hold the GIL or load a model per worker, such as embedding).
@@ -82,7 +119,12 @@ def dask_client(
             else {"n_workers": 1, "threads_per_worker": threads}
         )
         with (
-            LocalCluster(processes=processes, dashboard_address=":0", **shape) as cluster,
+            LocalCluster(
+                processes=processes,
+                dashboard_address=":0",
+                plugins=(QuietCancelledTasks(),),
+                **shape,
+            ) as cluster,
             Client(cluster) as local,
         ):
             yield local
