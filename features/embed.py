@@ -24,6 +24,7 @@ import distributed
 import h5py
 import numpy as np
 
+from features.class_index import reading_shard
 from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
@@ -35,12 +36,11 @@ from pipelines.heap import retain_freed_memory
 from pipelines.process_exit import exit_without_collecting
 from pipelines.storage import DatasetLock, DatasetStore
 from schemas.dataset import DatasetManifest, ShardEntry
-from schemas.embeddings import EmbeddingRows
+from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
 from schemas.shards import read_parquet_rows
 
 MODEL = "vggish"
 EXAMPLE_SECONDS = 0.96
-EMBEDDING_DIM = 128
 CHUNK_CLIPS = 32
 
 _EMBEDDERS: dict[tuple, object] = {}
@@ -195,29 +195,37 @@ def _video_id(audio_name: str, clip_id: str) -> str:
 
 
 def _read_waveform_shard(store: DatasetStore, shard: ShardEntry, num_samples: int):
-    """Yield (waveforms, num_samples, targets, clip_ids, audio_names) blocks of a shard."""
-    if "hdf5" in shard.files:
-        with store.open(shard.files["hdf5"].path, "rb") as fh, h5py.File(fh, "r") as hf:
-            total = hf["waveform"].shape[0]
-            for start in range(0, total, CHUNK_CLIPS):
-                stop = min(total, start + CHUNK_CLIPS)
-                yield (
-                    hf["waveform"][start:stop],
-                    hf["num_samples"][start:stop],
-                    hf["target"][start:stop],
-                    list(hf["clip_id"].asstr()[start:stop]),
-                    [a.decode() for a in hf["audio_name"][start:stop]],
-                )
-        return
-    data = store.read_bytes(shard.files["parquet"].path)
-    block: list = []
-    for row in read_parquet_rows(io.BytesIO(data), num_samples):
-        block.append(row)
-        if len(block) == CHUNK_CLIPS:
+    """Yield (waveforms, num_samples, targets, clip_ids, audio_names) blocks of a shard.
+
+    Raises
+    ------
+    ValueError
+        If the shard file cannot be read (damaged, missing), naming it and the reason.
+    """
+    fmt = "hdf5" if "hdf5" in shard.files else "parquet"
+    with reading_shard(store.url(shard.files[fmt].path)):
+        if fmt == "hdf5":
+            with store.open(shard.files["hdf5"].path, "rb") as fh, h5py.File(fh, "r") as hf:
+                total = hf["waveform"].shape[0]
+                for start in range(0, total, CHUNK_CLIPS):
+                    stop = min(total, start + CHUNK_CLIPS)
+                    yield (
+                        hf["waveform"][start:stop],
+                        hf["num_samples"][start:stop],
+                        hf["target"][start:stop],
+                        list(hf["clip_id"].asstr()[start:stop]),
+                        [a.decode() for a in hf["audio_name"][start:stop]],
+                    )
+            return
+        data = store.read_bytes(shard.files["parquet"].path)
+        block: list = []
+        for row in read_parquet_rows(io.BytesIO(data), num_samples):
+            block.append(row)
+            if len(block) == CHUNK_CLIPS:
+                yield _rows_block(block)
+                block = []
+        if block:
             yield _rows_block(block)
-            block = []
-    if block:
-        yield _rows_block(block)
 
 
 def _rows_block(rows: list):

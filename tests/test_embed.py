@@ -137,6 +137,18 @@ def test_embed_cli_row_aligned_resumable(tmp_path: Path, weights):
     assert refused.returncode == 2 and "another pca" in refused.stderr.lower()
 
 
+def test_damaged_waveform_shard_is_one_line_naming_it(tmp_path: Path, weights):
+    ds = _dataset(tmp_path, {"train": [(2.5, 300, 0), (2.5, 900, 1)]})
+    shard = ds / load_manifest(DatasetStore(str(ds))).splits["train"].shards[0].files["hdf5"].path
+    shard.write_bytes(shard.read_bytes()[:-2000])
+    proc = audiomill("embed", str(ds), "--checkpoint", weights[0], "--pca-params", weights[1],
+                     "--workers", "1", check=False)  # fmt: skip
+    assert proc.returncode != 0
+    assert "Traceback (most recent call last)" not in proc.stderr, proc.stderr
+    assert f"{shard}: cannot be read" in " ".join(proc.stderr.split()), proc.stderr
+    assert not load_manifest(DatasetStore(str(ds))).embeddings.get("vggish", {}).get("train")
+
+
 @pytest.mark.slow
 def test_embed_against_a_distributed_scheduler_on_loopback(tmp_path: Path, weights):
     ds = _dataset(tmp_path, {"train": [(2.5, 300, 0), (2.5, 2000, 1), (2.5, 700, 1)]})
