@@ -58,14 +58,13 @@ from pipelines.dataset_state import load_manifest, record_run, save_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, SHARD_EXTENSIONS, DatasetManifest, SplitEntry
-from schemas.embeddings import EmbeddingRows
+from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
 from schemas.errors import InputFormatError
 from schemas.segments import audioset_clip_id, split_name_problem
 
 log = logging.getLogger(__name__)
 
 FRAMES = 10
-DIM = 128
 FORMATS = tuple(SHARD_EXTENSIONS)
 SOURCE_RELEASE = "audioset-release"
 SOURCE_PACKED = "packed-hdf5"
@@ -654,7 +653,7 @@ def _parse_release_batch(
     tf, raws: list[bytes], path: str, first: int, num_classes: int, counts: ImportSummary
 ) -> EmbeddingRows:
     """Parse serialized release records into rows; records without frames are counted as empty."""
-    x = np.zeros((len(raws), FRAMES, DIM), dtype=np.uint8)
+    x = np.zeros((len(raws), FRAMES, EMBEDDING_DIM), dtype=np.uint8)
     y = np.zeros((len(raws), num_classes), dtype=bool)
     video_ids: list[str] = []
     clip_ids: list[str] = []
@@ -674,7 +673,8 @@ def _parse_release_batch(
             continue
         row = len(clip_ids)
         kept = frames[:FRAMES]
-        x[row, : len(kept)] = np.frombuffer(b"".join(kept), dtype=np.uint8).reshape(-1, DIM)
+        kept_x = np.frombuffer(b"".join(kept), dtype=np.uint8)
+        x[row, : len(kept)] = kept_x.reshape(-1, EMBEDDING_DIM)
         y[row, labels] = True
         video_ids.append(video_id)
         clip_ids.append(audioset_clip_id(video_id, start_s))
@@ -729,10 +729,11 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
     frames = []
     for j, feature in enumerate(lists["audio_embedding"].feature):
         values = feature.bytes_list.value
-        if len(values) != 1 or len(values[0]) != DIM:
+        if len(values) != 1 or len(values[0]) != EMBEDDING_DIM:
             sizes = [len(v) for v in values]
             raise ValueError(
-                f"audio_embedding frame {j} must be one {DIM}-byte string; got sizes {sizes}"
+                f"audio_embedding frame {j} must be one {EMBEDDING_DIM}-byte string; "
+                f"got sizes {sizes}"
             )
         frames.append(values[0])
     return video_id, starts[0], labels, frames
@@ -761,9 +762,9 @@ def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
     if groups:
         raise InputFormatError(path, f"{groups} must be datasets; they are groups")
     x, y = hf["x"], hf["y"]
-    if x.dtype != np.uint8 or x.shape[1:] != (FRAMES, DIM):
+    if x.dtype != np.uint8 or x.shape[1:] != (FRAMES, EMBEDDING_DIM):
         raise InputFormatError(
-            path, f"x must be uint8 (N, {FRAMES}, {DIM}); it is {x.dtype} {x.shape}"
+            path, f"x must be uint8 (N, {FRAMES}, {EMBEDDING_DIM}); it is {x.dtype} {x.shape}"
         )
     n = x.shape[0]
     if y.ndim == 2 and y.shape[0] != n:
