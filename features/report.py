@@ -58,7 +58,7 @@ from features.report_html import (
     shorten,
 )
 from pipelines.dataset_state import load_manifest, read_ledger
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetStore, nearest_existing
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest
 from schemas.ledger import STATUS_OK
@@ -667,12 +667,11 @@ def _check_report_dir(target: DatasetStore) -> None:
     """
     if not target.is_local:
         return
-    for path in (target.local_path(), *target.local_path().parents):
-        if path.exists():
-            if not path.is_dir():
-                reason = f"{path} is a file, not a directory"
-            elif not os.access(path, os.W_OK | os.X_OK):
-                reason = f"{path} is not writable"
-            else:
-                return
-            raise ValueError(f"cannot write the report to {target.url()}: {reason}")
+    path = nearest_existing(target.local_path())
+    if not path.is_dir():
+        reason = f"{path} is a file, not a directory"
+    elif not os.access(path, os.W_OK | os.X_OK):
+        reason = f"{path} is not writable"
+    else:
+        return
+    raise ValueError(f"cannot write the report to {target.url()}: {reason}")

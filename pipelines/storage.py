@@ -408,14 +408,18 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else its nearest existing parent: what decides whether a
+    directory can be made there (a file in the way, no permission)."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def _access_error(url: str, path: Path, exc: OSError) -> DatasetAccessError:
     """Say why the dataset at ``url`` cannot be written, ``path`` being what failed."""
     reason = exc.strerror or str(exc)
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                reason = f"{p} is a file, not a directory"
-            break
+    existing = nearest_existing(path)
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a directory"
     return DatasetAccessError(f"cannot write the dataset at {url}: {reason}")
 
 

@@ -25,6 +25,7 @@ from pipelines.storage import (
     DatasetLock,
     DatasetLockedError,
     DatasetStore,
+    nearest_existing,
     temporary_name,
 )
 from tests.s3_server import S3Server, s3_server  # noqa: F401  (s3_server is a fixture)
@@ -386,3 +387,11 @@ def test_remote_lock_gives_way_to_a_run_that_wrote_during_the_settle_delay(
     with pytest.raises(DatasetLockedError, match="pid 9 on host rival"):
         _fast_lock(s3_store).acquire()
     assert json.loads(s3_store.read_text(".lock")) == rival
+
+
+def test_nearest_existing_is_the_path_or_its_closest_existing_parent(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("x")
+    assert nearest_existing(tmp_path / "a") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "a" / "b" / "c") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "a" / "f" / "g") == tmp_path / "a" / "f"
