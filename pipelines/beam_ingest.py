@@ -293,6 +293,17 @@ def pipeline_options(beam_args: list[str], workers: int) -> PipelineOptions:
     return PipelineOptions(args)
 
 
+def builds_in_this_process(beam_args: list[str], workers: int) -> bool:
+    """Whether a run with these Beam arguments and ``workers`` builds the shards of local clips
+    in this process: the DirectRunner in ``in_memory`` mode, which :func:`pipeline_options`
+    chooses for the one worker process of up to :data:`THREADS_PER_PROCESS` workers
+    (:func:`local_parallelism`) unless the arguments say otherwise."""
+    options = pipeline_options(beam_args, math.ceil(max(1, workers) / THREADS_PER_PROCESS))
+    runner = (options.view_as(StandardOptions).runner or "").lower()
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return runner in DIRECT_RUNNER_NAMES and mode == "in_memory"
+
+
 def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     """The runner for ``--runner=DirectRunner``: Beam's FnApiRunner, without trying Prism first.
 

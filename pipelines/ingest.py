@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
 import os
 import socket
 import tempfile
@@ -32,9 +33,10 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import expectations_service, staging
+from pipelines import decode_ahead, expectations_service, staging
 from pipelines.beam_ingest import (
     CLIPS_PER_PLAN_FILE,
+    builds_in_this_process,
     local_parallelism,
     pipeline_options,
     plan_direct_shards,
@@ -338,6 +340,7 @@ def run_ingest(
             if plan.planned:
                 _execute(cfg, class_map, store, run_id, plan, progress)
         finally:
+            decode_ahead.discard()
             staging.remove_plans(store)
         splits, failures = plan.splits, plan.failures
         new_shards = 0
@@ -441,17 +444,6 @@ def _prepare_run(
         def validated(done: int, total: int) -> None:
             log(f"validated {done:,}/{total:,} segments")
 
-    with _segments_table(store, run_id) as record:
-        passing, rejected, saving = validate_segments(
-            segments,
-            store,
-            run_id,
-            cfg.max_segment_seconds,
-            reports,
-            batch_rows=SEGMENT_BATCH_ROWS,
-            record=record,
-            progress=validated,
-        )
     # Every split's ledger, a committed row first: a clip id names one clip of the dataset,
     # whichever split a list puts it in.
     state: dict[str, dict] = {}
@@ -464,6 +456,26 @@ def _prepare_run(
             rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec
+    sources = _sources(cfg, segments)
+    if builds_in_this_process(cfg.beam_args, cfg.workers):
+        # The validation waits for Great Expectations' import on another core: meanwhile
+        # this one decodes the clips the first shard starts with.
+        ahead = _first_local_clips(segments, state, cfg, sources)
+        decode_ahead.start(ahead, _clip_settings(cfg, store), threads=cfg.workers - 1)
+    try:
+        with _segments_table(store, run_id) as record:
+            passing, rejected, saving = validate_segments(
+                segments,
+                store,
+                run_id,
+                cfg.max_segment_seconds,
+                reports,
+                batch_rows=SEGMENT_BATCH_ROWS,
+                record=record,
+                progress=validated,
+            )
+    finally:
+        decode_ahead.stop()
     failures: list[dict] = [
         _failure_row(
             segments[i],
@@ -474,7 +486,7 @@ def _prepare_run(
         for i, n in rejected.items()
         if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
     ]
-    todo, already = _plan(passing, state, cfg, run_id, failures)
+    todo, already = _plan(passing, state, cfg, sources, run_id, failures)
     log(
         f"{len(segments)} segments: {sum(already.values())} already done, {len(rejected)} "
         f"rejected, {len(todo)} to process"
@@ -510,15 +522,6 @@ def _execute(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Step 5 of a run: the Beam pipeline over the plan files, with a progress poller."""
-    fetch = FetchOptions(
-        rate_limit=cfg.rate_limit,
-        retries=cfg.retries,
-        socket_timeout=cfg.socket_timeout,
-        cookies=cfg.cookies,
-        exact_cuts=cfg.exact_cuts,
-        limiter_state=_limiter_state(store),
-        storage_options=cfg.storage_options,
-    )
     pack_settings = PackSettings(
         formats=tuple(cfg.formats),
         sample_rate=cfg.sample_rate,
@@ -530,6 +533,8 @@ def _execute(
         max_clipping=cfg.max_clipping,
         max_silence=cfg.max_silence,
     )
+    if plan.processes > 1:
+        decode_ahead.discard()  # worker processes decode their clips themselves
     stop, poller = (None, None)
     if progress:
         stop, poller = _progress_poller(store, plan.splits, plan.planned, progress)
@@ -540,7 +545,7 @@ def _execute(
             threads=plan.threads,
             root=store.url(),
             storage_options=cfg.storage_options,
-            clip_settings=ClipSettings(cfg.sample_rate, cfg.clip_seconds, cfg.min_coverage, fetch),
+            clip_settings=_clip_settings(cfg, store),
             pack_settings=pack_settings,
             next_index=plan.next_index,
             shard_clips=cfg.shard_clips,
@@ -550,6 +555,20 @@ def _execute(
         if stop is not None:
             stop.set()
             poller.join()
+
+
+def _clip_settings(cfg: IngestConfig, store: DatasetStore) -> ClipSettings:
+    """How the run fetches and decodes each clip."""
+    fetch = FetchOptions(
+        rate_limit=cfg.rate_limit,
+        retries=cfg.retries,
+        socket_timeout=cfg.socket_timeout,
+        cookies=cfg.cookies,
+        exact_cuts=cfg.exact_cuts,
+        limiter_state=_limiter_state(store),
+        storage_options=cfg.storage_options,
+    )
+    return ClipSettings(cfg.sample_rate, cfg.clip_seconds, cfg.min_coverage, fetch)
 
 
 def _route(
@@ -605,13 +624,11 @@ def _dedupe(segments: list[Segment]) -> tuple[list[Segment], list[MalformedLine]
     return out, dupes
 
 
-def _plan(
-    segments: list[Segment],
-    state: dict[str, dict],
-    cfg: IngestConfig,
-    run_id: str,
-    failures: list[dict],
-) -> tuple[list[dict], Counter]:
+def _sources(
+    cfg: IngestConfig, segments: list[Segment]
+) -> tuple[SourceConfig, dict[str, str] | None]:
+    """Where the list's media is looked for: the source settings, and the audio root's index
+    when YouTube ids are looked up in it (:func:`pipelines.sources.resolve`)."""
     src = SourceConfig(
         source=cfg.source,
         url_template=cfg.url_template,
@@ -626,6 +643,37 @@ def _plan(
         and any(s.source_kind == "youtube" for s in segments)
     ):
         root_index = index_audio_root(cfg.audio_root, cfg.storage_options)
+    return src, root_index
+
+
+def _first_local_clips(
+    segments: list[Segment],
+    state: dict[str, dict],
+    cfg: IngestConfig,
+    sources: tuple[SourceConfig, dict[str, str] | None],
+) -> list[dict]:
+    """The planned local clips the first direct shard begins with (its split and clip ids
+    first, as :func:`pipelines.beam_ingest.plan_direct_shards` orders them), as many as
+    :func:`pipelines.decode_ahead.clips_ahead` allows, supposing every segment passes its
+    validation; none where the plan would refuse the list (it says why after validation)."""
+    limit = decode_ahead.clips_ahead(round(cfg.sample_rate * cfg.clip_seconds))
+    first = heapq.nsmallest(limit, segments, key=lambda s: (s.split, s.clip_id))
+    try:
+        todo, _ = _plan(first, state, cfg, sources, "", [])
+    except ValueError:
+        return []
+    return [item for item in todo if is_local(item["location"])]
+
+
+def _plan(
+    segments: list[Segment],
+    state: dict[str, dict],
+    cfg: IngestConfig,
+    sources: tuple[SourceConfig, dict[str, str] | None],
+    run_id: str,
+    failures: list[dict],
+) -> tuple[list[dict], Counter]:
+    src, root_index = sources
     todo, already, moved = [], Counter(), []
     for seg in segments:
         prev = state.get(seg.clip_id)

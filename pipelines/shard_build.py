@@ -20,7 +20,8 @@ every planned clip, under a temporary name): when every clip is kept that file i
 and nothing is written twice; otherwise the kept rows are copied into a new file. A shard
 without HDF5 keeps its waveforms in a scratch file. Either way memory stays bounded by a
 few clips per thread whatever the shard size. Clips that an interrupted run staged are read
-from the staging area instead of being fetched again.
+from the staging area instead of being fetched again, and those decoded while the run's segment
+list was validated are taken from :mod:`pipelines.decode_ahead`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from pipelines import staging
+from pipelines import decode_ahead, staging
 from pipelines.clip_stage import ClipSettings, prepare_item
 from pipelines.file_io import pread_into, pwrite_all
 from pipelines.pack import (
@@ -105,7 +106,9 @@ def build_shard(
                 if item.get("staged") and store.exists(staging.staged_clip_path(split, clip_id)):
                     waveform, meta = staging.read_staged_clip(store, split, clip_id)
                 else:
-                    result = prepare_item(item, clip_settings, workdir)
+                    result = decode_ahead.take(item, clip_settings) or prepare_item(
+                        item, clip_settings, workdir
+                    )
                     if result["status"] != "ok":
                         rel = staging.failed_path(split, clip_id)
                         store.write_json_atomic(rel, result["record"])
