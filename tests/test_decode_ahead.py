@@ -63,6 +63,7 @@ def test_take_serves_what_prepare_item_makes_once(tmp_path: Path):
         direct = prepare_item(item, SETTINGS, str(tmp_path))
         assert got["status"] == "ok"
         np.testing.assert_array_equal(got["waveform"], direct["waveform"])
+        assert got["waveform"].flags.owndata  # not a row of the array the clips wait in
         assert _without_timings(got["meta"]) == _without_timings(direct["meta"])
         assert decode_ahead.take(item, SETTINGS) is None  # served once
 
