@@ -106,6 +106,15 @@ def test_stop_cancels_what_has_not_started(tmp_path: Path, monkeypatch):
     assert calls == ["c0"]
 
 
+def test_keep_drops_the_clips_the_plan_left_out(tmp_path: Path):
+    items = _items(tmp_path, 3)
+    decode_ahead.start(items, SETTINGS, threads=1)
+    decode_ahead.keep({"c0", "c2"})
+    assert decode_ahead.take(items[1], SETTINGS) is None
+    assert decode_ahead.take(items[0], SETTINGS)["status"] == "ok"
+    assert decode_ahead.take(items[2], SETTINGS)["status"] == "ok"
+
+
 def test_a_failed_decode_is_served_as_its_failure(tmp_path: Path):
     item = {**_items(tmp_path, 1)[0], "location": str(tmp_path / "missing.wav")}
     decode_ahead.start([item], SETTINGS, threads=1)
