@@ -40,8 +40,9 @@ memory is the largest sum of RSS over the measured process tree, sampled every 5
 
 The speed of a shared VM drifts by tens of percent within minutes, so the limits and the
 audiomill runs are measured in ``--rounds`` rounds, each one back to back, and every ratio is
-reported per round and as the median and range over rounds. The baselines (minutes each) run
-once; their ratios use the median audiomill rate.
+reported per round and as the median and range over rounds. Within a round the limit is
+measured before and after the audiomill runs, and the ratios use the two together. The
+baselines (minutes each) run once; their ratios use the median audiomill rate.
 
 Usage::
 
@@ -254,16 +255,26 @@ def steady_rate(n: int, seconds: float, start_clips: int, start_seconds: float) 
     return (n - start_clips) / (seconds - start_seconds)
 
 
+def bracketed(before: dict, after: dict) -> dict:
+    """The limit at the time of the runs measured between ``before`` and ``after`` (two
+    :func:`bench_limit` results of the same clips): the rate of their mean time."""
+    seconds = (before["seconds"] + after["seconds"]) / 2
+    clips = before["clips_per_s"] * before["seconds"]
+    return {"clips_per_s": clips / seconds, "seconds": seconds, "before": before, "after": after}
+
+
 def measure_round(paths: list[Path], workdir: Path, workers: int, start_clips: int) -> dict:
-    """One round: the limits, then the short and the full audiomill run, back to back, and
-    their ratios (a round is short enough that the machine's speed barely drifts in it)."""
+    """One round: the limits, the short and the full audiomill run, and the limit again, back
+    to back, and their ratios. The limit the ratios use is the mean of the two around the
+    runs (:func:`bracketed`), so a drift of the machine's speed within the round cancels."""
     n = len(paths)
+    before = bench_limit(paths, workers)
     r: dict = {
-        "limit": bench_limit(paths, workers),
         "limit_with_write": bench_limit_with_write(paths, workers, workdir / "limit-rows"),
         "audiomill_start": bench_audiomill(paths[:start_clips], workdir, workers),
         "audiomill": bench_audiomill(paths, workdir, workers),
     }
+    r["limit"] = bracketed(before, bench_limit(paths, workers))
     steady = steady_rate(n, r["audiomill"]["seconds"], start_clips, r["audiomill_start"]["seconds"])
     r["audiomill_steady"] = {"clips_per_s": steady}
     rate = r["audiomill"]["clips_per_s"]

@@ -73,7 +73,10 @@ def test_a_round_measures_limits_and_runs_and_their_ratios(tmp_path: Path, monke
 
     def fake_limit(paths, workers, *scratch):
         calls.append(("limit_with_write" if scratch else "limit", len(paths)))
-        return {"clips_per_s": 400.0 if scratch else 500.0}
+        if scratch:
+            return {"clips_per_s": 400.0, "seconds": 2.5}
+        seconds = 1.5 if len(calls) == 1 else 2.5  # slower after the runs: 2 s on average
+        return {"clips_per_s": 1000 / seconds, "seconds": seconds}
 
     def fake_audiomill(paths, workdir, workers):
         calls.append(("audiomill", len(paths)))
@@ -85,8 +88,11 @@ def test_a_round_measures_limits_and_runs_and_their_ratios(tmp_path: Path, monke
     monkeypatch.setattr(ingest_bench, "bench_audiomill", fake_audiomill)
     r = measure_round([tmp_path / f"{i}.wav" for i in range(1000)], tmp_path, 2, start_clips=20)
     assert calls == [
-        ("limit", 1000), ("limit_with_write", 1000), ("audiomill", 20), ("audiomill", 1000)
+        ("limit", 1000), ("limit_with_write", 1000), ("audiomill", 20), ("audiomill", 1000),
+        ("limit", 1000),
     ]  # fmt: skip
+    assert r["limit"]["clips_per_s"] == pytest.approx(500.0)
+    assert (r["limit"]["before"]["seconds"], r["limit"]["after"]["seconds"]) == (1.5, 2.5)
     assert r["audiomill_steady"]["clips_per_s"] == pytest.approx(250.0)
     assert r["ratios"] == pytest.approx(
         {
