@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -129,12 +130,14 @@ def take(item: dict, settings: ClipSettings) -> dict | None:
     return result
 
 
-def keep(clip_ids: set[str]) -> None:
-    """Drop the clips decoded ahead that are not among ``clip_ids`` (those the plan left out)."""
+def keep(planned: Iterable[dict]) -> None:
+    """Drop the clips decoded ahead that are not among the ``planned`` clips (those the plan
+    left out); the plan is read through once, and only the clips decoded ahead are held."""
     with _lock:
         if _ahead is None:
             return
-        for clip_id in set(_ahead.decodes) - clip_ids:
+        wanted = {item["clip_id"] for item in planned if item["clip_id"] in _ahead.decodes}
+        for clip_id in set(_ahead.decodes) - wanted:
             _ahead.decodes.pop(clip_id)[1].cancel()
         if not _ahead.decodes:
             _ahead.rows = None

@@ -109,7 +109,7 @@ def test_stop_cancels_what_has_not_started(tmp_path: Path, monkeypatch):
 def test_keep_drops_the_clips_the_plan_left_out(tmp_path: Path):
     items = _items(tmp_path, 3)
     decode_ahead.start(items, SETTINGS, threads=1)
-    decode_ahead.keep({"c0", "c2"})
+    decode_ahead.keep([items[2], {**items[1], "clip_id": "another"}, items[0]])
     assert decode_ahead.take(items[1], SETTINGS) is None
     assert decode_ahead.take(items[0], SETTINGS)["status"] == "ok"
     assert decode_ahead.take(items[2], SETTINGS)["status"] == "ok"
