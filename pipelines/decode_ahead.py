@@ -10,8 +10,9 @@ decoded there as usual and these are dropped.
 
 Only an identical request is served: the same planned clip (every field
 :func:`pipelines.clip_stage.prepare_item` reads) with the same clip settings. A clip the
-validation rejects, or one the plan leaves out, is never taken, and :func:`discard` drops it
-when the run ends. Decoding writes nothing to the dataset, so a crash loses nothing here.
+validation rejects, or one the plan leaves out, is never taken: it is dropped once the plan is
+made (:func:`keep`), and whatever is left when the run ends (:func:`discard`). Decoding writes
+nothing to the dataset, so a crash loses nothing here.
 """
 
 from __future__ import annotations
