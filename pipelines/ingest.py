@@ -493,7 +493,7 @@ def _prepare_run(
     )
     next_index = {s: manifest.split(s).next_index for s in splits}
     direct_items, todo_staged = _route(todo, store, splits)
-    decode_ahead.keep(direct_items)
+    decode_ahead.keep(item for item in direct_items if not item["staged"])  # staged: read back
     direct = plan_direct_shards(direct_items, next_index, cfg.shard_clips)
     for split, index, _ in direct:
         next_index[split] = max(next_index[split], index + 1)
