@@ -40,8 +40,10 @@ def test_pipeline_runs_from_plan_files_with_no_segment_alive(tmp_path: Path, mon
 
     def observing(**kwargs):
         gc.collect()
+        # type(), not isinstance(): isinstance reads __class__, which raises ReferenceError on
+        # a weak proxy to a dead object (earlier tests in the same worker can leave some).
         seen["segments_alive"] = sum(
-            isinstance(o, Segment) and o.origin == cfg.segments for o in gc.get_objects()
+            type(o) is Segment and o.origin == cfg.segments for o in gc.get_objects()
         )
         seen["plan_files"] = sorted(DatasetStore(cfg.out).listdir(staging.PLANS))
         seen["planned_clips"] = sum(
