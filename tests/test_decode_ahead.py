@@ -4,7 +4,6 @@ only for the identical request; and ingest's use of them."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import h5py
@@ -171,17 +170,28 @@ def _dataset(root: Path) -> tuple[dict, dict]:
 
 
 def test_ingest_takes_the_clips_it_decoded_while_validating(tmp_path: Path, monkeypatch):
-    """With the validation slow, every clip of the first shard is decoded ahead; the shard
-    builder decodes only the rest, and the dataset equals one built without decoding ahead."""
+    """With the validation waiting for them, every clip of the first shard is decoded ahead;
+    the shard builder decodes only the rest, and the dataset equals one built without."""
+    monkeypatch.setattr(decode_ahead, "AHEAD_BYTES", 4 * 2 * 16000)  # the first shard's 4 clips
+    decoded_ahead, all_four = [], threading.Event()
+    real_ahead = decode_ahead.prepare_item
+
+    def ahead_counting(item, settings, workdir):
+        result = real_ahead(item, settings, workdir)
+        decoded_ahead.append(item["clip_id"])
+        if len(decoded_ahead) == 4:
+            all_four.set()
+        return result
+
+    monkeypatch.setattr(decode_ahead, "prepare_item", ahead_counting)
     real_validate = expectations_service.validate
 
-    def slow_validate(frame, suite, *args):
+    def validate_after_four(frame, suite, *args):
         if suite == "segments":
-            time.sleep(1.0)
+            assert all_four.wait(60)
         return real_validate(frame, suite, *args)
 
-    monkeypatch.setattr(expectations_service, "validate", slow_validate)
-    monkeypatch.setattr(decode_ahead, "AHEAD_BYTES", 4 * 2 * 16000)  # the first shard's 4 clips
+    monkeypatch.setattr(expectations_service, "validate", validate_after_four)
     built_here = []
     real_prepare = shard_build.prepare_item
 
@@ -193,6 +203,7 @@ def test_ingest_takes_the_clips_it_decoded_while_validating(tmp_path: Path, monk
     ahead = run_ingest(_config(tmp_path, "ahead", clips=7), log=lambda line: None)
     assert sorted(built_here) == ["c4.wav_0", "c5.wav_0", "c6.wav_0"]
 
+    monkeypatch.setattr(expectations_service, "validate", real_validate)
     monkeypatch.setattr(ingest, "builds_in_this_process", lambda beam_args, workers: False)
     built_here.clear()
     plain = run_ingest(_config(tmp_path, "plain", clips=7), log=lambda line: None)
