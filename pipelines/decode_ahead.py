@@ -72,6 +72,15 @@ class _Ahead:
             for slot, item in enumerate(items)
         }
 
+    def pop(self, clip_id: str) -> tuple[tuple | None, Future | None]:
+        """Remove and return the request and decode of ``clip_id`` (``(None, None)`` when
+        there is none); once none is left, the rows' array goes with the last future that
+        holds a row of it."""
+        entry = self.decodes.pop(clip_id, (None, None))
+        if not self.decodes:
+            self.rows = None
+        return entry
+
     def _decode(self, item: dict, row: np.ndarray, workdir: str) -> dict:
         result = prepare_item(item, self.settings, workdir)
         if result["status"] == "ok" and result["waveform"].shape == row.shape:
@@ -120,9 +129,7 @@ def take(item: dict, settings: ClipSettings) -> dict | None:
     with _lock:
         if _ahead is None or _ahead.settings != settings:
             return None
-        request, future = _ahead.decodes.pop(item["clip_id"], (None, None))
-        if not _ahead.decodes:
-            _ahead.rows = None  # the array goes with the last future holding a row of it
+        request, future = _ahead.pop(item["clip_id"])
     if future is None or future.cancelled() or request != _request(item):
         return None
     result = future.result()
@@ -139,9 +146,7 @@ def keep(planned: Iterable[dict]) -> None:
             return
         wanted = {item["clip_id"] for item in planned if item["clip_id"] in _ahead.decodes}
         for clip_id in set(_ahead.decodes) - wanted:
-            _ahead.decodes.pop(clip_id)[1].cancel()
-        if not _ahead.decodes:
-            _ahead.rows = None
+            _ahead.pop(clip_id)[1].cancel()
 
 
 def discard() -> None:
