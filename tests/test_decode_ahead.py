@@ -6,9 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import h5py
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from pipelines import decode_ahead, expectations_service, ingest, shard_build
@@ -16,6 +14,7 @@ from pipelines.beam_ingest import builds_in_this_process
 from pipelines.clip_stage import ClipSettings, prepare_item
 from pipelines.fetch import FetchOptions
 from pipelines.ingest import IngestConfig, run_ingest
+from tests.ingest_helpers import hdf5_clips, ledger
 from tests.media import write_media
 
 SETTINGS = ClipSettings(16000, 1.0, 0.9, FetchOptions())
@@ -157,16 +156,15 @@ def _config(tmp_path: Path, name: str, clips: int) -> IngestConfig:
 
 
 def _dataset(root: Path) -> tuple[dict, dict]:
-    rows = {}
-    for shard in sorted((root / "waveforms" / "train").glob("shard-*.h5")):
-        with h5py.File(shard) as f:
-            for i, clip_id in enumerate(f["clip_id"].asstr()[:]):
-                rows[clip_id] = (f["waveform"][i].tobytes(), f["target"][i].tobytes())
-    ledger = {}
-    for part in (root / "ledger" / "train").glob("*.parquet"):
-        for r in pq.read_table(part).to_pylist():
-            ledger[r["clip_id"]] = (r["status"], r["reason"], r["waveform_sha256"])
-    return rows, ledger
+    rows = {
+        clip_id: (clip["waveform"].tobytes(), clip["labels"])
+        for clip_id, clip in hdf5_clips(root).items()
+    }
+    rows_ledger = {
+        clip_id: (r["status"], r["reason"], r["waveform_sha256"])
+        for clip_id, r in ledger(root).items()
+    }
+    return rows, rows_ledger
 
 
 def test_ingest_takes_the_clips_it_decoded_while_validating(tmp_path: Path, monkeypatch):
