@@ -16,9 +16,9 @@ from pipelines.dataset_state import ledger_state, load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
-from schemas.embeddings import embedding_hdf5_problems
+from schemas.embeddings import embedding_hdf5_problems, embedding_parquet_problems
 from schemas.ledger import STATUS_OK, latest_rows
-from schemas.shards import hdf5_problems
+from schemas.shards import hdf5_problems, parquet_problems
 
 
 def _require_manifest(store: DatasetStore):
@@ -196,8 +196,8 @@ class ShardGroup:
         :data:`WAVEFORMS` or ``embeddings/<model>``.
     split : str
     entry : SplitEntry
-    layout : callable
-        HDF5 layout check of a shard file: file object -> problems.
+    hdf5_layout, parquet_layout : callable
+        Layout checks of a shard file in each format: file object -> problems.
     ledger : dict, optional
         Waveforms: the split's committed ledger rows by clip id, each naming its shard and row.
     aligned : dict, optional
@@ -208,7 +208,8 @@ class ShardGroup:
     kind: str
     split: str
     entry: SplitEntry
-    layout: Callable[[io.BytesIO], list[str]]
+    hdf5_layout: Callable[[io.BytesIO], list[str]]
+    parquet_layout: Callable[[io.BytesIO], list[str]]
     ledger: dict[str, dict] | None = None
     aligned: dict[int, ShardEntry] | None = None
 
@@ -221,6 +222,7 @@ def _shard_groups(manifest: DatasetManifest, ok_rows: dict) -> list[ShardGroup]:
             name,
             split,
             lambda f: hdf5_problems(f, manifest.num_classes, manifest.num_samples),
+            lambda f: parquet_problems(f, manifest.num_classes, manifest.num_samples),
             ledger={c: r for (s, c), r in ok_rows.items() if s == name},
         )
         for name, split in sorted(manifest.splits.items())
@@ -234,6 +236,7 @@ def _shard_groups(manifest: DatasetManifest, ok_rows: dict) -> list[ShardGroup]:
                     name,
                     split,
                     lambda f: embedding_hdf5_problems(f, manifest.num_classes),
+                    lambda f: embedding_parquet_problems(f, manifest.num_classes),
                     aligned={s.index: s for s in waves} if waves else None,
                 )
             )
@@ -296,10 +299,11 @@ def _verify_file(
         return problems
     try:
         if f.path.endswith(".h5"):
-            problems += group.layout(io.BytesIO(data))
+            problems += group.hdf5_layout(io.BytesIO(data))
             with h5py.File(io.BytesIO(data), "r") as hf:
                 ids = list(hf["clip_id"].asstr()[:])
         else:
+            problems += group.parquet_layout(io.BytesIO(data))
             ids = pq.read_table(io.BytesIO(data), columns=["clip_id"]).column(0).to_pylist()
     except (OSError, ValueError, KeyError) as exc:
         return [*problems, f"unreadable ({exc})"]

@@ -32,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schemas.parquet_layout import column_problems, label_problems
+
 EMBEDDING_SCHEMA_VERSION = 1
 EMBEDDING_DIM = 128
 VIDEO_ID_MIN_WIDTH = 11
@@ -129,6 +131,23 @@ def _dtype_shape(ds: h5py.Dataset) -> str:
     else:
         kind = str(ds.dtype)
     return f"{kind}{ds.shape}"
+
+
+def embedding_parquet_problems(path_or_file, num_classes: int) -> list[str]:
+    """Return every way a Parquet embedding shard departs from the layout (empty list: it
+    conforms): the frames and dimension its metadata names, the columns of
+    :func:`parquet_embedding_schema` for them, and labels that are class indices."""
+    pf = pq.ParquetFile(path_or_file)
+    meta = pf.schema_arrow.metadata or {}
+    try:
+        frames, dim = int(meta[b"audiomill.frames"]), int(meta[b"audiomill.dim"])
+    except (KeyError, ValueError):
+        return ["no audiomill.frames and audiomill.dim in the schema's metadata"]
+    problems = [] if dim == EMBEDDING_DIM else [f"dim {dim}, expected {EMBEDDING_DIM}"]
+    columns = column_problems(pf.schema_arrow, parquet_embedding_schema(frames, dim))
+    if columns:
+        return problems + columns
+    return problems + label_problems(pf.read(columns=["labels"])["labels"], num_classes)
 
 
 def read_embedding_parquet(path_or_file, num_classes: int) -> Iterator[EmbeddingRows]:

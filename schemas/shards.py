@@ -31,8 +31,11 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import soundfile as sf
+
+from schemas.parquet_layout import column_problems, label_problems
 
 WAVEFORM_SCHEMA_VERSION = 1
 AUDIO_NAME_MIN_WIDTH = 20
@@ -161,4 +164,20 @@ def hdf5_problems(path_or_file, num_classes: int, num_samples: int) -> list[str]
             problems.append("audio_name is not fixed-length bytes")
         if "sample_rate" not in hf.attrs:
             problems.append("missing attribute sample_rate")
+    return problems
+
+
+def parquet_problems(path_or_file, num_classes: int, num_samples: int) -> list[str]:
+    """Return every way a Parquet waveform shard departs from the layout (empty list: it
+    conforms): the columns of :data:`PARQUET_WAVEFORM_SCHEMA` with their types, labels that
+    are class indices, and true lengths of at most ``num_samples``."""
+    pf = pq.ParquetFile(path_or_file)
+    problems = column_problems(pf.schema_arrow, PARQUET_WAVEFORM_SCHEMA)
+    if problems:
+        return problems
+    table = pf.read(columns=["labels", "num_samples"])
+    problems = label_problems(table["labels"], num_classes)
+    longest = pc.max(table["num_samples"]).as_py()
+    if longest is not None and longest > num_samples:
+        problems.append(f"num_samples: up to {longest}, clips hold {num_samples}")
     return problems

@@ -16,6 +16,7 @@ from pathlib import Path
 import apache_beam as beam
 import h5py
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -1221,6 +1222,46 @@ def test_verify_finds_a_row_count_mismatch(tmp_path, store, clip_settings):
     assert problems == [f"{f.path}: 3 rows, manifest says 4" for f in shard.files.values()]
 
 
+def _rewrite_parquet(store: DatasetStore, manifest: DatasetManifest, f, change) -> None:
+    """Replace the Parquet shard file ``f`` by ``change(table)``, and record the new file in the
+    manifest as a commit would (so only its layout is wrong)."""
+    path = store.local_path(f.path)
+    pq.write_table(change(pq.read_table(path)), path)
+    f.sha256, f.bytes = store.sha256_of(f.path), store.size(f.path)
+    save_manifest(store, manifest)
+
+
+def test_verify_checks_waveform_parquet_layout(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)  # 3 classes, clips of SR * CLIP_S
+    f = manifest.split("train").shards[0].files["parquet"]
+    column = "num_samples"
+    _rewrite_parquet(
+        store,
+        manifest,
+        f,
+        lambda t: t.set_column(
+            t.schema.get_field_index(column), column, t[column].cast(pa.int32())
+        ),
+    )
+    assert verify_dataset(store.url()).problems == [f"{f.path}: num_samples: int32, expected int64"]
+
+    def out_of_range(t: pa.Table) -> pa.Table:
+        labels = pa.array([[0, 3], [], [2]], pa.list_(pa.int32()))
+        lengths = pa.array([SR * CLIP_S + 1, 1, 1], pa.int64())
+        t = t.set_column(t.schema.get_field_index("labels"), "labels", labels)
+        return t.set_column(t.schema.get_field_index(column), column, lengths)
+
+    _rewrite_parquet(store, manifest, f, out_of_range)
+    assert verify_dataset(store.url()).problems == [
+        f"{f.path}: labels: class indices 0..3, the dataset has classes 0..2",
+        f"{f.path}: num_samples: up to {int(SR * CLIP_S) + 1}, clips hold {int(SR * CLIP_S)}",
+    ]
+    _rewrite_parquet(store, manifest, f, lambda t: t.drop_columns(["audio", "start_s"]))
+    assert verify_dataset(store.url()).problems == [
+        f"{f.path}: missing columns ['start_s', 'audio']"
+    ]
+
+
 def test_verify_same_clip_in_two_splits(tmp_path, store, clip_settings):
     manifest = _dataset(tmp_path, store, clip_settings)  # train: both_0, cat_0, dog_0
     src = tmp_path / "src" / "dog.wav"
@@ -1288,6 +1329,37 @@ def test_verify_checks_embedding_layout(tmp_path, store, clip_settings):
     f.sha256, f.bytes = store.sha256_of(f.path), store.size(f.path)
     save_manifest(store, manifest)
     assert verify_dataset(store.url()).problems == [f"{f.path}: missing datasets ['y']"]
+
+
+def test_verify_checks_embedding_parquet_layout(tmp_path, store, clip_settings):
+    manifest = _dataset(tmp_path, store, clip_settings)
+    f = _embed(store, manifest, "bal", 0, ["x_0", "y_0"]).files["parquet"]
+    _rewrite_parquet(
+        store,
+        manifest,
+        f,
+        lambda t: t.set_column(
+            t.schema.get_field_index("labels"),
+            "labels",
+            pa.array([[1], [-1]], pa.list_(pa.int32())),
+        ),
+    )
+    assert verify_dataset(store.url()).problems == [
+        f"{f.path}: labels: class indices -1..1, the dataset has classes 0..2"
+    ]
+    _rewrite_parquet(
+        store,
+        manifest,
+        f,
+        lambda t: t.set_column(
+            t.schema.get_field_index("num_frames"), "num_frames", t["num_frames"].cast(pa.int64())
+        ),
+    )
+    assert verify_dataset(store.url()).problems == [f"{f.path}: num_frames: int64, expected int32"]
+    _rewrite_parquet(store, manifest, f, lambda t: t.replace_schema_metadata(None))
+    assert verify_dataset(store.url()).problems == [
+        f"{f.path}: no audiomill.frames and audiomill.dim in the schema's metadata"
+    ]
 
 
 def test_verify_checks_embedding_row_alignment(tmp_path, store, clip_settings):
