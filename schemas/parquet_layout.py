@@ -46,11 +46,8 @@ def label_problems(labels: pa.ChunkedArray, num_classes: int) -> list[str]:
     list of str
         Empty, or one line naming the smallest and largest index found.
     """
-    values = pc.list_flatten(labels)
-    if len(values) == 0:
-        return []
-    bounds = pc.min_max(values)
+    bounds = pc.min_max(pc.list_flatten(labels))
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    if low is None or (low >= 0 and high < num_classes):
+    if low is None or (low >= 0 and high < num_classes):  # None: no labels at all
         return []
     return [f"labels: class indices {low}..{high}, the dataset has classes 0..{num_classes - 1}"]
