@@ -33,6 +33,7 @@ from typing import IO, Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from pipelines.guarded_file import GuardedFile
 from pipelines.page_cache import hash_file_uncached
 
 log = logging.getLogger(__name__)
@@ -166,13 +167,17 @@ class DatasetStore:
         """Return the content of `rel` decoded as text."""
         return self.read_bytes(rel).decode(encoding)
 
-    def open(self, rel: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
-        """Open `rel` (creating local parent directories for writing); writes are not atomic."""
+    def open(self, rel: str, mode: str = "rb", **kwargs: Any) -> IO[Any] | GuardedFile:
+        """Open `rel` (creating local parent directories for writing); writes are not atomic.
+
+        A remote file's reads, seeks, writes and close fail as the open does: a store that
+        goes away mid-stream is a `DatasetAccessError`, not its client's own exception."""
         path = self._path(rel)
         if self.is_local and not mode.startswith("r"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self._reaching():
-            return self.fs.open(path, mode, **kwargs)
+            raw = self.fs.open(path, mode, **kwargs)
+        return raw if self.is_local else GuardedFile(raw, self._reaching)
 
     def listdir(self, rel_dir: str = "") -> list[str]:
         """Return the sorted names in `rel_dir` (the root when empty); ``[]`` if it is missing."""

@@ -6,12 +6,14 @@ import socket
 import time
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetAccessError, DatasetStore
 from tests.ingest_helpers import audiomill
-from tests.s3_server import S3Server, s3_server  # noqa: F401  (s3_server is a fixture)
+from tests.s3_server import S3Server, run_s3_server, s3_server  # noqa: F401  (a fixture)
 
 HINT = "--storage-options or $AUDIOMILL_STORAGE_OPTIONS"
 
@@ -118,3 +120,30 @@ def test_every_command_says_it_in_one_line_and_exits_2():
             "connection refused"
         )
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_store_gone_mid_stream_fails_reads_and_writes_of_open_files_in_one_line(tmp_path: Path):
+    blob = np.random.default_rng(0).integers(0, 255, 1 << 20, dtype=np.uint8).tobytes()
+    with run_s3_server(tmp_path) as server:
+        url = f"s3://{server.create_bucket()}/ds"
+        store = DatasetStore(url, server.storage_options)
+        store.write_bytes_atomic("blob.bin", blob)
+        with h5py.File(tmp_path / "shard.h5", "w") as hf:
+            hf["waveform"] = np.arange(1 << 18, dtype=np.int16)
+        store.write_bytes_atomic("shard.h5", (tmp_path / "shard.h5").read_bytes())
+        reader = store.open("blob.bin", block_size=1 << 16)
+        assert reader.read(1000) == blob[:1000]
+        shard = h5py.File(store.open("shard.h5", block_size=1 << 14), "r")
+        assert shard["waveform"][:10].tolist() == list(range(10))
+        writer = store.open("out.bin", "wb")
+        writer.write(b"x" * 100)
+    where = f"{url} (endpoint {server.endpoint_url})"
+    for name, call in {
+        "read": reader.read,
+        "hdf5 read": lambda: shard["waveform"][:],
+        "write": writer.close,
+    }.items():
+        with pytest.raises(DatasetAccessError) as failed:
+            call()
+        assert str(failed.value) == f"cannot reach the dataset at {where}: connection refused", name
