@@ -142,11 +142,12 @@ def reading_shard(where: str) -> Iterator[None]:
     Raises
     ------
     ValueError
-        Naming the file and the reason, for an OSError (h5py's included) or Arrow's ArrowInvalid.
+        Naming the file and the reason, for an OSError (h5py's included), an EOFError (a file
+        shorter than its layout says) or Arrow's ArrowInvalid.
     """
     try:
         yield
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
         raise ValueError(f"{where}: cannot be read ({exc})") from exc
 
 

@@ -26,6 +26,7 @@ group with pyarrow, decoding the FLAC of the rows asked for.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -42,7 +43,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 import tensorflow as tf
 
-from features.class_index import split_shards
+from features.class_index import reading_shard, split_shards
 from modeling.samplers import Sampler, batches
 from pipelines.dataset_state import load_manifest
 from pipelines.file_io import pread_into
@@ -97,6 +98,9 @@ class ShardReader:
     num_classes : int
     shard_offsets : np.ndarray [shape=(S + 1,), dtype=int64]
         Global row of each shard's first row; the last entry is N.
+    failure : Exception or None
+        What a read inside a :func:`make_dataset` pipeline raised, which TensorFlow reports
+        only as text in its own error (see :func:`read_failures_raised`).
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class ShardReader:
         self._raw: dict[int, _RawRows | None] = {}
         self._packed_targets: dict[int, np.ndarray] = {}
         self._x_shape: tuple[int, ...] | None = None
+        self.failure: Exception | None = None
         retain_freed_memory()
 
     @property
@@ -292,7 +297,8 @@ class ShardReader:
                 continue
             shard_pos = int(pos[start])
             read = self._read_hdf5 if self.shards[shard_pos].fmt == "hdf5" else self._read_parquet
-            read(shard_pos, rows[start:end], order[start:end], x, y)
+            with reading_shard(self.store.url(self.shards[shard_pos].path)):
+                read(shard_pos, rows[start:end], order[start:end], x, y)
         return x, y
 
     def _targets(self, pos: int) -> np.ndarray:
@@ -374,7 +380,13 @@ class ShardReader:
                     bx[at : at + n] = 0
                     audio = table.column("audio").combine_chunks().field("bytes").to_pylist()
                     for i, data in enumerate(audio):
-                        wave, _ = sf.read(io.BytesIO(data), dtype="int16")
+                        try:
+                            wave, _ = sf.read(io.BytesIO(data), dtype="int16")
+                        except sf.LibsndfileError as exc:
+                            row = int(group_starts[g] + local[i])
+                            raise OSError(
+                                f"the audio of row {row} cannot be decoded ({exc.error_string})"
+                            ) from exc
                         wave = wave[: self.num_samples]
                         bx[at + i, : len(wave)] = wave
                 else:
@@ -392,7 +404,8 @@ class ShardReader:
             start, stop = int(self.shard_offsets[pos]), int(self.shard_offsets[pos + 1])
             rows = np.arange(stop - start, dtype=np.int64)
             read = self._read_hdf5 if self.shards[pos].fmt == "hdf5" else self._read_parquet
-            read(pos, rows, rows + start, x, y)
+            with reading_shard(self.store.url(self.shards[pos].path)):
+                read(pos, rows, rows + start, x, y)
         return x, y
 
 
@@ -528,13 +541,18 @@ def make_dataset(
     if cache:
         all_x, all_y = reader.read_all()
 
-        def load(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return convert(all_x[ids], all_y[ids])
+        def read(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return all_x[ids], all_y[ids]
 
     else:
+        read = reader.read
 
-        def load(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return convert(*reader.read(ids))
+    def load(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return convert(*read(ids))
+        except Exception as exc:
+            reader.failure = exc
+            raise
 
     x_shape = (None, *reader.x_shape)
     y_shape = (None, reader.num_classes)
@@ -551,3 +569,20 @@ def make_dataset(
         rows, output_signature=tf.TensorSpec(shape=(None,), dtype=tf.int64)
     )
     return ds.map(read_batch, num_parallel_calls=parallel_reads).prefetch(prefetch)
+
+
+@contextlib.contextmanager
+def read_failures_raised(*readers: ShardReader) -> Iterator[None]:
+    """Raise a reader's own failure where TensorFlow raises an error wrapping it.
+
+    A read that fails inside a :func:`make_dataset` pipeline (a shard gone, a store out of
+    reach) reaches the caller as ``tf.errors.UnknownError`` holding the read's traceback as
+    text; inside this block it is the exception the read raised, naming the shard or the store.
+    """
+    try:
+        yield
+    except tf.errors.OpError:
+        failure = next((r.failure for r in readers if r.failure is not None), None)
+        if failure is None:
+            raise
+        raise failure from None

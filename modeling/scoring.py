@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from modeling.metrics import evaluate_multilabel, evaluate_singlelabel
-from modeling.readers import ShardReader, make_dataset, raw_float, to_float
+from modeling.readers import ShardReader, make_dataset, raw_float, read_failures_raised, to_float
 from modeling.samplers import SequentialSampler
 from modeling.train_data import SubsetSampler, read_row_labels
 
@@ -60,7 +60,10 @@ def predict_rows(
     data = make_dataset(reader, sampler, batch_size, transform=model_input(reader.source))
     callbacks = [_PredictProgress(progress, batch_size, len(rows))] if progress else []
     steps = math.ceil(len(rows) / batch_size)  # else Keras warns at the end of the rows
-    scores = model.predict(data.map(lambda x, y: x), steps=steps, verbose=0, callbacks=callbacks)
+    with read_failures_raised(reader):
+        scores = model.predict(
+            data.map(lambda x, y: x), steps=steps, verbose=0, callbacks=callbacks
+        )
     return np.asarray(scores, dtype=np.float32), targets
 
 

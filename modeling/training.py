@@ -38,7 +38,7 @@ from modeling.models import (
     describe_strategy,
     strategy_and_policy,
 )
-from modeling.readers import ShardReader, make_dataset
+from modeling.readers import ShardReader, make_dataset, read_failures_raised
 from modeling.runs import (
     BEST_WEIGHTS,
     LAST_WEIGHTS,
@@ -416,14 +416,15 @@ def train(
             lambda n=n: (next_batch() for _ in range(n)), output_signature=signature
         )
         t_chunk = time.perf_counter()
-        fitted = model.fit(
-            chunk,
-            epochs=1,
-            steps_per_epoch=n,
-            shuffle=False,  # the sampler orders the batches
-            verbose=0,
-            callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
-        )
+        with read_failures_raised(data.reader):
+            fitted = model.fit(
+                chunk,
+                epochs=1,
+                steps_per_epoch=n,
+                shuffle=False,  # the sampler orders the batches
+                verbose=0,
+                callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
+            )
         train_seconds += time.perf_counter() - t_chunk
         step += n
         metrics = _evaluate(model, config, data)

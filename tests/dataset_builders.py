@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.embedding_shards import commit_embedding_shard
@@ -296,3 +297,17 @@ def _write_waveform_shard(
         run_id=RUN,
         clip_ids_sha256=hashlib.sha256(ids.encode()).hexdigest(),
     )
+
+
+def damage_parquet_audio(path: Path, row: int) -> None:
+    """Replace the FLAC of ``row`` in the waveform Parquet shard at ``path`` by bytes that do
+    not decode, leaving every other row and column as written."""
+    table = pq.read_table(path)
+    audio = table.column("audio").combine_chunks()
+    data = audio.field("bytes").to_pylist()
+    data[row] = b"fLaC" + bytes(64)
+    damaged = pa.StructArray.from_arrays(
+        [pa.array(data, audio.type.field("bytes").type), audio.field("path")],
+        fields=list(audio.type),
+    )
+    pq.write_table(table.set_column(table.schema.get_field_index("audio"), "audio", damaged), path)

@@ -8,8 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from modeling.readers import ShardReader, make_dataset
+from modeling.readers import ShardReader, make_dataset, read_failures_raised
 from modeling.samplers import (
     BalancedSampler,
     Sampler,
@@ -18,6 +19,7 @@ from modeling.samplers import (
     WeightedSampler,
     batches,
 )
+from tests.dataset_builders import damage_parquet_audio
 from tests.dataset_builders import make_dataset as build_dataset
 
 C = 6
@@ -208,6 +210,34 @@ def test_tf_dataset_yields_float_batches(tmp_path: Path, cache: bool) -> None:
     rows = ShuffledSampler(10, seed=1).take(3)
     raw, _ = emb.read(rows)
     np.testing.assert_allclose(ex, (raw.astype(np.float32) - 128) / 128)
+
+
+def test_a_row_that_cannot_be_read_is_named_with_its_shard_not_wrapped_by_tensorflow(
+    tmp_path: Path,
+) -> None:
+    built = build_dataset(
+        tmp_path / "ds", {"train": _labels(8)}, num_classes=C, shard_clips=4, formats=("parquet",)
+    )
+    shard = built.root / "waveforms/train/shard-00001.parquet"
+    damage_parquet_audio(shard, 2)
+    message = (
+        f"{shard}: cannot be read (the audio of row 2 cannot be decoded "
+        "(File contains data in an unimplemented format.))"
+    )
+    reader = ShardReader(built.root, "train")
+    assert reader.read(np.arange(6))[0].shape == (6, reader.num_samples)
+    with pytest.raises(ValueError) as failed:
+        reader.read(np.array([0, 6]))
+    assert str(failed.value) == message
+    with pytest.raises(tf.errors.OpError):
+        list(make_dataset(reader, SequentialSampler(8), 4).as_numpy_iterator())
+    fresh = ShardReader(built.root, "train")
+    with pytest.raises(ValueError) as failed, read_failures_raised(fresh):
+        list(make_dataset(fresh, SequentialSampler(8), 4).as_numpy_iterator())
+    assert str(failed.value) == message
+    assert fresh.failure is failed.value
+    with pytest.raises(tf.errors.OpError), read_failures_raised(ShardReader(built.root, "train")):
+        raise tf.errors.UnknownError(None, None, "not a read")
 
 
 def _rewrite_chunked(path: Path, key: str) -> None:

@@ -20,7 +20,7 @@ from modeling.runs import RunConfig, RunDir, load_trained_model
 from modeling.train_data import RowLabels, class_counts, fold_rows, make_sampler
 from modeling.training import train
 from schemas.classmap import ClassMap
-from tests.dataset_builders import make_dataset
+from tests.dataset_builders import damage_parquet_audio, make_dataset
 from tests.training_fixtures import embedding_config, separable_embedding, single_label_dataset
 from workflows.cli import app
 
@@ -230,6 +230,25 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "lr0.01-mixup0" / "eval" / "best.weights.h5").is_file()
     rerun = runner.invoke(app, sweep)
     assert rerun.exit_code == 0 and "steps" not in rerun.output.split("sweep:")[0]
+
+
+def test_train_names_a_shard_that_fails_mid_training_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    single_label_dataset(root, formats=("parquet",))
+    shard = root / "waveforms/train/shard-00001.parquet"
+    damage_parquet_audio(shard, 5)
+    args = ["train", str(root), "--out", str(tmp_path / "run"), "--input", "waveforms"]
+    args += ["--model", "small_cnn", "--steps", "4", "--eval-every", "2", "--batch-size", "16"]
+    args += ["--sampler", "shuffled"]
+    for key, value in WAVE_ARGS.items():
+        args += ["--model-arg", f"{key}={json.dumps(value)}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"error: {shard}: cannot be read (the audio of row 5 cannot be decoded "
+        "(File contains data in an unimplemented format.))"
+    ) in result.output.splitlines()
+    assert "Traceback" not in result.output
 
 
 def test_train_and_evaluate_raise_no_keras_warnings(tmp_path: Path) -> None:
