@@ -5,10 +5,12 @@ Every feature stage takes a ``client`` argument (DESIGN 4.3): ``None`` starts a
 local schedulers, and a ``distributed.Client`` is used as is. :func:`map_shards` runs one task
 per shard on whichever was chosen.
 
-A cluster started here closes with tasks still running only after a task failed (or the user
-interrupted): the failure is then what the stage reports, and each worker's warning about the
-tasks it cancels on closing ("Async instruction for <Task ...> ended with CancelledError", which
-``distributed`` logs only then) is dropped (:class:`QuietCancelledTasks`).
+When a task fails, the stage raises its exception, which names the shard and the reason. On a
+cluster started here the workers' own copies of that failure are dropped
+(:class:`QuietStageFailure`): the failed task's "Compute Failed" block (its exception again, with
+a traceback as text) and each worker's warning about the tasks it cancels as the cluster closes
+("Async instruction for <Task ...> ended with CancelledError", which ``distributed`` logs only
+then, after a failure or an interruption).
 """
 
 from __future__ import annotations
@@ -36,34 +38,38 @@ class SchedulerError(ValueError):
     """A scheduler address that cannot be used: malformed, or no scheduler answers there."""
 
 
-class QuietCancelledTasks(WorkerPlugin):
-    """Drop a closing worker's warning for each task it cancels, on the worker's own logger.
+class QuietStageFailure(WorkerPlugin):
+    """Drop a worker's copies of a failure that the stage reports itself, on its own loggers.
 
-    ``distributed.worker.state_machine`` warns "Async instruction for <Task ...> ended with
-    CancelledError" for every task still running when its worker closes: in our own clusters,
-    only when a stage shuts them down after a task failed or the user interrupted, where the
-    stage reports the failure itself. Other records of that logger pass.
+    ``distributed.worker`` logs "Compute Failed" with the exception and traceback of a task
+    that raised, and ``distributed.worker.state_machine`` warns "Async instruction for <Task
+    ...> ended with CancelledError" for every task still running when its worker closes: in our
+    own clusters, only when a stage shuts them down after a task failed or the user interrupted.
+    Either way the stage raises the task's exception (or stops on the interrupt) itself. Other
+    records of those loggers pass.
     """
 
-    name = "audiomill-quiet-cancelled-tasks"
-    logger = "distributed.worker.state_machine"
+    name = "audiomill-quiet-stage-failure"
+    loggers = ("distributed.worker", "distributed.worker.state_machine")
 
     def setup(self, worker: Any) -> None:
-        """Filter the worker's logger (in the worker's process)."""
-        logging.getLogger(self.logger).addFilter(self.keep)
+        """Filter the worker's loggers (in the worker's process)."""
+        for name in self.loggers:
+            logging.getLogger(name).addFilter(self.keep)
 
     def teardown(self, worker: Any) -> None:
-        """Remove the filter once the worker has closed."""
-        logging.getLogger(self.logger).removeFilter(self.keep)
+        """Remove the filters once the worker has closed."""
+        for name in self.loggers:
+            logging.getLogger(name).removeFilter(self.keep)
 
     def keep(self, record: logging.LogRecord) -> bool:
-        """False for the warning about a task cancelled as its worker closes (a filter of this
-        plugin's own, so that workers closing apart each remove only theirs)."""
+        """False for a failed task's block and for a task cancelled as its worker closes (a
+        filter of this plugin's own, so that workers closing apart each remove only theirs)."""
         message = record.getMessage()
-        return not (
-            message.startswith("Async instruction for ")
-            and message.endswith(" ended with CancelledError")
+        cancelled = message.startswith("Async instruction for ") and message.endswith(
+            " ended with CancelledError"
         )
+        return not (cancelled or message.startswith("Compute Failed\n"))
 
 
 @contextlib.contextmanager
@@ -83,7 +89,7 @@ def dask_client(
         the duration: shard reads are short and I/O bound, so threads keep the cluster cheap to
         start and hand results back without serialisation. Its scheduler's HTTP server takes a
         free port (``dashboard_address=None`` would still bind 8787); its workers run
-        :class:`QuietCancelledTasks`.
+        :class:`QuietStageFailure`.
     processes : bool
         For ``None``: start ``workers`` single-threaded worker processes instead (for tasks
         that hold the GIL or load a model per worker, such as embedding).
@@ -122,7 +128,7 @@ def dask_client(
             LocalCluster(
                 processes=processes,
                 dashboard_address=":0",
-                plugins=(QuietCancelledTasks(),),
+                plugins=(QuietStageFailure(),),
                 **shape,
             ) as cluster,
             Client(cluster) as local,

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from features.dask_runtime import QuietCancelledTasks, dask_client, map_shards
+from features.dask_runtime import QuietStageFailure, dask_client, map_shards
 
 
-def fail_or_wait(seconds: float) -> float:
-    """Raise at once for a negative ``seconds``; else sleep that long (a task still running)."""
+def fail_or_wait(seconds: float, marks: str) -> float:
+    """Leave a file in ``marks`` saying that this task started; then, for a negative
+    ``seconds``, raise after ``-seconds`` (the other tasks are running by then), else sleep."""
+    Path(marks, uuid.uuid4().hex).touch()
+    time.sleep(abs(seconds))
     if seconds < 0:
         raise ValueError("shard-00000.h5: cannot be read (truncated file)")
-    time.sleep(seconds)
     return seconds
 
 
@@ -32,37 +36,43 @@ def distributed_output(capfd: pytest.CaptureFixture[str]) -> Iterator[Callable[[
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-def test_a_failed_task_ends_the_stage_without_the_cancelled_tasks_warnings(
-    processes: bool, distributed_output: Callable[[], str]
+def test_a_failed_task_ends_the_stage_without_the_workers_copies_of_the_failure(
+    processes: bool, distributed_output: Callable[[], str], tmp_path: Path
 ) -> None:
-    items = [(-1.0,), (1.5,), (1.5,), (1.5,)]
+    items = [(-0.5, str(tmp_path)), (3.0, str(tmp_path)), (3.0, str(tmp_path))]
     with (
         pytest.raises(ValueError, match=r"shard-00000\.h5: cannot be read"),
         dask_client(processes=processes, workers=2) as client,
     ):
         list(map_shards(fail_or_wait, items, client))
+    assert len(list(tmp_path.iterdir())) >= 2, "a task was running when another failed"
     logged = distributed_output()
-    assert "Compute Failed" in logged, "the workers ran the tasks: one failed while others ran"
+    assert "Compute Failed" not in logged, logged
     assert "CancelledError" not in logged, logged
 
 
-def test_only_the_warning_about_a_task_cancelled_at_close_is_dropped() -> None:
-    logger = logging.getLogger(QuietCancelledTasks.logger)
+def test_only_the_failed_and_cancelled_task_records_are_dropped() -> None:
     kept: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: kept.append(record.getMessage())  # type: ignore[method-assign]
-    logger.addHandler(handler)
-    plugin = QuietCancelledTasks()
+    worker, state_machine = (logging.getLogger(name) for name in QuietStageFailure.loggers)
+    worker.addHandler(handler)  # state_machine's records propagate to it
+    plugin = QuietStageFailure()
     plugin.setup(None)
     try:
-        logger.warning("Async instruction for <Task cancelled name='execute(x)'> ended with "
-                       "CancelledError")  # fmt: skip
-        logger.warning("Failed to cancel asyncio task after 30 seconds: <Task>")
+        state_machine.warning("Async instruction for <Task cancelled name='execute(x)'> ended "
+                              "with CancelledError")  # fmt: skip
+        state_machine.warning("Failed to cancel asyncio task after 30 seconds: <Task>")
+        worker.error("Compute Failed\nKey: x\nException: ValueError('a')")
+        worker.error("Compute Failed to start")
     finally:
         plugin.teardown(None)
-    logger.warning("Async instruction for <Task> ended with CancelledError")
-    logger.removeHandler(handler)
+    state_machine.warning("Async instruction for <Task> ended with CancelledError")
+    worker.error("Compute Failed\nKey: y")
+    worker.removeHandler(handler)
     assert kept == [
         "Failed to cancel asyncio task after 30 seconds: <Task>",
+        "Compute Failed to start",
         "Async instruction for <Task> ended with CancelledError",
+        "Compute Failed\nKey: y",
     ]
