@@ -167,14 +167,20 @@ def verify_dataset(
     }
     groups = _shard_groups(manifest, ok_rows)
     seen: dict[tuple[str, str, str, str], int] = {}
+    unread: set[tuple[str, int]] = set()
     files = [(g, s, f) for g in groups for s in g.entry.shards for f in s.files.values()]
     for done, (group, shard, f) in enumerate(files, start=1):
         report.files_checked += 1
-        problems = _verify_file(store, group, shard, f, seen)
+        problems, read = _verify_file(store, group, shard, f, seen)
         report.problems.extend(f"{f.path}: {p}" for p in problems)
+        if not read and group.kind == WAVEFORMS:
+            unread.add((group.split, shard.index))
         if progress:
             progress(done, len(files))
     shipped = {(split, clip) for kind, split, _, clip in seen if kind == WAVEFORMS}
+    # the clips of a listed shard that cannot be read are in it as far as verify can tell: its
+    # own problem says what is wrong, and re-running the ingest would not bring them back
+    shipped |= {key for key, r in ok_rows.items() if (key[0], r["shard"]) in unread}
     report.clips_checked = len({(split, clip) for _, split, _, clip in seen})
     if not any(ledger.values()) and any(sp.shards for sp in manifest.splits.values()):
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
@@ -287,16 +293,17 @@ def _verify_file(
     shard: ShardEntry,
     f: ShardFile,
     seen: dict[tuple[str, str, str, str], int],
-) -> list[str]:
+) -> tuple[list[str], bool]:
+    """The problems of one shard file, and whether its clip ids could be read."""
     if not store.exists(f.path):
-        return ["missing"]
+        return ["missing"], False
     data = store.read_bytes(f.path)
     problems = []
     if len(data) != f.bytes:
         problems.append(f"size {len(data)} != manifest {f.bytes}")
     if hashlib.sha256(data).hexdigest() != f.sha256:
         problems.append("sha256 mismatch")
-        return problems
+        return problems, False
     try:
         if f.path.endswith(".h5"):
             problems += group.hdf5_layout(io.BytesIO(data))
@@ -306,7 +313,7 @@ def _verify_file(
             problems += group.parquet_layout(io.BytesIO(data))
             ids = pq.read_table(io.BytesIO(data), columns=["clip_id"]).column(0).to_pylist()
     except (OSError, ValueError, KeyError) as exc:
-        return [*problems, f"unreadable ({exc})"]
+        return [*problems, f"unreadable ({exc})"], False
     if len(ids) != shard.num_clips:
         problems.append(f"{len(ids)} rows, manifest says {shard.num_clips}")
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
@@ -332,4 +339,4 @@ def _verify_file(
             problems.append(f"clip {clip_id} has no committed ledger row")
         elif (led["shard"], led["row"]) != (shard.index, row):
             problems.append(f"clip {clip_id}: ledger says shard {led['shard']} row {led['row']}")
-    return problems
+    return problems, True
