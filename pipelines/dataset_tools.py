@@ -17,6 +17,7 @@ from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
 from schemas.embeddings import embedding_hdf5_problems, embedding_parquet_problems
+from schemas.failures import FailureReason
 from schemas.ledger import STATUS_OK, latest_rows
 from schemas.shards import hdf5_problems, parquet_problems
 
@@ -106,18 +107,59 @@ def dataset_failures(
     -------
     list of dict
         :data:`FAILURE_FIELDS` of each clip, ordered by split, list file, line and clip id.
+
+    Raises
+    ------
+    ValueError
+        If ``reason`` is no :class:`~schemas.failures.FailureReason`, the dataset has no split
+        ``split``, or no ledger row has the run id ``run_id``: filters that can match nothing.
     """
     store = DatasetStore(root, storage_options)
-    _require_manifest(store)
+    manifest = _require_manifest(store)
+    reasons = [r.value for r in FailureReason]
+    if reason is not None and reason not in reasons:
+        raise ValueError(f"unknown failure reason {reason!r}; the reasons: {', '.join(reasons)}")
+    if split is not None:
+        splits = _split_names(store, manifest)
+        if split not in splits:
+            raise ValueError(
+                f"{store.url()} has no split {split!r}; its splits: {', '.join(splits) or 'none'}"
+            )
     table = read_ledger(store, split)
     if run_id is not None:
         table = table.filter(pc.equal(table["run_id"], run_id))
+        if not len(table):
+            _require_run(store, run_id)
     rows = [
         {k: r[k] for k in FAILURE_FIELDS}
         for r in latest_rows(table).values()
         if r["status"] != STATUS_OK and reason in (None, r["reason"])
     ]
     return sorted(rows, key=lambda r: (r["split"], r["origin"] or "", r["line"] or 0, r["clip_id"]))
+
+
+def _split_names(store: DatasetStore, manifest: DatasetManifest) -> list[str]:
+    """Every split of the dataset: of its waveforms, its ledger or any model's embeddings."""
+    names = set(manifest.splits) | set(store.listdir("ledger"))
+    names.update(name for splits in manifest.embeddings.values() for name in splits)
+    return sorted(names)
+
+
+LISTED_RUNS = 5
+"""How many of the latest run ids an unknown ``--run`` error names."""
+
+
+def _require_run(store: DatasetStore, run_id: str) -> None:
+    """Raise a ValueError naming the ledger's latest runs unless a ledger row has ``run_id``."""
+    table = read_ledger(store).group_by("run_id").aggregate([("recorded_at", "max")])
+    runs = table.sort_by([("recorded_at_max", "descending")]).column("run_id").to_pylist()
+    if run_id in runs:
+        return
+    where = f"no ledger row of {store.url()} has run id {run_id!r}"
+    if not runs:
+        raise ValueError(f"{where}: the ledger is empty")
+    more = f" (and {len(runs) - LISTED_RUNS} earlier)" if len(runs) > LISTED_RUNS else ""
+    raise ValueError(f"{where}; its runs, latest first: {', '.join(runs[:LISTED_RUNS])}{more}")
 
 
 @dataclass
