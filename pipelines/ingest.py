@@ -149,6 +149,21 @@ def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: C
         )
 
 
+def _check_retry_reasons(given: tuple[str, ...]) -> None:
+    """Refuse ``--retry-reason`` values that are not failure reasons, listing the reasons."""
+    known = {r.value for r in FailureReason}
+    if bad := [r for r in dict.fromkeys(given) if r not in known]:
+        kinds = {
+            kind: ", ".join(r.value for r in FailureReason if r.transient == transient)
+            for kind, transient in (("permanent", False), ("transient", True))
+        }
+        raise ValueError(
+            f"--retry-reason {', '.join(bad)}: not a failure reason; the reasons are "
+            f"permanent (skipped by a re-run unless given here): {kinds['permanent']}; "
+            f"transient (retried by every re-run): {kinds['transient']}"
+        )
+
+
 def _class_map(cfg: IngestConfig, store: DatasetStore) -> ClassMap:
     if cfg.classes:
         return ClassMap.load(cfg.classes, cfg.storage_options)
@@ -309,6 +324,7 @@ def run_ingest(
         raise ValueError("--shard-clips must be at least 1")
     if problem := split_name_problem(cfg.split):
         raise ValueError(f"--split: {problem}")
+    _check_retry_reasons(cfg.retry_reasons)
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = DatasetStore(cfg.out, cfg.storage_options)

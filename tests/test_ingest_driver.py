@@ -93,3 +93,16 @@ def test_a_list_of_several_validation_batches_reports_each(tmp_path: Path, monke
     monkeypatch.setattr(ingest, "SEGMENT_BATCH_ROWS", 10)
     run_ingest(cfg, log=one_batch.append)
     assert not [line for line in one_batch if line.startswith("validat")]
+
+
+def test_an_unknown_retry_reason_is_refused_before_anything_is_written(tmp_path: Path):
+    cfg = _config(tmp_path, clips=1)
+    cfg.retry_reasons = ("not_found", "bogus")
+    with pytest.raises(ValueError) as refused:
+        run_ingest(cfg, log=lambda line: None)
+    message = str(refused.value)
+    assert message.startswith("--retry-reason bogus: not a failure reason;")
+    assert "permanent (skipped by a re-run unless given here): unavailable, private," in message
+    assert "transient (retried by every re-run): rate_limited, timeout," in message
+    assert "\n" not in message
+    assert not Path(cfg.out).exists()
