@@ -40,12 +40,11 @@ def scan_folder(
     """Every audio file under ``root`` (recursively) as a whole-file clip.
 
     A file's label is the name of its parent folder when that names a class of ``class_map``.
+    Raises :class:`~schemas.errors.InputFormatError` if there is no audio file under ``root``.
     """
-    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    fs, base, files = _audio_files(root, storage_options)
     result = SegmentList()
-    for n, path in enumerate(sorted(fs.find(base)), start=1):
-        if os.path.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
-            continue
+    for n, path in files:
         rel = posixpath.relpath(path, base)
         folder = posixpath.basename(posixpath.dirname(rel))
         info = class_map.resolve(folder) if folder else None
@@ -68,14 +67,35 @@ def scan_folder(
 
 
 def folder_labels(root: str, storage_options: dict | None = None) -> list[str]:
-    """Distinct parent-folder names of the audio files under ``root``, sorted."""
-    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
-    names = {
-        posixpath.basename(posixpath.dirname(posixpath.relpath(p, base)))
-        for p in fs.find(base)
-        if os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS
-    }
+    """Distinct parent-folder names of the audio files under ``root``, sorted (an
+    :class:`~schemas.errors.InputFormatError` if there is none)."""
+    _, base, files = _audio_files(root, storage_options)
+    names = {posixpath.basename(posixpath.dirname(posixpath.relpath(p, base))) for _, p in files}
     return sorted(n for n in names if n)
+
+
+def _audio_files(
+    root: str, storage_options: dict | None
+) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
+    """The file system, base path and audio files under ``root``, each with its 1-based place
+    among all the files in sorted order.
+
+    Raises
+    ------
+    InputFormatError
+        If no file under ``root`` has an audio extension.
+    """
+    fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    files = [
+        (n, path)
+        for n, path in enumerate(sorted(fs.find(base)), start=1)
+        if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
+    ]
+    if not files:
+        raise InputFormatError(
+            root, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it or its sub-folders"
+        )
+    return fs, base, files
 
 
 def class_map_from_list(path: str, storage_options: dict | None = None) -> ClassMap:
