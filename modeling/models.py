@@ -7,6 +7,7 @@ Model families live in :mod:`modeling.models_embedding` (embedding sequences) an
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -213,6 +214,12 @@ def _registry() -> dict[tuple[str, str], Callable[..., keras.Model]]:
 def model_names() -> list[tuple[str, str]]:
     """Registered ``(name, input_kind)`` pairs, sorted."""
     return sorted(_registry())
+
+
+def model_parameters(name: str, input_kind: str) -> list[str]:
+    """The builder arguments of a registered model, besides ``num_classes`` and ``task``."""
+    builder = _registry()[name, input_kind]
+    return [p for p in inspect.signature(builder).parameters if p not in ("num_classes", "task")]
 
 
 def build_model(

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from modeling.models import model_names
+from modeling.models import build_model, check_task, model_names, model_parameters
 from modeling.runs import INPUTS, RunConfig
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
@@ -107,7 +107,8 @@ def plan_run(
     Raises
     ------
     ValueError
-        For a setting the dataset cannot support, with what it has instead.
+        For a setting the dataset cannot support, with what it has instead, and for model
+        arguments the model does not take or cannot be built with.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
@@ -158,10 +159,11 @@ def plan_run(
         steps = max(1, math.ceil((10.0 if epochs is None else epochs) * clips / batch_size))
     if eval_every is None:
         eval_every = max(1, math.ceil(steps / 10))
-    kwargs = dict(model_args or {})
-    kwargs.update(
-        _data_kwargs(manifest, input, store.url(), splits[0], embedding_model, storage_options)
+    data_kwargs = _data_kwargs(
+        manifest, input, store.url(), splits[0], embedding_model, storage_options
     )
+    _check_model_args(model, input, manifest.num_classes, task, model_args or {}, data_kwargs)
+    kwargs = {**(model_args or {}), **data_kwargs}
     config = RunConfig(
         dataset=store.url(),
         input=input,
@@ -185,6 +187,45 @@ def plan_run(
         mixed_precision=mixed_precision,
     )
     return config, classes
+
+
+def _check_model_args(
+    model: str,
+    input: str,
+    num_classes: int,
+    task: str,
+    model_args: dict[str, Any],
+    data_kwargs: dict[str, Any],
+) -> None:
+    """Refuse ``--model-arg`` names the builder of ``model`` does not take, and values it cannot
+    be built with (building it once, when there are any), before a run is written.
+
+    Raises
+    ------
+    ValueError
+        Naming the arguments, with those the model takes or the builder's complaint.
+    """
+    kind = input.removesuffix("s")
+    takes = model_parameters(model, kind)
+    unknown = [name for name in model_args if name not in takes]
+    if unknown:
+        settable = ", ".join(name for name in takes if name not in data_kwargs)
+        raise ValueError(
+            f"--model-arg {', '.join(unknown)}: {model} takes no argument "
+            f"{', '.join(map(repr, unknown))} (it takes: {settable})"
+        )
+    if not model_args:
+        return
+    check_task(task)
+    try:
+        build_model(model, kind, num_classes, task, **{**model_args, **data_kwargs})
+    except (TypeError, ValueError) as exc:
+        given = ", ".join(f"{name}={json.dumps(value)}" for name, value in model_args.items())
+        reason = " ".join(str(exc).split())
+        raise ValueError(
+            f"--model-arg {given}: {model} cannot be built with "
+            f"{'it' if len(model_args) == 1 else 'them'}: {reason}"
+        ) from None
 
 
 def _data_kwargs(

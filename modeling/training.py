@@ -352,6 +352,7 @@ def train(
     if config.task == "singlelabel":
         single_labels(data.labels.dense(data.train_rows, config.num_classes))
     provenance = _embedding_provenance(config, data)
+    model, placement = _build(config, data, devices)
     previous = None
     if resume:
         _check_resumed_provenance(run, config, provenance)
@@ -363,7 +364,6 @@ def train(
             previous = run.set_aside()
         run.save_config(config, classes)
 
-    model, placement = _build(config, data, devices)
     sampler = make_sampler(config.sampler, data.train_rows, data.labels, config.seed)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"step": None, "value": None}
