@@ -38,6 +38,7 @@ _FFMPEG_EXIT = re.compile(r"ffmpeg exited with code (\d+)")
 # Ids ("ERROR: [extractor] <id>: ") and URLs come from the input: never classify on their words.
 _PREFIX = re.compile(r"^\s*(?:ERROR:\s*)?(?:\[[\w:.-]+\]\s*(?:\S+:\s)?)?")
 _URL = re.compile(r"\S+://\S*")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TEXT_REASONS = (
     (FailureReason.PRIVATE, re.compile(r"private video|video is private")),
     (FailureReason.REMOVED, re.compile(r"\bremoved\b|terminated|no longer available")),
@@ -63,11 +64,13 @@ _TEXT_REASONS = (
         ),
     ),
 )
-# ffmpeg exit status = AVERROR & 0xff: 8 for every AVERROR_HTTP_*, 146 ETIMEDOUT, 183 INVALIDDATA.
+# ffmpeg exit status = AVERROR & 0xff: 8 for every AVERROR_HTTP_*, 146 ETIMEDOUT, 183 INVALIDDATA,
+# 234 EINVAL (a stream the output format cannot hold).
 _FFMPEG_REASONS = {
     8: (FailureReason.SERVER_ERROR, "ffmpeg got an HTTP error status while fetching the section"),
     146: (FailureReason.TIMEOUT, "ffmpeg timed out fetching the section"),
     183: (FailureReason.DECODE_ERROR, "ffmpeg found no valid media in the response"),
+    234: (FailureReason.DECODE_ERROR, "ffmpeg cannot copy the section's streams"),
 }
 
 
@@ -197,7 +200,7 @@ def classify_error(error: BaseException) -> tuple[FailureReason, str]:
     from yt_dlp.networking.exceptions import HTTPError, TransportError
 
     chain = _exception_chain(error)
-    message = " ".join(str(error).replace("\r", " ").split())
+    message = " ".join(_ANSI.sub("", str(error)).replace("\r", " ").split())
     detail = re.sub(r"^ERROR:\s*", "", message)
     status = next((e.status for e in chain if isinstance(e, HTTPError)), None)
     if status is None and (match := _HTTP_STATUS.search(message)):
@@ -338,6 +341,7 @@ def _ytdlp_params(
         "no_warnings": True,
         "noprogress": True,
         "logger": _QuietLogger(),
+        "color": "no_color",  # else a terminal's colour codes end up in the ledger's details
         "noplaylist": True,
         "overwrites": True,
         "continuedl": False,
@@ -347,8 +351,11 @@ def _ytdlp_params(
         "socket_timeout": options.socket_timeout,
         "ffmpeg_location": ffmpeg_dir(),
         # ffmpeg does its own HTTP for sections; without this a stalled server hangs it forever.
+        # Only the first audio stream is copied: a picture stream (an Ogg's cover art) cannot
+        # be written back to most audio formats, and failed the whole section.
         "external_downloader_args": {
-            "ffmpeg_i": ["-rw_timeout", str(round(options.socket_timeout * 1e6))]
+            "ffmpeg_i": ["-rw_timeout", str(round(options.socket_timeout * 1e6))],
+            "ffmpeg_o": ["-map", "0:a:0"],
         },
     }
     if options.cookies:

@@ -50,6 +50,15 @@ def audioset_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def librosa_audio() -> Path:
+    """The real recordings of librosa's example data (OGG, 16-48 kHz)."""
+    folder = SHARED / "librosa_data" / "audio"
+    if not folder.is_dir():
+        pytest.fail(f"shared data missing at {folder}: CI must have ../shared beside the clone")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def audioset_classes(audioset_dir: Path):
     """AudioSet's 527-class map."""
     from schemas.classmap import ClassMap

@@ -16,6 +16,7 @@ With ``exact_cuts`` (re-encode) all of them start within a few ms and have the a
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -190,6 +191,18 @@ def test_section_is_cut_by_the_downloader(
     assert 3.0 - 0.05 <= _seconds(got.path) <= 3.0 + 0.3
     info = sf.info(got.path)
     assert (info.samplerate, info.channels) == (rate, channels)
+
+
+def test_a_section_of_an_ogg_with_cover_art_is_its_audio(
+    media_server: MediaServer, tmp_path: Path, options: FetchOptions, librosa_audio: Path
+) -> None:
+    source = media_server.root / "vibeace.ogg"  # has an attached picture stream
+    shutil.copy(librosa_audio / "vibeace.hq.ogg", source)
+    got = fetch_media(
+        FetchRequest("art", media_server.url(source.name), 2.0, 5.0), tmp_path / "work", options
+    )
+    assert got.sectioned
+    assert 3.0 - 0.05 <= _seconds(got.path) <= 3.0 + 1.1
 
 
 def _write_marker(path: Path, seconds: float, rate: int) -> Path:
@@ -580,6 +593,10 @@ def test_bad_sections_are_rejected(
         ("ERROR: ffmpeg exited with code 8", FailureReason.SERVER_ERROR),
         ("ERROR: ffmpeg exited with code 146", FailureReason.TIMEOUT),
         ("ERROR: ffmpeg exited with code 1", FailureReason.NETWORK_ERROR),
+        ("ERROR: ffmpeg exited with code 234", FailureReason.DECODE_ERROR),
+        # A terminal's colour codes change neither the class nor the detail.
+        ("\x1b[0;31mERROR:\x1b[0m [youtube] xyz-login-Q: Video unavailable",
+         FailureReason.UNAVAILABLE),
         # Ids come from URLs; words in them must not decide the class.
         ("ERROR: [generic] removed: Unsupported URL: http://h/removed", FailureReason.UNAVAILABLE),
         ("ERROR: [generic] sign-in: Unsupported URL: http://h/", FailureReason.UNAVAILABLE),
@@ -588,7 +605,7 @@ def test_bad_sections_are_rejected(
 def test_classify_messages(message: str, reason: FailureReason) -> None:
     got, detail = classify_error(DownloadError(message))
     assert got is reason
-    assert not detail.startswith("ERROR") and "\r" not in detail
+    assert not detail.startswith("ERROR") and "\r" not in detail and "\x1b" not in detail
 
 
 def test_classify_follows_exception_causes() -> None:
