@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import logging
 import math
 import re
@@ -16,6 +17,7 @@ import shutil
 import stat
 import string
 import time
+import urllib.error
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import Any
 
 import fsspec
 
+from pipelines.byte_ranges import serves_sections
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
 from pipelines.ratelimit import RateLimiter, backoff_delay
 from pipelines.storage import store_failure
@@ -246,18 +249,17 @@ def fetch_media(request: FetchRequest, workdir: str | Path, options: FetchOption
     stem = "clip-" + hashlib.sha256(request.clip_id.encode()).hexdigest()[:24]
     _remove_partials(workdir, stem)
     if scheme in {"http", "https"}:
-        fetch = partial(_download_ytdlp, request.source, workdir, stem, section, options)
+        fetch = partial(_download_http, request.source, workdir, stem, section, options)
     else:
         fetch = partial(_copy_fsspec, request.source, workdir, stem, options)
     try:
-        path, attempts = _with_retries(fetch, options)
+        (path, sectioned), attempts = _with_retries(fetch, options)
         size = path.stat().st_size
         if size == 0:
             raise ClipFailure(FailureReason.DECODE_ERROR, "empty file", attempts)
     except BaseException:
         _remove_partials(workdir, stem)
         raise
-    sectioned = section is not None and scheme in {"http", "https"}
     return _result(path, size, attempts, started, sectioned=sectioned, local=False)
 
 
@@ -305,7 +307,9 @@ def _result(
     )
 
 
-def _with_retries(fetch: Callable[[], Path], options: FetchOptions) -> tuple[Path, int]:
+def _with_retries(
+    fetch: Callable[[], tuple[Path, bool]], options: FetchOptions
+) -> tuple[tuple[Path, bool], int]:
     state = options.limiter_state or cache_dir() / "ratelimit.state"
     limiter = RateLimiter(options.rate_limit, state)
     attempt = 0
@@ -368,6 +372,33 @@ def _ytdlp_params(
     return params
 
 
+def _download_http(
+    url: str, workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
+) -> tuple[Path, bool]:
+    """Download ``url`` through yt-dlp: ``section`` alone where the server can serve it (see
+    :mod:`pipelines.byte_ranges`), else the whole file, to be cut when decoded; and whether
+    the file is the section."""
+    if section is not None and not _sections_served(url, options):
+        section = None
+    return _download_ytdlp(url, workdir, stem, section, options), section is not None
+
+
+def _sections_served(url: str, options: FetchOptions) -> bool:
+    """Whether ffmpeg can fetch a section of ``url``; YouTube's media servers can, and its pages
+    are never asked. A request that fails is the clip's failure, as yt-dlp's would be."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com"):
+        return True
+    try:
+        return serves_sections(url, options.socket_timeout)
+    except urllib.error.HTTPError as error:
+        raise ClipFailure(_http_reason(error.code), f"{url}: HTTP Error {error.code}") from error
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = getattr(error, "reason", error)
+        kind = FailureReason.TIMEOUT if isinstance(reason, TimeoutError) else None
+        raise ClipFailure(kind or FailureReason.NETWORK_ERROR, f"{url}: {reason}") from error
+
+
 def _download_ytdlp(
     url: str, workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
 ) -> Path:
@@ -388,7 +419,7 @@ def _download_ytdlp(
     return Path(downloads[0]["filepath"])
 
 
-def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> Path:
+def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> tuple[Path, bool]:
     try:
         fs, path = fsspec.core.url_to_fs(url, **(options.storage_options or {}))
     except (ValueError, ImportError) as error:
@@ -414,7 +445,7 @@ def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> P
         verb, reason = failure
         kind = FailureReason.NETWORK_ERROR if verb == "reach" else FailureReason.HTTP_ERROR
         raise ClipFailure(kind, f"cannot {verb} {url}: {reason}") from error
-    return target
+    return target, False
 
 
 def _http_reason(status: int) -> FailureReason:

@@ -1,4 +1,5 @@
-"""A threaded HTTP media server on 127.0.0.1 for tests, with Range support and scripted faults.
+"""A threaded HTTP media server on 127.0.0.1 for tests, with Range support (or none) and scripted
+faults.
 
 Use the ``media_server`` fixture (``from tests.http_media_server import media_server``) or the
 ``MediaServer`` context manager directly::
@@ -67,10 +68,14 @@ class MediaServer:
     ----------
     root : Path
         Directory whose files are served; URL paths map to paths relative to it.
+    ranges : bool
+        Answer ``Range`` requests with the range (206); False answers every request with the
+        whole file (200), as ``python -m http.server`` and many static servers do.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ranges: bool = True) -> None:
         self.root = Path(root)
+        self.ranges = ranges
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._scripts: dict[str, Script] = {}
@@ -169,7 +174,7 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                 return
             data = b"" if script.empty else file.read_bytes()
             start, end, status = 0, len(data), 200
-            match = _RANGE.match(self.headers.get("Range", ""))
+            match = _RANGE.match(self.headers.get("Range", "")) if server.ranges else None
             if match and data:
                 first, last = match.groups()
                 if first:
@@ -186,7 +191,8 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix.lower(), _guess(file)))
             self.send_header("Content-Length", str(len(chunk)))
-            self.send_header("Accept-Ranges", "bytes")
+            if server.ranges:
+                self.send_header("Accept-Ranges", "bytes")
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
             if script.truncate:

@@ -193,6 +193,33 @@ def test_section_is_cut_by_the_downloader(
     assert (info.samplerate, info.channels) == (rate, channels)
 
 
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg"])
+def test_a_server_without_byte_ranges_sends_the_whole_file_to_cut_here(
+    tmp_path: Path, options: FetchOptions, ext: str
+) -> None:
+    with MediaServer(tmp_path / "www", ranges=False) as server:
+        source = write_media(server.root / f"tone.{ext}", 6.0, 16000, 1)
+        request = FetchRequest(f"c-{ext}", server.url(source.name), 2.0, 4.0)
+        got = fetch_media(request, tmp_path / "work", options)
+        assert (got.attempts, got.sectioned) == (1, False)
+        assert Path(got.path).read_bytes() == source.read_bytes()
+        assert 206 not in _statuses(server, f"/{source.name}")
+
+
+def test_byte_ranges_are_asked_once_per_server(
+    media_server: MediaServer, tmp_path: Path, options: FetchOptions
+) -> None:
+    for i in range(3):
+        source = write_media(media_server.root / f"t{i}.wav", 4.0, 16000, 1)
+        got = fetch_media(FetchRequest(f"c{i}", media_server.url(source.name), 1.0, 2.0),
+                          tmp_path / "work", options)  # fmt: skip
+        assert got.sectioned
+    first_byte = [p for p, status in media_server.requests if status == 206 and p == "/t0.wav"]
+    assert (
+        media_server.hits("/t1.wav") == media_server.hits("/t2.wav") < media_server.hits("/t0.wav")
+    ), first_byte
+
+
 def test_a_section_of_an_ogg_with_cover_art_is_its_audio(
     media_server: MediaServer, tmp_path: Path, options: FetchOptions, librosa_audio: Path
 ) -> None:
@@ -288,7 +315,8 @@ def test_rate_limited_twice_then_served(
     request = FetchRequest("c", media_server.url("a.wav"), *(section or (None, None)))
     got = fetch_media(request, tmp_path / "w", options)
     assert got.attempts == 3
-    assert _statuses(media_server, "/a.wav")[:3] == [429, 429, 200]
+    # a section: the first request asks whether the server serves byte ranges
+    assert _statuses(media_server, "/a.wav")[:3] == [429, 429, 206 if section else 200]
     expected = 1.0 if section else 2.0
     assert _seconds(got.path) == pytest.approx(expected, abs=0.05)
     assert source.exists()
@@ -313,12 +341,13 @@ def test_server_error_during_section_download_is_retried(
     tmp_path: Path,
     options: FetchOptions,
 ) -> None:
-    # The probe succeeds, ffmpeg's own request gets a 503 (ffmpeg exits with code 8).
+    # The byte-range question and yt-dlp's probe succeed, ffmpeg's own request gets a 503
+    # (ffmpeg exits with code 8).
     write_media(media_server.root / "a.wav", 3.0, 8000)
-    media_server.script("/a.wav", Script(status=503, skip=1, times=1))
+    media_server.script("/a.wav", Script(status=503, skip=2, times=1))
     got = fetch_media(FetchRequest("c", media_server.url("a.wav"), 1.0, 2.0), tmp_path, options)
     assert got.attempts == 2 and got.sectioned
-    assert _statuses(media_server, "/a.wav")[:3] == [200, 503, 200]
+    assert _statuses(media_server, "/a.wav")[:4] == [206, 200, 503, 200]
     assert _seconds(got.path) == pytest.approx(1.0, abs=0.05)
 
 

@@ -120,3 +120,35 @@ def test_ingest_through_ytdlp_http(media_server: MediaServer, tmp_path: Path):
         "decode_error": 1, "not_found": 1, "server_error": 1, "too_short": 2,
     }  # fmt: skip
     assert "OK" in audiomill("dataset", "verify", str(out)).stdout
+
+
+@pytest.mark.slow
+def test_sections_from_a_server_without_byte_ranges_are_the_asked_audio(tmp_path: Path):
+    # Such a server answers every request with the whole file: ffmpeg's seeks went wrong
+    # silently (a WAV section seconds late, FLAC and Ogg sections empty).
+    names = ["marker.wav", "marker.flac", "marker.ogg"]
+    rows = []
+    with MediaServer(tmp_path / "www", ranges=False) as server:
+        for i, name in enumerate(names):
+            write_media(server.root / name, 8.0, 16000, 1, freq=200 + 150 * i, seed=i)
+            rows.append((server.url(name), str(server.root / name)))
+        (tmp_path / "classes.csv").write_text(CLASSES)
+        for column, pick in (("url", 0), ("path", 1)):
+            with open(tmp_path / f"{column}.csv", "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow([column, "start_seconds", "end_seconds", "labels"])
+                w.writerows([row[pick], 5.0, 7.0, "Alpha"] for row in rows)
+            audiomill(
+                "ingest", "--segments", str(tmp_path / f"{column}.csv"), "--classes",
+                str(tmp_path / "classes.csv"), "--out", str(tmp_path / column),
+                "--sample-rate", "16000", "--clip-seconds", "2",
+            )  # fmt: skip
+    fetched, local = hdf5_clips(tmp_path / "url"), hdf5_clips(tmp_path / "path")
+    assert len(fetched) == len(local) == 3
+
+    def by_name(clips: dict[str, dict]) -> list[dict]:
+        return sorted(clips.values(), key=lambda c: c["audio_name"])
+
+    for clip, want in zip(by_name(fetched), by_name(local), strict=True):
+        assert clip["num_samples"] == want["num_samples"] == 32000
+        np.testing.assert_array_equal(clip["waveform"], want["waveform"])

@@ -1,0 +1,60 @@
+"""Whether an http(s) server serves byte ranges, which a section download through ffmpeg needs.
+
+To fetch a section of a media file, yt-dlp runs ffmpeg, which seeks into the file with HTTP
+``Range`` requests. A server that ignores them (``python -m http.server``, many plain static
+servers) answers every request with the whole file from its first byte, and ffmpeg's seeks then
+go wrong without an error: a WAV section started seconds late, a FLAC or Ogg section decoded to
+nothing. Fetching asks first, once per server and process, and downloads the whole file to cut
+it locally where ranges are not served.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+import urllib.request
+
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
+
+_answers: dict[str, bool] = {}
+_lock = threading.Lock()
+
+
+def serves_sections(url: str, timeout: float) -> bool:
+    """Whether a section of the media at ``url`` can be fetched with range requests.
+
+    Asks the server for the first byte of ``url``: a 206 answer, or a web page (which yt-dlp
+    extracts the media's own URL from), means yes; a file answered in full (200) means no. The
+    answer is kept for the server (scheme, host and port).
+
+    Parameters
+    ----------
+    url : str
+        An http(s) URL.
+    timeout : float
+        Seconds to wait for the answer.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    urllib.error.URLError
+        An error status (``HTTPError``) or no answer.
+    http.client.HTTPException, OSError
+        A broken answer.
+    """
+    parts = urllib.parse.urlsplit(url)
+    server = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    with _lock:
+        known = _answers.get(server)
+    if known is not None:
+        return known
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        page = response.headers.get_content_type() in _PAGE_TYPES
+        answer = response.status == 206 or page
+    with _lock:
+        _answers[server] = answer
+    return answer
