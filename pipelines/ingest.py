@@ -122,6 +122,9 @@ class IngestSummary:
     skipped_failures: dict[str, int] = field(default_factory=dict)
     """Clips not tried again because they failed permanently before, by reason (``already_done``
     counts them too); ``--retry-reason`` tries them again."""
+    interrupted_failures: int = 0
+    """Permanent failures an interrupted run staged but did not record, recorded by this run:
+    ``failed`` counts them, ``already_done`` does not."""
 
     @property
     def usable(self) -> bool:
@@ -388,6 +391,7 @@ def run_ingest(
             seconds=time.time() - started,
             dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
             skipped_failures={k: n for k, n in plan.already_done.items() if k != STATUS_OK},
+            interrupted_failures=plan.interrupted_failures,
         )
         for future in plan.saving:
             future.result()
@@ -407,6 +411,8 @@ class _RunPlan:
     malformed: list[str]
     already_done: Counter
     """Clips skipped as done before: ``"ok"`` for committed ones, else their failure reason."""
+    interrupted_failures: int
+    """Clips skipped as failed permanently by an interrupted run (staged, collected again)."""
     planned: int
     failures: list[dict]
     saving: list[Future]
@@ -471,7 +477,7 @@ def _prepare_run(
         for name in staging.staged_names(store, split, "failed"):
             rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
-                state[rec["clip_id"]] = rec
+                state[rec["clip_id"]] = rec | {"interrupted": True}
     sources = _sources(cfg, segments)
     if builds_in_this_process(cfg.beam_args, cfg.workers):
         # The validation waits for Great Expectations' import on another core: meanwhile
@@ -502,10 +508,12 @@ def _prepare_run(
         for i, n in rejected.items()
         if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
     ]
-    todo, already = _plan(passing, state, cfg, sources, run_id, failures)
+    todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
     log(
         f"{len(segments)} segments: {sum(already.values())} already done, {len(rejected)} "
-        f"rejected, {len(todo)} to process"
+        "rejected, "
+        + (f"{interrupted} failed in the interrupted run, " if interrupted else "")
+        + f"{len(todo)} to process"
     )
     next_index = {s: manifest.split(s).next_index for s in splits}
     direct_items, todo_staged = _route(todo, store, splits)
@@ -519,6 +527,7 @@ def _prepare_run(
         requested=len(segments) + len(seglist.malformed),  # duplicates are malformed lines
         malformed=[str(m) for m in seglist.malformed],
         already_done=already,
+        interrupted_failures=interrupted,
         planned=len(todo),
         failures=failures,
         saving=saving,
@@ -676,7 +685,7 @@ def _first_local_clips(
     limit = decode_ahead.clips_ahead(round(cfg.sample_rate * cfg.clip_seconds))
     first = heapq.nsmallest(limit, segments, key=lambda s: (s.split, s.clip_id))
     try:
-        todo, _ = _plan(first, state, cfg, sources, "", [])
+        todo, _, _ = _plan(first, state, cfg, sources, "", [])
     except ValueError:
         return []
     return [item for item in todo if is_local(item["location"])]
@@ -689,9 +698,13 @@ def _plan(
     sources: tuple[SourceConfig, dict[str, str] | None],
     run_id: str,
     failures: list[dict],
-) -> tuple[list[dict], Counter]:
+) -> tuple[list[dict], Counter, int]:
+    """The clips of ``segments`` to process, those done before by status or failure reason,
+    and how many of these failed permanently in an interrupted run (not counted among them:
+    their staged failures are collected as this run's); resolving failures go to ``failures``.
+    """
     src, root_index = sources
-    todo, already, moved = [], Counter(), []
+    todo, already, moved, interrupted = [], Counter(), [], 0
     for seg in segments:
         prev = state.get(seg.clip_id)
         if prev is not None:
@@ -700,6 +713,9 @@ def _plan(
             retry = prev["status"] != STATUS_OK and (
                 prev.get("transient") or prev.get("reason") in cfg.retry_reasons
             )
+            if not retry and prev.get("interrupted"):
+                interrupted += 1
+                continue
             if not retry:
                 already[STATUS_OK if prev["status"] == STATUS_OK else prev["reason"]] += 1
                 continue
@@ -728,7 +744,7 @@ def _plan(
             f"now gives them, e.g. {', '.join(moved[:3])}; a dataset cannot move clips between "
             "splits: use a new --out"
         )
-    return todo, already
+    return todo, already, interrupted
 
 
 def _collect_staged_failures(store: DatasetStore, split: str, run_id: str) -> list[dict]:

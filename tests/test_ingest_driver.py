@@ -21,9 +21,14 @@ def _config(tmp_path: Path, clips: int) -> IngestConfig:
     listing = tmp_path / "list.csv"
     rows = [f"c{i}.wav,tone" for i in range(clips)]
     listing.write_text("path,labels\n" + "\n".join(rows) + "\n")
+    return local_config(listing, audio, tmp_path / "ds")
+
+
+def local_config(listing: Path, audio: Path, out: Path) -> IngestConfig:
+    """A one-worker ingest of 1 s clips at 16 kHz from local files, two clips a shard."""
     return IngestConfig(
         segments=str(listing),
-        out=str(tmp_path / "ds"),
+        out=str(out),
         audio_root=str(audio),
         source="local",
         sample_rate=16000,
