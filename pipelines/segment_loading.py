@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import posixpath
 
@@ -11,7 +10,15 @@ import fsspec
 from pipelines.sources import AUDIO_EXTENSIONS
 from schemas.audioset import parse_segments_text
 from schemas.classmap import ClassMap
-from schemas.custom_manifest import is_jsonl, manifest_labels, parse_manifest_text
+from schemas.custom_manifest import (
+    SOURCE_COLUMNS,
+    first_csv_row,
+    is_column_header,
+    is_jsonl,
+    manifest_labels,
+    missing_source_column,
+    parse_manifest_text,
+)
 from schemas.errors import InputFormatError
 from schemas.segments import Segment, SegmentList, sanitize_clip_id
 from schemas.textio import read_text
@@ -27,10 +34,25 @@ def looks_like_manifest(text: str, path: str) -> bool:
     """A custom manifest (JSONL, or CSV whose header names ``path`` or ``url`` in any case)."""
     if is_jsonl(path):
         return True
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            header = [h.strip().lower() for h in next(csv.reader([line]))]
-            return "path" in header or "url" in header
+    first = first_csv_row(text)
+    return first is not None and bool({f.lower() for f in first[1]}.intersection(SOURCE_COLUMNS))
+
+
+def is_manifest(text: str, path: str) -> bool:
+    """Whether ``path`` is a custom manifest rather than an AudioSet segment list.
+
+    Raises
+    ------
+    InputFormatError
+        If a CSV's first line (past blank lines and ``#`` comments) names columns, none of them
+        ``path`` or ``url``: a manifest with a wrong header (an AudioSet list's own column
+        line, ``# YTID, ...``, is a comment).
+    """
+    if looks_like_manifest(text, path):
+        return True
+    first = first_csv_row(text)
+    if first and is_column_header(first[1]) and first[1][0].lower() != "ytid":
+        raise missing_source_column(path, *first)
     return False
 
 
@@ -106,7 +128,7 @@ def class_map_from_list(path: str, storage_options: dict | None = None) -> Class
         text = read_text(path, storage_options)
         if not text.strip():
             raise InputFormatError(path, "the list holds no segments")
-        if not looks_like_manifest(text, path):
+        if not is_manifest(text, path):
             raise ValueError(f"{path}: an AudioSet segment list needs --classes")
         names = manifest_labels(path, storage_options)
     if not names:
@@ -121,6 +143,6 @@ def load_segment_list(
     if is_directory(path, storage_options):
         return scan_folder(path, class_map, split, storage_options)
     text = read_text(path, storage_options)
-    if looks_like_manifest(text, path):
+    if is_manifest(text, path):
         return parse_manifest_text(text, class_map, path=path, split=split)
     return parse_segments_text(text, class_map, path=path, split=split)

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -30,7 +31,37 @@ from schemas.errors import InputFormatError, MalformedLine
 from schemas.segments import Segment, SegmentList, sanitize_clip_id, split_name_problem
 from schemas.textio import read_text
 
-KNOWN_COLUMNS = {"path", "url", "start_seconds", "end_seconds", "labels", "split", "clip_id"}
+SOURCE_COLUMNS = ("path", "url")
+OTHER_COLUMNS = ("start_seconds", "end_seconds", "labels", "split", "clip_id")
+KNOWN_COLUMNS = {*SOURCE_COLUMNS, *OTHER_COLUMNS}
+_COLUMN_NAME = re.compile(r"[^\W\d][\w .\-]*")
+
+
+def first_csv_row(text: str) -> tuple[int, list[str]] | None:
+    """The 1-based number and stripped fields of the first line that is neither blank nor a
+    ``#`` comment."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return lineno, [f.strip() for f in next(csv.reader([line]))]
+    return None
+
+
+def is_column_header(fields: list[str]) -> bool:
+    """Whether CSV fields read as column names: each empty or a name (a letter or ``_``, then
+    letters, digits, spaces, ``_``, ``.`` or ``-``), at least one a name; a number is none."""
+    return any(fields) and all(not f or _COLUMN_NAME.fullmatch(f) for f in fields)
+
+
+def missing_source_column(path: str, line: int, columns: list[str]) -> InputFormatError:
+    """The error for a manifest header, on ``line`` of ``path``, naming neither ``path`` nor
+    ``url``."""
+    found = ", ".join(repr(c) for c in columns if c) or "no column"
+    return InputFormatError(
+        path,
+        f"the header names {found}; a manifest needs a 'path' or 'url' column "
+        f"(its other columns: {', '.join(OTHER_COLUMNS)})",
+        line=line,
+    )
 
 
 def is_jsonl(path: str) -> bool:
@@ -43,8 +74,8 @@ def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
     if reader.fieldnames is None:
         raise InputFormatError(path, "empty manifest")
     fields = {f.strip().lower() for f in reader.fieldnames if f}
-    if not fields & {"path", "url"}:
-        raise InputFormatError(path, "manifest header needs a 'path' or 'url' column", line=1)
+    if not fields.intersection(SOURCE_COLUMNS):
+        raise missing_source_column(path, reader.line_num, [f.strip() for f in reader.fieldnames])
     for row in reader:
         if None in row:
             extra = len(row[None])
