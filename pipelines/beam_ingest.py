@@ -293,6 +293,23 @@ def pipeline_options(beam_args: list[str], workers: int) -> PipelineOptions:
     return PipelineOptions(args)
 
 
+def unknown_beam_options(beam_args: list[str]) -> list[str]:
+    """The options among ``beam_args`` that no Beam options class defines, as ``--name``.
+
+    Beam drops such an option with a logged warning and runs on: a misspelt ``--runer`` runs
+    the pipeline on the local DirectRunner. The warning is not logged here.
+    """
+    options = PipelineOptions(beam_args)
+    logger = logging.getLogger(PipelineOptions.__module__)
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        known = options.get_all_options()
+        given = options.get_all_options(retain_unknown_options=True)
+    finally:
+        logger.disabled = was_disabled
+    return sorted(f"--{name}" for name in set(given) - set(known))
+
+
 def builds_in_this_process(beam_args: list[str], workers: int) -> bool:
     """Whether a run with these Beam arguments and ``workers`` builds the shards of local clips
     in this process: the DirectRunner in ``in_memory`` mode, which :func:`pipeline_options`

@@ -128,7 +128,12 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path):
         (["--sample-rate", "0"], "--sample-rate must be positive"),
         (["--format", "mp4"], "--format must be among"),
         (["--cookies", str(tmp_path / "nope.txt")], "no such file"),
-    ]
+        # Beam's options go after --: a misspelt option of ours is not passed on to Beam
+        (["--shards", "4"], "No such option: --shards"),
+        (["--sample_rate", "8000"], "No such option: --sample_rate"),
+        (["--", "--runer=DataflowRunner", "--foo", "x"], "Beam does not know the option(s) "
+         "--foo, --runer given after --"),
+    ]  # fmt: skip
     for extra, message in cases:
         proc = audiomill(
             "ingest",
@@ -141,6 +146,7 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path):
         )
         assert proc.returncode == 2, (extra, proc.stderr)
         assert message in proc.stderr, (extra, proc.stderr)
+        assert not (tmp_path / "ds").exists(), extra
     proc = audiomill(
         "ingest",
         "--segments",
@@ -257,8 +263,10 @@ def test_formats_add_up_and_a_dataset_keeps_its_settings(tmp_path: Path):
     base = ["ingest", "--segments", str(rows), "--out", str(out), "--workers", "1"]
     ours = ["--classes", str(tmp_path / "classes.csv"), "--sample-rate", "8000",
             "--clip-seconds", "1"]  # fmt: skip
-    audiomill(*base, *ours, "--format", "hdf5", "--format", "parquet", cwd=tmp_path)
+    beam = ["--", "--direct_running_mode=in_memory"]
+    audiomill(*base, *ours, "--format", "hdf5", "--format", "parquet", *beam, cwd=tmp_path)
     assert manifest(out)["formats"] == ["hdf5", "parquet"]
+    assert manifest(out)["runs"][-1]["config"]["beam_args"] == beam[1:]
     assert {p.name for p in (out / "waveforms" / "train").iterdir()} == {
         "shard-00000.h5",
         "shard-00000.parquet",

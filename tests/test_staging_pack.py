@@ -34,6 +34,7 @@ from pipelines.beam_ingest import (
     plan_direct_shards,
     plan_shards,
     run_pipeline,
+    unknown_beam_options,
 )
 from pipelines.clip_stage import ClipSettings, prepare_item, stage_clip
 from pipelines.dataset_state import (
@@ -726,6 +727,17 @@ def test_pipeline_options_run_one_worker_in_this_process():
     assert opts["direct_num_workers"] == 1
     chosen = pipeline_options(["--direct_running_mode=multi_processing"], workers=1)
     assert chosen.get_all_options()["direct_running_mode"] == "multi_processing"
+
+
+def test_unknown_beam_options_are_named_without_beam_logging_them(caplog):
+    caplog.set_level("WARNING")
+    runner = ["--runner=FlinkRunner", "--flink_master=host:8081", "--direct_num_workers", "2"]
+    assert unknown_beam_options(runner) == []
+    assert unknown_beam_options(["--runer=DataflowRunner", "--foo", "x", "--job_name=j"]) == [
+        "--foo",
+        "--runer",
+    ]
+    assert not caplog.records
 
 
 def test_pipeline_options_user_args_override_defaults():

@@ -41,7 +41,7 @@ cli_recipes.register(app)
 cli_modeling.register(app)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings={"allow_extra_args": True})
 def ingest(
     ctx: typer.Context,
     segments: Annotated[
@@ -202,6 +202,7 @@ def ingest(
 
 
 def _check_ingest_args(cfg) -> None:
+    from pipelines.beam_ingest import unknown_beam_options
     from pipelines.sources import SOURCES
 
     if cfg.source not in SOURCES:
@@ -224,6 +225,8 @@ def _check_ingest_args(cfg) -> None:
         fail("--rate-limit must be positive")
     if cfg.cookies and not Path(cfg.cookies).is_file():
         fail(f"--cookies {cfg.cookies}: no such file")
+    if unknown := unknown_beam_options(cfg.beam_args):
+        fail(f"Beam does not know the option(s) {', '.join(unknown)} given after --")
 
 
 def _print_ingest_summary(summary) -> None:
