@@ -6,26 +6,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = """
 import sys
+
+import typer
 
 import workflows.cli as cli
 
 
-@cli.app.command("stopped")
-def stopped() -> None:
+@cli.app.command({name!r})
+def stopped(resume: bool = typer.Option(False, "--resume")) -> None:
     raise KeyboardInterrupt
 
 
-sys.argv = ["audiomill", "stopped"]
+sys.argv = ["audiomill", *{args!r}]
 cli.main()
 """
 
 
-def test_ctrl_c_in_a_command_says_how_to_resume(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["stopped"], "re-run the same command to resume"),
+        (["train"], "re-run the same command with --resume to continue the run"),
+        (["train", "--resume"], "re-run the same command to resume"),
+    ],
+)
+def test_ctrl_c_in_a_command_says_how_to_resume(tmp_path: Path, args: list[str], hint: str):
     script = tmp_path / "stopped.py"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.format(name=args[0], args=args))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert proc.returncode == 130
-    assert proc.stderr.strip().splitlines()[-1] == "interrupted: re-run the same command to resume"
+    assert proc.stderr.strip().splitlines()[-1] == f"interrupted: {hint}"
     assert "Traceback" not in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -496,6 +497,15 @@ def _ended_by_ctrl_c(exc: BaseException) -> bool:
     return False
 
 
+def _resume_hint(args: list[str]) -> str:
+    """How to go on after Ctrl-C in the command ``args``: a run of ``train`` continues only
+    with ``--resume``; every other command resumes when run again as it was."""
+    command = next((a for a in args if not a.startswith("-")), "")
+    if command == "train" and "--resume" not in args:
+        return "interrupted: re-run the same command with --resume to continue the run"
+    return "interrupted: re-run the same command to resume"
+
+
 def main() -> None:
     """Console-script entry point; ends the process with the command's exit status
     (:func:`pipelines.process_exit.exit_now`)."""
@@ -507,7 +517,7 @@ def main() -> None:
     except SystemExit as done:
         status = done.code
         if _ended_by_ctrl_c(done):
-            console.print("interrupted: re-run the same command to resume")
+            console.print(_resume_hint(sys.argv[1:]))
     except RuntimeError as exc:
         # A dataset on unreachable or forbidden storage, from whichever command touched it
         # first; imported here so that a command that never opens a dataset does not pay for it.
