@@ -103,7 +103,9 @@ def ingest(
     ] = 2,
     rate_limit: Annotated[
         float | None,
-        typer.Option(help="Global download requests per second across all workers."),
+        typer.Option(
+            help="Clip fetches per second across all workers (each one or more HTTP requests)."
+        ),
     ] = None,
     retries: Annotated[int, typer.Option(help="Retries of transient download failures.")] = 3,
     timeout: Annotated[float, typer.Option(help="Network timeout in seconds.")] = 30.0,

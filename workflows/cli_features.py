@@ -290,7 +290,8 @@ def index(
 def report(
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
     out_dir: Annotated[
-        str | None, typer.Option("--out", help="Report directory (default: <dataset>/reports).")
+        str | None,
+        typer.Option("--out", help="Report directory (default: <dataset>/reports/dataset)."),
     ] = None,
     scheduler: Annotated[
         str, typer.Option(help="'local' or a Dask scheduler address tcp://host:port.")
