@@ -59,7 +59,7 @@ from pipelines.sources import SourceConfig, index_audio_root, list_folder, resol
 from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, DatasetManifest, ledger_dir
+from schemas.dataset import CLASSES, STAGING, DatasetManifest, ledger_dir
 from schemas.errors import InputFormatError, MalformedLine
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import STATUS_OK, ledger_table
@@ -132,7 +132,47 @@ class IngestSummary:
         return self.dataset_clips > 0
 
 
-def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: ClassMap) -> None:
+def _settings(cfg: IngestConfig, class_map: ClassMap) -> dict:
+    """The manifest fields a run sets when it makes the dataset."""
+    return {
+        "class_map_sha256": class_map.sha256,
+        "num_classes": len(class_map),
+        "sample_rate": cfg.sample_rate,
+        "clip_seconds": cfg.clip_seconds,
+        "formats": list(cfg.formats),
+    }
+
+
+def _holds_clips(store: DatasetStore, manifest: DatasetManifest) -> bool:
+    """Whether the dataset has committed clips or embeddings, or shards an interrupted run
+    committed (its settings are the dataset's for good then)."""
+    entries = [*manifest.splits.values()]
+    entries += [e for model in manifest.embeddings.values() for e in model.values()]
+    return any(e.shards for e in entries) or any(
+        staging.staged_names(store, split, "commits") for split in _staged_splits(store)
+    )
+
+
+def _staged_splits(store: DatasetStore) -> list[str]:
+    return [name for name in store.listdir(STAGING) if not name.startswith(".")]
+
+
+def _forget_other_settings(store: DatasetStore) -> None:
+    """Remove what earlier runs with other settings left in a dataset holding no clips: their
+    class map, failures and staged clips (decoded at their sample rate and length)."""
+    for split in _staged_splits(store):
+        for kind in ("clips", "failed"):
+            for name in staging.staged_names(store, split, kind):
+                store.remove(f"{staging.split_dir(split)}/{kind}/{name}")
+    for split in store.listdir("ledger"):
+        for name in store.listdir(ledger_dir(split)):
+            store.remove(f"{ledger_dir(split)}/{name}")
+    store.remove(CLASSES)
+
+
+def _setting_differences(
+    manifest: DatasetManifest, cfg: IngestConfig, class_map: ClassMap
+) -> list[str]:
     problems = []
     if manifest.class_map_sha256 != class_map.sha256:
         problems.append("its class map differs from --classes")
@@ -144,7 +184,11 @@ def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: C
         problems.append(
             f"its shards are {','.join(manifest.formats)}, not {','.join(cfg.formats)} (--format)"
         )
-    if problems:
+    return problems
+
+
+def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: ClassMap) -> None:
+    if problems := _setting_differences(manifest, cfg, class_map):
         raise ValueError(
             "cannot add to the existing dataset: "
             + "; ".join(problems)
@@ -167,10 +211,12 @@ def _check_retry_reasons(given: tuple[str, ...]) -> None:
         )
 
 
-def _class_map(cfg: IngestConfig, store: DatasetStore) -> ClassMap:
+def _class_map(cfg: IngestConfig, store: DatasetStore | None) -> ClassMap:
+    """``--classes``, else the dataset's class map (none given: not looked for), else the
+    list's labels."""
     if cfg.classes:
         return ClassMap.load(cfg.classes, cfg.storage_options)
-    if store.exists(CLASSES):
+    if store is not None and store.exists(CLASSES):
         return ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
     return class_map_from_list(cfg.segments, cfg.storage_options)
 
@@ -339,15 +385,20 @@ def run_ingest(
     ):
         manifest = load_manifest(store)
         if manifest is None:
-            manifest = DatasetManifest(
-                class_map_sha256=class_map.sha256,
-                num_classes=len(class_map),
-                sample_rate=cfg.sample_rate,
-                clip_seconds=cfg.clip_seconds,
-                formats=list(cfg.formats),
-            )
-        else:
+            manifest = DatasetManifest(**_settings(cfg, class_map))
+        elif _holds_clips(store, manifest):
             _check_compatible(manifest, cfg, class_map)
+        else:
+            class_map = _class_map(cfg, None)
+            if differences := _setting_differences(manifest, cfg, class_map):
+                log(
+                    "the dataset holds no clips yet, so this run's settings replace its own ("
+                    + "; ".join(differences)
+                    + "); clips that failed under its old ones are tried again"
+                )
+                _forget_other_settings(store)
+                for name, value in _settings(cfg, class_map).items():
+                    setattr(manifest, name, value)
         try:
             plan = _prepare_run(cfg, class_map, store, manifest, run_id, reports, log)
             # The segment list, the ledger's state and the clips' plans are garbage now (the

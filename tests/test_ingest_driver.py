@@ -5,12 +5,16 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines import ingest, staging
+from pipelines.dataset_state import load_manifest
 from pipelines.ingest import IngestConfig, run_ingest
 from pipelines.storage import DatasetStore
+from schemas.dataset import CLASSES
 from schemas.segments import Segment
+from tests.ingest_helpers import ledger
 from tests.media import write_media
 
 
@@ -111,3 +115,47 @@ def test_an_unknown_retry_reason_is_refused_before_anything_is_written(tmp_path:
     assert "transient (retried by every re-run): rate_limited, timeout," in message
     assert "\n" not in message
     assert not Path(cfg.out).exists()
+
+
+def test_a_dataset_without_clips_takes_the_settings_of_the_next_run(tmp_path: Path):
+    cfg = _config(tmp_path, clips=2)
+    cfg.beam_args = ["--runner=FooRunner"]
+    with pytest.raises(ValueError, match="FooRunner"):
+        run_ingest(cfg, log=lambda line: None)
+    assert load_manifest(DatasetStore(cfg.out)).sample_rate == 16000
+    listing = Path(cfg.segments)
+    listing.write_text(listing.read_text().replace(",tone", ",beep"))
+    cfg.beam_args, cfg.sample_rate, cfg.formats = [], 8000, ("parquet",)
+    lines = []
+    assert run_ingest(cfg, log=lines.append).committed == 2
+    assert lines[0] == (
+        "the dataset holds no clips yet, so this run's settings replace its own (its class map "
+        "differs from --classes; it is at 16000 Hz, not 8000; its shards are hdf5, not parquet "
+        "(--format)); clips that failed under its old ones are tried again"
+    )
+    saved = load_manifest(DatasetStore(cfg.out))
+    assert (saved.sample_rate, saved.formats, saved.num_classes) == (8000, ["parquet"], 1)
+    assert "beep" in (Path(cfg.out) / CLASSES).read_text()
+    cfg.sample_rate = 16000
+    with pytest.raises(ValueError, match="it is at 8000 Hz, not 16000"):
+        run_ingest(cfg, log=lambda line: None)
+
+
+def test_failures_and_staged_clips_under_other_settings_do_not_hold_for_new_ones(
+    tmp_path: Path,
+):
+    cfg = _config(tmp_path, clips=1)
+    good = (tmp_path / "audio" / "c0.wav").read_bytes()
+    (tmp_path / "audio" / "c0.wav").write_bytes(b"RIFF not audio at all" * 50)
+    failed = run_ingest(cfg, log=lambda line: None)
+    assert (failed.failed, failed.dataset_clips) == ({"decode_error": 1}, 0)
+    (tmp_path / "audio" / "c0.wav").write_bytes(good)
+    assert run_ingest(cfg, log=lambda line: None).skipped_failures == {"decode_error": 1}
+    store = DatasetStore(cfg.out)
+    clip_id = next(iter(ledger(Path(cfg.out))))
+    old_clip = np.zeros(16000, np.int16)  # a clip an interrupted run staged at 16 kHz
+    staging.write_staged_clip(store, "train", old_clip, {"clip_id": clip_id})
+    cfg.sample_rate = 8000
+    summary = run_ingest(cfg, log=lambda line: None)
+    assert (summary.committed, summary.failed, summary.skipped_failures) == (1, {}, {})
+    assert [r["status"] for r in ledger(Path(cfg.out)).values()] == ["ok"]
