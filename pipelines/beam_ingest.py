@@ -351,7 +351,7 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     )
     if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
         return fn_runner.FnApiRunner(provision_info=info)
-    command = f"{shlex.quote(sys.executable)} -m {WORKER_MODULE}"
+    command = f"exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"  # no shell between
     return _OwnWorkersRunner(
         default_environment=SubprocessSDKEnvironment.from_command_string(command),
         provision_info=info,

@@ -14,6 +14,7 @@ handler exists goes through logging's last-resort handler.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
@@ -22,4 +23,8 @@ from pipelines import beam_import  # noqa: F401  (Beam's import, without its roo
 from apache_beam.runners.worker import sdk_worker_main
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the runner in the audiomill process stops its
+    # workers; each worker dying of the signal on its own printed its traceback and the
+    # runner's threads theirs, over a hundred lines before the one that says how to resume.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sdk_worker_main.main(sys.argv)
