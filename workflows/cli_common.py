@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,10 +16,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.text import Text
 
 console = Console(stderr=True)
 out = Console()
@@ -105,11 +109,82 @@ def parse_formats(values: list[str] | None) -> tuple[str, ...]:
     return formats
 
 
+def _rate(task: Task) -> str:
+    """``14.2 clips/s`` from the task's recent updates; empty before there are any."""
+    return "" if task.speed is None else f"{task.speed:.1f} {task.description}/s"
+
+
+def _clock(seconds: float) -> str:
+    """``1:24``, or ``1:02:03`` from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _count(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def progress_line(task: Task) -> str:
+    """A task's progress as plain text, e.g. ``clips 1200/3000 (40%), 2 shards, 14.2 clips/s,
+    1:24 elapsed, ~2:06 left`` (what is not known yet left out)."""
+    done = f"{task.description} {_count(task.completed)}"
+    if task.total:
+        done += f"/{_count(task.total)} ({task.percentage:.0f}%)"
+    fields = [f"{value} {name}" for name, value in task.fields.items()]
+    parts = [done, *fields, _rate(task), f"{_clock(task.elapsed or 0.0)} elapsed"]
+    if task.total and task.time_remaining is not None:
+        parts.append(f"~{_clock(task.time_remaining)} left")
+    return ", ".join(part for part in parts if part)
+
+
+class _RateColumn(ProgressColumn):
+    """The bar's rate, as :func:`_rate` words it."""
+
+    def render(self, task: Task) -> Text:
+        """The rate of ``task``."""
+        return Text(_rate(task))
+
+
+class _Progress(Progress):
+    """A :class:`rich.progress.Progress` that, on a console that is no terminal (output to a
+    file, under nohup or CI), where the bar shows only once it ends, prints a
+    :func:`progress_line` on an update at least ``line_every`` seconds after the last one."""
+
+    def __init__(self, *columns: str | ProgressColumn, line_every: float, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self.line_every = line_every
+        self.last_line = self.get_time()
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        """As :meth:`rich.progress.Progress.update`, then the plain line when it is due."""
+        super().update(task_id, **kwargs)
+        now = self.get_time()
+        if not self.console.is_terminal and now - self.last_line >= self.line_every:
+            self.last_line = now
+            line = progress_line(self._tasks[task_id])
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
-def progress_bar(what: str, **fields: object) -> Iterator[tuple[Progress, TaskID]]:
-    """A progress bar on stderr with one task counting ``what``."""
+def progress_bar(
+    what: str, *, line_every: float = 30.0, **fields: object
+) -> Iterator[tuple[Progress, TaskID]]:
+    """A progress bar on stderr with one task counting ``what``.
+
+    Parameters
+    ----------
+    what : str
+        What the task counts (``clips``), also the unit of its rate.
+    line_every : float
+        Where stderr is no terminal, the least seconds between plain progress lines (printed
+        on updates, so never more often than they come).
+    **fields
+        Further counts shown as ``<value> <name>`` (``shards=0``), updated with the task.
+    """
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn(f"{{task.fields[{k}]}} {k}") for k in fields]
-    bar = Progress(*columns, TimeElapsedColumn(), console=console)
+    columns += [_RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    bar = _Progress(*columns, line_every=line_every, console=console)
     with bar:
         yield bar, bar.add_task(what, total=None, **fields)

@@ -1,0 +1,64 @@
+"""Progress without a terminal: ``progress_bar`` prints a plain line every so often."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from workflows import cli_common
+from workflows.cli_common import progress_bar
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _console(monkeypatch, clock: Clock, terminal: bool) -> io.StringIO:
+    text = io.StringIO()
+    console = Console(file=text, width=300, get_time=clock, force_terminal=terminal)
+    monkeypatch.setattr(cli_common, "console", console)
+    return text
+
+
+def _run(clock: Clock, total: int | None) -> None:
+    """Ten clips a second for 84 s, a shard every 20 s; no update in the last 40 s."""
+    with progress_bar("clips", line_every=30, shards=0) as (bar, task):
+        bar.update(task, total=total)
+        for second in range(1, 85):
+            clock.now = second
+            bar.update(task, completed=10 * second, shards=second // 20)
+        clock.now = 124
+
+
+def test_without_a_terminal_a_line_comes_every_interval_with_rate_and_time_left(monkeypatch):
+    clock = Clock()
+    text = _console(monkeypatch, clock, terminal=False)
+    _run(clock, total=3000)
+    lines = [line for line in text.getvalue().splitlines() if "elapsed" in line]
+    assert lines == [
+        "clips 300/3000 (10%), 1 shards, 10.0 clips/s, 0:30 elapsed, ~4:30 left",
+        "clips 600/3000 (20%), 3 shards, 10.0 clips/s, 1:00 elapsed, ~4:00 left",
+    ]
+
+
+def test_without_a_total_the_line_says_what_is_known(monkeypatch):
+    clock = Clock()
+    text = _console(monkeypatch, clock, terminal=False)
+    _run(clock, total=None)
+    lines = [line for line in text.getvalue().splitlines() if "elapsed" in line]
+    assert lines[0] == "clips 300, 1 shards, 10.0 clips/s, 0:30 elapsed"
+
+
+def test_on_a_terminal_the_bar_alone_shows_progress(monkeypatch):
+    clock = Clock()
+    text = _console(monkeypatch, clock, terminal=True)
+    _run(clock, total=3000)
+    assert "elapsed" not in text.getvalue()
+    assert "clips/s" in text.getvalue()
