@@ -29,6 +29,9 @@ class SegmentInspection:
     header: dict[str, int]
     problems: list[tuple[int, str]] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Facts worth a look that are no line's problem (a header's counts the list does not
+    match)."""
 
     def to_dict(self) -> dict:
         """JSON-ready form (problems as ``{"line", "reason"}``)."""
@@ -91,7 +94,17 @@ def inspect_segments(
         header=seglist.header,
         problems=sorted(problems),
         splits=dict(Counter(s.split for s in seglist.segments)),
+        notes=_header_notes(seglist.header, len(seglist.segments) + len(seglist.malformed)),
     )
+
+
+def _header_notes(header: dict[str, int], rows: int) -> list[str]:
+    """A note when an AudioSet header's segment count is not the list's number of rows (a list
+    cut short or edited after it was published)."""
+    said = header.get("num_segs")
+    if said is None or said == rows:
+        return []
+    return [f"the header says {said} segments, the list has {rows} rows: cut short or edited?"]
 
 
 def _missing_files(segments, path: str, audio_root: str | None) -> list[tuple[int, str]]:

@@ -140,6 +140,9 @@ def test_inspect_real_audioset_head(tmp_path, audioset_dir):
     assert report.num_classes == 527
     assert report.header["num_segs"] == 22160  # the header describes the whole file
     assert sum(report.per_class.values()) == report.positive_labels
+    assert report.notes == [
+        "the header says 22160 segments, the list has 40 rows: cut short or edited?"
+    ]
 
 
 MANIFEST = (

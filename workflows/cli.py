@@ -338,6 +338,8 @@ def segments_inspect(
         out.print(pc)
         for line, reason in rep.problems:
             out.print(f"{file}:{line}: {reason}", markup=False, highlight=False, soft_wrap=True)
+        for note in rep.notes:
+            out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         out.print(f"{len(rep.problems)} problem line(s)")
     if rep.problems:
         raise typer.Exit(1)
