@@ -125,6 +125,9 @@ class IngestSummary:
     interrupted_failures: int = 0
     """Permanent failures an interrupted run staged but did not record, recorded by this run:
     ``failed`` counts them, ``already_done`` does not."""
+    rejected_again: int = 0
+    """Segments the validation rejected as an earlier run did (its ledger row stands; neither
+    ``failed`` nor ``already_done`` counts them)."""
 
     @property
     def usable(self) -> bool:
@@ -443,6 +446,7 @@ def run_ingest(
             dataset_clips=sum(s.num_clips for s in manifest.splits.values()),
             skipped_failures={k: n for k, n in plan.already_done.items() if k != STATUS_OK},
             interrupted_failures=plan.interrupted_failures,
+            rejected_again=plan.rejected_again,
         )
         for future in plan.saving:
             future.result()
@@ -464,6 +468,8 @@ class _RunPlan:
     """Clips skipped as done before: ``"ok"`` for committed ones, else their failure reason."""
     interrupted_failures: int
     """Clips skipped as failed permanently by an interrupted run (staged, collected again)."""
+    rejected_again: int
+    """Segments the validation rejects again, whose rejection the ledger holds already."""
     planned: int
     failures: list[dict]
     saving: list[Future]
@@ -549,6 +555,11 @@ def _prepare_run(
             )
     finally:
         decode_ahead.stop()
+    recorded = {
+        i
+        for i in rejected
+        if state.get(segments[i].clip_id, {}).get("reason") == FailureReason.VALIDATION.value
+    }
     failures: list[dict] = [
         _failure_row(
             segments[i],
@@ -557,7 +568,7 @@ def _prepare_run(
             run_id,
         )
         for i, n in rejected.items()
-        if state.get(segments[i].clip_id, {}).get("reason") != FailureReason.VALIDATION.value
+        if i not in recorded
     ]
     todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
     log(
@@ -579,6 +590,7 @@ def _prepare_run(
         malformed=[str(m) for m in seglist.malformed],
         already_done=already,
         interrupted_failures=interrupted,
+        rejected_again=len(recorded),
         planned=len(todo),
         failures=failures,
         saving=saving,

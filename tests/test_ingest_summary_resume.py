@@ -79,3 +79,20 @@ def test_failures_of_the_interrupted_run_count_once_as_this_runs(tmp_path: Path,
     again = run_ingest(cfg, log=lambda line: None)
     assert (again.already_done, again.skipped_failures) == (7, {"decode_error": 2, "not_found": 1})
     assert again.interrupted_failures == 0 and _counted(again) == 7
+
+
+def test_a_segment_rejected_again_has_its_own_count(tmp_path: Path):
+    cfg = _config(tmp_path)
+    listing = Path(cfg.segments)
+    listing.write_text(
+        "path,start_seconds,end_seconds,labels\n"
+        + "".join(f"{n}.wav,,,tone\n" for n in GOOD)
+        + "c0.wav,0.8,0.2,tone\n"  # ends before it starts
+    )
+    first = run_ingest(cfg, log=lambda line: None)
+    assert (first.failed, first.rejected_again) == ({"validation": 1}, 0)
+    assert _counted(first) == first.requested == 5
+    again = run_ingest(cfg, log=lambda line: None)
+    assert (again.already_done, again.failed, again.rejected_again) == (4, {}, 1)
+    assert _counted(again) + again.rejected_again == again.requested
+    assert len(ledger(Path(cfg.out))) == 5

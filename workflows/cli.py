@@ -239,6 +239,8 @@ def _print_ingest_summary(summary) -> None:
     table.add_row("already done (skipped)", str(summary.already_done))
     if summary.interrupted_failures:
         table.add_row("failed in the interrupted run", str(summary.interrupted_failures))
+    if summary.rejected_again:
+        table.add_row("rejected again (in the ledger)", str(summary.rejected_again))
     table.add_row("processed this run", str(summary.planned))
     table.add_row("committed this run", str(summary.committed))
     for reason, n in sorted(summary.failed.items()):
