@@ -42,6 +42,31 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def run_options(config: RunConfig) -> dict[str, Any]:
+    """The :func:`plan_run` options that plan ``config`` again (``steps`` and ``eval_every``
+    given, the model arguments as recorded, ``fold`` counting from 1)."""
+    return {
+        "input": config.input,
+        "model": config.model,
+        "splits": list(config.splits),
+        "eval_split": config.eval_split or "none",
+        "task": config.task,
+        "sampler": config.sampler,
+        "batch_size": config.batch_size,
+        "steps": config.steps,
+        "eval_every": config.eval_every,
+        "learning_rate": config.learning_rate,
+        "mixup": config.mixup,
+        "class_weights": config.class_weights,
+        "folds": config.folds,
+        "fold": None if config.fold is None else config.fold + 1,
+        "seed": config.seed,
+        "embedding_model": config.embedding_model,
+        "model_args": dict(config.model_kwargs),
+        "mixed_precision": config.mixed_precision,
+    }
+
+
 def split_names(manifest: DatasetManifest, source: str, embedding_model: str) -> list[str]:
     """Splits of the dataset that have committed shards of ``source``."""
     if source == "waveforms":

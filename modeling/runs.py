@@ -207,8 +207,10 @@ class RunDir:
             )
         return RunConfig.from_dict(json.loads(self.file(RUN_CONFIG).read_text()))
 
-    def save_config(self, config: RunConfig, classes: ClassMap) -> None:
-        write_atomic(self.file(RUN_CLASSES), classes.to_csv_text().encode())
+    def save_config(self, config: RunConfig, classes: ClassMap | None = None) -> None:
+        """Write ``run.json``, and ``classes.csv`` when ``classes`` is given."""
+        if classes is not None:
+            write_atomic(self.file(RUN_CLASSES), classes.to_csv_text().encode())
         write_json(self.file(RUN_CONFIG), config.to_dict())
 
     @property

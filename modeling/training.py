@@ -243,7 +243,8 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
         detail = ", ".join(f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in changed)
         raise ValueError(
             f"--resume continues run {run.path} with its own settings, but these differ: {detail}. "
-            "Drop them from the command (or start a new run with another --out)"
+            "Continue it with the run's settings, or start it over with --restart (or use another "
+            "--out)"
         )
     saved.steps = config.steps
     return saved
@@ -313,7 +314,8 @@ def train(
     Parameters
     ----------
     config : RunConfig
-        With ``resume``, every setting but ``steps`` must equal the saved run's.
+        With ``resume``, every setting but ``steps`` must equal the saved run's; the run records
+        ``steps``, so a run extended by more steps continues to them when resumed again.
     run_path : str or Path
         The run directory; must not hold a run unless ``resume`` or ``restart``.
     resume : bool
@@ -356,6 +358,7 @@ def train(
     previous = None
     if resume:
         _check_resumed_provenance(run, config, provenance)
+        run.save_config(config)
     else:
         if classes is None:
             raise ValueError("a new run needs the dataset's class map")

@@ -1,5 +1,5 @@
-"""A sweep run again: runs with other settings start over, a workflow's stale stage starts every
-run over, identical finished runs are kept."""
+"""A sweep run again: runs with other settings start over, runs with more steps continue, a
+workflow's stale stage starts every run over, identical finished runs are kept."""
 
 from __future__ import annotations
 
@@ -60,6 +60,18 @@ def test_sweep_starts_runs_with_other_settings_over(dataset: Path, tmp_path: Pat
     assert _sampler(run) == "shuffled" and _sampler(run.with_name("all.previous")) == "balanced"
     output = _invoke(*[a if a != "2" else "3" for a in args], "--sampler", "shuffled")
     assert "resuming" in output and RunDir(run).load_summary()["step"] == 3
+
+
+def test_sweep_with_more_steps_continues_its_runs(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", str(dataset), "--out", str(out), "--task", "singlelabel", "--batch-size", "8"]
+    args += ["--model-arg", "hidden=8"]
+    _invoke(*args, "--steps", "8")
+    output = _invoke(*args, "--steps", "12")
+    assert "all (resuming)" in output and "starting over" not in output
+    run = RunDir(out / "lr0.001-mixup0" / "all")
+    assert run.load_summary()["step"] == 12 and run.load_config().eval_every == 1
+    assert not run.previous_path.exists()
 
 
 def test_workflow_sweep_stage_run_again_starts_its_runs_over(dataset: Path, tmp_path: Path) -> None:

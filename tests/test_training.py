@@ -232,6 +232,42 @@ def test_train_and_sweep_cli(dataset: Path, tmp_path: Path) -> None:
     assert rerun.exit_code == 0 and "steps" not in rerun.output.split("sweep:")[0]
 
 
+def test_train_resume_takes_the_runs_settings_and_extends_it_by_steps(
+    dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    options = ["--batch-size", "8", "--task", "singlelabel", "--mixup", "0.2"]
+    options += ["--model-arg", "hidden=8"]
+    runner = CliRunner()
+
+    def invoke(*args: str) -> str:
+        result = runner.invoke(app, ["train", str(dataset), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    invoke("--out", str(run), "--steps", "8", *options)
+    assert RunDir(run).load_config().eval_every == 1, "derived from --steps 8"
+    assert "12 (resumed from 8)" in invoke("--out", str(run), "--steps", "12", *options, "--resume")
+    config = RunDir(run).load_config()
+    assert (config.steps, config.eval_every) == (12, 1)
+    RunDir(run).checkpoint_path(12).unlink()  # as if stopped after step 11
+    assert "12 (resumed from 11)" in invoke("--out", str(run), "--resume")
+    invoke("--out", str(tmp_path / "whole"), "--steps", "12", "--eval-every", "1", *options)
+    resumed, whole = _checkpoint_arrays(run, 12), _checkpoint_arrays(tmp_path / "whole", 12)
+    assert resumed.keys() == whole.keys()
+    for key in resumed:
+        np.testing.assert_allclose(resumed[key], whole[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+    changed = ["--lr", "0.5", "--batch-size", "8", "--model-arg", "hidden=9", "--resume"]
+    result = runner.invoke(app, ["train", str(dataset), "--out", str(run), *changed])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        f"error: --resume continues run {run} with its own settings, but the command changes "
+        "--lr 0.001 -> 0.5, --model-arg hidden: 8 -> 9: leave them out to continue the run, or "
+        "start it over with --restart"
+    ) in result.output.splitlines()
+
+
 def test_train_names_a_shard_that_fails_mid_training_in_one_line(tmp_path: Path) -> None:
     root = tmp_path / "ds"
     single_label_dataset(root, formats=("parquet",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -58,15 +59,67 @@ def _train_table(result: Any, title: str) -> Table:
     return t
 
 
-def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
+def _model_args(items: list[str] | None) -> dict[str, Any]:
     with collection_paused():
-        from modeling.run_setup import parse_model_args, plan_run
+        from modeling.run_setup import parse_model_args
 
     try:
-        options["model_args"] = parse_model_args(options.pop("model_arg"))
+        return parse_model_args(items)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
+    with collection_paused():
+        from modeling.run_setup import plan_run
+
+    try:
         return plan_run(dataset, storage_options=so, **options)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+
+
+def _setting(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _resume_options(ctx: typer.Context, run: RunDir, options: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`~modeling.run_setup.plan_run` ``options`` of ``train --resume`` continuing
+    ``run``: a setting the command line does not give is the run's own (``eval_every`` too, which
+    ``--steps`` would otherwise derive), ``--steps`` or ``--epochs`` may extend the run, and a
+    given setting with another value than the run's is refused, naming it."""
+    from modeling.run_setup import run_options
+
+    try:
+        saved = run_options(run.load_config())
+    except ValueError as exc:
+        fail(f"{run.path}: {exc}")
+    params = {param.name: param for param in ctx.command.params}
+    merged = dict(options)
+    changes = []
+    for key, value in saved.items():
+        name = {"splits": "split", "learning_rate": "lr", "model_args": "model_arg"}.get(key, key)
+        flag = params[name].opts[0]
+        source = ctx.get_parameter_source(name)  # typer's own click: its ParameterSource
+        if source is None or source.name != "COMMANDLINE":
+            if key != "steps" or options["epochs"] is None:
+                merged[key] = value
+        elif key == "model_args":
+            merged[key] = {**value, **options[key]}
+            changes += [
+                f"{flag} {arg}: {_setting(value.get(arg))} -> {_setting(given)}"
+                for arg, given in options[key].items()
+                if value.get(arg) != given
+            ]
+        elif key != "steps" and options[key] != value:
+            changes.append(f"{flag} {_setting(value)} -> {_setting(options[key])}")
+    if changes:
+        fail(
+            f"--resume continues run {run.path} with its own settings, but the command changes "
+            f"{', '.join(changes)}: leave them out to continue the run, or start it over with "
+            "--restart"
+        )
+    return merged
 
 
 def _train(
@@ -179,7 +232,8 @@ def train(
     resume: Annotated[
         bool,
         typer.Option(
-            help="Continue RUN from its last checkpoint, exactly (a new RUN starts fresh)."
+            help="Continue RUN from its last checkpoint, exactly, with its own settings: options "
+            "left out are the run's, --steps may extend it (a new RUN starts fresh)."
         ),
     ] = False,
     restart: Annotated[
@@ -202,7 +256,8 @@ def train(
     Evaluates and checkpoints every --eval-every steps (history.jsonl, TensorBoard logs in
     RUN/logs), keeps the best weights by mAP (multilabel) or accuracy (singlelabel), and uses
     every visible GPU (MirroredStrategy, mixed precision). --resume continues exactly: the same
-    batches, the same weights as a run that was never stopped. In a workflow, a stage that runs
+    batches, the same weights as a run that was never stopped; options left out take the run's
+    own settings, and a larger --steps (or --epochs) extends it. In a workflow, a stage that runs
     again starts its run over, unless it resumes a run it left unfinished with the same settings.
     """
     run_dir = local_dir(out_dir, "train")
@@ -210,9 +265,7 @@ def train(
         fail("--resume and --restart do not go together")
     resume, restart = _workflow_rerun(ctx, resume, restart)
     so = storage_options_from(storage_options)
-    config, classes = _plan(
-        dataset,
-        so,
+    options = dict(
         input=input,
         model=model,
         splits=split,
@@ -230,9 +283,15 @@ def train(
         fold=fold,
         seed=seed,
         embedding_model=embedding_model,
-        model_arg=model_arg,
+        model_args=_model_args(model_arg),
         mixed_precision=mixed_precision,
     )
+    with collection_paused():
+        from modeling.runs import RunDir
+
+    if resume and RunDir(run_dir).exists:
+        options = _resume_options(ctx, RunDir(run_dir), options)
+    config, classes = _plan(dataset, so, **options)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
@@ -261,33 +320,37 @@ def _grid(text: str | None, cast: type, default: Any) -> list[Any]:
 
 def _sweep_run_action(
     run: RunDir, config: RunConfig, earlier: str | None
-) -> tuple[str, bool, bool] | None:
+) -> tuple[str, RunConfig, bool, bool] | None:
     """How a sweep brings ``run`` up to date for ``config``: None keeps it as it is, else why it
-    trains and train's ``resume`` and ``restart``.
+    trains, the config it trains with, and train's ``resume`` and ``restart``.
 
     ``earlier`` is the workflow's :data:`~workflows.runner.EARLIER_RUN`: a stale stage starts
-    every run it made over; otherwise a run with other settings than ``config`` starts over, an
-    unfinished one resumes and one finished with ``config.steps`` is kept.
+    every run it made over; otherwise a run with other settings than ``config`` starts over, one
+    short of ``config.steps`` resumes (extended to them) and one finished with ``config.steps``
+    is kept. ``eval_every``, which the sweep derives from the steps, is not a setting: a run keeps
+    its own.
     """
     from workflows.runner import RESUMABLE
 
     if not run.exists:
-        return "new", False, False
+        return "new", config, False, False
     if earlier is not None and earlier != RESUMABLE:
-        return "starting over: the workflow re-runs this stage", False, True
+        return "starting over: the workflow re-runs this stage", config, False, True
     try:
         saved = run.load_config()
     except ValueError as exc:
         fail(f"{run.path}: {exc}")
-    old, new = saved.training_identity(), config.training_identity()
+    continued = replace(config, eval_every=saved.eval_every)
+    old, new = saved.training_identity(), continued.training_identity()
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
-        return f"starting over: {', '.join(changed)} changed", False, True
+        return f"starting over: {', '.join(changed)} changed", config, False, True
     summary = run.load_summary()
     if summary is None or summary["step"] < config.steps:
-        return "resuming", True, False
+        return "resuming", continued, True, False
     if summary["step"] > config.steps:
-        return f"starting over: trained {summary['step']} steps, not {config.steps}", False, True
+        why = f"starting over: trained {summary['step']} steps, not {config.steps}"
+        return why, config, False, True
     return None
 
 
@@ -326,10 +389,11 @@ def sweep(
     """Train a grid of learning rates x mixup alphas, each over every fold, and rank them.
 
     Each run lives in OUT/<setting>/<fold>. Re-running the sweep keeps runs finished with the
-    same settings, resumes unfinished ones and starts runs with other settings (or steps) over,
-    keeping the replaced run as RUN.previous; in a workflow, a stage that runs again starts every
-    run over unless it resumes runs it left unfinished. Prints the mean and spread of the headline
-    metric per setting and writes OUT/sweep.json.
+    same settings, resumes unfinished ones (and extends them to more --steps) and starts runs
+    with other settings (or fewer steps) over, keeping the replaced run as RUN.previous; in a
+    workflow, a stage that runs again starts every run over unless it resumes runs it left
+    unfinished. Prints the mean and spread of the headline metric per setting and writes
+    OUT/sweep.json.
     """
     import numpy as np
 
@@ -341,6 +405,7 @@ def sweep(
     sweep_dir = local_dir(out_dir, "sweep")
     earlier = ctx.meta.get(EARLIER_RUN)
     so = storage_options_from(storage_options)
+    model_args = _model_args(model_arg)
     if folds is not None and fold_splits:
         fail("use --folds or --fold-split, not both")
     if fold_splits and len(fold_splits) < 2:
@@ -376,13 +441,13 @@ def sweep(
                     class_weights=class_weights,
                     seed=seed,
                     embedding_model=embedding_model,
-                    model_arg=model_arg,
+                    model_args=model_args,
                     **options,
                 )
                 run = RunDir(sweep_dir / setting / name)
                 action = _sweep_run_action(run, config, earlier)
                 if action is not None:
-                    why, resume, restart = action
+                    why, config, resume, restart = action
                     console.print(f"[bold]{setting}[/] {name} ({why})")
                     _train(config, classes, run.path, resume, so, restart=restart)
                 values.append(run.load_summary()["best_value"])
