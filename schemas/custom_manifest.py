@@ -70,18 +70,24 @@ def is_jsonl(path: str) -> bool:
 
 
 def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
-    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
-    if reader.fieldnames is None:
+    """The CSV's data rows by line number; blank lines and ``#`` comments before its header
+    are skipped."""
+    first = first_csv_row(text)
+    if first is None:
         raise InputFormatError(path, "empty manifest")
-    fields = {f.strip().lower() for f in reader.fieldnames if f}
-    if not fields.intersection(SOURCE_COLUMNS):
-        raise missing_source_column(path, reader.line_num, [f.strip() for f in reader.fieldnames])
+    skipped = first[0] - 1
+    body = "".join(text.splitlines(keepends=True)[skipped:])
+    reader = csv.DictReader(io.StringIO(body), skipinitialspace=True)
+    header = [f.strip() for f in reader.fieldnames or []]
+    if not {f.lower() for f in header if f}.intersection(SOURCE_COLUMNS):
+        raise missing_source_column(path, first[0], header)
     for row in reader:
+        line = skipped + reader.line_num
         if None in row:
             extra = len(row[None])
-            yield reader.line_num, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
+            yield line, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
             continue
-        yield reader.line_num, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        yield line, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:

@@ -161,6 +161,17 @@ def test_custom_manifest_jsonl(tmp_path, audioset_classes):
     assert manifest_labels(path) == ["/m/09x0r", "Dog"]
 
 
+def test_comments_and_blank_lines_before_a_manifest_header_are_skipped(tmp_path, audioset_classes):
+    text = "# my clips\n\n# made by hand\npath,labels\na.wav,Dog\nb.wav,Dog,x\n"
+    r = parse_manifest_text(text, audioset_classes, path="m.csv")
+    assert [(s.source, s.line) for s in r.segments] == [("a.wav", 5)]
+    assert [m.line for m in r.malformed] == [6]
+    (tmp_path / "m.csv").write_text(text)
+    assert manifest_labels(tmp_path / "m.csv") == ["Dog"]
+    with pytest.raises(InputFormatError, match=r"m\.csv:3: the header names 'file'"):
+        parse_manifest_text("# x\n\nfile,labels\na.wav,Dog\n", audioset_classes, path="m.csv")
+
+
 def test_manifest_needs_path_or_url(audioset_classes):
     with pytest.raises(InputFormatError, match="'path' or 'url'"):
         parse_manifest_text("file,labels\na.wav,Dog\n", audioset_classes, path="m.csv")
