@@ -31,7 +31,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
@@ -56,6 +55,7 @@ from pipelines.pack import PackSettings, pack_shard, warm_up
 from pipelines.process_exit import exit_without_collecting
 from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
+from pipelines.worker_dirs import worker_dir
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing")
 """The local default; with a single worker process the running mode is ``in_memory`` instead
@@ -102,7 +102,7 @@ class StageClipFn(beam.DoFn):
 
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
-        self.workdir = tempfile.mkdtemp(prefix="audiomill-fetch-")
+        self.workdir = worker_dir("fetch")
         prepare_worker()
 
     def process(self, item: dict) -> Iterator[tuple[str, str]]:
@@ -178,7 +178,7 @@ class BuildShardFn(beam.DoFn):
 
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
-        self.workdir = tempfile.mkdtemp(prefix="audiomill-shard-")
+        self.workdir = worker_dir("shard")
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-decode")
         self.packers = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
         self.builds = ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="audiomill-build")
