@@ -15,9 +15,12 @@ from typing import IO, Any
 
 Guard = Callable[[], contextlib.AbstractContextManager[None]]
 
+GUARDED_CALLS = frozenset({"read", "readinto", "readline", "write", "seek", "flush", "close"})
+"""The file methods that may reach the store."""
+
 
 class GuardedFile:
-    """`raw`, with its I/O calls made inside `guard()`.
+    """`raw`, with its calls that reach the store (:data:`GUARDED_CALLS`) made inside `guard()`.
 
     Parameters
     ----------
@@ -26,43 +29,23 @@ class GuardedFile:
     guard : callable
         Returns a context manager that turns the store's failures into the caller's error.
 
-    Other attributes (``name``, ``mode``, ``closed``, ``size``) are read from `raw`.
+    Other attributes (``tell``, ``name``, ``mode``, ``closed``, ``size``) are `raw`'s own.
     """
 
     def __init__(self, raw: IO[Any], guard: Guard) -> None:
         self._raw = raw
         self._guard = guard
 
-    def read(self, size: int = -1) -> Any:
-        with self._guard():
-            return self._raw.read(size)
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._raw, name)
+        if name not in GUARDED_CALLS:
+            return attr
 
-    def readinto(self, buffer: Any) -> int:
-        with self._guard():
-            return self._raw.readinto(buffer)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            with self._guard():
+                return attr(*args, **kwargs)
 
-    def readline(self, size: int = -1) -> Any:
-        with self._guard():
-            return self._raw.readline(size)
-
-    def write(self, data: Any) -> int:
-        with self._guard():
-            return self._raw.write(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        with self._guard():
-            return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def flush(self) -> None:
-        with self._guard():
-            self._raw.flush()
-
-    def close(self) -> None:
-        with self._guard():
-            self._raw.close()
+        return guarded
 
     def __iter__(self) -> Iterator[Any]:
         while line := self.readline():
@@ -73,6 +56,3 @@ class GuardedFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)

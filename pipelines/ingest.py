@@ -392,7 +392,8 @@ def run_ingest(
         elif _holds_clips(store, manifest):
             _check_compatible(manifest, cfg, class_map)
         else:
-            class_map = _class_map(cfg, None)
+            if not cfg.classes:  # the list's labels, not the class map of the old settings
+                class_map = _class_map(cfg, None)
             if differences := _setting_differences(manifest, cfg, class_map):
                 log(
                     "the dataset holds no clips yet, so this run's settings replace its own ("

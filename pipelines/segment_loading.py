@@ -32,9 +32,11 @@ def is_directory(path: str, storage_options: dict | None = None) -> bool:
 
 def looks_like_manifest(text: str, path: str) -> bool:
     """A custom manifest (JSONL, or CSV whose header names ``path`` or ``url`` in any case)."""
-    if is_jsonl(path):
-        return True
-    first = first_csv_row(text)
+    return is_jsonl(path) or _names_a_source(first_csv_row(text))
+
+
+def _names_a_source(first: tuple[int, list[str]] | None) -> bool:
+    """Whether a CSV's first row (:func:`first_csv_row`) names ``path`` or ``url``."""
     return first is not None and bool({f.lower() for f in first[1]}.intersection(SOURCE_COLUMNS))
 
 
@@ -48,9 +50,11 @@ def is_manifest(text: str, path: str) -> bool:
         ``path`` or ``url``: a manifest with a wrong header (an AudioSet list's own column
         line, ``# YTID, ...``, is a comment).
     """
-    if looks_like_manifest(text, path):
+    if is_jsonl(path):
         return True
     first = first_csv_row(text)
+    if _names_a_source(first):
+        return True
     if first and is_column_header(first[1]) and first[1][0].lower() != "ytid":
         raise missing_source_column(path, *first)
     return False

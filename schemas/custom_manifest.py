@@ -40,9 +40,21 @@ _COLUMN_NAME = re.compile(r"[^\W\d][\w .\-]*")
 def first_csv_row(text: str) -> tuple[int, list[str]] | None:
     """The 1-based number and stripped fields of the first line that is neither blank nor a
     ``#`` comment."""
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    found = _first_row(text)
+    return None if found is None else (found[0], found[2])
+
+
+def _first_row(text: str) -> tuple[int, int, list[str]] | None:
+    """:func:`first_csv_row`'s line number and fields, and the offset where its line starts.
+
+    Lines are read one at a time: a list of millions of lines is not split into lines for the
+    sake of its first few.
+    """
+    offset = 0
+    for lineno, line in enumerate(io.StringIO(text, newline=""), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
-            return lineno, [f.strip() for f in next(csv.reader([line]))]
+            return lineno, offset, [f.strip() for f in next(csv.reader([line]))]
+        offset += len(line)
     return None
 
 
@@ -72,17 +84,16 @@ def is_jsonl(path: str) -> bool:
 def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
     """The CSV's data rows by line number; blank lines and ``#`` comments before its header
     are skipped."""
-    first = first_csv_row(text)
+    first = _first_row(text)
     if first is None:
         raise InputFormatError(path, "empty manifest")
-    skipped = first[0] - 1
-    body = "".join(text.splitlines(keepends=True)[skipped:])
-    reader = csv.DictReader(io.StringIO(body), skipinitialspace=True)
+    header_line, offset, _ = first
+    reader = csv.DictReader(io.StringIO(text[offset:] if offset else text), skipinitialspace=True)
     header = [f.strip() for f in reader.fieldnames or []]
     if not {f.lower() for f in header if f}.intersection(SOURCE_COLUMNS):
-        raise missing_source_column(path, first[0], header)
+        raise missing_source_column(path, header_line, header)
     for row in reader:
-        line = skipped + reader.line_num
+        line = header_line - 1 + reader.line_num
         if None in row:
             extra = len(row[None])
             yield line, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
