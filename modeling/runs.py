@@ -259,6 +259,11 @@ class RunDir:
         """Complete checkpoints, oldest first."""
         return sorted(self.file(CHECKPOINT_DIR).glob("step-*.npz"))
 
+    def trained_steps(self) -> int:
+        """The step of the latest complete checkpoint; 0 without one."""
+        checkpoints = self.checkpoints()
+        return int(checkpoints[-1].stem.removeprefix("step-")) if checkpoints else 0
+
     def checkpoint_path(self, step: int) -> Path:
         return self.file(CHECKPOINT_DIR) / f"step-{step:08d}.npz"
 

@@ -235,7 +235,8 @@ class _StepProgress(keras.callbacks.Callback):
 
 
 def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
-    """Return the run's config with ``config.steps``, refusing other changed settings."""
+    """Return the run's config with ``config.steps``, refusing other changed settings and fewer
+    steps than the run has trained."""
     saved = run.load_config()
     old, new = saved.training_identity(), config.training_identity()
     changed = sorted(k for k in old if old[k] != new.get(k))
@@ -245,6 +246,12 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
             f"--resume continues run {run.path} with its own settings, but these differ: {detail}. "
             "Continue it with the run's settings, or start it over with --restart (or use another "
             "--out)"
+        )
+    trained = run.trained_steps()
+    if config.steps < trained:
+        raise ValueError(
+            f"--resume continues run {run.path}, which has trained {trained} steps, but --steps "
+            f"is {config.steps}: give at least {trained} steps, or leave --steps out"
         )
     saved.steps = config.steps
     return saved

@@ -86,3 +86,17 @@ def test_workflow_sweep_stage_run_again_starts_its_runs_over(dataset: Path, tmp_
     output = _invoke("run", str(path), "--set", "sampler=shuffled", "--from", "sweep")
     assert "starting over: the workflow re-runs this stage" in output
     assert _sampler(run.with_name("all.previous")) == "shuffled"
+
+
+def test_sweep_with_fewer_steps_than_an_interrupted_run_trained_starts_it_over(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", str(dataset), "--out", str(out), "--task", "singlelabel", "--batch-size", "8"]
+    args += ["--model-arg", "hidden=8"]
+    _invoke(*args, "--steps", "4")
+    run = RunDir(out / "lr0.001-mixup0" / "all")
+    run.file("summary.json").unlink()  # as if stopped after its last checkpoint
+    output = _invoke(*args, "--steps", "2")
+    assert "all (starting over: trained 4 steps, not 2)" in output
+    assert run.load_summary()["step"] == 2 and run.trained_steps() == 2

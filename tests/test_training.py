@@ -252,6 +252,15 @@ def test_train_resume_takes_the_runs_settings_and_extends_it_by_steps(
     assert (config.steps, config.eval_every) == (12, 1)
     RunDir(run).checkpoint_path(12).unlink()  # as if stopped after step 11
     assert "12 (resumed from 11)" in invoke("--out", str(run), "--resume")
+    assert RunDir(run).trained_steps() == 12
+    fewer = runner.invoke(
+        app, ["train", str(dataset), "--out", str(run), "--steps", "10", "--resume"]
+    )
+    assert fewer.exit_code == 2 and "Traceback" not in fewer.output
+    assert (
+        f"error: --resume continues run {run}, which has trained 12 steps, but --steps is 10: "
+        "give at least 12 steps, or leave --steps out"
+    ) in fewer.output.splitlines()
     invoke("--out", str(tmp_path / "whole"), "--steps", "12", "--eval-every", "1", *options)
     resumed, whole = _checkpoint_arrays(run, 12), _checkpoint_arrays(tmp_path / "whole", 12)
     assert resumed.keys() == whole.keys()

@@ -346,11 +346,11 @@ def _sweep_run_action(
     if changed:
         return f"starting over: {', '.join(changed)} changed", config, False, True
     summary = run.load_summary()
-    if summary is None or summary["step"] < config.steps:
+    trained = run.trained_steps() if summary is None else summary["step"]
+    if trained > config.steps:
+        return f"starting over: trained {trained} steps, not {config.steps}", config, False, True
+    if summary is None or trained < config.steps:
         return "resuming", continued, True, False
-    if summary["step"] > config.steps:
-        why = f"starting over: trained {summary['step']} steps, not {config.steps}"
-        return why, config, False, True
     return None
 
 
