@@ -55,7 +55,7 @@ from pipelines.pack import PackSettings, pack_shard, warm_up
 from pipelines.process_exit import exit_without_collecting
 from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
-from pipelines.worker_dirs import worker_dir
+from pipelines.worker_dirs import ScratchDir, worker_dir
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing")
 """The local default; with a single worker process the running mode is ``in_memory`` instead
@@ -102,11 +102,12 @@ class StageClipFn(beam.DoFn):
 
     def setup(self) -> None:
         self.store = DatasetStore(self.root, self.storage_options)
-        self.workdir = worker_dir("fetch")
+        self.scratch = ScratchDir("fetch")
         prepare_worker()
 
     def process(self, item: dict) -> Iterator[tuple[str, str]]:
-        result = stage_clip(item, self.store, self.settings, self.workdir)
+        with self.scratch.use() as workdir:
+            result = stage_clip(item, self.store, self.settings, workdir)
         if result["status"] == "ok":
             self.ok.inc()
             yield item["split"], item["clip_id"]
@@ -115,7 +116,8 @@ class StageClipFn(beam.DoFn):
             Metrics.counter("audiomill", f"failed_{result['record']['reason']}").inc()
 
     def teardown(self) -> None:
-        shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+        if getattr(self, "scratch", None) is not None:
+            self.scratch.close()
         warm_up().join(WARM_UP_JOIN_S)
 
 

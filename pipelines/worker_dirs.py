@@ -8,9 +8,12 @@ folders of the same kind whose process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -45,3 +48,47 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's
         pass
     return True
+
+
+class ScratchDir:
+    """A :func:`worker_dir` that outlasts :meth:`close` while a clip is using it.
+
+    Beam's SDK harness does not wait for the bundles in flight when its runner goes away (after
+    Ctrl-C): it tears the DoFns down while other threads still process their elements. Removing
+    the folder then failed the clip being fetched into it ("no such file"), and the failure was
+    recorded as permanent, so the next run skipped the clip. Here the folder goes when it is
+    closed and its last user is done; a process that ends first leaves it to the next worker.
+
+    Parameters
+    ----------
+    kind : str
+        As for :func:`worker_dir`.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.path = worker_dir(kind)
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[str]:
+        """Hold the folder for one clip's work; yields its path."""
+        with self._lock:
+            self._users += 1
+        try:
+            yield self.path
+        finally:
+            with self._lock:
+                self._users -= 1
+                done = self._closed and not self._users
+            if done:
+                shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        """Remove the folder now, or when the clips using it are done."""
+        with self._lock:
+            self._closed = True
+            idle = not self._users
+        if idle:
+            shutil.rmtree(self.path, ignore_errors=True)

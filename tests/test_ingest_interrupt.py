@@ -68,5 +68,6 @@ def test_ctrl_c_stops_the_workers_quietly_and_the_rerun_finishes(tmp_path: Path)
         assert "Traceback" not in stderr and "Exception in thread" not in stderr, stderr
         assert _group_members(proc.pid) == []
         audiomill(*args)
-    assert manifest(out)["splits"]["train"]["num_clips"] == N_CLIPS
+    failed = {k: row["detail"] for k, row in ledger(out).items() if row["status"] != "ok"}
+    assert manifest(out)["splits"]["train"]["num_clips"] == N_CLIPS, failed
     assert len(ledger(out)) == N_CLIPS

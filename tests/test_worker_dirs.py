@@ -1,4 +1,5 @@
-"""Scratch folders of ingest workers: a killed worker's folder goes when the next one starts."""
+"""Scratch folders of ingest workers: a killed worker's folder goes when the next one starts, a
+closed one when the clips using it are done."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.worker_dirs import worker_dir
+from pipelines.worker_dirs import ScratchDir, worker_dir
 
 
 @pytest.fixture
@@ -41,3 +42,15 @@ def test_folders_of_dead_workers_of_the_kind_are_removed(scratch: Path) -> None:
     assert not gone.exists()
     assert all(folder.is_dir() for folder in kept)
     assert Path(worker_dir("fetch")).is_dir() and made.is_dir()  # its own stays
+
+
+def test_scratch_dir_closed_while_in_use_goes_when_its_users_are_done(scratch: Path) -> None:
+    busy = ScratchDir("fetch")
+    with busy.use() as path:
+        with busy.use():
+            busy.close()
+        assert Path(path).is_dir(), "one clip still uses it"
+    assert not Path(busy.path).exists()
+    idle = ScratchDir("fetch")
+    idle.close()
+    assert not Path(idle.path).exists()
