@@ -10,9 +10,11 @@ it locally where ranges are not served.
 
 from __future__ import annotations
 
+import http.cookiejar
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -20,7 +22,13 @@ _answers: dict[str, bool] = {}
 _lock = threading.Lock()
 
 
-def serves_sections(url: str, timeout: float) -> bool:
+def serves_sections(
+    url: str,
+    timeout: float,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cookies: http.cookiejar.CookieJar | None = None,
+) -> bool:
     """Whether a section of the media at ``url`` can be fetched with range requests.
 
     Asks the server for the first byte of ``url``: a 206 answer, or a web page (which yt-dlp
@@ -33,6 +41,10 @@ def serves_sections(url: str, timeout: float) -> bool:
         An http(s) URL.
     timeout : float
         Seconds to wait for the answer.
+    headers : mapping, optional
+        Headers to send, such as the downloader's own ``User-Agent``.
+    cookies : http.cookiejar.CookieJar, optional
+        Cookies to send with the question, those the downloader sends.
 
     Returns
     -------
@@ -51,8 +63,9 @@ def serves_sections(url: str, timeout: float) -> bool:
         known = _answers.get(server)
     if known is not None:
         return known
-    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers={**(headers or {}), "Range": "bytes=0-0"})
+    handlers = [] if cookies is None else [urllib.request.HTTPCookieProcessor(cookies)]
+    with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
         page = response.headers.get_content_type() in _PAGE_TYPES
         answer = response.status == 206 or page
     with _lock:

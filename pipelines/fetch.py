@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
+import http.cookiejar
 import logging
 import math
 import re
@@ -389,14 +390,52 @@ def _sections_served(url: str, options: FetchOptions) -> bool:
     host = (urllib.parse.urlsplit(url).hostname or "").lower()
     if host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com"):
         return True
+    from yt_dlp.utils.networking import std_headers
+
+    cookies = load_cookies(options.cookies) if options.cookies else None
     try:
-        return serves_sections(url, options.socket_timeout)
+        return serves_sections(url, options.socket_timeout, headers=std_headers, cookies=cookies)
     except urllib.error.HTTPError as error:
         raise ClipFailure(_http_reason(error.code), f"{url}: HTTP Error {error.code}") from error
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
         kind = FailureReason.TIMEOUT if isinstance(reason, TimeoutError) else None
         raise ClipFailure(kind or FailureReason.NETWORK_ERROR, f"{url}: {reason}") from error
+
+
+_COOKIES_MAGIC = re.compile(r"#( Netscape)? HTTP Cookie File")
+"""A Netscape cookies file's first line, as :class:`http.cookiejar.MozillaCookieJar` wants it."""
+
+
+def load_cookies(path: str) -> http.cookiejar.CookieJar:
+    """Read a Netscape cookies file as yt-dlp does (session cookies with ``expires`` 0,
+    ``#HttpOnly_`` lines).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    http.cookiejar.CookieJar
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read or is not a Netscape cookies file, naming it and why.
+    """
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    jar = YoutubeDLCookieJar(path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+        if not _COOKIES_MAGIC.match(first):  # else yt-dlp warns about each line first
+            raise http.cookiejar.LoadError("its first line is not '# Netscape HTTP Cookie File'")
+        jar.load()
+    except (OSError, http.cookiejar.LoadError) as exc:
+        raise ValueError(f"--cookies {path}: not a Netscape cookies file ({exc})") from exc
+    return jar
 
 
 def _download_ytdlp(

@@ -51,6 +51,8 @@ class Script:
         Serve a 200 with a zero-length body whatever the file holds.
     delay : float
         Seconds to wait before answering (to trip client timeouts).
+    cookie : str or None
+        Answer 403 to requests that do not carry this cookie (``name=value``).
     """
 
     status: int | None = None
@@ -59,6 +61,7 @@ class Script:
     truncate: bool = False
     empty: bool = False
     delay: float = 0.0
+    cookie: str | None = None
 
 
 class MediaServer:
@@ -167,6 +170,10 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                 return
             if script.status is not None:
                 self._empty_reply(path, script.status)
+                return
+            sent = [c.strip() for c in self.headers.get("Cookie", "").split(";")]
+            if script.cookie is not None and script.cookie not in sent:
+                self._empty_reply(path, 403)
                 return
             file = (server.root / path.lstrip("/")).resolve()
             if not file.is_relative_to(server.root.resolve()) or not file.is_file():

@@ -40,6 +40,7 @@ from pipelines.fetch import (
     classify_error,
     fetch_media,
     format_url_template,
+    load_cookies,
     youtube_url,
 )
 from pipelines.ffmpeg import ffmpeg_dir, ffmpeg_executable
@@ -218,6 +219,38 @@ def test_byte_ranges_are_asked_once_per_server(
     assert (
         media_server.hits("/t1.wav") == media_server.hits("/t2.wav") < media_server.hits("/t0.wav")
     ), first_byte
+
+
+def test_the_byte_range_question_carries_the_cookies_file(
+    tmp_path: Path, options: FetchOptions
+) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(  # a session cookie (expires 0), as browsers' exports write them
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tabc\n"
+    )
+    with MediaServer(tmp_path / "www", ranges=False) as server:
+        source = write_media(server.root / "tone.wav", 6.0, 16000, 1)
+        server.script("/tone.wav", Script(cookie="session=abc"))
+        request = FetchRequest("c1", server.url(source.name), 1.0, 4.0)
+        got = fetch_media(request, tmp_path / "work", replace(options, cookies=str(cookies)))
+        assert not got.sectioned and Path(got.path).read_bytes() == source.read_bytes()
+        assert 403 not in _statuses(server, "/tone.wav")
+
+
+def test_load_cookies_reads_browser_exports_and_names_a_file_that_is_not_one(
+    tmp_path: Path,
+) -> None:
+    exported = tmp_path / "cookies.txt"
+    exported.write_text(
+        "# Netscape HTTP Cookie File\n"
+        "#HttpOnly_.example.com\tTRUE\t/\tTRUE\t0\tSID\tx1\n"
+        ".example.com\tTRUE\t/\tFALSE\t4102444800\tPREF\ty2\n"
+    )
+    assert {c.name: c.value for c in load_cookies(str(exported))} == {"SID": "x1", "PREF": "y2"}
+    json_file = tmp_path / "cookies.json"
+    json_file.write_text('[{"name": "SID", "value": "x1"}]')
+    with pytest.raises(ValueError, match=f"--cookies {json_file}: not a Netscape cookies file"):
+        load_cookies(str(json_file))
 
 
 def test_a_section_of_an_ogg_with_cover_art_is_its_audio(

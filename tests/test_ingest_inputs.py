@@ -128,6 +128,8 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path):
         (["--sample-rate", "0"], "--sample-rate must be positive"),
         (["--format", "mp4"], "--format must be among"),
         (["--cookies", str(tmp_path / "nope.txt")], "no such file"),
+        (["--cookies", str(tmp_path / "m.csv")], f"--cookies {tmp_path / 'm.csv'}: not a Netscape "
+         "cookies file ("),
         # Beam's options go after --: a misspelt option of ours is not passed on to Beam
         (["--shards", "4"], "No such option: --shards"),
         (["--sample_rate", "8000"], "No such option: --sample_rate"),

@@ -228,6 +228,13 @@ def _check_ingest_args(cfg) -> None:
         fail("--rate-limit must be positive")
     if cfg.cookies and not Path(cfg.cookies).is_file():
         fail(f"--cookies {cfg.cookies}: no such file")
+    if cfg.cookies:
+        from pipelines.fetch import load_cookies
+
+        try:
+            load_cookies(cfg.cookies)
+        except ValueError as exc:
+            fail(str(exc))
     if unknown := unknown_beam_options(cfg.beam_args):
         fail(f"Beam does not know the option(s) {', '.join(unknown)} given after --")
 
