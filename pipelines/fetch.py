@@ -8,6 +8,7 @@ with exponential backoff and full jitter, permanent ones raise at once.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import http.client
 import http.cookiejar
@@ -392,7 +393,7 @@ def _sections_served(url: str, options: FetchOptions) -> bool:
         return True
     from yt_dlp.utils.networking import std_headers
 
-    cookies = load_cookies(options.cookies) if options.cookies else None
+    cookies = _cookie_jar(options.cookies) if options.cookies else None
     try:
         return serves_sections(url, options.socket_timeout, headers=std_headers, cookies=cookies)
     except urllib.error.HTTPError as error:
@@ -436,6 +437,12 @@ def load_cookies(path: str) -> http.cookiejar.CookieJar:
     except (OSError, http.cookiejar.LoadError) as exc:
         raise ValueError(f"--cookies {path}: not a Netscape cookies file ({exc})") from exc
     return jar
+
+
+@functools.lru_cache(maxsize=4)
+def _cookie_jar(path: str) -> http.cookiejar.CookieJar:
+    """:func:`load_cookies`, read once per process rather than for each clip."""
+    return load_cookies(path)
 
 
 def _download_ytdlp(

@@ -226,11 +226,11 @@ def _check_ingest_args(cfg) -> None:
         fail("--min-coverage must be in (0, 1]")
     if cfg.rate_limit is not None and cfg.rate_limit <= 0:
         fail("--rate-limit must be positive")
-    if cfg.cookies and not Path(cfg.cookies).is_file():
-        fail(f"--cookies {cfg.cookies}: no such file")
     if cfg.cookies:
         from pipelines.fetch import load_cookies
 
+        if not Path(cfg.cookies).is_file():
+            fail(f"--cookies {cfg.cookies}: no such file")
         try:
             load_cookies(cfg.cookies)
         except ValueError as exc:
