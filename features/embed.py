@@ -29,7 +29,11 @@ from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
 from features.tensorflow_device import default_device
-from features.vggish_frontend import batch_waveform_to_examples, frontend_provenance
+from features.vggish_frontend import (
+    batch_waveform_to_examples,
+    frontend_options,
+    frontend_provenance,
+)
 from features.vggish_postprocess import VGGishPostprocessor, pca_sha256
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
@@ -303,10 +307,15 @@ def _provenance(settings: EmbedSettings) -> dict:
 
 
 def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
-    """Refuse other weights than those of the model's embedding shards, when there are any
-    (a run that committed none, such as one that failed, binds nothing)."""
+    """Refuse other weights or another front end (mode, resampler) than those of the model's
+    embedding shards, when an embed run made any: a run that committed none (one that failed)
+    binds nothing, nor do embeddings imported into splits without waveforms."""
     prev = manifest.stages.get(f"embed:{MODEL}", {}).get("provenance")
-    if not prev or not any(e.shards for e in manifest.embeddings.get(MODEL, {}).values()):
+    embedded = manifest.embeddings.get(MODEL, {})
+    if not prev or not any(
+        embedded[name].shards for name, entry in manifest.splits.items()
+        if entry.shards and name in embedded
+    ):  # fmt: skip
         return
     for key in ("checkpoint_sha256", "pca_sha256"):
         if prev[key] != prov[key]:
@@ -315,6 +324,15 @@ def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
                 f"({prev[key][:12]}..., now {prov[key][:12]}...); embeddings from different "
                 "weights cannot share shards: delete embeddings/vggish or use a copy"
             )
+    had, want = prev.get("frontend") or {}, prov["frontend"]
+    if any(key in had and had[key] != want.get(key) for key in ("mode", "resampler")):
+        raise ValueError(
+            f"the dataset's {MODEL} embeddings were made with {frontend_options(had)} "
+            f"({had.get('resampler')}), not {frontend_options(want)} ({want.get('resampler')}); "
+            "embeddings of different front ends cannot share shards: give "
+            f"{frontend_options(had)} to keep them, or embed into a copy of the dataset, or "
+            f"delete embeddings/{MODEL}"
+        )
 
 
 def _check_formats(manifest: DatasetManifest, formats: tuple[str, ...]) -> None:

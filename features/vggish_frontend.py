@@ -156,6 +156,20 @@ def frontend_provenance(mode: Mode = "exact", resampler: Resampler | None = None
     }
 
 
+def frontend_options(frontend: dict) -> str:
+    """The options that make a :func:`frontend_provenance`, for messages.
+
+    Returns
+    -------
+    str
+        ``"--mode fast --resampler soxr"``; a resampler that no option names is given as
+        recorded.
+    """
+    name = frontend.get("resampler")
+    option = next((k for k, v in _RESAMPLER_NAMES.items() if v == name), name)
+    return f"--mode {frontend.get('mode')} --resampler {option}"
+
+
 def log_mel(x16k: ArrayLike, *, mode: Mode = "exact", workers: int = 1) -> np.ndarray:
     """Log-mel spectrogram of a mono 16 kHz waveform, as ``mel_features.log_mel_spectrogram``.
 

@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+import features.embed as embed_module
 import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset
 from features.embed_files import embed_files
+from features.vggish_frontend import frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.storage import DatasetStore
 from tests.dataset_builders import make_dataset
@@ -118,3 +120,62 @@ def test_embed_files_records_the_resampler_used(
             assert str(npz["resampler"]) == recorded
     else:
         assert pq.read_schema(out).metadata[b"audiomill.resampler"] == recorded.encode()
+
+
+def _real_front_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the front end each run's settings ask for, as the real ``_provenance`` does."""
+    monkeypatch.setattr(
+        embed_module,
+        "_provenance",
+        lambda settings: {"model": "vggish", "checkpoint_sha256": "c" * 64,
+                          "pca_sha256": "p" * 64,
+                          "frontend": frontend_provenance(settings.mode, settings.resampler)},
+    )  # fmt: skip
+
+
+def test_another_front_end_than_the_embeddings_is_refused(
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch: pytest.MonkeyPatch
+):
+    _real_front_end(monkeypatch)
+    ds = make_dataset(tmp_path / "ds", {"train": [[0], [1]], "test": [[0]]}, num_classes=2).root
+    embed_dataset(str(ds), vggish, splits=["test"], scheduler="synchronous")
+    before = (ds / "manifest.json").read_text()
+    for other in ({"mode": "exact"}, {"resampler": "resampy"}):
+        with pytest.raises(
+            ValueError,
+            match=r"made with --mode fast --resampler soxr \(soxr HQ\), not --mode "
+            rf"{other.get('mode', 'fast')} --resampler resampy .*give --mode fast --resampler "
+            r"soxr to keep them, .*delete embeddings/vggish",
+        ):
+            embed_dataset(str(ds), dataclasses.replace(vggish, **other), scheduler="synchronous")
+        assert (ds / "manifest.json").read_text() == before
+    same = dataclasses.replace(vggish, resampler="soxr")  # fast's default, named
+    summary = embed_dataset(str(ds), same, scheduler="synchronous")
+    assert (summary.shards_done, summary.shards_skipped) == (1, 1)
+
+
+def test_a_front_end_unrecorded_or_bound_by_no_embedded_split_is_not_checked(
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch: pytest.MonkeyPatch
+):
+    _real_front_end(monkeypatch)
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2,
+                      embedding_formats=("hdf5",)).root  # fmt: skip
+    store = DatasetStore(str(ds))
+    manifest = load_manifest(store)
+    older = {"model": "vggish", "checkpoint_sha256": "c" * 64, "pca_sha256": "p" * 64}
+    manifest.stages["embed:vggish"] = {"run_id": "r", "provenance": older, "completed": 1.0}
+    save_manifest(store, manifest)
+    exact = dataclasses.replace(vggish, mode="exact")
+    assert embed_dataset(str(ds), exact, scheduler="synchronous").shards_skipped == 1
+
+    # Embeddings imported into a split without waveforms were made by no embed run.
+    imported = make_dataset(tmp_path / "imp", {"train": [[0]], "bal": [[1]]}, num_classes=2,
+                            embedding_formats=("hdf5",)).root  # fmt: skip
+    store = DatasetStore(str(imported))
+    manifest = load_manifest(store)
+    del manifest.splits["bal"]
+    failed = {**older, "frontend": frontend_provenance("fast")}
+    manifest.stages["embed:vggish"] = {"run_id": "r", "provenance": failed, "completed": None}
+    manifest.embeddings["vggish"]["train"].shards.clear()
+    save_manifest(store, manifest)
+    assert embed_dataset(str(imported), exact, scheduler="synchronous").shards_done == 1
