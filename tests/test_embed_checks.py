@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from typer.testing import CliRunner
 
 import features.embed as embed_module
 import features.embed_files as embed_files_module
@@ -179,3 +180,36 @@ def test_a_front_end_unrecorded_or_bound_by_no_embedded_split_is_not_checked(
     manifest.embeddings["vggish"]["train"].shards.clear()
     save_manifest(store, manifest)
     assert embed_dataset(str(imported), exact, scheduler="synchronous").shards_done == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--workers", "0", "--workers must be positive"),
+     ("--workers", "-2", "--workers must be positive"),
+     ("--batch-size", "0", "--batch-size must be at least 1")],
+)  # fmt: skip
+def test_embed_refuses_non_positive_counts_before_any_work(
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch: pytest.MonkeyPatch,
+    option: str, value: str, message: str,
+):  # fmt: skip
+    from workflows.cli import app
+
+    monkeypatch.setattr(embed_module, "dask_client", None)  # no cluster may start
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2).root
+    before = (ds / "manifest.json").read_text()
+    args = ["embed", str(ds), "--checkpoint", vggish.checkpoint, "--pca-params",
+            vggish.pca_params, option, value]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"error: {message}" in " ".join(result.output.split())
+    assert (ds / "manifest.json").read_text() == before
+
+
+def test_import_refuses_non_positive_shard_clips(tmp_path: Path):
+    from workflows.cli import app
+
+    result = CliRunner().invoke(app, ["import", "packed-h5", str(tmp_path / "p.h5"), "--classes",
+                                      str(tmp_path / "c.csv"), "--out", str(tmp_path / "ds"),
+                                      "--split", "bal", "--shard-clips", "0"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "error: --shard-clips must be at least 1" in " ".join(result.output.split())

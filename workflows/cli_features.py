@@ -41,7 +41,7 @@ def _settings(checkpoint, pca_params, batch_size, mode, resampler, formats):
     if resampler not in (None, "soxr", "resampy"):
         fail("--resampler must be 'soxr' or 'resampy'")
     if batch_size < 1:
-        fail("--batch-size must be at least 1")
+        fail(f"--batch-size must be at least 1, not {batch_size}")
     return EmbedSettings(
         checkpoint=checkpoint,
         pca_params=pca_params,
@@ -85,6 +85,8 @@ def embed(
 
     if model != "vggish":
         fail(f"--model {model!r} is not available; only 'vggish'")
+    if workers < 1:
+        fail(f"--workers must be positive, not {workers}")
     settings = _settings(checkpoint, pca_params, batch_size, mode, resampler, format)
     with progress_bar("shards") as (bar, task):
         try:
@@ -212,6 +214,8 @@ def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_
     from pipelines.storage import DatasetAccessError, DatasetLockedError
     from schemas.errors import InputFormatError
 
+    if shard_clips < 1:
+        fail(f"--shard-clips must be at least 1, not {shard_clips}")
     with progress_bar("records") as (bar, task):
         try:
             summary = fn(
