@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 
@@ -25,6 +26,8 @@ from workflows.import_gc import collection_paused
 WEIGHTS_HELP = "Weights to use: best (by the run's headline metric; else last) or last."
 BATCH_HELP = "Clips (or windows of a file) per forward pass."
 PER_CLASS_ROWS = 20
+WRAP_MIN = 8
+"""Width kept for a column that wraps (less if it needs less), fitting a table to a console."""
 
 Weights = Annotated[str, typer.Option("--weights", help=WEIGHTS_HELP)]
 BatchSize = Annotated[int, typer.Option(help=BATCH_HELP)]
@@ -66,6 +69,23 @@ def _with_progress(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any)
 def _warn(message: str) -> None:
     """Print a one-line warning on stderr."""
     console.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _print_whole(table: Table) -> None:
+    """Print ``table`` on stdout with its no-wrap columns whole.
+
+    Its other columns wrap, folding words wider than they are. Where the table is wider
+    than the console even so (a stdout that is no terminal has ``COLUMNS`` or 80 columns),
+    its lines run past the console's width instead of cutting a clip id or a score.
+    """
+    widths = [
+        (column, max(cell_len(str(text)) for text in (column.header, *column.cells)))
+        for column in table.columns
+    ]
+    content = sum(width if column.no_wrap else min(width, WRAP_MIN) for column, width in widths)
+    need = content + 3 * len(widths) + 1  # padding and borders
+    table.width = need if need > out.width else None
+    out.print(table, crop=False)
 
 
 def _number(value: Any) -> str:
@@ -250,7 +270,12 @@ def predict(
             out.print(f"{r['input']} ({detail})", markup=False, highlight=False, soft_wrap=True)
             t = Table()
             for col in ("rank", "class", "mid", "score"):
-                t.add_column(col, justify="right" if col in ("rank", "score") else "left")
+                t.add_column(
+                    col,
+                    justify="right" if col in ("rank", "score") else "left",
+                    no_wrap=col != "class",
+                    overflow="fold",
+                )
             for rank, hit in enumerate(r["top"], start=1):
                 t.add_row(
                     str(rank),
@@ -258,7 +283,7 @@ def predict(
                     escape(hit["mid"]),
                     f"{hit['score']:.4f}",
                 )
-            out.print(t)
+            _print_whole(t)
     return {"inputs": len(results)}
 
 
@@ -302,11 +327,16 @@ def search(
     title = f"{keyword!r} in {split}: {len(result.hits)} of {result.num_clips} clips"
     t = Table(title=escape(title))
     for col in ("rank", "clip", "score", "class", "true labels"):
-        t.add_column(col, justify="right" if col in ("rank", "score") else "left")
+        t.add_column(
+            col,
+            justify="right" if col in ("rank", "score") else "left",
+            no_wrap=col in ("rank", "clip", "score"),
+            overflow="fold",
+        )
     for h in result.hits:
         labels = ", ".join(h.labels)
         t.add_row(str(h.rank), *map(escape, (h.clip_id, f"{h.score:.4f}", h.display_name, labels)))
-    out.print(t)
+    _print_whole(t)
     origin = "cached scores" if result.cached else "scores cached for next time"
     console.print(
         f"matched classes: {matched}; {origin} in {result.cache}",
