@@ -133,6 +133,9 @@ class TrainResult:
         Where and in what precision it trained (:func:`modeling.models.describe_strategy`).
     previous : Path or None
         Where the run this one replaced was kept (``restart``).
+    already_trained : bool
+        The resumed run had already trained its steps: nothing was trained or written, and the
+        result is the run's summary (``seconds`` is 0).
     """
 
     run: Path
@@ -149,6 +152,7 @@ class TrainResult:
     devices: str
     warnings: list[str] = field(default_factory=list)
     previous: Path | None = None
+    already_trained: bool = False
 
 
 # --------------------------------------------------------------------------- model state
@@ -257,6 +261,30 @@ def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
     return saved
 
 
+def _finished_result(run: RunDir, config: RunConfig) -> TrainResult | None:
+    """The result of ``run`` as its summary records it when it has already trained
+    ``config.steps`` (its last checkpoint and its summary at that step); None otherwise."""
+    summary = run.load_summary()
+    steps = config.steps
+    if summary is None or summary["step"] != steps or run.trained_steps() != steps:
+        return None
+    return TrainResult(
+        run=run.path,
+        step=steps,
+        resumed_from=steps,
+        metric=summary["metric"],
+        best_step=summary["best_step"],
+        best_value=summary["best_value"],
+        last_metrics=summary["last_metrics"],
+        history=run.history(),
+        clips=summary["train_clips"],
+        seconds=0.0,
+        clips_per_second=summary["clips_per_second"],
+        devices=summary.get("devices", "-"),
+        already_trained=True,
+    )
+
+
 def _embedding_provenance(config: RunConfig, data: TrainData) -> dict[str, str] | None:
     """The VGGish weights of the run's embeddings (training and evaluation rows); None for
     waveform runs and imported embeddings."""
@@ -327,7 +355,8 @@ def train(
         The run directory; must not hold a run unless ``resume`` or ``restart``.
     resume : bool
         Continue from the run's last checkpoint (a run with no checkpoint yet starts over, and
-        so does one that does not exist yet, which makes ``train --resume`` idempotent).
+        so does one that does not exist yet, which makes ``train --resume`` idempotent). A run
+        that has already trained its steps is left as it is (``TrainResult.already_trained``).
     restart : bool
         Start over; a run already there is moved to ``RUN.previous`` (:meth:`RunDir.set_aside`)
         once the new one's data checked out. Not with ``resume``.
@@ -352,6 +381,9 @@ def train(
     resume = resume and run.exists
     if resume:
         config = _check_resume(run, config)
+        finished = _finished_result(run, config)
+        if finished is not None:
+            return finished
     elif run.exists and not restart:
         raise FileExistsError(
             f"{run.path} already holds a run; pass --resume to continue it, --restart to start it "

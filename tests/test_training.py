@@ -361,3 +361,18 @@ def test_mirrored_strategy_and_mixed_precision_on_two_cpu_devices(
     assert done.returncode == 0, done.stderr[-3000:]
     assert "replicated" in done.stdout
     assert (tmp_path / "run" / "best.weights.h5").is_file()
+
+
+def test_train_resume_of_a_finished_run_rewrites_nothing(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train", str(dataset), "--out", str(run), "--task", "singlelabel", "--steps", "4"]
+    args += ["--eval-every", "2", "--batch-size", "8", "--model-arg", "hidden=8"]
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    files = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    for resume in (["--out", str(run), "--resume"], [*args[2:], "--resume"]):
+        result = runner.invoke(app, ["train", str(dataset), *resume])
+        assert result.exit_code == 0, result.output
+        assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == files
+        assert "already trained 4 steps; nothing to do" in result.output
+        assert "last accuracy" in result.output and "resumed from" not in result.output

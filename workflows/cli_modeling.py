@@ -44,8 +44,11 @@ def _train_table(result: Any, title: str) -> Table:
     t.add_row("run", str(result.run))
     if result.previous is not None:
         t.add_row("replaced run", f"kept as {result.previous}")
-    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
-    t.add_row("steps", f"{result.step}{resumed}")
+    if result.already_trained:
+        note = f" (already trained {result.step} steps; nothing to do)"
+    else:
+        note = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    t.add_row("steps", f"{result.step}{note}")
     t.add_row("training clips", str(result.clips))
     if result.best_step is not None:
         t.add_row(f"best {result.metric}", f"{result.best_value:.4f} at step {result.best_step}")
@@ -55,7 +58,10 @@ def _train_table(result: Any, title: str) -> Table:
     if result.history:
         t.add_row("last loss", f"{result.history[-1]['loss']:.4f}")
     t.add_row("devices", result.devices)
-    t.add_row("time", f"{result.seconds:.1f} s ({result.clips_per_second:.0f} clips/s in steps)")
+    if not result.already_trained:
+        t.add_row(
+            "time", f"{result.seconds:.1f} s ({result.clips_per_second:.0f} clips/s in steps)"
+        )
     return t
 
 
