@@ -29,6 +29,7 @@ from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
 from features.tensorflow_device import default_device
+from features.vggish_checkpoint import check_checkpoint
 from features.vggish_frontend import (
     batch_waveform_to_examples,
     frontend_options,
@@ -381,14 +382,17 @@ def embed_dataset(
     Raises
     ------
     ValueError
-        If the dataset's embeddings were made with other weights or are in other formats than
-        ``settings.formats``, or a split is unknown.
+        If the dataset's embeddings were made with other weights or another front end or are in
+        other formats than ``settings.formats``, or a split is unknown.
+    CheckpointError
+        If ``settings.checkpoint`` is no TensorFlow checkpoint (before any cluster starts).
     """
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     for path, what in ((settings.checkpoint, "checkpoint"), (settings.pca_params, "PCA file")):
         if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
             raise FileNotFoundError(f"{what} {path} does not exist")
+    check_checkpoint(settings.checkpoint)  # as for the PCA file: here, not in every task
     VGGishPostprocessor(settings.pca_params)  # a bad file fails here, not in every task
     store = DatasetStore(dataset, storage_options)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": "embed"}

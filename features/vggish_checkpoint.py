@@ -44,6 +44,8 @@ RELEASE_URL = "https://storage.googleapis.com/audioset/vggish_model.ckpt"
 
 _CHUNK = 1 << 20
 _V2_FILE_SUFFIX = re.compile(r"\.(index|data-\d{5}-of-\d{5})$")
+_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
+"""How an SSTable ends: a V1 checkpoint and the ``.index`` of a V2 checkpoint are SSTables."""
 
 
 class CheckpointError(ValueError):
@@ -101,6 +103,39 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, list[Path]]:
         f"no checkpoint at {path}: expected a single file, or {index.name} with data files; "
         f"download the release from {RELEASE_URL}"
     )
+
+
+def check_checkpoint(path: str | os.PathLike) -> str:
+    """Check without TensorFlow that a checkpoint's table is a TensorFlow checkpoint's.
+
+    Reads the last 8 bytes of the V1 file or V2 ``.index``: what TensorFlow checks first, so a
+    file of another kind (an ``.npz``) is refused before any process loads the model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        As for :func:`resolve_checkpoint`.
+
+    Returns
+    -------
+    str
+        The checkpoint prefix.
+
+    Raises
+    ------
+    CheckpointError
+        If no checkpoint is found, or its table file does not end as an SSTable does.
+    """
+    prefix, files = resolve_checkpoint(path)
+    with open(files[0], "rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - len(_TABLE_MAGIC)))
+        tail = fh.read()
+    if tail != _TABLE_MAGIC:
+        raise CheckpointError(
+            f"{files[0]} is not a TensorFlow checkpoint (it does not end as the table of one "
+            f"does); give Google's vggish_model.ckpt ({RELEASE_URL}) or a tf.train.Saver prefix"
+        )
+    return prefix
 
 
 def checkpoint_sha256(path: str | os.PathLike) -> str:

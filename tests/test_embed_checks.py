@@ -16,6 +16,7 @@ import features.embed as embed_module
 import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset
 from features.embed_files import embed_files
+from features.vggish_checkpoint import CheckpointError, check_checkpoint
 from features.vggish_frontend import frontend_provenance
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.storage import DatasetStore
@@ -213,3 +214,24 @@ def test_import_refuses_non_positive_shard_clips(tmp_path: Path):
                                       "--split", "bal", "--shard-clips", "0"])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "error: --shard-clips must be at least 1" in " ".join(result.output.split())
+
+
+def test_a_checkpoint_that_is_no_tensorflow_checkpoint_is_refused_before_any_cluster(
+    tmp_path: Path, vggish: EmbedSettings, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(embed_module, "check_checkpoint", check_checkpoint)
+    monkeypatch.setattr(embed_module, "dask_client", None)  # no cluster may start
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2).root
+    before = (ds / "manifest.json").read_text()
+    settings = dataclasses.replace(vggish, checkpoint=vggish.pca_params)  # an .npz
+    with pytest.raises(CheckpointError, match=rf"{re.escape(vggish.pca_params)} is not a "):
+        embed_dataset(str(ds), settings)
+    assert (ds / "manifest.json").read_text() == before
+
+
+@pytest.mark.parametrize("v1", [False, True])
+def test_tensorflow_checkpoints_pass_the_check(tmp_path: Path, v1: bool):
+    from tests.vggish_fixtures import random_weights, write_slim_checkpoint
+
+    prefix = write_slim_checkpoint(tmp_path / "vggish_model.ckpt", random_weights(0), v1=v1)
+    assert check_checkpoint(prefix) == prefix

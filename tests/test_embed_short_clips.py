@@ -99,6 +99,7 @@ def fake_vggish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbedSetting
     embedder = FakeEmbedder()
     monkeypatch.setattr(embed_module, "load_embedder", lambda settings: embedder)
     monkeypatch.setattr(embed_files_module, "load_embedder", lambda settings: embedder)
+    monkeypatch.setattr(embed_module, "check_checkpoint", lambda path: str(path))
     monkeypatch.setattr(embed_module, "default_device", lambda: "CPU")
     monkeypatch.setattr(
         embed_module,
