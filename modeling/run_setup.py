@@ -42,6 +42,18 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def check_learning_rate(rate: float) -> None:
+    """Refuse a learning rate that is not a positive, finite number.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--lr`` and the value.
+    """
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"--lr must be a positive, finite learning rate, got {rate:g}")
+
+
 def run_options(config: RunConfig) -> dict[str, Any]:
     """The :func:`plan_run` options that plan ``config`` again (``steps`` and ``eval_every``
     given, the model arguments as recorded, ``fold`` counting from 1)."""
@@ -132,11 +144,13 @@ def plan_run(
     Raises
     ------
     ValueError
-        For a setting the dataset cannot support, with what it has instead, and for model
-        arguments the model does not take or cannot be built with.
+        For a setting the dataset cannot support, with what it has instead, for model
+        arguments the model does not take or cannot be built with, and for a learning rate
+        that is not positive and finite.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
+    check_learning_rate(learning_rate)
     store = DatasetStore(dataset, storage_options)
     manifest = load_manifest(store)
     if manifest is None:

@@ -75,6 +75,17 @@ def _model_args(items: list[str] | None) -> dict[str, Any]:
         fail(str(exc))
 
 
+def _learning_rate(rate: float) -> None:
+    """Fail on a learning rate that is not positive and finite, before anything is written."""
+    with collection_paused():
+        from modeling.run_setup import check_learning_rate
+
+    try:
+        check_learning_rate(rate)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
     with collection_paused():
         from modeling.run_setup import plan_run
@@ -416,6 +427,9 @@ def sweep(
         fail("use --folds or --fold-split, not both")
     if fold_splits and len(fold_splits) < 2:
         fail("--fold-split needs at least two splits")
+    rates = _grid(lr, float, 1e-3)
+    for rate in rates:
+        _learning_rate(rate)
     plans: list[tuple[str, dict[str, Any]]] = []
     if fold_splits:
         for held in fold_splits:
@@ -426,7 +440,7 @@ def sweep(
     else:
         plans = [("all", {"splits": split, "eval_split": eval_split})]
     rows = []
-    for rate in _grid(lr, float, 1e-3):
+    for rate in rates:
         for alpha in _grid(mixup, float, 0.0):
             setting = f"lr{rate:g}-mixup{alpha:g}"
             values = []
