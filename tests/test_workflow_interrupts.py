@@ -52,6 +52,7 @@ def test_interrupt_names_the_stage_and_is_noted_next_time(tmp_path: Path, monkey
         ("x", "is not a JSON object"),
         ({"status": "finished", "upstream": "x"}, "has 'upstream' that is not a JSON object"),
         ({"status": "finished", "summary": []}, "has 'summary' that is not a JSON object"),
+        ({"status": "failed", "last_success": "x"}, "has 'last_success' that is not a JSON object"),
     ],
 )
 def test_malformed_state_file_is_refused(

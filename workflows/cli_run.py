@@ -83,8 +83,10 @@ def run(
     """Run a workflow's stages in order, skipping those finished with the same parameters.
 
     A stage re-runs when its resolved parameters changed, when an output it declares is
-    missing, or when a stage it depends on ran since. A failing stage stops the run; the next
-    run resumes there. See `python -m pydoc workflows.runner` for the file format.
+    missing, or when a stage it depends on re-made its outputs since (a stage that runs again
+    with the parameters of its last success and leaves its outputs as they were re-made
+    nothing). A failing stage stops the run; the next run resumes there. See `python -m pydoc
+    workflows.runner` for the file format.
     """
     from workflows.runner import StageInterrupted, WorkflowState, default_state_path, run_plan
     from workflows.workflow_resolve import parse_overrides, resolve_workflow

@@ -49,17 +49,26 @@ An interrupt (Ctrl-C) stops it the same way, recording the stage as interrupted 
 Completion records
 ------------------
 A JSON file, written atomically after every stage, holds per stage the sha256 of its resolved
-command (or call and kwargs), when it finished, how long it took, its summary and the run ids of
-the stages it depends on. Its path is ``--state``, else the file's ``state:``, else
+command (or call and kwargs), when it finished, how long it took, its summary, which run made
+the outputs it has now (``made``) and which runs made those of the stages it depends on
+(``upstream``). Its path is ``--state``, else the file's ``state:``, else
 ``.audiomill/<name>.state.json`` under the current directory.
 
 A stage is skipped when its record is finished with the same digest, all its declared
-``outputs`` exist, and none of the stages it depends on has run since. A stage depends on the
-earlier stages named in ``needs``, on those whose ``outputs`` it mentions (a path equal to, inside
-or containing one of them), and on every earlier stage that declares no ``outputs`` at all (write
-``outputs: []`` for a stage nothing reads). So changing a ``--set`` value re-runs the stages whose
-resolved parameters change, and then the stages that read what they wrote. ``--from STAGE``
-re-runs that stage and all after it; ``--only STAGE`` runs just that one; both record as usual.
+``outputs`` exist, and none of the stages it depends on has re-made its outputs since. A stage
+depends on the earlier stages named in ``needs``, on those whose ``outputs`` it mentions (a path
+equal to, inside or containing one of them), and on every earlier stage that declares no
+``outputs`` at all (write ``outputs: []`` for a stage nothing reads). So changing a ``--set``
+value re-runs the stages whose resolved parameters change, and then the stages that read what
+they wrote. ``--from STAGE`` re-runs that stage and all after it; ``--only STAGE`` runs just that
+one; both record as usual.
+
+A run re-makes its stage's outputs unless it has the parameters of the stage's last successful
+run and leaves its declared outputs as it found them (the same files, sizes, modification times
+and inodes, see :func:`outputs_fingerprint`), and no run since that success changed them: a
+stage that runs again after a failure (or ``--only``) and finds its work done then keeps
+``made``, and the stages after it stay skipped. A stage with no (or empty) ``outputs`` re-makes
+them every time it runs, and so does an interrupted run.
 
 Earlier outputs
 ---------------
@@ -75,9 +84,11 @@ runs over after a stale run, and after a resumable one resumes its unfinished ru
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import logging
+import os
 import time
 import traceback
 import uuid
@@ -170,6 +181,21 @@ class WorkflowState:
         record = self.stages.get(name)
         return record if record and record.get("status") == FINISHED else None
 
+    def made(self, name: str) -> str | None:
+        """The run that made the outputs of ``name``'s last finished run (None: none finished)."""
+        record = self.finished(name)
+        return None if record is None else made_by(record)
+
+    def last_success(self, name: str) -> dict | None:
+        """``digest`` and ``made`` of ``name``'s last successful run, if no run since changed its
+        outputs."""
+        record = self.stages.get(name)
+        if record is None:
+            return None
+        if record.get("status") == FINISHED:
+            return {"digest": record.get("digest"), "made": made_by(record)}
+        return record.get("last_success")
+
     def record(self, name: str, record: dict) -> None:
         """Replace the record of ``name`` and write the file atomically."""
         self.stages[name] = record
@@ -178,11 +204,17 @@ class WorkflowState:
         DatasetStore(p.parent).write_json_atomic(p.name, body)
 
 
+def made_by(record: dict) -> str | None:
+    """The run that made a finished record's outputs (its own in records written without
+    ``made``)."""
+    return record.get("made", record.get("run_id"))
+
+
 def _record_problem(record: Any) -> str | None:
     """What keeps ``record`` from being read as a stage record, if anything."""
     if not isinstance(record, dict):
         return "is not a JSON object"
-    for key in ("upstream", "summary"):
+    for key in ("upstream", "summary", "last_success"):
         if not isinstance(record.get(key, {}), dict):
             return f"has {key!r} that is not a JSON object"
     return None
@@ -292,7 +324,7 @@ def run_plan(
     """
     selected, forced = select_stages(plan, start_from, only)
     outcomes: list[StageOutcome] = []
-    ran: set[str] = set()
+    ran: set[str] = set()  # re-made their outputs (or, in a dry run, would run)
     for n, stage in enumerate(selected, 1):
         head = f"[{n}/{len(selected)}] {stage.name}"
         if not stage.enabled:
@@ -316,8 +348,8 @@ def run_plan(
             continue
         log(f"{head}: {'would run' if dry_run else 'running'} ({reason})")
         log(f"    {stage.describe()}")
-        ran.add(stage.name)
         if dry_run:
+            ran.add(stage.name)
             outcomes.append(StageOutcome(stage.name, WOULD_RUN, reason, command=stage.describe()))
             continue
         earlier = earlier_run(stage, plan.depends[stage.name], state, ran)
@@ -328,7 +360,12 @@ def run_plan(
             outcomes += [StageOutcome(s.name, NOT_RUN, f"{stage.name!r} failed")
                          for s in selected[n:]]  # fmt: skip
             break
-        log(f"{head}: done in {outcome.seconds:.1f} s")
+        record = state.stages[stage.name]
+        if made_by(record) == record["run_id"]:
+            ran.add(stage.name)
+            log(f"{head}: done in {outcome.seconds:.1f} s")
+        else:
+            log(f"{head}: done in {outcome.seconds:.1f} s, outputs unchanged")
     return outcomes
 
 
@@ -344,7 +381,8 @@ def stale_reason(
         The stages it depends on.
     state : WorkflowState
     ran : set of str
-        Stages that ran (or would run) earlier in this invocation.
+        Stages that re-made their outputs (or, in a dry run, would run) earlier in this
+        invocation.
     """
     record = state.stages.get(stage.name)
     if record is None:
@@ -389,13 +427,12 @@ def earlier_run(
 def _upstream_change(
     record: dict, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
 ) -> str | None:
-    """Which stage ``record``'s stage depends on ran since that record, if any."""
+    """Which stage ``record``'s stage depends on re-made its outputs since that record, if any."""
     upstream = record.get("upstream") or {}
     for dep in depends:
         if dep in ran:
             return f"{dep!r} runs before it"
-        current = state.finished(dep)
-        if upstream.get(dep) != (current or {}).get("run_id"):
+        if upstream.get(dep) != state.made(dep):
             return f"{dep!r} ran since"
     return None
 
@@ -410,6 +447,45 @@ def output_exists(path: str) -> bool:
     return fs.exists(rel)
 
 
+def outputs_fingerprint(outputs: tuple[str, ...] | None) -> str | None:
+    """sha256 of what the declared ``outputs`` hold now, None when there are none.
+
+    Each file (an output, or a file under an output folder) counts with its path, size,
+    modification time and inode (for an fsspec URL: its size, times and ETag where the file
+    system gives them), so a file added, removed, rewritten or replaced changes the digest.
+    """
+    if not outputs:
+        return None
+    listing = [[path, _url_files(path) if "://" in path else _local_files(path)]
+               for path in outputs]  # fmt: skip
+    return hashlib.sha256(json.dumps(listing, default=str).encode()).hexdigest()
+
+
+def _local_files(path: str) -> list[list]:
+    if os.path.isfile(path):
+        found = [path]
+    else:
+        found = sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
+    out = []
+    for name in found:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(name)
+            out.append([os.path.relpath(name, path), st.st_size, st.st_mtime_ns, st.st_ino])
+    return out
+
+
+_URL_KEYS = ("size", "mtime", "created", "LastModified", "ETag")
+
+
+def _url_files(path: str) -> list[list]:
+    import fsspec
+
+    fs, rel = fsspec.core.url_to_fs(path)
+    fs.invalidate_cache(rel)  # the stage may have written through this cached instance
+    infos = {rel: fs.info(rel)} if fs.isfile(rel) else fs.find(rel, detail=True)
+    return [[name, *(info.get(k) for k in _URL_KEYS)] for name, info in sorted(infos.items())]
+
+
 def _run_stage(
     stage: ResolvedStage,
     depends: tuple[str, ...],
@@ -418,13 +494,15 @@ def _run_stage(
     reason: str,
     earlier: str | None,
 ) -> StageOutcome:
+    last = state.last_success(stage.name)
+    before = outputs_fingerprint(stage.outputs)
     started = time.time()
     base = {
         "digest": stage.digest,
         "run_id": uuid.uuid4().hex[:12],
         "command": stage.describe(),
         "started": _iso(started),
-        "upstream": {d: (state.finished(d) or {}).get("run_id") for d in depends},
+        "upstream": {d: state.made(d) for d in depends},
     }
     try:
         code, value, error = execute(stage, root, earlier)
@@ -433,13 +511,18 @@ def _run_stage(
         raise StageInterrupted(stage.name) from None
     seconds = time.time() - started
     base["seconds"] = round(seconds, 3)
+    if before is None or outputs_fingerprint(stage.outputs) != before:
+        last = None  # this run changed the outputs: they are not what the last success left
     if code != 0:
-        state.record(stage.name, {**base, "status": FAILED, "exit_code": code, "error": error})
+        state.record(stage.name, {**base, "status": FAILED, "exit_code": code, "error": error,
+                                  **({"last_success": last} if last else {})})  # fmt: skip
         return StageOutcome(stage.name, FAILED, error, seconds, command=base["command"],
                             exit_code=code)  # fmt: skip
     summary = summarize(value)
+    same = last is not None and last.get("digest") == stage.digest and last.get("made")
+    made = last["made"] if same else base["run_id"]
     state.record(stage.name, {**base, "status": FINISHED, "finished": _iso(time.time()),
-                              "summary": summary})  # fmt: skip
+                              "made": made, "summary": summary})  # fmt: skip
     return StageOutcome(stage.name, RAN, reason, seconds, summary, base["command"], 0)
 
 

@@ -96,9 +96,9 @@ class Plan:
     state : str, optional
         The resolved ``state:`` path, if the file gives one.
     depends : dict
-        For each stage, the earlier stages whose re-run makes it stale: those named in
-        ``needs``, those whose declared outputs it mentions (a path equal to, inside or
-        containing one), and every earlier stage that declares no ``outputs`` at all.
+        For each stage, the earlier stages that make it stale when they re-make their outputs:
+        those named in ``needs``, those whose declared outputs it mentions (a path equal to,
+        inside or containing one), and every earlier stage that declares no ``outputs`` at all.
     """
 
     workflow: Workflow
