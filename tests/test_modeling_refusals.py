@@ -1,5 +1,5 @@
-"""train and sweep refuse a learning rate that is not positive and finite before writing
-anything."""
+"""train and sweep refuse what they cannot train or rank before writing anything: a learning
+rate that is not positive and finite, a sweep whose runs evaluate nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.training_fixtures import single_label_dataset
+from tests.dataset_builders import make_dataset
+from tests.training_fixtures import separable_embedding, single_label_dataset
 from workflows.cli import app
 
 
@@ -32,3 +33,31 @@ def test_train_and_sweep_refuse_a_learning_rate_that_is_not_positive(
             result.output.splitlines()
         )
         assert not out.exists()
+
+
+def test_sweep_without_an_evaluated_split_refuses_before_training(
+    dataset: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ds"
+    make_dataset(
+        root,
+        {"train": [[i % 3] for i in range(16)]},
+        num_classes=3,
+        shard_clips=16,
+        embedding_formats=("hdf5",),
+        embedding_of=separable_embedding,
+    )
+    out = tmp_path / "sweep"
+    args = ["sweep", str(root), "--out", str(out), "--lr", "1e-3,3e-3", "--steps", "3"]
+    result = CliRunner().invoke(app, [*args, "--task", "singlelabel"])
+    assert result.exit_code == 2, result.output
+    assert (
+        "error: sweep has nothing to rank the settings on: its runs evaluate no split (the "
+        "dataset has no eval split); pass --eval-split NAME, --folds K or --fold-split NAME "
+        "(repeated)"
+    ) in result.output.splitlines()
+    assert not out.exists()
+    none = CliRunner().invoke(app, [*args[:1], str(dataset), *args[2:], "--eval-split", "none"])
+    assert none.exit_code == 2, none.output
+    assert "its runs evaluate no split (--eval-split none); pass" in none.output
+    assert not out.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -335,6 +335,20 @@ def _grid(text: str | None, cast: type, default: Any) -> list[Any]:
         fail(f"not a comma-separated list of numbers: {text!r}")
 
 
+def _nothing_to_rank(eval_split: str | None, splits: list[str] | None) -> NoReturn:
+    """Fail a sweep whose runs evaluate no split (no folds, no evaluation split), saying why."""
+    if eval_split == "none":
+        why = "--eval-split none"
+    elif "eval" in (splits or []):
+        why = "eval is a training split"
+    else:
+        why = "the dataset has no eval split"
+    fail(
+        f"sweep has nothing to rank the settings on: its runs evaluate no split ({why}); pass "
+        "--eval-split NAME, --folds K or --fold-split NAME (repeated)"
+    )
+
+
 def _sweep_run_action(
     run: RunDir, config: RunConfig, earlier: str | None
 ) -> tuple[str, RunConfig, bool, bool] | None:
@@ -410,7 +424,8 @@ def sweep(
     with other settings (or fewer steps) over, keeping the replaced run as RUN.previous; in a
     workflow, a stage that runs again starts every run over unless it resumes runs it left
     unfinished. Prints the mean and spread of the headline metric per setting and writes
-    OUT/sweep.json.
+    OUT/sweep.json. The runs must evaluate something to rank on: folds, or an evaluation split
+    (eval by default, when the dataset has it).
     """
     import numpy as np
 
@@ -464,6 +479,8 @@ def sweep(
                     model_args=model_args,
                     **options,
                 )
+                if config.eval_split is None and config.folds is None:
+                    _nothing_to_rank(eval_split, split)
                 run = RunDir(sweep_dir / setting / name)
                 action = _sweep_run_action(run, config, earlier)
                 if action is not None:
