@@ -128,6 +128,7 @@ class ShardReader:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._open: dict[int, Any] = {}
+        self._parquet_locks: dict[int, threading.Lock] = {}
         self._raw: dict[int, _RawRows | None] = {}
         self._packed_targets: dict[int, np.ndarray] = {}
         self._x_shape: tuple[int, ...] | None = None
@@ -163,7 +164,7 @@ class ShardReader:
         """In a forked child, drop the parent's handles: this process opens its own."""
         if self._pid != os.getpid():
             self._open, self._pid, self._lock = {}, os.getpid(), threading.Lock()
-            self._packed_targets, self._raw = {}, {}
+            self._packed_targets, self._raw, self._parquet_locks = {}, {}, {}
 
     def _handle(self, pos: int) -> Any:
         """The open h5py.File or pyarrow ParquetFile of shard ``pos`` (manifest order)."""
@@ -182,6 +183,7 @@ class ShardReader:
                         handle = h5py.File(source, "r")
                     else:
                         handle = pq.ParquetFile(source)
+                        self._parquet_locks[pos] = threading.Lock()
                     self._open[pos] = handle
         return handle
 
@@ -245,6 +247,7 @@ class ShardReader:
                 if isinstance(handle, h5py.File):
                     handle.close()
             self._open, self._raw = {}, {}  # the raw reads used the h5py files' descriptors
+            self._parquet_locks = {}
 
     def __enter__(self) -> ShardReader:
         return self
@@ -255,7 +258,7 @@ class ShardReader:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_open"], state["_lock"], state["_packed_targets"] = {}, None, {}
-        state["_raw"] = {}
+        state["_raw"], state["_parquet_locks"] = {}, {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -357,8 +360,14 @@ class ShardReader:
     def _read_parquet(
         self, pos: int, rows: np.ndarray, dest: np.ndarray, x: np.ndarray, y: np.ndarray
     ) -> None:
-        """Set ``x[dest]``, ``y[dest]`` to the sorted ``rows`` of Parquet shard ``pos``."""
+        """Set ``x[dest]``, ``y[dest]`` to the sorted ``rows`` of Parquet shard ``pos``.
+
+        A ``ParquetFile`` reads from one thread at a time (read concurrently, its read cache
+        mixed up the reads: wrong-cache errors, heap corruption, segfaults), so the file's
+        row groups are read under its lock; the FLAC of waveforms is decoded outside it.
+        """
         pf = self._handle(pos)
+        lock = self._parquet_locks[pos]
         sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
         group_starts = np.r_[0, np.cumsum(sizes)]
         column = "audio" if self.source == "waveforms" else "embedding"
@@ -369,7 +378,9 @@ class ShardReader:
             at = 0
             for g in np.unique(groups):
                 local = distinct[groups == g] - group_starts[g]
-                table = pf.read_row_group(int(g), columns=[column, "labels"]).take(local)
+                with lock:
+                    table = pf.read_row_group(int(g), columns=[column, "labels"])
+                table = table.take(local)
                 n = len(local)
                 labels = table.column("labels").combine_chunks()
                 parents = pc.list_parent_indices(labels).to_numpy()

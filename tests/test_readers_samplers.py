@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import h5py
@@ -154,6 +155,39 @@ def test_reader_reads_parquet_only_waveforms(tmp_path: Path) -> None:
     x, y = ShardReader(pq_.root, "train").read(ROWS)
     np.testing.assert_array_equal(x, want_x)
     np.testing.assert_array_equal(y, want_y)
+
+
+@pytest.mark.parametrize("source", ["waveforms", "embeddings"])
+def test_parquet_shards_read_from_many_threads_at_once(tmp_path: Path, source: str) -> None:
+    built = build_dataset(
+        tmp_path / "ds",
+        {"train": _labels(64)},
+        num_classes=C,
+        shard_clips=16,
+        formats=("parquet",),
+        embedding_formats=("parquet",),
+    )
+    reader = ShardReader(built.root, "train", source=source)
+    want_x, want_y = reader.read_all()
+    wrong: list[str] = []
+
+    def read(seed: int) -> None:  # as tf.data's parallel map calls it
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(150):
+                ids = np.sort(rng.choice(reader.num_rows, 8))
+                x, y = reader.read(ids)
+                if not (np.array_equal(x, want_x[ids]) and np.array_equal(y, want_y[ids])):
+                    wrong.append(f"rows {ids.tolist()}")
+        except Exception as exc:
+            wrong.append(repr(exc))
+
+    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)  # unsafe concurrent reads also hung
+    assert not any(t.is_alive() for t in threads) and wrong == []
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
