@@ -94,6 +94,8 @@ def split_shards(
     ------
     ValueError
         If the split has no committed shards there; the message lists what the dataset has.
+        Also if fewer of the split's clips have embeddings than waveforms (a split that grew
+        since it was embedded): read, its embeddings would leave the other clips out.
     """
     if source == "waveforms":
         entry = manifest.splits.get(split)
@@ -114,6 +116,13 @@ def split_shards(
         raise ValueError(
             f"the dataset has no committed shards of {where}; it has waveforms of splits "
             f"[{', '.join(waveforms)}] and embeddings (model/split) [{', '.join(embeddings)}]"
+        )
+    waves = manifest.splits.get(split)
+    if source == "embeddings" and waves is not None and entry.num_clips < waves.num_clips:
+        raise ValueError(
+            f"only {entry.num_clips} of the {waves.num_clips} clips of split {split!r} have "
+            f"{model} embeddings (clips were added since they were made): run `audiomill embed` "
+            "on the dataset to embed the rest"
         )
     out = []
     for shard in entry.shards:

@@ -5,6 +5,7 @@ tampering and bad shards are detected."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from features.class_index import (
     StaleClassIndexError,
     build_class_index,
     load_class_index,
+    split_shards,
     stale_reasons,
 )
 from features.report import build_report
+from modeling.readers import ShardReader
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.storage import DatasetStore
 from schemas.class_index import (
@@ -127,6 +130,30 @@ def test_index_of_an_embeddings_only_dataset(tmp_path: Path, fmt: str):
     index = load_class_index(built.root, "eval")  # source found without being named
     assert index.meta.source == "embeddings"
     _check_against_brute_force(index, built, "eval")
+
+
+def test_a_split_that_grew_since_it_was_embedded_is_not_read_as_its_embeddings(tmp_path: Path):
+    built = make_dataset(
+        tmp_path / "ds",
+        {"train": _random_labels(12, 7)},
+        num_classes=C,
+        shard_clips=4,
+        embedding_formats=("hdf5",),
+    )
+    store = DatasetStore(built.root)
+    manifest = load_manifest(store)
+    embedded = manifest.embeddings["vggish"]["train"]
+    embedded.shards = embedded.shards[:2]  # as before ingest added shard 2 to the split
+    save_manifest(store, manifest)
+    message = (
+        "only 8 of the 12 clips of split 'train' have vggish embeddings (clips were added since "
+        "they were made): run `audiomill embed` on the dataset to embed the rest"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        split_shards(manifest, "train", "embeddings")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ShardReader(built.root, "train", source="embeddings")
+    assert len(split_shards(manifest, "train", "waveforms")) == 3
 
 
 def test_local_cluster_of_processes_and_scheduler_address(tmp_path: Path):
