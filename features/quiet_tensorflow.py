@@ -51,7 +51,8 @@ NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dx
 """Any of these says an NVIDIA driver is installed (Linux; ``/dev/dxg``: WSL2's GPU)."""
 
 _FILTER_PROGRAM = """
-import re, sys
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is its writers' to handle; EOF ends it
 drop = re.compile({pattern!r}, {flags})
 out = sys.stdout.buffer
 for line in sys.stdin.buffer:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from features.dask_runtime import QuietStageFailure, dask_client, map_shards
+from features.dask_runtime import QuietStageFailure, _interrupts_ignored, dask_client, map_shards
 
 
 def fail_or_wait(seconds: float, marks: str) -> float:
@@ -76,3 +79,16 @@ def test_only_the_failed_and_cancelled_task_records_are_dropped() -> None:
         "Async instruction for <Task> ended with CancelledError",
         "Compute Failed\nKey: y",
     ]
+
+
+def test_processes_started_by_a_local_cluster_ignore_ctrl_c() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with _interrupts_ignored():
+        child = subprocess.run(
+            [sys.executable, "-c", "import signal as s; print(s.getsignal(s.SIGINT) == s.SIG_IGN)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert child.stdout.strip() == "True"  # so Python raises no KeyboardInterrupt there
+    assert signal.getsignal(signal.SIGINT) is before

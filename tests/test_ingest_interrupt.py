@@ -20,14 +20,15 @@ N_CLIPS = 24
 
 
 def _group_members(pgid: int) -> list[int]:
-    """The processes still in process group ``pgid``."""
+    """The processes still running in process group ``pgid`` (not those that have ended and
+    wait for their new parent, init, to collect their exit status)."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:
+        if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
 

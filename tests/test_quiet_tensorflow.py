@@ -22,7 +22,9 @@ NOISE = (
 )
 
 
-def run(program: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+def run(
+    program: str, cwd: Path = REPO, start_new_session: bool = False, **env: str
+) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     environ.update(PYTHONPATH=os.pathsep.join([str(REPO), str(cwd)]), **env)
     return subprocess.run(
@@ -31,6 +33,7 @@ def run(program: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProce
         cwd=cwd,
         env=environ,
         timeout=120,
+        start_new_session=start_new_session,
     )
 
 
@@ -103,6 +106,25 @@ def test_what_came_before_a_crash_in_the_block_still_arrives():
     )
     assert done.returncode == -6
     assert done.stderr.decode().splitlines() == ["F0000 this CPU lacks AVX"]
+
+
+def test_ctrl_c_leaves_the_filter_passing_lines_until_its_writers_are_done():
+    done = run(
+        """
+        import os, signal, time
+        from features.quiet_tensorflow import NATIVE_INFO_LINE, stderr_lines_dropped
+
+        signal.signal(signal.SIGINT, lambda *_: None)  # this process goes on after Ctrl-C
+        with stderr_lines_dropped(NATIVE_INFO_LINE):
+            time.sleep(1.0)  # the filter process is running
+            os.killpg(0, signal.SIGINT)  # as a terminal's Ctrl-C does, to the whole group
+            time.sleep(0.5)
+            os.write(2, b"I0000 00:00:1.0  7 cpu.cc:1] info\\nwritten after Ctrl-C\\n")
+        """,
+        start_new_session=True,
+    )
+    assert done.returncode == 0
+    assert done.stderr.decode().splitlines() == ["written after Ctrl-C"]
 
 
 def test_quiet_import_filters_that_import_only_and_leaves_no_trace(tmp_path: Path):
