@@ -205,7 +205,8 @@ def tta_shifts(input_kind: str, length: int, n: int) -> list[int]:
     if input_kind == "embedding":
         if n > length:
             raise ValueError(
-                f"--tta {n} needs {n} distinct frame shifts but clips have {length} frames"
+                f"--tta {n} needs {n} distinct frame shifts but clips have {length} "
+                f"frame{'s' if length != 1 else ''}"
             )
         return list(range(n))
     return [round(k * length / n) for k in range(n)]

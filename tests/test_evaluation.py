@@ -62,8 +62,10 @@ def test_tta_averages_circular_shifts(served: Served, tmp_path: Path) -> None:
     assert tta_shifts("waveform", 800, 0) == tta_shifts("waveform", 800, 1) == [0]
     assert tta_shifts("waveform", 800, 4) == [0, 200, 400, 600]
     assert tta_shifts("embedding", 10, 3) == [0, 1, 2]
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(ValueError, match=r"clips have 10 frames$"):
         tta_shifts("embedding", 10, 11)
+    with pytest.raises(ValueError, match=r"clips have 1 frame$"):
+        tta_shifts("embedding", 1, 2)
     with pytest.raises(ValueError, match=">= 0"):
         tta_shifts("waveform", 800, -1)
 

@@ -45,6 +45,12 @@ def test_predict_cli_files_and_clip_ids(served: Served, tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "no-such-clip" in unknown.output
     vggish = runner.invoke(app, ["predict", str(served.emb), str(audio)])
     assert vggish.exit_code == 2 and "--checkpoint" in vggish.output
+    given = runner.invoke(app, [*args[:3], "--checkpoint", "vggish_model.ckpt"])
+    message = (
+        f"error: run {served.wave} scores waveforms: --checkpoint and --pca-params are for "
+        "runs on VGGish embeddings"
+    )
+    assert given.exit_code == 2 and message in given.output.splitlines()
 
 
 def test_search_cli(served: Served, tmp_path: Path) -> None:
