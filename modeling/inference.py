@@ -351,8 +351,7 @@ def predict_files(
         If a file is missing, cannot be fetched or cannot be decoded.
     ValueError, FileNotFoundError
         If an embedding run lacks the VGGish files, or they are not the ones its embeddings
-        were made with (the message says which digest differs); if a waveform run is given
-        them.
+        were made with (the message says which digest differs).
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
@@ -360,11 +359,6 @@ def predict_files(
     settings = None
     if loaded.config.input == "embeddings":
         settings = _embed_settings(loaded, checkpoint, pca_params, mode, warn)
-    elif checkpoint or pca_params:
-        raise ValueError(
-            f"run {loaded.run.path} scores waveforms: --checkpoint and --pca-params are for runs "
-            "on VGGish embeddings"
-        )
     batches = _WindowBatches(window_scorer(loaded.model), batch_size)
     sources: list[str] = []
     counts: list[int] = []

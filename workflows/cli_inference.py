@@ -210,6 +210,11 @@ def predict(
     if mode not in ("fast", "exact"):
         fail("--mode must be 'fast' or 'exact'")
     loaded = _load(run, weights)
+    if loaded.config.input != "embeddings" and (checkpoint or pca_params):
+        fail(
+            f"run {loaded.run.path} scores waveforms: --checkpoint and --pca-params are for runs "
+            "on VGGish embeddings"
+        )
     so = storage_options_from(storage_options)
     files = [x for x in inputs if "://" in x or Path(x).exists()]
     clips = [x for x in inputs if x not in files]
