@@ -26,7 +26,7 @@ def narrow(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the commands print on stdout, a console no terminal, of ``width`` columns."""
     text = io.StringIO()
     monkeypatch.setattr(workflows.cli_inference, "_load", lambda run, weights: SimpleNamespace(
-        classes=CLASSES))  # fmt: skip
+        classes=CLASSES, config=SimpleNamespace(input="embeddings")))  # fmt: skip
     monkeypatch.setattr(workflows.cli_inference, "out", Console(file=text, width=48))
     return text
 
