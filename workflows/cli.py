@@ -24,9 +24,11 @@ from workflows.cli_common import (
     progress_bar,
     storage_options_from,
 )
+from workflows.help_text import ReflowingGroup
 from workflows.import_gc import collection_paused, thawed_on_exit
 
 app = typer.Typer(
+    cls=ReflowingGroup,
     help="Turn audio into training-ready datasets and trained classifiers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -1,0 +1,31 @@
+"""workflows/help_text.py: command help is wrapped by paragraph at the terminal's width."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from workflows.cli import app
+from workflows.help_text import reflow
+
+
+def test_reflow_joins_the_lines_of_each_paragraph() -> None:
+    text = "First line\nof the first.\n\nSecond\nparagraph, three\nlines."
+    assert reflow(text) == "First line of the first.\n\nSecond paragraph, three lines."
+
+
+def test_reflow_keeps_lists_indented_text_and_click_no_rewrap_blocks() -> None:
+    listed = "Steps:\n- fetch\n- decode"
+    indented = "Example:\n    audiomill ingest --out x"
+    kept = "\b\nline one\nline two"
+    assert reflow(f"{listed}\n\n{indented}\n\n{kept}") == f"{listed}\n\n{indented}\n\n{kept}"
+
+
+def test_help_paragraphs_wrap_at_the_terminal_width() -> None:
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    prose = lines[lines.index("Train a classifier on a dataset's embedding or waveform shards.") :]
+    prose = prose[2:]
+    prose = prose[: prose.index("")]  # the second paragraph, as shown
+    assert len(prose) > 3
+    assert all(len(line) > 60 for line in prose[:-1]), prose  # no line cut short but the last
