@@ -62,3 +62,24 @@ def test_on_a_terminal_the_bar_alone_shows_progress(monkeypatch):
     _run(clock, total=3000)
     assert "elapsed" not in text.getvalue()
     assert "clips/s" in text.getvalue()
+
+
+def test_a_block_failing_before_any_progress_leaves_no_empty_bar(monkeypatch):
+    text = _console(monkeypatch, Clock(), terminal=False)
+    try:
+        with progress_bar("steps"):
+            raise ValueError("bad input")
+    except ValueError:
+        pass
+    assert text.getvalue() == ""
+
+
+def test_a_block_failing_after_some_progress_shows_how_far_it_got(monkeypatch):
+    text = _console(monkeypatch, Clock(), terminal=False)
+    try:
+        with progress_bar("steps") as (bar, task):
+            bar.update(task, completed=7)
+            raise ValueError("bad input")
+    except ValueError:
+        pass
+    assert "steps" in text.getvalue() and "7" in text.getvalue()

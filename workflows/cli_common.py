@@ -156,6 +156,18 @@ class _Progress(Progress):
         self.line_every = line_every
         self.last_line = self.get_time()
 
+    def withdraw(self) -> None:
+        """Show nothing more when stopped: erase the bar on a terminal, print it nowhere else
+        (nor the blank line after it)."""
+        self.live.transient = True
+
+    def stop(self) -> None:
+        """As :meth:`rich.progress.Progress.stop`, unless :meth:`withdraw` was called."""
+        if self.live.transient:
+            self.live.stop()
+        else:
+            super().stop()
+
     def update(self, task_id: TaskID, **kwargs: Any) -> None:
         """As :meth:`rich.progress.Progress.update`, then the plain line when it is due."""
         super().update(task_id, **kwargs)
@@ -181,10 +193,21 @@ def progress_bar(
         on updates, so never more often than they come).
     **fields
         Further counts shown as ``<value> <name>`` (``shards=0``), updated with the task.
+
+    Notes
+    -----
+    When the block fails before any progress (a bad argument, a damaged input found up
+    front), the bar is taken away, so no empty ``0/?`` bar follows the error.
     """
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn(f"{{task.fields[{k}]}} {k}") for k in fields]
     columns += [_RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     bar = _Progress(*columns, line_every=line_every, console=console)
     with bar:
-        yield bar, bar.add_task(what, total=None, **fields)
+        task = bar.add_task(what, total=None, **fields)
+        try:
+            yield bar, task
+        except BaseException:
+            if not bar.tasks[0].completed:
+                bar.withdraw()
+            raise

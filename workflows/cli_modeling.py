@@ -16,6 +16,7 @@ from workflows.cli_common import (
     fail,
     local_dir,
     out,
+    progress_bar,
     storage_options_from,
 )
 from workflows.import_gc import collection_paused
@@ -151,7 +152,11 @@ def _train(
     with collection_paused():
         from modeling.training import train as train_run
 
-    with _StepBar() as advance:
+    with progress_bar("steps", loss="-") as (bar, task):
+
+        def advance(step: int, total: int, logs: dict[str, Any]) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{logs['loss']:.4f}")
+
         try:
             return train_run(
                 config,
@@ -165,40 +170,6 @@ def _train(
             )
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
             fail(str(exc))
-
-
-class _StepBar:
-    """A progress bar of training steps showing the running loss."""
-
-    def __enter__(self) -> Any:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]steps"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("steps", total=None, loss="-")
-
-        def advance(step: int, total: int, logs: dict[str, Any]) -> None:
-            self.bar.update(self.task, completed=step, total=total, loss=f"{logs['loss']:.4f}")
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
 
 
 def train(
