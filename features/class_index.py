@@ -84,6 +84,11 @@ class ShardSource:
     path: str
     kind: str
 
+    @property
+    def committed_bytes(self) -> int:
+        """Size of the file as the manifest recorded it when the shard was committed."""
+        return self.entry.files[self.fmt].bytes
+
 
 def split_shards(
     manifest: DatasetManifest, split: str, source: str = "waveforms", model: str = "vggish"
@@ -131,6 +136,44 @@ def split_shards(
             raise ValueError(f"shard {shard.index} of {where} has no HDF5 or Parquet file")
         out.append(ShardSource(shard, fmt, shard.files[fmt].path, source))
     return out
+
+
+def check_committed_sizes(store: DatasetStore, files: Sequence[tuple[str, int]]) -> None:
+    """Check that each shard file is there, at the size recorded when it was committed.
+
+    One listing per folder, so a whole split is checked before a long job reads it, in a few
+    requests on object stores. A file cut short, grown or replaced since is caught; one
+    changed in place at the same size is not: ``audiomill dataset verify`` compares checksums.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    files : sequence of (str, int)
+        Dataset-relative path of each file and its size in the manifest.
+
+    Raises
+    ------
+    ValueError
+        Naming the files that are missing or of another size (the first three, and how many).
+    """
+    listed: dict[str, dict[str, int]] = {}
+    problems = []
+    for path, expected in files:
+        folder, _, name = path.rpartition("/")
+        if folder not in listed:
+            listed[folder] = store.file_sizes(folder)
+        actual = listed[folder].get(name)
+        if actual is None:
+            problems.append(f"{store.url(path)} is missing")
+        elif actual != expected:
+            problems.append(f"{store.url(path)} is {actual:,} bytes, not {expected:,}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(
+            f"{'; '.join(problems[:3])}{more}: the manifest recorded these shard files when they "
+            "were committed, so they were removed, cut short or replaced since; restore them from "
+            "a copy (`audiomill dataset verify` checks every shard)"
+        )
 
 
 @contextlib.contextmanager
@@ -395,6 +438,7 @@ def build_class_index(
     if manifest is None:
         raise FileNotFoundError(f"{store.url()} has no manifest.json: not an audiomill dataset")
     shards = split_shards(manifest, split, source, model)
+    check_committed_sizes(store, [(s.path, s.committed_bytes) for s in shards])
     num_classes = manifest.num_classes
     with dask_client(client) as active:
         labels = read_split_labels(store, shards, num_classes, active)

@@ -24,7 +24,7 @@ import distributed
 import h5py
 import numpy as np
 
-from features.class_index import reading_shard
+from features.class_index import check_committed_sizes, reading_shard
 from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
@@ -420,6 +420,9 @@ def embed_dataset(
                     skipped += 1
                 else:
                     todo.append((split, shard))
+        check_committed_sizes(
+            store, [(f.path, f.bytes) for _, shard in todo for f in shard.files.values()]
+        )
         facts = {
             "sample_rate": manifest.sample_rate,
             "clip_seconds": manifest.clip_seconds,

@@ -42,6 +42,7 @@ from features.class_index import (
     ShardLabels,
     ShardSource,
     SplitLabels,
+    check_committed_sizes,
     open_hdf5,
     read_shard_labels,
     reading_shard,
@@ -312,6 +313,7 @@ def gather_split(
     """Compute the statistics of one split (shard reads run on ``client``)."""
     c = manifest.num_classes
     source, shards = _label_source(manifest, split)
+    check_committed_sizes(store, [(s.path, s.committed_bytes) for s in shards])
     parts: list[ShardStats | None] = [None] * len(shards)
     items = [(store, s, c, loudness_clips) for s in shards]
     for pos, part in map_shards(shard_stats, items, client):

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 import tensorflow as tf
 
-from features.class_index import reading_shard, split_shards
+from features.class_index import check_committed_sizes, reading_shard, split_shards
 from modeling.samplers import Sampler, batches
 from pipelines.dataset_state import load_manifest
 from pipelines.file_io import pread_into
@@ -121,6 +121,7 @@ class ShardReader:
         self.shards = [
             s for name in self.splits for s in split_shards(manifest, name, source, model)
         ]
+        check_committed_sizes(self.store, [(s.path, s.committed_bytes) for s in self.shards])
         self.num_classes = manifest.num_classes
         self.num_samples = manifest.num_samples
         self.shard_offsets = np.zeros(len(self.shards) + 1, dtype=np.int64)

@@ -190,6 +190,22 @@ class DatasetStore:
         children = {entry.rstrip("/") for entry in entries} - {path}
         return sorted(child.rsplit("/", 1)[-1] for child in children)
 
+    def file_sizes(self, rel_dir: str) -> dict[str, int]:
+        """Return the size in bytes of each file in `rel_dir` by name (one listing, fresh from
+        the store); ``{}`` if the folder is missing."""
+        path = self._dir_path(rel_dir)
+        try:
+            with self._reaching():
+                self.fs.invalidate_cache(path)
+                entries = self.fs.ls(path, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        return {
+            entry["name"].rstrip("/").rsplit("/", 1)[-1]: int(entry["size"])
+            for entry in entries
+            if entry.get("type") == "file"
+        }
+
     def remove(self, rel: str) -> None:
         """Delete the file `rel`; a missing file is not an error."""
         with contextlib.suppress(FileNotFoundError), self._reaching():

@@ -19,6 +19,7 @@ from features.class_index import (
     ClassIndex,
     StaleClassIndexError,
     build_class_index,
+    check_committed_sizes,
     load_class_index,
     split_shards,
     stale_reasons,
@@ -34,7 +35,7 @@ from schemas.class_index import (
     ClassIndexMeta,
     class_index_dir,
 )
-from tests.dataset_builders import Built, make_dataset
+from tests.dataset_builders import Built, make_dataset, record_sizes
 from tests.s3_server import S3Server
 
 C = 7
@@ -255,10 +256,12 @@ def test_bad_shards_are_errors(tmp_path: Path):
     with h5py.File(shard, "r+") as hf:
         del hf["target"]
         hf["target"] = np.zeros((3, C + 1), dtype=bool)
+    record_sizes(tmp_path / "ds")
     with pytest.raises(ValueError, match=rf"target has shape \(3, {C + 1}\)"):
         build_class_index(built.root, "train", client="synchronous")
     with h5py.File(shard, "r+") as hf:
         del hf["target"]
+    record_sizes(tmp_path / "ds")
     with pytest.raises(ValueError, match=r"missing datasets \['target'\]"):
         build_class_index(built.root, "train", client="synchronous")
 
@@ -269,8 +272,35 @@ def test_task_errors_propagate_from_a_cluster(tmp_path: Path):
     manifest = load_manifest(store)
     damaged = tmp_path / "ds" / manifest.splits["train"].shards[1].files["hdf5"].path
     damaged.write_bytes(b"x")
+    record_sizes(tmp_path / "ds")
     with pytest.raises(ValueError, match=rf"{damaged}: cannot be read \(.*signature"):
         build_class_index(built.root, "train", client=None)
+
+
+def test_shard_files_not_as_committed_are_refused_before_any_read(tmp_path: Path):
+    built = make_dataset(tmp_path / "ds", {"train": _random_labels(12, 11)}, num_classes=C)
+    store = DatasetStore(built.root)
+    files = [
+        (f.path, f.bytes)
+        for shard in load_manifest(store).splits["train"].shards
+        for f in shard.files.values()
+    ]
+    assert len(files) >= 3
+    check_committed_sizes(store, files)
+    (first, size), (second, _), (third, _) = files[:3]
+    with open(store.local_path(first), "ab") as grown:
+        grown.write(b"\0")
+    store.local_path(second).unlink()
+    with pytest.raises(ValueError) as refused:
+        build_class_index(built.root, "train", client="synchronous")
+    assert str(refused.value).startswith(
+        f"{store.url(first)} is {size + 1:,} bytes, not {size:,}; {store.url(second)} is missing:"
+    )
+    assert "audiomill dataset verify" in str(refused.value)
+    assert not store.exists("index/train/waveforms/index.json")
+    many = [(third, 1)] * 4
+    with pytest.raises(ValueError, match=r" \(and 3 more\): the manifest recorded"):
+        check_committed_sizes(store, [*files[:2], *many])
 
 
 def test_meta_round_trip_and_version():

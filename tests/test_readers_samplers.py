@@ -20,7 +20,7 @@ from modeling.samplers import (
     WeightedSampler,
     batches,
 )
-from tests.dataset_builders import damage_parquet_audio
+from tests.dataset_builders import damage_parquet_audio, record_sizes
 from tests.dataset_builders import make_dataset as build_dataset
 
 C = 6
@@ -254,6 +254,7 @@ def test_a_row_that_cannot_be_read_is_named_with_its_shard_not_wrapped_by_tensor
     )
     shard = built.root / "waveforms/train/shard-00001.parquet"
     damage_parquet_audio(shard, 2)
+    record_sizes(built.root)
     message = (
         f"{shard}: cannot be read (the audio of row 2 cannot be decoded "
         "(File contains data in an unimplemented format.))"
@@ -287,6 +288,7 @@ def test_reader_reads_contiguous_shards_raw_and_others_through_h5py(tmp_path: Pa
     paths = [f"waveforms/train/shard-{i:05d}.h5" for i in range(4)]
     for path in paths[1::2]:
         _rewrite_chunked(built.root / path, "waveform")
+    record_sizes(built.root)
     want_x, want_y = _brute_force(built.root, paths, "waveform", "target", ROWS)
     rows = np.r_[ROWS, ROWS[::-1], [3, 3, 3]]  # repeats within and across runs
     more_x, more_y = _brute_force(built.root, paths, "waveform", "target", rows)

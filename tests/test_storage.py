@@ -182,6 +182,16 @@ def test_listdir_and_remove(store: DatasetStore) -> None:
     assert not store.exists("a/x")
 
 
+def test_file_sizes_lists_the_files_of_a_folder_fresh(store: DatasetStore) -> None:
+    store.write_bytes_atomic("a/x", b"12345")
+    store.write_bytes_atomic("a/sub/z", b"1")
+    assert store.file_sizes("a") == {"x": 5}
+    store.write_bytes_atomic("a/x", b"123")  # the same store object sees the change
+    store.write_bytes_atomic("a/y", b"")
+    assert store.file_sizes("a") == {"x": 3, "y": 0}
+    assert store.file_sizes("missing") == {}
+
+
 def test_remove_temporaries(store: DatasetStore) -> None:
     leftovers = [f"{SHARD}.tmp-0123abcd", "manifest.json.tmp-ffff"]
     for rel in [*leftovers, SHARD, "manifest.json"]:

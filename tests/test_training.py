@@ -20,7 +20,7 @@ from modeling.runs import RunConfig, RunDir, load_trained_model
 from modeling.train_data import RowLabels, class_counts, fold_rows, make_sampler
 from modeling.training import train
 from schemas.classmap import ClassMap
-from tests.dataset_builders import damage_parquet_audio, make_dataset
+from tests.dataset_builders import damage_parquet_audio, make_dataset, record_sizes
 from tests.training_fixtures import embedding_config, separable_embedding, single_label_dataset
 from workflows.cli import app
 
@@ -282,6 +282,7 @@ def test_train_names_a_shard_that_fails_mid_training_in_one_line(tmp_path: Path)
     single_label_dataset(root, formats=("parquet",))
     shard = root / "waveforms/train/shard-00001.parquet"
     damage_parquet_audio(shard, 5)
+    record_sizes(root)
     args = ["train", str(root), "--out", str(tmp_path / "run"), "--input", "waveforms"]
     args += ["--model", "small_cnn", "--steps", "4", "--eval-every", "2", "--batch-size", "16"]
     args += ["--sampler", "shuffled"]
@@ -294,6 +295,25 @@ def test_train_names_a_shard_that_fails_mid_training_in_one_line(tmp_path: Path)
         "(File contains data in an unimplemented format.))"
     ) in result.output.splitlines()
     assert "Traceback" not in result.output
+
+
+def test_train_refuses_a_shard_cut_short_before_training_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    single_label_dataset(root)
+    shard = root / "waveforms/train/shard-00001.h5"
+    size = shard.stat().st_size
+    with open(shard, "r+b") as cut:
+        cut.truncate(size // 2)
+    args = ["train", str(root), "--out", str(tmp_path / "run"), "--input", "waveforms"]
+    args += ["--model", "small_cnn", "--steps", "4", "--batch-size", "16"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [
+        f"error: {shard} is {size // 2:,} bytes, not {size:,}: the manifest recorded these shard "
+        "files when they were committed, so they were removed, cut short or replaced since; "
+        "restore them from a copy (`audiomill dataset verify` checks every shard)"
+    ]
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_train_and_evaluate_raise_no_keras_warnings(tmp_path: Path) -> None:
