@@ -42,21 +42,102 @@ def save_manifest(store: DatasetStore, manifest: DatasetManifest) -> None:
     store.write_json_atomic(MANIFEST, manifest.to_dict())
 
 
-def read_ledger(store: DatasetStore, split: str | None = None) -> pa.Table:
-    """Return every ledger part of ``split`` (all splits when None) as one table."""
+class LedgerReadError(ValueError):
+    """A ledger part that cannot be read: not Parquet, damaged, or not of the ledger's schema.
+
+    Parameters
+    ----------
+    url : str
+        The part's full path or URL, which the message names.
+    path : str
+        The part's path inside the dataset (``ledger/<split>/<name>.parquet``).
+    reason : str
+        Why it cannot be read, on one line.
+    """
+
+    def __init__(self, url: str, path: str, reason: str) -> None:
+        super().__init__(f"{url}: ledger part cannot be read ({reason})")
+        self.path = path
+        self.reason = reason
+
+
+def _read_error_reason(exc: Exception) -> str:
+    """What pyarrow says about a part it cannot read, on one line and without its buffer name."""
+    text = " ".join(
+        str(exc).replace("Could not open Parquet input source '<Buffer>': ", "").split()
+    )
+    return text.rstrip(".") or type(exc).__name__
+
+
+def read_ledger_part(store: DatasetStore, rel: str) -> pa.Table:
+    """Return the ledger part at dataset path ``rel``, cast to the ledger's schema.
+
+    Raises
+    ------
+    LedgerReadError
+        If the part is no readable Parquet file of the ledger's columns.
+    """
+    data = store.read_bytes(rel)
+    try:
+        return pq.read_table(io.BytesIO(data)).cast(LEDGER_SCHEMA)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LedgerReadError(store.url(rel), rel, _read_error_reason(exc)) from exc
+
+
+def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:
+    """Dataset paths of every committed ledger part of ``split`` (all splits when None)."""
     splits = [split] if split else store.listdir("ledger")
+    return [
+        f"{ledger_dir(name)}/{part}"
+        for name in splits
+        for part in sorted(store.listdir(ledger_dir(name)))
+        if part.endswith(".parquet") and ".tmp-" not in part
+    ]
+
+
+def read_ledger(
+    store: DatasetStore,
+    split: str | None = None,
+    *,
+    unreadable: list[LedgerReadError] | None = None,
+) -> pa.Table:
+    """Return every ledger part of ``split`` (all splits when None) as one table.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    split : str, optional
+    unreadable : list, optional
+        Given, a part that cannot be read is appended to it and left out; otherwise it raises.
+
+    Raises
+    ------
+    LedgerReadError
+        A part cannot be read and ``unreadable`` is None.
+    """
     tables = []
-    for name in splits:
-        for part in sorted(store.listdir(ledger_dir(name))):
-            if part.endswith(".parquet") and ".tmp-" not in part:
-                data = store.read_bytes(f"{ledger_dir(name)}/{part}")
-                tables.append(pq.read_table(io.BytesIO(data)).cast(LEDGER_SCHEMA))
+    for rel in ledger_parts(store, split):
+        try:
+            tables.append(read_ledger_part(store, rel))
+        except LedgerReadError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
     return pa.concat_tables(tables) if tables else LEDGER_SCHEMA.empty_table()
 
 
-def ledger_state(store: DatasetStore, split: str | None = None) -> dict[str, dict]:
-    """One row per clip: the committed row if any, else the latest failure."""
-    return latest_rows(read_ledger(store, split))
+def ledger_state(
+    store: DatasetStore,
+    split: str | None = None,
+    *,
+    unreadable: list[LedgerReadError] | None = None,
+) -> dict[str, dict]:
+    """One row per clip: the committed row if any, else the latest failure.
+
+    ``unreadable`` is as for :func:`read_ledger`: without it, a part that cannot be read raises
+    :class:`LedgerReadError`.
+    """
+    return latest_rows(read_ledger(store, split, unreadable=unreadable))
 
 
 def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[dict]:

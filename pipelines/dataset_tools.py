@@ -12,7 +12,7 @@ import h5py
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.dataset_state import ledger_state, load_manifest, read_ledger
+from pipelines.dataset_state import LedgerReadError, ledger_state, load_manifest, read_ledger
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
@@ -186,7 +186,9 @@ def verify_dataset(
     Waveform and embedding shards alike; an embedding shard of a split with waveforms must also
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
-    directory, and reports shard files the manifest does not list.
+    directory, and reports shard files the manifest does not list. A ledger part that cannot be
+    read is a problem of its own: the rest is checked without it, and the clips of the shard it
+    records are not checked against the ledger.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -197,17 +199,19 @@ def verify_dataset(
             report.problems.append("classes.csv does not match the manifest's class map digest")
     except (FileNotFoundError, ValueError) as exc:
         report.problems.append(f"classes.csv unreadable: {exc}")
+    unreadable: list[LedgerReadError] = []
     ledger = {
-        name: ledger_state(store, name)
+        name: ledger_state(store, name, unreadable=unreadable)
         for name in sorted(set(manifest.splits) | set(store.listdir("ledger")))
     }
+    report.problems.extend(f"{e.path}: cannot be read ({e.reason})" for e in unreadable)
     ok_rows = {
         (name, c): r
         for name, rows in ledger.items()
         for c, r in rows.items()
         if r["status"] == STATUS_OK
     }
-    groups = _shard_groups(manifest, ok_rows)
+    groups = _shard_groups(manifest, ok_rows, _unread_ledger_shards(unreadable))
     seen: dict[tuple[str, str, str, str], int] = {}
     unread: set[tuple[str, int]] = set()
     files = [(g, s, f) for g in groups for s in g.entry.shards for f in s.files.values()]
@@ -224,7 +228,8 @@ def verify_dataset(
     # own problem says what is wrong, and re-running the ingest would not bring them back
     shipped |= {key for key, r in ok_rows.items() if (key[0], r["shard"]) in unread}
     report.clips_checked = len({(split, clip) for _, split, _, clip in seen})
-    if not any(ledger.values()) and any(sp.shards for sp in manifest.splits.values()):
+    shards = any(sp.shards for sp in manifest.splits.values())
+    if not any(ledger.values()) and shards and not unreadable:
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
     report.problems.extend(_uncommitted_work(store, groups, ok_rows, shipped))
     return report
@@ -248,6 +253,9 @@ class ShardGroup:
         Layout checks of a shard file in each format: file object -> problems.
     ledger : dict, optional
         Waveforms: the split's committed ledger rows by clip id, each naming its shard and row.
+    ledger_unread : set of int
+        Waveforms: the shards whose ledger part cannot be read, whose clips have no rows to
+        check against.
     aligned : dict, optional
         Embeddings of a split with waveforms: the waveform shards by index, whose clip ids each
         embedding shard of the same index holds in the same order.
@@ -259,10 +267,25 @@ class ShardGroup:
     hdf5_layout: Callable[[io.BytesIO], list[str]]
     parquet_layout: Callable[[io.BytesIO], list[str]]
     ledger: dict[str, dict] | None = None
+    ledger_unread: set[int] = field(default_factory=set)
     aligned: dict[int, ShardEntry] | None = None
 
 
-def _shard_groups(manifest: DatasetManifest, ok_rows: dict) -> list[ShardGroup]:
+def _unread_ledger_shards(unreadable: list[LedgerReadError]) -> dict[str, set[int]]:
+    """The shard indexes of the unreadable ledger parts ``ledger/<split>/shard-NNNNN.parquet``,
+    by split (a failures or rejected part records no committed clip)."""
+    shards: dict[str, set[int]] = {}
+    for exc in unreadable:
+        _, split, name = exc.path.rsplit("/", 2)
+        index = name.removeprefix("shard-").removesuffix(".parquet")
+        if name.startswith("shard-") and index.isdigit():
+            shards.setdefault(split, set()).add(int(index))
+    return shards
+
+
+def _shard_groups(
+    manifest: DatasetManifest, ok_rows: dict, ledger_unread: dict[str, set[int]]
+) -> list[ShardGroup]:
     """Every directory of committed shards the manifest lists, waveforms first."""
     groups = [
         ShardGroup(
@@ -272,6 +295,7 @@ def _shard_groups(manifest: DatasetManifest, ok_rows: dict) -> list[ShardGroup]:
             lambda f: hdf5_problems(f, manifest.num_classes, manifest.num_samples),
             lambda f: parquet_problems(f, manifest.num_classes, manifest.num_samples),
             ledger={c: r for (s, c), r in ok_rows.items() if s == name},
+            ledger_unread=ledger_unread.get(name, set()),
         )
         for name, split in sorted(manifest.splits.items())
     ]
@@ -374,7 +398,7 @@ def _verify_file(
         first = seen.setdefault((group.kind, group.split, fmt, clip_id), shard.index)
         if first != shard.index:
             problems.append(f"clip {clip_id} also in shard {first}")
-        if group.ledger is None:
+        if group.ledger is None or shard.index in group.ledger_unread:
             continue
         led = group.ledger.get(clip_id)
         if led is None:
