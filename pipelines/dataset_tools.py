@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import h5py
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -111,8 +112,10 @@ def dataset_failures(
     Raises
     ------
     ValueError
-        If ``reason`` is no :class:`~schemas.failures.FailureReason`, the dataset has no split
-        ``split``, or no ledger row has the run id ``run_id``: filters that can match nothing.
+        If ``reason`` is no :class:`~schemas.failures.FailureReason` or no failed clip of the
+        dataset has it, the dataset has no split ``split``, or no ledger row has the run id
+        ``run_id``: filters that can match nothing. Filters the dataset has, each on its own,
+        may still match nothing together.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -135,6 +138,8 @@ def dataset_failures(
         for r in latest_rows(table).values()
         if r["status"] != STATUS_OK and reason in (None, r["reason"])
     ]
+    if reason is not None and not rows:
+        _require_reason(store, reason, table if split is None and run_id is None else None)
     return sorted(rows, key=lambda r: (r["split"], r["origin"] or "", r["line"] or 0, r["clip_id"]))
 
 
@@ -143,6 +148,27 @@ def _split_names(store: DatasetStore, manifest: DatasetManifest) -> list[str]:
     names = set(manifest.splits) | set(store.listdir("ledger"))
     names.update(name for splits in manifest.embeddings.values() for name in splits)
     return sorted(names)
+
+
+def _require_reason(store: DatasetStore, reason: str, ledger: pa.Table | None) -> None:
+    """Raise a ValueError naming the reasons the dataset's failed clips have, unless one of them
+    has ``reason``.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    reason : str
+    ledger : pyarrow.Table, optional
+        The whole ledger, when already read.
+    """
+    rows = latest_rows(read_ledger(store) if ledger is None else ledger).values()
+    reasons = sorted({r["reason"] for r in rows if r["status"] != STATUS_OK})
+    if reason in reasons:
+        return
+    where = f"no failed clip of {store.url()} has reason {reason!r}"
+    if not reasons:
+        raise ValueError(f"{where}: it has no failed clips")
+    raise ValueError(f"{where}; its reasons: {', '.join(reasons)}")
 
 
 LISTED_RUNS = 5
