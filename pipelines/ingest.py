@@ -199,6 +199,15 @@ def _check_compatible(manifest: DatasetManifest, cfg: IngestConfig, class_map: C
         )
 
 
+def _save_if_changed(store: DatasetStore, manifest: DatasetManifest) -> None:
+    """Save the manifest unless ``manifest.json`` holds it already: a run that changes nothing
+    leaves the file as it was (the workflow runner tells a re-made output by its size, time
+    and inode)."""
+    saved = load_manifest(store)
+    if saved is None or saved.to_dict() != manifest.to_dict():
+        save_manifest(store, manifest)
+
+
 def _check_retry_reasons(given: tuple[str, ...]) -> None:
     """Refuse ``--retry-reason`` values that are not failure reasons, listing the reasons."""
     known = {r.value for r in FailureReason}
@@ -514,7 +523,7 @@ def _prepare_run(
         if adopted:
             log(f"recovered {len(adopted)} shard(s) of '{split}' from an interrupted run")
         remove_orphans(store, manifest, split)
-    save_manifest(store, manifest)
+    _save_if_changed(store, manifest)
 
     batches = -(-len(segments) // SEGMENT_BATCH_ROWS)
     validated: Callable[[int, int], None] | None = None
@@ -537,6 +546,7 @@ def _prepare_run(
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec | {"interrupted": True}
     sources = _sources(cfg, segments)
+    _check_committed(segments, state, cfg, sources)
     if builds_in_this_process(cfg.beam_args, cfg.workers):
         # The validation waits for Great Expectations' import on another core: meanwhile
         # this one decodes the clips the first shard starts with.
@@ -768,12 +778,10 @@ def _plan(
     their staged failures are collected as this run's); resolving failures go to ``failures``.
     """
     src, root_index = sources
-    todo, already, moved, interrupted = [], Counter(), [], 0
+    todo, already, interrupted = [], Counter(), 0
     for seg in segments:
         prev = state.get(seg.clip_id)
         if prev is not None:
-            if prev["status"] == STATUS_OK and prev["split"] != seg.split:
-                moved.append(f"{seg.clip_id} ({prev['split']}, line {seg.line} says {seg.split})")
             retry = prev["status"] != STATUS_OK and (
                 prev.get("transient") or prev.get("reason") in cfg.retry_reasons
             )
@@ -802,13 +810,78 @@ def _plan(
                 "line": seg.line,
             }
         )
-    if moved:
-        raise ValueError(
-            f"{cfg.segments}: {len(moved)} clip(s) are committed in another split than the list "
-            f"now gives them, e.g. {', '.join(moved[:3])}; a dataset cannot move clips between "
-            "splits: use a new --out"
-        )
     return todo, already, interrupted
+
+
+def _check_committed(
+    segments: list[Segment],
+    state: dict[str, dict],
+    cfg: IngestConfig,
+    sources: tuple[SourceConfig, dict[str, str] | None],
+) -> None:
+    """Refuse a list that gives a committed clip another split or (custom audio) another
+    source than the dataset holds it under: a clip id names one clip of the dataset.
+
+    Raises
+    ------
+    ValueError
+        Naming the list, how many clips differ, the first three of them, and what to do.
+    """
+    moved, elsewhere = [], []
+    for seg in segments:
+        prev = state.get(seg.clip_id)
+        if prev is None or prev["status"] != STATUS_OK:
+            continue
+        if prev["split"] != seg.split:
+            moved.append(f"{seg.clip_id} ({prev['split']}, line {seg.line} says {seg.split})")
+        new = _new_source(seg, sources)
+        if new is not None and not _same_source(prev.get("source"), new):
+            elsewhere.append(
+                f"{seg.clip_id} (committed from {prev['source']}, line {seg.line} names {new})"
+            )
+    problems = []
+    if moved:
+        problems.append(
+            f"{len(moved)} clip(s) are committed in another split than the list now gives them, "
+            f"e.g. {', '.join(moved[:3])}; a dataset cannot move clips between splits: use a "
+            "new --out"
+        )
+    if elsewhere:
+        problems.append(
+            f"{len(elsewhere)} clip(s) are committed from another source than the list now "
+            f"names, e.g. {', '.join(elsewhere[:3])}; a clip id names one clip of the dataset: "
+            "give these rows ids of their own (a clip_id column) or use a new --out"
+        )
+    if problems:
+        raise ValueError(f"{cfg.segments}: " + "; ".join(problems))
+
+
+def _new_source(seg: Segment, sources: tuple[SourceConfig, dict[str, str] | None]) -> str | None:
+    """Where a custom-audio segment (a path or URL, whose clip id comes from it) resolves to;
+    None for an AudioSet id (any mirror of the video serves the same clip) or a segment that
+    does not resolve (it fails as it would unplanned)."""
+    if seg.source_kind not in ("path", "url"):
+        return None
+    try:
+        return resolve(seg, *sources).location
+    except ClipFailure:
+        return None
+
+
+def _same_source(committed: str | None, new: str) -> bool:
+    """Whether a committed clip's ledger ``source`` and a segment's resolved location name the
+    same media: the same string, or local paths to the same file (a path relative to another
+    working directory: the committed one, not found from here, ends the new one)."""
+    if committed is None or committed == new:
+        return True  # None: a clip whose ledger row is lost, its source unknown
+    if "://" in committed or "://" in new:
+        return False
+    if os.path.exists(committed) and os.path.exists(new):
+        return os.path.samefile(committed, new)
+    if os.path.isabs(committed) or os.path.exists(committed):
+        return os.path.abspath(committed) == os.path.abspath(new)
+    tail = os.path.normpath(committed).split(os.sep)
+    return os.path.abspath(new).split(os.sep)[-len(tail) :] == tail
 
 
 def _collect_staged_failures(store: DatasetStore, split: str, run_id: str) -> list[dict]:

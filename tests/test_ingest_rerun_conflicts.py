@@ -1,0 +1,116 @@
+"""pipelines/ingest.py: a re-run that names a committed clip id with other media or other
+labels is refused before it writes anything (a clip id names one clip of the dataset)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingest import IngestConfig, _check_committed, _same_source, _sources, run_ingest
+from schemas.ledger import STATUS_OK
+from schemas.segments import Segment
+from tests.ingest_helpers import hdf5_clips
+from tests.media import write_media
+from tests.test_ingest_driver import local_config
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file under ``root``: size, modification time and inode."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def _segment(source: str, kind: str, clip_id: str = "x.wav_0", line: int = 2) -> Segment:
+    return Segment(
+        clip_id=clip_id,
+        source=source,
+        source_kind=kind,
+        start_s=None,
+        end_s=None,
+        labels=(0,),
+        label_mids=("dog",),
+        unknown_labels=(),
+        split="train",
+        origin="list.csv",
+        line=line,
+    )
+
+
+def test_same_clip_path_under_another_audio_root_is_refused_before_writing(tmp_path: Path):
+    write_media(tmp_path / "rootA" / "dog" / "1.wav", 1.0, 8000, freq=300, seed=1)
+    write_media(tmp_path / "rootB" / "dog" / "1.wav", 1.0, 8000, freq=900, seed=2)
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,labels\ndog/1.wav,dog\n")
+    out = tmp_path / "ds"
+    first = run_ingest(local_config(listing, tmp_path / "rootA", out), log=lambda line: None)
+    assert first.committed == 1
+    waveform = next(iter(hdf5_clips(out).values()))["waveform"].copy()
+    before = _snapshot(out)
+    with pytest.raises(ValueError) as refused:
+        run_ingest(local_config(listing, tmp_path / "rootB", out), log=lambda line: None)
+    message = str(refused.value)
+    assert message.startswith(f"{listing}: 1 clip(s) are committed from another source")
+    assert f"committed from {tmp_path / 'rootA' / 'dog' / '1.wav'}" in message
+    assert f"line 2 names {tmp_path / 'rootB' / 'dog' / '1.wav'}" in message
+    assert "a clip_id column" in message and "new --out" in message
+    assert _snapshot(out) == before
+    assert (next(iter(hdf5_clips(out).values()))["waveform"] == waveform).all()
+    # the same files again, however the root is spelled, are a plain resume
+    again = local_config(listing, tmp_path / "rootA" / ".." / "rootA", out)
+    assert run_ingest(again, log=lambda line: None).already_done == 1
+
+
+@pytest.mark.parametrize(
+    ("committed", "new"),
+    [
+        ("http://127.0.0.1:8765/x.wav", "http://localhost:8765/x.wav"),
+        ("http://127.0.0.1:8765/x.wav", "/data/x.wav"),
+        ("/data/x.wav", "http://127.0.0.1:8765/x.wav"),
+    ],
+)
+def test_a_url_and_another_url_or_path_are_other_sources(committed: str, new: str, tmp_path):
+    kind = "url" if "://" in new else "path"
+    state = {"x.wav_0": {"status": STATUS_OK, "split": "train", "source": committed}}
+    cfg = IngestConfig(segments="list.csv", out=str(tmp_path / "ds"))
+    seg = _segment(new, kind)
+    with pytest.raises(ValueError, match="1 clip\\(s\\) are committed from another source"):
+        _check_committed([seg], state, cfg, _sources(cfg, [seg]))
+    state["x.wav_0"]["source"] = new
+    _check_committed([seg], state, cfg, _sources(cfg, [seg]))  # the same source: no error
+
+
+def test_a_relative_source_from_another_working_directory_is_the_same(tmp_path, monkeypatch):
+    write_media(tmp_path / "work" / "audio" / "a.wav", 1.0, 8000)
+    monkeypatch.chdir(tmp_path)
+    assert _same_source("audio/a.wav", os.path.join("work", "audio", "a.wav"))
+    assert not _same_source("other/a.wav", os.path.join("work", "audio", "a.wav"))
+    monkeypatch.chdir(tmp_path / "work")
+    assert _same_source(str(tmp_path / "work" / "audio" / "a.wav"), "audio/a.wav")
+
+
+def test_youtube_ids_from_another_mirror_are_the_same_clip(tmp_path: Path):
+    state = {"abc_0": {"status": STATUS_OK, "split": "train", "source": "https://yt/abc"}}
+    cfg = IngestConfig(segments="list.csv", out=str(tmp_path), url_template="http://m/{ytid}")
+    seg = _segment("abc", "youtube", clip_id="abc_0")
+    _check_committed([seg], state, cfg, _sources(cfg, [seg]))
+
+
+def test_the_refusal_names_the_first_three_and_counts_all(tmp_path: Path):
+    segs = [_segment(f"/new/{i}.wav", "path", clip_id=f"c{i}", line=i + 2) for i in range(5)]
+    state = {
+        s.clip_id: {"status": STATUS_OK, "split": "train", "source": f"/old/{i}.wav"}
+        for i, s in enumerate(segs)
+    }
+    cfg = IngestConfig(segments="list.csv", out=str(tmp_path))
+    with pytest.raises(ValueError) as refused:
+        _check_committed(segs, state, cfg, _sources(cfg, segs))
+    message = str(refused.value)
+    assert "5 clip(s) are committed from another source" in message
+    assert "c2 (committed from /old/2.wav, line 4 names /new/2.wav)" in message
+    assert "c3" not in message
