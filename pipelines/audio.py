@@ -43,6 +43,12 @@ SILENCE_FRAME_S = 0.1
 RMS_FLOOR = 1e-10
 """RMS used for digital silence so ``rms_dbfs`` stays finite (-200 dBFS)."""
 
+MIN_TARGET_SAMPLE_RATE = 1000
+"""Lowest output rate: a 100 ms silence frame still holds 100 samples."""
+
+MAX_TARGET_SAMPLE_RATE = 384000
+"""Highest output rate, the highest plausible source rate."""
+
 FFMPEG_TIMEOUT_S = 300.0
 """Longest an ffmpeg decode may run before the clip is failed."""
 

@@ -21,6 +21,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import fsspec
 
@@ -81,6 +82,40 @@ def list_folder(path: str) -> str:
     if "://" in path:
         return posixpath.dirname(path.rstrip("/"))
     return os.path.dirname(path)
+
+
+def audio_root_problem(root: str, storage_options: dict | None = None) -> str | None:
+    """Why ``root`` cannot be an audio root, or ``None`` when it is a folder.
+
+    Parameters
+    ----------
+    root : str
+        The ``--audio-root`` value: a local path or an fsspec URL such as ``s3://bucket/audio``.
+    storage_options : dict, optional
+        For an fsspec URL.
+
+    Returns
+    -------
+    str or None
+        ``"no such folder"`` or ``"not a folder"`` for a local path; for a URL (one request),
+        ``"no such folder"`` when nothing is stored under it. ``None`` when it is a folder, for an
+        http(s) URL (a server lists no folders), and when the storage cannot be asked (the run
+        reports that itself).
+    """
+    if "://" not in root:
+        path = Path(root)
+        if path.is_dir():
+            return None
+        return "not a folder" if path.exists() else "no such folder"
+    if urlparse(root).scheme in ("http", "https"):
+        return None
+    try:
+        fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+        if fs.isdir(base):
+            return None
+        return "not a folder" if fs.exists(base) else "no such folder"
+    except Exception:  # credentials, network: the run's own access check says why
+        return None
 
 
 def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str, str]:

@@ -222,10 +222,9 @@ def _check_ingest_args(cfg) -> None:
         ("--workers", cfg.workers),
         ("--shard-clips", cfg.shard_clips),
     ):
-        if value <= 0:
+        if not value > 0:
             fail(f"{name} must be positive, not {value}")
-    if not 0 < cfg.min_coverage <= 1:
-        fail("--min-coverage must be in (0, 1]")
+    _check_clip_args(cfg)
     if cfg.rate_limit is not None and cfg.rate_limit <= 0:
         fail("--rate-limit must be positive")
     if cfg.cookies:
@@ -239,6 +238,32 @@ def _check_ingest_args(cfg) -> None:
             fail(str(exc))
     if unknown := unknown_beam_options(cfg.beam_args):
         fail(f"Beam does not know the option(s) {', '.join(unknown)} given after --")
+
+
+def _check_clip_args(cfg) -> None:
+    """Refuse, with exit 2 and before anything is written, a clip length, output rate or clip
+    check threshold that no clip could be made or pass with, and an --audio-root that is no
+    folder; each error names the option, its range or the problem, and the value."""
+    from pipelines.audio import MAX_TARGET_SAMPLE_RATE, MIN_TARGET_SAMPLE_RATE
+    from pipelines.sources import audio_root_problem
+
+    if cfg.clip_seconds > cfg.max_segment_seconds:
+        fail(
+            f"--clip-seconds must be at most {cfg.max_segment_seconds:g} s (the longest segment "
+            f"allowed), not {cfg.clip_seconds:g}"
+        )
+    if not MIN_TARGET_SAMPLE_RATE <= cfg.sample_rate <= MAX_TARGET_SAMPLE_RATE:
+        fail(
+            f"--sample-rate must be {MIN_TARGET_SAMPLE_RATE} to {MAX_TARGET_SAMPLE_RATE} Hz, "
+            f"not {cfg.sample_rate}"
+        )
+    if not 0 < cfg.min_coverage <= 1:
+        fail("--min-coverage must be in (0, 1]")
+    for name, value in (("--max-silence", cfg.max_silence), ("--max-clipping", cfg.max_clipping)):
+        if not 0 <= value <= 1:
+            fail(f"{name} must be in [0, 1], not {value:g}")
+    if cfg.audio_root and (problem := audio_root_problem(cfg.audio_root, cfg.storage_options)):
+        fail(f"--audio-root {cfg.audio_root}: {problem}")
 
 
 def _print_ingest_summary(summary) -> None:
@@ -321,8 +346,13 @@ def segments_inspect(
     when any line has a problem.
     """
     from pipelines.segment_report import inspect_segments
+    from pipelines.sources import audio_root_problem
     from schemas.errors import InputFormatError
 
+    if audio_root and (
+        problem := audio_root_problem(audio_root, storage_options_from(storage_options))
+    ):
+        fail(f"--audio-root {audio_root}: {problem}")
     try:
         rep = inspect_segments(
             file,
