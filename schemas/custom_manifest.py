@@ -34,6 +34,8 @@ from schemas.textio import read_text
 SOURCE_COLUMNS = ("path", "url")
 OTHER_COLUMNS = ("start_seconds", "end_seconds", "labels", "split", "clip_id")
 KNOWN_COLUMNS = {*SOURCE_COLUMNS, *OTHER_COLUMNS}
+MAX_LINE_SHOWN = 200
+"""Characters of a malformed line kept to show with its reason."""
 _COLUMN_NAME = re.compile(r"[^\W\d][\w .\-]*")
 
 
@@ -81,39 +83,96 @@ def is_jsonl(path: str) -> bool:
     return os.fspath(path).lower().endswith((".jsonl", ".ndjson"))
 
 
-def _csv_rows(text: str, path: str) -> Iterator[tuple[int, dict | str]]:
-    """The CSV's data rows by line number; blank lines and ``#`` comments before its header
-    are skipped."""
+Row = tuple[int, dict | str, str]
+"""A manifest row: its 1-based line number, its fields (lower-case names) or why it is
+malformed, and its text as the file has it."""
+
+
+def _csv_rows(text: str, path: str) -> Iterator[Row]:
+    """The CSV's data rows by line number, each with its text; blank lines and ``#`` comments
+    before its header are skipped."""
     first = _first_row(text)
     if first is None:
         raise InputFormatError(path, "empty manifest")
     header_line, offset, _ = first
-    reader = csv.DictReader(io.StringIO(text[offset:] if offset else text), skipinitialspace=True)
+    taken: list[str] = []  # the lines the reader took for the row it gives next
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text[offset:] if offset else text, newline=""):
+            taken.append(line)
+            yield line
+
+    reader = csv.DictReader(lines(), skipinitialspace=True)
     header = [f.strip() for f in reader.fieldnames or []]
     if not {f.lower() for f in header if f}.intersection(SOURCE_COLUMNS):
         raise missing_source_column(path, header_line, header)
+    taken.clear()
     for row in reader:
         line = header_line - 1 + reader.line_num
+        raw = "".join(taken).rstrip("\r\n")
+        taken.clear()
         if None in row:
             extra = len(row[None])
-            yield line, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}"
+            yield line, f"{len(row) - 1 + extra} fields, header has {len(row) - 1}", raw
             continue
-        yield line, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        yield line, {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}, raw
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, dict | str]]:
+_TEXT_FIELDS = ("path", "url", "split", "clip_id")
+_NUMBER_FIELDS = ("start_seconds", "end_seconds")
+
+
+def _json_kind(value: object) -> str:
+    """How a JSON value is called in an error: ``a number``, ``a list``, ``true`` ..."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _json_field_problem(obj: dict) -> str | None:
+    """Why a JSONL row's values cannot be read as a manifest row (a field of the wrong JSON
+    type), or ``None``; ``null`` stands for an absent field."""
+    for key in _TEXT_FIELDS:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key!r} must be a string, not {_json_kind(value)}"
+    for key in _NUMBER_FIELDS:
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"{key!r} must be a number of seconds, not {_json_kind(value)}"
+    labels = obj.get("labels")
+    if labels is None or isinstance(labels, str):
+        return None
+    what = _json_kind(labels)
+    if isinstance(labels, list):
+        bad = [x for x in labels if not isinstance(x, str)]
+        if not bad:
+            return None
+        what = f"a list holding {_json_kind(bad[0])}"
+    return f"'labels' must be a string or a list of strings, not {what}"
+
+
+def _jsonl_rows(text: str) -> Iterator[Row]:
+    """The JSON Lines rows by line number, each with its text; blank lines are skipped. A line
+    that is no JSON object, or whose fields have the wrong JSON types, is malformed."""
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        raw = line.rstrip("\r")
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield lineno, f"invalid JSON ({exc.msg})"
+            yield lineno, f"invalid JSON ({exc.msg})", raw
             continue
         if not isinstance(obj, dict):
-            yield lineno, "expected a JSON object"
+            yield lineno, "expected a JSON object", raw
             continue
-        yield lineno, {str(k).strip().lower(): v for k, v in obj.items()}
+        fields = {str(k).strip().lower(): v for k, v in obj.items()}
+        yield lineno, _json_field_problem(fields) or fields, raw
 
 
 def _seconds(value) -> float | None:
@@ -143,8 +202,8 @@ def _row_to_segment(
         return "give both start_seconds and end_seconds, or neither"
     labels = row.get("labels") or ""
     if isinstance(labels, list):
-        labels = ";".join(str(x) for x in labels)
-    known, unknown = class_map.split_labels(str(labels))
+        labels = ";".join(labels)
+    known, unknown = class_map.split_labels(labels)
     source = str(url or file_path)
     kind = "url" if url and urlparse(source).scheme in ("http", "https") else "path"
     name = urlparse(source).path.lstrip("/") if url else source
@@ -173,7 +232,7 @@ def parse_manifest_text(
     """Parse a custom manifest (CSV, or JSONL when ``path`` ends in ``.jsonl``/``.ndjson``)."""
     rows = _jsonl_rows(text) if is_jsonl(path) else _csv_rows(text, path)
     result = SegmentList()
-    for lineno, row in rows:
+    for lineno, row, raw in rows:
         if isinstance(row, str):
             parsed: Segment | str = row
         else:
@@ -181,21 +240,44 @@ def parse_manifest_text(
         if isinstance(parsed, Segment):
             result.segments.append(parsed)
         else:
-            raw = json.dumps(row) if isinstance(row, dict) else ""
-            result.malformed.append(MalformedLine(path, lineno, raw[:200], parsed))
+            result.malformed.append(MalformedLine(path, lineno, raw[:MAX_LINE_SHOWN], parsed))
     return result
 
 
 def manifest_labels(path: str | os.PathLike[str], storage_options: dict | None = None) -> list[str]:
-    """Return the distinct labels used by a manifest, sorted, to build a class map from."""
+    """Return the distinct labels used by a manifest, sorted, to build a class map from.
+
+    Raises
+    ------
+    InputFormatError
+        If the manifest has a header and no rows, or every row is malformed (naming the first
+        with its line, reason and text): there is no label to make a class map of then.
+    """
+    path = os.fspath(path)
     text = read_text(path, storage_options)
-    rows = _jsonl_rows(text) if is_jsonl(os.fspath(path)) else _csv_rows(text, os.fspath(path))
+    rows = _jsonl_rows(text) if is_jsonl(path) else _csv_rows(text, path)
     names: set[str] = set()
-    for _, row in rows:
-        if isinstance(row, dict):
-            labels = row.get("labels") or ""
-            items = labels if isinstance(labels, list) else str(labels).replace(";", ",").split(",")
-            names.update(str(x).strip() for x in items if str(x).strip())
+    good, malformed = 0, []
+    for lineno, row, raw in rows:
+        if isinstance(row, str):
+            malformed.append(MalformedLine(path, lineno, raw[:MAX_LINE_SHOWN], row))
+            continue
+        good += 1
+        labels = row.get("labels") or ""
+        items = labels if isinstance(labels, list) else labels.replace(";", ",").split(",")
+        names.update(x.strip() for x in items if x.strip())
+    if not good and not malformed:
+        raise InputFormatError(
+            path, "the list holds no segments (no rows), so no labels found to make a class map"
+        )
+    if not good:
+        first = malformed[0]
+        raise InputFormatError(
+            path,
+            f"every row is malformed ({len(malformed)}), so no labels found to make a class map; "
+            f"the first: {first.reason}: {first.text!r}",
+            line=first.line,
+        )
     return sorted(names)
 
 
