@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.dataset_state import LedgerReadError, ledger_state, load_manifest, read_ledger
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetLock, DatasetStore, describe_holder
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
 from schemas.embeddings import embedding_hdf5_problems, embedding_parquet_problems
@@ -342,8 +342,8 @@ def _shard_groups(
 
 
 def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
-    """What an interrupted ingest, embed or import left outside the manifest: shard files,
-    committed clips."""
+    """What an ingest, embed or import left outside the manifest (shard files, committed
+    clips), and what to do about it: a run that holds the dataset's lock is still at work."""
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed and ".tmp-" not in rel]
     problems = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(WAVEFORMS)]
@@ -353,18 +353,67 @@ def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
             f"split {split}: {n} clip(s) recorded as committed in the ledger are in no shard of "
             "the manifest"
         )
-    if problems:
-        problems.append(
-            "an interrupted ingest leaves this behind: run the same ingest again to adopt its "
-            "shards (or to remove what it cannot adopt)"
-        )
     embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
+    holder = DatasetLock(store).live_holder() if problems or embedded else None
+    if problems:
+        problems.append(_leftover_advice(WAVEFORMS, holder))
     if embedded:
-        embedded.append(
-            "an interrupted embed or import leaves this behind: run the same embed or import "
-            "again, which replaces or removes these files"
-        )
+        embedded.append(_leftover_advice("embeddings", holder))
     return problems + embedded
+
+
+LEFTOVERS = {
+    WAVEFORMS: (
+        "an interrupted ingest leaves this behind",
+        "run the same ingest again to adopt its shards (or to remove what it cannot adopt)",
+    ),
+    "embeddings": (
+        "an interrupted embed or import leaves this behind",
+        "run the same embed or import again, which replaces or removes these files",
+    ),
+}
+"""By kind of shard: where what is outside the manifest comes from when no run holds the
+dataset's lock, and what to do about it."""
+
+
+def _leftover_advice(kind: str, holder: dict | None) -> str:
+    """The last problem line about shard files or clips of ``kind`` outside the manifest.
+
+    Parameters
+    ----------
+    kind : str
+        :data:`WAVEFORMS` or ``"embeddings"``.
+    holder : dict, optional
+        The record of the live run that holds the dataset's lock
+        (:meth:`~pipelines.storage.DatasetLock.live_holder`): when it writes shards of this
+        kind (or is unknown), they are its work in progress; otherwise the re-run must wait.
+    """
+    interrupted, rerun = LEFTOVERS[kind]
+    if holder is None:
+        return f"{interrupted}: {rerun}"
+    who = describe_holder(holder)
+    stage = _lock_stage(holder)
+    if stage is None:
+        return (
+            f"the dataset is locked by {who}: the above may be its work in progress; run verify "
+            "again once it has finished"
+        )
+    if (stage == "ingest") == (kind == WAVEFORMS):
+        return (
+            f"an {stage} is running on this dataset, {who}: the above is its work in progress, "
+            "not committed yet; run verify again once it has finished"
+        )
+    return f"{interrupted}: once the {stage} running on this dataset, {who}, has finished, {rerun}"
+
+
+def _lock_stage(holder: dict) -> str | None:
+    """What the run of a lock record does: its owner's stage or command (``embed``,
+    ``import-embeddings``); ``ingest`` when it names none, as ingest's record does; None when
+    the record cannot be read."""
+    if "pid" not in holder:
+        return None
+    owner = holder.get("owner") if isinstance(holder.get("owner"), dict) else {}
+    return str(owner.get("stage") or owner.get("command") or "ingest")
 
 
 def _shard_dir_files(store: DatasetStore) -> list[str]:

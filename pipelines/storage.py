@@ -462,6 +462,49 @@ def _holder_is_dead(holder: dict[str, Any]) -> bool:
     return False
 
 
+def _readable_time(stamp: object) -> str | None:
+    """An ISO time of a lock record as ``2026-12-04 19:46:40 UTC``; None when it has none."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    """The run a lock record names, in words.
+
+    Parameters
+    ----------
+    holder : dict
+        A lock record (:class:`DatasetLock`); ``{}`` for an unreadable one.
+
+    Returns
+    -------
+    str
+        ``pid 4242 on host box since 2026-12-04 19:46:40 UTC (embed run 20261204T194640-ca81c8)``:
+        its stage or command, run id and any other detail of its owner in the parentheses.
+    """
+    if "pid" not in holder:
+        return "an unknown run (its lock file is unreadable)"
+    text = f"pid {holder['pid']} on host {holder.get('host')}"
+    if since := _readable_time(holder.get("started")):
+        text += f" since {since}"
+    owner = holder.get("owner")
+    owner = dict(owner) if isinstance(owner, dict) else {}
+    for key in ("host", "pid"):
+        owner.pop(key, None)
+    run = " ".join(str(owner.pop(k)) for k in ("stage", "command") if owner.get(k))
+    if run_id := owner.pop("run_id", None):
+        run = f"{run} run {run_id}".lstrip()
+    details = [run] if run else []
+    details += [f"{key} {value}" for key, value in sorted(owner.items())]
+    return f"{text} ({', '.join(details)})" if details else text
+
+
 def _parse_record(text: str) -> dict[str, Any]:
     """Parse a lock record; an unreadable one (a run died while creating it) gives ``{}``."""
     try:
@@ -569,15 +612,32 @@ class DatasetLock:
         except FileNotFoundError:
             return {}
 
+    def _stale(self, holder: dict[str, Any]) -> bool:
+        """Whether the run of a lock record may be taken over: its process is dead on this host,
+        or, on an object store, its heartbeat is older than `stale_after_s`."""
+        if _holder_is_dead(holder):
+            return True
+        return not self.store.is_local and _age_s(holder) >= self.stale_after_s
+
+    def live_holder(self) -> dict[str, Any] | None:
+        """The record of the run that holds the lock, as :meth:`acquire` judges it.
+
+        Returns
+        -------
+        dict or None
+            None when there is no lock or it would be taken over as stale; ``{}`` for a local
+            lock file that cannot be read, which :meth:`acquire` respects.
+        """
+        try:
+            holder = _parse_record(self.store.read_text(LOCK_NAME))
+        except FileNotFoundError:
+            return None
+        if not holder:
+            return holder if self.store.is_local else None
+        return None if self._stale(holder) else holder
+
     def _error(self, holder: dict[str, Any]) -> DatasetLockedError:
-        if "pid" in holder:
-            who = (
-                f"pid {holder['pid']} on host {holder.get('host')}, started {holder.get('started')}"
-            )
-            if holder.get("owner"):
-                who += f" ({json.dumps(holder['owner'], sort_keys=True)})"
-        else:
-            who = "an unknown run (its lock file is unreadable)"
+        who = describe_holder(holder)
         expiry = (
             ""
             if self.store.is_local
@@ -603,7 +663,7 @@ class DatasetLock:
                     holder = _parse_record(path.read_text())
                 except FileNotFoundError:
                     continue
-                if not _holder_is_dead(holder):
+                if not self._stale(holder):
                     raise self._error(holder) from None
                 _remove_stale(path, holder)
                 continue
@@ -620,9 +680,9 @@ class DatasetLock:
     def _acquire_remote(self) -> None:
         holder = self._read()
         if holder:
-            dead = _holder_is_dead(holder)
-            if not dead and _age_s(holder) < self.stale_after_s:
+            if not self._stale(holder):
                 raise self._error(holder)
+            dead = _holder_is_dead(holder)
             log.warning(
                 "taking over the dataset lock of pid %s on %s: %s",
                 holder.get("pid"),

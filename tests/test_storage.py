@@ -251,7 +251,8 @@ def test_lock_refuses_a_second_run_and_names_the_holder(store: DatasetStore) -> 
             _fast_lock(store).acquire()
         message = str(refused.value)
         record = json.loads(store.read_text(".lock"))
-    for part in (f"pid {os.getpid()}", socket.gethostname(), record["started"], '"ingest"'):
+    since = datetime.fromisoformat(record["started"]).strftime("since %Y-%m-%d %H:%M:%S UTC")
+    for part in (f"pid {os.getpid()}", socket.gethostname(), since, "(ingest)"):
         assert part in message
     assert store.url(".lock") in message
     assert "Wait for that run to finish" in message
