@@ -40,7 +40,13 @@ StorageOptions = Annotated[
 
 
 def print_error(message: str) -> None:
-    """Print ``error: message`` on stderr, unwrapped and without markup from the message."""
+    """Print ``error: message`` on stderr, unwrapped and without markup from the message.
+
+    A progress bar still showing ends first (:meth:`_Progress.finish`), so the error is the
+    last line and no empty bar follows it.
+    """
+    for bar in list(_showing):
+        bar.finish()
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
@@ -146,6 +152,10 @@ class _RateColumn(ProgressColumn):
         return Text(_rate(task))
 
 
+_showing: list[_Progress] = []
+"""The bars of :func:`progress_bar` being shown."""
+
+
 class _Progress(Progress):
     """A :class:`rich.progress.Progress` that, on a console that is no terminal (output to a
     file, under nohup or CI), where the bar shows only once it ends, prints a
@@ -155,14 +165,20 @@ class _Progress(Progress):
         super().__init__(*columns, **kwargs)
         self.line_every = line_every
         self.last_line = self.get_time()
+        self.stopped = False
 
-    def withdraw(self) -> None:
-        """Show nothing more when stopped: erase the bar on a terminal, print it nowhere else
-        (nor the blank line after it)."""
-        self.live.transient = True
+    def finish(self) -> None:
+        """Stop now, as it stands; a bar that counted nothing yet is taken away (erased on a
+        terminal, printed nowhere else, nor the blank line after it)."""
+        if not any(task.completed for task in self.tasks):
+            self.live.transient = True
+        self.stop()
 
     def stop(self) -> None:
-        """As :meth:`rich.progress.Progress.stop`, unless :meth:`withdraw` was called."""
+        """As :meth:`rich.progress.Progress.stop`, once: later calls do nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.live.transient:
             self.live.stop()
         else:
@@ -196,8 +212,9 @@ def progress_bar(
 
     Notes
     -----
-    When the block fails before any progress (a bad argument, a damaged input found up
-    front), the bar is taken away, so no empty ``0/?`` bar follows the error.
+    When the block fails, or prints an error (:func:`print_error`), the bar ends first as it
+    stands, or is taken away if it counted nothing yet (a bad argument, a damaged input found
+    up front), so the error comes last and no empty ``0/?`` bar follows it.
     """
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn(f"{{task.fields[{k}]}} {k}") for k in fields]
@@ -205,9 +222,11 @@ def progress_bar(
     bar = _Progress(*columns, line_every=line_every, console=console)
     with bar:
         task = bar.add_task(what, total=None, **fields)
+        _showing.append(bar)
         try:
             yield bar, task
         except BaseException:
-            if not bar.tasks[0].completed:
-                bar.withdraw()
+            bar.finish()
             raise
+        finally:
+            _showing.remove(bar)

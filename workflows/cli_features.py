@@ -106,7 +106,6 @@ def embed(
             FileNotFoundError,
             ValueError,
         ) as exc:
-            bar.stop()
             fail(str(exc))
     t = Table(title=f"embed {summary.run_id}", show_header=False)
     t.add_row("shards embedded", str(summary.shards_done))
@@ -149,7 +148,6 @@ def embed_files(
                 progress=lambda d, n: bar.update(task, completed=d, total=n),
             )  # fmt: skip
         except (CheckpointError, ClipFailure, FileNotFoundError, ValueError) as exc:
-            bar.stop()
             fail(str(exc))
     for r in results:
         line = f"{r.path}: {len(r.quantized)} embedding{'s' * (len(r.quantized) != 1)}"
@@ -231,7 +229,6 @@ def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_
             FileNotFoundError,
             ValueError,
         ) as exc:
-            bar.stop()
             fail(str(exc))
     _import_summary(summary)
 

@@ -62,7 +62,6 @@ def _with_progress(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any)
                 **kwargs,
             )
         except _errors() as exc:
-            bar.stop()
             fail(str(exc))
 
 
