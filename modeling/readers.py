@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,8 +100,8 @@ class ShardReader:
     shard_offsets : np.ndarray [shape=(S + 1,), dtype=int64]
         Global row of each shard's first row; the last entry is N.
     failure : Exception or None
-        What a read inside a :func:`make_dataset` pipeline raised, which TensorFlow reports
-        only as text in its own error (see :func:`read_failures_raised`).
+        What a read inside a :func:`make_dataset` pipeline raised; the pipeline then ends
+        instead of raising it (see :func:`read_failures_raised`).
     """
 
     def __init__(
@@ -524,6 +525,12 @@ def make_dataset(
 
     Notes
     -----
+    A read that fails ends the dataset early, after the batches read before it, and is kept
+    as ``reader.failure``; consume the dataset within :func:`read_failures_raised`, which
+    raises it. An exception raised inside ``tf.data`` would instead be logged by TensorFlow's
+    native code, traceback and all, once per op it passes through, before reaching the caller
+    as an error holding it as text.
+
     The sampler runs ahead of what the model consumed by up to ``prefetch + parallel_reads``
     batches, so ``sampler.state()`` read during training is ahead of the batches trained on.
     For an exact resume save the state when a dataset is built (an epoch of ``k`` batches) and
@@ -533,6 +540,8 @@ def make_dataset(
     def rows() -> Iterator[np.ndarray]:
         retain_freed_memory()  # after TensorFlow's generator dataset set its own malloc options
         for number, ids in enumerate(batches(sampler, batch_size, drop_remainder=drop_remainder)):
+            if reader.failure is not None:
+                return
             if on_batch is not None:
                 on_batch(number)
             yield ids
@@ -564,7 +573,8 @@ def make_dataset(
             return convert(*read(ids))
         except Exception as exc:
             reader.failure = exc
-            raise
+            x = np.empty((0, *reader.x_shape), dtype=out_types[0].as_numpy_dtype)
+            return x, np.empty((0, reader.num_classes), dtype=out_types[1].as_numpy_dtype)
 
     x_shape = (None, *reader.x_shape)
     y_shape = (None, reader.num_classes)
@@ -580,21 +590,36 @@ def make_dataset(
     ds = tf.data.Dataset.from_generator(
         rows, output_signature=tf.TensorSpec(shape=(None,), dtype=tf.int64)
     )
-    return ds.map(read_batch, num_parallel_calls=parallel_reads).prefetch(prefetch)
+    ds = ds.map(read_batch, num_parallel_calls=parallel_reads)
+    return ds.filter(lambda x, y: tf.shape(x)[0] > 0).prefetch(prefetch)  # a failed read: none
 
 
 @contextlib.contextmanager
 def read_failures_raised(*readers: ShardReader) -> Iterator[None]:
-    """Raise a reader's own failure where TensorFlow raises an error wrapping it.
+    """Raise the failure of a read of ``readers`` inside a :func:`make_dataset` pipeline.
 
-    A read that fails inside a :func:`make_dataset` pipeline (a shard gone, a store out of
-    reach) reaches the caller as ``tf.errors.UnknownError`` holding the read's traceback as
-    text; inside this block it is the exception the read raised, naming the shard or the store.
+    Such a read (a shard gone or damaged, a store out of reach) ends its dataset early, so a
+    consumer in the block gets fewer batches than it asked for; at the end of the block the
+    exception the read raised is raised, naming the shard or the store, and the warning Keras
+    gives for the missing batches ("Your input ran out of data") is dropped. Other warnings of
+    the block are shown as usual once it ends. An error raised in the block (TensorFlow's,
+    or Keras's own when no batch came at all) is replaced by the read's failure when there
+    is one.
     """
-    try:
-        yield
-    except tf.errors.OpError:
-        failure = next((r.failure for r in readers if r.failure is not None), None)
-        if failure is None:
-            raise
-        raise failure from None
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        except Exception:
+            failure = _first_failure(readers)
+            if failure is None:
+                raise
+            raise failure from None
+    failure = _first_failure(readers)
+    if failure is not None:
+        raise failure
+    for shown in caught:
+        warnings.showwarning(shown.message, shown.category, shown.filename, shown.lineno)
+
+
+def _first_failure(readers: Sequence[ShardReader]) -> Exception | None:
+    return next((r.failure for r in readers if r.failure is not None), None)

@@ -17,10 +17,11 @@ run that was never stopped.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -437,16 +438,18 @@ def train(
     batches_iter = iter(dataset)
     drawn = start
 
-    def next_batch() -> tuple[np.ndarray, np.ndarray]:
-        """The next batch, mixed up with a generator seeded by its step."""
+    def next_batches(n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The next ``n`` batches, each mixed up with a generator seeded by its step; fewer
+        when a read failed (the dataset ends; :func:`read_failures_raised` raises it)."""
         nonlocal drawn
-        x, y = (t.numpy() for t in next(batches_iter))
-        if config.mixup > 0:
-            rng = np.random.default_rng([config.seed, _MIXUP_STREAM, drawn])
-            mixed = mixup(x, y, config.mixup, rng)
-            x, y = mixed.x, mixed.y
-        drawn += 1
-        return x, y
+        for batch in itertools.islice(batches_iter, n):
+            x, y = (t.numpy() for t in batch)
+            if config.mixup > 0:
+                rng = np.random.default_rng([config.seed, _MIXUP_STREAM, drawn])
+                mixed = mixup(x, y, config.mixup, rng)
+                x, y = mixed.x, mixed.y
+            drawn += 1
+            yield x, y
 
     signature = (
         tf.TensorSpec((None, *data.reader.x_shape), tf.float32),
@@ -455,9 +458,9 @@ def train(
     while step < config.steps:
         n = min(config.eval_every - step % config.eval_every, config.steps - step)
         chunk = tf.data.Dataset.from_generator(
-            lambda n=n: (next_batch() for _ in range(n)), output_signature=signature
+            lambda n=n: next_batches(n), output_signature=signature
         )
-        t_chunk = time.perf_counter()
+        t_chunk, drawn_before = time.perf_counter(), drawn
         with read_failures_raised(data.reader):
             fitted = model.fit(
                 chunk,
@@ -467,6 +470,8 @@ def train(
                 verbose=0,
                 callbacks=[_StepProgress(progress, step, config.steps)] if progress else [],
             )
+        if drawn - drawn_before < n:  # no read failed, yet the batches ran out
+            raise RuntimeError(f"the training data ended after {drawn} of {config.steps} steps")
         train_seconds += time.perf_counter() - t_chunk
         step += n
         metrics = _evaluate(model, config, data)
