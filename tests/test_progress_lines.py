@@ -83,3 +83,14 @@ def test_a_block_failing_after_some_progress_shows_how_far_it_got(monkeypatch):
     except ValueError:
         pass
     assert "steps" in text.getvalue() and "7" in text.getvalue()
+
+
+def test_an_error_printed_under_a_bar_comes_after_it(monkeypatch):
+    text = _console(monkeypatch, Clock(), terminal=False)
+    with progress_bar("clips") as (bar, task):
+        bar.update(task, completed=3)
+        cli_common.print_error("the list is gone")
+    lines = [line for line in text.getvalue().splitlines() if line.strip()]
+    assert lines[-1] == "error: the list is gone"
+    assert lines[0].startswith("clips") and "3" in lines[0]
+    assert len(lines) == 2
