@@ -198,12 +198,30 @@ def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) ->
             f.seek(first)
         integer_read = _INTEGER_READS.get(f.subtype)
         if integer_read is None:
-            samples = f.read(count, dtype="float32", always_2d=True)
+            samples = _finite(f.read(count, dtype="float32", always_2d=True), path)
         else:
             dtype, scale = integer_read
             samples = f.read(count, dtype=dtype, always_2d=True).astype(np.float32)
             samples *= np.float32(scale)
         return DecodedAudio(samples, sr, f.channels, f"{f.format}/{f.subtype}".lower(), "soundfile")
+
+
+def _finite(samples: np.ndarray, path: Path) -> np.ndarray:
+    """Return float ``samples`` of ``path`` when every one is finite.
+
+    Raises
+    ------
+    ClipFailure
+        ``DECODE_ERROR`` naming the file and how many samples are NaN or infinite: no level,
+        clipping or silence measure means anything then, nor does a cast to int16.
+    """
+    if samples.size and not np.isfinite(samples).all():
+        bad = samples.size - np.count_nonzero(np.isfinite(samples))
+        raise ClipFailure(
+            FailureReason.DECODE_ERROR,
+            f"{path}: the audio holds NaN or infinite samples ({bad} of {samples.size})",
+        )
+    return samples
 
 
 _INPUT_RE = re.compile(r"^Input #0, ([^,\s]+)", re.MULTILINE)
@@ -240,6 +258,7 @@ def _decode_ffmpeg(path: Path, start_s: float | None, end_s: float | None) -> De
         samples, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError) as exc:
         raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: ffmpeg output: {exc}") from None
+    _finite(samples, path)
     container = _INPUT_RE.search(log)
     codec = _AUDIO_RE.search(log)
     fmt = f"{container[1] if container else 'unknown'}/{codec[1] if codec else 'unknown'}"
