@@ -31,6 +31,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import decode_ahead, expectations_service, staging
@@ -53,7 +54,7 @@ from pipelines.dataset_state import (
 )
 from pipelines.fetch import FetchOptions, is_local
 from pipelines.heap import release_freed_memory
-from pipelines.pack import PackSettings
+from pipelines.pack import PackSettings, ledger_part_path, read_committed_labels
 from pipelines.segment_loading import class_map_from_list, load_segment_list
 from pipelines.sources import SourceConfig, index_audio_root, list_folder, resolve
 from pipelines.storage import DatasetLock, DatasetStore
@@ -62,7 +63,7 @@ from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, STAGING, DatasetManifest, ledger_dir
 from schemas.errors import InputFormatError, MalformedLine
 from schemas.failures import ClipFailure, FailureReason
-from schemas.ledger import STATUS_OK, ledger_table
+from schemas.ledger import LEDGER_SCHEMA, STATUS_OK, ledger_table
 from schemas.segment_checks import describe_failed_checks
 from schemas.segments import SEGMENT_SCHEMA, Segment, segments_to_table, split_name_problem
 from schemas.shards import audio_name_for
@@ -545,8 +546,10 @@ def _prepare_run(
             rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec | {"interrupted": True}
+    _add_unledgered_shards(store, manifest, state, log)
     sources = _sources(cfg, segments)
-    _check_committed(segments, state, cfg, sources)
+    labels = _committed_labels(store, manifest, state, segments)
+    _check_committed(segments, state, cfg, sources, labels, class_map)
     if builds_in_this_process(cfg.beam_args, cfg.workers):
         # The validation waits for Great Expectations' import on another core: meanwhile
         # this one decodes the clips the first shard starts with.
@@ -818,42 +821,145 @@ def _check_committed(
     state: dict[str, dict],
     cfg: IngestConfig,
     sources: tuple[SourceConfig, dict[str, str] | None],
+    committed_labels: dict[str, tuple[int, ...]],
+    class_map: ClassMap,
 ) -> None:
-    """Refuse a list that gives a committed clip another split or (custom audio) another
-    source than the dataset holds it under: a clip id names one clip of the dataset.
+    """Refuse a list that gives a committed clip another split, other labels or (custom audio)
+    another source than the dataset holds it with: a clip id names one clip of the dataset.
+
+    Parameters
+    ----------
+    segments : list of Segment
+    state : dict
+        The ledger's row of each clip (:func:`pipelines.dataset_state.ledger_state`).
+    cfg : IngestConfig
+    sources : tuple
+        From :func:`_sources`.
+    committed_labels : dict
+        The labels of the committed clips of ``segments`` (:func:`_committed_labels`).
+    class_map : ClassMap
+        Names the labels in the message.
 
     Raises
     ------
     ValueError
         Naming the list, how many clips differ, the first three of them, and what to do.
     """
-    moved, elsewhere = [], []
+    moved, relabelled, elsewhere = [], [], []
     for seg in segments:
         prev = state.get(seg.clip_id)
         if prev is None or prev["status"] != STATUS_OK:
             continue
         if prev["split"] != seg.split:
             moved.append(f"{seg.clip_id} ({prev['split']}, line {seg.line} says {seg.split})")
+        old = committed_labels.get(seg.clip_id)
+        if old is not None and (old != tuple(sorted(set(seg.labels))) or seg.unknown_labels):
+            relabelled.append(
+                f"{seg.clip_id} (committed as {_label_names(old, class_map)}, line {seg.line} "
+                f"says {_label_names(seg.labels, class_map, seg.unknown_labels)})"
+            )
         new = _new_source(seg, sources)
         if new is not None and not _same_source(prev.get("source"), new):
             elsewhere.append(
                 f"{seg.clip_id} (committed from {prev['source']}, line {seg.line} names {new})"
             )
-    problems = []
-    if moved:
-        problems.append(
-            f"{len(moved)} clip(s) are committed in another split than the list now gives them, "
-            f"e.g. {', '.join(moved[:3])}; a dataset cannot move clips between splits: use a "
-            "new --out"
+    problems = [
+        f"{len(found)} clip(s) are committed {what}, e.g. {', '.join(found[:3])}; {remedy}"
+        for found, what, remedy in (
+            (moved, "in another split than the list now gives them", _MOVED_REMEDY),
+            (relabelled, "with other labels than the list now gives them", _RELABEL_REMEDY),
+            (elsewhere, "from another source than the list now names", _OTHER_SOURCE_REMEDY),
         )
-    if elsewhere:
-        problems.append(
-            f"{len(elsewhere)} clip(s) are committed from another source than the list now "
-            f"names, e.g. {', '.join(elsewhere[:3])}; a clip id names one clip of the dataset: "
-            "give these rows ids of their own (a clip_id column) or use a new --out"
-        )
+        if found
+    ]
     if problems:
         raise ValueError(f"{cfg.segments}: " + "; ".join(problems))
+
+
+_MOVED_REMEDY = "a dataset cannot move clips between splits: use a new --out"
+_RELABEL_REMEDY = "a dataset cannot relabel committed clips: use a new --out"
+_OTHER_SOURCE_REMEDY = (
+    "a clip id names one clip of the dataset: give these rows ids of their own (a clip_id "
+    "column) or use a new --out"
+)
+
+
+def _label_names(
+    labels: tuple[int, ...], class_map: ClassMap, unknown: tuple[str, ...] = ()
+) -> str:
+    """Labels (class indices, then labels the class map lacks) as the quoted names a list
+    gives, or 'no label'."""
+    names = [class_map[i].display_name for i in sorted(set(labels))] + list(unknown)
+    return repr(", ".join(names)) if names else "no label"
+
+
+def _committed_labels(
+    store: DatasetStore, manifest: DatasetManifest, state: dict[str, dict], segments: list[Segment]
+) -> dict[str, tuple[int, ...]]:
+    """The labels (sorted class indices) that each committed clip of ``segments`` has in the
+    dataset: from the segments table of the run that committed it (one file a run, two
+    columns), else from its shard (a table lost, or a clip whose ledger row is lost, which
+    :func:`_add_unledgered_shards` read from its shard already)."""
+    labels: dict[str, tuple[int, ...]] = {}
+    by_run: dict[str, set[str]] = {}
+    for seg in segments:
+        prev = state.get(seg.clip_id)
+        if prev is None or prev["status"] != STATUS_OK:
+            continue
+        if "labels" in prev:
+            labels[seg.clip_id] = prev["labels"]
+        else:
+            by_run.setdefault(prev["run_id"], set()).add(seg.clip_id)
+    for run_id, ids in by_run.items():
+        labels.update(_run_labels(store, run_id, ids))
+        for split, index in {(state[c]["split"], state[c]["shard"]) for c in ids - labels.keys()}:
+            entry = manifest.splits.get(split)
+            shard = next((s for s in entry.shards if s.index == index), None) if entry else None
+            if shard is not None:
+                found = read_committed_labels(store, shard)
+                labels.update((c, found[c]) for c in ids & found.keys())
+    return labels
+
+
+def _run_labels(store: DatasetStore, run_id: str, ids: set[str]) -> dict[str, tuple[int, ...]]:
+    """The labels of clips ``ids`` in run ``run_id``'s segments table (none when it is gone)."""
+    rel = f"segments/{run_id}.parquet"
+    if not store.exists(rel):
+        return {}
+    with store.open(rel) as stream:
+        table = pq.read_table(stream, columns=["clip_id", "labels"])
+    table = table.filter(pc.is_in(table.column("clip_id"), value_set=pa.array(sorted(ids))))
+    ids_found, labels = table.column("clip_id").to_pylist(), table.column("labels").to_pylist()
+    return {c: tuple(sorted(set(lab))) for c, lab in zip(ids_found, labels, strict=True)}
+
+
+def _add_unledgered_shards(
+    store: DatasetStore, manifest: DatasetManifest, state: dict[str, dict], log: Callable
+) -> None:
+    """Count as committed (in ``state``, with their labels) the clips of the committed shards
+    whose ledger part is missing, read from the shards: without it a re-run would ingest them
+    again, into a second shard."""
+    missing = []
+    for split, entry in sorted(manifest.splits.items()):
+        parts = set(store.listdir(ledger_dir(split)))
+        for shard in entry.shards:
+            rel = ledger_part_path(split, shard.index, shard.run_id, committed=True)
+            if rel.rsplit("/", 1)[-1] in parts:
+                continue
+            missing.append(rel)
+            for clip_id, labels in read_committed_labels(store, shard).items():
+                if state.get(clip_id, {}).get("status") != STATUS_OK:
+                    state[clip_id] = {
+                        **dict.fromkeys(LEDGER_SCHEMA.names),
+                        **{"clip_id": clip_id, "split": split, "status": STATUS_OK},
+                        **{"run_id": shard.run_id, "shard": shard.index, "labels": labels},
+                    }
+    if missing:
+        log(
+            f"{len(missing)} committed shard(s) have no ledger part, e.g. "
+            f"{', '.join(store.url(r) for r in missing[:3])}: their clips count as committed, "
+            "read from the shards (`audiomill dataset verify` reports the missing parts)"
+        )
 
 
 def _new_source(seg: Segment, sources: tuple[SourceConfig, dict[str, str] | None]) -> str | None:

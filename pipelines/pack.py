@@ -28,8 +28,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import expectations_service, staging
@@ -37,7 +39,7 @@ from pipelines.shard_writers import HDF5ShardWriter, ParquetShardWriter, ShardRo
 from pipelines.storage import DatasetStore, temporary_name
 from pipelines.validation_reports import save_validation_report
 from schemas.clip_checks import clip_coverage, describe_failed_clip_checks
-from schemas.dataset import ledger_dir, waveform_shard_path
+from schemas.dataset import ShardEntry, ledger_dir, waveform_shard_path
 from schemas.failures import FailureReason
 from schemas.ledger import STATUS_FAILED, STATUS_OK, ledger_table
 from schemas.shards import flac_bytes
@@ -461,3 +463,32 @@ def _add(
             delivered_seconds=meta["delivered_seconds"],
             flac=flac,
         )
+
+
+def read_committed_labels(store: DatasetStore, shard: ShardEntry) -> dict[str, tuple[int, ...]]:
+    """The clip ids of a committed shard and each one's labels (class indices), read from its
+    Parquet file's ``clip_id`` and ``labels`` columns, else its HDF5 ``clip_id`` and
+    ``target``; never the audio.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it cannot be read or lacks those columns or datasets.
+    """
+    fmt = "parquet" if "parquet" in shard.files else "hdf5"
+    rel = shard.files[fmt].path
+    try:
+        if fmt == "parquet":
+            with store.open(rel) as stream:
+                table = pq.read_table(stream, columns=["clip_id", "labels"])
+            ids, labels = table.column("clip_id").to_pylist(), table.column("labels").to_pylist()
+            return {c: tuple(sorted(set(lab))) for c, lab in zip(ids, labels, strict=True)}
+        with contextlib.ExitStack() as stack:
+            source = (
+                store.local_path(rel) if store.is_local else stack.enter_context(store.open(rel))
+            )
+            hf = stack.enter_context(h5py.File(source, "r"))
+            ids, target = hf["clip_id"].asstr()[:], hf["target"][:]
+        return {c: tuple(np.flatnonzero(row).tolist()) for c, row in zip(ids, target, strict=True)}
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"{store.url(rel)}: cannot read its clip ids and labels ({exc})") from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest import IngestConfig, _check_committed, _same_source, _sources, run_ingest
+from schemas.classmap import ClassMap
 from schemas.ledger import STATUS_OK
 from schemas.segments import Segment
 from tests.ingest_helpers import hdf5_clips
@@ -40,6 +41,11 @@ def _segment(source: str, kind: str, clip_id: str = "x.wav_0", line: int = 2) ->
         origin="list.csv",
         line=line,
     )
+
+
+def _check(segments: list[Segment], state: dict[str, dict], cfg: IngestConfig) -> None:
+    """The committed-clip check with no committed labels to compare."""
+    _check_committed(segments, state, cfg, _sources(cfg, segments), {}, ClassMap.from_names([]))
 
 
 def test_same_clip_path_under_another_audio_root_is_refused_before_writing(tmp_path: Path):
@@ -80,9 +86,9 @@ def test_a_url_and_another_url_or_path_are_other_sources(committed: str, new: st
     cfg = IngestConfig(segments="list.csv", out=str(tmp_path / "ds"))
     seg = _segment(new, kind)
     with pytest.raises(ValueError, match="1 clip\\(s\\) are committed from another source"):
-        _check_committed([seg], state, cfg, _sources(cfg, [seg]))
+        _check([seg], state, cfg)
     state["x.wav_0"]["source"] = new
-    _check_committed([seg], state, cfg, _sources(cfg, [seg]))  # the same source: no error
+    _check([seg], state, cfg)  # the same source: no error
 
 
 def test_a_relative_source_from_another_working_directory_is_the_same(tmp_path, monkeypatch):
@@ -98,7 +104,7 @@ def test_youtube_ids_from_another_mirror_are_the_same_clip(tmp_path: Path):
     state = {"abc_0": {"status": STATUS_OK, "split": "train", "source": "https://yt/abc"}}
     cfg = IngestConfig(segments="list.csv", out=str(tmp_path), url_template="http://m/{ytid}")
     seg = _segment("abc", "youtube", clip_id="abc_0")
-    _check_committed([seg], state, cfg, _sources(cfg, [seg]))
+    _check([seg], state, cfg)
 
 
 def test_the_refusal_names_the_first_three_and_counts_all(tmp_path: Path):
@@ -109,8 +115,41 @@ def test_the_refusal_names_the_first_three_and_counts_all(tmp_path: Path):
     }
     cfg = IngestConfig(segments="list.csv", out=str(tmp_path))
     with pytest.raises(ValueError) as refused:
-        _check_committed(segs, state, cfg, _sources(cfg, segs))
+        _check(segs, state, cfg)
     message = str(refused.value)
     assert "5 clip(s) are committed from another source" in message
     assert "c2 (committed from /old/2.wav, line 4 names /new/2.wav)" in message
     assert "c3" not in message
+
+
+def _two_labelled_clips(tmp_path: Path) -> tuple[Path, Path]:
+    """Two 1 s clips, 'dog' and 'cat', in a list; returns the list and the audio root."""
+    audio = tmp_path / "audio"
+    write_media(audio / "a.wav", 1.0, 16000, freq=300, seed=1)
+    write_media(audio / "b.wav", 1.0, 16000, freq=900, seed=2)
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,labels\na.wav,dog\nb.wav,cat\n")
+    return listing, audio
+
+
+@pytest.mark.parametrize("table_lost", [False, True])
+def test_a_changed_label_of_a_committed_clip_is_refused_before_writing(tmp_path, table_lost):
+    listing, audio = _two_labelled_clips(tmp_path)
+    out = tmp_path / "ds"
+    cfg = local_config(listing, audio, out)
+    assert run_ingest(cfg, log=lambda line: None).committed == 2
+    if table_lost:  # the labels are then read from the shard
+        for table in (out / "segments").glob("*.parquet"):
+            table.unlink()
+    before = _snapshot(out)
+    listing.write_text("path,labels\na.wav,dog\nb.wav,dog\n")
+    with pytest.raises(ValueError) as refused:
+        run_ingest(cfg, log=lambda line: None)
+    assert str(refused.value) == (
+        f"{listing}: 1 clip(s) are committed with other labels than the list now gives them, "
+        "e.g. b.wav_0 (committed as 'cat', line 3 says 'dog'); a dataset cannot relabel "
+        "committed clips: use a new --out"
+    )
+    assert _snapshot(out) == before
+    listing.write_text("path,labels\na.wav,dog\nb.wav,cat\n")  # the labels it has: a resume
+    assert run_ingest(cfg, log=lambda line: None).already_done == 2
