@@ -231,8 +231,8 @@ stages:
       storage_options: {client_kwargs: {endpoint_url: "http://x"}}
       classes: ${nothing}
   - name: py
-    call: tests.workflow_helpers:calls
-    kwargs: {counter: "${work}/c", n: "${n}"}
+    call: tests.workflow_helpers:small_dataset
+    kwargs: {counter: "${work}/c", root: "${work}/r", clips: "${n}"}
 """
 
 
@@ -246,12 +246,12 @@ def test_substitution_types_flags_and_overrides(tmp_path: Path, monkeypatch):
         "--no-precut", "--exact-cuts", "--retry-reason", "a", "--retry-reason", "b",
         "--storage-options", '{"client_kwargs": {"endpoint_url": "http://x"}}',
     )  # fmt: skip
-    assert py.kwargs == {"counter": "out/c", "n": 3}
+    assert py.kwargs == {"counter": "out/c", "root": "out/r", "clips": 3}
 
     again = plan_of(path, work="/w", n="5", flag="yes").stages
     assert again[0].argv == ("dataset", "info", "--json", "/w/sub/x", "${literal}", "from-env",
                              "5-true")  # fmt: skip
-    assert again[2].kwargs == {"counter": "/w/c", "n": 5}
+    assert again[2].kwargs == {"counter": "/w/c", "root": "/w/r", "clips": 5}
     assert again[1].digest != ingest.digest and again[2].digest != py.digest
     assert plan_of(path).stages[1].digest == ingest.digest
 

@@ -31,7 +31,8 @@ The file
         needs: [ingest]               # optional: earlier stages this one depends on
 
 Each stage has exactly one of ``command`` (with ``args`` and ``options``) or ``call`` (with
-``kwargs``). ``${name}`` takes a variable, ``${env:NAME}`` an environment variable, ``$${``
+``kwargs``). A call's module is imported when the file is read, and its function must be there
+and take the ``kwargs`` given (no name it has no parameter for, none it requires left out). ``${name}`` takes a variable, ``${env:NAME}`` an environment variable, ``$${``
 writes a literal ``${``. A value that is exactly ``${name}`` keeps the variable's type.
 Relative paths are relative to the directory ``audiomill run`` is started in. Write values with
 ``${`` inside flow collections (``[...]``, ``{...}``) in quotes: YAML reads ``{`` there.
@@ -85,7 +86,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -102,7 +102,7 @@ import typer
 
 from pipelines.storage import DatasetStore
 from workflows.workflow_resolve import Plan, ResolvedStage
-from workflows.workflow_schema import Command, WorkflowError
+from workflows.workflow_schema import Command, WorkflowError, import_call, kwargs_problem
 
 STATE_VERSION = 1
 FINISHED, FAILED = "finished", "failed"
@@ -558,6 +558,8 @@ def execute(
         return code, None, f"exit {code}"
     except typer.Abort:
         return 1, None, "aborted"
+    except CallError as exc:
+        return 1, None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:
         code = getattr(exc, "exit_code", None)
         if not isinstance(code, int):
@@ -607,12 +609,31 @@ def invoke_audiomill(*argv: str) -> Any:
     return invoke_command(typer.main.get_command(app), argv)
 
 
+class CallError(TypeError):
+    """A call stage's function cannot be found, or cannot take the stage's ``kwargs``.
+
+    Raised before the function runs, so the message says what is wrong rather than where in
+    the runner it was found.
+    """
+
+
 def call_function(spec: str, kwargs: dict[str, Any]) -> Any:
-    """Import ``module:function`` and call it with ``kwargs``."""
-    module, _, name = spec.partition(":")
-    function = getattr(importlib.import_module(module), name, None)
-    if not callable(function):
-        raise AttributeError(f"{module} has no function {name!r}")
+    """Import ``module:function`` and call it with ``kwargs``.
+
+    Raises
+    ------
+    CallError
+        When the module or function is not there, or the function's signature does not take
+        ``kwargs`` (a name it has no parameter for, a required one left out); the function does
+        not run then.
+    """
+    try:
+        function = import_call(spec)
+    except LookupError as exc:
+        raise CallError(f"{spec}: {exc}") from None
+    problem = kwargs_problem(function, kwargs)
+    if problem is not None:
+        raise CallError(f"{spec}: {problem[0]}")
     return function(**kwargs)
 
 

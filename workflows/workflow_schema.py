@@ -8,8 +8,11 @@ format itself is described in :mod:`workflows.runner`.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,7 +287,6 @@ def _stage(source: str, node: yaml.Node, root: Command | None, before: list[str]
                 raise _error(source, f"{label}: {exc}", keys["command"].node) from None
     else:
         call = _text(source, keys["call"], f"{label}: call")
-        _check_call(source, label, call, keys["call"].node)
         for bad in ("args", "options"):
             if bad in keys:
                 raise _error(source, f"{label}: {bad!r} goes with 'command'; a call takes "
@@ -305,6 +307,8 @@ def _stage(source: str, node: yaml.Node, root: Command | None, before: list[str]
             except LookupError as exc:
                 raise _error(source, f"{label}: {exc}", opt.line) from None
     kwargs = entries(source, keys["kwargs"].node, f"{label}: kwargs") if "kwargs" in keys else ()
+    if call is not None:
+        _check_call(source, label, call, keys["call"].node, kwargs)
     when = keys["when"].node if "when" in keys else None
     if when is not None and not isinstance(when, yaml.ScalarNode):
         raise _error(source, f"{label}: 'when' must be a single value", when)
@@ -332,7 +336,11 @@ def _stage(source: str, node: yaml.Node, root: Command | None, before: list[str]
     )
 
 
-def _check_call(source: str, label: str, call: str, node: yaml.Node) -> None:
+def _check_call(
+    source: str, label: str, call: str, node: yaml.Node, kwargs: tuple[Entry, ...]
+) -> None:
+    """Refuse a ``call`` whose module or function is not there, or whose ``kwargs`` the
+    function cannot take (names it has no parameter for, required parameters left out)."""
     if not CALL_RE.match(call):
         raise _error(source, f"{label}: call must look like 'package.module:function'", node)
     module = call.split(":")[0]
@@ -342,6 +350,78 @@ def _check_call(source: str, label: str, call: str, node: yaml.Node) -> None:
         found = False
     if not found:
         raise _error(source, f"{label}: no Python module {module!r}", node)
+    try:
+        function = import_call(call)
+    except LookupError as exc:
+        raise _error(source, f"{label}: {exc}", node) from None
+    problem = kwargs_problem(function, [e.key for e in kwargs])
+    if problem is not None:
+        message, key = problem
+        line = next((e.line for e in kwargs if e.key == key), None)
+        raise _error(source, f"{label}: {message}", line or node)
+
+
+def import_call(call: str) -> Callable[..., Any]:
+    """The function that ``module:function`` names, importing its module.
+
+    Raises
+    ------
+    LookupError
+        When the module cannot be imported (with the error it raised) or has no such function.
+    """
+    module, _, name = call.partition(":")
+    try:
+        found = importlib.import_module(module)
+    except Exception as exc:  # any error of the module's own code, reported as it is
+        raise LookupError(
+            f"importing module {module!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    function = getattr(found, name, None)
+    if not callable(function):
+        raise LookupError(f"module {module!r} has no function {name!r}")
+    return function
+
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def kwargs_problem(
+    function: Callable[..., Any], names: Iterable[str]
+) -> tuple[str, str | None] | None:
+    """What keeps ``function`` from being called with keyword arguments ``names``, if anything.
+
+    Parameters
+    ----------
+    function : callable
+    names : iterable of str
+        The keyword arguments a stage gives.
+
+    Returns
+    -------
+    tuple or None
+        The message and the keyword argument at fault (None for a missing one); None when the
+        call is fine, or when the function's signature cannot be read.
+    """
+    try:
+        params = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    given = list(names)
+    what = f"kwargs: {getattr(function, '__name__', 'the function')}()"
+    required = [p for p in params if p.default is inspect.Parameter.empty]
+    for p in required:
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            return f"{what} needs positional-only {p.name!r}, which kwargs cannot give", None
+    takes = [p.name for p in params if p.kind in _NAMED]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        unknown = [key for key in given if key not in takes]
+        if unknown:
+            known = ", ".join(takes) or "none"
+            return f"{what} takes no argument {unknown[0]!r} (it takes: {known})", unknown[0]
+    missing = [p for p in required if p.kind in _NAMED and p.name not in given]
+    if not missing:
+        return None
+    return f"{what} needs {missing[0].name!r} (it has no default)", None
 
 
 def _needs(source: str, label: str, entry: Entry | None, before: list[str]) -> tuple[str, ...]:
