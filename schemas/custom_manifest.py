@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
+import fsspec
+
 from schemas.classmap import ClassMap
 from schemas.errors import InputFormatError, MalformedLine
 from schemas.segments import Segment, SegmentList, sanitize_clip_id, split_name_problem
@@ -81,6 +83,63 @@ def missing_source_column(path: str, line: int, columns: list[str]) -> InputForm
 def is_jsonl(path: str) -> bool:
     """Whether a manifest path names a JSON Lines file (``.jsonl``/``.ndjson``)."""
     return os.fspath(path).lower().endswith((".jsonl", ".ndjson"))
+
+
+LIST_HEAD_BYTES = 65536
+"""Bytes of a segment list :func:`check_list_file` reads to tell its format."""
+
+
+def list_format_problem(text: str, path: str) -> str | None:
+    """Why ``text``, a segment list or its start, is in no format a list may have, or ``None``.
+
+    Parameters
+    ----------
+    text : str
+        The list's text, or its first few kilobytes.
+    path : str
+        Its path or URL: a ``.jsonl``/``.ndjson`` name is JSON Lines.
+
+    Returns
+    -------
+    str or None
+        For JSON under another name (an AudioSet CSV or manifest reading it found one field
+        where it expected several on every line), and for a tab-separated first row.
+    """
+    if is_jsonl(path):
+        return None
+    if text.lstrip().startswith(("{", "[")):
+        return (
+            "holds JSON: a segment list is comma-separated CSV, or JSON Lines (one object per "
+            "line) in a file named .jsonl or .ndjson"
+        )
+    first = _first_row(text)
+    if first is not None and any("\t" in f for f in first[2]):
+        return (
+            f"line {first[0]} is tab-separated: a segment list is comma-separated CSV or JSON "
+            "Lines (.jsonl)"
+        )
+    return None
+
+
+def check_list_file(path: str, storage_options: dict | None = None) -> None:
+    """Refuse a segment list file whose start shows it is in no format a list may have.
+
+    Reads :data:`LIST_HEAD_BYTES` of ``path`` (a local path or fsspec URL); a folder, or a
+    file that cannot be opened, is left to the reader that opens it for good.
+
+    Raises
+    ------
+    InputFormatError
+        With :func:`list_format_problem`'s reason, naming the file.
+    """
+    try:
+        with fsspec.open(path, "rb", **(storage_options or {})) as fh:
+            head = fh.read(LIST_HEAD_BYTES)
+    except Exception:  # a folder, a missing file, no access: its reader says why
+        return
+    text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+    if problem := list_format_problem(text, path):
+        raise InputFormatError(path, problem)
 
 
 Row = tuple[int, dict | str, str]

@@ -216,6 +216,7 @@ def _check_ingest_args(cfg) -> None:
         fail("--source http needs --url-template, e.g. 'http://host/{ytid}.wav'")
     if cfg.source == "local" and not cfg.audio_root and not Path(cfg.segments).exists():
         fail("--source local needs --audio-root")
+    _check_list_format(cfg.segments, cfg.storage_options)
     for name, value in (
         ("--sample-rate", cfg.sample_rate),
         ("--clip-seconds", cfg.clip_seconds),
@@ -238,6 +239,18 @@ def _check_ingest_args(cfg) -> None:
             fail(str(exc))
     if unknown := unknown_beam_options(cfg.beam_args):
         fail(f"Beam does not know the option(s) {', '.join(unknown)} given after --")
+
+
+def _check_list_format(path: str, storage_options: dict | None) -> None:
+    """Refuse (exit 2) a segment list whose first lines show a format no list may have: JSON
+    not named .jsonl, tab-separated text (:func:`schemas.custom_manifest.check_list_file`)."""
+    from schemas.custom_manifest import check_list_file
+    from schemas.errors import InputFormatError
+
+    try:
+        check_list_file(path, storage_options)
+    except InputFormatError as exc:
+        fail(str(exc))
 
 
 def _check_clip_args(cfg) -> None:
@@ -353,6 +366,7 @@ def segments_inspect(
         problem := audio_root_problem(audio_root, storage_options_from(storage_options))
     ):
         fail(f"--audio-root {audio_root}: {problem}")
+    _check_list_format(file, storage_options_from(storage_options))
     try:
         rep = inspect_segments(
             file,
