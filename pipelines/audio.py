@@ -488,8 +488,9 @@ def prepare_clip(
     Raises
     ------
     ClipFailure
-        ``TOO_SHORT`` if less than ``min_coverage`` of the request was delivered or ``start_s``
-        is past the end; otherwise as :func:`decode`.
+        ``TOO_SHORT`` if less than ``min_coverage`` of the request was delivered, ``start_s``
+        is past the end, or the audio is too short to hold a sample at ``target_sr``; otherwise
+        as :func:`decode`.
     ValueError
         If ``sectioned`` is set without ``end_s``, or the bounds are invalid.
     """
@@ -513,6 +514,11 @@ def prepare_clip(
             f"(need at least {min_coverage:.0%})",
         )
     mono = resample(to_mono(samples), sr, target_sr)
+    if not len(mono):
+        raise ClipFailure(
+            FailureReason.TOO_SHORT,
+            f"{path}: {len(samples)} frame(s) at {sr} Hz hold no sample at {target_sr} Hz",
+        )
     waveform, num_samples = fix_length(mono, round(target_sr * clip_seconds))
     return PreparedClip(
         waveform=float_to_int16(waveform),

@@ -53,3 +53,12 @@ def test_ingest_records_nan_audio_as_a_decode_error(tmp_path: Path):
     reason, detail = reasons["nan.wav"]
     assert reason == "decode_error"
     assert "the audio holds NaN or infinite samples (100 of 32000)" in detail
+
+
+def test_audio_too_short_for_one_output_sample_is_too_short(tmp_path: Path):
+    path = tmp_path / "two.wav"
+    sf.write(path, np.array([0.1, 0.2], dtype=np.float32), 48000, subtype="FLOAT")
+    with pytest.raises(ClipFailure) as err:
+        prepare_clip(path, target_sr=1000, clip_seconds=1.0)
+    assert err.value.reason == FailureReason.TOO_SHORT
+    assert f"{path}: 2 frame(s) at 48000 Hz hold no sample at 1000 Hz" in str(err.value)
