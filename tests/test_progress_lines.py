@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from typer.testing import CliRunner
 
 from workflows import cli_common
+from workflows.cli import app
 from workflows.cli_common import progress_bar
 
 
@@ -94,3 +96,11 @@ def test_an_error_printed_under_a_bar_comes_after_it(monkeypatch):
     assert lines[-1] == "error: the list is gone"
     assert lines[0].startswith("clips") and "3" in lines[0]
     assert len(lines) == 2
+
+
+def test_a_command_failing_up_front_prints_its_error_alone(tmp_path):
+    missing = tmp_path / "missing.csv"
+    args = ["ingest", "--segments", str(missing), "--out", str(tmp_path / "ds")]
+    result = CliRunner().invoke(app, args, env={"GX_ANALYTICS_ENABLED": "false"})
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"error: {missing}: file not found"]

@@ -189,7 +189,6 @@ def ingest(
             ValueError,
             FileNotFoundError,
         ) as exc:
-            bar.stop()
             fail(str(exc))
         bar.update(task, completed=summary.planned, shards=summary.shards)
     _print_ingest_summary(summary)
@@ -503,7 +502,6 @@ def dataset_verify_cmd(
                 progress=lambda d, n: bar.update(task, completed=d, total=n),
             )
         except (FileNotFoundError, ValueError) as exc:
-            bar.stop()
             fail(str(exc))
     for p in rep.problems:
         out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
