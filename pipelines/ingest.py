@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import heapq
 import os
 import socket
@@ -461,10 +462,11 @@ def run_ingest(
         )
         for future in plan.saving:
             future.result()
-        run = {"stage": "ingest", **asdict(summary)}
-        run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
-        record_run(manifest, run)
-        save_manifest(store, manifest)
+        if plan.recorded or new_shards or failed:
+            run = {"stage": "ingest", **asdict(summary)}
+            run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
+            record_run(manifest, run)
+        _save_if_changed(store, manifest)  # a run that did nothing leaves it as it was
     return summary
 
 
@@ -489,6 +491,73 @@ class _RunPlan:
     next_index: dict[str, int]
     processes: int
     threads: int
+    recorded: bool = True
+    """Whether the run records itself: False when it has nothing to process, no failure to
+    record and no shard recovered (it then leaves the dataset as it found it)."""
+
+
+def _validation_failures(
+    segments: list[Segment],
+    rejected: dict[int, list[str]],
+    state: dict[str, dict],
+    cfg: IngestConfig,
+    run_id: str,
+) -> tuple[list[dict], set[int]]:
+    """The ledger rows of the segments the validation rejected, and the positions of those
+    whose rejection the ledger holds already (no row for them)."""
+    recorded = {
+        i
+        for i in rejected
+        if state.get(segments[i].clip_id, {}).get("reason") == FailureReason.VALIDATION.value
+    }
+    failures = [
+        _failure_row(
+            segments[i],
+            FailureReason.VALIDATION,
+            describe_failed_checks(segments[i], n, cfg.max_segment_seconds),
+            run_id,
+        )
+        for i, n in rejected.items()
+        if i not in recorded
+    ]
+    return failures, recorded
+
+
+class _HeldReports(Executor):
+    """Holds the savings of a run's validation reports until the run knows whether it records
+    anything: a run that does nothing leaves no report behind."""
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[Callable[[], object], Future]] = []
+
+    def submit(self, fn: Callable, /, *args: object, **kwargs: object) -> Future:
+        """Hold ``fn(*args, **kwargs)``; the future returned settles once it is released."""
+        future: Future = Future()
+        self._calls.append((functools.partial(fn, *args, **kwargs), future))
+        return future
+
+    def release(self, executor: Executor) -> list[Future]:
+        """Submit the held calls to ``executor``; return their futures."""
+        out = []
+        for call, future in self._calls:
+            done = executor.submit(call)
+            done.add_done_callback(functools.partial(_settle, future))
+            out.append(done)
+        return out
+
+    def drop(self) -> list[Future]:
+        """Forget the held calls (their futures settle with None); return no futures."""
+        for _, future in self._calls:
+            future.set_result(None)
+        return []
+
+
+def _settle(future: Future, done: Future) -> None:
+    """Give ``future`` the outcome of ``done``."""
+    if (exc := done.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(done.result())
 
 
 def _prepare_run(
@@ -518,9 +587,11 @@ def _prepare_run(
     # split leaves no empty default split behind, and neither does a duplicate line.
     splits = sorted({s.split for s in segments} or {cfg.split})
     staging.remove_plans(store)
+    recovered = 0
     for split in splits:
         store.remove_temporaries(f"waveforms/{split}")
         adopted = adopt_commits(store, manifest, split)
+        recovered += len(adopted)
         if adopted:
             log(f"recovered {len(adopted)} shard(s) of '{split}' from an interrupted run")
         remove_orphans(store, manifest, split)
@@ -555,36 +626,26 @@ def _prepare_run(
         # this one decodes the clips the first shard starts with.
         ahead = _first_local_clips(segments, state, cfg, sources)
         decode_ahead.start(ahead, _clip_settings(cfg, store), threads=cfg.workers - 1)
-    try:
-        with _segments_table(store, run_id) as record:
-            passing, rejected, saving = validate_segments(
+    held = _HeldReports()
+    work = False  # whether the run has anything to do or record (else it leaves no trace)
+    with _segments_table(store, run_id, commit=lambda: work) as record:
+        try:
+            passing, rejected, _ = validate_segments(
                 segments,
                 store,
                 run_id,
                 cfg.max_segment_seconds,
-                reports,
+                held,
                 batch_rows=SEGMENT_BATCH_ROWS,
                 record=record,
                 progress=validated,
             )
-    finally:
-        decode_ahead.stop()
-    recorded = {
-        i
-        for i in rejected
-        if state.get(segments[i].clip_id, {}).get("reason") == FailureReason.VALIDATION.value
-    }
-    failures: list[dict] = [
-        _failure_row(
-            segments[i],
-            FailureReason.VALIDATION,
-            describe_failed_checks(segments[i], n, cfg.max_segment_seconds),
-            run_id,
-        )
-        for i, n in rejected.items()
-        if i not in recorded
-    ]
-    todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
+        finally:
+            decode_ahead.stop()
+        failures, recorded = _validation_failures(segments, rejected, state, cfg, run_id)
+        todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
+        work = bool(todo or failures or interrupted or recovered)
+    saving = held.release(reports) if work else held.drop()
     log(
         f"{len(segments)} segments: {sum(already.values())} already done, {len(rejected)} "
         "rejected, "
@@ -608,6 +669,7 @@ def _prepare_run(
         planned=len(todo),
         failures=failures,
         saving=saving,
+        recorded=work,
         shard_plans=staging.write_plans(store, "shards", direct, 1),
         clip_plans=staging.write_plans(store, "clips", todo_staged, CLIPS_PER_PLAN_FILE),
         next_index=next_index,
@@ -696,15 +758,18 @@ def _route(
 
 
 @contextlib.contextmanager
-def _segments_table(store: DatasetStore, run_id: str) -> Iterator[Callable[[pa.Table], None]]:
-    """Keep the normalized table of what this run was asked for (for reports and audits):
-    yields a function that appends a batch of it, and commits ``segments/<run>.parquet`` when
-    the block ends."""
+def _segments_table(
+    store: DatasetStore, run_id: str, commit: Callable[[], bool] = lambda: True
+) -> Iterator[Callable[[pa.Table], None]]:
+    """Keep the normalized table of what this run was asked for (for reports, audits and the
+    labels of the clips it commits): yields a function that appends a batch of it, and commits
+    ``segments/<run>.parquet`` when the block ends, if ``commit()`` says so then."""
     with tempfile.TemporaryDirectory(prefix="audiomill-segments-") as tmp:
         local = os.path.join(tmp, "segments.parquet")
         with pq.ParquetWriter(local, SEGMENT_SCHEMA) as writer:
             yield writer.write_table
-        store.commit_file(local, f"segments/{run_id}.parquet")
+        if commit():
+            store.commit_file(local, f"segments/{run_id}.parquet")
 
 
 def _limiter_state(store: DatasetStore) -> str:
