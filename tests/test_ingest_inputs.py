@@ -93,7 +93,8 @@ def test_hostile_ids_never_become_commands_or_paths(tmp_path: Path):
     assert [f["line"] for f in failures] == [4, 5, 6, 7, 8, 9, 10]
     assert failures[5]["clip_id"] == "good_id_003_5000"
     assert failures[5]["detail"] == rows["good_id_003_5000"]["detail"]
-    assert audiomill("dataset", "failures", str(out), "--reason", "not_found").stdout == ""
+    refused = audiomill("dataset", "failures", str(out), "--reason", "not_found", check=False)
+    assert refused.returncode == 2 and "its reasons: validation" in refused.stderr, refused.stderr
     assert list(work.iterdir()) == []
     after = _tree(tmp_path) - _tree(work) - _tree(out) - {out}
     assert after == before
