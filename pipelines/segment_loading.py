@@ -104,7 +104,8 @@ def _audio_files(
     root: str, storage_options: dict | None
 ) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
     """The file system, base path and audio files under ``root``, each with its 1-based place
-    among all the files in sorted order.
+    among all the files in sorted order. Hidden files, and files in hidden folders (names
+    starting with ``.``), are left out, as ``audiomill prepare folder`` leaves them.
 
     Raises
     ------
@@ -115,13 +116,18 @@ def _audio_files(
     files = [
         (n, path)
         for n, path in enumerate(sorted(fs.find(base)), start=1)
-        if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
+        if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS and not _hidden(path, base)
     ]
     if not files:
         raise InputFormatError(
             root, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it or its sub-folders"
         )
     return fs, base, files
+
+
+def _hidden(path: str, base: str) -> bool:
+    """Whether ``path`` is hidden below ``base``: it, or a folder on the way, starts with ``.``."""
+    return any(part.startswith(".") for part in posixpath.relpath(path, base).split("/"))
 
 
 def class_map_from_list(path: str, storage_options: dict | None = None) -> ClassMap:

@@ -309,8 +309,9 @@ def test_quoted_manifest_header_is_a_manifest(tmp_path):
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """dogs/, cats/ and an unknown class folder, a top-level file and a nested folder."""
-    root = tmp_path / "audio"
+    """dogs/, cats/ and an unknown class folder, a top-level file and a nested folder; hidden
+    files and folders, which are not read, under a hidden folder of its own."""
+    root = tmp_path / ".work" / "audio"
     write_media(root / "dogs" / "bark 1.wav", 0.05, 8000)
     write_media(root / "dogs" / "bark2.flac", 0.05, 8000)
     write_media(root / "Cats" / "meow.ogg", 0.1, 8000)
@@ -318,6 +319,9 @@ def folder(tmp_path: Path) -> Path:
     write_media(root / "top.wav", 0.05, 8000)
     write_media(root / "dogs" / "puppies" / "yip.wav", 0.05, 8000)
     (root / "dogs" / "notes.txt").write_text("not audio")
+    write_media(root / ".hidden" / "x.wav", 0.05, 8000)
+    write_media(root / "dogs" / ".trash" / "old.wav", 0.05, 8000)
+    write_media(root / "dogs" / "._bark 1.wav", 0.05, 8000)
     return root
 
 
