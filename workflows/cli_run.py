@@ -83,7 +83,9 @@ def run(
     """Run a workflow's stages in order, skipping those finished with the same parameters.
 
     A stage re-runs when its resolved parameters changed, when an output it declares is
-    missing, or when a stage it depends on re-made its outputs since (a stage that runs again
+    missing, when a file or folder it reads (its 'inputs:', or what its command reads: a
+    segment list, an audio folder) changed since it last ran, or when a stage it depends on
+    re-made its outputs since (a stage that runs again
     with the parameters of its last success and leaves its outputs as they were re-made
     nothing). A failing stage stops the run; the next run resumes there. See `python -m pydoc
     workflows.runner` for the file format.

@@ -29,11 +29,13 @@ The file
         args: ["${work}/dataset"]
         options: {checkpoint: "${checkpoint}"}
         needs: [ingest]               # optional: earlier stages this one depends on
+        inputs: ["${checkpoint}"]     # optional: files and folders it reads (see below)
 
 Each stage has exactly one of ``command`` (with ``args`` and ``options``) or ``call`` (with
 ``kwargs``). A call's module is imported when the file is read, and its function must be there
-and take the ``kwargs`` given (no name it has no parameter for, none it requires left out). ``${name}`` takes a variable, ``${env:NAME}`` an environment variable, ``$${``
-writes a literal ``${``. A value that is exactly ``${name}`` keeps the variable's type.
+and take the ``kwargs`` given (no name it has no parameter for, none it requires left out).
+``${name}`` takes a variable, ``${env:NAME}`` an environment variable, ``$${`` writes a literal
+``${``. A value that is exactly ``${name}`` keeps the variable's type.
 Relative paths are relative to the directory ``audiomill run`` is started in. Write values with
 ``${`` inside flow collections (``[...]``, ``{...}``) in quotes: YAML reads ``{`` there.
 
@@ -52,11 +54,21 @@ Completion records
 A JSON file, written atomically after every stage, holds per stage the sha256 of its resolved
 command (or call and kwargs), when it finished, how long it took, its summary, which run made
 the outputs it has now (``made``) and which runs made those of the stages it depends on
-(``upstream``). Its path is ``--state``, else the file's ``state:``, else
+(``upstream``), and a fingerprint of each of its inputs as they were when it started
+(``inputs``). Its path is ``--state``, else the file's ``state:``, else
 ``.audiomill/<name>.state.json`` under the current directory.
 
 A stage is skipped when its record is finished with the same digest, all its declared
-``outputs`` exist, and none of the stages it depends on has re-made its outputs since. A stage
+``outputs`` exist, none of its inputs changed since its last run started, and none of the
+stages it depends on has re-made its outputs since. A stage's inputs are the files and folders
+of its ``inputs:`` (null or "" left out; ``inputs: []`` for none); a command stage without
+``inputs:`` reads the local paths it gives to the options and arguments that name what its
+command reads (:data:`workflows.workflow_resolve.COMMAND_INPUTS`: ingest's segments, classes
+and audio root, a prepare command's dataset folder, ...); a call stage without ``inputs:`` has
+none. A file changes with its size, modification time or inode, a folder when a file below it
+(hidden ones left out) is added, removed or changes, see :func:`inputs_fingerprint`. An input the
+record holds no fingerprint of (a record from before inputs were looked at, an input declared
+since) is taken as it is now, without re-running the stage. A stage
 depends on the earlier stages named in ``needs``, on those whose ``outputs`` it mentions (a path
 equal to, inside or containing one of them), and on every earlier stage that declares no
 ``outputs`` at all (write ``outputs: []`` for a stage nothing reads). So changing a ``--set``
@@ -85,10 +97,12 @@ runs over after a stale run, and after a resumable one resumes its unfinished ru
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import time
 import traceback
 import uuid
@@ -101,7 +115,7 @@ from typing import Any
 import typer
 
 from pipelines.storage import DatasetStore
-from workflows.workflow_resolve import Plan, ResolvedStage
+from workflows.workflow_resolve import Plan, ResolvedStage, norm_path
 from workflows.workflow_schema import Command, WorkflowError, import_call, kwargs_problem
 
 STATE_VERSION = 1
@@ -214,7 +228,7 @@ def _record_problem(record: Any) -> str | None:
     """What keeps ``record`` from being read as a stage record, if anything."""
     if not isinstance(record, dict):
         return "is not a JSON object"
-    for key in ("upstream", "summary", "last_success"):
+    for key in ("upstream", "summary", "last_success", "inputs"):
         if not isinstance(record.get(key, {}), dict):
             return f"has {key!r} that is not a JSON object"
     return None
@@ -325,17 +339,21 @@ def run_plan(
     selected, forced = select_stages(plan, start_from, only)
     outcomes: list[StageOutcome] = []
     ran: set[str] = set()  # re-made their outputs (or, in a dry run, would run)
+    skip = workflow_paths(plan, state)
     for n, stage in enumerate(selected, 1):
         head = f"[{n}/{len(selected)}] {stage.name}"
         if not stage.enabled:
             log(f"{head}: off (its 'when' is false)")
             outcomes.append(StageOutcome(stage.name, OFF, "'when' is false"))
             continue
+        now = inputs_fingerprint(stage.inputs, skip)
         if stage.name in forced:
             reason = "forced by --only" if only else "forced by --from"
         else:
-            reason = stale_reason(stage, plan.depends[stage.name], state, ran)
+            reason = stale_reason(stage, plan.depends[stage.name], state, ran, now)
         if reason is None:
+            if not dry_run:
+                _adopt_inputs(state, stage.name, now)
             record = state.finished(stage.name) or {}
             finished = str(record.get("finished", "?"))[:16].replace("T", " ")
             note = f"up to date ({finished} UTC)"
@@ -352,8 +370,8 @@ def run_plan(
             ran.add(stage.name)
             outcomes.append(StageOutcome(stage.name, WOULD_RUN, reason, command=stage.describe()))
             continue
-        earlier = earlier_run(stage, plan.depends[stage.name], state, ran)
-        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason, earlier)
+        earlier = earlier_run(stage, plan.depends[stage.name], state, ran, now)
+        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason, earlier, now)
         outcomes.append(outcome)
         if outcome.status == FAILED:
             log(f"{head}: failed after {outcome.seconds:.1f} s: {outcome.note}")
@@ -370,7 +388,11 @@ def run_plan(
 
 
 def stale_reason(
-    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
+    stage: ResolvedStage,
+    depends: tuple[str, ...],
+    state: WorkflowState,
+    ran: set[str],
+    now: dict[str, str | None] | None = None,
 ) -> str | None:
     """Why ``stage`` must run, or None when its record says it is up to date.
 
@@ -383,6 +405,8 @@ def stale_reason(
     ran : set of str
         Stages that re-made their outputs (or, in a dry run, would run) earlier in this
         invocation.
+    now : dict, optional
+        :func:`inputs_fingerprint` of the stage's inputs as they are now (None: not looked at).
     """
     record = state.stages.get(stage.name)
     if record is None:
@@ -396,11 +420,20 @@ def stale_reason(
     missing = [o for o in stage.outputs or () if not output_exists(o)]
     if missing:
         return f"output {missing[0]} is missing"
-    return _upstream_change(record, depends, state, ran)
+    upstream = _upstream_change(record, depends, state, ran)
+    changed = inputs_changed(record, now or {})
+    if upstream is None and changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return f"inputs changed: {', '.join(changed[:3])}{more}"
+    return upstream
 
 
 def earlier_run(
-    stage: ResolvedStage, depends: tuple[str, ...], state: WorkflowState, ran: set[str]
+    stage: ResolvedStage,
+    depends: tuple[str, ...],
+    state: WorkflowState,
+    ran: set[str],
+    now: dict[str, str | None] | None = None,
 ) -> str | None:
     """What the last recorded run of ``stage`` left for the run about to start.
 
@@ -419,6 +452,7 @@ def earlier_run(
         record.get("status") != FINISHED
         and record.get("digest") == stage.digest
         and _upstream_change(record, depends, state, ran) is None
+        and not inputs_changed(record, now or {})
     ):
         return RESUMABLE
     return STALE
@@ -435,6 +469,112 @@ def _upstream_change(
         if upstream.get(dep) != state.made(dep):
             return f"{dep!r} ran since"
     return None
+
+
+def inputs_changed(record: dict, now: dict[str, str | None]) -> list[str]:
+    """The inputs whose fingerprint in ``now`` differs from the one ``record`` holds.
+
+    An input the record has no fingerprint of (a record written before inputs were looked at,
+    or an input declared since) is not counted as changed: see :func:`_adopt_inputs`.
+    """
+    recorded = record.get("inputs")
+    if not isinstance(recorded, dict):
+        return []
+    return [path for path, digest in now.items() if path in recorded and recorded[path] != digest]
+
+
+def _adopt_inputs(state: WorkflowState, name: str, now: dict[str, str | None]) -> None:
+    """Add to the record of a skipped stage the fingerprints of inputs it holds none of, so
+    their changes from now on make the stage stale."""
+    record = state.stages.get(name)
+    if record is None:
+        return
+    recorded = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
+    new = {path: digest for path, digest in now.items() if path not in recorded}
+    if new:
+        state.record(name, {**record, "inputs": {**recorded, **new}})
+
+
+MAX_INPUT_FILES = 100_000
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def workflow_paths(plan: Plan, state: WorkflowState) -> frozenset[str]:
+    """What the workflow itself writes: every stage's declared outputs and the records file
+    (as :func:`workflows.workflow_resolve.norm_path` gives them). A walk of an input folder
+    leaves them out, so a work folder inside an input folder does not make it change."""
+    paths = [o for s in plan.stages for o in s.outputs or ()]
+    return frozenset(norm_path(p) for p in [*paths, state.path])
+
+
+def inputs_fingerprint(
+    inputs: tuple[str, ...], skip: frozenset[str] = frozenset()
+) -> dict[str, str | None]:
+    """sha256 of what each input holds now, by path (None for one that does not exist).
+
+    A file counts with its size, modification time and inode. A folder counts with the same of
+    each file below it, by relative path, found by a walk that leaves out hidden entries (names
+    starting with ``.``), the paths in ``skip``, and folders holding one of them, and stops after
+    :data:`MAX_INPUT_FILES` files (in sorted order), so its cost is at most that many ``stat``
+    calls: a change past them is not seen. A glob pattern (``bal_train/*.tfrecord``) counts
+    with the same of each file it matches (the first :data:`MAX_INPUT_FILES`). An fsspec URL
+    counts as an output does (see :func:`outputs_fingerprint`). Files are not read, so a
+    rewrite that keeps a file's size, time and inode is not seen either.
+
+    Parameters
+    ----------
+    inputs : tuple of str
+        Files and folders.
+    skip : frozenset of str
+        Absolute paths the workflow writes itself (see :func:`workflow_paths`).
+    """
+    return {path: _input_digest(path, skip) for path in inputs}
+
+
+def _input_digest(path: str, skip: frozenset[str]) -> str | None:
+    if "://" in path:
+        listing: Any = _url_files(path) if output_exists(path) else None
+    elif _WILDCARD.search(path):
+        matches = sorted(glob.glob(path, recursive=True))[:MAX_INPUT_FILES]
+        listing = [[m, *row] for m in matches if (row := _stat_row(m)) is not None]
+    elif os.path.isdir(path):
+        listing = _folder_listing(path, skip)
+    else:
+        listing = _stat_row(path)
+    if listing is None:
+        return None
+    return hashlib.sha256(json.dumps(listing, default=str).encode()).hexdigest()
+
+
+def _stat_row(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _folder_listing(root: str, skip: frozenset[str]) -> list[list]:
+    """``[relative path, size, mtime, inode]`` of the files below ``root``, as
+    :func:`inputs_fingerprint` describes."""
+    out: list[list] = []
+    for here, dirs, files in os.walk(root):
+        base = os.path.abspath(here)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not _holds(os.path.join(base, d), skip))  # fmt: skip
+        for name in sorted(f for f in files if not f.startswith(".")):
+            full = os.path.join(base, name)
+            row = None if full in skip else _stat_row(full)
+            if row is not None:
+                out.append([os.path.relpath(full, os.path.abspath(root)), *row])
+            if len(out) >= MAX_INPUT_FILES:
+                return [*out, ["...", "more files not looked at"]]
+    return out
+
+
+def _holds(folder: str, paths: frozenset[str]) -> bool:
+    """Whether ``folder`` is one of ``paths`` or holds one of them."""
+    return any(p == folder or p.startswith(folder + "/") for p in paths)
 
 
 def output_exists(path: str) -> bool:
@@ -493,6 +633,7 @@ def _run_stage(
     root: Command,
     reason: str,
     earlier: str | None,
+    now: dict[str, str | None],
 ) -> StageOutcome:
     last = state.last_success(stage.name)
     before = outputs_fingerprint(stage.outputs)
@@ -503,6 +644,7 @@ def _run_stage(
         "command": stage.describe(),
         "started": _iso(started),
         "upstream": {d: state.made(d) for d in depends},
+        "inputs": now,
     }
     try:
         code, value, error = execute(stage, root, earlier)

@@ -34,6 +34,23 @@ from workflows.workflow_schema import (
 )
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_WILDCARD = re.compile(r"[*?\[]")
+# What the audiomill commands read, by parameter name: the inputs of a command stage that
+# declares no ``inputs:``. Other parameters are parameters, outputs, or datasets other stages
+# make (followed through their records).
+COMMAND_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest": ("segments", "classes", "audio_root"),
+    "segments inspect": ("file", "classes", "audio_root"),
+    "prepare folder": ("root", "labels_csv"),
+    "prepare audioset": ("csvs", "classes", "audio_root"),
+    "prepare urbansound8k": ("root",),
+    "prepare fsd2019": ("root",),
+    "prepare whale": ("root",),
+    "import audioset-tfrecord": ("pattern", "classes"),
+    "import packed-h5": ("path", "classes"),
+    "embed": ("checkpoint", "pca_params"),
+    "embed-files": ("files", "checkpoint", "pca_params"),
+}
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "none", "null", "")
 
@@ -57,6 +74,11 @@ class ResolvedStage:
         The declared outputs; None when the stage declares none.
     digest : str
         sha256 of the resolved command (or call and kwargs): what "same parameters" means.
+    inputs : tuple of str
+        Files, folders and local glob patterns the stage reads, whose changes make it stale:
+        its ``inputs:``, else,
+        for an ``audiomill`` command, the local paths given to the options and arguments in
+        :data:`COMMAND_INPUTS`.
     """
 
     stage: Stage
@@ -65,6 +87,7 @@ class ResolvedStage:
     kwargs: dict[str, Any]
     outputs: tuple[str, ...] | None
     digest: str
+    inputs: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -81,7 +104,7 @@ class ResolvedStage:
     def references(self) -> list[str]:
         """Every text value the stage is given (to find which outputs it reads)."""
         found: list[str] = []
-        _strings([*self.argv, self.kwargs], found)
+        _strings([*self.argv, self.kwargs, *self.inputs], found)
         return found
 
 
@@ -309,6 +332,7 @@ def _resolve_stage(
         kwargs=kwargs,
         outputs=_outputs(wf, stage, variables),
         digest=digest,
+        inputs=_inputs(wf, stage, variables, root),
     )
 
 
@@ -346,22 +370,72 @@ def _outputs(wf: Workflow, stage: Stage, variables: Variables) -> tuple[str, ...
     return tuple(items)
 
 
+def _inputs(
+    wf: Workflow, stage: Stage, variables: Variables, root: Command | None
+) -> tuple[str, ...]:
+    """The stage's ``inputs:`` (empty values left out), else what its command reads."""
+    if stage.inputs is None:
+        if not stage.command or root is None:
+            return ()
+        found = _command_inputs(find_command(root, stage.command), stage, variables)
+        return tuple(p for p in found if "://" not in p)
+    value = variables.resolve(stage.inputs)
+    items = [v for v in (value if isinstance(value, list) else [value]) if v not in (None, "")]
+    for item in items:
+        if not isinstance(item, str):
+            raise wf.error(f"stage {stage.name!r}: inputs must be paths", stage.inputs)
+        if "://" in item and _WILDCARD.search(item):
+            raise wf.error(f"stage {stage.name!r}: input {item!r}: a pattern works for local "
+                           "files only; give the folder (every file below it counts)",
+                           stage.inputs)  # fmt: skip
+    return tuple(dict.fromkeys(items))
+
+
+def _command_inputs(command: Command, stage: Stage, variables: Variables) -> list[str]:
+    """The values ``stage`` gives to the parameters of ``command`` in :data:`COMMAND_INPUTS`."""
+    wanted = COMMAND_INPUTS.get(" ".join(stage.command or ()), ())
+    if not wanted:
+        return []
+    values = [variables.resolve(opt.node) for opt in stage.options
+              if option_param(command, opt.key).name in wanted]  # fmt: skip
+    args = [variables.resolve(n) for n in (stage.args.value if stage.args is not None else ())]
+    arguments = [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
+    for param, taken in _assign_arguments(arguments, args):
+        if param.name in wanted:
+            values += taken
+    found: list[str] = []
+    _strings(values, found)
+    return list(dict.fromkeys(v for v in found if v))
+
+
+def _assign_arguments(arguments: list[Any], values: list[Any]) -> list[tuple[Any, list[Any]]]:
+    """Which positional values each argument of a command takes (one each, or the rest for
+    one that takes any number)."""
+    out, pos = [], 0
+    for i, param in enumerate(arguments):
+        count = len(values) - pos - (len(arguments) - i - 1) if param.nargs == -1 else 1
+        out.append((param, values[pos : pos + max(count, 0)]))
+        pos += max(count, 0)
+    return out
+
+
 def dependencies(stages: tuple[ResolvedStage, ...]) -> dict[str, tuple[str, ...]]:
     """For each stage, the earlier stages it depends on (see `Plan.depends`)."""
     deps: dict[str, tuple[str, ...]] = {}
     for i, later in enumerate(stages):
-        refs = [_norm(r) for r in later.references()]
+        refs = [norm_path(r) for r in later.references()]
         deps[later.name] = tuple(
             early.name
             for early in stages[:i]
             if early.name in later.stage.needs
             or early.outputs is None
-            or any(_overlap(_norm(o), r) for o in early.outputs for r in refs)
+            or any(_overlap(norm_path(o), r) for o in early.outputs for r in refs)
         )
     return deps
 
 
-def _norm(path: str) -> str:
+def norm_path(path: str) -> str:
+    """A path as compared with others: absolute, or a URL without a trailing slash."""
     if "://" in path:
         return path.rstrip("/")
     return os.path.abspath(path)

@@ -33,6 +33,7 @@ STAGE_KEYS = (
     "options",
     "kwargs",
     "when",
+    "inputs",
     "outputs",
     "needs",
 )
@@ -88,7 +89,7 @@ class Stage:
     call : str, optional
         ``module:function`` for a Python stage.
     description : str
-    args, options, kwargs, when, outputs : yaml.Node or tuple of Entry, optional
+    args, options, kwargs, when, inputs, outputs : yaml.Node or tuple of Entry, optional
         ``options`` and ``kwargs`` as entries (key, line, value node); the others as nodes.
     needs : tuple of str
         Earlier stages this one depends on beyond those found from ``outputs``.
@@ -105,6 +106,7 @@ class Stage:
     when: yaml.Node | None
     outputs: yaml.Node | None
     needs: tuple[str, ...]
+    inputs: yaml.Node | None = None
 
 
 @dataclass(frozen=True)
@@ -312,15 +314,7 @@ def _stage(source: str, node: yaml.Node, root: Command | None, before: list[str]
     when = keys["when"].node if "when" in keys else None
     if when is not None and not isinstance(when, yaml.ScalarNode):
         raise _error(source, f"{label}: 'when' must be a single value", when)
-    outputs = keys["outputs"].node if "outputs" in keys else None
-    if outputs is not None and not (
-        isinstance(outputs, yaml.ScalarNode)
-        or (
-            isinstance(outputs, yaml.SequenceNode)
-            and all(isinstance(o, yaml.ScalarNode) for o in outputs.value)
-        )
-    ):
-        raise _error(source, f"{label}: 'outputs' must be a path or a list of paths", outputs)
+    outputs, inputs = (_paths(source, label, keys.get(k)) for k in ("outputs", "inputs"))
     return Stage(
         name=name,
         line=line_of(node),
@@ -333,7 +327,21 @@ def _stage(source: str, node: yaml.Node, root: Command | None, before: list[str]
         when=when,
         outputs=outputs,
         needs=_needs(source, label, keys.get("needs"), before),
+        inputs=inputs,
     )
+
+
+def _paths(source: str, label: str, entry: Entry | None) -> yaml.Node | None:
+    """The node of ``outputs`` or ``inputs``: one path, or a list of them."""
+    if entry is None:
+        return None
+    node = entry.node
+    if isinstance(node, yaml.ScalarNode) or (
+        isinstance(node, yaml.SequenceNode)
+        and all(isinstance(item, yaml.ScalarNode) for item in node.value)
+    ):
+        return node
+    raise _error(source, f"{label}: {entry.key!r} must be a path or a list of paths", node)
 
 
 def _check_call(
