@@ -37,6 +37,11 @@ def test_quickstart_runs_the_whole_chain_offline(tmp_path: Path):
     page = (out / "summary.html").read_text()
     assert "SEEDED RANDOM" in page and "sine_wave_3" in page and "audiomill search" in page
     assert 'href="report/index.html"' in page and 'href="evaluation/small-cnn/report.html"' in page
+    reports = sorted((out / "dataset" / "reports" / "validation").rglob("*.html"))
+    assert len(reports) > 2  # the segment list's and each shard's clips, all linked
+    for report in reports:
+        assert f'href="{report.relative_to(out)}"' in page
+    assert 'href="runs/attention"' in page and 'href="runs/small-cnn"' in page
 
     again = audiomill("quickstart", "--out", str(out), "--clips-per-class", "4",
                       "--set", "embedding_steps=60", "--set", "waveform_steps=30",

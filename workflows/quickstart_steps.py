@@ -64,6 +64,11 @@ def embed_demo(
     return {"seeded": seeded, "checkpoint": checkpoint, "pca_params": pca_params}
 
 
+VALIDATION_LINKS = 12
+"""Validation reports (the segment list's, then each shard's clips) the summary links by name;
+the folder holding the rest is linked after them."""
+
+
 def _link(href: Path, base: Path, text: str) -> str:
     rel = os.path.relpath(href, base)
     return f'<a href="{html.escape(rel)}">{html.escape(text)}</a>'
@@ -189,8 +194,14 @@ def write_summary(
         html_table(["split", "clips", "shards", "failed", "failures by reason"], split_rows)
     )
     links = [_link(base / "report" / "index.html", base, "dataset report")]
-    validation = sorted(Path(dataset).glob("reports/validation/*.html"))
-    links += [_link(p, base, f"validation: {p.stem}") for p in validation[:6]]
+    reports = Path(dataset) / "reports" / "validation"
+    validation = sorted(reports.rglob("*.html"))
+    shown = validation[:VALIDATION_LINKS]
+    for page in shown:
+        links.append(_link(page, base, f"validation: {page.relative_to(reports).with_suffix('')}"))
+    if len(validation) > len(shown):
+        more = f"{len(validation) - len(shown)} more validation reports"
+        links.append(_link(reports, base, more))
     parts.append("<p>" + " · ".join(links) + "</p>")
     parts.append("<h2>Models</h2>")
     head = "".join(f"<th>{h}</th>" for h in ("run", "mAP", "mean AUC", "lwlrap", "", "run"))
@@ -200,7 +211,7 @@ def write_summary(
         cells = [html.escape(name)]
         cells += [_metric(metrics.get(k)) for k in ("mAP", "mean_auc", "lwlrap")]
         cells.append(_link(Path(evaluations[name]) / "report.html", base, "evaluation report"))
-        cells.append(html.escape(str(run)))
+        cells.append(_link(Path(run), base, str(run)))
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
     parts.append("<h2>audiomill predict</h2>")
