@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import logging
 import math
 import multiprocessing
 import os
@@ -43,6 +44,8 @@ from pipelines.storage import DatasetLock, DatasetStore
 from schemas.dataset import DatasetManifest, ShardEntry
 from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
 from schemas.shards import read_parquet_rows
+
+log = logging.getLogger(__name__)
 
 MODEL = "vggish"
 EXAMPLE_SECONDS = 0.96
@@ -96,6 +99,11 @@ class EmbedSummary:
     """Shards embedded this run by where the model ran: ``{"CPU": 3, "GPU:0": 5}``."""
     short_clips: int = 0
     """Clips embedded this run with less than 0.96 s of audio: one zero-padded example each."""
+    dropped_shards: int = 0
+    """Embedding shards the manifest listed whose files were gone or not at their committed
+    size (or whose model folder was deleted): dropped from the manifest, embedded again."""
+    dropped: list[str] = dataclasses.field(default_factory=list)
+    """What was dropped from the manifest at the start, one line each (also logged)."""
 
     def describe_devices(self) -> str:
         """``devices`` for a summary table: ``"GPU:0 (5 shards), CPU (3 shards)"``."""
@@ -336,6 +344,92 @@ def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
         )
 
 
+def _file_problem(
+    store: DatasetStore, path: str, expected: int, listings: dict[str, dict[str, int]]
+) -> str | None:
+    """Why the shard file at ``path`` is not as committed (missing, or another size than
+    ``expected``); None when it is. ``listings`` caches one listing per folder."""
+    folder, _, name = path.rpartition("/")
+    if folder not in listings:
+        listings[folder] = store.file_sizes(folder)
+    actual = listings[folder].get(name)
+    if actual is None:
+        return f"{name} is missing"
+    if actual != expected:
+        return f"{name} is {actual:,} bytes, not {expected:,}"
+    return None
+
+
+def _drop_lost_embeddings(
+    store: DatasetStore, manifest: DatasetManifest, splits: list[str]
+) -> tuple[int, list[str]]:
+    """Drop from ``manifest`` the embedding shards whose files are no longer there.
+
+    Embedding shards are derived data, so deleting them is how a dataset's embeddings are made
+    again: when ``embeddings/<model>`` is gone altogether, the model's whole manifest entry (its
+    shards, imported ones included, and the weights its last embed run recorded) is dropped,
+    so embed starts afresh with the weights it is given; otherwise a shard of ``splits`` with a
+    file missing or not at its committed size is dropped, so it is embedded again.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    manifest : DatasetManifest
+        Changed in place; the caller saves it.
+    splits : list of str
+        The waveform splits being embedded.
+
+    Returns
+    -------
+    int
+        Shards dropped.
+    list of str
+        One line per model folder or split that lost shards, saying what was dropped and why.
+    """
+    model_dir = f"embeddings/{MODEL}"
+    listed = manifest.embeddings.get(MODEL, {})
+    if not store.exists(model_dir):
+        gone = {name: len(entry.shards) for name, entry in sorted(listed.items()) if entry.shards}
+        manifest.embeddings.pop(MODEL, None)
+        stage = manifest.stages.pop(f"embed:{MODEL}", None)
+        if not gone:
+            return 0, []
+        count = sum(gone.values())
+        weights = " and the weights they were made with" if stage else ""
+        return count, [
+            f"{store.url(model_dir)} is gone: dropped its {count} shard(s) (splits "
+            f"{', '.join(f'{name}: {n}' for name, n in gone.items())}){weights} from the "
+            "manifest"
+        ]
+    count, lines = 0, []
+    listings: dict[str, dict[str, int]] = {}
+    for split in splits:
+        entry = listed.get(split)
+        if entry is None or not entry.shards:
+            continue
+        folder = f"{model_dir}/{split}"
+        keep, problems = [], []
+        for shard in entry.shards:
+            bad = [
+                problem
+                for f in shard.files.values()
+                if (problem := _file_problem(store, f.path, f.bytes, listings))
+            ]
+            if bad:
+                problems.append("; ".join(bad))
+            else:
+                keep.append(shard)
+        if problems:
+            entry.shards = keep
+            count += len(problems)
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            lines.append(
+                f"dropped {len(problems)} shard(s) of {store.url(folder)} from the manifest, to "
+                f"embed again: {'; '.join(problems[:3])}{more}"
+            )
+    return count, lines
+
+
 def _check_formats(manifest: DatasetManifest, formats: tuple[str, ...]) -> None:
     """Refuse other formats than those of the model's embedding shards: a resumed or repeated
     run would skip the shards already done, leaving them without the new formats."""
@@ -362,6 +456,11 @@ def embed_dataset(
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbedSummary:
     """Embed every waveform shard of ``splits`` (all when None) that has no embedding shard yet.
+
+    Embedding shards whose files were deleted (or are not at their committed size) are first
+    dropped from the manifest and embedded again; when ``embeddings/vggish`` is gone altogether
+    the model's embeddings start afresh, with ``settings``' weights (see
+    :func:`_drop_lost_embeddings`).
 
     Parameters
     ----------
@@ -400,18 +499,21 @@ def embed_dataset(
         manifest = load_manifest(store)
         if manifest is None:
             raise FileNotFoundError(f"{store.url()} is not an audiomill dataset (no manifest)")
-        prov = _provenance(settings)
-        _check_provenance(manifest, prov)
-        _check_formats(manifest, settings.formats)
-        stage = {"run_id": run_id, "provenance": prov, "completed": None}
-        manifest.stages[f"embed:{MODEL}"] = stage
-        save_manifest(store, manifest)
         names = splits or sorted(manifest.splits)
         unknown = [s for s in names if s not in manifest.splits]
         if unknown:
             raise ValueError(
                 f"no waveform split(s) {unknown}; the dataset has {sorted(manifest.splits)}"
             )
+        dropped_shards, dropped = _drop_lost_embeddings(store, manifest, names)
+        prov = _provenance(settings)
+        _check_provenance(manifest, prov)
+        _check_formats(manifest, settings.formats)
+        stage = {"run_id": run_id, "provenance": prov, "completed": None}
+        manifest.stages[f"embed:{MODEL}"] = stage
+        save_manifest(store, manifest)
+        for line in dropped:
+            log.warning("%s", line)
         todo, skipped = [], 0
         for split in names:
             done = {s.index for s in manifest.embedding_split(MODEL, split).shards}
@@ -463,4 +565,6 @@ def embed_dataset(
         pca_sha256=prov["pca_sha256"],
         devices=devices,
         short_clips=short,
+        dropped_shards=dropped_shards,
+        dropped=dropped,
     )

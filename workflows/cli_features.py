@@ -110,6 +110,8 @@ def embed(
     t = Table(title=f"embed {summary.run_id}", show_header=False)
     t.add_row("shards embedded", str(summary.shards_done))
     t.add_row("shards already done", str(summary.shards_skipped))
+    if summary.dropped_shards:
+        t.add_row("shards dropped (files gone)", str(summary.dropped_shards))
     t.add_row("clips", str(summary.clips))
     t.add_row("clips under 0.96 s (one zero-padded example)", str(summary.short_clips))
     t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
