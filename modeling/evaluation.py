@@ -35,7 +35,7 @@ import numpy as np
 
 from modeling.embedding_provenance import check_shards
 from modeling.readers import ShardReader
-from modeling.runs import RunConfig, RunDir, load_trained_model
+from modeling.runs import RunConfig, RunDir, check_out_dir, load_trained_model
 from modeling.scoring import headline_metric, predict_rows, task_metrics
 from modeling.train_data import read_row_labels
 from pipelines.dataset_state import load_manifest
@@ -333,7 +333,8 @@ def evaluate_run(
     which : {"best", "last"}
         Weights to score with.
     out_dir : str or os.PathLike, optional
-        Write ``metrics.json``, ``per_class.csv``, ``scores.npz`` and ``report.html`` here.
+        Write ``metrics.json``, ``per_class.csv``, ``scores.npz`` and ``report.html`` here
+        (replacing those files); not a dataset nor a run's own folder.
     storage_options : dict, optional
         fsspec options of the dataset.
     progress : callable, optional
@@ -351,12 +352,17 @@ def evaluate_run(
     ------
     FileNotFoundError
         If the run or dataset does not exist.
+    FileExistsError
+        If ``out_dir`` is a dataset or a run's folder (:func:`modeling.runs.check_out_dir`),
+        before anything is scored or written.
     ValueError
         On an unknown split, a mismatched dataset, a bad ``tta`` or a single-label task whose
         clips do not have one label each.
     """
     from modeling.evaluation_report import write_evaluation
 
+    if out_dir is not None:
+        check_out_dir(out_dir, "evaluate", "output")
     loaded = load_run(run, which)
     config = loaded.config
     dataset = str(dataset if dataset is not None else config.dataset)

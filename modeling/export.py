@@ -31,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from modeling.evaluation import LoadedRun, load_run
-from modeling.runs import RunDir, write_atomic, write_json
+from modeling.runs import RunDir, check_out_dir, write_atomic, write_json
 
 SAVED_MODEL = "saved_model"
 EXPORT_JSON = "export.json"
@@ -62,6 +62,32 @@ def serving_input(loaded: LoadedRun) -> dict[str, Any]:
     }
 
 
+def check_export_dir(out_dir: str | os.PathLike[str]) -> None:
+    """Refuse an ``out_dir`` that an export would damage.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+
+    Raises
+    ------
+    FileExistsError
+        If it is a dataset or a run's folder (:func:`modeling.runs.check_out_dir`), or holds
+        a ``saved_model`` or ``classes.csv`` but no ``export.json``: files of something else,
+        which the export would replace.
+    """
+    out = Path(out_dir)
+    check_out_dir(out, "export", "output")
+    if (out / EXPORT_JSON).exists():
+        return
+    for name in (SAVED_MODEL, CLASSES_CSV):
+        if (out / name).exists():
+            raise FileExistsError(
+                f"--out {out} holds a {name} of no earlier export (no {EXPORT_JSON}): export "
+                "would replace it; choose another --out"
+            )
+
+
 def export_run(
     run: str | os.PathLike[str] | RunDir | LoadedRun,
     out_dir: str | os.PathLike[str],
@@ -73,7 +99,9 @@ def export_run(
     ----------
     run : str, os.PathLike, RunDir or LoadedRun
     out_dir : str or os.PathLike
-        Created if needed; an earlier export there is replaced.
+        Created if needed; an earlier export there is replaced. Not a dataset, a run's own
+        folder, nor one holding a ``saved_model`` or ``classes.csv`` of no earlier export
+        (no ``export.json``).
     which : {"best", "last"}
         Weights to export.
 
@@ -89,7 +117,10 @@ def export_run(
     ------
     FileNotFoundError
         If the run does not exist or has no weights of that kind.
+    FileExistsError
+        If ``out_dir`` may not be written (see ``out_dir``); nothing is written.
     """
+    check_export_dir(out_dir)
     loaded = load_run(run, which)
     config, model = loaded.config, loaded.model
     spec = serving_input(loaded)

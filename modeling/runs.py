@@ -14,7 +14,11 @@ A run directory (``RUN``) holds everything needed to continue, evaluate or serve
 
 Every file is written to a temporary name and renamed, so a run killed at any moment keeps its
 last complete checkpoint. A run started over in the same directory keeps the run it replaces as
-``RUN.previous`` (one generation).
+``RUN.previous`` (one generation); only a run is ever moved there or deleted from there.
+
+:func:`check_out_dir` is the one check of the folders that ``train``, ``sweep``, ``evaluate``
+and ``export`` write: none writes into a dataset or where it would mix with what a folder
+already holds.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ HISTORY = "history.jsonl"
 LOGS = "logs"
 SUMMARY = "summary.json"
 PREVIOUS_SUFFIX = ".previous"
+DATASET_MANIFEST = "manifest.json"  # schemas.dataset.MANIFEST: what marks a dataset's folder
+SWEEP_JSON = "sweep.json"
+OUT_KINDS = ("run", "sweep", "output")
 INPUTS = ("embeddings", "waveforms")
 SAMPLERS = ("balanced", "shuffled", "weighted")
 
@@ -225,8 +232,25 @@ class RunDir:
         -------
         Path
             Where the run is now.
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` is not a run, or ``RUN.previous`` exists and is not one: neither is
+            moved nor deleted.
         """
         previous = self.previous_path
+        if not self.exists or (self.path / DATASET_MANIFEST).exists():
+            what = (
+                f"no {RUN_CONFIG}" if not self.exists else f"a dataset: it has {DATASET_MANIFEST}"
+            )
+            raise FileExistsError(
+                f"{self.path} is not a training run ({what}): not moving it to {previous}; "
+                "choose another --out"
+            )
+        problem = previous_problem(self.path)
+        if problem is not None:
+            raise FileExistsError(problem)
         if previous.exists():
             doomed = previous.with_name(f".{previous.name}.{os.getpid()}.delete")
             previous.rename(doomed)
@@ -281,6 +305,109 @@ class RunDir:
     def load_summary(self) -> dict[str, Any] | None:
         path = self.file(SUMMARY)
         return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _visible_entries(path: Path) -> list[str]:
+    """The names in folder ``path`` but hidden ones (``.DS_Store``, interrupted temporaries)."""
+    return sorted(name for name in os.listdir(path) if not name.startswith("."))
+
+
+def _holds_sweep(path: Path) -> bool:
+    """Whether folder ``path`` is a sweep's: it has ``sweep.json`` or runs at SETTING/FOLD."""
+    return (path / SWEEP_JSON).is_file() or any(path.glob(f"*/*/{RUN_CONFIG}"))
+
+
+def previous_problem(run_path: str | os.PathLike[str]) -> str | None:
+    """Why ``RUN.previous`` beside ``run_path`` may not be replaced: it exists and is not a run
+    (no ``run.json``, or a dataset's ``manifest.json``); None when it is absent or a run."""
+    previous = RunDir(run_path).previous_path
+    if not (previous.exists() or previous.is_symlink()):
+        return None
+    if not RunDir(previous).exists:
+        what = f"no {RUN_CONFIG}"
+    elif (previous / DATASET_MANIFEST).exists():
+        what = f"a dataset: it has {DATASET_MANIFEST}"
+    else:
+        return None
+    return (
+        f"{previous} is not a training run ({what}): starting {run_path} over would delete it "
+        "to keep the replaced run there; move it away or choose another --out"
+    )
+
+
+def check_out_dir(
+    path: str | os.PathLike[str], command: str, kind: str, *, restart: bool = False
+) -> None:
+    """Refuse an ``--out`` of ``command`` where writing would damage what the folder holds.
+
+    Nothing is written. A dataset's folder (it has ``manifest.json``) is refused for every
+    ``kind``; a folder that does not exist yet, or holds only hidden entries, is accepted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``--out`` folder.
+    command : str
+        The command writing it, for the message.
+    kind : {"run", "sweep", "output"}
+        ``"run"`` (``train``): the folder must be a run (``run.json``) or empty, since
+        ``--restart`` moves the whole folder aside; ``"sweep"``: a sweep's folder
+        (``sweep.json`` or runs at SETTING/FOLD) or empty; ``"output"`` (``evaluate``,
+        ``export``): anything but a run's own folder.
+    restart : bool
+        ``kind="run"`` only: the run will be started over, so a ``RUN.previous`` that is not a
+        run (and would be deleted) is refused too.
+
+    Raises
+    ------
+    FileExistsError
+        With one line naming the folder and why it is refused.
+    """
+    if kind not in OUT_KINDS:
+        raise ValueError(f"kind must be one of {OUT_KINDS}, got {kind!r}")
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise FileExistsError(
+            f"--out {path} is a file, not a folder: {command} writes a folder; choose another --out"
+        )
+    if (path / DATASET_MANIFEST).exists():
+        raise FileExistsError(
+            f"--out {path} is a dataset (it has {DATASET_MANIFEST}): {command} would write its "
+            "files into it; choose a folder outside the dataset"
+        )
+    is_run = RunDir(path).exists
+    if kind == "output":
+        if is_run:
+            raise FileExistsError(
+                f"--out {path} is a training run (it has {RUN_CONFIG}): {command} would write "
+                f"its files among the run's; choose another --out, e.g. {path / command}"
+            )
+        return
+    if kind == "sweep":
+        if is_run:
+            raise FileExistsError(
+                f"--out {path} is a training run (it has {RUN_CONFIG}), not a sweep's folder; "
+                "choose another --out"
+            )
+        if _visible_entries(path) and not _holds_sweep(path):
+            raise FileExistsError(
+                f"--out {path} is not empty and not a sweep's folder (no {SWEEP_JSON} or runs "
+                "in SETTING/FOLD): sweep would write its runs among its files; choose an empty "
+                "or new folder"
+            )
+        return
+    if not is_run and _visible_entries(path):
+        raise FileExistsError(
+            f"--out {path} is not empty and not a training run (no {RUN_CONFIG}): {command} "
+            "would write a run among its files (and --restart move them all aside); choose an "
+            "empty or new folder"
+        )
+    if restart and is_run:
+        problem = previous_problem(path)
+        if problem is not None:
+            raise FileExistsError(problem)
 
 
 def load_trained_model(run: str | os.PathLike[str] | RunDir, which: str = "best") -> Any:

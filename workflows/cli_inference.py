@@ -39,7 +39,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     """What the serving functions raise on bad input: reported as errors, not tracebacks."""
     from schemas.failures import ClipFailure
 
-    return (FileNotFoundError, ValueError, ClipFailure)
+    return (FileNotFoundError, FileExistsError, ValueError, ClipFailure)
 
 
 def _load(run: Path, weights: str) -> Any:

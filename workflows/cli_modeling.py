@@ -87,6 +87,18 @@ def _learning_rate(rate: float) -> None:
         fail(str(exc))
 
 
+def _check_out(path: Path, command: str, kind: str, restart: bool = False) -> None:
+    """Fail on an ``--out`` that ``command`` may not write (:func:`modeling.runs.check_out_dir`),
+    before anything is written."""
+    with collection_paused():
+        from modeling.runs import check_out_dir
+
+    try:
+        check_out_dir(path, command, kind, restart=restart)
+    except FileExistsError as exc:
+        fail(str(exc))
+
+
 def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
     with collection_paused():
         from modeling.run_setup import plan_run
@@ -252,6 +264,7 @@ def train(
     if resume and restart:
         fail("--resume and --restart do not go together")
     resume, restart = _workflow_rerun(ctx, resume, restart)
+    _check_out(run_dir, "train", "run", restart)
     so = storage_options_from(storage_options)
     options = dict(
         input=input,
@@ -406,6 +419,7 @@ def sweep(
     from workflows.runner import EARLIER_RUN
 
     sweep_dir = local_dir(out_dir, "sweep")
+    _check_out(sweep_dir, "sweep", "sweep")
     earlier = ctx.meta.get(EARLIER_RUN)
     so = storage_options_from(storage_options)
     model_args = _model_args(model_arg)
@@ -425,6 +439,10 @@ def sweep(
         plans = [(f"fold{k}", {"folds": folds, "fold": k}) for k in range(1, folds + 1)]
     else:
         plans = [("all", {"splits": split, "eval_split": eval_split})]
+    for rate in rates:  # every run's folder, before the first run trains
+        for alpha in _grid(mixup, float, 0.0):
+            for name, _ in plans:
+                _check_out(sweep_dir / f"lr{rate:g}-mixup{alpha:g}" / name, "sweep", "run")
     rows = []
     for rate in rates:
         for alpha in _grid(mixup, float, 0.0):

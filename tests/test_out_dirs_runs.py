@@ -1,0 +1,229 @@
+"""The folders train, sweep, evaluate and export write: never a dataset, never among other files.
+
+``--restart`` moves only a run to ``RUN.previous`` and deletes only a run kept there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modeling.runs import RunDir, check_out_dir
+from schemas.classmap import ClassMap
+from tests.training_fixtures import embedding_config, single_label_dataset
+from workflows.cli import app
+
+
+@dataclass(frozen=True)
+class Served:
+    """A small single-label dataset (``root``) and a run trained on its embeddings (``emb``)."""
+
+    root: Path
+    emb: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    from modeling.training import train
+
+    base = tmp_path_factory.mktemp("out_dirs")
+    root = base / "ds"
+    single_label_dataset(root)
+    config = embedding_config(root, task="singlelabel", steps=2, eval_every=2)
+    train(config, base / "emb", classes=ClassMap.load(root / "classes.csv"))
+    return Served(root, base / "emb")
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes (what a refusal must leave as it was)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def _dataset_copy(served: Served, path: Path) -> Path:
+    shutil.copytree(served.root, path)
+    return path
+
+
+def _fake_run(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "run.json").write_text("{}\n")
+    (path / "history.jsonl").write_text("")
+    return path
+
+
+def test_check_out_dir_accepts_new_empty_and_matching_folders(tmp_path: Path) -> None:
+    check_out_dir(tmp_path / "new", "train", "run")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_text("")
+    for kind in ("run", "sweep", "output"):
+        check_out_dir(tmp_path / "empty", "cmd", kind)
+    check_out_dir(_fake_run(tmp_path / "run"), "train", "run", restart=True)
+    _fake_run(tmp_path / "sweep" / "lr0.001-mixup0" / "all")
+    check_out_dir(tmp_path / "sweep", "sweep", "sweep")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    check_out_dir(tmp_path / "other", "evaluate", "output")
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep", "output"])
+def test_check_out_dir_refuses_a_dataset_for_every_kind(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "manifest.json").write_text("{}")
+    (tmp_path / "ds" / "run.json").write_text("{}")  # even one a bad train already wrote into
+    with pytest.raises(FileExistsError, match=r"ds is a dataset \(it has manifest.json\)"):
+        check_out_dir(tmp_path / "ds", "cmd", kind)
+
+
+def test_check_out_dir_refuses_what_each_kind_would_damage(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="other is not empty and not a training run"):
+        check_out_dir(other, "train", "run")
+    with pytest.raises(FileExistsError, match="other is not empty and not a sweep's folder"):
+        check_out_dir(other, "sweep", "sweep")
+    run = _fake_run(tmp_path / "run")
+    with pytest.raises(FileExistsError, match=r"run is a training run \(it has run.json\)"):
+        check_out_dir(run, "export", "output")
+    with pytest.raises(FileExistsError, match="not a sweep's folder"):
+        check_out_dir(run, "sweep", "sweep")
+    (tmp_path / "run.previous").mkdir()
+    (tmp_path / "run.previous" / "notes.txt").write_text("mine")
+    check_out_dir(run, "train", "run")  # not started over: run.previous stays as it is
+    with pytest.raises(FileExistsError, match=r"run.previous is not a training run"):
+        check_out_dir(run, "train", "run", restart=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="file is a file, not a folder"):
+        check_out_dir(tmp_path / "file", "export", "output")
+
+
+def test_set_aside_moves_and_deletes_only_runs(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"other is not a training run \(no run.json\)"):
+        RunDir(other).set_aside()
+    assert (other / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "other.previous").exists()
+
+    dataset = _fake_run(tmp_path / "ds")
+    (dataset / "manifest.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"ds is not a training run \(a dataset"):
+        RunDir(dataset).set_aside()
+    assert (dataset / "manifest.json").exists()
+
+    run = _fake_run(tmp_path / "run")
+    kept = tmp_path / "run.previous"
+    kept.mkdir()
+    (kept / "manifest.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"run.previous is not a training run"):
+        RunDir(run).set_aside()
+    assert (kept / "manifest.json").exists() and (run / "run.json").exists()
+    (kept / "manifest.json").unlink()
+    with pytest.raises(FileExistsError, match=r"run.previous is not a training run"):
+        RunDir(run).set_aside()
+    assert kept.is_dir() and (run / "run.json").exists()
+
+    shutil.rmtree(kept)
+    _fake_run(kept)
+    assert RunDir(run).set_aside() == kept
+    assert not run.exists() and (kept / "run.json").exists()
+
+
+def test_train_refuses_a_dataset_or_foreign_folder_and_writes_nothing(
+    served: Served, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    copy = _dataset_copy(served, tmp_path / "dscopy")
+    before = _tree(copy)
+    for extra in ([], ["--restart"], ["--resume"]):
+        args = ["train", str(copy), "--out", str(copy), "--steps", "2", *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "is a dataset (it has manifest.json)" in result.output
+        assert "train would write its files into it" in result.output
+    assert _tree(copy) == before
+    assert not (tmp_path / "dscopy.previous").exists()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    args = ["train", str(served.root), "--out", str(other), "--steps", "2", "--restart"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "not empty and not a training run" in result.output
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_train_restart_keeps_a_previous_that_is_not_a_run(served: Served, tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "r"
+    args = ["train", str(served.root), "--out", str(run), "--steps", "2", "--eval-every", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    previous = _dataset_copy(served, tmp_path / "r.previous")
+    before, run_before = _tree(previous), _tree(run)
+    result = runner.invoke(app, [*args, "--restart"])
+    assert result.exit_code == 2, result.output
+    assert "r.previous is not a training run (no run.json)" in result.output
+    assert _tree(previous) == before and _tree(run) == run_before
+
+
+def test_sweep_refuses_a_dataset_or_foreign_folder(served: Served, tmp_path: Path) -> None:
+    runner = CliRunner()
+    copy = _dataset_copy(served, tmp_path / "dscopy")
+    before = _tree(copy)
+    result = runner.invoke(app, ["sweep", str(copy), "--out", str(copy), "--steps", "2"])
+    assert result.exit_code == 2 and "is a dataset (it has manifest.json)" in result.output
+    assert _tree(copy) == before
+
+    sweep = tmp_path / "sweep"
+    (sweep / "lr0.001-mixup0" / "all").mkdir(parents=True)
+    (sweep / "lr0.001-mixup0" / "all" / "notes.txt").write_text("mine")
+    _fake_run(sweep / "lr0.0003-mixup0" / "all")
+    args = ["sweep", str(served.root), "--out", str(sweep), "--lr", "3e-4,1e-3", "--steps", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "all is not empty and not a training run" in result.output
+    assert [p.name for p in (sweep / "lr0.001-mixup0" / "all").iterdir()] == ["notes.txt"]
+    kept = sweep / "lr0.0003-mixup0" / "all"
+    assert {p.name for p in kept.iterdir()} == {"history.jsonl", "run.json"}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_evaluate_and_export_refuse_a_dataset_or_a_run(
+    served: Served, tmp_path: Path, command: str
+) -> None:
+    runner = CliRunner()
+    copy = _dataset_copy(served, tmp_path / "dscopy")
+    run = tmp_path / "runcopy"
+    shutil.copytree(served.emb, run)
+    extra = [str(served.root)] if command == "evaluate" else []
+    for target, reason in (
+        (copy, "is a dataset (it has manifest.json)"),
+        (run, "is a training run"),
+    ):
+        before = _tree(target)
+        result = runner.invoke(app, [command, str(served.emb), *extra, "--out", str(target)])
+        assert result.exit_code == 2, result.output
+        assert f"{target.name} {reason}" in " ".join(result.output.split())
+        assert _tree(target) == before
+    inside = run / command
+    result = runner.invoke(app, [command, str(served.emb), *extra, "--out", str(inside)])
+    assert result.exit_code == 0, result.output
+
+
+def test_export_refuses_a_folder_with_another_saved_model(served: Served, tmp_path: Path) -> None:
+    runner = CliRunner()
+    other = tmp_path / "other"
+    (other / "saved_model").mkdir(parents=True)
+    (other / "saved_model" / "mine.pb").write_text("mine")
+    result = runner.invoke(app, ["export", str(served.emb), "--out", str(other)])
+    assert result.exit_code == 2 and "holds a saved_model of no earlier export" in result.output
+    assert (other / "saved_model" / "mine.pb").read_text() == "mine"
+    out = tmp_path / "exp"
+    for _ in range(2):  # an earlier export is replaced
+        result = runner.invoke(app, ["export", str(served.emb), "--out", str(out)])
+        assert result.exit_code == 0, result.output
