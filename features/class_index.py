@@ -99,8 +99,9 @@ def split_shards(
     ------
     ValueError
         If the split has no committed shards there; the message lists what the dataset has.
-        Also if fewer of the split's clips have embeddings than waveforms (a split that grew
-        since it was embedded): read, its embeddings would leave the other clips out.
+        Also if fewer of the split's clips have embeddings than waveforms (an embed that did not
+        finish, or a split that grew since it was embedded): read, its embeddings would leave
+        the other clips out.
     """
     if source == "waveforms":
         entry = manifest.splits.get(split)
@@ -126,8 +127,8 @@ def split_shards(
     if source == "embeddings" and waves is not None and entry.num_clips < waves.num_clips:
         raise ValueError(
             f"only {entry.num_clips} of the {waves.num_clips} clips of split {split!r} have "
-            f"{model} embeddings (clips were added since they were made): run `audiomill embed` "
-            "on the dataset to embed the rest"
+            f"{model} embeddings (an embed that did not finish, or clips added since): run "
+            "`audiomill embed` on the dataset to embed the rest"
         )
     out = []
     for shard in entry.shards:
