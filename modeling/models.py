@@ -28,6 +28,76 @@ def check_task(task: str) -> None:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
+def check_int_list(
+    name: str, value: Any, *, length: int | None = None, low: int = 1, high: int | None = None
+) -> list[int]:
+    """Refuse a model argument that is not a non-empty list of ints in ``low..high``.
+
+    Parameters
+    ----------
+    name : str
+        The argument, for the message (``filters``, ``levels``).
+    value : Any
+        What was given.
+    length : int, optional
+        The exact number of items the list must have.
+    low, high : int, optional
+        The range of each item (``high`` None: no upper bound).
+
+    Returns
+    -------
+    list of int
+        ``value`` as a list.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, what it must be and the value given.
+    """
+    items = list(value) if isinstance(value, (list, tuple)) else None
+    bound = f"in {low}..{high}" if high is not None else ("positive" if low == 1 else f">= {low}")
+    kind = f"{bound} ints" if bound == "positive" else f"ints {bound}"
+    what = f"a list of {length} {kind}" if length else f"a non-empty list of {kind}"
+    if (
+        not items
+        or (length is not None and len(items) != length)
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        or min(items) < low
+        or (high is not None and max(items) > high)
+    ):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return items
+
+
+def check_positive_int(name: str, value: Any, *, at_most: tuple[str, int] | None = None) -> int:
+    """Refuse a model argument that is not a positive int (at most ``at_most[1]``).
+
+    Parameters
+    ----------
+    name : str
+        The argument, for the message.
+    value : Any
+        What was given.
+    at_most : (str, int), optional
+        What bounds it and the bound, e.g. ``("the clip's samples", 16000)``.
+
+    Returns
+    -------
+    int
+        ``value``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, what it must be and the value given.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if at_most is not None and value > at_most[1]:
+        raise ValueError(f"{name} must be at most {at_most[0]} ({at_most[1]}), got {value}")
+    return value
+
+
 def classification_head(x: keras.KerasTensor, num_classes: int, task: str) -> keras.KerasTensor:
     """Final Dense + sigmoid (multi-label) or softmax (single-label), both in float32.
 

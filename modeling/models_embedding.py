@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from modeling.models import check_task, classification_head
+from modeling.models import check_int_list, check_positive_int, check_task, classification_head
 
 
 @keras.saving.register_keras_serializable(package="audiomill")
@@ -144,8 +144,8 @@ def _attention_model(
 ) -> keras.Model:
     """Feature-level attention on the outputs of blocks ``levels`` (1-based), then the head."""
     check_task(task)
-    if not levels or min(levels) < 1 or max(levels) > num_blocks:
-        raise ValueError(f"attention levels {list(levels)} must lie in 1..{num_blocks}")
+    check_positive_int("num_blocks", num_blocks)
+    levels = check_int_list("levels", levels, high=num_blocks)
     inputs, x = _embedding_input(num_frames, embedding_dim, input_dtype)
     blocks = _frame_blocks(x, num_blocks, hidden, dropout)
     pooled = [

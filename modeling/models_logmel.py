@@ -17,7 +17,7 @@ from keras import layers
 
 from features.mel import mel_weights
 from modeling.augment import SpecAugment
-from modeling.models import check_task, classification_head
+from modeling.models import check_int_list, check_positive_int, check_task, classification_head
 
 BN_MOMENTUM = 0.9
 """Momentum of every BatchNorm here: PyTorch's default as PANNs trains with (``momentum=0.1``
@@ -142,7 +142,15 @@ def _logmel_front(
     fmax: float | None,
     spec_augment: bool,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Waveform input -> log-mel -> BatchNorm over mel bins -> SpecAugment -> (b, t, f, 1)."""
+    """Waveform input -> log-mel -> BatchNorm over mel bins -> SpecAugment -> (b, t, f, 1).
+
+    Refuses (``ValueError``, naming the argument) an ``n_fft`` longer than the clip and an
+    ``n_fft``, ``hop_length`` or ``n_mels`` that is not a positive int.
+    """
+    clip = None if clip_samples is None else ("the clip's samples", clip_samples)
+    check_positive_int("n_fft", n_fft, at_most=clip)
+    check_positive_int("hop_length", hop_length)
+    check_positive_int("n_mels", n_mels)
     inputs = keras.Input((clip_samples,), dtype="float32", name="waveform")
     x = LogMel(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, name="logmel")(inputs)
     x = layers.BatchNormalization(axis=-1, momentum=BN_MOMENTUM, name="bn_mel")(x)
@@ -269,8 +277,7 @@ def small_cnn(
         Input ``(batch, clip_samples)`` float32 waveforms, output ``(batch, num_classes)`` float32.
     """
     check_task(task)
-    if len(filters) != 4:
-        raise ValueError(f"small_cnn takes 4 filter counts, got {list(filters)}")
+    filters = check_int_list("filters", filters, length=4)
     inputs, x = _logmel_front(
         clip_samples, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, spec_augment
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from modeling.models import build_model, check_task, model_names, model_parameters
@@ -20,6 +21,12 @@ from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest
 
 DEFAULT_MODELS = {"embeddings": "multi_level_attention", "waveforms": "cnn14"}
+DATA_ARGS = {
+    "waveforms": ("clip_samples", "sample_rate"),
+    "embeddings": ("num_frames", "embedding_dim", "input_dtype"),
+}
+"""Builder arguments set from the dataset (its input shape), never by ``--model-arg``."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def parse_model_args(items: list[str] | None) -> dict[str, Any]:
@@ -56,7 +63,8 @@ def check_learning_rate(rate: float) -> None:
 
 def run_options(config: RunConfig) -> dict[str, Any]:
     """The :func:`plan_run` options that plan ``config`` again (``steps`` and ``eval_every``
-    given, the model arguments as recorded, ``fold`` counting from 1)."""
+    given, the model arguments as recorded but those the dataset sets, ``fold`` counting from
+    1)."""
     return {
         "input": config.input,
         "model": config.model,
@@ -74,7 +82,11 @@ def run_options(config: RunConfig) -> dict[str, Any]:
         "fold": None if config.fold is None else config.fold + 1,
         "seed": config.seed,
         "embedding_model": config.embedding_model,
-        "model_args": dict(config.model_kwargs),
+        "model_args": {
+            name: value
+            for name, value in config.model_kwargs.items()
+            if name not in DATA_ARGS.get(config.input, ())
+        },
         "mixed_precision": config.mixed_precision,
     }
 
@@ -145,7 +157,8 @@ def plan_run(
     ------
     ValueError
         For a setting the dataset cannot support, with what it has instead, for model
-        arguments the model does not take or cannot be built with, and for a learning rate
+        arguments the model does not take, that the dataset sets, or that it cannot be built or
+        run on a zero batch with, and for a learning rate
         that is not positive and finite.
     """
     if input not in INPUTS:
@@ -246,6 +259,13 @@ def _check_model_args(
     """
     kind = input.removesuffix("s")
     takes = model_parameters(model, kind)
+    fixed = [name for name in model_args if name in DATA_ARGS[input]]
+    if fixed:
+        values = ", ".join(f"{name}={json.dumps(data_kwargs[name])}" for name in fixed)
+        raise ValueError(
+            f"--model-arg {', '.join(fixed)}: set from the dataset ({values}), not by "
+            f"--model-arg (the {input} shards are read as they are)"
+        )
     unknown = [name for name in model_args if name not in takes]
     if unknown:
         settable = ", ".join(name for name in takes if name not in data_kwargs)
@@ -257,14 +277,59 @@ def _check_model_args(
         return
     check_task(task)
     try:
-        build_model(model, kind, num_classes, task, **{**model_args, **data_kwargs})
+        built = build_model(model, kind, num_classes, task, **{**model_args, **data_kwargs})
     except (TypeError, ValueError) as exc:
-        given = ", ".join(f"{name}={json.dumps(value)}" for name, value in model_args.items())
-        reason = " ".join(str(exc).split())
+        raise ValueError(_model_args_error(model, model_args, "be built", exc)) from None
+    try:
+        _forward_pass(built, input, data_kwargs)
+    except Exception as exc:  # any failure of the model on a zero batch
         raise ValueError(
-            f"--model-arg {given}: {model} cannot be built with "
-            f"{'it' if len(model_args) == 1 else 'them'}: {reason}"
+            _model_args_error(model, model_args, "run on the dataset's clips", exc)
         ) from None
+
+
+def _model_args_error(model: str, model_args: dict[str, Any], what: str, exc: Exception) -> str:
+    """One line: the model arguments, what ``model`` cannot do with them, and why (the
+    exception's message without ANSI colour codes, TensorFlow's ``{{node ...}}`` and ``[Op:
+    ...]`` decorations, Keras' "Exception encountered when calling" and "Arguments received
+    by" parts or line breaks, cut to 300 characters)."""
+    given = ", ".join(f"{name}={json.dumps(value)}" for name, value in model_args.items())
+    reason = _ANSI.sub("", str(exc))
+    reason = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]", "", reason)
+    reason = " ".join(reason.split())
+    reason = re.sub(r"^Exception encountered when calling \S+\.\s*", "", reason)
+    reason = reason.split(" Arguments received by ")[0]
+    if len(reason) > 300:
+        reason = reason[:299] + "…"
+    return (
+        f"--model-arg {given}: {model} cannot {what} with "
+        f"{'it' if len(model_args) == 1 else 'them'}: {reason}"
+    )
+
+
+def _forward_pass(model: Any, input: str, data_kwargs: dict[str, Any]) -> None:
+    """Run ``model`` once on a zero batch of two clips of the data's shape, and refuse output
+    that is not ``(2, classes)`` or not finite.
+
+    Raises
+    ------
+    ValueError
+        If the output has another shape or non-finite values; anything the model raises
+        passes through.
+    """
+    import numpy as np
+
+    if input == "waveforms":
+        batch = np.zeros((2, data_kwargs["clip_samples"]), np.float32)
+    else:
+        shape = (2, data_kwargs["num_frames"], data_kwargs["embedding_dim"])
+        batch = np.zeros(shape, data_kwargs["input_dtype"])
+    output = np.asarray(model(batch, training=False))
+    expected = (2, model.output_shape[-1])
+    if output.shape != expected:
+        raise ValueError(f"a batch of 2 clips gives outputs of shape {output.shape}")
+    if not np.isfinite(output).all():
+        raise ValueError("a batch of silent clips gives outputs that are not finite")
 
 
 def _data_kwargs(
