@@ -29,11 +29,14 @@ Design choices, shared by both importers:
 - Everything runs under the dataset lock and streams: blocks of records are read, parsed and
   committed, and only the set of clip ids grows with the number of clips (about 100 bytes a
   clip). A run (stage ``import-embeddings``) is recorded in the manifest. A first import that
-  fails before committing a shard removes the dataset directory it made.
+  fails or commits no shard (its files hold no records, say) removes the dataset directory it
+  made, so the next import's class map is not bound by it; input files that held no record
+  are named in a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -125,6 +128,11 @@ class ImportSummary:
     seconds : float
     split_clips : int
         Clips in the split after the import.
+    files_without_records : list of str
+        Input files that held no record (or row) at all.
+    created : bool
+        Whether the dataset exists after the import: False when a first import committed no
+        shard, which leaves no dataset behind.
     """
 
     run_id: str
@@ -141,6 +149,8 @@ class ImportSummary:
     shards: list[int] = field(default_factory=list)
     seconds: float = 0.0
     split_clips: int = 0
+    files_without_records: list[str] = field(default_factory=list)
+    created: bool = True
 
     @property
     def skipped(self) -> int:
@@ -318,6 +328,12 @@ def import_packed_h5(
 # --- the shared driver -----------------------------------------------------------------------
 
 
+class _NothingCommitted(Exception):
+    """A first import committed no shard: raised under the lock so that
+    :func:`features.import_target.locked_target` removes the dataset directory it made, and
+    caught by :func:`_run_import`, for which it is no failure."""
+
+
 def _run_import(
     blocks: Callable[[ClassMap, ImportSummary], Iterator[tuple[str, EmbeddingRows]]],
     *,
@@ -348,7 +364,8 @@ def _run_import(
     store = DatasetStore(out, storage_options)
     summary = ImportSummary(run_id=run_id, model=model, split=split, source=source, files=files)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": STAGE}
-    with locked_target(store, owner):
+    # A first import that commits nothing leaves no dataset (and no class map) behind.
+    with contextlib.suppress(_NothingCommitted), locked_target(store, owner):
         class_map = _class_map(classes, store, storage_options)
         manifest = load_manifest(store)
         is_new = manifest is None
@@ -394,8 +411,10 @@ def _run_import(
             run_id=run_id,
             checkpoint_seconds=checkpoint_seconds,
         )
+        held: set[str] = set()
         try:
             for path, rows in blocks(class_map, summary):
+                held.add(path)
                 keep = np.ones(len(rows), dtype=bool)
                 for i, clip_id in enumerate(rows.clip_ids):
                     if clip_id in seen:
@@ -419,6 +438,17 @@ def _run_import(
         summary.shards = writer.committed
         summary.seconds = time.time() - started
         summary.split_clips = entry.num_clips
+        summary.files_without_records = [path for path in files if path not in held]
+        if summary.files_without_records:
+            shown = summary.files_without_records[:RUN_FILES_LISTED]
+            more = len(summary.files_without_records) - len(shown)
+            log.warning(
+                "%d of the %d input file(s) held no records: %s%s",
+                len(summary.files_without_records),
+                len(files),
+                ", ".join(shown),
+                f" (and {more} more)" if more else "",
+            )
         if summary.truncated:
             log.warning(
                 "%d clips had more than %d frames; kept their first %d",
@@ -426,8 +456,18 @@ def _run_import(
                 FRAMES,
                 FRAMES,
             )
+        if is_new and not writer.committed:
+            summary.created = False
+            log.warning(
+                "imported no clips into split %r, so no dataset was made at %s",
+                split,
+                store.url(),
+            )
+            raise _NothingCommitted
         run = {"stage": STAGE, **asdict(summary), "num_files": len(files)}
         run["files"] = files[:RUN_FILES_LISTED]
+        run["files_without_records"] = summary.files_without_records[:RUN_FILES_LISTED]
+        del run["created"]
         record_run(manifest, run)
         save_manifest(store, manifest)
     return summary

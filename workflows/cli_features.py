@@ -162,6 +162,8 @@ def embed_files(
 def _import_summary(summary) -> None:
     t = Table(title=f"import {summary.source} -> {summary.split}", show_header=False)
     t.add_row("files", str(len(summary.files)))
+    if summary.files_without_records:
+        t.add_row("files without records", str(len(summary.files_without_records)))
     t.add_row("records read", str(summary.read))
     t.add_row("imported", str(summary.imported))
     t.add_row("already imported", str(summary.already_imported))
@@ -170,6 +172,8 @@ def _import_summary(summary) -> None:
     t.add_row("truncated to 10 frames", str(summary.truncated))
     t.add_row("shards written", str(len(summary.shards)))
     t.add_row("clips in split", str(summary.split_clips))
+    if not summary.created:
+        t.add_row("dataset", "not made (nothing imported)")
     t.add_row("time", f"{summary.seconds:.1f} s")
     console.print(t)
 
