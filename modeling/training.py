@@ -417,6 +417,7 @@ def train(
         start, best = int(meta["step"]), meta["best"]
         sampler.restore(meta["sampler"])
         history = run.history()[: meta["history_length"]]
+    seconds_before = float(history[-1]["seconds"]) if history else 0.0  # a resumed run's time
     sampler_states = {-1: sampler.state()}
 
     def record_state(number: int) -> None:
@@ -478,7 +479,7 @@ def train(
         entry = {
             "step": step,
             "loss": float(fitted.history["loss"][-1]),
-            "seconds": round(time.perf_counter() - t0, 3),
+            "seconds": round(seconds_before + time.perf_counter() - t0, 3),
         }
         if metrics is not None:
             last_metrics = metrics

@@ -67,6 +67,8 @@ def test_resumed_run_equals_uninterrupted_run(dataset: Path, tmp_path: Path) -> 
     assert [h["loss"] for h in whole.history] == pytest.approx(
         [h["loss"] for h in resumed.history], rel=1e-6
     )
+    seconds = [h["seconds"] for h in resumed.history]  # the run's time goes on from before
+    assert seconds == sorted(seconds) and seconds[1] > seconds[0]
 
 
 def test_resume_refuses_changed_settings_and_new_run_refuses_existing(
