@@ -156,14 +156,16 @@ def plan_run(
     Raises
     ------
     ValueError
-        For a setting the dataset cannot support, with what it has instead, for model
-        arguments the model does not take, that the dataset sets, or that it cannot be built or
-        run on a zero batch with, and for a learning rate
-        that is not positive and finite.
+        For a split the dataset does not have or has no shards of the input, with what it
+        has instead, for ``--epochs`` that is not positive and finite, for model arguments the
+        model does not take, that the dataset sets, or that it cannot be built or run on a zero
+        batch with, and for a learning rate that is not positive and finite.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
     check_learning_rate(learning_rate)
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"--epochs must be positive, got {epochs:g}")
     store = DatasetStore(dataset, storage_options)
     manifest = load_manifest(store)
     if manifest is None:
@@ -176,6 +178,13 @@ def plan_run(
     available = split_names(manifest, input, embedding_model)
     splits = splits or ["train"]
     wanted = splits + ([eval_split] if eval_split not in (None, "none") else [])
+    existing = sorted({*manifest.splits, *(s for e in manifest.embeddings.values() for s in e)})
+    unknown = [s for s in wanted if s not in existing]
+    if unknown:
+        raise ValueError(
+            f"the dataset has no split {', '.join(map(repr, unknown))} (it has "
+            f"{', '.join(existing) or 'none'})"
+        )
     missing = [s for s in wanted if s not in available]
     if missing:
         what = input if input == "waveforms" else f"{embedding_model} embeddings"
