@@ -3,7 +3,7 @@
 :func:`build_report` gathers, for every split,
 
 - from the shards (one Dask task per shard, see :mod:`features.class_index`): the labels (only
-  the ``target``/``y`` datasets or ``labels`` columns), the stored lengths (``num_samples``),
+  the ``target``/``y`` datasets or ``labels`` columns), the real audio lengths (``num_samples``),
   and the loudness of at most ``loudness_clips_per_shard`` evenly spaced clips per shard (RMS
   over the clip's real samples, in dBFS: a full-scale square wave is 0 dBFS, a full-scale sine
   -3 dBFS; digital silence is counted at :data:`SILENCE_DBFS`);
@@ -85,7 +85,8 @@ class ShardStats:
     ----------
     labels : ShardLabels
     num_samples : np.ndarray or None
-        int64 (N,) stored real lengths; None for embedding shards.
+        int64 (N,) real audio lengths (the rest of each stored clip is padding); None for
+        embedding shards.
     rms_dbfs : np.ndarray
         float64 loudness of the sampled clips (empty for embedding shards).
     """
@@ -128,7 +129,7 @@ def rms_dbfs(waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def shard_stats(
     store: DatasetStore, shard: ShardSource, num_classes: int, loudness_clips: int
 ) -> ShardStats:
-    """Read the labels, stored lengths and sampled loudness of one shard (a Dask task)."""
+    """Read the labels, real audio lengths and sampled loudness of one shard (a Dask task)."""
     labels = read_shard_labels(store, shard, num_classes)
     if shard.kind != "waveforms":
         return ShardStats(labels, None, np.zeros(0))
@@ -140,7 +141,7 @@ def shard_stats(
 def _waveform_stats(
     store: DatasetStore, shard: ShardSource, labels: ShardLabels, rows: np.ndarray
 ) -> ShardStats:
-    """The stored lengths and the loudness of ``rows`` of a waveform shard."""
+    """The real audio lengths and the loudness of ``rows`` of a waveform shard."""
     if shard.fmt == "hdf5":
         with open_hdf5(store, shard.path) as hf:
             lengths = hf["num_samples"][:]
@@ -183,8 +184,9 @@ class SplitStats:
         The (at most 20) classes with the most clips, most first.
     cooccurrence : np.ndarray [shape=(len(top), len(top)), dtype=int64]
         Clips labelled with both classes (the diagonal: with the class).
-    stored_seconds, delivered_seconds, loudness_dbfs : np.ndarray
-        Stored real lengths (from the shards), delivered durations (ledger), sampled loudness.
+    audio_seconds, delivered_seconds, loudness_dbfs : np.ndarray
+        Real audio length of each clip of the waveform shards (``num_samples``; each is
+        stored padded to ``clip_seconds``), delivered durations (ledger), sampled loudness.
     sample_rates : dict of int to int
         Committed clips by source sample rate.
     failures : dict of str to int
@@ -192,6 +194,8 @@ class SplitStats:
     requested : np.ndarray or None [shape=(C,)]
         Requested clips per class (None when no segments table names the split).
     requested_clips : int
+    clip_seconds : float
+        Length every waveform clip is stored at (the manifest's).
     """
 
     name: str
@@ -201,13 +205,14 @@ class SplitStats:
     cardinality: np.ndarray
     top: np.ndarray
     cooccurrence: np.ndarray
-    stored_seconds: np.ndarray
+    audio_seconds: np.ndarray
     delivered_seconds: np.ndarray
     loudness_dbfs: np.ndarray
     sample_rates: dict[int, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     requested: np.ndarray | None = None
     requested_clips: int = 0
+    clip_seconds: float = 0.0
 
     @property
     def num_clips(self) -> int:
@@ -215,7 +220,12 @@ class SplitStats:
         return int(self.cardinality.sum())
 
     def numbers(self) -> dict:
-        """The split's headline numbers (JSON-ready)."""
+        """The split's headline numbers (JSON-ready).
+
+        ``stored_hours`` is what the waveform shards hold (clips x ``clip_seconds``, padding
+        included); ``audio_hours`` and ``median_audio_seconds`` the real audio in them
+        (``num_samples``); ``median_delivered_seconds`` what the sources delivered (ledger).
+        """
         n = self.num_clips
         labels = int(np.dot(np.arange(len(self.cardinality)), self.cardinality))
         return {
@@ -228,8 +238,9 @@ class SplitStats:
             "classes_without_clips": int(np.count_nonzero(self.counts == 0)),
             "labels_per_clip": round(labels / n, 3) if n else None,
             "unlabeled_clips": int(self.cardinality[0]) if len(self.cardinality) else 0,
-            "stored_hours": round(float(self.stored_seconds.sum()) / 3600, 3),
-            "median_stored_seconds": _median(self.stored_seconds),
+            "stored_hours": round(len(self.audio_seconds) * self.clip_seconds / 3600, 3),
+            "audio_hours": round(float(self.audio_seconds.sum()) / 3600, 3),
+            "median_audio_seconds": _median(self.audio_seconds),
             "median_delivered_seconds": _median(self.delivered_seconds),
             "median_loudness_dbfs": _median(self.loudness_dbfs),
             "loudness_clips_measured": len(self.loudness_dbfs),
@@ -323,7 +334,7 @@ def gather_split(
     per_clip = np.bincount(labels.global_row, minlength=labels.num_clips)
     ranked = np.argsort(-counts, kind="stable")
     top = ranked[: min(TOP_CLASSES, int(np.count_nonzero(counts)))]
-    stored = [p.num_samples for p in parts if p.num_samples is not None]
+    audio = [p.num_samples for p in parts if p.num_samples is not None]
     mine = ledger[ledger["split"] == split]
     committed = mine[mine["ok"]]
     failed = mine[~mine["ok"]]
@@ -342,7 +353,7 @@ def gather_split(
         cardinality=np.bincount(per_clip, minlength=1),
         top=top,
         cooccurrence=_cooccurrence(labels, top, c),
-        stored_seconds=(np.concatenate(stored) / manifest.sample_rate if stored else np.zeros(0)),
+        audio_seconds=(np.concatenate(audio) / manifest.sample_rate if audio else np.zeros(0)),
         delivered_seconds=committed["delivered_seconds"].dropna().to_numpy(dtype=np.float64),
         loudness_dbfs=np.concatenate([p.rms_dbfs for p in parts] or [np.zeros(0)]),
         sample_rates={
@@ -355,6 +366,7 @@ def gather_split(
         },
         requested=requested,
         requested_clips=requested_clips,
+        clip_seconds=manifest.clip_seconds,
     )
 
 
@@ -399,13 +411,13 @@ def plot_cooccurrence(stats: SplitStats, names: Sequence[str]) -> str:
 
 
 def plot_durations(stats: SplitStats) -> str:
-    """Histograms of stored real lengths and delivered durations, in seconds."""
+    """Histograms of the real audio lengths in the shards and delivered durations, in seconds."""
     fig = figure(7.0, 3.0)
     ax = fig.subplots()
-    both = np.concatenate([stats.stored_seconds, stats.delivered_seconds])
+    both = np.concatenate([stats.audio_seconds, stats.delivered_seconds])
     bins = np.histogram_bin_edges(both, bins=40)
     for values, label in (
-        (stats.stored_seconds, "stored (num_samples)"),
+        (stats.audio_seconds, "audio in the shards (num_samples)"),
         (stats.delivered_seconds, "delivered by the source (ledger)"),
     ):
         if len(values):
@@ -494,7 +506,7 @@ def _split_html(stats: SplitStats, names: Sequence[str]) -> str:
     else:
         out.append(html_note("No labelled clips."))
     out.append("<h3>Clip durations</h3>")
-    if len(stats.stored_seconds) or len(stats.delivered_seconds):
+    if len(stats.audio_seconds) or len(stats.delivered_seconds):
         out.append(html_img(plot_durations(stats), "clip durations"))
     else:
         out.append(
