@@ -10,24 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.test_train_options_model_args import _error
 from tests.training_fixtures import single_label_dataset
 from workflows.cli import app
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("epochs-splits") / "ds"
-    single_label_dataset(root, train=16, eval_clips=6)
-    return root
-
-
-def _error(args: list[str]) -> str:
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
+    """Embeddings and waveforms of splits train and eval."""
+    return single_label_dataset(tmp_path_factory.mktemp("epochs") / "ds", train=16).root
 
 
 @pytest.mark.parametrize("command", ["train", "sweep"])
