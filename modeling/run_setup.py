@@ -258,8 +258,10 @@ def _check_model_args(
     model_args: dict[str, Any],
     data_kwargs: dict[str, Any],
 ) -> None:
-    """Refuse ``--model-arg`` names the builder of ``model`` does not take, and values it cannot
-    be built with (building it once, when there are any), before a run is written.
+    """Refuse ``--model-arg`` names the builder of ``model`` does not take, values of those the
+    dataset sets (input shape, sample rate) other than the dataset's, and values it cannot be
+    built or run with (building it and running it on a zero batch once, when there are any),
+    before a run is written.
 
     Raises
     ------
@@ -268,12 +270,17 @@ def _check_model_args(
     """
     kind = input.removesuffix("s")
     takes = model_parameters(model, kind)
-    fixed = [name for name in model_args if name in DATA_ARGS[input]]
+    fixed = [
+        name
+        for name in model_args
+        if name in DATA_ARGS[input] and model_args[name] != data_kwargs[name]
+    ]
     if fixed:
+        given = ", ".join(f"{name}={json.dumps(model_args[name])}" for name in fixed)
         values = ", ".join(f"{name}={json.dumps(data_kwargs[name])}" for name in fixed)
         raise ValueError(
-            f"--model-arg {', '.join(fixed)}: set from the dataset ({values}), not by "
-            f"--model-arg (the {input} shards are read as they are)"
+            f"--model-arg {given}: set from the dataset ({values}), not by --model-arg (the "
+            f"{input} shards are read as they are)"
         )
     unknown = [name for name in model_args if name not in takes]
     if unknown:

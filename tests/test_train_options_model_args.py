@@ -104,16 +104,19 @@ def test_model_args_the_dataset_sets_are_refused(dataset: Path, tmp_path: Path, 
     manifest = json.loads((dataset / "manifest.json").read_text())
     value = manifest["sample_rate"] if name == "sample_rate" else _samples(dataset)
     assert line == (
-        f"error: --model-arg {name}: set from the dataset ({name}={value}), not by --model-arg "
-        "(the waveforms shards are read as they are)"
+        f"error: --model-arg {name}=100: set from the dataset ({name}={value}), not by "
+        "--model-arg (the waveforms shards are read as they are)"
     )
     assert not run.exists()
+    same = [*args, "--model-arg", f"{name}={value}", "--model-arg", "fmax=1000"]
+    result = CliRunner().invoke(app, [*same, "--eval-split", "none"])
+    assert result.exit_code == 0, result.output  # the dataset's own value changes nothing
 
 
 def test_embedding_input_shape_args_are_refused(dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     line = _error([*_train(dataset, run), "--model-arg", "num_frames=3"])
-    assert line.startswith("error: --model-arg num_frames: set from the dataset (num_frames=")
+    assert line.startswith("error: --model-arg num_frames=3: set from the dataset (num_frames=")
     assert not run.exists()
 
 
