@@ -438,12 +438,21 @@ def predict_clips(
     Raises
     ------
     ValueError
-        If a clip id is in none of the splits searched (the message names them), or on an
-        unknown split.
+        If a clip id is in none of the splits searched (the message names them), if the
+        dataset has none of the run's input (no embeddings: embed it), or on an unknown split.
     """
     loaded = load_run(run, which)
     splits = input_splits(loaded, dataset, storage_options) if split is None else [split]
     wanted = list(dict.fromkeys(clip_ids))
+    if not splits:
+        config = loaded.config
+        embeddings = config.input != "waveforms"
+        what = f"{config.embedding_model} embeddings" if embeddings else "waveform shards"
+        raise ValueError(
+            f"not an audio file, and {dataset} has no {what} (the run's input) to look clip ids "
+            f"up in{'; compute them with `audiomill embed`' if embeddings else ''}: "
+            f"{_shown(wanted)}"
+        )
     found: dict[str, Prediction] = {}
     for name in splits:
         reader = open_split(loaded, dataset, name, storage_options)
@@ -458,14 +467,16 @@ def predict_clips(
             found[cid] = Prediction(cid, "clip", s, 1, np.flatnonzero(t).tolist(), name)
     missing = [cid for cid in wanted if cid not in found]
     if missing:
-        shown = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
         raise ValueError(
             f"not an audio file, nor a clip id of split(s) [{', '.join(splits)}] of {dataset}: "
-            f"{shown}"
+            f"{_shown(missing)}"
         )
     return [found[cid] for cid in clip_ids]
+
+
+def _shown(ids: list[str]) -> str:
+    """The first five of ``ids``, and how many more."""
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 # --------------------------------------------------------------------------- search
