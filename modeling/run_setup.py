@@ -91,6 +91,24 @@ def run_options(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def check_resume_dataset(
+    config: RunConfig, dataset: str, run: str, storage_options: dict | None = None
+) -> None:
+    """Refuse to resume ``run`` (trained on ``config.dataset``) on another dataset.
+
+    Raises
+    ------
+    ValueError
+        Naming both datasets.
+    """
+    given = DatasetStore(dataset, storage_options).url()
+    if given != config.dataset:
+        raise ValueError(
+            f"--resume continues run {run}, trained on dataset {config.dataset}, but the dataset "
+            f"given is {given}: give the run's dataset, or start a new run (--restart)"
+        )
+
+
 def split_names(manifest: DatasetManifest, source: str, embedding_model: str) -> list[str]:
     """Splits of the dataset that have committed shards of ``source``."""
     if source == "waveforms":

@@ -113,17 +113,25 @@ def _setting(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _resume_options(ctx: typer.Context, run: RunDir, options: dict[str, Any]) -> dict[str, Any]:
+def _resume_options(
+    ctx: typer.Context, run: RunDir, options: dict[str, Any], dataset: str, so: dict | None
+) -> dict[str, Any]:
     """The :func:`~modeling.run_setup.plan_run` ``options`` of ``train --resume`` continuing
     ``run``: a setting the command line does not give is the run's own (``eval_every`` too, which
     ``--steps`` would otherwise derive), ``--steps`` or ``--epochs`` may extend the run, and a
-    given setting with another value than the run's is refused, naming it."""
-    from modeling.run_setup import run_options
+    given setting with another value than the run's is refused, naming it, and so is another
+    dataset than the run's."""
+    from modeling.run_setup import check_resume_dataset, run_options
 
     try:
-        saved = run_options(run.load_config())
+        config = run.load_config()
+        saved = run_options(config)
     except ValueError as exc:
         fail(f"{run.path}: {exc}")
+    try:
+        check_resume_dataset(config, dataset, str(run.path), so)
+    except ValueError as exc:
+        fail(str(exc))
     params = {param.name: param for param in ctx.command.params}
     merged = dict(options)
     changes = []
@@ -291,7 +299,7 @@ def train(
         from modeling.runs import RunDir
 
     if resume and RunDir(run_dir).exists:
-        options = _resume_options(ctx, RunDir(run_dir), options)
+        options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
