@@ -8,9 +8,13 @@ per shard on whichever was chosen.
 When a task fails, the stage raises its exception, which names the shard and the reason. On a
 cluster started here the workers' own copies of that failure are dropped
 (:class:`QuietStageFailure`): the failed task's "Compute Failed" block (its exception again, with
-a traceback as text) and each worker's warning about the tasks it cancels as the cluster closes
+a traceback as text), each worker's warning about the tasks it cancels as the cluster closes
 ("Async instruction for <Task ...> ended with CancelledError", which ``distributed`` logs only
-then, after a failure or an interruption).
+then, after a failure or an interruption), and a worker's error, with tracebacks, when its
+heartbeat finds the scheduler gone ("Failed to communicate with scheduler during heartbeat"):
+the scheduler of a cluster started here lives in the command's process, so that happens only
+while the command is stopping, most often on Ctrl-C, and after an interrupt the command's
+own silencing of ``distributed`` does not reach the worker processes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import dask
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
 LOCAL_SCHEDULERS = ("synchronous", "threads")
+HEARTBEAT_LOST = "Failed to communicate with scheduler during heartbeat"
+"""How ``distributed.worker`` begins the error it logs when a heartbeat finds no scheduler."""
 MAX_LOCAL_THREADS = 8
 
 DaskClient = Client | str | None
@@ -47,8 +53,11 @@ class QuietStageFailure(WorkerPlugin):
     that raised, and ``distributed.worker.state_machine`` warns "Async instruction for <Task
     ...> ended with CancelledError" for every task still running when its worker closes: in our
     own clusters, only when a stage shuts them down after a task failed or the user interrupted.
-    Either way the stage raises the task's exception (or stops on the interrupt) itself. Other
-    records of those loggers pass.
+    Either way the stage raises the task's exception (or stops on the interrupt) itself. A
+    worker also logs "Failed to communicate with scheduler during heartbeat." with the
+    connection's tracebacks when the scheduler closed first; our clusters' scheduler runs in
+    the command's process, so that too happens only as the command stops. Other records of
+    those loggers pass.
     """
 
     name = "audiomill-quiet-stage-failure"
@@ -60,18 +69,27 @@ class QuietStageFailure(WorkerPlugin):
             logging.getLogger(name).addFilter(self.keep)
 
     def teardown(self, worker: Any) -> None:
-        """Remove the filters once the worker has closed."""
+        """Remove the filters as the worker closes, unless it runs in a process of its nanny's,
+        which ends with it: a heartbeat under way then ends after the worker's plugins are
+        torn down, and would log its failure unfiltered."""
+        if getattr(worker, "nanny", None):
+            return
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self.keep)
 
     def keep(self, record: logging.LogRecord) -> bool:
-        """False for a failed task's block and for a task cancelled as its worker closes (a
-        filter of this plugin's own, so that workers closing apart each remove only theirs)."""
+        """False for a failed task's block, for a task cancelled as its worker closes and for
+        a heartbeat that found the scheduler gone (a filter of this plugin's own, so that
+        workers closing apart each remove only theirs)."""
         message = record.getMessage()
         cancelled = message.startswith("Async instruction for ") and message.endswith(
             " ended with CancelledError"
         )
-        return not (cancelled or message.startswith("Compute Failed\n"))
+        return not (
+            cancelled
+            or message.startswith("Compute Failed\n")
+            or message.startswith(HEARTBEAT_LOST)
+        )
 
 
 @contextlib.contextmanager
