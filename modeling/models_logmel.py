@@ -132,10 +132,6 @@ class LogMel(layers.Layer):
         }
 
 
-DEFAULT_FMAX = 8000.0
-"""Top of the mel bands of the waveform models when ``fmax`` is not given (Hz)."""
-
-
 def _logmel_front(
     clip_samples: int | None,
     sample_rate: int,
@@ -149,11 +145,8 @@ def _logmel_front(
     """Waveform input -> log-mel -> BatchNorm over mel bins -> SpecAugment -> (b, t, f, 1).
 
     Refuses (``ValueError``, naming the argument) an ``n_fft`` longer than the clip and an
-    ``n_fft``, ``hop_length`` or ``n_mels`` that is not a positive int. ``fmax`` None is
-    :data:`DEFAULT_FMAX`, or the Nyquist frequency of a rate below twice that (8 kHz audio).
+    ``n_fft``, ``hop_length`` or ``n_mels`` that is not a positive int.
     """
-    if fmax is None:
-        fmax = min(DEFAULT_FMAX, sample_rate / 2.0)
     clip = None if clip_samples is None else ("the clip's samples", clip_samples)
     check_positive_int("n_fft", n_fft, at_most=clip)
     check_positive_int("hop_length", hop_length)
@@ -180,7 +173,7 @@ def cnn14(
     hop_length: int = 160,
     n_mels: int = 64,
     fmin: float = 50.0,
-    fmax: float | None = None,
+    fmax: float | None = 8000.0,
     spec_augment: bool = True,
 ) -> keras.Model:
     """CNN14-style log-mel CNN (PANNs, Kong et al. 2020) with adjustable width and depth.
@@ -206,8 +199,7 @@ def cnn14(
     clip_samples : int or None, optional
         Fixed input length, or None for variable-length clips.
     sample_rate, n_fft, hop_length, n_mels, fmin, fmax
-        Log-mel parameters (see :class:`LogMel`); ``fmax`` None is 8 kHz, or the Nyquist
-        frequency below a 16 kHz rate.
+        Log-mel parameters (see :class:`LogMel`).
     spec_augment : bool, optional
         Insert a :class:`~modeling.augment.SpecAugment` layer (active only in training).
 
@@ -258,7 +250,7 @@ def small_cnn(
     hop_length: int = 160,
     n_mels: int = 64,
     fmin: float = 50.0,
-    fmax: float | None = None,
+    fmax: float | None = 8000.0,
     spec_augment: bool = True,
 ) -> keras.Model:
     """Small log-mel CNN: four 3x3 conv layers, then global average pooling and the head.

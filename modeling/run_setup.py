@@ -241,8 +241,12 @@ def plan_run(
     data_kwargs = _data_kwargs(
         manifest, input, store.url(), splits[0], embedding_model, storage_options
     )
-    _check_model_args(model, input, manifest.num_classes, task, model_args or {}, data_kwargs)
-    kwargs = {**(model_args or {}), **data_kwargs}
+    model_args = {
+        **_rate_defaults(model, input, model_args or {}, data_kwargs),
+        **(model_args or {}),
+    }
+    _check_model_args(model, input, manifest.num_classes, task, model_args, data_kwargs)
+    kwargs = {**model_args, **data_kwargs}
     config = RunConfig(
         dataset=store.url(),
         input=input,
@@ -364,6 +368,26 @@ def _forward_pass(model: Any, input: str, data_kwargs: dict[str, Any]) -> None:
         raise ValueError(f"a batch of 2 clips gives outputs of shape {output.shape}")
     if not np.isfinite(output).all():
         raise ValueError("a batch of silent clips gives outputs that are not finite")
+
+
+LOGMEL_FMAX = 8000.0
+"""Top of the waveform models' mel bands unless ``--model-arg fmax`` says otherwise (Hz)."""
+
+
+def _rate_defaults(
+    model: str, input: str, model_args: dict[str, Any], data_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Model arguments the dataset's sample rate decides unless given: a waveform model's mel
+    bands stop at the Nyquist frequency (``fmax`` None) where it is below
+    :data:`LOGMEL_FMAX`, so models build on 8 kHz audio as they are."""
+    if (
+        input == "waveforms"
+        and "fmax" not in model_args
+        and "fmax" in model_parameters(model, "waveform")
+        and data_kwargs["sample_rate"] / 2 < LOGMEL_FMAX
+    ):
+        return {"fmax": None}
+    return {}
 
 
 def _data_kwargs(

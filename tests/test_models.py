@@ -19,7 +19,7 @@ from modeling.models import (
     strategy_and_policy,
 )
 from modeling.models_embedding import multi_level_attention
-from modeling.models_logmel import LogMel, cnn14, small_cnn
+from modeling.models_logmel import LogMel, cnn14
 
 SR = 8000
 CLIP = 4000  # half a second at 8 kHz keeps the CNNs tiny
@@ -280,10 +280,3 @@ def test_logmel_models_use_panns_batchnorm_momentum(name: str) -> None:
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) >= 5 and BN_MOMENTUM == 0.9
     assert {layer.momentum for layer in norms} == {BN_MOMENTUM}
-
-
-@pytest.mark.parametrize(("rate", "top"), [(8000, 4000.0), (16000, 8000.0), (32000, 8000.0)])
-def test_waveform_models_default_fmax_is_8k_or_nyquist(rate: int, top: float) -> None:
-    for build in (cnn14, small_cnn):
-        model = build(3, sample_rate=rate, clip_samples=rate, n_fft=256, hop_length=128)
-        assert model.get_layer("logmel").fmax == top

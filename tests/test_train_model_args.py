@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from modeling.models import build_model
+from modeling.run_setup import plan_run
 from modeling.training import train
 from schemas.classmap import ClassMap
 from tests.training_fixtures import embedding_config, single_label_dataset
@@ -67,3 +69,16 @@ def test_a_run_whose_model_cannot_be_built_writes_nothing(dataset: Path, tmp_pat
     with pytest.raises(TypeError, match="widht"):
         train(config, tmp_path / "run", classes=ClassMap.load(dataset / "classes.csv"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model", ["small_cnn", "cnn14"])
+def test_waveform_models_on_8khz_audio_stop_their_mel_bands_at_nyquist(
+    dataset: Path, model: str
+) -> None:
+    config, _ = plan_run(str(dataset), input="waveforms", model=model, steps=1)
+    assert config.model_kwargs["sample_rate"] == 8000 and config.model_kwargs["fmax"] is None
+    build_model(model, "waveform", config.num_classes, config.task, **config.model_kwargs)
+    given, _ = plan_run(
+        str(dataset), input="waveforms", model=model, steps=1, model_args={"fmax": 3000.0}
+    )
+    assert given.model_kwargs["fmax"] == 3000.0
