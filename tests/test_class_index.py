@@ -147,8 +147,8 @@ def test_a_split_that_grew_since_it_was_embedded_is_not_read_as_its_embeddings(t
     embedded.shards = embedded.shards[:2]  # as before ingest added shard 2 to the split
     save_manifest(store, manifest)
     message = (
-        "only 8 of the 12 clips of split 'train' have vggish embeddings (clips were added since "
-        "they were made): run `audiomill embed` on the dataset to embed the rest"
+        "only 8 of the 12 clips of split 'train' have vggish embeddings (an embed that did not "
+        "finish, or clips added since): run `audiomill embed` on the dataset to embed the rest"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         split_shards(manifest, "train", "embeddings")

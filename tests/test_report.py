@@ -95,7 +95,7 @@ def test_report_sections_images_and_numbers(tmp_path: Path, full: Built):
     assert train["classes_with_clips"] == 5
     assert train["classes_without_clips"] == 1
     clips = full.clips["train"]
-    assert train["median_stored_seconds"] == round(
+    assert train["median_audio_seconds"] == round(
         float(np.median([c.num_samples / SR for c in clips])), 3
     )
     assert train["median_delivered_seconds"] == round(
@@ -167,7 +167,7 @@ def test_parquet_shards_give_the_same_statistics(tmp_path: Path):
         )
     a, b = out
     np.testing.assert_array_equal(a.counts, b.counts)
-    np.testing.assert_array_equal(a.stored_seconds, b.stored_seconds)
+    np.testing.assert_array_equal(a.audio_seconds, b.audio_seconds)
     np.testing.assert_allclose(a.loudness_dbfs, b.loudness_dbfs)
     assert len(a.loudness_dbfs) == 3 + 3 + 1
 
