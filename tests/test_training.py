@@ -182,7 +182,7 @@ def test_plan_run_resolves_defaults_and_refuses_bad_options(dataset: Path) -> No
     folded, _ = plan_run(str(dataset), input="waveforms", folds=4, fold=4, steps=5)
     assert folded.fold == 3 and folded.eval_split is None
     assert folded.model_kwargs["clip_samples"] == 800
-    with pytest.raises(ValueError, match="no vggish embeddings of split"):
+    with pytest.raises(ValueError, match=r"the dataset has no split 'nope' \(it has eval, train\)"):
         plan_run(str(dataset), input="embeddings", splits=["nope"])
     with pytest.raises(ValueError, match="no model"):
         plan_run(str(dataset), input="embeddings", model="cnn14")
