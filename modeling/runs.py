@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.classmap import ClassMap
+from schemas.dataset import MANIFEST
 
 RUN_VERSION = 1
 RUN_CONFIG = "run.json"
@@ -43,7 +44,6 @@ HISTORY = "history.jsonl"
 LOGS = "logs"
 SUMMARY = "summary.json"
 PREVIOUS_SUFFIX = ".previous"
-DATASET_MANIFEST = "manifest.json"  # schemas.dataset.MANIFEST: what marks a dataset's folder
 SWEEP_JSON = "sweep.json"
 OUT_KINDS = ("run", "sweep", "output")
 INPUTS = ("embeddings", "waveforms")
@@ -240,10 +240,8 @@ class RunDir:
             moved nor deleted.
         """
         previous = self.previous_path
-        if not self.exists or (self.path / DATASET_MANIFEST).exists():
-            what = (
-                f"no {RUN_CONFIG}" if not self.exists else f"a dataset: it has {DATASET_MANIFEST}"
-            )
+        if not self.exists or (self.path / MANIFEST).exists():
+            what = f"no {RUN_CONFIG}" if not self.exists else f"a dataset: it has {MANIFEST}"
             raise FileExistsError(
                 f"{self.path} is not a training run ({what}): not moving it to {previous}; "
                 "choose another --out"
@@ -325,8 +323,8 @@ def previous_problem(run_path: str | os.PathLike[str]) -> str | None:
         return None
     if not RunDir(previous).exists:
         what = f"no {RUN_CONFIG}"
-    elif (previous / DATASET_MANIFEST).exists():
-        what = f"a dataset: it has {DATASET_MANIFEST}"
+    elif (previous / MANIFEST).exists():
+        what = f"a dataset: it has {MANIFEST}"
     else:
         return None
     return (
@@ -372,9 +370,9 @@ def check_out_dir(
         raise FileExistsError(
             f"--out {path} is a file, not a folder: {command} writes a folder; choose another --out"
         )
-    if (path / DATASET_MANIFEST).exists():
+    if (path / MANIFEST).exists():
         raise FileExistsError(
-            f"--out {path} is a dataset (it has {DATASET_MANIFEST}): {command} would write its "
+            f"--out {path} is a dataset (it has {MANIFEST}): {command} would write its "
             "files into it; choose a folder outside the dataset"
         )
     is_run = RunDir(path).exists
