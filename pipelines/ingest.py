@@ -1041,18 +1041,16 @@ def _new_source(seg: Segment, sources: tuple[SourceConfig, dict[str, str] | None
 
 def _same_source(committed: str | None, new: str) -> bool:
     """Whether a committed clip's ledger ``source`` and a segment's resolved location name the
-    same media: the same string, or local paths to the same file (a path relative to another
-    working directory: the committed one, not found from here, ends the new one)."""
+    same media: the same string, or local paths to the same file. A committed local file that
+    is no longer where the ledger says (its folder moved, or a path relative to another working
+    directory) cannot be compared, so it counts as the same: the clip stays as committed."""
     if committed is None or committed == new:
         return True  # None: a clip whose ledger row is lost, its source unknown
     if "://" in committed or "://" in new:
         return False
-    if os.path.exists(committed) and os.path.exists(new):
-        return os.path.samefile(committed, new)
-    if os.path.isabs(committed) or os.path.exists(committed):
-        return os.path.abspath(committed) == os.path.abspath(new)
-    tail = os.path.normpath(committed).split(os.sep)
-    return os.path.abspath(new).split(os.sep)[-len(tail) :] == tail
+    if not os.path.exists(committed):
+        return True
+    return os.path.exists(new) and os.path.samefile(committed, new)
 
 
 def _collect_staged_failures(store: DatasetStore, split: str, run_id: str) -> list[dict]:

@@ -93,9 +93,11 @@ def test_a_url_and_another_url_or_path_are_other_sources(committed: str, new: st
 
 def test_a_relative_source_from_another_working_directory_is_the_same(tmp_path, monkeypatch):
     write_media(tmp_path / "work" / "audio" / "a.wav", 1.0, 8000)
+    write_media(tmp_path / "other" / "a.wav", 1.0, 8000)
     monkeypatch.chdir(tmp_path)
     assert _same_source("audio/a.wav", os.path.join("work", "audio", "a.wav"))
     assert not _same_source("other/a.wav", os.path.join("work", "audio", "a.wav"))
+    assert not _same_source("other/a.wav", "gone/a.wav")  # the committed file is there
     monkeypatch.chdir(tmp_path / "work")
     assert _same_source(str(tmp_path / "work" / "audio" / "a.wav"), "audio/a.wav")
 
@@ -107,10 +109,19 @@ def test_youtube_ids_from_another_mirror_are_the_same_clip(tmp_path: Path):
     _check([seg], state, cfg)
 
 
+def test_a_committed_file_moved_away_is_not_another_source(tmp_path: Path):
+    write_media(tmp_path / "moved" / "dog" / "1.wav", 1.0, 8000)
+    assert _same_source(str(tmp_path / "root" / "dog" / "1.wav"), str(tmp_path / "moved/dog/1.wav"))
+
+
 def test_the_refusal_names_the_first_three_and_counts_all(tmp_path: Path):
-    segs = [_segment(f"/new/{i}.wav", "path", clip_id=f"c{i}", line=i + 2) for i in range(5)]
+    for i in range(5):
+        for side in ("old", "new"):
+            write_media(tmp_path / side / f"{i}.wav", 0.1 * (i + 1), 8000)
+    new, old = tmp_path / "new", tmp_path / "old"
+    segs = [_segment(f"{new}/{i}.wav", "path", clip_id=f"c{i}", line=i + 2) for i in range(5)]
     state = {
-        s.clip_id: {"status": STATUS_OK, "split": "train", "source": f"/old/{i}.wav"}
+        s.clip_id: {"status": STATUS_OK, "split": "train", "source": f"{old}/{i}.wav"}
         for i, s in enumerate(segs)
     }
     cfg = IngestConfig(segments="list.csv", out=str(tmp_path))
@@ -118,7 +129,7 @@ def test_the_refusal_names_the_first_three_and_counts_all(tmp_path: Path):
         _check(segs, state, cfg)
     message = str(refused.value)
     assert "5 clip(s) are committed from another source" in message
-    assert "c2 (committed from /old/2.wav, line 4 names /new/2.wav)" in message
+    assert f"c2 (committed from {old}/2.wav, line 4 names {new}/2.wav)" in message
     assert "c3" not in message
 
 
