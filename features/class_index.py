@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,12 +138,41 @@ def split_shards(
     return out
 
 
-def check_committed_sizes(store: DatasetStore, files: Sequence[tuple[str, int]]) -> None:
-    """Check that each shard file is there, at the size recorded when it was committed.
+def committed_size_problems(
+    store: DatasetStore, files: Sequence[tuple[str, int]]
+) -> list[tuple[str, str]]:
+    """The shard files that are not there at the size recorded when they were committed, in
+    the order given, each with what is wrong: ``"missing"`` or ``"N bytes, not M"``.
 
-    One listing per folder, so a whole split is checked before a long job reads it, in a few
-    requests on object stores. A file cut short, grown or replaced since is caught; one
-    changed in place at the same size is not: ``audiomill dataset verify`` compares checksums.
+    One listing per folder, so a whole split is looked at in a few requests on object stores.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    files : sequence of (str, int)
+        Dataset-relative path of each file and its size in the manifest.
+    """
+    listed: dict[str, dict[str, int]] = {}
+    problems = []
+    for path, expected in files:
+        folder, _, name = path.rpartition("/")
+        if folder not in listed:
+            listed[folder] = store.file_sizes(folder)
+        actual = listed[folder].get(name)
+        if actual is None:
+            problems.append((path, "missing"))
+        elif actual != expected:
+            problems.append((path, f"{actual:,} bytes, not {expected:,}"))
+    return problems
+
+
+def check_committed_sizes(store: DatasetStore, files: Sequence[tuple[str, int]]) -> None:
+    """Check that each shard file is there, at the size recorded when it was committed
+    (:func:`committed_size_problems`).
+
+    A whole split is checked before a long job reads it. A file cut short, grown or replaced
+    since is caught; one changed in place at the same size is not: ``audiomill dataset verify``
+    compares checksums.
 
     Parameters
     ----------
@@ -157,17 +185,9 @@ def check_committed_sizes(store: DatasetStore, files: Sequence[tuple[str, int]])
     ValueError
         Naming the files that are missing or of another size (the first three, and how many).
     """
-    listed: dict[str, dict[str, int]] = {}
-    problems = []
-    for path, expected in files:
-        folder, _, name = path.rpartition("/")
-        if folder not in listed:
-            listed[folder] = store.file_sizes(folder)
-        actual = listed[folder].get(name)
-        if actual is None:
-            problems.append(f"{store.url(path)} is missing")
-        elif actual != expected:
-            problems.append(f"{store.url(path)} is {actual:,} bytes, not {expected:,}")
+    problems = [
+        f"{store.url(path)} is {problem}" for path, problem in committed_size_problems(store, files)
+    ]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError(
@@ -175,17 +195,6 @@ def check_committed_sizes(store: DatasetStore, files: Sequence[tuple[str, int]])
             "were committed, so they were removed, cut short or replaced since; restore them from "
             "a copy (`audiomill dataset verify` checks every shard)"
         )
-
-
-@contextlib.contextmanager
-def open_hdf5(store: DatasetStore, rel: str) -> Iterator[h5py.File]:
-    """Open a dataset's HDF5 file for reading: by path when local, else through fsspec.
-
-    Only the datasets then indexed are read: over fsspec, a ranged read of their bytes.
-    """
-    with contextlib.ExitStack() as stack:
-        source = store.local_path(rel) if store.is_local else stack.enter_context(store.open(rel))
-        yield stack.enter_context(h5py.File(source, "r"))
 
 
 @contextlib.contextmanager
@@ -242,7 +251,7 @@ def read_shard_labels(store: DatasetStore, shard: ShardSource, num_classes: int)
     where = store.url(shard.path)
     if shard.fmt == "hdf5":
         key = "target" if shard.kind == "waveforms" else "y"
-        with reading_shard(where), open_hdf5(store, shard.path) as hf:
+        with reading_shard(where), store.open_hdf5(shard.path) as hf:
             missing = [k for k in (key, "clip_id") if k not in hf]
             if missing:
                 raise ValueError(f"{where}: missing datasets {missing}")

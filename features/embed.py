@@ -25,7 +25,11 @@ import distributed
 import h5py
 import numpy as np
 
-from features.class_index import check_committed_sizes, reading_shard
+from features.class_index import (
+    check_committed_sizes,
+    committed_size_problems,
+    reading_shard,
+)
 from features.dask_runtime import dask_client, map_shards
 from features.embedding_shards import commit_embedding_shard
 from features.quiet_tensorflow import quiet_tensorflow_import
@@ -344,22 +348,6 @@ def _check_provenance(manifest: DatasetManifest, prov: dict) -> None:
         )
 
 
-def _file_problem(
-    store: DatasetStore, path: str, expected: int, listings: dict[str, dict[str, int]]
-) -> str | None:
-    """Why the shard file at ``path`` is not as committed (missing, or another size than
-    ``expected``); None when it is. ``listings`` caches one listing per folder."""
-    folder, _, name = path.rpartition("/")
-    if folder not in listings:
-        listings[folder] = store.file_sizes(folder)
-    actual = listings[folder].get(name)
-    if actual is None:
-        return f"{name} is missing"
-    if actual != expected:
-        return f"{name} is {actual:,} bytes, not {expected:,}"
-    return None
-
-
 def _drop_lost_embeddings(
     store: DatasetStore, manifest: DatasetManifest, splits: list[str]
 ) -> tuple[int, list[str]]:
@@ -402,18 +390,22 @@ def _drop_lost_embeddings(
             "manifest"
         ]
     count, lines = 0, []
-    listings: dict[str, dict[str, int]] = {}
     for split in splits:
         entry = listed.get(split)
         if entry is None or not entry.shards:
             continue
+        found = dict(
+            committed_size_problems(
+                store, [(f.path, f.bytes) for shard in entry.shards for f in shard.files.values()]
+            )
+        )
         folder = f"{model_dir}/{split}"
         keep, problems = [], []
         for shard in entry.shards:
             bad = [
-                problem
+                f"{f.path.rpartition('/')[2]} is {found[f.path]}"
                 for f in shard.files.values()
-                if (problem := _file_problem(store, f.path, f.bytes, listings))
+                if f.path in found
             ]
             if bad:
                 problems.append("; ".join(bad))

@@ -43,7 +43,6 @@ from features.class_index import (
     ShardSource,
     SplitLabels,
     check_committed_sizes,
-    open_hdf5,
     read_shard_labels,
     reading_shard,
     split_shards,
@@ -143,7 +142,7 @@ def _waveform_stats(
 ) -> ShardStats:
     """The real audio lengths and the loudness of ``rows`` of a waveform shard."""
     if shard.fmt == "hdf5":
-        with open_hdf5(store, shard.path) as hf:
+        with store.open_hdf5(shard.path) as hf:
             lengths = hf["num_samples"][:]
             waves = hf["waveform"][rows] if len(rows) else np.zeros((0, 1), np.int16)
         return ShardStats(labels, lengths, rms_dbfs(waves, lengths[rows]))

@@ -132,6 +132,10 @@ class LogMel(layers.Layer):
         }
 
 
+DEFAULT_FMAX = 8000.0
+"""Top of the waveform models' mel bands when ``fmax`` is not given (Hz); None is Nyquist."""
+
+
 def _logmel_front(
     clip_samples: int | None,
     sample_rate: int,
@@ -173,7 +177,7 @@ def cnn14(
     hop_length: int = 160,
     n_mels: int = 64,
     fmin: float = 50.0,
-    fmax: float | None = 8000.0,
+    fmax: float | None = DEFAULT_FMAX,
     spec_augment: bool = True,
 ) -> keras.Model:
     """CNN14-style log-mel CNN (PANNs, Kong et al. 2020) with adjustable width and depth.
@@ -250,7 +254,7 @@ def small_cnn(
     hop_length: int = 160,
     n_mels: int = 64,
     fmin: float = 50.0,
-    fmax: float | None = 8000.0,
+    fmax: float | None = DEFAULT_FMAX,
     spec_augment: bool = True,
 ) -> keras.Model:
     """Small log-mel CNN: four 3x3 conv layers, then global average pooling and the head.

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from modeling.models import build_model, check_task, model_names, model_parameters
+from modeling.models_logmel import DEFAULT_FMAX
 from modeling.runs import INPUTS, RunConfig
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
@@ -241,12 +242,10 @@ def plan_run(
     data_kwargs = _data_kwargs(
         manifest, input, store.url(), splits[0], embedding_model, storage_options
     )
-    model_args = {
-        **_rate_defaults(model, input, model_args or {}, data_kwargs),
-        **(model_args or {}),
-    }
-    _check_model_args(model, input, manifest.num_classes, task, model_args, data_kwargs)
-    kwargs = {**model_args, **data_kwargs}
+    model_args = model_args or {}
+    defaults = _rate_defaults(model, input, model_args, data_kwargs)
+    _check_model_args(model, input, manifest.num_classes, task, model_args, data_kwargs, defaults)
+    kwargs = {**defaults, **model_args, **data_kwargs}
     config = RunConfig(
         dataset=store.url(),
         input=input,
@@ -279,11 +278,13 @@ def _check_model_args(
     task: str,
     model_args: dict[str, Any],
     data_kwargs: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
 ) -> None:
     """Refuse ``--model-arg`` names the builder of ``model`` does not take, values of those the
     dataset sets (input shape, sample rate) other than the dataset's, and values it cannot be
-    built or run with (building it and running it on a zero batch once, when there are any),
-    before a run is written.
+    built or run with (building it and running it on a zero batch once, when there are any,
+    with the ``defaults`` the dataset's rate decides where they give none), before a run is
+    written.
 
     Raises
     ------
@@ -315,7 +316,8 @@ def _check_model_args(
         return
     check_task(task)
     try:
-        built = build_model(model, kind, num_classes, task, **{**model_args, **data_kwargs})
+        kwargs = {**(defaults or {}), **model_args, **data_kwargs}
+        built = build_model(model, kind, num_classes, task, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(_model_args_error(model, model_args, "be built", exc)) from None
     try:
@@ -370,21 +372,17 @@ def _forward_pass(model: Any, input: str, data_kwargs: dict[str, Any]) -> None:
         raise ValueError("a batch of silent clips gives outputs that are not finite")
 
 
-LOGMEL_FMAX = 8000.0
-"""Top of the waveform models' mel bands unless ``--model-arg fmax`` says otherwise (Hz)."""
-
-
 def _rate_defaults(
     model: str, input: str, model_args: dict[str, Any], data_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Model arguments the dataset's sample rate decides unless given: a waveform model's mel
-    bands stop at the Nyquist frequency (``fmax`` None) where it is below
-    :data:`LOGMEL_FMAX`, so models build on 8 kHz audio as they are."""
+    bands stop at the Nyquist frequency (``fmax`` None) where it is below the models' default
+    top (:data:`~modeling.models_logmel.DEFAULT_FMAX`), so models build on 8 kHz audio."""
     if (
         input == "waveforms"
         and "fmax" not in model_args
         and "fmax" in model_parameters(model, "waveform")
-        and data_kwargs["sample_rate"] / 2 < LOGMEL_FMAX
+        and data_kwargs["sample_rate"] / 2 < DEFAULT_FMAX
     ):
         return {"fmax": None}
     return {}

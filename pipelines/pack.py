@@ -28,7 +28,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import h5py
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -483,11 +482,7 @@ def read_committed_labels(store: DatasetStore, shard: ShardEntry) -> dict[str, t
                 table = pq.read_table(stream, columns=["clip_id", "labels"])
             ids, labels = table.column("clip_id").to_pylist(), table.column("labels").to_pylist()
             return {c: tuple(sorted(set(lab))) for c, lab in zip(ids, labels, strict=True)}
-        with contextlib.ExitStack() as stack:
-            source = (
-                store.local_path(rel) if store.is_local else stack.enter_context(store.open(rel))
-            )
-            hf = stack.enter_context(h5py.File(source, "r"))
+        with store.open_hdf5(rel) as hf:
             ids, target = hf["clip_id"].asstr()[:], hf["target"][:]
         return {c: tuple(np.flatnonzero(row).tolist()) for c, row in zip(ids, target, strict=True)}
     except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:

@@ -179,6 +179,16 @@ class DatasetStore:
             raw = self.fs.open(path, mode, **kwargs)
         return raw if self.is_local else GuardedFile(raw, self._reaching)
 
+    @contextlib.contextmanager
+    def open_hdf5(self, rel: str) -> Iterator[Any]:
+        """Open the HDF5 file `rel` for reading (an ``h5py.File``): by path when local, else
+        through fsspec, where only the datasets then indexed are read (ranged reads)."""
+        import h5py
+
+        with contextlib.ExitStack() as stack:
+            source = self.local_path(rel) if self.is_local else stack.enter_context(self.open(rel))
+            yield stack.enter_context(h5py.File(source, "r"))
+
     def listdir(self, rel_dir: str = "") -> list[str]:
         """Return the sorted names in `rel_dir` (the root when empty); ``[]`` if it is missing."""
         path = self._dir_path(rel_dir)

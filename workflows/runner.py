@@ -606,12 +606,8 @@ def _local_files(path: str) -> list[list]:
         found = [path]
     else:
         found = sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
-    out = []
-    for name in found:
-        with contextlib.suppress(FileNotFoundError):
-            st = os.stat(name)
-            out.append([os.path.relpath(name, path), st.st_size, st.st_mtime_ns, st.st_ino])
-    return out
+    rows = ((name, _stat_row(name)) for name in found)
+    return [[os.path.relpath(name, path), *row] for name, row in rows if row is not None]
 
 
 _URL_KEYS = ("size", "mtime", "created", "LastModified", "ETag")
