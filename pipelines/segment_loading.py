@@ -66,11 +66,13 @@ def scan_folder(
     """Every audio file under ``root`` (recursively) as a whole-file clip.
 
     A file's label is the name of its parent folder when that names a class of ``class_map``.
+    A clip's ``origin`` is its file (as its ``source``) and its ``line`` 0, so that whatever
+    names where a clip came from names the file, not its place in the folder.
     Raises :class:`~schemas.errors.InputFormatError` if there is no audio file under ``root``.
     """
     fs, base, files = _audio_files(root, storage_options)
     result = SegmentList()
-    for n, path in files:
+    for path in files:
         rel = posixpath.relpath(path, base)
         folder = posixpath.basename(posixpath.dirname(rel))
         info = class_map.resolve(folder) if folder else None
@@ -85,8 +87,7 @@ def scan_folder(
                 labels=(info.index,) if info else (),
                 label_mids=(info.mid,) if info else (),
                 split=split,
-                origin=root,
-                line=n,
+                origin=location,
             )
         )
     return result
@@ -96,16 +97,16 @@ def folder_labels(root: str, storage_options: dict | None = None) -> list[str]:
     """Distinct parent-folder names of the audio files under ``root``, sorted (an
     :class:`~schemas.errors.InputFormatError` if there is none)."""
     _, base, files = _audio_files(root, storage_options)
-    names = {posixpath.basename(posixpath.dirname(posixpath.relpath(p, base))) for _, p in files}
+    names = {posixpath.basename(posixpath.dirname(posixpath.relpath(p, base))) for p in files}
     return sorted(n for n in names if n)
 
 
 def _audio_files(
     root: str, storage_options: dict | None
-) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
-    """The file system, base path and audio files under ``root``, each with its 1-based place
-    among all the files in sorted order. Hidden files, and files in hidden folders (names
-    starting with ``.``), are left out, as ``audiomill prepare folder`` leaves them.
+) -> tuple[fsspec.AbstractFileSystem, str, list[str]]:
+    """The file system, base path and audio files under ``root``, sorted. Hidden files, and
+    files in hidden folders (names starting with ``.``), are left out, as ``audiomill prepare
+    folder`` leaves them.
 
     Raises
     ------
@@ -114,8 +115,8 @@ def _audio_files(
     """
     fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
     files = [
-        (n, path)
-        for n, path in enumerate(sorted(fs.find(base)), start=1)
+        path
+        for path in sorted(fs.find(base))
         if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS and not _hidden(path, base)
     ]
     if not files:

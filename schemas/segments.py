@@ -70,9 +70,9 @@ class Segment:
     split : str
         Dataset split the clip belongs to.
     origin : str
-        The list file the segment came from.
+        The list file the segment came from; for a file of a folder, the file itself.
     line : int
-        1-based line number in ``origin``.
+        1-based line number in ``origin``; 0 where ``origin`` is no list (a folder's file).
     """
 
     clip_id: str

@@ -303,8 +303,17 @@ FAILURES_SHOWN = 10
 
 
 def _failure_line(row: dict) -> str:
-    where = f"{Path(row['origin']).name}:{row['line']}: " if row["origin"] and row["line"] else ""
-    return f"{where}{row['clip_id']}: {row['reason']}: {row['detail']}"
+    """A failed clip as ``WHERE: CLIP_ID: REASON: DETAIL``, where WHERE is the list file's name
+    and line, or the clip's own file (a folder's clip, line 0), or nothing when unknown."""
+    return f"{_failure_origin(row)}{row['clip_id']}: {row['reason']}: {row['detail']}"
+
+
+def _failure_origin(row: dict) -> str:
+    if not row["origin"]:
+        return ""
+    if not row["line"]:
+        return f"{row['origin']}: "
+    return f"{Path(row['origin']).name}:{row['line']}: "
 
 
 def _print_failures(dataset: str, storage_options: dict | None, run_id: str, total: int) -> None:
