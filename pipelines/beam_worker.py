@@ -22,9 +22,12 @@ from pipelines import beam_import  # noqa: F401  (Beam's import, without its roo
 # isort: split
 from apache_beam.runners.worker import sdk_worker_main
 
+from pipelines.beam_ingest import sample_states_often
+
 if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the runner in the audiomill process stops its
     # workers; each worker dying of the signal on its own printed its traceback and the
     # runner's threads theirs, over a hundred lines before the one that says how to resume.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sample_states_often()
     sdk_worker_main.main(sys.argv)
