@@ -364,7 +364,7 @@ def fix_length(x: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return np.pad(x, pad), len(x)
 
 
-def float_to_int16(x: np.ndarray) -> np.ndarray:
+def float_to_int16(x: np.ndarray, peak: float | None = None) -> np.ndarray:
     """Quantize float audio to int16.
 
     Values are clipped to [-1, 1], scaled by 32767 (so -32768 is never produced and the scale is
@@ -373,6 +373,10 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     x : np.ndarray [shape=(...), dtype=float]
+    peak : float, optional
+        ``max |x|``, when the caller has measured it (:func:`clip_stats` does). At most 1.0
+        spares two of the five passes over ``x``: the clipping and the search for NaN, which
+        cannot change such audio.
 
     Returns
     -------
@@ -380,9 +384,10 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     """
     scale = np.asarray(INT16_SCALE, dtype=x.dtype)
     scaled = np.multiply(x, scale)  # then clipping to +-32767 is clipping x to [-1, 1]
-    np.clip(scaled, -scale, scale, out=scaled)
-    if scaled.size and np.isnan(scaled.max()):  # a NaN propagates through max: one fast pass
-        scaled[np.isnan(scaled)] = 0.0
+    if peak is None or not peak <= 1.0:
+        np.clip(scaled, -scale, scale, out=scaled)
+        if scaled.size and np.isnan(scaled.max()):  # a NaN propagates through max: one pass
+            scaled[np.isnan(scaled)] = 0.0
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
@@ -520,8 +525,9 @@ def prepare_clip(
             f"{path}: {len(samples)} frame(s) at {sr} Hz hold no sample at {target_sr} Hz",
         )
     waveform, num_samples = fix_length(mono, round(target_sr * clip_seconds))
+    stats = clip_stats(mono, target_sr)
     return PreparedClip(
-        waveform=float_to_int16(waveform),
+        waveform=float_to_int16(waveform, peak=stats["peak"]),  # padding adds only zeros
         num_samples=num_samples,
         source_sample_rate=sr,
         source_channels=decoded.channels,
@@ -529,6 +535,6 @@ def prepare_clip(
         delivered_seconds=delivered_s,
         requested_seconds=requested_s,
         early_start_trimmed_s=trimmed_s,
-        stats=clip_stats(mono, target_sr),
+        stats=stats,
         decoder=decoded.decoder,
     )

@@ -355,6 +355,19 @@ def test_float_to_int16_extremes() -> None:
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(0, 200), elements=st.floats(-2, 2, width=32)))
+def test_float_to_int16_with_the_peak_given_is_the_same(x: np.ndarray) -> None:
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    np.testing.assert_array_equal(float_to_int16(x, peak=peak), float_to_int16(x))
+
+
+def test_float_to_int16_clips_and_zeroes_nan_whatever_peak_says_above_one() -> None:
+    x = np.array([-2.0, 0.5, 3.0, np.nan])
+    for peak in (3.0, float("nan")):
+        np.testing.assert_array_equal(float_to_int16(x, peak=peak), [-32767, 16384, 32767, 0])
+
+
 def test_resample_identity_and_channels() -> None:
     x = np.random.default_rng(0).standard_normal((1000, 2)).astype(np.float32)
     assert resample(x, 16000, 16000) is x
