@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import typer
 from typer.testing import CliRunner
 
 from workflows.cli import app
@@ -29,3 +33,21 @@ def test_help_paragraphs_wrap_at_the_terminal_width() -> None:
     prose = prose[: prose.index("")]  # the second paragraph, as shown
     assert len(prose) > 3
     assert all(len(line) > 60 for line in prose[:-1]), prose  # no line cut short but the last
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``command`` and every command under it, each with the words naming it (the root: none)."""
+    yield path, command
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_is_whole_at_80_columns() -> None:
+    runner = CliRunner()
+    for path, command in _commands(typer.main.get_command(app)):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "…" not in result.output, (path, result.output)
+        words = result.output.split()
+        names = [n for p in command.params if not p.hidden for n in p.opts + p.secondary_opts]
+        assert all(n in words for n in names if n.startswith("--")), (path, result.output)

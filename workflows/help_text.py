@@ -5,12 +5,23 @@ help's first paragraph but keeps every line break of the others, and Rich then w
 at the terminal's width, so on an 80-column terminal those paragraphs came out ragged (a line of
 76 characters, then one of 12). :class:`ReflowingGroup` joins the lines of each paragraph before
 the help is shown, so Rich wraps whole paragraphs.
+
+Typer lays options out in a table whose columns Rich cuts off with '…' where a word does not
+fit: at 80 columns an option's help column is about 20 characters wide, too narrow for a long
+option name, a URL or a default. When a help is shown, :class:`WrappingTable` takes the place
+of the table Typer makes: option names and types keep their width, the help column wraps, and a
+word wider than its column is folded onto the next line rather than cut.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.columns import Columns
+from rich.console import RenderableType
+from rich.style import StyleType
+from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 
@@ -41,17 +52,63 @@ def reflow(text: str) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _reflow_tree(command: Any) -> None:
-    """Reflow the help of ``command`` and of every command under it, in place."""
+class WrappingTable(Table):
+    """A table that wraps, and folds, whatever does not fit its columns instead of cutting it.
+
+    Where the table makes its own columns (Typer's option panels), every column but the last
+    keeps its text on one line, so that option names and types are shown whole and the last
+    column, the help, wraps.
+    """
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        """Add a row as :meth:`rich.table.Table.add_row`, its text folding (:func:`_folding`)."""
+        if not self.columns:
+            for n in range(len(renderables)):
+                self.add_column(no_wrap=n < len(renderables) - 1, overflow="fold")
+        super().add_row(*map(_folding, renderables), style=style, end_section=end_section)
+
+
+def _folding(renderable: RenderableType | None) -> RenderableType | None:
+    """``renderable``, its text (the items' of a :class:`~rich.columns.Columns`) set to fold a
+    word too wide for its column onto the next line: a table cuts it with '…' otherwise."""
+    if isinstance(renderable, Text):
+        renderable.overflow = "fold"
+    elif isinstance(renderable, Columns):
+        for item in renderable.renderables:
+            _folding(item)
+    return renderable
+
+
+class _WrappingHelpContext(TyperGroup.context_class):
+    """A command's context whose help lays its tables out as :class:`WrappingTable`."""
+
+    def get_help(self) -> str:
+        """The command's help, its tables made by :class:`WrappingTable`."""
+        from typer import rich_utils  # here: Typer imports it only to show a help or an error
+
+        rich_utils.Table = WrappingTable
+        return super().get_help()
+
+
+def _prepare_tree(command: Any) -> None:
+    """Reflow the help of ``command`` and of every command under it, in place, and have each
+    show its help through :class:`_WrappingHelpContext`."""
     if command.help:
         command.help = reflow(command.help)
+    command.context_class = _WrappingHelpContext
     for sub in (getattr(command, "commands", None) or {}).values():
-        _reflow_tree(sub)
+        _prepare_tree(sub)
 
 
 class ReflowingGroup(TyperGroup):
-    """The top command group: reflows every command's help (:func:`reflow`) before running."""
+    """The top command group: before running, reflows every command's help (:func:`reflow`)
+    and has every help lay its option tables out whole (:class:`WrappingTable`)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        _reflow_tree(self)
+        _prepare_tree(self)
         return super().main(*args, **kwargs)
