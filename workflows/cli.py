@@ -473,7 +473,8 @@ def dataset_failures_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     storage_options: StorageOptions = None,
 ) -> None:
-    """Every clip that failed and was not committed since: list file and line, reason, detail."""
+    """Every clip that failed and was not committed since: list file and line (a folder's clip:
+    its file), reason, detail."""
     with collection_paused():
         from pipelines.dataset_tools import dataset_failures
 
