@@ -916,17 +916,17 @@ def _check_committed(
         if prev is None or prev["status"] != STATUS_OK:
             continue
         if prev["split"] != seg.split:
-            moved.append(f"{seg.clip_id} ({prev['split']}, line {seg.line} says {seg.split})")
+            moved.append(f"{seg.clip_id} ({prev['split']}, {_teller(seg)} says {seg.split})")
         old = committed_labels.get(seg.clip_id)
         if old is not None and (old != tuple(sorted(set(seg.labels))) or seg.unknown_labels):
             relabelled.append(
-                f"{seg.clip_id} (committed as {_label_names(old, class_map)}, line {seg.line} "
+                f"{seg.clip_id} (committed as {_label_names(old, class_map)}, {_teller(seg)} "
                 f"says {_label_names(seg.labels, class_map, seg.unknown_labels)})"
             )
         new = _new_source(seg, sources)
         if new is not None and not _same_source(prev.get("source"), new):
             elsewhere.append(
-                f"{seg.clip_id} (committed from {prev['source']}, line {seg.line} names {new})"
+                f"{seg.clip_id} (committed from {prev['source']}, {_teller(seg)} names {new})"
             )
     problems = [
         f"{len(found)} clip(s) are committed {what}, e.g. {', '.join(found[:3])}; {remedy}"
@@ -947,6 +947,12 @@ _OTHER_SOURCE_REMEDY = (
     "a clip id names one clip of the dataset: give these rows ids of their own (a clip_id "
     "column) or use a new --out"
 )
+
+
+def _teller(seg: Segment) -> str:
+    """What gives ``seg`` its split, labels and source in a message: its line of the list, or
+    for a file of a folder (line 0) the run's own options and the file's folder."""
+    return f"line {seg.line}" if seg.line else "this run"
 
 
 def _label_names(

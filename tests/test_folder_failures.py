@@ -48,3 +48,16 @@ def test_folder_failures_name_their_files(tmp_path: Path):
         (str(corrupt), 0),
         (str(quiet), 0),
     ]
+
+
+@pytest.mark.slow
+def test_a_folder_rerun_into_another_split_says_this_run_moves_it(tmp_path: Path):
+    folder = tmp_path / "audio"
+    write_media(folder / "dogs" / "bark.wav", 1.0, 16000)
+    out = tmp_path / "ds"
+    base = ["ingest", "--segments", str(folder), "--out", str(out), "--sample-rate", "16000",
+            "--clip-seconds", "1", "--workers", "1"]  # fmt: skip
+    audiomill(*base)
+    moved = audiomill(*base, "--split", "valid", check=False)
+    assert moved.returncode == 2
+    assert f"{sanitize_clip_id('dogs/bark.wav')} (train, this run says valid)" in moved.stderr
