@@ -128,6 +128,8 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path):
         (["--source", "http"], "--url-template"),
         (["--sample-rate", "0"], "--sample-rate must be positive"),
         (["--format", "mp4"], "--format must be among"),
+        (["--retries", "-1"], "--retries must be 0 or more, not -1"),
+        (["--timeout", "0"], "--timeout must be positive, not 0"),
         (["--cookies", str(tmp_path / "nope.txt")], "no such file"),
         (["--cookies", str(tmp_path / "m.csv")], f"--cookies {tmp_path / 'm.csv'}: not a Netscape "
          "cookies file ("),

@@ -227,6 +227,10 @@ def _check_ingest_args(cfg) -> None:
     _check_clip_args(cfg)
     if cfg.rate_limit is not None and cfg.rate_limit <= 0:
         fail("--rate-limit must be positive")
+    if cfg.retries < 0:
+        fail(f"--retries must be 0 or more, not {cfg.retries}")
+    if not cfg.socket_timeout > 0:
+        fail(f"--timeout must be positive, not {cfg.socket_timeout:g}")
     if cfg.cookies:
         from pipelines.fetch import load_cookies
 
