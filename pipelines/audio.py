@@ -105,7 +105,8 @@ class PreparedClip:
     early_start_trimmed_s : float
         Seconds dropped from the start of a section that began early; 0 otherwise.
     stats : dict[str, float]
-        :func:`clip_stats` of the resampled audio before padding.
+        :func:`clip_stats` of the resampled audio before padding, its peak and clipping
+        measured on the decoded file's samples.
     decoder : {'soundfile', 'ffmpeg'}
         Which decoder read the file.
     """
@@ -364,7 +365,7 @@ def fix_length(x: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return np.pad(x, pad), len(x)
 
 
-def float_to_int16(x: np.ndarray, peak: float | None = None) -> np.ndarray:
+def float_to_int16(x: np.ndarray) -> np.ndarray:
     """Quantize float audio to int16.
 
     Values are clipped to [-1, 1], scaled by 32767 (so -32768 is never produced and the scale is
@@ -373,10 +374,6 @@ def float_to_int16(x: np.ndarray, peak: float | None = None) -> np.ndarray:
     Parameters
     ----------
     x : np.ndarray [shape=(...), dtype=float]
-    peak : float, optional
-        ``max |x|``, when the caller has measured it (:func:`clip_stats` does). At most 1.0
-        spares two of the five passes over ``x``: the clipping and the search for NaN, which
-        cannot change such audio.
 
     Returns
     -------
@@ -384,10 +381,9 @@ def float_to_int16(x: np.ndarray, peak: float | None = None) -> np.ndarray:
     """
     scale = np.asarray(INT16_SCALE, dtype=x.dtype)
     scaled = np.multiply(x, scale)  # then clipping to +-32767 is clipping x to [-1, 1]
-    if peak is None or not peak <= 1.0:
-        np.clip(scaled, -scale, scale, out=scaled)
-        if scaled.size and np.isnan(scaled.max()):  # a NaN propagates through max: one pass
-            scaled[np.isnan(scaled)] = 0.0
+    np.clip(scaled, -scale, scale, out=scaled)
+    if scaled.size and np.isnan(scaled.max()):  # a NaN propagates through max: one fast pass
+        scaled[np.isnan(scaled)] = 0.0
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
@@ -406,7 +402,7 @@ def int16_to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / np.float32(INT16_SCALE)
 
 
-def clip_stats(x: np.ndarray, sr: float) -> dict[str, float]:
+def clip_stats(x: np.ndarray, sr: float, source: np.ndarray | None = None) -> dict[str, float]:
     """Level, clipping and silence measures of a mono float clip.
 
     Parameters
@@ -415,6 +411,11 @@ def clip_stats(x: np.ndarray, sr: float) -> dict[str, float]:
         At least one sample, full scale 1.0.
     sr : float
         Sample rate in Hz.
+    source : np.ndarray [shape=(frames, ...), dtype=float], optional
+        The audio ``x`` was made from, for the peak and clipping measures: the decoded file,
+        whose samples can be at full scale but not beyond it (integer formats), where the
+        resampler's filter overshoots full scale on loud audio (a 0.9 square wave peaks at
+        1.1) and would have it count as clipped. ``x`` itself when not given.
 
     Returns
     -------
@@ -442,15 +443,21 @@ def clip_stats(x: np.ndarray, sr: float) -> dict[str, float]:
         lengths[whole] = len(tail)
     silent = energy / lengths < 10 ** (SILENCE_DBFS / 10)
     rms = max(math.sqrt(energy.sum() / n), RMS_FLOOR)
-    peak = float(max(x.max(), -x.min()))
-    clipped = np.count_nonzero(np.abs(x) >= CLIPPING_LEVEL) if not peak < CLIPPING_LEVEL else 0
+    peak, clipping_ratio = _peak_and_clipping(x if source is None else source)
     return {
         "peak": peak,
         "rms_dbfs": 20 * math.log10(rms),
-        "clipping_ratio": clipped / n,
+        "clipping_ratio": clipping_ratio,
         "silence_ratio": float(silent.mean()),
         "duration_s": n / sr,
     }
+
+
+def _peak_and_clipping(x: np.ndarray) -> tuple[float, float]:
+    """Max ``|x|`` and the fraction of samples with ``|x| >= 0.999``, over every channel."""
+    peak = float(max(x.max(), -x.min()))
+    clipped = np.count_nonzero(np.abs(x) >= CLIPPING_LEVEL) if not peak < CLIPPING_LEVEL else 0
+    return peak, clipped / x.size
 
 
 def prepare_clip(
@@ -525,9 +532,8 @@ def prepare_clip(
             f"{path}: {len(samples)} frame(s) at {sr} Hz hold no sample at {target_sr} Hz",
         )
     waveform, num_samples = fix_length(mono, round(target_sr * clip_seconds))
-    stats = clip_stats(mono, target_sr)
     return PreparedClip(
-        waveform=float_to_int16(waveform, peak=stats["peak"]),  # padding adds only zeros
+        waveform=float_to_int16(waveform),
         num_samples=num_samples,
         source_sample_rate=sr,
         source_channels=decoded.channels,
@@ -535,6 +541,6 @@ def prepare_clip(
         delivered_seconds=delivered_s,
         requested_seconds=requested_s,
         early_start_trimmed_s=trimmed_s,
-        stats=stats,
+        stats=clip_stats(mono, target_sr, source=samples),
         decoder=decoded.decoder,
     )
