@@ -171,7 +171,11 @@ def _handle(request: tuple) -> Any:
 
 
 def _serve(conn: Connection, parent_end: Connection) -> None:
-    """The service process: import GE now, then answer requests until the pipe closes."""
+    """The service process: import GE now, then answer requests until the pipe closes.
+
+    A parent that is gone (ended, or killed while a request was in flight) ends the service
+    quietly: the pipe's other end is closed, and there is no one to tell.
+    """
     parent_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's to handle
     # Importing GE makes about a million objects; collections walking them as they are made
@@ -194,7 +198,10 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
         except Exception:
             reply = ("error", traceback.format_exc())
         del request  # the frame, freed before the heap is trimmed
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:  # the parent is gone (killed): nobody waits for the reply
+            return
         del reply
         release_freed_memory()
 

@@ -60,12 +60,17 @@ print(json.dumps({
 """
 
 
-def test_service_validates_renders_and_reports_errors_without_importing_ge_here():
+def _run_script(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a new Python process with :data:`SEGMENTS` as its argument."""
     env = dict(os.environ, GX_ANALYTICS_ENABLED="false", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(SEGMENTS)],
+    return subprocess.run(
+        [sys.executable, "-c", script, json.dumps(SEGMENTS)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
     )  # fmt: skip
+
+
+def test_service_validates_renders_and_reports_errors_without_importing_ge_here():
+    done = _run_script(SCRIPT)
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["started"] and got["serving"] and not got["ge_imported_here"]
@@ -118,3 +123,24 @@ def test_no_service_while_other_threads_run(monkeypatch):
     finally:
         release.set()
         other.join()
+
+
+KILLED_PARENT = """
+import json, os, signal, sys
+import pandas as pd
+from pipelines import expectations_service as service
+
+assert service.start()
+frame = pd.DataFrame(json.loads(sys.argv[1]))
+request = ("validate", frame, "segments", {"max_duration_s": 60.0}, "segments")
+service._service._conn.send(request)  # in flight: the service answers a parent that is gone
+print(service._service._process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_service_of_a_killed_parent_exits_without_a_traceback():
+    done = _run_script(KILLED_PARENT)  # the service inherits stderr: read once it exits too
+    assert done.returncode == -9, done.stderr[-3000:]
+    assert done.stdout.strip().isdigit()
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
