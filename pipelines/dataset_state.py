@@ -23,6 +23,7 @@ from schemas.dataset import (
     ShardEntry,
     SplitEntry,
     ledger_dir,
+    shard_index,
 )
 from schemas.ledger import LEDGER_SCHEMA, latest_rows
 
@@ -174,25 +175,35 @@ def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) ->
 
 
 def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[str]:
-    """Delete shard files and shard ledger parts that no committed shard accounts for."""
+    """Delete shard files and shard ledger parts that no committed shard accounts for.
+
+    Only names that ingest gives shards (:func:`schemas.dataset.shard_index`) and their
+    temporaries are candidates: a file or folder of the user's in a split's folder is left as
+    it is (``dataset verify`` lists it as not in the manifest).
+    """
     entry = manifest.splits.get(split, SplitEntry())  # a split new to the dataset stays out
     listed = {f.path for s in entry.shards for f in s.files.values()}
     committed = {s.index for s in entry.shards}
     removed = []
     for name in store.listdir(f"waveforms/{split}"):
         rel = f"waveforms/{split}/{name}"
-        if rel not in listed:
+        if _written_by_ingest(name) and rel not in listed:
             store.remove(rel)
             removed.append(rel)
     for name in store.listdir(ledger_dir(split)):
-        if not name.startswith("shard-"):
+        index = shard_index(name)
+        if index is None:
             continue
-        index = int(name.removeprefix("shard-").split(".")[0])
         recorded = store.exists(staging.commit_record_path(split, index))
         if index not in committed and not recorded:
             store.remove(f"{ledger_dir(split)}/{name}")
             removed.append(f"{ledger_dir(split)}/{name}")
     return removed
+
+
+def _written_by_ingest(name: str) -> bool:
+    """Whether ``name`` is a shard file's, or the temporary name of one being written."""
+    return shard_index(name.partition(".tmp-")[0]) is not None
 
 
 def record_run(manifest: DatasetManifest, run: dict) -> None:

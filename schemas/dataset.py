@@ -16,6 +16,7 @@ The manifest is the commit point: a shard belongs to the dataset once the manife
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -26,10 +27,20 @@ LOCK = ".lock"
 STAGING = ".staging"
 SHARD_EXTENSIONS = {"hdf5": "h5", "parquet": "parquet"}
 
+_EXTENSIONS = "|".join(SHARD_EXTENSIONS.values())
+_SHARD_NAME = re.compile(rf"shard-(\d{{5,}})\.(?:{_EXTENSIONS})")
+
 
 def shard_name(index: int, fmt: str) -> str:
     """File name of shard ``index`` in format ``fmt`` ('hdf5' or 'parquet')."""
     return f"shard-{index:05d}.{SHARD_EXTENSIONS[fmt]}"
+
+
+def shard_index(name: str) -> int | None:
+    """The index of a shard file named ``name`` (as :func:`shard_name` names them, in any
+    format), or None for a name that is not a shard's."""
+    match = _SHARD_NAME.fullmatch(name)
+    return int(match[1]) if match else None
 
 
 def waveform_shard_path(split: str, index: int, fmt: str) -> str:
