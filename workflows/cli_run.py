@@ -129,7 +129,7 @@ _STYLES = {"ran": "green", "failed": "bold red", "skipped": "dim", "off": "dim"}
 
 
 def _print_summary(outcomes: list, dry_run: bool) -> None:
-    table = Table("stage", "status", "seconds", "clips", "failures", "note", title="workflow")
+    table = _summary_table()
     total = 0.0
     for o in outcomes:
         style = _STYLES.get(o.status, "")
@@ -144,6 +144,18 @@ def _print_summary(outcomes: list, dry_run: bool) -> None:
         )
     table.caption = "dry run: nothing ran" if dry_run else f"{total:.1f} s in all"
     console.print(table)
+
+
+def _summary_table() -> Table:
+    """The empty summary table: stage names and statuses are never cut or wrapped (the console
+    may be 80 columns wide, as when the output goes to a file); the other columns wrap, folding
+    a word too long for their width rather than cutting it."""
+    table = Table(title="workflow")
+    for name in ("stage", "status"):
+        table.add_column(name, no_wrap=True)
+    for name in ("seconds", "clips", "failures", "note"):
+        table.add_column(name, overflow="fold")
+    return table
 
 
 def _clips_cell(clips: float | None, dataset_clips: float | None) -> str:
