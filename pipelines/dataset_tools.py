@@ -13,7 +13,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.dataset_state import LedgerReadError, ledger_state, load_manifest, read_ledger
+from pipelines.dataset_state import (
+    LedgerReadError,
+    ledger_parts,
+    ledger_state,
+    load_manifest,
+    read_ledger,
+)
+from pipelines.pack import ledger_part_path
 from pipelines.storage import DatasetLock, DatasetStore, describe_holder
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
@@ -213,8 +220,9 @@ def verify_dataset(
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
     directory, and reports shard files the manifest does not list. A ledger part that cannot be
-    read is a problem of its own: the rest is checked without it, and the clips of the shard it
-    records are not checked against the ledger.
+    read, or a committed shard's ledger part that is missing, is a problem of its own: the rest
+    is checked without it, and the clips of the shard it records are not checked against the
+    ledger.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -231,13 +239,20 @@ def verify_dataset(
         for name in sorted(set(manifest.splits) | set(store.listdir("ledger")))
     }
     report.problems.extend(f"{e.path}: cannot be read ({e.reason})" for e in unreadable)
+    lost = _missing_ledger_parts(store, manifest)
+    report.problems.extend(
+        f"{rel}: missing (the ledger part of committed shard {shard.index}, {shard.num_clips} "
+        "clips): its clips are not checked against the ledger"
+        for rel, shard in lost.items()
+    )
     ok_rows = {
         (name, c): r
         for name, rows in ledger.items()
         for c, r in rows.items()
         if r["status"] == STATUS_OK
     }
-    groups = _shard_groups(manifest, ok_rows, _unread_ledger_shards(unreadable))
+    unread_parts = [*(e.path for e in unreadable), *lost]
+    groups = _shard_groups(manifest, ok_rows, _unread_ledger_shards(unread_parts))
     seen: dict[tuple[str, str, str, str], int] = {}
     unread: set[tuple[str, int]] = set()
     files = [(g, s, f) for g in groups for s in g.entry.shards for f in s.files.values()]
@@ -297,12 +312,24 @@ class ShardGroup:
     aligned: dict[int, ShardEntry] | None = None
 
 
-def _unread_ledger_shards(unreadable: list[LedgerReadError]) -> dict[str, set[int]]:
-    """The shard indexes of the unreadable ledger parts ``ledger/<split>/shard-NNNNN.parquet``,
-    by split (a failures or rejected part records no committed clip)."""
+def _missing_ledger_parts(store: DatasetStore, manifest: DatasetManifest) -> dict[str, ShardEntry]:
+    """The committed waveform shards whose ledger part is not there, by the part's path."""
+    missing: dict[str, ShardEntry] = {}
+    for split, entry in sorted(manifest.splits.items()):
+        listed = set(ledger_parts(store, split))
+        for shard in entry.shards:
+            rel = ledger_part_path(split, shard.index, shard.run_id, committed=True)
+            if rel not in listed:
+                missing[rel] = shard
+    return missing
+
+
+def _unread_ledger_shards(paths: list[str]) -> dict[str, set[int]]:
+    """The shard indexes of the ledger parts ``ledger/<split>/shard-NNNNN.parquet`` among
+    ``paths``, by split (a failures or rejected part records no committed clip)."""
     shards: dict[str, set[int]] = {}
-    for exc in unreadable:
-        _, split, name = exc.path.rsplit("/", 2)
+    for path in paths:
+        _, split, name = path.rsplit("/", 2)
         index = name.removeprefix("shard-").removesuffix(".parquet")
         if name.startswith("shard-") and index.isdigit():
             shards.setdefault(split, set()).add(int(index))
@@ -468,16 +495,64 @@ def _verify_file(
             problems.append(
                 f"clip ids are not those of waveform shard {shard.index} in the same order"
             )
-    fmt = f.path.rsplit(".", 1)[-1]
+    return problems + _clip_problems(group, shard, f.path.rsplit(".", 1)[-1], ids, seen), True
+
+
+LISTED_CLIPS = 3
+"""How many clips of a shard file verify names for one kind of problem; more are counted."""
+
+
+def _clip_problems(
+    group: ShardGroup,
+    shard: ShardEntry,
+    fmt: str,
+    ids: list[str],
+    seen: dict[tuple[str, str, str, str], int],
+) -> list[str]:
+    """The problems of a shard file's clips: in another shard too, or not where the ledger
+    says (no committed row, another shard or row).
+
+    Each kind of problem has a line per clip, or for more than :data:`LISTED_CLIPS` clips one
+    line counting them with the first few as examples.
+    """
+    doubled, unledgered, elsewhere = [], [], []
+    check_ledger = group.ledger is not None and shard.index not in group.ledger_unread
     for row, clip_id in enumerate(ids):
         first = seen.setdefault((group.kind, group.split, fmt, clip_id), shard.index)
         if first != shard.index:
-            problems.append(f"clip {clip_id} also in shard {first}")
-        if group.ledger is None or shard.index in group.ledger_unread:
+            doubled.append((f"clip {clip_id} also in shard {first}", f"{clip_id} (shard {first})"))
+        if not check_ledger:
             continue
         led = group.ledger.get(clip_id)
         if led is None:
-            problems.append(f"clip {clip_id} has no committed ledger row")
+            unledgered.append((f"clip {clip_id} has no committed ledger row", clip_id))
         elif (led["shard"], led["row"]) != (shard.index, row):
-            problems.append(f"clip {clip_id}: ledger says shard {led['shard']} row {led['row']}")
-    return problems, True
+            where = f"shard {led['shard']} row {led['row']}"
+            elsewhere.append((f"clip {clip_id}: ledger says {where}", f"{clip_id} ({where})"))
+    return [
+        *_counted(doubled, "are also in other shards"),
+        *_counted(unledgered, "have no committed ledger row"),
+        *_counted(elsewhere, "have another shard or row in the ledger"),
+    ]
+
+
+def _counted(found: list[tuple[str, str]], what: str) -> list[str]:
+    """Problem lines of clips with one kind of problem.
+
+    Parameters
+    ----------
+    found : list of (str, str)
+        Each clip's own problem line and its example text for a count.
+    what : str
+        The problem, said of several clips (``have no committed ledger row``).
+
+    Returns
+    -------
+    list of str
+        The clips' own lines, or for more than :data:`LISTED_CLIPS` clips one line: ``12 clips
+        have no committed ledger row, e.g. a, b, c``.
+    """
+    if len(found) <= LISTED_CLIPS:
+        return [line for line, _ in found]
+    examples = ", ".join(example for _, example in found[:LISTED_CLIPS])
+    return [f"{len(found)} clips {what}, e.g. {examples}"]

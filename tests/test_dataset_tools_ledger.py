@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from pipelines.dataset_state import LedgerReadError, read_ledger
+from pipelines.dataset_state import LedgerReadError, read_ledger, read_ledger_part
 from pipelines.dataset_tools import dataset_failures, dataset_info, verify_dataset
 from pipelines.storage import DatasetStore
 from tests.dataset_builders import make_dataset
@@ -118,3 +119,36 @@ def test_ingest_into_a_dataset_with_a_damaged_ledger_names_the_part(tmp_path: Pa
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"error: {part}: ledger part cannot be read (" in proc.stderr
+
+
+LOST = "ledger/train/shard-00001.parquet"
+
+
+def test_verify_names_a_missing_ledger_part_once(tmp_path: Path):
+    make_dataset(tmp_path, {"train": [[0], [1]] * 6}, num_classes=2)  # shards 0, 1, 2
+    (tmp_path / LOST).unlink()
+    report = verify_dataset(str(tmp_path))
+    assert report.problems == [
+        f"{LOST}: missing (the ledger part of committed shard 1, 4 clips): its clips are not "
+        "checked against the ledger"
+    ]
+    assert report.clips_checked == 12
+    proc = audiomill("dataset", "verify", str(tmp_path), check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"problem: {report.problems[0]}",
+        "3 files, 12 clips checked: 1 problem(s)",
+    ]
+
+
+def test_verify_counts_many_clips_without_ledger_rows(tmp_path: Path):
+    make_dataset(tmp_path, {"train": [[0], [1]] * 5}, num_classes=2, shard_clips=5)
+    part = tmp_path / "ledger/train/shard-00000.parquet"
+    rows = read_ledger_part(DatasetStore(str(tmp_path)), "ledger/train/shard-00000.parquet")
+    ids = rows.column("clip_id").to_pylist()
+    pq.write_table(rows.slice(0, 1), part)  # the part has lost the rows of four clips
+    shard = json.loads((tmp_path / "manifest.json").read_text())["splits"]["train"]["shards"][0]
+    assert verify_dataset(str(tmp_path)).problems == [
+        f"{shard['files']['hdf5']['path']}: 4 clips have no committed ledger row, e.g. "
+        f"{', '.join(ids[1:4])}"
+    ]
