@@ -65,32 +65,56 @@ def scan_folder(
 ) -> SegmentList:
     """Every audio file under ``root`` (recursively) as a whole-file clip.
 
-    A file's label is the name of its parent folder when that names a class of ``class_map``.
-    A clip's ``origin`` is its file (as its ``source``) and its ``line`` 0, so that whatever
-    names where a clip came from names the file, not its place in the folder.
+    A file's label is the name of its parent folder: a class of ``class_map``, or else an
+    unknown label (the clip fails validation, as a manifest row naming a label the class map
+    lacks does); a file directly in ``root`` has no label. A clip's ``origin`` is its file (as
+    its ``source``) and its ``line`` 0, so that whatever names where a clip came from names the
+    file, not its place in the folder.
     Raises :class:`~schemas.errors.InputFormatError` if there is no audio file under ``root``.
     """
     fs, base, files = _audio_files(root, storage_options)
     result = SegmentList()
     for path in files:
         rel = posixpath.relpath(path, base)
-        folder = posixpath.basename(posixpath.dirname(rel))
-        info = class_map.resolve(folder) if folder else None
         location = path if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(path)
-        result.segments.append(
-            Segment(
-                clip_id=sanitize_clip_id(rel),
-                source=location,
-                source_kind="path",
-                start_s=None,
-                end_s=None,
-                labels=(info.index,) if info else (),
-                label_mids=(info.mid,) if info else (),
-                split=split,
-                origin=location,
-            )
-        )
+        result.segments.append(_folder_segment(rel, location, class_map, split))
     return result
+
+
+def _folder_segment(rel: str, location: str, class_map: ClassMap, split: str) -> Segment:
+    """The whole-file clip of a folder's file, labelled by its parent folder.
+
+    Parameters
+    ----------
+    rel : str
+        The file's path relative to the folder, which its clip id is made of.
+    location : str
+        The file's path or URL.
+    class_map : ClassMap
+        The dataset's classes, by mid or display name.
+    split : str
+        The run's split.
+
+    Returns
+    -------
+    Segment
+        Labelled with the class its parent folder names, with the folder's name as an unknown
+        label when it names none, and unlabelled for a file directly in the folder.
+    """
+    folder = posixpath.basename(posixpath.dirname(rel))
+    info = class_map.resolve(folder) if folder else None
+    return Segment(
+        clip_id=sanitize_clip_id(rel),
+        source=location,
+        source_kind="path",
+        start_s=None,
+        end_s=None,
+        labels=(info.index,) if info else (),
+        label_mids=(info.mid,) if info else (),
+        unknown_labels=(folder,) if folder and info is None else (),
+        split=split,
+        origin=location,
+    )
 
 
 def folder_labels(root: str, storage_options: dict | None = None) -> list[str]:
