@@ -222,7 +222,8 @@ def verify_dataset(
     directory, and reports shard files the manifest does not list. A ledger part that cannot be
     read, or a committed shard's ledger part that is missing, is a problem of its own: the rest
     is checked without it, and the clips of the shard it records are not checked against the
-    ledger.
+    ledger. While a run holds the dataset's lock, a problem names it: the dataset may change
+    while it is read.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -370,7 +371,8 @@ def _shard_groups(
 
 def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
     """What an ingest, embed or import left outside the manifest (shard files, committed
-    clips), and what to do about it: a run that holds the dataset's lock is still at work."""
+    clips), and what to do about it: a run that holds the dataset's lock is still at work, and
+    is named even when it has left nothing outside the manifest yet."""
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed and ".tmp-" not in rel]
     problems = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(WAVEFORMS)]
@@ -381,12 +383,37 @@ def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
             "the manifest"
         )
     embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
-    holder = DatasetLock(store).live_holder() if problems or embedded else None
+    holder = DatasetLock(store).live_holder()
     if problems:
         problems.append(_leftover_advice(WAVEFORMS, holder))
     if embedded:
         embedded.append(_leftover_advice("embeddings", holder))
+    if holder is not None and not problems and not embedded:
+        return [_running_note(holder)]
     return problems + embedded
+
+
+def _running_note(holder: dict) -> str:
+    """The problem of a dataset that a live run holds, though it has left nothing outside the
+    manifest yet (an ingest that downloads first stages its clips and writes no shard).
+
+    Parameters
+    ----------
+    holder : dict
+        The record of the live run that holds the dataset's lock
+        (:meth:`~pipelines.storage.DatasetLock.live_holder`).
+    """
+    who = describe_holder(holder)
+    stage = _lock_stage(holder)
+    running = (
+        f"the dataset is locked by {who}, which may be at work on it"
+        if stage is None
+        else f"an {stage} is running on this dataset, {who}"
+    )
+    return (
+        f"{running}: this check covers only what was committed when it read the dataset, not "
+        "the run's work in progress; run verify again once it has finished"
+    )
 
 
 LEFTOVERS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dataset_tools import verify_dataset
-from pipelines.storage import DatasetLock, DatasetLockedError, DatasetStore
+from pipelines.storage import DatasetLock, DatasetLockedError, DatasetStore, describe_holder
 from tests.dataset_builders import make_dataset
 from tests.ingest_helpers import audiomill
 
@@ -118,3 +118,53 @@ def test_lock_refusal_is_a_sentence(tmp_path: Path):
         f"2026-12-04 19:46:40 UTC (run {RUN_ID}). Wait for that run to finish; if that process "
         f"is dead, remove {tmp_path / '.lock'} and run again."
     )
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    """A sound dataset: nothing outside the manifest, as while an ingest only downloads."""
+    make_dataset(tmp_path, {"train": [[0], [1], [0]]}, num_classes=2)
+    return tmp_path
+
+
+RUNNING = (
+    "this check covers only what was committed when it read the dataset, not the run's work "
+    "in progress; run verify again once it has finished"
+)
+
+
+@pytest.mark.parametrize(
+    ("owner", "run"), [({"run_id": RUN_ID}, "an ingest"), ({"stage": "embed"}, "an embed")]
+)
+def test_a_live_run_is_named_though_it_has_written_nothing_yet(
+    committed: Path, owner: dict, run: str
+):
+    _plant_lock(committed, os.getpid(), owner)
+    who = describe_holder(json.loads((committed / ".lock").read_text()))
+    assert verify_dataset(str(committed)).problems == [
+        f"{run} is running on this dataset, {who}: {RUNNING}"
+    ]
+
+
+def test_a_lock_that_cannot_be_read_is_named_though_nothing_is_left(committed: Path):
+    (committed / ".lock").write_text("")
+    assert verify_dataset(str(committed)).problems == [
+        "the dataset is locked by an unknown run (its lock file is unreadable), which may be at "
+        f"work on it: {RUNNING}"
+    ]
+
+
+def test_a_stale_lock_of_a_sound_dataset_is_no_problem(committed: Path):
+    _plant_lock(committed, _dead_pid(), {"run_id": RUN_ID})
+    assert verify_dataset(str(committed)).ok
+
+
+def test_verify_cli_while_a_downloading_ingest_holds_the_lock(committed: Path):
+    with DatasetLock(DatasetStore(str(committed)), {"run_id": RUN_ID}):
+        proc = audiomill("dataset", "verify", str(committed), check=False)
+    assert proc.returncode == 1, proc.stderr
+    problem, summary = proc.stdout.splitlines()
+    who = f"pid {os.getpid()} on host {HOST} since "
+    assert problem.startswith(f"problem: an ingest is running on this dataset, {who}")
+    assert problem.endswith(f"(run {RUN_ID}): {RUNNING}")
+    assert summary == "1 files, 3 clips checked: 1 problem(s)"
