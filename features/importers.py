@@ -20,6 +20,11 @@ Design choices, shared by both importers:
   committed before the manifest that lists them is saved (at the end, on an error, and every
   ``checkpoint_seconds`` in between), and shard files the manifest does not list are deleted at
   the start, so a crash at any point loses only uncommitted work and duplicates nothing.
+- **A clip id names one clip of the dataset**: an input holding clips committed in another
+  split (waveform or imported, of any model) is refused before anything is written, naming how
+  many and a few with their split: the same clip in two splits leaks training data into
+  evaluation. Finding them reads the input once more, so this costs a second read only where
+  other splits hold clips.
 - **Frames**: rows hold exactly 10 frames (VGGish over 10 s clips). Shorter clips are zero-padded
   and ``num_frames`` says how many frames are real; frames past the 10th are dropped and
   counted (:attr:`ImportSummary.truncated`). A clip with no frame at all is skipped and counted
@@ -45,7 +50,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import fsspec
@@ -223,7 +228,9 @@ def import_audioset_tfrecords(
     if not files:
         raise FileNotFoundError(f"no TFRecord file matches {', '.join(globs)}")
 
-    def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
+    def blocks(
+        class_map: ClassMap, counts: ImportSummary, progress: Progress | None
+    ) -> Iterator[tuple[str, EmbeddingRows]]:
         for path in files:
             for start, raws in _tfrecord_batches(tf, path):
                 rows = _parse_release_batch(tf, raws, path, start, len(class_map), counts)
@@ -244,6 +251,7 @@ def import_audioset_tfrecords(
         formats=formats,
         storage_options=storage_options,
         checkpoint_seconds=checkpoint_seconds,
+        progress=progress,
     )
 
 
@@ -294,7 +302,9 @@ def import_packed_h5(
     """
     path = os.fspath(path)
 
-    def blocks(class_map: ClassMap, counts: ImportSummary) -> Iterator[tuple[str, EmbeddingRows]]:
+    def blocks(
+        class_map: ClassMap, counts: ImportSummary, progress: Progress | None
+    ) -> Iterator[tuple[str, EmbeddingRows]]:
         with (
             fsspec.open(path, "rb", **(storage_options or {})) as stream,
             _open_hdf5(stream, path) as hf,
@@ -322,6 +332,7 @@ def import_packed_h5(
         formats=formats,
         storage_options=storage_options,
         checkpoint_seconds=checkpoint_seconds,
+        progress=progress,
     )
 
 
@@ -334,8 +345,13 @@ class _NothingCommitted(Exception):
     caught by :func:`_run_import`, for which it is no failure."""
 
 
+Blocks = Callable[[ClassMap, ImportSummary, Progress | None], Iterator[tuple[str, EmbeddingRows]]]
+"""Reads an import's input: given the class map, the counts to add to and a progress callback,
+yields (input file, rows) blocks."""
+
+
 def _run_import(
-    blocks: Callable[[ClassMap, ImportSummary], Iterator[tuple[str, EmbeddingRows]]],
+    blocks: Blocks,
     *,
     files: list[str],
     source: str,
@@ -347,8 +363,13 @@ def _run_import(
     formats: Sequence[str],
     storage_options: dict | None,
     checkpoint_seconds: float,
+    progress: Progress | None,
 ) -> ImportSummary:
-    """Lock the dataset, then commit the rows of ``blocks`` as shards of ``model``/``split``."""
+    """Lock the dataset, then commit the rows of ``blocks`` as shards of ``model``/``split``.
+
+    When other splits of the dataset hold clips, ``blocks`` is read once more first, without
+    ``progress``, to refuse clips they hold before anything is written.
+    """
     formats = tuple(formats)
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
@@ -383,13 +404,18 @@ def _run_import(
                 f"classes.csv) differs from the one given ({len(class_map)} classes). Import "
                 "with the dataset's classes.csv or into a new dataset."
             )
-        if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
-            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         if manifest.splits.get(split, SplitEntry()).shards:
             raise ValueError(
                 f"split {split!r} of {store.url()} has waveform shards: its embeddings are "
                 "computed from them (audiomill embed), shard for shard. Import into another split."
             )
+        if elsewhere := _other_splits_clip_ids(store, manifest, split):
+            scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
+                                    files=files)  # fmt: skip
+            ids = (c for _, rows in blocks(class_map, scratch, None) for c in rows.clip_ids)
+            _refuse_clips_elsewhere(ids, elsewhere, split, store.url())
+        if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
+            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         entry = manifest.embedding_split(model, split)
         _check_split_formats(entry, formats, model, split)
         _remove_orphans(store, entry, f"embeddings/{model}/{split}")
@@ -413,7 +439,7 @@ def _run_import(
         )
         held: set[str] = set()
         try:
-            for path, rows in blocks(class_map, summary):
+            for path, rows in blocks(class_map, summary, progress):
                 held.add(path)
                 keep = np.ones(len(rows), dtype=bool)
                 for i, clip_id in enumerate(rows.clip_ids):
@@ -511,7 +537,8 @@ def _remove_orphans(store: DatasetStore, entry: SplitEntry, rel_dir: str) -> Non
 
 
 def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, bool]:
-    """Clip ids of the split's committed shards (all mapped to True: already imported)."""
+    """Clip ids of the split's committed shards, waveform or embedding (all mapped to True:
+    already imported)."""
     seen: dict[str, bool] = {}
     for shard in entry.shards:
         fmt = "parquet" if "parquet" in shard.files else "hdf5"
@@ -525,10 +552,66 @@ def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, boo
                         ids = list(hf["clip_id"].asstr()[:])
         except (OSError, KeyError, pa.ArrowException) as exc:
             raise ValueError(
-                f"{store.url(rel)}, a committed shard of this split, cannot be read ({exc})"
+                f"{store.url(rel)}, a committed shard of the dataset, cannot be read ({exc})"
             ) from exc
         seen.update(dict.fromkeys(ids, True))
     return seen
+
+
+def _other_splits_clip_ids(
+    store: DatasetStore, manifest: DatasetManifest, split: str
+) -> dict[str, str]:
+    """Each clip id committed in a split other than ``split``, mapped to that split's name.
+
+    A split's clip ids are read from its waveform shards (their ``clip_id`` column, never the
+    audio) if it has any, as its embedding shards are computed from them, else from its
+    embedding shards of every model.
+    """
+    entries = {name: [e] for name, e in manifest.splits.items() if e.shards}
+    for splits in manifest.embeddings.values():
+        for name, entry in splits.items():
+            if name not in manifest.splits or not manifest.splits[name].shards:
+                entries.setdefault(name, []).append(entry)
+    where: dict[str, str] = {}
+    for name, found in entries.items():
+        if name != split:
+            for entry in found:
+                where.update(dict.fromkeys(_committed_clip_ids(store, entry), name))
+    return where
+
+
+def _refuse_clips_elsewhere(
+    clip_ids: Iterable[str], elsewhere: dict[str, str], split: str, url: str
+) -> None:
+    """Refuse an input that holds clips committed in another split of the dataset.
+
+    Parameters
+    ----------
+    clip_ids : iterable of str
+        The clip ids of the input.
+    elsewhere : dict
+        From :func:`_other_splits_clip_ids`.
+    split : str
+        The split the input would go to.
+    url : str
+        The dataset, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming how many clips, the first three with the split that holds each, and what to do.
+    """
+    found = list(dict.fromkeys(c for c in clip_ids if c in elsewhere))
+    if not found:
+        return
+    shown = ", ".join(f"{c} (in {elsewhere[c]!r})" for c in found[:3])
+    raise ValueError(
+        f"cannot import into split {split!r} of {url}: {len(found)} clip(s) of the input are "
+        f"committed in another split, e.g. {shown}. A clip id names one clip of the dataset, "
+        "so a clip cannot be in two splits (train/eval leakage): import these files into the "
+        "split that holds them, leave those clips out, or import into a new --out. Nothing was "
+        "written."
+    )
 
 
 class _ShardWriter:

@@ -1,0 +1,78 @@
+"""What an import refuses: clips committed in another split of the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from features.importers import import_audioset_tfrecords, import_packed_h5
+from pipelines.dataset_state import load_manifest
+from pipelines.storage import DatasetStore
+from tests.dataset_builders import make_dataset
+from tests.ingest_helpers import audiomill
+from tests.test_importers import frames, release_record, write_tfrecord
+
+
+def _release(path: Path, video_ids: list[str], seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    return write_tfrecord(path, [release_record(v, 0.0, [1], frames(rng, 10)) for v in video_ids])
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_clips_committed_in_another_split_are_refused_before_anything_is_written(
+    tmp_path: Path, audioset_classes
+):
+    ids = [f"clip{i:07d}" for i in range(5)]
+    path = _release(tmp_path / "ev.tfrecord", ids)
+    out = tmp_path / "ds"
+    import_audioset_tfrecords(path, audioset_classes, out, "eval")
+    before = _tree(out)
+    more = _release(tmp_path / "more.tfrecord", ["newnewnew01"], seed=1)
+    for model in ("vggish", "release2"):
+        with pytest.raises(ValueError) as refused:
+            import_audioset_tfrecords([path, more], audioset_classes, out, "train2", model=model)
+        message = str(refused.value)
+        assert f"cannot import into split 'train2' of {out}: 5 clip(s) of the input" in message
+        assert "clip0000000_0 (in 'eval'), clip0000001_0 (in 'eval'), clip0000002_0 (in" in message
+        assert "import these files into the split that holds them" in message
+        assert _tree(out) == before
+    again = import_audioset_tfrecords(path, audioset_classes, out, "eval")
+    assert (again.imported, again.already_imported) == (0, 5)
+    other = import_audioset_tfrecords(more, audioset_classes, out, "train2")
+    assert other.imported == 1
+
+
+def test_clips_of_a_waveform_split_are_refused(tmp_path: Path):
+    out = tmp_path / "ds"
+    built = make_dataset(out, {"train": [[0], [1], [2]]}, num_classes=3)
+    committed = [c.clip_id for c in built.clips["train"]]
+    packed = tmp_path / "p.h5"
+    with h5py.File(packed, "w") as hf:
+        hf["x"] = np.full((2, 10, 128), 7, dtype=np.uint8)
+        hf["y"] = np.eye(3, dtype=bool)[:2]
+        hf["video_id_list"] = np.array([b"a", b"b"])
+        hf["clip_id"] = np.array([committed[1].encode(), b"b_0"])
+    manifest = load_manifest(DatasetStore(out))
+    with pytest.raises(ValueError, match=rf"1 clip\(s\) .* e\.g\. {committed[1]} \(in 'train'\)"):
+        import_packed_h5(packed, None, out, "eval")
+    assert load_manifest(DatasetStore(out)) == manifest
+
+
+@pytest.mark.slow
+def test_cli_refuses_clips_of_another_split_with_status_2(tmp_path: Path, audioset_dir: Path):
+    path = _release(tmp_path / "ev.tfrecord", [f"clip{i:07d}" for i in range(4)])
+    classes = str(audioset_dir / "class_labels_indices.csv")
+    out = str(tmp_path / "ds")
+    audiomill("import", "audioset-tfrecord", str(path), "--classes", classes, "--out", out,
+              "--split", "eval")  # fmt: skip
+    moved = audiomill("import", "audioset-tfrecord", str(path), "--classes", classes, "--out",
+                      out, "--split", "train2", check=False)  # fmt: skip
+    assert moved.returncode == 2
+    assert "4 clip(s) of the input are committed in another split" in moved.stderr
+    assert "train2" not in load_manifest(DatasetStore(out)).embeddings["vggish"]
