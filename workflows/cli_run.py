@@ -110,8 +110,9 @@ def run(
     except (WorkflowError, FileNotFoundError) as exc:
         fail(str(exc))
     except StageInterrupted as exc:
-        _log(f"interrupted during stage {exc.stage!r}, recorded in {state_path}: run again to "
-             "resume there")  # fmt: skip
+        then = f" ({exc.rerun})" if exc.rerun else ""
+        _log(f"interrupted during stage {exc.stage!r}, recorded in {state_path}: run again to go "
+             f"on from stage {exc.stage!r}{then}")  # fmt: skip
         raise typer.Exit(130) from None
     _print_summary(outcomes, dry_run)
     failed = [o for o in outcomes if o.status == "failed"]

@@ -47,7 +47,7 @@ command line; a command (or call) that returns a dict has its ``clips`` and ``fa
 numbers kept in the record. A stage that exits non-zero or raises stops the
 workflow; the stages before it keep their records, so the next run resumes at the failed stage.
 An interrupt (Ctrl-C) stops it the same way, recording the stage as interrupted and raising
-:class:`StageInterrupted`.
+:class:`StageInterrupted`, which says what running the stage again does (:func:`rerun_note`).
 
 Completion records
 ------------------
@@ -133,11 +133,28 @@ class StageInterrupted(KeyboardInterrupt):
     ----------
     stage : str
         The stage that was running.
+    rerun : str
+        What running the stage again does with the run it left (:func:`rerun_note`).
     """
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, rerun: str = "") -> None:
         super().__init__(stage)
-        self.stage = stage
+        self.stage, self.rerun = stage, rerun
+
+
+def rerun_note(stage: ResolvedStage) -> str:
+    """What running ``stage`` again with the same parameters does with the run an interrupt left
+    unfinished (see "Earlier outputs"): "" for a stage that just runs again.
+
+    ``train`` resumes it when its ``resume`` option asks and starts it over otherwise;
+    ``sweep`` resumes its unfinished runs.
+    """
+    command = stage.stage.command or ()
+    if command == ("train",):
+        return "its run resumes" if "--resume" in stage.argv else "its run starts over"
+    if command == ("sweep",):
+        return "its unfinished runs resume"
+    return ""
 
 
 def default_state_path(name: str) -> str:
@@ -646,7 +663,7 @@ def _run_stage(
         code, value, error = execute(stage, root, earlier)
     except KeyboardInterrupt:
         state.record(stage.name, {**base, "status": FAILED, "error": INTERRUPTED})
-        raise StageInterrupted(stage.name) from None
+        raise StageInterrupted(stage.name, rerun_note(stage)) from None
     seconds = time.time() - started
     base["seconds"] = round(seconds, 3)
     if before is None or outputs_fingerprint(stage.outputs) != before:
