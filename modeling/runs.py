@@ -17,8 +17,8 @@ last complete checkpoint. A run started over in the same directory keeps the run
 ``RUN.previous`` (one generation); only a run is ever moved there or deleted from there.
 
 :func:`check_out_dir` is the one check of the folders that ``train``, ``sweep``, ``evaluate``
-and ``export`` write: none writes into a dataset or where it would mix with what a folder
-already holds.
+and ``export`` write: none writes into a dataset (its folder or any folder inside it) or where
+it would mix with what a folder already holds.
 """
 
 from __future__ import annotations
@@ -333,13 +333,43 @@ def previous_problem(run_path: str | os.PathLike[str]) -> str | None:
     )
 
 
+def enclosing_dataset(path: str | os.PathLike[str]) -> Path | None:
+    """The dataset folder ``path`` is or lies in: the nearest of ``path`` (absolute, symbolic
+    links followed) and its parent folders with a ``manifest.json``; None when there is none.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local folder, which need not exist.
+    """
+    resolved = Path(path).resolve()
+    return next((f for f in (resolved, *resolved.parents) if (f / MANIFEST).exists()), None)
+
+
+def _refuse_a_dataset(path: Path, command: str) -> None:
+    """Refuse an ``--out`` that is a dataset's folder or lies inside one, naming the dataset."""
+    dataset = enclosing_dataset(path)
+    if dataset is None:
+        return
+    where = (
+        f"is a dataset (it has {MANIFEST})"
+        if dataset == path.resolve()
+        else f"is inside the dataset {dataset} (it has {MANIFEST})"
+    )
+    raise FileExistsError(
+        f"--out {path} {where}: {command} would write its files into it; choose a folder "
+        "outside the dataset"
+    )
+
+
 def check_out_dir(
     path: str | os.PathLike[str], command: str, kind: str, *, restart: bool = False
 ) -> None:
     """Refuse an ``--out`` of ``command`` where writing would damage what the folder holds.
 
-    Nothing is written. A dataset's folder (it has ``manifest.json``) is refused for every
-    ``kind``; a folder that does not exist yet, or holds only hidden entries, is accepted.
+    Nothing is written. A dataset's folder (it has ``manifest.json``), or a folder inside one
+    (new or not), is refused for every ``kind``; outside datasets, a folder that does not exist
+    yet, or holds only hidden entries, is accepted.
 
     Parameters
     ----------
@@ -364,16 +394,12 @@ def check_out_dir(
     if kind not in OUT_KINDS:
         raise ValueError(f"kind must be one of {OUT_KINDS}, got {kind!r}")
     path = Path(path)
+    _refuse_a_dataset(path, command)
     if not path.exists():
         return
     if not path.is_dir():
         raise FileExistsError(
             f"--out {path} is a file, not a folder: {command} writes a folder; choose another --out"
-        )
-    if (path / MANIFEST).exists():
-        raise FileExistsError(
-            f"--out {path} is a dataset (it has {MANIFEST}): {command} would write its "
-            "files into it; choose a folder outside the dataset"
         )
     is_run = RunDir(path).exists
     if kind == "output":

@@ -78,6 +78,29 @@ def test_check_out_dir_refuses_a_dataset_for_every_kind(tmp_path: Path, kind: st
         check_out_dir(tmp_path / "ds", "cmd", kind)
 
 
+@pytest.mark.parametrize("kind", ["run", "sweep", "output"])
+def test_check_out_dir_refuses_a_folder_inside_a_dataset_for_every_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    dataset = tmp_path / "ds"
+    (dataset / "waveforms" / "eval").mkdir(parents=True)
+    (dataset / "manifest.json").write_text("{}")
+    (tmp_path / "link").symlink_to(dataset / "waveforms")
+    monkeypatch.chdir(dataset / "waveforms")
+    inside = rf"is inside the dataset {dataset} \(it has manifest.json\): cmd would write"
+    for out in (
+        dataset / "sub",  # new
+        dataset / "waveforms" / "eval",  # there already
+        dataset / "a" / "b" / "c",
+        Path("new"),  # relative, the working folder inside the dataset
+        tmp_path / "link" / "eval",  # through a symbolic link
+    ):
+        with pytest.raises(FileExistsError, match=inside):
+            check_out_dir(out, "cmd", kind)
+    assert not (dataset / "sub").exists() and not (dataset / "a").exists()
+    assert not Path("new").exists()
+
+
 def test_check_out_dir_refuses_what_each_kind_would_damage(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
@@ -213,6 +236,37 @@ def test_evaluate_and_export_refuse_a_dataset_or_a_run(
     inside = run / command
     result = runner.invoke(app, [command, str(served.emb), *extra, "--out", str(inside)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "inside"),
+    [
+        ("train", "sub"),
+        ("sweep", "sub"),
+        ("evaluate", "waveforms/eval"),
+        ("export", "exported"),
+    ],
+)
+def test_every_command_refuses_an_out_inside_a_dataset_and_writes_nothing(
+    served: Served, tmp_path: Path, command: str, inside: str
+) -> None:
+    copy = _dataset_copy(served, tmp_path / "dscopy")
+    before = _tree(copy)
+    out = copy / inside
+    existed = out.exists()
+    args = {
+        "train": ["train", str(copy), "--steps", "2", "--eval-every", "2"],
+        "sweep": ["sweep", str(copy), "--steps", "2"],
+        "evaluate": ["evaluate", str(served.emb), str(copy), "--split", "eval"],
+        "export": ["export", str(served.emb)],
+    }[command]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: --out {out} is inside the dataset {copy} (it has manifest.json): {command} "
+        "would write its files into it; choose a folder outside the dataset"
+    )
+    assert _tree(copy) == before and out.exists() == existed
 
 
 def test_export_refuses_a_folder_with_another_saved_model(served: Served, tmp_path: Path) -> None:
