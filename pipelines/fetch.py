@@ -21,6 +21,7 @@ import string
 import time
 import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -388,8 +389,7 @@ def _download_http(
 def _sections_served(url: str, options: FetchOptions) -> bool:
     """Whether ffmpeg can fetch a section of ``url``; YouTube's media servers can, and its pages
     are never asked. A request that fails is the clip's failure, as yt-dlp's would be."""
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com"):
+    if _is_youtube(url):
         return True
     from yt_dlp.utils.networking import std_headers
 
@@ -402,6 +402,53 @@ def _sections_served(url: str, options: FetchOptions) -> bool:
         reason = getattr(error, "reason", error)
         kind = FailureReason.TIMEOUT if isinstance(reason, TimeoutError) else None
         raise ClipFailure(kind or FailureReason.NETWORK_ERROR, f"{url}: {reason}") from error
+
+
+def _is_youtube(url: str) -> bool:
+    """Whether ``url`` is on YouTube, whose pages yt-dlp extracts media from."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    return host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com")
+
+
+_NOT_MEDIA_TYPES = ("text/", "application/xhtml+xml", "application/json", "application/xml")
+"""Content types (or their prefixes) of answers that are pages or text, never audio."""
+
+
+def _download_failure(url: str, error: BaseException, options: FetchOptions) -> ClipFailure:
+    """The failure of a yt-dlp download of ``url``.
+
+    yt-dlp finds no media in a page that is no site it knows and says ``Unsupported URL``: for
+    a URL off YouTube that the server answers with a page or text, the failure says that, as
+    a ``decode_error`` (the server answers, with no audio, and will again).
+    """
+    from yt_dlp.utils import UnsupportedError
+
+    unsupported = any(isinstance(e, UnsupportedError) for e in _exception_chain(error))
+    if unsupported and not _is_youtube(url) and (kind := _text_served(url, options)):
+        detail = f"not audio: the server sent {kind} for {url}"
+        return ClipFailure(FailureReason.DECODE_ERROR, detail)
+    return ClipFailure(*classify_error(error))
+
+
+def _text_served(url: str, options: FetchOptions) -> str | None:
+    """The content type of ``url`` when the server answers with a page or text
+    (:data:`_NOT_MEDIA_TYPES`); None for anything else, or no answer.
+
+    The question is the one :func:`_sections_served` asks, with yt-dlp's headers and the
+    cookies, for the first byte.
+    """
+    from yt_dlp.utils.networking import std_headers
+
+    request = urllib.request.Request(url, headers={**std_headers, "Range": "bytes=0-0"})
+    jar = _cookie_jar(options.cookies) if options.cookies else None
+    handlers = [] if jar is None else [urllib.request.HTTPCookieProcessor(jar)]
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=options.socket_timeout) as response:
+            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
+        return None
+    return kind if kind.startswith(_NOT_MEDIA_TYPES) else None
 
 
 _COOKIES_MAGIC = re.compile(r"#( Netscape)? HTTP Cookie File")
@@ -458,7 +505,7 @@ def _download_ytdlp(
         with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, section, options)) as ydl:
             info = ydl.extract_info(url, download=True)
     except yt_dlp.utils.YoutubeDLError as error:
-        raise ClipFailure(*classify_error(error)) from error
+        raise _download_failure(url, error, options) from error
     downloads = (info or {}).get("requested_downloads") or []
     if not downloads or not Path(downloads[0]["filepath"]).is_file():
         raise ClipFailure(FailureReason.UNAVAILABLE, f"no downloadable media at {url}")

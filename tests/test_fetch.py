@@ -703,3 +703,24 @@ def test_object_store_that_cannot_be_reached_or_accessed_is_a_clip_failure(tmp_p
         exc = _failure(FetchRequest("c", url), tmp_path / "w", options)
         assert exc.reason is reason
         assert exc.detail.startswith(f"cannot {verb} {url}: {why}")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("page.html", "text/html"), ("notes.txt", "text/plain")]
+)
+@pytest.mark.parametrize("section", [None, (0.5, 1.5)])
+def test_a_page_served_instead_of_audio_is_not_audio(
+    media_server: MediaServer,
+    tmp_path: Path,
+    options: FetchOptions,
+    name: str,
+    kind: str,
+    section: tuple[float, float] | None,
+) -> None:
+    media_server.root.mkdir(parents=True, exist_ok=True)
+    (media_server.root / name).write_text("<html><body>no audio here</body></html>")
+    url = media_server.url(name)
+    failure = _failure(FetchRequest("c", url, *(section or (None, None))), tmp_path / "w", options)
+    assert (failure.reason, failure.attempts) == (FailureReason.DECODE_ERROR, 1)
+    assert failure.detail == f"not audio: the server sent {kind} for {url}"
+    assert not failure.transient
