@@ -16,7 +16,9 @@ Design choices, shared by both importers:
   the class map, a ``y`` of the wrong width. A label that does not fit the class map means the
   wrong class map (or the wrong files), so it is never dropped silently.
 - **Idempotent and resumable**: the clip ids of the split's committed shards are read first and
-  clips already there are skipped, as are repeats of a clip id within the input. Shards are
+  clips already there are skipped, as are exact repeats of a clip within the input. A repeat of
+  a clip id with other labels or other embeddings is another version of the clip, which the
+  import cannot choose between: an error naming both records and both label sets. Shards are
   committed before the manifest that lists them is saved (at the end, on an error, and every
   ``checkpoint_seconds`` in between), and shard files the manifest does not list are deleted at
   the start, so a crash at any point loses only uncommitted work and duplicates nothing.
@@ -43,11 +45,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import math
 import os
 import re
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,6 +77,7 @@ from schemas.segments import audioset_clip_id, split_name_problem
 log = logging.getLogger(__name__)
 
 FRAMES = 10
+MARK_HEAD = "<II8s"  # a clip's file number, record number and frames digest (see _mark)
 FORMATS = tuple(SHARD_EXTENSIONS)
 SOURCE_RELEASE = "audioset-release"
 SOURCE_PACKED = "packed-hdf5"
@@ -123,7 +128,8 @@ class ImportSummary:
     already_imported : int
         Clips skipped because the split already holds their clip id.
     duplicates : int
-        Clips skipped because their clip id came earlier in this import's input.
+        Clips skipped because their clip id came earlier in this import's input, with the same
+        labels and embeddings (another version of the clip is an :class:`ImportRecordError`).
     empty : int
         Clips skipped because they have no frame.
     truncated : int
@@ -213,8 +219,9 @@ def import_audioset_tfrecords(
     FileNotFoundError
         If no file matches ``pattern``.
     ImportRecordError
-        For an unreadable or malformed record, or a label outside the class map; it names the
-        file and the record. Shards committed before the error stay in the dataset, and a
+        For an unreadable or malformed record, a label outside the class map, or a record
+        repeating an earlier one's clip id with other labels or embeddings; it names the file
+        and the record. Shards committed before the error stay in the dataset, and a
         re-run skips their clips.
     """
     import tensorflow as tf  # deferred: importing TensorFlow takes seconds
@@ -230,12 +237,12 @@ def import_audioset_tfrecords(
 
     def blocks(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
-    ) -> Iterator[tuple[str, EmbeddingRows]]:
+    ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
         for path in files:
             for start, raws in _tfrecord_batches(tf, path):
-                rows = _parse_release_batch(tf, raws, path, start, len(class_map), counts)
+                records, rows = _parse_release_batch(tf, raws, path, start, len(class_map), counts)
                 counts.read += len(raws)
-                yield path, rows
+                yield path, records, rows
                 if progress:
                     progress(counts.read, None)
 
@@ -243,6 +250,7 @@ def import_audioset_tfrecords(
         blocks,
         files=files,
         source=SOURCE_RELEASE,
+        unit="record",
         classes=classes,
         out=out,
         split=split,
@@ -297,14 +305,15 @@ def import_packed_h5(
         If the file is not HDF5, or a dataset is missing or has the wrong type or shape (``y``
         wider or narrower than the class map included).
     ImportRecordError
-        For a row whose ``y`` is not 0/1, whose ids do not decode or whose ``num_frames`` is
-        out of range; it names the file and the row.
+        For a row whose ``y`` is not 0/1, whose ids do not decode, whose ``num_frames`` is
+        out of range, or that repeats an earlier row's clip id with other labels or embeddings;
+        it names the file and the row.
     """
     path = os.fspath(path)
 
     def blocks(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
-    ) -> Iterator[tuple[str, EmbeddingRows]]:
+    ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
         with (
             fsspec.open(path, "rb", **(storage_options or {})) as stream,
             _open_hdf5(stream, path) as hf,
@@ -316,7 +325,7 @@ def import_packed_h5(
                 counts.read += len(rows)
                 keep = rows.num_frames > 0
                 counts.empty += int(np.count_nonzero(~keep))
-                yield path, _select(rows, keep)
+                yield path, np.arange(start, stop)[keep], _select(rows, keep)
                 if progress:
                     progress(counts.read, total)
 
@@ -324,6 +333,7 @@ def import_packed_h5(
         blocks,
         files=[path],
         source=SOURCE_PACKED,
+        unit="row",
         classes=classes,
         out=out,
         split=split,
@@ -345,9 +355,11 @@ class _NothingCommitted(Exception):
     caught by :func:`_run_import`, for which it is no failure."""
 
 
-Blocks = Callable[[ClassMap, ImportSummary, Progress | None], Iterator[tuple[str, EmbeddingRows]]]
+Blocks = Callable[
+    [ClassMap, ImportSummary, Progress | None], Iterator[tuple[str, np.ndarray, EmbeddingRows]]
+]
 """Reads an import's input: given the class map, the counts to add to and a progress callback,
-yields (input file, rows) blocks."""
+yields (input file, the record (or row) number of each row in it, rows) blocks."""
 
 
 def _run_import(
@@ -355,6 +367,7 @@ def _run_import(
     *,
     files: list[str],
     source: str,
+    unit: str,
     classes: str | os.PathLike[str] | ClassMap | None,
     out: str | os.PathLike[str],
     split: str,
@@ -412,14 +425,14 @@ def _run_import(
         if elsewhere := _other_splits_clip_ids(store, manifest, split):
             scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
                                     files=files)  # fmt: skip
-            ids = (c for _, rows in blocks(class_map, scratch, None) for c in rows.clip_ids)
+            ids = (c for _, _, rows in blocks(class_map, scratch, None) for c in rows.clip_ids)
             _refuse_clips_elsewhere(ids, elsewhere, split, store.url())
         if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
             store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         entry = manifest.embedding_split(model, split)
         _check_split_formats(entry, formats, model, split)
         _remove_orphans(store, entry, f"embeddings/{model}/{split}")
-        seen = _committed_clip_ids(store, entry)
+        seen = dict.fromkeys(_committed_clip_ids(store, entry), b"")
         writer = _ShardWriter(
             store,
             manifest,
@@ -438,19 +451,23 @@ def _run_import(
             checkpoint_seconds=checkpoint_seconds,
         )
         held: set[str] = set()
+        numbers = {path: k for k, path in enumerate(files)}
         try:
-            for path, rows in blocks(class_map, summary, progress):
+            for path, records, rows in blocks(class_map, summary, progress):
                 held.add(path)
                 keep = np.ones(len(rows), dtype=bool)
                 for i, clip_id in enumerate(rows.clip_ids):
-                    if clip_id in seen:
-                        keep[i] = False
-                        if seen[clip_id]:
-                            summary.already_imported += 1
-                        else:
-                            summary.duplicates += 1
-                    else:
-                        seen[clip_id] = False
+                    mark = _mark(rows, i, numbers[path], int(records[i]))
+                    first = seen.setdefault(clip_id, mark)
+                    if first is mark:
+                        continue
+                    keep[i] = False
+                    if not first:
+                        summary.already_imported += 1
+                        continue
+                    if problem := _other_version(first, mark, files, unit, class_map):
+                        raise ImportRecordError(path, int(records[i]), problem, unit)
+                    summary.duplicates += 1
                 fresh = _select(rows, keep)
                 summary.truncated += int(np.count_nonzero(fresh.num_frames > FRAMES))
                 fresh.num_frames = np.minimum(fresh.num_frames, FRAMES).astype(np.int32)
@@ -497,6 +514,45 @@ def _run_import(
         record_run(manifest, run)
         save_manifest(store, manifest)
     return summary
+
+
+def _mark(rows: EmbeddingRows, i: int, file: int, record: int) -> bytes:
+    """Where row ``i`` came from (its file's number and record), a digest of its frames and its
+    labels, packed in one small bytes object: what a later copy of its clip id is checked
+    against, for about 40 bytes a clip."""
+    frames = rows.x[i].tobytes() + int(rows.num_frames[i]).to_bytes(4, "little")
+    digest = hashlib.blake2b(frames, digest_size=8).digest()
+    labels = np.flatnonzero(rows.y[i]).astype("<u4").tobytes()
+    return struct.pack(MARK_HEAD, file, record, digest) + labels
+
+
+def _unmark(mark: bytes) -> tuple[int, int, bytes, list[int]]:
+    """(file number, record, frames digest, labels) of a :func:`_mark`."""
+    file, record, digest = struct.unpack_from(MARK_HEAD, mark)
+    labels = np.frombuffer(mark, "<u4", offset=struct.calcsize(MARK_HEAD)).tolist()
+    return file, record, digest, labels
+
+
+def _other_version(
+    first: bytes, again: bytes, files: list[str], unit: str, class_map: ClassMap
+) -> str | None:
+    """Why a repeat of a clip id in the input (``again``) is another version of the clip that
+    came ``first``: other labels or other embeddings, naming both; None for an exact copy."""
+    file, record, digest, labels = _unmark(first)
+    _, _, digest_again, labels_again = _unmark(again)
+    if digest == digest_again and labels == labels_again:
+        return None
+    frames = "and the same embeddings" if digest == digest_again else "but other embeddings"
+    return (
+        f"it repeats the clip id of {files[file]} {unit} {record} {frames}: labels "
+        f"{_label_text(labels, class_map)} there, {_label_text(labels_again, class_map)} here. "
+        "The input holds two versions of one clip; keep the right one and import again"
+    )
+
+
+def _label_text(labels: list[int], class_map: ClassMap) -> str:
+    """Class indices with their names, as ``[0 'Speech', 137 'Music']``."""
+    return "[" + ", ".join(f"{k} {class_map[k].display_name!r}" for k in labels) + "]"
 
 
 def _class_map(
@@ -774,13 +830,21 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
 
 def _parse_release_batch(
     tf, raws: list[bytes], path: str, first: int, num_classes: int, counts: ImportSummary
-) -> EmbeddingRows:
-    """Parse serialized release records into rows; records without frames are counted as empty."""
+) -> tuple[np.ndarray, EmbeddingRows]:
+    """Parse serialized release records into rows; records without frames are counted as empty.
+
+    Returns
+    -------
+    records : np.ndarray
+        The record number of each row in the file.
+    rows : EmbeddingRows
+    """
     x = np.zeros((len(raws), FRAMES, EMBEDDING_DIM), dtype=np.uint8)
     y = np.zeros((len(raws), num_classes), dtype=bool)
     video_ids: list[str] = []
     clip_ids: list[str] = []
     num_frames: list[int] = []
+    records: list[int] = []
     for k, raw in enumerate(raws):
         index = first + k
         try:
@@ -802,8 +866,9 @@ def _parse_release_batch(
         video_ids.append(video_id)
         clip_ids.append(audioset_clip_id(video_id, start_s))
         num_frames.append(len(frames))
+        records.append(index)
     n = len(clip_ids)
-    return EmbeddingRows(
+    return np.array(records, dtype=np.int64), EmbeddingRows(
         x=x[:n],
         y=y[:n],
         video_ids=video_ids,

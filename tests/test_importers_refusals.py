@@ -1,4 +1,5 @@
-"""What an import refuses: clips committed in another split of the dataset."""
+"""What an import refuses: clips committed in another split of the dataset, and two versions of
+one clip in its input."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from features.importers import import_audioset_tfrecords, import_packed_h5
+from features.importers import ImportRecordError, import_audioset_tfrecords, import_packed_h5
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
+from schemas.classmap import ClassMap
 from tests.dataset_builders import make_dataset
 from tests.ingest_helpers import audiomill
 from tests.test_importers import frames, release_record, write_tfrecord
@@ -62,6 +64,49 @@ def test_clips_of_a_waveform_split_are_refused(tmp_path: Path):
     with pytest.raises(ValueError, match=rf"1 clip\(s\) .* e\.g\. {committed[1]} \(in 'train'\)"):
         import_packed_h5(packed, None, out, "eval")
     assert load_manifest(DatasetStore(out)) == manifest
+
+
+@pytest.mark.parametrize(
+    ("labels", "same_frames", "says"),
+    [
+        ([2, 3], True, "and the same embeddings: labels \\[1 'Male speech, man speaking'\\] there, "
+         "\\[2 'Female speech, woman speaking', 3 'Child speech, kid speaking'\\] here"),
+        ([1], False, "but other embeddings: labels \\[1 'Male speech, man speaking'\\] there, "
+         "\\[1 'Male speech, man speaking'\\] here"),
+    ],
+)  # fmt: skip
+def test_another_version_of_a_clip_in_the_input_is_named(
+    tmp_path: Path, audioset_classes, labels: list[int], same_frames: bool, says: str
+):
+    rng = np.random.default_rng(2)
+    fr = frames(rng, 10)
+    first = release_record("dupdupdupdu", 0.0, [1], fr)
+    other = release_record("dupdupdupdu", 0.0, labels, fr if same_frames else frames(rng, 10))
+    a = write_tfrecord(
+        tmp_path / "a.tfrecord", [release_record("okokokokoko", 0.0, [0], fr), first]
+    )
+    b = write_tfrecord(tmp_path / "b.tfrecord", [first, other])
+    match = rf"b\.tfrecord: record 1 .*repeats the clip id of {a} record 1 {says}\. The input"
+    with pytest.raises(ImportRecordError, match=match + " holds two versions of one clip"):
+        import_audioset_tfrecords([a, b], audioset_classes, tmp_path / "ds", "s", shard_clips=1)
+
+
+def test_an_exact_repeat_is_a_counted_skip(tmp_path: Path, audioset_classes):
+    record = release_record("dupdupdupdu", 0.0, [1, 2], frames(np.random.default_rng(3), 4))
+    path = write_tfrecord(tmp_path / "a.tfrecord", [record, record])
+    summary = import_audioset_tfrecords(path, audioset_classes, tmp_path / "ds", "s")
+    assert (summary.imported, summary.duplicates) == (1, 1)
+
+
+def test_a_packed_row_repeating_a_clip_with_other_labels_is_named(tmp_path: Path):
+    packed = tmp_path / "p.h5"
+    with h5py.File(packed, "w") as hf:
+        hf["x"] = np.full((3, 10, 128), 7, dtype=np.uint8)
+        hf["y"] = np.eye(3, dtype=bool)
+        hf["video_id_list"] = np.array([b"a", b"b", b"a"])
+    with pytest.raises(ImportRecordError, match=r"p\.h5: row 2 .* of \S+p\.h5 row 0 and the same "
+                       r"embeddings: labels \[0 'x'\] there, \[2 'z'\] here"):  # fmt: skip
+        import_packed_h5(packed, ClassMap.from_names("xyz"), tmp_path / "ds", "s")
 
 
 @pytest.mark.slow
