@@ -1,12 +1,19 @@
-"""The pieces the commands share: ``--format`` and ``--storage-options`` parsing, errors."""
+"""The pieces the commands share: ``--format`` and ``--storage-options`` parsing, errors, and
+the warnings of audiomill's modules under a progress bar."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import typer
 
+from tests.ingest_helpers import audiomill
+from tests.media import write_media
 from workflows.cli_common import fail, local_dir, parse_formats, storage_options_from
 
 
@@ -63,3 +70,21 @@ def test_local_dir_refuses_a_url(capsys):
     assert exited.value.exit_code == 2
     err = capsys.readouterr().err
     assert "--out s3://bucket/runs/att: train writes to a local directory" in err
+
+
+@pytest.mark.slow
+def test_a_warning_logged_under_a_progress_bar_is_a_line_of_the_command(tmp_path: Path):
+    audio = tmp_path / "audio" / "zero"
+    audio.mkdir(parents=True)
+    write_media(audio / "a.wav", 1.0, 8000)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "ds"
+    out.mkdir()
+    stale = {"host": socket.gethostname(), "pid": dead.pid, "started": "then", "token": "t"}
+    (out / ".lock").write_text(json.dumps(stale))
+    args = ["--sample-rate", "8000", "--clip-seconds", "1", "--workers", "1"]
+    proc = audiomill("ingest", "--segments", str(tmp_path / "audio"), "--out", str(out), *args)
+    note = f"warning: removed stale dataset lock {out / '.lock'} of dead pid {dead.pid} "
+    assert any(line.startswith(note) for line in proc.stderr.splitlines()), proc.stderr
+    assert "WARNING:" not in proc.stderr

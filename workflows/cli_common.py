@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +195,58 @@ class _Progress(Progress):
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+PROJECT_LOGGERS = ("pipelines", "features", "modeling", "schemas", "workflows")
+"""The loggers of audiomill's packages, whose warnings :func:`progress_bar` shows as the
+commands' own lines."""
+
+
+class _NoteHandler(logging.Handler):
+    """Prints a warning or error record as the commands print theirs: ``warning: message``
+    (``error: message``), on ``console``; an exception's type and text follow the message."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print ``record`` on one line."""
+        label = (
+            "[bold red]error:[/]" if record.levelno >= logging.ERROR else "[bold yellow]warning:[/]"
+        )
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f" ({type(exc).__name__}: {exc})"
+        self.console.print(f"{label} {escape(text)}", soft_wrap=True, highlight=False)
+
+
+@contextlib.contextmanager
+def _project_logs_shown(console: Console) -> Iterator[None]:
+    """Show the warnings of :data:`PROJECT_LOGGERS` on ``console`` as the commands' own lines
+    for the time of the block, and only there.
+
+    Without this they reach the root logger, which Beam's ``PipelineOptions`` give
+    ``logging.basicConfig``'s handler: a line such as ``WARNING:pipelines.storage:removed
+    stale dataset lock ...`` among the command's own, and through a progress bar.
+    """
+    handler = _NoteHandler(console)
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    shown = {
+        lg: lg.propagate
+        for lg in loggers
+        if not any(isinstance(h, _NoteHandler) for h in lg.handlers)
+    }
+    for logger in shown:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in shown.items():
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+
+
 @contextlib.contextmanager
 def progress_bar(
     what: str, *, line_every: float = 30.0, **fields: object
@@ -214,13 +267,15 @@ def progress_bar(
     -----
     When the block fails, or prints an error (:func:`print_error`), the bar ends first as it
     stands, or is taken away if it counted nothing yet (a bad argument, a damaged input found
-    up front), so the error comes last and no empty ``0/?`` bar follows it.
+    up front), so the error comes last and no empty ``0/?`` bar follows it. Warnings that
+    audiomill's modules log in the block are printed above the bar as ``warning: ...``
+    lines, as the commands print theirs.
     """
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn(f"{{task.fields[{k}]}} {k}") for k in fields]
     columns += [_RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     bar = _Progress(*columns, line_every=line_every, console=console)
-    with bar:
+    with bar, _project_logs_shown(bar.console):
         task = bar.add_task(what, total=None, **fields)
         _showing.append(bar)
         try:
