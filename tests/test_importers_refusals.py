@@ -1,5 +1,5 @@
-"""What an import refuses: clips committed in another split of the dataset, and two versions of
-one clip in its input."""
+"""What an import refuses: clips committed in another split of the dataset, two versions of one
+clip in its input; and the command's exit status when it imported nothing."""
 
 from __future__ import annotations
 
@@ -121,3 +121,23 @@ def test_cli_refuses_clips_of_another_split_with_status_2(tmp_path: Path, audios
     assert moved.returncode == 2
     assert "4 clip(s) of the input are committed in another split" in moved.stderr
     assert "train2" not in load_manifest(DatasetStore(out)).embeddings["vggish"]
+
+
+@pytest.mark.slow
+def test_cli_import_of_nothing_without_a_dataset_fails(tmp_path: Path, audioset_classes):
+    empty = tmp_path / "empty.tfrecord"
+    empty.write_bytes(b"")
+    classes = str(tmp_path / "classes.csv")
+    Path(classes).write_text(audioset_classes.to_csv_text())
+    nothing = audiomill("import", "audioset-tfrecord", str(empty), "--classes", classes, "--out",
+                        str(tmp_path / "new"), "--split", "s", check=False)  # fmt: skip
+    assert nothing.returncode == 1
+    assert f"error: nothing was imported, so there is no dataset at {tmp_path / 'new'}" in (
+        nothing.stderr
+    )
+    assert not (tmp_path / "new").exists()
+    path = _release(tmp_path / "a.tfrecord", ["clip0000001"])
+    import_audioset_tfrecords(path, audioset_classes, tmp_path / "ds", "s")
+    again = audiomill("import", "audioset-tfrecord", str(path), "--classes", classes, "--out",
+                      str(tmp_path / "ds"), "--split", "s")  # fmt: skip
+    assert "error" not in again.stderr

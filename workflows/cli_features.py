@@ -237,6 +237,8 @@ def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_
         ) as exc:
             fail(str(exc))
     _import_summary(summary)
+    if not summary.created:
+        fail(f"nothing was imported, so there is no dataset at {out_path}", code=1)
 
 
 def index(
