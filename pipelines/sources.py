@@ -136,11 +136,18 @@ def index_audio_root(root: str, storage_options: dict | None = None) -> dict[str
     return out
 
 
+def _absolute(folder: str) -> str:
+    """``folder`` as a message names it from any working directory: an fsspec URL as it is, a
+    local path made absolute."""
+    return folder if "://" in folder else os.path.abspath(folder)
+
+
 def _outside(rel: str, cfg: SourceConfig) -> ClipFailure:
+    """The failure of a relative path ``rel`` that leads out of the folder it resolves in."""
     if cfg.audio_root:
-        where = f"--audio-root {cfg.audio_root}"
+        where = f"--audio-root {_absolute(cfg.audio_root)}"
     else:
-        where = f"the manifest's folder {cfg.manifest_dir or os.getcwd()}"
+        where = f"the manifest's folder {_absolute(cfg.manifest_dir or '.')}"
     return ClipFailure(
         FailureReason.VALIDATION,
         f"path {rel!r} is outside {where}: relative paths must stay inside it (give an absolute "
@@ -149,10 +156,12 @@ def _outside(rel: str, cfg: SourceConfig) -> ClipFailure:
 
 
 def _within(root: str, rel: str, cfg: SourceConfig) -> str:
-    joined = os.path.normpath(os.path.join(root, rel))
-    if os.path.commonpath([os.path.abspath(root), os.path.abspath(joined)]) != os.path.abspath(
-        root
-    ):
+    """The absolute path of ``rel`` in local folder ``root``: the same file whatever the
+    working directory of the run that reads it, or of the one that compares it with the
+    ledger's (a ``ClipFailure`` if ``rel`` leads out of ``root``)."""
+    base = os.path.abspath(root)
+    joined = os.path.normpath(os.path.join(base, rel))
+    if os.path.commonpath([base, joined]) != base:
         raise _outside(rel, cfg)
     return joined
 
@@ -161,6 +170,11 @@ def resolve(
     segment: Segment, cfg: SourceConfig, root_index: dict[str, str] | None
 ) -> ResolvedSource:
     """Return where ``segment``'s media is.
+
+    A relative local path resolves against the audio root, else the manifest's folder, else
+    the working directory, into an absolute path: the ledger records it as the clip's source,
+    which a later run from another working directory compares its own with. The clip id is the
+    segment's own, whatever it resolves to.
 
     Raises
     ------

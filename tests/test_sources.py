@@ -186,8 +186,28 @@ def test_resolve_relative_path_against_manifest_dir(tmp_path):
     assert resolve(_path("x/y.flac"), cfg, None).location == str(tmp_path / "man" / "x" / "y.flac")
 
 
-def test_resolve_relative_path_without_base_is_cwd_relative():
-    assert resolve(_path("x/y.flac"), SourceConfig(), None).location == os.path.join("x", "y.flac")
+def test_resolve_relative_path_without_base_is_absolute_in_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve(_path("x/y.flac"), SourceConfig(), None).location == str(tmp_path / "x/y.flac")
+
+
+@pytest.mark.parametrize("base", ["audio_root", "manifest_dir"])
+def test_resolve_against_a_relative_folder_is_absolute(tmp_path, monkeypatch, base):
+    """The ledger records the location as the clip's source: a later run from another working
+    directory must read it as the same file."""
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    got = resolve(_path("dogs/a.wav"), SourceConfig(**{base: "../aud"}), None)
+    assert got.location == str(tmp_path / "aud" / "dogs" / "a.wav")
+
+
+@pytest.mark.parametrize(
+    ("base", "where"), [("audio_root", "--audio-root"), ("manifest_dir", "the manifest's folder")]
+)
+def test_a_path_leaving_a_relative_folder_names_it_absolute(tmp_path, monkeypatch, base, where):
+    monkeypatch.chdir(tmp_path)
+    exc = _failure(_path("../x.wav"), SourceConfig(**{base: "data/audio"}))
+    assert f"outside {where} {tmp_path / 'data' / 'audio'}: " in exc.detail
 
 
 @pytest.mark.parametrize(
