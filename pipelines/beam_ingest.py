@@ -10,7 +10,10 @@ Clips from slow or rate-limited sources (YouTube, http, object stores) are stage
 
 Only small records cross a shuffle: waveforms go through the staging area of the dataset, so
 memory stays bounded by one shard per worker whatever the number of clips, and an interrupted
-run resumes from what is staged without downloading anything again.
+run resumes from what is staged without downloading anything again. The grouping waits for
+every clip of the pipeline, so the driver runs it in rounds of a few shards' worth of clips
+(:func:`run_pipeline`): shards are committed as a run goes, and the staging area holds about
+a round of audio.
 
 Clips from local files are cheaper to decode again than to stage, so their shards are planned
 by the driver and each is built by one worker, with no staging round trip and no barrier
@@ -251,11 +254,20 @@ class BuildShardFn(beam.DoFn):
 
 
 def plan_shards(
-    split_clips: tuple[str, Iterable[str]], next_index: dict[str, int], shard_clips: int
+    split_clips: tuple[str, Iterable[str]],
+    next_index: dict[str, int],
+    shard_clips: int,
+    pack_rest: bool = True,
 ) -> Iterator[tuple[str, int, list[str]]]:
-    """Cut a split's staged clips, sorted by id, into shards numbered from ``next_index``."""
+    """Cut a split's staged clips, sorted by id, into shards numbered from ``next_index``.
+
+    Without ``pack_rest`` only full shards are planned: the clips after the last full one stay
+    staged for a later round of the run (see :func:`run_pipeline`).
+    """
     split, clips = split_clips
     ordered = sorted(set(clips))
+    if not pack_rest:
+        ordered = ordered[: len(ordered) - len(ordered) % shard_clips]
     first = next_index.get(split, 0)
     for n, start in enumerate(range(0, len(ordered), shard_clips)):
         yield split, first + n, ordered[start : start + shard_clips]
@@ -436,14 +448,21 @@ def run_pipeline(
     shard_plans: Sequence[str] = (),
     clip_plans: Sequence[str] = (),
     threads: int = 1,
+    pack_rest: bool = True,
 ) -> None:
     """Build and run the ingest pipeline over plan files; returns when it finishes.
 
     ``shard_plans`` are files of one shard plan each (:func:`plan_direct_shards`), built
     straight from their sources on ``threads`` threads each; ``clip_plans`` files of clips to
-    stage (:data:`CLIPS_PER_PLAN_FILE` each), packed into shards numbered from ``next_index``.
-    Both are dataset-relative paths written by :func:`pipelines.staging.write_plans`; either
-    may be empty. The caller removes them.
+    stage (up to :data:`CLIPS_PER_PLAN_FILE` each), packed into shards numbered from
+    ``next_index``. Both are dataset-relative paths written by
+    :func:`pipelines.staging.write_plans`; either may be empty. The caller removes them.
+
+    Packing waits for every clip of ``clip_plans`` to be staged (a batch pipeline groups them
+    by split), so a long run is run as rounds, one pipeline each, over a few shards' worth of
+    clip plans (``pipelines.ingest``): all but the last round leave ``pack_rest`` False, which
+    packs only full shards and leaves the rest of each split's clips staged for the next
+    round to pack with its own.
     """
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     dofn_errors = logging.getLogger(BEAM_DOFN_LOGGER)
@@ -473,7 +492,7 @@ def run_pipeline(
                     _spread(p, "Todo", clip_plans, read)
                     | "StageClip" >> beam.ParDo(StageClipFn(root, storage_options, clip_settings))
                     | "BySplit" >> beam.GroupByKey()
-                    | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips)
+                    | "PlanShards" >> beam.FlatMap(plan_shards, next_index, shard_clips, pack_rest)
                     | "SpreadShards" >> beam.Reshuffle()
                     | "PackShard"
                     >> beam.ParDo(PackShardFn(root, storage_options, pack_settings, threads))

@@ -10,7 +10,9 @@ Order of work, chosen so that a crash at any point loses nothing and duplicates 
    clips staged by an interrupted run;
 5. run the Beam pipeline: clips from local files in shards planned here, each decoded, packed
    and committed by one worker; clips from anywhere else fetched, decoded and staged one by
-   one, then packed and committed per shard (see ``pipelines.beam_ingest``);
+   one, then packed and committed per shard (see ``pipelines.beam_ingest``), in rounds of
+   :data:`ROUND_SHARDS` shards' worth of clips, each round's shards adopted into the manifest
+   as it ends (so shards appear as a long run goes, and staging holds about a round);
 6. adopt the new shards into the manifest, write the failures' ledger part, clear staging.
 """
 
@@ -74,6 +76,12 @@ SEGMENT_BATCH_ROWS = 50_000
 """Segments validated (and written to the run's segments table) at once. Great Expectations
 needs about 3 KB per row while it checks a frame: one batch of a 200,000-segment list took the
 validation process from 160 to 770 MB; in batches its memory does not grow with the list."""
+ROUND_SHARDS = 2
+"""Shards' worth of clips that a round of a run fetches and stages before it packs (see
+:func:`_execute`): a batch pipeline packs only once every clip it stages has been fetched, so
+one pipeline over a whole list committed nothing for as long as its downloads took (weeks for
+AudioSet) and staged the whole dataset first. A round is one pipeline run (worker start-up,
+seconds) and ends with its slowest fetch, so it holds a few shards, not one."""
 
 
 @dataclass
@@ -327,11 +335,48 @@ def validate_segments(
     return passing, failures, saving
 
 
+@dataclass
+class _Tally:
+    """The clips and shards of a run that earlier rounds adopted (no longer in the staging
+    area, where the progress poller counts the rest)."""
+
+    clips: int = 0
+    shards: int = 0
+
+    def add(self, records: list[dict]) -> None:
+        """Count the commit records of shards just adopted."""
+        self.clips += sum(len(rec["clip_ids"]) for rec in records)
+        self.shards += len(records)
+
+
+@contextlib.contextmanager
+def _polling(
+    store: DatasetStore, plan: _RunPlan, report: Callable[[int, int], None] | None
+) -> Iterator[_Tally]:
+    """Report progress about once a second while the block runs (when ``report`` is given);
+    yields the tally the block keeps of what its rounds adopted."""
+    tally = _Tally()
+    if report is None:
+        yield tally
+        return
+    stop, thread = _progress_poller(store, plan.splits, plan.planned, report, tally)
+    try:
+        yield tally
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _progress_poller(
-    store: DatasetStore, splits: list[str], total: int, report: Callable[[int, int], None]
+    store: DatasetStore,
+    splits: list[str],
+    total: int,
+    report: Callable[[int, int], None],
+    tally: _Tally,
 ) -> tuple[threading.Event, threading.Thread]:
     stop = threading.Event()
     built: dict[str, int] = {}  # commit record -> clips decoded for it without staging
+    shown = (0, 0)
 
     def count_built(split: str, name: str) -> int:
         key = f"{split}/{name}"
@@ -341,16 +386,20 @@ def _progress_poller(
         return built[key]
 
     def poll() -> None:
+        nonlocal shown
         while not stop.wait(1.0):
             with contextlib.suppress(OSError, ValueError, KeyError):
-                done = shards = 0
+                done, shards = tally.clips, tally.shards
                 for s in splits:
                     commits = staging.staged_names(store, s, "commits")
                     shards += len(commits)
                     done += sum(count_built(s, name) for name in commits)
                     done += len(staging.staged_names(store, s, "clips"))
                     done += len(staging.staged_names(store, s, "failed"))
-                report(min(done, total), shards)
+                # While a round's shards are adopted, their clips leave the staging area before
+                # the tally counts them: never show a count go back.
+                shown = (max(shown[0], min(done, total)), max(shown[1], shards))
+                report(*shown)
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -422,8 +471,11 @@ def run_ingest(
             release_freed_memory()
             if on_plan:
                 on_plan(plan.planned)
-            if plan.planned:
-                _execute(cfg, class_map, store, run_id, plan, progress)
+            adopted = (
+                _execute(cfg, class_map, store, manifest, run_id, plan, progress)
+                if plan.planned
+                else []
+            )
         finally:
             decode_ahead.discard()
             staging.remove_plans(store)
@@ -433,11 +485,12 @@ def run_ingest(
         rejected_clips = Counter()
         for split in splits:
             manifest.split(split)  # listed even when none of its clips made it (dataset info)
-            for rec in adopt_commits(store, manifest, split):
-                new_shards += rec["entry"] is not None
-                committed += rec["entry"]["num_clips"] if rec["entry"] else 0
-                rejected_clips["validation"] += len(rec["rejected"])
+            adopted += adopt_commits(store, manifest, split)
             failures += _collect_staged_failures(store, split, run_id)
+        for rec in adopted:
+            new_shards += rec["entry"] is not None
+            committed += rec["entry"]["num_clips"] if rec["entry"] else 0
+            rejected_clips["validation"] += len(rec["rejected"])
         failed = Counter(r["reason"] for r in failures) + rejected_clips
         for split in sorted({r["split"] for r in failures}):
             rows = [r for r in failures if r["split"] == split]
@@ -488,6 +541,8 @@ class _RunPlan:
     saving: list[Future]
     shard_plans: list[str]
     clip_plans: list[str]
+    round_files: int
+    """Clip plan files a round of the run stages (:func:`_execute`)."""
     next_index: dict[str, int]
     processes: int
     threads: int
@@ -659,6 +714,8 @@ def _prepare_run(
     for split, index, _ in direct:
         next_index[split] = max(next_index[split], index + 1)
     processes, threads = local_parallelism(cfg.workers, len(direct), len(todo_staged))
+    round_clips = ROUND_SHARDS * cfg.shard_clips
+    per_file = min(CLIPS_PER_PLAN_FILE, round_clips)
     return _RunPlan(
         splits=splits,
         requested=len(segments) + len(seglist.malformed),  # duplicates are malformed lines
@@ -671,7 +728,8 @@ def _prepare_run(
         saving=saving,
         recorded=work,
         shard_plans=staging.write_plans(store, "shards", direct, 1),
-        clip_plans=staging.write_plans(store, "clips", todo_staged, CLIPS_PER_PLAN_FILE),
+        clip_plans=staging.write_plans(store, "clips", todo_staged, per_file),
+        round_files=-(-round_clips // per_file),
         next_index=next_index,
         processes=processes,
         threads=threads,
@@ -682,11 +740,24 @@ def _execute(
     cfg: IngestConfig,
     class_map: ClassMap,
     store: DatasetStore,
+    manifest: DatasetManifest,
     run_id: str,
     plan: _RunPlan,
     progress: Callable[[int, int], None] | None,
-) -> None:
-    """Step 5 of a run: the Beam pipeline over the plan files, with a progress poller."""
+) -> list[dict]:
+    """Step 5 of a run: the Beam pipeline over the plan files, in rounds, with a progress poller.
+
+    Each round is one pipeline over :attr:`_RunPlan.round_files` clip plan files and the clips
+    earlier rounds staged but did not pack (the first round also builds the shards of local
+    files). A round packs its splits' full shards only, the last one every clip left, and its
+    shards are adopted into the manifest when it ends: a crash loses no more than a round, and
+    the staging area holds a round's clips and fewer than a shard's more per split.
+
+    Returns
+    -------
+    list of dict
+        The commit records adopted, in order.
+    """
     pack_settings = PackSettings(
         formats=tuple(cfg.formats),
         sample_rate=cfg.sample_rate,
@@ -700,26 +771,47 @@ def _execute(
     )
     if plan.processes > 1:
         decode_ahead.discard()  # worker processes decode their clips themselves
-    stop, poller = (None, None)
-    if progress:
-        stop, poller = _progress_poller(store, plan.splits, plan.planned, progress)
-    try:
-        run_pipeline(
-            shard_plans=plan.shard_plans,
-            clip_plans=plan.clip_plans,
-            threads=plan.threads,
-            root=store.url(),
-            storage_options=cfg.storage_options,
-            clip_settings=_clip_settings(cfg, store),
-            pack_settings=pack_settings,
-            next_index=plan.next_index,
-            shard_clips=cfg.shard_clips,
-            options=pipeline_options(cfg.beam_args, plan.processes),
-        )
-    finally:
-        if stop is not None:
-            stop.set()
-            poller.join()
+    step = plan.round_files
+    rounds = [plan.clip_plans[i : i + step] for i in range(0, len(plan.clip_plans), step)]
+    next_index = dict(plan.next_index)
+    adopted: list[dict] = []
+    carried: list[dict] = []  # staged by an earlier round, not packed yet
+    with _polling(store, plan, progress) as tally:
+        for n, files in enumerate(rounds or [[]]):
+            last = n + 1 >= len(rounds)
+            carried_plans = staging.write_plans(store, "carried", carried, max(1, len(carried)))
+            run_pipeline(
+                shard_plans=plan.shard_plans if n == 0 else (),
+                clip_plans=[*carried_plans, *files],
+                pack_rest=last,
+                threads=plan.threads,
+                root=store.url(),
+                storage_options=cfg.storage_options,
+                clip_settings=_clip_settings(cfg, store),
+                pack_settings=pack_settings,
+                next_index=next_index,
+                shard_clips=cfg.shard_clips,
+                options=pipeline_options(cfg.beam_args, plan.processes),
+            )
+            records = [r for split in plan.splits for r in adopt_commits(store, manifest, split)]
+            tally.add(records)
+            adopted += records
+            for rec in records:  # an index used by a shard all rejected is not used again
+                next_index[rec["split"]] = max(next_index[rec["split"]], rec["index"] + 1)
+            if not last:
+                round_items = [item for rel in files for item in staging.read_plan(store, rel)]
+                carried = _still_staged(store, carried + round_items)
+    return adopted
+
+
+def _still_staged(store: DatasetStore, items: list[dict]) -> list[dict]:
+    """The planned clips of ``items`` that are in the staging area (staged, not packed)."""
+    present = {
+        (split, name)
+        for split in {item["split"] for item in items}
+        for name in staging.staged_names(store, split, "clips")
+    }
+    return [i for i in items if (i["split"], f"{staging.clip_key(i['clip_id'])}.clip") in present]
 
 
 def _clip_settings(cfg: IngestConfig, store: DatasetStore) -> ClipSettings:
@@ -740,21 +832,24 @@ def _route(
     todo: list[dict], store: DatasetStore, splits: list[str]
 ) -> tuple[list[dict], list[dict]]:
     """Split planned clips into those built into shards directly (local files) and those to
-    stage; flag the direct ones (in place) that an interrupted run left staged or failed."""
+    stage, these with the clips an interrupted run staged first (the first round packs them
+    without fetching anything); flag the direct ones (in place) that an interrupted run left
+    staged or failed."""
     staged_names, failed_names = set(), set()
     for split in splits:
         staged_names |= {(split, n) for n in staging.staged_names(store, split, "clips")}
         failed_names |= {(split, n) for n in staging.staged_names(store, split, "failed")}
-    direct, staged = [], []
+    direct, restaged, staged = [], [], []
     for item in todo:
-        if not is_local(item["location"]):
-            staged.append(item)
-            continue
         key = staging.clip_key(item["clip_id"])
-        item["staged"] = (item["split"], f"{key}.clip") in staged_names
+        was_staged = (item["split"], f"{key}.clip") in staged_names
+        if not is_local(item["location"]):
+            (restaged if was_staged else staged).append(item)
+            continue
+        item["staged"] = was_staged
         item["stale_failure"] = (item["split"], f"{key}.json") in failed_names
         direct.append(item)
-    return direct, staged
+    return direct, restaged + staged
 
 
 @contextlib.contextmanager
