@@ -31,6 +31,7 @@ from workflows.workflow_schema import (
     find_command,
     option_param,
     scalar_value,
+    value_problem,
 )
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
@@ -339,7 +340,15 @@ def _resolve_stage(
 def _option_words(
     wf: Workflow, stage: Stage, opt: Entry, param: Option | None, value: Any
 ) -> list[str]:
-    """Command-line words for one option: ``--key value``; flags bare; lists repeated."""
+    """Command-line words for one option: ``--key value``; flags bare; lists repeated.
+
+    Raises
+    ------
+    WorkflowError
+        At the option's line, for a value the option does not take: a flag given a value, a
+        list for a single value, or a value its type refuses (see
+        :func:`workflows.workflow_schema.value_problem`).
+    """
     flag = "--" + opt.key.replace("_", "-")
     where = f"stage {stage.name!r}: option {opt.key!r}"
     if value is None or value == "":
@@ -355,8 +364,14 @@ def _option_words(
     if isinstance(value, list):
         if param is not None and not param.multiple:
             raise wf.error(f"{where} takes one value, not a list", opt.node)
-        return [word for item in value if item is not None for word in (flag, as_text(item))]
-    return [flag, as_text(value)]
+        texts = [as_text(item) for item in value if item is not None]
+    else:
+        texts = [as_text(value)]
+    for text in texts if param is not None else ():
+        problem = value_problem(param, text)
+        if problem is not None:
+            raise wf.error(f"{where} {problem}", opt.node)
+    return [word for text in texts for word in (flag, text)]
 
 
 def _outputs(wf: Workflow, stage: Stage, variables: Variables) -> tuple[str, ...] | None:

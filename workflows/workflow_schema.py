@@ -495,5 +495,42 @@ def option_param(command: Command, key: str) -> Option:
     raise LookupError(f"unknown option {key!r} for {command.name!r} (options: {known})")
 
 
+def value_problem(param: Option, text: str) -> str | None:
+    """Why ``param`` would refuse ``text`` (one value of the option, as on the command line), or
+    None when it takes it.
+
+    The value is converted as the command would convert it: Typer's coercion for Typer's
+    parameters, the click type's for click's. Paths and files are taken as they are: what a stage
+    names may be made by an earlier stage.
+
+    Returns
+    -------
+    str or None
+        The type the option expects, the value and what the conversion said, e.g. ``expects
+        <int>, got 'sixteen': Input should be a valid integer, ...``.
+    """
+    typer_param = hasattr(param, "get_runtime_param")
+    if _takes_paths(param, typer_param):
+        return None
+    value = (text,) if param.multiple else text
+    try:
+        if typer_param:
+            param.get_runtime_param().coerce(value, param=param, ctx=None)
+        else:
+            param.type_cast_value(None, value)
+    except Exception as exc:  # BadParameter, of the click that Typer vendors or of click
+        if not callable(getattr(exc, "format_message", None)):
+            raise
+        expected = param.display_type(None) if typer_param else param.type.name
+        return f"expects {expected}, got {text!r}: {exc}"
+    return None
+
+
+def _takes_paths(param: Option, typer_param: bool) -> bool:
+    if typer_param:
+        return param.type_descriptor.is_path or param.type_descriptor.is_file
+    return param.type.name in ("path", "filename")
+
+
 def _is_group(command: Command) -> bool:
     return callable(getattr(command, "list_commands", None))
