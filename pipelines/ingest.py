@@ -124,8 +124,12 @@ class IngestSummary:
     malformed: list[str]
     already_done: int
     planned: int
+    """Segments this run processed: the clips it fetched or decoded, and the segments it failed
+    before that (rejected by the validation, or with no media to fetch); ``committed`` and
+    ``failed`` add up to it."""
     committed: int
     failed: dict[str, int]
+    """This run's failures by reason (not the interrupted run's: ``interrupted_failures``)."""
     shards: int
     seconds: float
     dataset_clips: int
@@ -133,8 +137,10 @@ class IngestSummary:
     """Clips not tried again because they failed permanently before, by reason (``already_done``
     counts them too); ``--retry-reason`` tries them again."""
     interrupted_failures: int = 0
-    """Permanent failures an interrupted run staged but did not record, recorded by this run:
-    ``failed`` counts them, ``already_done`` does not."""
+    """Permanent failures an interrupted run staged but did not record, recorded by this run
+    (in the ledger under its run id); neither ``failed`` nor ``already_done`` counts them, so
+    the malformed lines, ``already_done``, ``interrupted_failures``, ``rejected_again`` and
+    ``planned`` add up to ``requested``."""
     rejected_again: int = 0
     """Segments the validation rejected as an earlier run did (its ledger row stands; neither
     ``failed`` nor ``already_done`` counts them)."""
@@ -337,8 +343,9 @@ def validate_segments(
 
 @dataclass
 class _Tally:
-    """The clips and shards of a run that earlier rounds adopted (no longer in the staging
-    area, where the progress poller counts the rest)."""
+    """The clips and shards of a run that the progress poller does not find in the staging
+    area, where it counts the rest: those of the shards that earlier rounds adopted, and the
+    failures made before the pipeline."""
 
     clips: int = 0
     shards: int = 0
@@ -355,11 +362,13 @@ def _polling(
 ) -> Iterator[_Tally]:
     """Report progress about once a second while the block runs (when ``report`` is given);
     yields the tally the block keeps of what its rounds adopted."""
-    tally = _Tally()
+    # Failures made before the pipeline are done already; those staged before the run, which
+    # the poller finds among the staged failures all along, are not this run's.
+    tally = _Tally(clips=len(plan.failures) - sum(plan.carried_failures.values()))
     if report is None:
         yield tally
         return
-    stop, thread = _progress_poller(store, plan.splits, plan.planned, report, tally)
+    stop, thread = _progress_poller(store, plan.splits, plan.processed, report, tally)
     try:
         yield tally
     finally:
@@ -470,7 +479,7 @@ def run_ingest(
             # (at 200,000 segments, 455 MB after planning, 247 MB when the pipeline starts).
             release_freed_memory()
             if on_plan:
-                on_plan(plan.planned)
+                on_plan(plan.processed)
             adopted = (
                 _execute(cfg, class_map, store, manifest, run_id, plan, progress)
                 if plan.planned
@@ -479,7 +488,7 @@ def run_ingest(
         finally:
             decode_ahead.discard()
             staging.remove_plans(store)
-        splits, failures = plan.splits, plan.failures
+        splits, failures = plan.splits, list(plan.failures)
         new_shards = 0
         committed = 0
         rejected_clips = Counter()
@@ -491,7 +500,8 @@ def run_ingest(
             new_shards += rec["entry"] is not None
             committed += rec["entry"]["num_clips"] if rec["entry"] else 0
             rejected_clips["validation"] += len(rec["rejected"])
-        failed = Counter(r["reason"] for r in failures) + rejected_clips
+        recorded = Counter(r["reason"] for r in failures) + rejected_clips
+        failed = recorded - plan.carried_failures
         for split in sorted({r["split"] for r in failures}):
             rows = [r for r in failures if r["split"] == split]
             _write_ledger_part(store, f"{ledger_dir(split)}/failures-{run_id}.parquet", rows)
@@ -503,7 +513,7 @@ def run_ingest(
             requested=plan.requested,
             malformed=plan.malformed,
             already_done=sum(plan.already_done.values()),
-            planned=plan.planned,
+            planned=plan.processed,
             committed=committed,
             failed=dict(failed),
             shards=new_shards,
@@ -515,7 +525,7 @@ def run_ingest(
         )
         for future in plan.saving:
             future.result()
-        if plan.recorded or new_shards or failed:
+        if plan.recorded or new_shards or recorded:
             run = {"stage": "ingest", **asdict(summary)}
             run["config"] = {k: v for k, v in asdict(cfg).items() if k != "storage_options"}
             record_run(manifest, run)
@@ -534,6 +544,10 @@ class _RunPlan:
     """Clips skipped as done before: ``"ok"`` for committed ones, else their failure reason."""
     interrupted_failures: int
     """Clips skipped as failed permanently by an interrupted run (staged, collected again)."""
+    carried_failures: Counter
+    """Failures by reason staged before this run that it collects but did not make: the
+    interrupted run's failures of clips it does not try again (``interrupted_failures``)
+    and of clips its list does not name."""
     rejected_again: int
     """Segments the validation rejects again, whose rejection the ledger holds already."""
     planned: int
@@ -549,6 +563,13 @@ class _RunPlan:
     recorded: bool = True
     """Whether the run records itself: False when it has nothing to process, no failure to
     record and no shard recovered (it then leaves the dataset as it found it)."""
+
+    @property
+    def processed(self) -> int:
+        """Segments the run processes: its clips to process (``planned``), and the segments
+        that failed before they could be (``failures``: rejected by the validation, or with
+        no media to fetch)."""
+        return self.planned + len(self.failures)
 
 
 def _validation_failures(
@@ -667,9 +688,11 @@ def _prepare_run(
         for clip_id, row in ledger_state(store, split).items():
             if state.get(clip_id, {}).get("status") != STATUS_OK:
                 state[clip_id] = row
+    staged_failures = []  # (clip id, reason) of every failure staged before this run
     for split in splits:
         for name in staging.staged_names(store, split, "failed"):
             rec = staging.read_json(store, f"{staging.split_dir(split)}/failed/{name}")
+            staged_failures.append((rec["clip_id"], rec["reason"]))
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec | {"interrupted": True}
     _add_unledgered_shards(store, manifest, state, log)
@@ -707,6 +730,8 @@ def _prepare_run(
         + (f"{interrupted} failed in the interrupted run, " if interrupted else "")
         + f"{len(todo)} to process"
     )
+    retried = {item["clip_id"] for item in todo}  # their staged failures are replaced or removed
+    carried = Counter(reason for clip_id, reason in staged_failures if clip_id not in retried)
     next_index = {s: manifest.split(s).next_index for s in splits}
     direct_items, todo_staged = _route(todo, store, splits)
     decode_ahead.keep(item for item in direct_items if not item["staged"])  # staged: read back
@@ -722,6 +747,7 @@ def _prepare_run(
         malformed=[str(m) for m in seglist.malformed],
         already_done=already,
         interrupted_failures=interrupted,
+        carried_failures=carried,
         rejected_again=len(recorded),
         planned=len(todo),
         failures=failures,
