@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import fsspec
 
@@ -243,6 +243,45 @@ def _seconds(value) -> float | None:
     return out
 
 
+_UNREQUESTABLE = re.compile(r"[\x00-\x20\x7f-\x9f]|\s")
+"""Characters a URL cannot hold as written: whitespace and control characters."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why a manifest's ``url`` cannot be requested as it is written, or ``None``.
+
+    Parameters
+    ----------
+    url : str
+        A ``url`` value of a manifest row.
+
+    Returns
+    -------
+    str or None
+        For a space or control character in it (to be percent-encoded), no scheme, a scheme
+        that is neither http(s) nor an fsspec protocol (``s3``, ``gs``, ``file`` ...), no host
+        (or bucket), or a port that is no port number. ``None`` when it can be requested.
+    """
+    shown = repr(url[:80])
+    if found := _UNREQUESTABLE.search(url):
+        char = found.group()
+        what = "a space" if char == " " else f"whitespace or a control character ({char!r})"
+        return f"url {shown} holds {what}: percent-encode it (a space as %20)"
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in url:
+        return f"url {shown} is no URL (scheme://host/...): a local file goes in the 'path' column"
+    if scheme not in fsspec.available_protocols():
+        return f"url {shown}: scheme {scheme!r} is not supported (http, https, s3, gs, file ...)"
+    if scheme != "file" and not (parts.hostname if scheme in ("http", "https") else parts.netloc):
+        return f"url {shown} names no host"
+    try:
+        parts.port  # noqa: B018 - reading the port checks it
+    except ValueError:
+        return f"url {shown}: its port is no port number"
+    return None
+
+
 def _row_to_segment(
     row: dict, class_map: ClassMap, split: str, path: str, lineno: int
 ) -> Segment | str:
@@ -252,6 +291,8 @@ def _row_to_segment(
     file_path, url = row.get("path") or "", row.get("url") or ""
     if bool(file_path) == bool(url):
         return "exactly one of 'path' or 'url' must be set"
+    if url and (problem := url_problem(url)):
+        return problem
     try:
         start = _seconds(row.get("start_seconds"))
         end = _seconds(row.get("end_seconds"))
