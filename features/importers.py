@@ -52,6 +52,8 @@ import os
 import re
 import socket
 import struct
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -86,6 +88,13 @@ RELEASE_SAMPLE_RATE = 16000
 RELEASE_CLIP_SECONDS = 10.0
 TFRECORD_BATCH = 512
 TFRECORD_FRAMING = 16  # length (8 bytes) and two masked CRC-32Cs (4 each) around the data
+TF_READ_ABORT_LINE = re.compile(
+    rb"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ local_rendezvous\.cc:\d+\] "
+    rb"Local rendezvous is aborting with status: "
+)
+"""TensorFlow's native log line when a read of a TFRecord file fails (``W0000 00:00:17.4 11425
+local_rendezvous.cc:412] Local rendezvous is aborting with status: DATA_LOSS: corrupted record
+at 0``), once for each read of it."""
 H5_READ_ROWS = 4096
 PACKED_REQUIRED = ("x", "y", "video_id_list")
 PACKED_OPTIONAL = ("clip_id", "num_frames")
@@ -796,12 +805,14 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
     framing or checksum, truncation) it is read again one record at a time to name the record.
     TensorFlow takes a file that ends inside a record's 12-byte header for a complete one, so
     the bytes the records frame (each 16 more than its data) are checked against the file's size.
+    TensorFlow's native log lines about a failed read are dropped: the error says what they say.
     """
     start = 0
     framed = 0
     try:
         dataset = tf.data.TFRecordDataset(path, buffer_size=1 << 22).batch(TFRECORD_BATCH)
-        for batch in dataset.as_numpy_iterator():
+        batches = dataset.as_numpy_iterator()
+        while (batch := _next_batch(batches)) is not None:
             yield start, list(batch)
             start += len(batch)
             framed += sum(len(raw) for raw in batch) + TFRECORD_FRAMING * len(batch)
@@ -809,11 +820,9 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
         if tf.io.gfile.isdir(path):
             raise InputFormatError(path, "a directory, not a TFRecord file") from exc
         bad = 0
-        try:
+        with contextlib.suppress(tf.errors.OpError), _read_abort_lines_dropped():
             for _ in tf.data.TFRecordDataset(path).as_numpy_iterator():
                 bad += 1
-        except tf.errors.OpError:
-            pass
         message = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", exc.message, flags=re.S).strip()
         raise ImportRecordError(
             path, bad, f"unreadable TFRecord data ({message}); is the file complete?"
@@ -826,6 +835,46 @@ def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
             f"truncated: the file ends {size - framed} bytes into this record's header; "
             "is the file complete?",
         )
+
+
+def _next_batch(batches: Iterator[np.ndarray]) -> np.ndarray | None:
+    """The next batch of a TFRecord file, or None at its end; the lines TensorFlow logs when the
+    read fails are dropped (:func:`_read_abort_lines_dropped`)."""
+    with _read_abort_lines_dropped():
+        return next(batches, None)
+
+
+@contextlib.contextmanager
+def _read_abort_lines_dropped() -> Iterator[None]:
+    """Within the block, file descriptor 2 goes to a temporary file; after it, what was written
+    there reaches stderr, less TensorFlow's native lines saying that a read ended with an error
+    (:data:`TF_READ_ABORT_LINE`): the import's own error says what they say, naming the record.
+
+    TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, so its native logging cannot be turned down
+    for one read; its lines are held back instead, and lines others write in the block arrive
+    after it.
+    """
+    with tempfile.TemporaryFile() as held:
+        saved = _point_stderr_at(held.fileno())
+        try:
+            yield
+        finally:
+            _point_stderr_at(saved)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held if not TF_READ_ABORT_LINE.match(line))
+            if kept:
+                os.write(2, kept)
+
+
+def _point_stderr_at(fd: int) -> int:
+    """Point file descriptor 2 at ``fd``, ``sys.stderr`` flushed first; return a new descriptor
+    of what 2 was."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, or closed
+        sys.stderr.flush()
+    previous = os.dup(2)
+    os.dup2(fd, 2)
+    return previous
 
 
 def _parse_release_batch(

@@ -1,20 +1,27 @@
 """What an import refuses: clips committed in another split of the dataset, two versions of one
-clip in its input; and the command's exit status when it imported nothing."""
+clip in its input; the command's exit status when it imported nothing, and its stderr when a file
+is damaged."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from features.importers import ImportRecordError, import_audioset_tfrecords, import_packed_h5
+from features.importers import (
+    ImportRecordError,
+    _read_abort_lines_dropped,
+    import_audioset_tfrecords,
+    import_packed_h5,
+)
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
 from tests.dataset_builders import make_dataset
-from tests.ingest_helpers import audiomill
+from tests.ingest_helpers import audiomill, cli_env
 from tests.test_importers import frames, release_record, write_tfrecord
 
 
@@ -141,3 +148,33 @@ def test_cli_import_of_nothing_without_a_dataset_fails(tmp_path: Path, audioset_
     again = audiomill("import", "audioset-tfrecord", str(path), "--classes", classes, "--out",
                       str(tmp_path / "ds"), "--split", "s")  # fmt: skip
     assert "error" not in again.stderr
+
+
+@pytest.mark.slow
+def test_cli_error_on_a_damaged_tfrecord_is_the_only_stderr_line(
+    tmp_path: Path, audioset_dir: Path
+):
+    path = _release(tmp_path / "damaged.tfrecord", [f"clip{i:07d}" for i in range(3)])
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF  # inside record 0's data
+    path.write_bytes(bytes(data))
+    env = cli_env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]  # TensorFlow's native warnings shown, as for a user
+    bad = audiomill("import", "audioset-tfrecord", str(path), "--classes",
+                    str(audioset_dir / "class_labels_indices.csv"), "--out",
+                    str(tmp_path / "ds"), "--split", "s", check=False, env=env)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        f"error: {path}: record 0 (counting from 0): unreadable TFRecord data (corrupted record "
+        "at 12); is the file complete?"
+    ]
+
+
+def test_only_tensorflows_read_abort_lines_are_dropped(capfd: pytest.CaptureFixture[str]):
+    aborting = b"Local rendezvous is aborting with status: DATA_LOSS: corrupted record at 12"
+    with _read_abort_lines_dropped():
+        os.write(2, b"W0000 00:00:1796425942.673825    2847 local_rendezvous.cc:412] " + aborting)
+        os.write(2, b"\nW0000 00:00:1.5  2847 gcs_file_system.cc:9] a warning of another kind\n")
+    assert capfd.readouterr().err == (
+        "W0000 00:00:1.5  2847 gcs_file_system.cc:9] a warning of another kind\n"
+    )
