@@ -130,7 +130,8 @@ def _audio_files(
 ) -> tuple[fsspec.AbstractFileSystem, str, list[str]]:
     """The file system, base path and audio files under ``root``, sorted. Hidden files, and
     files in hidden folders (names starting with ``.``), are left out, as ``audiomill prepare
-    folder`` leaves them.
+    folder`` leaves them. A local folder's symbolic links are followed, to folders too
+    (:func:`_local_files`).
 
     Raises
     ------
@@ -138,9 +139,10 @@ def _audio_files(
         If no file under ``root`` has an audio extension.
     """
     fs, _, (base,) = fsspec.get_fs_token_paths(root, storage_options=storage_options or {})
+    found = _local_files(base) if fs.protocol in ("file", ("file", "local")) else fs.find(base)
     files = [
         path
-        for path in sorted(fs.find(base))
+        for path in sorted(found)
         if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS and not _hidden(path, base)
     ]
     if not files:
@@ -148,6 +150,24 @@ def _audio_files(
             root, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it or its sub-folders"
         )
     return fs, base, files
+
+
+def _local_files(base: str) -> list[str]:
+    """The files under local folder ``base``, through symbolic links to folders too (which
+    ``find`` lists as files), each folder once: one reached again by its real path (a link
+    back to a folder above it, or a second link to one) is not walked again.
+    """
+    seen: set[str] = set()
+    files = []
+    for folder, folders, names in os.walk(base, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        folders.sort()
+        files += [posixpath.join(folder, name) for name in names]
+    return files
 
 
 def _hidden(path: str, base: str) -> bool:
