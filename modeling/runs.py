@@ -14,7 +14,9 @@ A run directory (``RUN``) holds everything needed to continue, evaluate or serve
 
 Every file is written to a temporary name and renamed, so a run killed at any moment keeps its
 last complete checkpoint. A run started over in the same directory keeps the run it replaces as
-``RUN.previous`` (one generation); only a run is ever moved there or deleted from there.
+``RUN.previous`` (one generation), unless the replaced run is unfinished and ``RUN.previous`` a
+finished run: then the finished run stays and the unfinished one is deleted. Only a run is ever
+moved there or deleted from there.
 
 :func:`check_out_dir` is the one check of the folders that ``train``, ``sweep``, ``evaluate``
 and ``export`` write: none writes into a dataset (its folder or any folder inside it) or where
@@ -179,6 +181,23 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """What :meth:`RunDir.set_aside` did with a run started over.
+
+    Attributes
+    ----------
+    previous : Path
+        ``RUN.previous``.
+    deleted : bool
+        The run was unfinished and ``RUN.previous`` held a finished run: the run was deleted and
+        the finished run kept there. Otherwise the run is now at ``previous``.
+    """
+
+    previous: Path
+    deleted: bool = False
+
+
 class RunDir:
     """Paths and records of one run directory.
 
@@ -225,13 +244,30 @@ class RunDir:
         """Where :meth:`set_aside` keeps the run: ``RUN.previous`` beside it."""
         return self.path.with_name(self.path.name + PREVIOUS_SUFFIX)
 
-    def set_aside(self) -> Path:
-        """Move the run to :attr:`previous_path`, deleting the one kept there before.
+    @property
+    def finished(self) -> bool:
+        """Whether the run trained every step ``run.json`` asks for: its final weights are there
+        and ``summary.json``, written last, records that step. A run whose ``run.json`` or
+        ``summary.json`` cannot be read counts as unfinished."""
+        try:
+            steps = self.load_config().steps
+            summary = self.load_summary()
+        except (OSError, TypeError, ValueError):
+            return False
+        return (
+            summary is not None
+            and summary.get("step") == steps
+            and self.file(LAST_WEIGHTS).is_file()
+        )
+
+    def set_aside(self) -> SetAside:
+        """Move the run to :attr:`previous_path`, deleting the one kept there before, unless
+        this run is unfinished and the one kept there finished: then this run is deleted.
 
         Returns
         -------
-        Path
-            Where the run is now.
+        SetAside
+            Where the run kept is, and whether this run was deleted instead.
 
         Raises
         ------
@@ -249,14 +285,16 @@ class RunDir:
         problem = previous_problem(self.path)
         if problem is not None:
             raise FileExistsError(problem)
-        if previous.exists():
-            doomed = previous.with_name(f".{previous.name}.{os.getpid()}.delete")
-            previous.rename(doomed)
+        if not previous.exists():
             self.path.rename(previous)
-            shutil.rmtree(doomed) if doomed.is_dir() else doomed.unlink()
-        else:
-            self.path.rename(previous)
-        return previous
+            return SetAside(previous)
+        if RunDir(previous).finished and not self.finished:
+            _delete(_hidden_for_deletion(self.path))
+            return SetAside(previous, deleted=True)
+        doomed = _hidden_for_deletion(previous)
+        self.path.rename(previous)
+        _delete(doomed)
+        return SetAside(previous)
 
     def load_classes(self) -> ClassMap:
         return ClassMap.load(self.file(RUN_CLASSES))
@@ -303,6 +341,19 @@ class RunDir:
     def load_summary(self) -> dict[str, Any] | None:
         path = self.file(SUMMARY)
         return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _hidden_for_deletion(path: Path) -> Path:
+    """Rename ``path`` to a hidden name beside it, so that a deletion stopped half-way leaves
+    no part of a run where a run is looked for; the new name."""
+    doomed = path.with_name(f".{path.name}.{os.getpid()}.delete")
+    path.rename(doomed)
+    return doomed
+
+
+def _delete(path: Path) -> None:
+    """Delete the folder (or file) ``path``."""
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _visible_entries(path: Path) -> list[str]:

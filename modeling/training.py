@@ -133,7 +133,11 @@ class TrainResult:
     devices : str
         Where and in what precision it trained (:func:`modeling.models.describe_strategy`).
     previous : Path or None
-        Where the run this one replaced was kept (``restart``).
+        ``RUN.previous`` when the run was started over (``restart``): where the run this one
+        replaced was kept, or, with ``replaced_deleted``, where a finished run stays.
+    replaced_deleted : bool
+        The replaced run was unfinished and ``RUN.previous`` a finished run: the unfinished run
+        was deleted (:meth:`RunDir.set_aside`).
     already_trained : bool
         The resumed run had already trained its steps: nothing was trained or written, and the
         result is the run's summary (``seconds`` is 0).
@@ -153,6 +157,7 @@ class TrainResult:
     devices: str
     warnings: list[str] = field(default_factory=list)
     previous: Path | None = None
+    replaced_deleted: bool = False
     already_trained: bool = False
 
 
@@ -360,7 +365,8 @@ def train(
         that has already trained its steps is left as it is (``TrainResult.already_trained``).
     restart : bool
         Start over; a run already there is moved to ``RUN.previous`` (:meth:`RunDir.set_aside`)
-        once the new one's data checked out. Not with ``resume``.
+        once the new one's data checked out, or deleted when it is unfinished and the run at
+        ``RUN.previous`` finished. Not with ``resume``.
     classes : ClassMap, optional
         The dataset's class map, copied into the run (required for a fresh run).
     storage_options : dict, optional
@@ -395,7 +401,7 @@ def train(
         single_labels(data.labels.dense(data.train_rows, config.num_classes))
     provenance = _embedding_provenance(config, data)
     model, placement = _build(config, data, devices)
-    previous = None
+    aside = None
     if resume:
         _check_resumed_provenance(run, config, provenance)
         run.save_config(config)
@@ -404,7 +410,7 @@ def train(
             raise ValueError("a new run needs the dataset's class map")
         config = replace(config, embedding_provenance=provenance)
         if run.exists:
-            previous = run.set_aside()
+            aside = run.set_aside()
         run.save_config(config, classes)
 
     sampler = make_sampler(config.sampler, data.train_rows, data.labels, config.seed)
@@ -525,7 +531,8 @@ def train(
         seconds=seconds,
         clips_per_second=trained * config.batch_size / train_seconds if train_seconds else 0.0,
         devices=placement,
-        previous=previous,
+        previous=None if aside is None else aside.previous,
+        replaced_deleted=aside is not None and aside.deleted,
     )
     write_json(
         run.file(SUMMARY),

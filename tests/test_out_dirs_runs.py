@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modeling.runs import RunDir, check_out_dir
+from modeling.runs import RunDir, SetAside, check_out_dir
 from schemas.classmap import ClassMap
 from tests.training_fixtures import embedding_config, single_label_dataset
 from workflows.cli import app
@@ -153,8 +153,48 @@ def test_set_aside_moves_and_deletes_only_runs(tmp_path: Path) -> None:
 
     shutil.rmtree(kept)
     _fake_run(kept)
-    assert RunDir(run).set_aside() == kept
+    assert RunDir(run).set_aside() == SetAside(kept)
     assert not run.exists() and (kept / "run.json").exists()
+
+
+def _run_of(path: Path, steps: int, trained: int | None) -> Path:
+    """A run asked for ``steps`` steps; with ``trained``, its final weights and a summary of that
+    step (``trained`` short of ``steps``: a run extended by ``--resume --steps``, unfinished)."""
+    RunDir(path).save_config(embedding_config(path, steps=steps, eval_every=1))
+    if trained is not None:
+        (path / "last.weights.h5").write_text("weights")
+        (path / "summary.json").write_text(f'{{"step": {trained}}}')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("run_trained", "previous_trained", "deleted"),
+    [
+        (None, 400, True),  # interrupted, with a finished run kept: the finished run stays
+        (303, 400, True),  # an extension of a finished run, interrupted
+        (1200, 400, False),
+        (1200, None, False),
+        (None, None, False),  # neither finished: the newer one is kept
+    ],
+)
+def test_set_aside_keeps_a_finished_previous_over_an_unfinished_run(
+    tmp_path: Path, run_trained: int | None, previous_trained: int | None, deleted: bool
+) -> None:
+    run = _run_of(tmp_path / "att", 1200, run_trained)
+    kept = _run_of(tmp_path / "att.previous", 400 if previous_trained else 1200, previous_trained)
+    run_files, kept_files = _tree(run), _tree(kept)
+    aside = RunDir(run).set_aside()
+    assert aside == SetAside(kept, deleted=deleted)
+    assert not run.exists()
+    assert _tree(kept) == (kept_files if deleted else run_files)
+    assert [p.name for p in tmp_path.iterdir()] == ["att.previous"]
+
+
+def test_set_aside_without_a_previous_run_moves_an_unfinished_one(tmp_path: Path) -> None:
+    run = _run_of(tmp_path / "att", 1200, None)
+    files = _tree(run)
+    assert RunDir(run).set_aside() == SetAside(tmp_path / "att.previous")
+    assert _tree(tmp_path / "att.previous") == files and not run.exists()
 
 
 def test_train_refuses_a_dataset_or_foreign_folder_and_writes_nothing(

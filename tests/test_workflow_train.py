@@ -91,3 +91,32 @@ def test_unfinished_train_stage_resumes_with_the_same_parameters(
     assert (
         "already trained 2 steps; nothing to do" in output and not (work / "run.previous").exists()
     )
+
+
+def test_run_again_after_ctrl_c_keeps_the_finished_run_not_the_interrupted_one(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modeling.training
+
+    path, work = _workflow(tmp_path, dataset, resume=False)
+    _run(path)  # a finished 2-step run
+    save_weights = modeling.training._save_weights
+
+    def ctrl_c_at_the_end(model: object, target: Path) -> None:
+        if target.name == "last.weights.h5":
+            raise KeyboardInterrupt
+        save_weights(model, target)
+
+    monkeypatch.setattr(modeling.training, "_save_weights", ctrl_c_at_the_end)
+    result = CliRunner().invoke(app, ["run", str(path), "--set", "steps=4"])
+    assert result.exit_code == 130, result.output
+    finished = work / "run.previous"
+    assert RunDir(finished).load_summary()["step"] == 2
+    assert not RunDir(work / "run").finished, "interrupted after its last checkpoint"
+    files = {p.name: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
+    monkeypatch.undo()
+    output = _run(path, "--set", "steps=4")
+    assert "unfinished: deleted" in " ".join(output.split())
+    assert {p.name: p.read_bytes() for p in finished.rglob("*") if p.is_file()} == files
+    assert RunDir(work / "run").load_summary()["step"] == 4
+    assert not list(work.glob(".run*")), "nothing half-deleted is left"

@@ -43,7 +43,9 @@ def _format_metric(value: Any) -> str:
 def _train_table(result: Any, title: str) -> Table:
     t = Table(title=title, show_header=False)
     t.add_row("run", str(result.run))
-    if result.previous is not None:
+    if result.replaced_deleted:
+        t.add_row("replaced run", f"unfinished: deleted; {result.previous} keeps a finished run")
+    elif result.previous is not None:
         t.add_row("replaced run", f"kept as {result.previous}")
     if result.already_trained:
         note = f" (already trained {result.step} steps; nothing to do)"
@@ -248,7 +250,7 @@ def train(
         bool,
         typer.Option(
             help="Start RUN over, keeping a run already there as RUN.previous (deleting an "
-            "older one)."
+            "older one); an unfinished RUN is deleted instead when RUN.previous has finished."
         ),
     ] = False,
     device: Annotated[
