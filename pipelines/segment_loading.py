@@ -176,9 +176,17 @@ def _hidden(path: str, base: str) -> bool:
 
 
 def class_map_from_list(path: str, storage_options: dict | None = None) -> ClassMap:
-    """A class map made of the labels a manifest or folder uses (when no class file is given)."""
+    """A class map made of the labels a manifest or folder uses (when no class file is given).
+
+    Raises
+    ------
+    ValueError
+        When it uses none, saying why (a folder's files all directly in it, a manifest's rows
+        without labels) and that ``--classes`` ingests its clips unlabelled.
+    """
     if is_directory(path, storage_options):
         names = folder_labels(path, storage_options)
+        why = "its audio files are all directly in it, none in a sub-folder naming its class"
     else:
         text = read_text(path, storage_options)
         if not text.strip():
@@ -186,8 +194,12 @@ def class_map_from_list(path: str, storage_options: dict | None = None) -> Class
         if not is_manifest(text, path):
             raise ValueError(f"{path}: an AudioSet segment list needs --classes")
         names = manifest_labels(path, storage_options)
+        why = "no row has labels"
     if not names:
-        raise ValueError(f"{path}: no labels found; pass --classes")
+        raise ValueError(
+            f"{path}: no labels found ({why}), so no class map can be made of them; pass "
+            "--classes with a class map to ingest its clips unlabelled"
+        )
     return ClassMap.from_names(names)
 
 

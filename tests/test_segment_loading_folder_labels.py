@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.segment_loading import scan_folder
+from pipelines.segment_loading import class_map_from_list, scan_folder
 from schemas.classmap import ClassMap
 from schemas.segments import sanitize_clip_id
 from tests.ingest_helpers import audiomill, hdf5_clips, ledger
@@ -33,6 +33,17 @@ def test_a_folder_that_names_no_class_is_an_unknown_label(tmp_path: Path) -> Non
         "dog/puppies/d.wav": ((), ("puppies",)),
         "loose.wav": ((), ()),
     }
+
+
+def test_a_folder_without_sub_folders_says_why_it_has_no_labels(tmp_path: Path) -> None:
+    write_media(tmp_path / "a.wav", 0.2, 8000)
+    with pytest.raises(ValueError) as info:
+        class_map_from_list(str(tmp_path))
+    assert str(info.value) == (
+        f"{tmp_path}: no labels found (its audio files are all directly in it, none in a "
+        "sub-folder naming its class), so no class map can be made of them; pass --classes "
+        "with a class map to ingest its clips unlabelled"
+    )
 
 
 def _ingest(folder: Path, out: Path, *extra: str, check: bool = True):
