@@ -54,13 +54,16 @@ Completion records
 A JSON file, written atomically after every stage, holds per stage the sha256 of its resolved
 command (or call and kwargs), when it finished, how long it took, its summary, which run made
 the outputs it has now (``made``) and which runs made those of the stages it depends on
-(``upstream``), and a fingerprint of each of its inputs as they were when it started
-(``inputs``). Its path is ``--state``, else the file's ``state:``, else
-``.audiomill/<name>.state.json`` under the current directory.
+(``upstream``), a fingerprint of each of its inputs as they were when it started
+(``inputs``) and one of each of its declared outputs as its run left them (``outputs``, kept up
+to date with what the workflow's later stages write into them). Its path is ``--state``, else
+the file's ``state:``, else ``.audiomill/<name>.state.json`` under the current directory.
 
 A stage is skipped when its record is finished with the same digest, all its declared
-``outputs`` exist, none of its inputs changed since its last run started, and none of the
-stages it depends on has re-made its outputs since. A stage's inputs are the files and folders
+``outputs`` exist and are as the workflow left them (a manual ``audiomill ingest`` into the
+dataset whose ``manifest.json`` an ingest stage declares makes that stage and those after it
+run again), none of its inputs changed since its last run started, and none of the stages it
+depends on has re-made its outputs since. A stage's inputs are the files and folders
 of its ``inputs:`` (null or "" left out; ``inputs: []`` for none); a command stage without
 ``inputs:`` reads the local paths it gives to the options and arguments that name what its
 command reads (:data:`workflows.workflow_resolve.COMMAND_INPUTS`: ingest's segments, classes
@@ -224,7 +227,8 @@ class WorkflowState:
         if record is None:
             return None
         if record.get("status") == FINISHED:
-            return {"digest": record.get("digest"), "made": made_by(record)}
+            last = {"digest": record.get("digest"), "made": made_by(record)}
+            return {**last, **({"outputs": record["outputs"]} if "outputs" in record else {})}
         return record.get("last_success")
 
     def record(self, name: str, record: dict) -> None:
@@ -245,7 +249,7 @@ def _record_problem(record: Any) -> str | None:
     """What keeps ``record`` from being read as a stage record, if anything."""
     if not isinstance(record, dict):
         return "is not a JSON object"
-    for key in ("upstream", "summary", "last_success", "inputs"):
+    for key in ("upstream", "summary", "last_success", "inputs", "outputs"):
         if not isinstance(record.get(key, {}), dict):
             return f"has {key!r} that is not a JSON object"
     return None
@@ -364,13 +368,14 @@ def run_plan(
             outcomes.append(StageOutcome(stage.name, OFF, "'when' is false"))
             continue
         now = inputs_fingerprint(stage.inputs, skip)
+        made_now = outputs_fingerprint(stage.outputs)
         if stage.name in forced:
             reason = "forced by --only" if only else "forced by --from"
         else:
-            reason = stale_reason(stage, plan.depends[stage.name], state, ran, now)
+            reason = stale_reason(stage, plan.depends[stage.name], state, ran, now, made_now)
         if reason is None:
             if not dry_run:
-                _adopt_inputs(state, stage.name, now)
+                _adopt_fingerprints(state, stage.name, now, made_now)
             record = state.finished(stage.name) or {}
             finished = str(record.get("finished", "?"))[:16].replace("T", " ")
             note = f"up to date ({finished} UTC)"
@@ -388,7 +393,11 @@ def run_plan(
             outcomes.append(StageOutcome(stage.name, WOULD_RUN, reason, command=stage.describe()))
             continue
         earlier = earlier_run(stage, plan.depends[stage.name], state, ran, now)
-        outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason, earlier, now)
+        watched = _unchanged_outputs(plan, state, stage.name)
+        try:
+            outcome = _run_stage(stage, plan.depends[stage.name], state, root, reason, earlier, now)
+        finally:  # an interrupted stage too may have written into other stages' outputs
+            _follow_outputs(plan, state, watched)
         outcomes.append(outcome)
         if outcome.status == FAILED:
             log(f"{head}: failed after {outcome.seconds:.1f} s: {outcome.note}")
@@ -410,6 +419,7 @@ def stale_reason(
     state: WorkflowState,
     ran: set[str],
     now: dict[str, str | None] | None = None,
+    made_now: dict[str, str] | None = None,
 ) -> str | None:
     """Why ``stage`` must run, or None when its record says it is up to date.
 
@@ -424,6 +434,9 @@ def stale_reason(
         invocation.
     now : dict, optional
         :func:`inputs_fingerprint` of the stage's inputs as they are now (None: not looked at).
+    made_now : dict, optional
+        :func:`outputs_fingerprint` of the stage's declared outputs as they are now (None: not
+        looked at, or none declared).
     """
     record = state.stages.get(stage.name)
     if record is None:
@@ -437,12 +450,20 @@ def stale_reason(
     missing = [o for o in stage.outputs or () if not output_exists(o)]
     if missing:
         return f"output {missing[0]} is missing"
+    remade = fingerprints_changed(record.get("outputs"), made_now or {})
+    if remade:
+        return f"outputs changed: {_first_paths(remade)}"
     upstream = _upstream_change(record, depends, state, ran)
     changed = inputs_changed(record, now or {})
     if upstream is None and changed:
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        return f"inputs changed: {', '.join(changed[:3])}{more}"
+        return f"inputs changed: {_first_paths(changed)}"
     return upstream
+
+
+def _first_paths(paths: list[str]) -> str:
+    """The first three of ``paths`` and how many more there are."""
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    return f"{', '.join(paths[:3])}{more}"
 
 
 def earlier_run(
@@ -492,24 +513,64 @@ def inputs_changed(record: dict, now: dict[str, str | None]) -> list[str]:
     """The inputs whose fingerprint in ``now`` differs from the one ``record`` holds.
 
     An input the record has no fingerprint of (a record written before inputs were looked at,
-    or an input declared since) is not counted as changed: see :func:`_adopt_inputs`.
+    or an input declared since) is not counted as changed: see :func:`_adopt_fingerprints`.
     """
-    recorded = record.get("inputs")
+    return fingerprints_changed(record.get("inputs"), now)
+
+
+def fingerprints_changed(recorded: Any, now: dict[str, str | None]) -> list[str]:
+    """The paths whose fingerprint in ``now`` differs from the one in ``recorded`` (a path
+    ``recorded`` does not hold, or a ``recorded`` that is not a dict, counts as unchanged)."""
     if not isinstance(recorded, dict):
         return []
     return [path for path, digest in now.items() if path in recorded and recorded[path] != digest]
 
 
-def _adopt_inputs(state: WorkflowState, name: str, now: dict[str, str | None]) -> None:
-    """Add to the record of a skipped stage the fingerprints of inputs it holds none of, so
-    their changes from now on make the stage stale."""
+def _adopt_fingerprints(
+    state: WorkflowState, name: str, now: dict[str, str | None], made_now: dict[str, str] | None
+) -> None:
+    """Add to the record of a skipped stage the fingerprints of inputs and outputs it holds
+    none of (a record written before they were kept, a path declared since), so their changes
+    from now on make the stage stale."""
     record = state.stages.get(name)
     if record is None:
         return
-    recorded = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
-    new = {path: digest for path, digest in now.items() if path not in recorded}
-    if new:
-        state.record(name, {**record, "inputs": {**recorded, **new}})
+    updated = dict(record)
+    for key, current in (("inputs", now), ("outputs", made_now or {})):
+        recorded = record.get(key) if isinstance(record.get(key), dict) else {}
+        new = {path: digest for path, digest in current.items() if path not in recorded}
+        if new:
+            updated[key] = {**recorded, **new}
+    if updated != record:
+        state.record(name, updated)
+
+
+def _unchanged_outputs(plan: Plan, state: WorkflowState, running: str) -> dict[str, dict[str, str]]:
+    """The declared outputs of the stages other than ``running`` whose finished records hold
+    them as they are now, by stage: :func:`_follow_outputs` takes what ``running`` does to them
+    as the workflow's own doing."""
+    watched = {}
+    for stage in plan.stages:
+        record = state.finished(stage.name)
+        if stage.name == running or record is None or not record.get("outputs"):
+            continue
+        current = outputs_fingerprint(stage.outputs) or {}
+        if not fingerprints_changed(record["outputs"], current):
+            watched[stage.name] = current
+    return watched
+
+
+def _follow_outputs(plan: Plan, state: WorkflowState, watched: dict[str, dict[str, str]]) -> None:
+    """Record in the finished records of the ``watched`` stages what a stage of the workflow
+    that ran since changed in their outputs (``embed`` rewrites the dataset's manifest that
+    ``ingest`` declares), so only changes made outside the workflow make them stale."""
+    for stage in plan.stages:
+        record = state.finished(stage.name)
+        if stage.name not in watched or record is None:
+            continue
+        current = outputs_fingerprint(stage.outputs) or {}
+        if current != watched[stage.name]:
+            state.record(stage.name, {**record, "outputs": {**record["outputs"], **current}})
 
 
 MAX_INPUT_FILES = 100_000
@@ -604,8 +665,8 @@ def output_exists(path: str) -> bool:
     return fs.exists(rel)
 
 
-def outputs_fingerprint(outputs: tuple[str, ...] | None) -> str | None:
-    """sha256 of what the declared ``outputs`` hold now, None when there are none.
+def outputs_fingerprint(outputs: tuple[str, ...] | None) -> dict[str, str] | None:
+    """sha256 of what each declared output holds now, by path; None when there are none.
 
     Each file (an output, or a file under an output folder) counts with its path, size,
     modification time and inode (for an fsspec URL: its size, times and ETag where the file
@@ -613,8 +674,11 @@ def outputs_fingerprint(outputs: tuple[str, ...] | None) -> str | None:
     """
     if not outputs:
         return None
-    listing = [[path, _url_files(path) if "://" in path else _local_files(path)]
-               for path in outputs]  # fmt: skip
+    return {path: _output_digest(path) for path in outputs}
+
+
+def _output_digest(path: str) -> str:
+    listing = _url_files(path) if "://" in path else _local_files(path)
     return hashlib.sha256(json.dumps(listing, default=str).encode()).hexdigest()
 
 
@@ -650,6 +714,8 @@ def _run_stage(
 ) -> StageOutcome:
     last = state.last_success(stage.name)
     before = outputs_fingerprint(stage.outputs)
+    if last is not None and last.get("outputs", before) != before:
+        last = None  # changed since that success: they are not what it left
     started = time.time()
     base = {
         "digest": stage.digest,
@@ -666,7 +732,8 @@ def _run_stage(
         raise StageInterrupted(stage.name, rerun_note(stage)) from None
     seconds = time.time() - started
     base["seconds"] = round(seconds, 3)
-    if before is None or outputs_fingerprint(stage.outputs) != before:
+    after = outputs_fingerprint(stage.outputs)
+    if before is None or after != before:
         last = None  # this run changed the outputs: they are not what the last success left
     if code != 0:
         state.record(stage.name, {**base, "status": FAILED, "exit_code": code, "error": error,
@@ -677,7 +744,8 @@ def _run_stage(
     same = last is not None and last.get("digest") == stage.digest and last.get("made")
     made = last["made"] if same else base["run_id"]
     state.record(stage.name, {**base, "status": FINISHED, "finished": _iso(time.time()),
-                              "made": made, "summary": summary})  # fmt: skip
+                              "made": made, "summary": summary,
+                              **({"outputs": after} if after else {})})  # fmt: skip
     return StageOutcome(stage.name, RAN, reason, seconds, summary, base["command"], 0)
 
 
