@@ -219,11 +219,11 @@ def verify_dataset(
     Waveform and embedding shards alike; an embedding shard of a split with waveforms must also
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
-    directory, and reports shard files the manifest does not list. A ledger part that cannot be
-    read, or a committed shard's ledger part that is missing, is a problem of its own: the rest
-    is checked without it, and the clips of the shard it records are not checked against the
-    ledger. While a run holds the dataset's lock, a problem names it: the dataset may change
-    while it is read.
+    directory or in two splits, and reports shard files the manifest does not list. A ledger
+    part that cannot be read, or a committed shard's ledger part that is missing, is a problem
+    of its own: the rest is checked without it, and the clips of the shard it records are not
+    checked against the ledger. While a run holds the dataset's lock, a problem names it: the
+    dataset may change while it is read.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -270,11 +270,30 @@ def verify_dataset(
     # own problem says what is wrong, and re-running the ingest would not bring them back
     shipped |= {key for key, r in ok_rows.items() if (key[0], r["shard"]) in unread}
     report.clips_checked = len({(split, clip) for _, split, _, clip in seen})
+    report.problems.extend(_clips_in_two_splits(seen))
     shards = any(sp.shards for sp in manifest.splits.values())
     if not any(ledger.values()) and shards and not unreadable:
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
     report.problems.extend(_uncommitted_work(store, groups, ok_rows, shipped))
     return report
+
+
+def _clips_in_two_splits(seen: dict[tuple[str, str, str, str], int]) -> list[str]:
+    """One problem line for the clip ids that shards of more than one split hold (``seen`` as
+    :func:`_verify_file` fills it): training on one of those splits and scoring on another
+    scores training clips."""
+    splits_of: dict[str, set[str]] = {}
+    for _, split, _, clip in seen:
+        splits_of.setdefault(clip, set()).add(split)
+    shared = sorted(clip for clip, splits in splits_of.items() if len(splits) > 1)
+    if not shared:
+        return []
+    examples = ", ".join(f"{c} ({', '.join(sorted(splits_of[c]))})" for c in shared[:3])
+    return [
+        f"{len(shared)} clip id(s) are in more than one split, e.g. {examples}: a clip id "
+        "names one clip of the dataset, and a model trained on one of those splits and "
+        "evaluated on another is scored on clips it was trained on"
+    ]
 
 
 WAVEFORMS = "waveforms"
