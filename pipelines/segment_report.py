@@ -12,7 +12,7 @@ from schemas.classmap import ClassMap
 from schemas.expectations import segment_suite, validate_frame
 from schemas.failures import ClipFailure
 from schemas.segment_checks import describe_failed_checks
-from schemas.segments import segments_to_table
+from schemas.segments import Segment, segments_to_table
 
 
 @dataclass
@@ -80,7 +80,7 @@ def inspect_segments(
         outcome = validate_frame(frame, segment_suite(max_duration_s), asset_name="inspect")
         for pos, names in outcome.failures.items():
             seg = unique[pos]
-            problems.append((seg.line, describe_failed_checks(seg, names, max_duration_s)))
+            problems.append(_problem(seg, describe_failed_checks(seg, names, max_duration_s)))
     problems += _missing_files(unique, path, audio_root)
     per_class = Counter(cmap[i].display_name for s in seglist.segments for i in s.labels)
     return SegmentInspection(
@@ -105,6 +105,12 @@ def _header_notes(header: dict[str, int], rows: int) -> list[str]:
     if said is None or said == rows:
         return []
     return [f"the header says {said} segments, the list has {rows} rows: cut short or edited?"]
+
+
+def _problem(seg: Segment, reason: str) -> tuple[int, str]:
+    """(line, reason) of a segment's problem; a folder's file has no line (0), so its reason
+    starts with the file."""
+    return (seg.line, reason) if seg.line else (0, f"{seg.origin}: {reason}")
 
 
 def _missing_files(segments, path: str, audio_root: str | None) -> list[tuple[int, str]]:

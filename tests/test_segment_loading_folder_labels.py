@@ -85,3 +85,18 @@ def test_folders_naming_no_class_of_classes_fail_their_clips(tmp_path: Path) -> 
     assert sorted(clips) == sorted([sanitize_clip_id("dog/a.wav"), sanitize_clip_id("c.wav")])
     assert clips[sanitize_clip_id("dog/a.wav")]["labels"] == [0]
     assert clips[sanitize_clip_id("c.wav")]["labels"] == []
+
+
+@pytest.mark.slow
+def test_segments_inspect_names_a_folders_file_not_line_0(tmp_path: Path) -> None:
+    folder = tmp_path / "f2"
+    write_media(folder / "dog" / "a.wav", 1.0, 16000)
+    classes = tmp_path / "classes.csv"
+    classes.write_text("index,mid,display_name\n0,/m/dog,dog\n")
+    write_media(folder / "bird" / "b.wav", 1.0, 16000)
+    proc = audiomill(
+        "segments", "inspect", str(folder), "--classes", str(classes), check=False
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"{folder / 'bird' / 'b.wav'}: " in proc.stdout, proc.stdout
+    assert ":0:" not in proc.stdout

@@ -405,8 +405,9 @@ def segments_inspect(
         for name, n in list(rep.per_class.items())[:top]:
             pc.add_row(name, str(n))
         out.print(pc)
-        for line, reason in rep.problems:
-            out.print(f"{file}:{line}: {reason}", markup=False, highlight=False, soft_wrap=True)
+        for line, reason in rep.problems:  # line 0: a folder's file, which the reason names
+            where = f"{file}:{line}: " if line else ""
+            out.print(where + reason, markup=False, highlight=False, soft_wrap=True)
         for note in rep.notes:
             out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         out.print(f"{len(rep.problems)} problem line(s)")
