@@ -27,19 +27,21 @@ HELD = "/c11.wav"
 
 
 @pytest.fixture
-def held_server(tmp_path: Path) -> Iterator[tuple[MediaServer, threading.Event]]:
-    """A media server that answers :data:`HELD` only once the event is set."""
-    release = threading.Event()
+def held_server(tmp_path: Path) -> Iterator[tuple[MediaServer, threading.Event, threading.Event]]:
+    """A media server that answers :data:`HELD` only once the second event is set; the first
+    is set when the held clip is asked for."""
+    asked, release = threading.Event(), threading.Event()
     with MediaServer(tmp_path / "media") as server:
         take = server._take
 
         def held_take(path: str):
             if path == HELD:
+                asked.set()
                 release.wait(120)
             return take(path)
 
         server._take = held_take
-        yield server, release
+        yield server, asked, release
         release.set()
 
 
@@ -83,15 +85,13 @@ def _committed_shards(out: Path) -> list[int]:
         return []
 
 
-def _wait_until_held(proc: subprocess.Popen, out: Path) -> None:
-    """Wait until the run asks for the held clip and its other clips are staged or packed."""
+def _wait_until_held(proc: subprocess.Popen, out: Path, asked: threading.Event) -> None:
+    """Wait until the run has asked for the held clip (its last round has begun, so the
+    rounds before have been adopted) and staged the other clips of that round."""
     deadline = time.time() + 120
     staged = out / ".staging" / "train" / "clips"
     while time.time() < deadline and proc.poll() is None:
-        done = len(_committed_shards(out)) * SHARD_CLIPS
-        waiting = len(list(staged.glob("*.clip"))) if staged.is_dir() else 0
-        if done + waiting >= N_CLIPS - 1:
-            time.sleep(1.0)  # a round's adoption may be under way: let it end
+        if asked.is_set() and len(list(staged.glob("*.clip"))) >= 3:
             return
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -110,11 +110,11 @@ def _assert_complete(out: Path) -> None:
 
 @pytest.mark.slow
 def test_shards_are_committed_while_the_last_clip_downloads(held_server, tmp_path: Path):
-    server, release = held_server
+    server, asked, release = held_server
     segs, out = _inputs(server, tmp_path), tmp_path / "ds"
     proc = _start(segs, out)
     try:
-        _wait_until_held(proc, out)
+        _wait_until_held(proc, out, asked)
         # two rounds committed; the third (c08-c11) is staged, waiting for c11
         assert _committed_shards(out) == [0, 1, 2, 3]
         assert len(list((out / "waveforms" / "train").glob("shard-*.h5"))) == 4
@@ -129,10 +129,10 @@ def test_shards_are_committed_while_the_last_clip_downloads(held_server, tmp_pat
 
 @pytest.mark.slow
 def test_sigkill_between_rounds_then_resume_downloads_nothing_twice(held_server, tmp_path: Path):
-    server, release = held_server
+    server, asked, release = held_server
     segs, out = _inputs(server, tmp_path), tmp_path / "ds"
     proc = _start(segs, out)
-    _wait_until_held(proc, out)
+    _wait_until_held(proc, out, asked)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert _committed_shards(out) == [0, 1, 2, 3]  # two rounds adopted before the kill
