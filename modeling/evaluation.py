@@ -36,7 +36,7 @@ import numpy as np
 from modeling.embedding_provenance import check_shards
 from modeling.readers import ShardReader
 from modeling.runs import RunConfig, RunDir, check_out_dir, load_trained_model
-from modeling.scoring import headline_metric, predict_rows, task_metrics
+from modeling.scoring import check_single_labels, headline_metric, predict_rows, task_metrics
 from modeling.train_data import read_row_labels
 from pipelines.dataset_state import load_manifest
 from schemas.classmap import ClassMap
@@ -367,6 +367,8 @@ def evaluate_run(
     config = loaded.config
     dataset = str(dataset if dataset is not None else config.dataset)
     reader = open_split(loaded, dataset, split, storage_options)
+    if config.task == "singlelabel":
+        check_single_labels(reader, read_row_labels(reader), np.arange(reader.num_rows))
     shifts = tta_shifts(config.input_kind, reader.x_shape[0], tta)
     scored = score_split(loaded.model, reader, batch_size, shifts, progress)
     metrics = task_metrics(config.task, scored.targets, scored.scores)

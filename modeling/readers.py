@@ -99,6 +99,8 @@ class ShardReader:
     num_classes : int
     shard_offsets : np.ndarray [shape=(S + 1,), dtype=int64]
         Global row of each shard's first row; the last entry is N.
+    shard_splits : list of str
+        The split of each shard.
     failure : Exception or None
         What a read inside a :func:`make_dataset` pipeline raised; the pipeline then ends
         instead of raising it (see :func:`read_failures_raised`).
@@ -119,9 +121,11 @@ class ShardReader:
             raise FileNotFoundError(f"{self.store.url()} has no manifest.json")
         self.source = source
         self.splits = [split] if isinstance(split, str) else list(split)
-        self.shards = [
-            s for name in self.splits for s in split_shards(manifest, name, source, model)
+        located = [
+            (name, s) for name in self.splits for s in split_shards(manifest, name, source, model)
         ]
+        self.shards = [shard for _, shard in located]
+        self.shard_splits = [name for name, _ in located]
         check_committed_sizes(self.store, [(s.path, s.committed_bytes) for s in self.shards])
         self.num_classes = manifest.num_classes
         self.num_samples = manifest.num_samples

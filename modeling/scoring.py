@@ -16,7 +16,7 @@ import numpy as np
 from modeling.metrics import evaluate_multilabel, evaluate_singlelabel
 from modeling.readers import ShardReader, make_dataset, raw_float, read_failures_raised, to_float
 from modeling.samplers import SequentialSampler
-from modeling.train_data import SubsetSampler, read_row_labels
+from modeling.train_data import RowLabels, SubsetSampler, describe_rows, read_row_labels
 
 
 def model_input(source: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -80,23 +80,44 @@ class _PredictProgress(keras.callbacks.Callback):
         self.progress(n)
 
 
-def single_labels(targets: np.ndarray, clip_ids: list[str] | None = None) -> np.ndarray:
+def single_labels(
+    targets: np.ndarray, name_rows: Callable[[np.ndarray], list[str]] | None = None
+) -> np.ndarray:
     """Class index of each row of one-hot ``targets``.
+
+    Parameters
+    ----------
+    targets : np.ndarray [shape=(N, C), dtype=bool]
+    name_rows : callable, optional
+        Names of the clips at the given rows, for the message; by default ``row I``.
 
     Raises
     ------
     ValueError
-        If a row has no label or several, naming up to five such clips.
+        If a row has no label or several, naming up to five such clips and their label counts.
     """
     counts = targets.sum(axis=1)
-    bad = np.flatnonzero(counts != 1)
+    bad = np.flatnonzero(counts != 1)[:5]
     if len(bad):
-        names = [clip_ids[i] if clip_ids else f"row {i}" for i in bad[:5]]
+        names = name_rows(bad) if name_rows else [f"row {i}" for i in bad]
+        pairs = zip(names, bad, strict=True)
+        examples = "; ".join(f"{name} has {counts[i]} labels" for name, i in pairs)
         raise ValueError(
-            f"{len(bad)} clips do not have exactly one label, so the single-label task cannot "
-            f"use them (for example {', '.join(names)}); use --task multilabel"
+            f"{np.count_nonzero(counts != 1)} clips do not have exactly one label, so the "
+            f"single-label task cannot use them (use --task multilabel); for example {examples}"
         )
     return targets.argmax(axis=1)
+
+
+def check_single_labels(reader: ShardReader, labels: RowLabels, rows: np.ndarray) -> None:
+    """Refuse global ``rows`` of ``reader`` unless each has exactly one label
+    (:func:`single_labels`), naming clips by id, split and shard
+    (:func:`~modeling.train_data.describe_rows`)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    single_labels(
+        labels.dense(rows, reader.num_classes),
+        lambda bad: describe_rows(reader, labels, rows[bad]),
+    )
 
 
 def task_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, Any]:

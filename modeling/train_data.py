@@ -62,6 +62,15 @@ def read_row_labels(reader: ShardReader) -> RowLabels:
     )
 
 
+def describe_rows(reader: ShardReader, labels: RowLabels, rows: np.ndarray) -> list[str]:
+    """Name global ``rows`` of ``reader`` for a message: clip id, split and shard file."""
+    positions, _ = reader.locate(np.asarray(rows, dtype=np.int64))
+    return [
+        f"{labels.clip_ids[row]} (split {reader.shard_splits[pos]}, {reader.shards[pos].path})"
+        for row, pos in zip(rows, positions, strict=True)
+    ]
+
+
 def fold_rows(num_rows: int, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split rows ``0 .. num_rows - 1`` into the training rows and the rows of ``fold``.
 

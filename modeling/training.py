@@ -50,7 +50,13 @@ from modeling.runs import (
     write_atomic,
     write_json,
 )
-from modeling.scoring import headline_metric, model_input, predict_rows, single_labels, task_metrics
+from modeling.scoring import (
+    check_single_labels,
+    headline_metric,
+    model_input,
+    predict_rows,
+    task_metrics,
+)
 from modeling.train_data import RowLabels, fold_rows, make_sampler, read_row_labels
 
 KEEP_CHECKPOINTS = 2
@@ -291,6 +297,17 @@ def _finished_result(run: RunDir, config: RunConfig) -> TrainResult | None:
     )
 
 
+def _check_single_labels(data: TrainData) -> None:
+    """Refuse training and evaluation clips without exactly one label each, naming them, before
+    the run writes anything (:func:`modeling.scoring.check_single_labels`)."""
+    check_single_labels(data.reader, data.labels, data.train_rows)
+    if data.eval_reader is data.reader:
+        check_single_labels(data.reader, data.labels, data.eval_rows)
+    elif data.eval_reader is not None:
+        eval_labels = read_row_labels(data.eval_reader)
+        check_single_labels(data.eval_reader, eval_labels, data.eval_rows)
+
+
 def _embedding_provenance(config: RunConfig, data: TrainData) -> dict[str, str] | None:
     """The VGGish weights of the run's embeddings (training and evaluation rows); None for
     waveform runs and imported embeddings."""
@@ -398,7 +415,7 @@ def train(
         )
     data = open_train_data(config, storage_options)
     if config.task == "singlelabel":
-        single_labels(data.labels.dense(data.train_rows, config.num_classes))
+        _check_single_labels(data)
     provenance = _embedding_provenance(config, data)
     model, placement = _build(config, data, devices)
     aside = None
