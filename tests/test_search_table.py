@@ -61,3 +61,35 @@ def test_predict_keeps_mids_and_scores_whole(
     assert "…" not in printed
     assert IDS[0] in printed and "0.9000" in printed and "0.1235" in printed
     assert all(mid in printed for mid in CLASSES.mids)
+
+
+def test_search_separates_class_names_holding_commas_with_semicolons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["Dog", "Whimper (dog)", "Canidae, dogs, wolves"]
+    classes = ClassMap.from_names(names)
+    text = io.StringIO()
+    monkeypatch.setattr(workflows.cli_inference, "_load", lambda run, weights: SimpleNamespace(
+        classes=classes, config=SimpleNamespace(input="embeddings")))  # fmt: skip
+    monkeypatch.setattr(workflows.cli_inference, "out", Console(file=text, width=200))
+    hits = [SearchHit(1, IDS[0], 0.5, "Dog", "/m/0", names)]
+    result = SearchResult("dog", "eval", list(classes), hits, 3, False, tmp_path / "scores")
+    monkeypatch.setattr(modeling.inference, "search", lambda *args, **kwargs: result)
+    run = CliRunner().invoke(app, ["search", str(tmp_path), str(tmp_path), "dog"])
+    assert run.exit_code == 0, run.output
+    assert "Dog; Whimper (dog); Canidae, dogs, wolves │" in text.getvalue()
+    assert run.output.splitlines()[-2:] == [
+        "matched classes: Dog; Whimper (dog); Canidae, dogs, wolves",
+        f"scores cached for next time in {tmp_path / 'scores'}",
+    ]
+
+
+def test_predict_separates_a_clips_labels_with_semicolons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, narrow: io.StringIO
+) -> None:
+    found = [Prediction(IDS[0], "clip", np.array([0.1, 0.9], np.float32), labels=[0, 1], split="t")]
+    monkeypatch.setattr(modeling.inference, "predict_clips", lambda *args, **kwargs: found)
+    monkeypatch.setattr(workflows.cli_inference, "out", Console(file=narrow, width=200))
+    run = CliRunner().invoke(app, ["predict", str(tmp_path), IDS[0], "--dataset", str(tmp_path)])
+    assert run.exit_code == 0, run.output
+    assert "labels: Vehicle horn, car horn, honking; eight" in narrow.getvalue()

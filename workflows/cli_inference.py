@@ -28,6 +28,8 @@ BATCH_HELP = "Clips (or windows of a file) per forward pass."
 PER_CLASS_ROWS = 20
 WRAP_MIN = 8
 """Width kept for a column that wraps (less if it needs less), fitting a table to a console."""
+NAMES_SEP = "; "
+"""Between class names in a line or cell: AudioSet's names hold commas ("Canidae, dogs, wolves")."""
 
 Weights = Annotated[str, typer.Option("--weights", help=WEIGHTS_HELP)]
 BatchSize = Annotated[int, typer.Option(help=BATCH_HELP)]
@@ -269,7 +271,7 @@ def predict(
             detail = (
                 f"{r['windows']} window{'s' * (r['windows'] != 1)}"
                 if r["kind"] == "file"
-                else f"clip of {r['split']}, labels: {', '.join(r['labels']) or 'none'}"
+                else f"clip of {r['split']}, labels: {NAMES_SEP.join(r['labels']) or 'none'}"
             )
             out.print(f"{r['input']} ({detail})", markup=False, highlight=False, soft_wrap=True)
             t = Table()
@@ -327,7 +329,7 @@ def search(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return {"hits": len(result.hits)}
-    matched = ", ".join(c.display_name for c in result.matched)
+    matched = NAMES_SEP.join(c.display_name for c in result.matched)
     title = f"{keyword!r} in {split}: {len(result.hits)} of {result.num_clips} clips"
     t = Table(title=escape(title))
     for col in ("rank", "clip", "score", "class", "true labels"):
@@ -338,16 +340,12 @@ def search(
             overflow="fold",
         )
     for h in result.hits:
-        labels = ", ".join(h.labels)
+        labels = NAMES_SEP.join(h.labels)
         t.add_row(str(h.rank), *map(escape, (h.clip_id, f"{h.score:.4f}", h.display_name, labels)))
     _print_whole(t)
     origin = "cached scores" if result.cached else "scores cached for next time"
-    console.print(
-        f"matched classes: {matched}; {origin} in {result.cache}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    for line in (f"matched classes: {matched}", f"{origin} in {result.cache}"):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return {"hits": len(result.hits)}
 
 
