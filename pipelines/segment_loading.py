@@ -65,11 +65,12 @@ def scan_folder(
 ) -> SegmentList:
     """Every audio file under ``root`` (recursively) as a whole-file clip.
 
-    A file's label is the name of its parent folder: a class of ``class_map``, or else an
-    unknown label (the clip fails validation, as a manifest row naming a label the class map
-    lacks does); a file directly in ``root`` has no label. A clip's ``origin`` is its file (as
-    its ``source``) and its ``line`` 0, so that whatever names where a clip came from names the
-    file, not its place in the folder.
+    A file's label is the name of the folder directly under ``root`` that holds it, however
+    deep (as torchvision's ``ImageFolder`` and ``audiomill prepare folder`` label): a class of
+    ``class_map``, or else an unknown label (the clip fails validation, as a manifest row naming
+    a label the class map lacks does); a file directly in ``root`` has no label. A clip's
+    ``origin`` is its file (as its ``source``) and its ``line`` 0, so that whatever names where a
+    clip came from names the file, not its place in the folder.
     Raises :class:`~schemas.errors.InputFormatError` if there is no audio file under ``root``.
     """
     fs, base, files = _audio_files(root, storage_options)
@@ -82,7 +83,7 @@ def scan_folder(
 
 
 def _folder_segment(rel: str, location: str, class_map: ClassMap, split: str) -> Segment:
-    """The whole-file clip of a folder's file, labelled by its parent folder.
+    """The whole-file clip of a folder's file, labelled by its class folder.
 
     Parameters
     ----------
@@ -98,10 +99,10 @@ def _folder_segment(rel: str, location: str, class_map: ClassMap, split: str) ->
     Returns
     -------
     Segment
-        Labelled with the class its parent folder names, with the folder's name as an unknown
+        Labelled with the class its class folder names, with the folder's name as an unknown
         label when it names none, and unlabelled for a file directly in the folder.
     """
-    folder = posixpath.basename(posixpath.dirname(rel))
+    folder = _class_folder(rel)
     info = class_map.resolve(folder) if folder else None
     return Segment(
         clip_id=sanitize_clip_id(rel),
@@ -117,11 +118,17 @@ def _folder_segment(rel: str, location: str, class_map: ClassMap, split: str) ->
     )
 
 
+def _class_folder(rel: str) -> str:
+    """The first folder of a path relative to the scanned folder ("" for a file in it)."""
+    head, sep, _ = rel.partition("/")
+    return head if sep else ""
+
+
 def folder_labels(root: str, storage_options: dict | None = None) -> list[str]:
-    """Distinct parent-folder names of the audio files under ``root``, sorted (an
-    :class:`~schemas.errors.InputFormatError` if there is none)."""
+    """Distinct class-folder names (:func:`_class_folder`) of the audio files under ``root``,
+    sorted (an :class:`~schemas.errors.InputFormatError` if there is none)."""
     _, base, files = _audio_files(root, storage_options)
-    names = {posixpath.basename(posixpath.dirname(posixpath.relpath(p, base))) for p in files}
+    names = {_class_folder(posixpath.relpath(p, base)) for p in files}
     return sorted(n for n in names if n)
 
 

@@ -1,4 +1,4 @@
-"""A folder's file is labelled by its parent folder: a folder that names no class of the
+"""A folder's file is labelled by its folder under the root: a folder that names no class of the
 dataset's class map is an unknown label (the clip fails validation, as a manifest row with an
 unknown label does), and a file directly in the folder has no label."""
 
@@ -30,7 +30,7 @@ def test_a_folder_that_names_no_class_is_an_unknown_label(tmp_path: Path) -> Non
         "bird/c.wav": ((), ("bird",)),
         "cat/b.wav": (("cat",), ()),
         "dog/a.wav": (("dog",), ()),
-        "dog/puppies/d.wav": ((), ("puppies",)),
+        "dog/puppies/d.wav": (("dog",), ()),  # the folder under the root, however deep
         "loose.wav": ((), ()),
     }
 

@@ -346,10 +346,10 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_folder_labels(folder):
-    assert folder_labels(str(folder)) == ["Cats", "birds", "dogs", "puppies"]
+    assert folder_labels(str(folder)) == ["Cats", "birds", "dogs"]
 
 
-def test_scan_folder_labels_from_parent_folder(folder):
+def test_scan_folder_labels_from_class_folder(folder):
     cmap = ClassMap([ClassInfo(0, "/m/cat", "cats"), ClassInfo(1, "/m/dog", "dogs")])
     result = scan_folder(str(folder), cmap, "custom")
     by_rel = {os.path.relpath(s.source, folder): s for s in result.segments}
@@ -368,7 +368,7 @@ def test_scan_folder_labels_from_parent_folder(folder):
     assert by_rel["Cats/meow.ogg"].labels == (0,)  # display names match case-insensitively
     assert by_rel["birds/tweet.aiff"].labels == ()  # not a class
     assert by_rel["top.wav"].labels == ()  # no parent folder
-    assert by_rel["dogs/puppies/yip.wav"].labels == ()  # the immediate parent decides
+    assert by_rel["dogs/puppies/yip.wav"].labels == (1,)  # the folder under the root decides
     for rel, seg in by_rel.items():
         assert seg.source_kind == "path"
         assert seg.start_s is None and seg.end_s is None
@@ -393,7 +393,7 @@ def test_scan_folder_by_mid_folder_names(tmp_path):
 
 def test_class_map_from_folder(folder):
     cmap = class_map_from_list(str(folder))
-    assert cmap.display_names == ["Cats", "birds", "dogs", "puppies"]
+    assert cmap.display_names == ["Cats", "birds", "dogs"]
     assert cmap.mids == cmap.display_names
 
 
@@ -490,7 +490,7 @@ def test_load_segment_list_jsonl_with_urls(tmp_path):
 def test_load_segment_list_folder(folder):
     result = load_segment_list(str(folder), ClassMap.from_names(["dogs"]), "train")
     assert len(result.segments) == 6
-    assert sum(s.labels == (0,) for s in result.segments) == 2
+    assert sum(s.labels == (0,) for s in result.segments) == 3  # dogs/ and dogs/puppies/
 
 
 def test_load_segment_list_missing_file(tmp_path):
