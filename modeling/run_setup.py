@@ -119,6 +119,24 @@ def split_names(manifest: DatasetManifest, source: str, embedding_model: str) ->
     return sorted(name for name, entry in splits.items() if entry.shards)
 
 
+def training_split_evaluated(config: RunConfig) -> str | None:
+    """A warning for a run that evaluates one of its training splits (``--split train
+    --eval-split train``): allowed, as for a smoke test, but its scores do not measure how the
+    model does on clips it has not seen. None for any other run.
+
+    Parameters
+    ----------
+    config : RunConfig
+    """
+    if config.eval_split is None or config.eval_split not in config.splits:
+        return None
+    return (
+        f"--eval-split {config.eval_split} is also a training split (--split): the scores "
+        "measured during training, and the best weights chosen by them, are on clips the model "
+        "trains on, not held-out ones"
+    )
+
+
 def plan_run(
     dataset: str,
     *,

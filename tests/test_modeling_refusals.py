@@ -61,3 +61,25 @@ def test_sweep_without_an_evaluated_split_refuses_before_training(
     assert none.exit_code == 2, none.output
     assert "its runs evaluate no split (--eval-split none); pass" in none.output
     assert not out.exists()
+
+
+WARNING = (
+    "warning: --eval-split train is also a training split (--split): the scores measured during "
+    "training, and the best weights chosen by them, are on clips the model trains on, not "
+    "held-out ones"
+)
+
+
+def test_train_and_sweep_warn_when_they_evaluate_a_training_split(
+    dataset: Path, tmp_path: Path
+) -> None:
+    common = [str(dataset), "--steps", "1", "--task", "singlelabel", "--model-arg", "hidden=8"]
+    for command in ("train", "sweep"):
+        out = tmp_path / command
+        args = [command, *common, "--out", str(out), "--split", "train", "--eval-split", "train"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert " ".join(result.output.split()).count(WARNING) == 1, result.output
+    held_out = CliRunner().invoke(app, ["train", *common, "--out", str(tmp_path / "held")])
+    assert held_out.exit_code == 0, held_out.output
+    assert "warning:" not in held_out.output

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from workflows.cli_common import (
@@ -109,6 +110,18 @@ def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
         return plan_run(dataset, storage_options=so, **options)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+
+
+def _warn_if_training_split_evaluated(config: RunConfig) -> None:
+    """Print a warning line when ``config`` evaluates one of its training splits
+    (:func:`modeling.run_setup.training_split_evaluated`)."""
+    from modeling.run_setup import training_split_evaluated
+
+    warning = training_split_evaluated(config)
+    if warning is not None:
+        console.print(
+            f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False
+        )
 
 
 def _setting(value: Any) -> str:
@@ -303,6 +316,7 @@ def train(
     if resume and RunDir(run_dir).exists:
         options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
+    _warn_if_training_split_evaluated(config)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
@@ -480,6 +494,8 @@ def sweep(
                 )
                 if config.eval_split is None and config.folds is None:
                     _nothing_to_rank(eval_split, split)
+                if not rows and not values:  # the sweep's first run: its splits are every run's
+                    _warn_if_training_split_evaluated(config)
                 run = RunDir(sweep_dir / setting / name)
                 action = _sweep_run_action(run, config, earlier)
                 if action is not None:
