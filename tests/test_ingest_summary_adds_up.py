@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from pipelines.ingest import IngestSummary, run_ingest
 from tests.test_ingest_summary_resume import _config, _interrupt_after_two_shards
-from workflows.cli import _print_ingest_summary
+from workflows.cli import _print_ingest_summary, app
 
 
 def _table(summary: IngestSummary, capsys) -> dict[str, int]:
@@ -57,3 +59,17 @@ def test_segments_failed_before_fetching_are_processed_by_the_run(tmp_path: Path
     assert summary.failed == {"validation": 1, "not_found": 1}
     assert summary.planned == 4
     _assert_adds_up(summary, capsys)
+
+
+def test_the_failure_list_after_a_resume_counts_the_interrupted_runs_failures(
+    tmp_path: Path, monkeypatch
+):
+    cfg = _config(tmp_path)
+    _interrupt_after_two_shards(cfg, monkeypatch)
+    args = ["ingest", "--segments", cfg.segments, "--out", cfg.out, "--audio-root",
+            cfg.audio_root, "--source", "local", "--sample-rate", "16000", "--clip-seconds",
+            "1", "--shard-clips", "2", "--workers", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # c1 and c3 failed in the interrupted run, c6 now: all three are this run's to list
+    assert "3 clip(s) failed:" in result.output, result.output

@@ -192,8 +192,10 @@ def ingest(
             fail(str(exc))
         bar.update(task, completed=summary.planned, shards=summary.shards)
     _print_ingest_summary(summary)
-    if summary.failed:
-        _print_failures(out_path, cfg.storage_options, summary.run_id, sum(summary.failed.values()))
+    # the interrupted run's failures are recorded under this run too, in a row of their own
+    failures = sum(summary.failed.values()) + summary.interrupted_failures
+    if failures:
+        _print_failures(out_path, cfg.storage_options, summary.run_id, failures)
     if summary.skipped_failures:
         _print_skipped_failures(out_path, summary.skipped_failures)
     if not summary.usable:
@@ -201,7 +203,7 @@ def ingest(
     return {
         "clips": summary.committed,
         "dataset_clips": summary.dataset_clips,
-        "failures": sum(summary.failed.values()),
+        "failures": failures,
     }
 
 
