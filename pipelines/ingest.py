@@ -1169,8 +1169,9 @@ def _new_source(seg: Segment, sources: tuple[SourceConfig, dict[str, str] | None
 def _same_source(committed: str | None, new: str) -> bool:
     """Whether a committed clip's ledger ``source`` and a segment's resolved location name the
     same media: the same string, or local paths to the same file. A committed local file that
-    is no longer where the ledger says (its folder moved, or a path relative to another working
-    directory) cannot be compared, so it counts as the same: the clip stays as committed."""
+    is no longer where the ledger says (its folder moved, or, in a ledger written before sources
+    were recorded as absolute paths, a path relative to another working directory) cannot be
+    compared, so it counts as the same: the clip stays as committed."""
     if committed is None or committed == new:
         return True  # None: a clip whose ledger row is lost, its source unknown
     if "://" in committed or "://" in new:
