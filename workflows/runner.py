@@ -93,7 +93,8 @@ A command stage that runs again finds in ``ctx.meta[EARLIER_RUN]`` what its last
 wrote may be continued; :data:`STALE` when it finished, or was made with other parameters or
 inputs, so what it wrote must be replaced; nothing when the records hold no run of the stage.
 ``train`` continues a resumable run when its ``resume`` option asks, and starts any other run
-it has a record of over (the replaced run is kept as ``RUN.previous``); ``sweep`` starts all its
+it has a record of over (the replaced run is kept as ``RUN.previous``, unless it is unfinished
+and ``RUN.previous`` holds a finished run, which it then gives way to); ``sweep`` starts all its
 runs over after a stale run, and after a resumable one resumes its unfinished runs.
 """
 
