@@ -1281,7 +1281,12 @@ def test_verify_same_clip_in_two_splits(tmp_path, store, clip_settings):
     assert out["status"] == "ok"
     pack_shard("eval", 0, ["dog_0"], store, _pack_settings(run_id="run2"))
     adopt_commits(store, manifest, "eval")
-    assert verify_dataset(store.url()).problems == []
+    # not a clip in two shards of one directory: one clip in two splits, which leaks
+    assert verify_dataset(store.url()).problems == [
+        "1 clip id(s) are in more than one split, e.g. dog_0 (eval, train): a clip id names one "
+        "clip of the dataset, and a model trained on one of those splits and evaluated on "
+        "another is scored on clips it was trained on"
+    ]
 
 
 def _embed(store: DatasetStore, manifest: DatasetManifest, split: str, index: int, ids: list[str]):
