@@ -420,8 +420,9 @@ def clip_stats(x: np.ndarray, sr: float, source: np.ndarray | None = None) -> di
     Returns
     -------
     dict[str, float]
-        ``peak``: max ``|x|``; ``rms_dbfs``: ``20 log10(rms)`` re full scale 1.0 (a full-scale
-        sine is -3.01; digital silence -200); ``clipping_ratio``: fraction of samples with
+        ``peak``: max ``|x|`` (of ``source`` when given); ``rms_dbfs``: ``20 log10(rms)`` re
+        full scale 1.0 (a full-scale sine is -3.01; digital silence -200); ``clipping_ratio``:
+        fraction of samples (of ``source``, over its channels, when given) with
         ``|x| >= 0.999``; ``silence_ratio``: fraction of consecutive 100 ms frames (the last may
         be shorter) whose RMS is below -60 dBFS; ``duration_s``: ``frames / sr``.
     """
