@@ -386,7 +386,8 @@ def previous_problem(run_path: str | os.PathLike[str]) -> str | None:
 
 def enclosing_dataset(path: str | os.PathLike[str]) -> Path | None:
     """The dataset folder ``path`` is or lies in: the nearest of ``path`` (absolute, symbolic
-    links followed) and its parent folders with a ``manifest.json``; None when there is none.
+    links followed) and its parent folders with a dataset's ``manifest.json``; None when there
+    is none.
 
     Parameters
     ----------
@@ -394,7 +395,21 @@ def enclosing_dataset(path: str | os.PathLike[str]) -> Path | None:
         A local folder, which need not exist.
     """
     resolved = Path(path).resolve()
-    return next((f for f in (resolved, *resolved.parents) if (f / MANIFEST).exists()), None)
+    return next((f for f in (resolved, *resolved.parents) if _holds_a_dataset(f)), None)
+
+
+def _holds_a_dataset(folder: Path) -> bool:
+    """Whether ``folder`` has a ``manifest.json`` of a dataset: a JSON object with its
+    ``schema_version`` and ``splits``, not the manifest of a web app or browser extension that
+    a project folder above a run may hold. One that cannot be read counts as a dataset's."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return True
+    return isinstance(data, dict) and {"schema_version", "splits"} <= data.keys()
 
 
 def _refuse_a_dataset(path: Path, command: str) -> None:

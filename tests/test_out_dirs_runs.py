@@ -69,10 +69,14 @@ def test_check_out_dir_accepts_new_empty_and_matching_folders(tmp_path: Path) ->
     check_out_dir(tmp_path / "other", "evaluate", "output")
 
 
+DATASET_MANIFEST = '{"schema_version": 1, "splits": {}}'
+"""The least of a dataset's manifest.json that makes its folder one."""
+
+
 @pytest.mark.parametrize("kind", ["run", "sweep", "output"])
 def test_check_out_dir_refuses_a_dataset_for_every_kind(tmp_path: Path, kind: str) -> None:
     (tmp_path / "ds").mkdir()
-    (tmp_path / "ds" / "manifest.json").write_text("{}")
+    (tmp_path / "ds" / "manifest.json").write_text(DATASET_MANIFEST)
     (tmp_path / "ds" / "run.json").write_text("{}")  # even one a bad train already wrote into
     with pytest.raises(FileExistsError, match=r"ds is a dataset \(it has manifest.json\)"):
         check_out_dir(tmp_path / "ds", "cmd", kind)
@@ -84,7 +88,7 @@ def test_check_out_dir_refuses_a_folder_inside_a_dataset_for_every_kind(
 ) -> None:
     dataset = tmp_path / "ds"
     (dataset / "waveforms" / "eval").mkdir(parents=True)
-    (dataset / "manifest.json").write_text("{}")
+    (dataset / "manifest.json").write_text(DATASET_MANIFEST)
     (tmp_path / "link").symlink_to(dataset / "waveforms")
     monkeypatch.chdir(dataset / "waveforms")
     inside = rf"is inside the dataset {dataset} \(it has manifest.json\): cmd would write"
@@ -98,6 +102,14 @@ def test_check_out_dir_refuses_a_folder_inside_a_dataset_for_every_kind(
         with pytest.raises(FileExistsError, match=inside):
             check_out_dir(out, "cmd", kind)
     assert not (dataset / "sub").exists() and not (dataset / "a").exists()
+
+
+def test_a_web_apps_manifest_above_out_is_no_dataset(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"name": "my extension", "manifest_version": 3}')
+    check_out_dir(tmp_path / "runs" / "att", "cmd", "run")
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(FileExistsError, match="is inside the dataset"):
+        check_out_dir(tmp_path / "runs" / "att", "cmd", "run")
     assert not Path("new").exists()
 
 
