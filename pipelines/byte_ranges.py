@@ -10,6 +10,7 @@ it locally where ranges are not served.
 
 from __future__ import annotations
 
+import email.message
 import http.cookiejar
 import threading
 import urllib.parse
@@ -63,11 +64,26 @@ def serves_sections(
         known = _answers.get(server)
     if known is not None:
         return known
-    request = urllib.request.Request(url, headers={**(headers or {}), "Range": "bytes=0-0"})
-    handlers = [] if cookies is None else [urllib.request.HTTPCookieProcessor(cookies)]
-    with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
-        page = response.headers.get_content_type() in _PAGE_TYPES
-        answer = response.status == 206 or page
+    status, answer_headers = ask_first_byte(url, timeout, headers=headers, cookies=cookies)
+    answer = status == 206 or answer_headers.get_content_type() in _PAGE_TYPES
     with _lock:
         _answers[server] = answer
     return answer
+
+
+def ask_first_byte(
+    url: str,
+    timeout: float,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cookies: http.cookiejar.CookieJar | None = None,
+) -> tuple[int, email.message.Message]:
+    """The status and headers of the server's answer to a request for the first byte of
+    ``url`` (``Range: bytes=0-0``), sent with ``headers`` and ``cookies``.
+
+    Raises as :func:`serves_sections` does.
+    """
+    request = urllib.request.Request(url, headers={**(headers or {}), "Range": "bytes=0-0"})
+    handlers = [] if cookies is None else [urllib.request.HTTPCookieProcessor(cookies)]
+    with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
+        return response.status, response.headers

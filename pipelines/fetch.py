@@ -21,7 +21,6 @@ import string
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -30,7 +29,7 @@ from typing import Any
 
 import fsspec
 
-from pipelines.byte_ranges import serves_sections
+from pipelines.byte_ranges import ask_first_byte, serves_sections
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
 from pipelines.ratelimit import RateLimiter, backoff_delay
 from pipelines.storage import store_failure
@@ -434,20 +433,17 @@ def _text_served(url: str, options: FetchOptions) -> str | None:
     """The content type of ``url`` when the server answers with a page or text
     (:data:`_NOT_MEDIA_TYPES`); None for anything else, or no answer.
 
-    The question is the one :func:`_sections_served` asks, with yt-dlp's headers and the
-    cookies, for the first byte.
+    The question is the one :func:`_sections_served` asks
+    (:func:`pipelines.byte_ranges.ask_first_byte`), with yt-dlp's headers and the cookies.
     """
     from yt_dlp.utils.networking import std_headers
 
-    request = urllib.request.Request(url, headers={**std_headers, "Range": "bytes=0-0"})
     jar = _cookie_jar(options.cookies) if options.cookies else None
-    handlers = [] if jar is None else [urllib.request.HTTPCookieProcessor(jar)]
-    opener = urllib.request.build_opener(*handlers)
     try:
-        with opener.open(request, timeout=options.socket_timeout) as response:
-            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        _, answer = ask_first_byte(url, options.socket_timeout, headers=std_headers, cookies=jar)
     except (urllib.error.URLError, http.client.HTTPException, OSError):
         return None
+    kind = (answer.get("Content-Type") or "").split(";")[0].strip().lower()
     return kind if kind.startswith(_NOT_MEDIA_TYPES) else None
 
 
