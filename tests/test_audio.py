@@ -366,6 +366,59 @@ def test_clip_stats_measure_peak_and_clipping_on_the_source_when_given() -> None
     assert stats["silence_ratio"] == 0.0 and stats["duration_s"] == 1.0
 
 
+@pytest.mark.parametrize(
+    ("subtype", "container", "dtype", "scale"),
+    [
+        ("PCM_16", "WAV", np.int16, 2.0**-15),
+        ("PCM_U8", "WAV", np.int16, 2.0**-15),
+        ("PCM_S8", "AIFF", np.int16, 2.0**-15),
+        ("PCM_24", "FLAC", np.int32, 2.0**-31),
+    ],
+)
+def test_integer_files_measure_peak_and_clipping_as_their_floats(
+    tmp_path: Path, subtype: str, container: str, dtype: type, scale: float
+) -> None:
+    sr = 8000
+    t = np.arange(2 * sr) / sr
+    loud = np.clip(1.3 * np.sin(2 * np.pi * 200 * t), -1, 1)  # a tenth of the samples clip
+    for name, signal in (("loud", loud), ("quiet", 0.25 * loud), ("negative", loud.clip(-1, 0))):
+        stereo = np.stack([signal, -0.5 * signal], axis=1)
+        path = tmp_path / f"{name}-{subtype}.{container.lower()}"
+        sf.write(path, stereo, sr, subtype=subtype, format=container)
+        decoded = decode(path)
+        assert decoded.integers is not None and decoded.integers.dtype == dtype
+        assert decoded.integer_scale == scale
+        np.testing.assert_array_equal(
+            decoded.integers.astype(np.float32) * np.float32(scale), decoded.samples
+        )
+        clip = prepare_clip(path, target_sr=16000, clip_seconds=2.0)
+        mono = resample(to_mono(decoded.samples), sr, 16000)
+        assert clip.stats == clip_stats(mono, 16000, source=decoded.samples)
+        assert (clip.stats["clipping_ratio"] > 0.01) == (name != "quiet")
+
+
+def test_the_integer_clipping_level_is_the_float_one() -> None:
+    every_int16 = np.arange(-32768, 32768, dtype=np.int16)[:, None]
+    floats = every_int16.astype(np.float32) * np.float32(2.0**-15)
+    level = audio._clipping_integer(2.0**-15)
+    assert np.array_equal(
+        np.abs(floats) >= audio.CLIPPING_LEVEL, np.abs(every_int16.astype(int)) >= level
+    )
+    near = np.arange(-(2**31), -(2**31) + 2**24, 256, dtype=np.int64)
+    near = np.concatenate([near, -near - 256, np.arange(2**31 - 2**22, 2**31 - 255, 1 << 8)])
+    ints = near.astype(np.int32)[:, None]
+    peak, ratio = audio._integer_peak_and_clipping(ints, 2.0**-31)
+    assert (peak, ratio) == audio._peak_and_clipping(ints.astype(np.float32) * np.float32(2.0**-31))
+    assert ratio > 0
+
+
+def test_a_float_file_has_no_integers(tmp_path: Path) -> None:
+    path = tmp_path / "float.wav"
+    sf.write(path, np.zeros(800, np.float32), 8000, subtype="FLOAT")
+    decoded = decode(path)
+    assert decoded.integers is None and decoded.integer_scale == 0.0
+
+
 def test_loud_audio_is_not_clipped_by_the_resampler_overshoot(tmp_path: Path) -> None:
     sr = 44100
     t = np.arange(3 * sr) / sr
