@@ -71,7 +71,13 @@ from features.import_target import locked_target
 from pipelines.dataset_state import load_manifest, record_run, save_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, SHARD_EXTENSIONS, DatasetManifest, SplitEntry
+from schemas.dataset import (
+    CLASSES,
+    SHARD_EXTENSIONS,
+    DatasetManifest,
+    SplitEntry,
+    shard_index,
+)
 from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
 from schemas.errors import InputFormatError
 from schemas.segments import audioset_clip_id, split_name_problem
@@ -591,12 +597,16 @@ def _check_split_formats(
 
 
 def _remove_orphans(store: DatasetStore, entry: SplitEntry, rel_dir: str) -> None:
-    """Delete temporaries and shard files of ``rel_dir`` that no committed shard lists."""
+    """Delete temporaries and shard files of ``rel_dir`` that no committed shard lists.
+
+    Only names that shards are given (:func:`schemas.dataset.shard_index`) are candidates: a
+    file of the user's in the folder is left as it is, as ingest leaves it.
+    """
     store.remove_temporaries(rel_dir)
     listed = {f.path for s in entry.shards for f in s.files.values()}
     for name in store.listdir(rel_dir):
         rel = f"{rel_dir}/{name}"
-        if name.startswith("shard-") and rel not in listed:
+        if shard_index(name) is not None and rel not in listed:
             log.warning("removing %s, left uncommitted by an interrupted run", store.url(rel))
             store.remove(rel)
 

@@ -376,13 +376,18 @@ def test_interrupted_import_resumes_without_duplicates(
     (shard_dir / "shard-00002.h5").write_bytes(b"half a run")
     (shard_dir / "shard-00007.parquet").write_bytes(b"orphan")
     (shard_dir / "shard-00003.h5.tmp-0123").write_bytes(b"temporary")
+    # the user's own files there are no shards: kept, as ingest keeps them
+    (shard_dir / "shard-notes.txt").write_text("which shards I checked")
+    (shard_dir / "shard-00001.h5.bak").write_bytes(b"a copy")
 
     summary = import_audioset_tfrecords(pattern, audioset_classes, out, "train", shard_clips=2)
     assert (summary.imported, summary.already_imported, summary.shards) == (1, 4, [2])
     assert sorted(p.name for p in shard_dir.iterdir()) == [
         "shard-00000.h5",
         "shard-00001.h5",
+        "shard-00001.h5.bak",
         "shard-00002.h5",
+        "shard-notes.txt",
     ]
     assert_rows(read_split(out, "train", "hdf5"), expected)
 
