@@ -51,3 +51,15 @@ def test_every_help_is_whole_at_80_columns() -> None:
         words = result.output.split()
         names = [n for p in command.params if not p.hidden for n in p.opts + p.secondary_opts]
         assert all(n in words for n in names if n.startswith("--")), (path, result.output)
+
+
+def test_negative_names_go_under_their_flags_at_80_columns() -> None:
+    """Side by side, ``--class-weights --no-class-weights`` squeezed the help column to 15
+    characters, and ``multi_level_attention`` was cut in two."""
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    cells = [line.strip("│ ").split() for line in result.output.splitlines()]
+    flag = next(n for n, words in enumerate(cells) if words[:1] == ["--class-weights"])
+    assert "--no-class-weights" not in cells[flag]
+    assert cells[flag + 1][:1] == ["--no-class-weights"]
+    assert "multi_level_attention" in result.output.split()

@@ -10,7 +10,9 @@ Typer lays options out in a table whose columns Rich cuts off with '…' where a
 fit: at 80 columns an option's help column is about 20 characters wide, too narrow for a long
 option name, a URL or a default. When a help is shown, :class:`WrappingTable` takes the place
 of the table Typer makes: option names and types keep their width, the help column wraps, and a
-word wider than its column is folded onto the next line rather than cut.
+word wider than its column is folded onto the next line rather than cut. A flag's negative name
+(``--no-resume``) goes under its name rather than beside it: side by side, the pairs took half
+of an 80-column table and left the help 15 characters.
 """
 
 from __future__ import annotations
@@ -67,10 +69,31 @@ class WrappingTable(Table):
         end_section: bool = False,
     ) -> None:
         """Add a row as :meth:`rich.table.Table.add_row`, its text folding (:func:`_folding`)."""
+        renderables = _stacked_names(renderables)
         if not self.columns:
             for n in range(len(renderables)):
                 self.add_column(no_wrap=n < len(renderables) - 1, overflow="fold")
         super().add_row(*map(_folding, renderables), style=style, end_section=end_section)
+
+
+OPTION_ROW_CELLS = 6
+"""Cells of a row of Typer's option tables (after the required mark, where a table has one):
+names, short names, negative names, negative short names, type, help."""
+
+
+def _stacked_names(cells: tuple[RenderableType | None, ...]) -> tuple[RenderableType | None, ...]:
+    """An option row of Typer's with its four name cells made one: the names and short names
+    on a line, the negative ones on the next. Other rows (commands) are returned as they are."""
+    head = len(cells) - OPTION_ROW_CELLS
+    names = cells[head : head + 4]
+    if head not in (0, 1) or not all(isinstance(cell, Text) for cell in names):
+        return cells
+    lines = [
+        Text(" ").join(cell for cell in pair if cell.plain)
+        for pair in (names[:2], names[2:])
+        if any(cell.plain for cell in pair)
+    ]
+    return (*cells[:head], Text("\n").join(lines), *cells[head + 4 :])
 
 
 def _folding(renderable: RenderableType | None) -> RenderableType | None:
