@@ -34,6 +34,9 @@ def load_manifest(store: DatasetStore) -> DatasetManifest | None:
         return None
     try:
         return DatasetManifest.from_dict(json.loads(store.read_text(MANIFEST)))
+    except OSError as exc:  # a directory in its place, no permission, a failing disk
+        reason = read_error_reason(exc)
+        raise ValueError(f"{store.url(MANIFEST)}: unreadable manifest ({reason})") from exc
     except (json.JSONDecodeError, KeyError, ValueError) as exc:
         raise ValueError(f"{store.url(MANIFEST)}: unreadable manifest ({exc})") from exc
 
@@ -44,7 +47,8 @@ def save_manifest(store: DatasetStore, manifest: DatasetManifest) -> None:
 
 
 class LedgerReadError(ValueError):
-    """A ledger part that cannot be read: not Parquet, damaged, or not of the ledger's schema.
+    """A ledger part that cannot be read: not a readable file, not Parquet, damaged, or not of
+    the ledger's schema.
 
     Parameters
     ----------
@@ -62,8 +66,12 @@ class LedgerReadError(ValueError):
         self.reason = reason
 
 
-def _read_error_reason(exc: Exception) -> str:
-    """What pyarrow says about a part it cannot read, on one line and without its buffer name."""
+def read_error_reason(exc: Exception) -> str:
+    """Why a file cannot be read, on one line: the system's reason for an error of the OS
+    (``Is a directory``, ``Permission denied``), else what the reader (pyarrow) says, without
+    its buffer name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = " ".join(
         str(exc).replace("Could not open Parquet input source '<Buffer>': ", "").split()
     )
@@ -76,13 +84,13 @@ def read_ledger_part(store: DatasetStore, rel: str) -> pa.Table:
     Raises
     ------
     LedgerReadError
-        If the part is no readable Parquet file of the ledger's columns.
+        If the part cannot be read (a directory in its place, no permission, a failing disk)
+        or is no Parquet file of the ledger's columns.
     """
-    data = store.read_bytes(rel)
     try:
-        return pq.read_table(io.BytesIO(data)).cast(LEDGER_SCHEMA)
+        return pq.read_table(io.BytesIO(store.read_bytes(rel))).cast(LEDGER_SCHEMA)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise LedgerReadError(store.url(rel), rel, _read_error_reason(exc)) from exc
+        raise LedgerReadError(store.url(rel), rel, read_error_reason(exc)) from exc
 
 
 def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:

@@ -18,6 +18,7 @@ from pipelines.dataset_state import (
     ledger_parts,
     ledger_state,
     load_manifest,
+    read_error_reason,
     read_ledger,
 )
 from pipelines.pack import ledger_part_path
@@ -232,7 +233,9 @@ def verify_dataset(
         cmap = ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
         if cmap.sha256 != manifest.class_map_sha256:
             report.problems.append("classes.csv does not match the manifest's class map digest")
-    except (FileNotFoundError, ValueError) as exc:
+    except OSError as exc:  # missing, a directory in its place, no permission, a failing disk
+        report.problems.append(f"classes.csv unreadable: {read_error_reason(exc)}")
+    except ValueError as exc:
         report.problems.append(f"classes.csv unreadable: {exc}")
     unreadable: list[LedgerReadError] = []
     ledger = {
@@ -511,7 +514,10 @@ def _verify_file(
     """The problems of one shard file, and whether its clip ids could be read."""
     if not store.exists(f.path):
         return ["missing"], False
-    data = store.read_bytes(f.path)
+    try:
+        data = store.read_bytes(f.path)
+    except OSError as exc:  # a directory in its place, no permission, a failing disk
+        return [f"cannot be read ({read_error_reason(exc)})"], False
     problems = []
     if len(data) != f.bytes:
         problems.append(f"size {len(data)} != manifest {f.bytes}")
