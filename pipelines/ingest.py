@@ -49,6 +49,7 @@ from pipelines.beam_ingest import (
 from pipelines.clip_stage import ClipSettings
 from pipelines.dataset_state import (
     adopt_commits,
+    ledger_parts,
     ledger_state,
     load_manifest,
     record_run,
@@ -63,7 +64,7 @@ from pipelines.sources import SourceConfig, index_audio_root, list_folder, resol
 from pipelines.storage import DatasetLock, DatasetStore
 from pipelines.validation_reports import save_validation_report
 from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, STAGING, DatasetManifest, ledger_dir
+from schemas.dataset import CLASSES, STAGING, DatasetManifest, ledger_dir, shard_index
 from schemas.errors import InputFormatError, MalformedLine
 from schemas.failures import ClipFailure, FailureReason
 from schemas.ledger import LEDGER_SCHEMA, STATUS_OK, ledger_table
@@ -170,6 +171,40 @@ def _holds_clips(store: DatasetStore, manifest: DatasetManifest) -> bool:
     return any(e.shards for e in entries) or any(
         staging.staged_names(store, split, "commits") for split in _staged_splits(store)
     )
+
+
+def _shards_and_ledger_parts(store: DatasetStore) -> list[str]:
+    """Dataset paths of the waveform and embedding shards and the ledger parts in ``store``."""
+    found = [
+        f"waveforms/{split}/{name}"
+        for split in store.listdir("waveforms")
+        for name in store.listdir(f"waveforms/{split}")
+        if shard_index(name) is not None
+    ]
+    found += [
+        f"embeddings/{model}/{split}/{name}"
+        for model in store.listdir("embeddings")
+        for split in store.listdir(f"embeddings/{model}")
+        for name in store.listdir(f"embeddings/{model}/{split}")
+        if shard_index(name) is not None
+    ]
+    return found + ledger_parts(store)
+
+
+def _refuse_lost_manifest(store: DatasetStore) -> None:
+    """Refuse a folder that holds shards or ledger parts but no ``manifest.json``.
+
+    Taken for a new dataset, its shards and ledger parts would be orphans, removed by the
+    repair step (or overwritten by shards at the same indices): the run stops before it
+    writes or removes anything.
+    """
+    if found := _shards_and_ledger_parts(store):
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise ValueError(
+            f"{store.url()}: holds shards or ledger parts ({shown}) but no manifest.json; "
+            "ingesting into it would take it for a new dataset and delete them. Restore "
+            "manifest.json from a backup, or ingest into a new --out."
+        )
 
 
 def _staged_splits(store: DatasetStore) -> list[str]:
@@ -457,6 +492,7 @@ def run_ingest(
     ):
         manifest = load_manifest(store)
         if manifest is None:
+            _refuse_lost_manifest(store)
             manifest = DatasetManifest(**_settings(cfg, class_map))
         elif _holds_clips(store, manifest):
             _check_compatible(manifest, cfg, class_map)
