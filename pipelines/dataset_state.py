@@ -195,7 +195,7 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
     removed = []
     for name in store.listdir(f"waveforms/{split}"):
         rel = f"waveforms/{split}/{name}"
-        if _written_by_ingest(name) and rel not in listed:
+        if is_shard_file_name(name) and rel not in listed:
             store.remove(rel)
             removed.append(rel)
     for name in store.listdir(ledger_dir(split)):
@@ -209,7 +209,7 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
     return removed
 
 
-def _written_by_ingest(name: str) -> bool:
+def is_shard_file_name(name: str) -> bool:
     """Whether ``name`` is a shard file's, or the temporary name of one being written."""
     return shard_index(name.partition(".tmp-")[0]) is not None
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from pipelines.dataset_state import (
     LedgerReadError,
+    is_shard_file_name,
     ledger_parts,
     ledger_state,
     load_manifest,
@@ -396,15 +397,25 @@ def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
     clips), and what to do about it: a run that holds the dataset's lock is still at work, and
     is named even when it has left nothing outside the manifest yet."""
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
-    unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed and ".tmp-" not in rel]
-    problems = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(WAVEFORMS)]
+    unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
+    # an unfinished shard write's temporary too, which a re-run of ingest removes
+    problems = [
+        f"{rel}: not in the manifest"
+        for rel in unlisted
+        if rel.startswith(f"{WAVEFORMS}/")
+        and (".tmp-" not in rel or is_shard_file_name(rel.rsplit("/", 1)[-1]))
+    ]
     missing = Counter(split for split, clip in ok_rows if (split, clip) not in shipped)
     for split, n in sorted(missing.items()):
         problems.append(
             f"split {split}: {n} clip(s) recorded as committed in the ledger are in no shard of "
             "the manifest"
         )
-    embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
+    embedded = [  # not their temporaries: embed leaves them, import removes them
+        f"{rel}: not in the manifest"
+        for rel in unlisted
+        if rel.startswith("embeddings/") and ".tmp-" not in rel
+    ]
     holder = DatasetLock(store).live_holder()
     if problems:
         problems.append(_leftover_advice(WAVEFORMS, holder))
