@@ -187,7 +187,7 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
 
     Only names that ingest gives shards (:func:`schemas.dataset.shard_index`) and their
     temporaries are candidates: a file or folder of the user's in a split's folder is left as
-    it is (``dataset verify`` lists it as not in the manifest).
+    it is (``dataset verify`` notes it as not written by audiomill).
     """
     entry = manifest.splits.get(split, SplitEntry())  # a split new to the dataset stays out
     listed = {f.path for s in entry.shards for f in s.files.values()}

@@ -199,9 +199,20 @@ def _require_run(store: DatasetStore, run_id: str) -> None:
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify_dataset`: problems found (empty means the dataset is sound)."""
+    """Result of :func:`verify_dataset`.
+
+    Attributes
+    ----------
+    problems : list of str
+        What is wrong with the dataset; empty means it is sound.
+    notes : list of str
+        Files in its shard folders that audiomill does not write (a user's ``notes.txt``): no
+        command reads them, so they are no problem.
+    files_checked, clips_checked : int
+    """
 
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     files_checked: int = 0
     clips_checked: int = 0
 
@@ -221,10 +232,11 @@ def verify_dataset(
     Waveform and embedding shards alike; an embedding shard of a split with waveforms must also
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
-    directory or in two splits, and reports shard files the manifest does not list. A ledger
-    part that cannot be read, or a committed shard's ledger part that is missing, is a problem
-    of its own: the rest is checked without it, and the clips of the shard it records are not
-    checked against the ledger. While a run holds the dataset's lock, a problem names it: the
+    directory or in two splits, and reports shard files the manifest does not list (files in
+    shard folders that audiomill does not write are notes, not problems). A ledger part that
+    cannot be read, or a committed shard's ledger part that is missing, is a problem of its
+    own: the rest is checked without it, and the clips of the shard it records are not checked
+    against the ledger. While a run holds the dataset's lock, a problem names it: the
     dataset may change while it is read.
     """
     store = DatasetStore(root, storage_options)
@@ -278,7 +290,11 @@ def verify_dataset(
     shards = any(sp.shards for sp in manifest.splits.values())
     if not any(ledger.values()) and shards and not unreadable:
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
-    report.problems.extend(_uncommitted_work(store, groups, ok_rows, shipped))
+    listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
+    unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
+    ours = [rel for rel in unlisted if is_shard_file_name(rel.rsplit("/", 1)[-1])]
+    report.problems.extend(_uncommitted_work(store, ours, ok_rows, shipped))
+    report.notes = [f"{rel}: {FOREIGN}" for rel in unlisted if rel not in ours]
     return report
 
 
@@ -392,18 +408,26 @@ def _shard_groups(
     return groups
 
 
-def _uncommitted_work(store, groups, ok_rows, shipped) -> list[str]:
+def _uncommitted_work(
+    store: DatasetStore, unlisted: list[str], ok_rows: dict, shipped: set[tuple[str, str]]
+) -> list[str]:
     """What an ingest, embed or import left outside the manifest (shard files, committed
     clips), and what to do about it: a run that holds the dataset's lock is still at work, and
-    is named even when it has left nothing outside the manifest yet."""
-    listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
-    unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
+    is named even when it has left nothing outside the manifest yet.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    unlisted : list of str
+        The shard files and shard temporaries in shard folders that the manifest does not list.
+    ok_rows : dict
+        The committed ledger rows by ``(split, clip_id)``.
+    shipped : set of (str, str)
+        The ``(split, clip_id)`` of the clips in the manifest's waveform shards.
+    """
     # an unfinished shard write's temporary too, which a re-run of ingest removes
     problems = [
-        f"{rel}: not in the manifest"
-        for rel in unlisted
-        if rel.startswith(f"{WAVEFORMS}/")
-        and (".tmp-" not in rel or is_shard_file_name(rel.rsplit("/", 1)[-1]))
+        f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(f"{WAVEFORMS}/")
     ]
     missing = Counter(split for split, clip in ok_rows if (split, clip) not in shipped)
     for split, n in sorted(missing.items()):
@@ -447,6 +471,14 @@ def _running_note(holder: dict) -> str:
         f"{running}: this check covers only what was committed when it read the dataset, not "
         "the run's work in progress; run verify again once it has finished"
     )
+
+
+FOREIGN = (
+    "not written by audiomill: no command reads it and ingest leaves it where it is; move it out "
+    "of the dataset to silence this note"
+)
+"""The note on a file in a shard folder that is neither a shard file nor a shard's temporary
+(:func:`~pipelines.dataset_state.is_shard_file_name`): no problem of the dataset's."""
 
 
 LEFTOVERS = {

@@ -522,6 +522,8 @@ def dataset_verify_cmd(
             fail(str(exc))
     for p in rep.problems:
         out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
+    for n in rep.notes:
+        out.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
     out.print(
         f"{rep.files_checked} files, {rep.clips_checked} clips checked: "
         + ("OK" if rep.ok else f"{len(rep.problems)} problem(s)")
