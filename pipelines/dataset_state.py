@@ -149,6 +149,22 @@ def ledger_state(
     return latest_rows(read_ledger(store, split, unreadable=unreadable))
 
 
+def unledgered_note(store: DatasetStore, parts: list[str]) -> str:
+    """The line that says committed shards have no ledger part and how their clips count.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    parts : list of str
+        The missing parts' paths inside the dataset; the line names the first three.
+    """
+    return (
+        f"{len(parts)} committed shard(s) have no ledger part, e.g. "
+        f"{', '.join(store.url(r) for r in parts[:3])}: their clips count as committed, "
+        "read from the shards (`audiomill dataset verify` reports the missing parts)"
+    )
+
+
 def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[dict]:
     """Add shards recorded in the staging area to the manifest and clear their staged clips.
 

@@ -21,8 +21,9 @@ from pipelines.dataset_state import (
     load_manifest,
     read_error_reason,
     read_ledger,
+    unledgered_note,
 )
-from pipelines.pack import ledger_part_path
+from pipelines.pack import ledger_part_path, read_committed_labels
 from pipelines.storage import DatasetLock, DatasetStore, describe_holder
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
@@ -47,17 +48,29 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
     dict
         JSON-ready summary. ``splits``, ``clips`` and ``bytes`` count waveforms;
         ``embeddings[model][split]`` holds the ``shards``, ``clips`` and ``bytes`` of each
-        model's embedding shards (computed or imported).
+        model's embedding shards (computed or imported). ``notes``: lines on what the counts
+        rest on, such as committed shards whose ledger part is missing (their clips, read from
+        the shards, count as requested and committed).
+
+    Raises
+    ------
+    ValueError
+        A ledger part cannot be read, or a shard whose ledger part is missing cannot be.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
     splits = {}
+    unledgered = []
     for name, split in sorted(manifest.splits.items()):
-        rows = list(ledger_state(store, name).values())
+        lost = _missing_ledger_parts(store, name, split)
+        unledgered += lost
+        # committed all the same, with or without a failure recorded before: as ingest counts
+        committed = {c for shard in lost.values() for c in read_committed_labels(store, shard)}
+        rows = [r for c, r in ledger_state(store, name).items() if c not in committed]
         failed = Counter(r["reason"] for r in rows if r["status"] != STATUS_OK)
         splits[name] = {
             **_split_totals(split),
-            "requested": len(rows),
+            "requested": len(rows) + len(committed),
             "failed": sum(failed.values()),
             "failures_by_reason": dict(sorted(failed.items())),
         }
@@ -77,6 +90,7 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
             for model, emb in sorted(manifest.embeddings.items())
         },
         "runs": len(manifest.runs),
+        "notes": [unledgered_note(store, unledgered)] if unledgered else [],
     }
 
 
@@ -256,7 +270,11 @@ def verify_dataset(
         for name in sorted(set(manifest.splits) | set(store.listdir("ledger")))
     }
     report.problems.extend(f"{e.path}: cannot be read ({e.reason})" for e in unreadable)
-    lost = _missing_ledger_parts(store, manifest)
+    lost = {
+        rel: shard
+        for name, split in sorted(manifest.splits.items())
+        for rel, shard in _missing_ledger_parts(store, name, split).items()
+    }
     report.problems.extend(
         f"{rel}: missing (the ledger part of committed shard {shard.index}, {shard.num_clips} "
         "clips): its clips are not checked against the ledger"
@@ -352,16 +370,17 @@ class ShardGroup:
     aligned: dict[int, ShardEntry] | None = None
 
 
-def _missing_ledger_parts(store: DatasetStore, manifest: DatasetManifest) -> dict[str, ShardEntry]:
-    """The committed waveform shards whose ledger part is not there, by the part's path."""
-    missing: dict[str, ShardEntry] = {}
-    for split, entry in sorted(manifest.splits.items()):
-        listed = set(ledger_parts(store, split))
-        for shard in entry.shards:
-            rel = ledger_part_path(split, shard.index, shard.run_id, committed=True)
-            if rel not in listed:
-                missing[rel] = shard
-    return missing
+def _missing_ledger_parts(
+    store: DatasetStore, name: str, split: SplitEntry
+) -> dict[str, ShardEntry]:
+    """The committed waveform shards of split ``name`` whose ledger part is not there, by the
+    part's path."""
+    listed = set(ledger_parts(store, name))
+    return {
+        rel: shard
+        for shard in split.shards
+        if (rel := ledger_part_path(name, shard.index, shard.run_id, committed=True)) not in listed
+    }
 
 
 def _unread_ledger_shards(paths: list[str]) -> dict[str, set[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -151,4 +152,29 @@ def test_verify_counts_many_clips_without_ledger_rows(tmp_path: Path):
     assert verify_dataset(str(tmp_path)).problems == [
         f"{shard['files']['hdf5']['path']}: 4 clips have no committed ledger row, e.g. "
         f"{', '.join(ids[1:4])}"
+    ]
+
+
+def test_info_counts_the_clips_of_a_shard_without_its_ledger_part(tmp_path: Path):
+    make_dataset(tmp_path, SPLITS, num_classes=2, failures={"train": [("validation", [0])]})
+    # a clip of shard 1 that an earlier run recorded as failed: the shard's commit wins
+    failures = tmp_path / "ledger/train/failures-run-1.parquet"
+    table = pq.read_table(failures)
+    clip_id = pq.read_table(tmp_path / LOST).column("clip_id")[0]
+    again = table.set_column(0, table.schema.field(0), pa.array([clip_id], pa.string()))
+    pq.write_table(pa.concat_tables([table, again]), failures)
+    (tmp_path / LOST).unlink()
+    info = dataset_info(str(tmp_path))
+    train = info["splits"]["train"]
+    assert (train["clips"], train["requested"], train["failed"]) == (6, 7, 1)
+    note = (
+        f"1 committed shard(s) have no ledger part, e.g. {tmp_path / LOST}: their clips count "
+        "as committed, read from the shards (`audiomill dataset verify` reports the missing "
+        "parts)"
+    )
+    assert info["notes"] == [note]
+    proc = audiomill("dataset", "info", str(tmp_path))
+    assert proc.stdout.splitlines()[-1] == f"note: {note}"
+    assert json.loads(audiomill("dataset", "info", str(tmp_path), "--json").stdout)["notes"] == [
+        note
     ]

@@ -467,6 +467,8 @@ def dataset_info_cmd(
             for name, s in splits.items():
                 t.add_row(model, name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 1e6:.1f}")
         out.print(t)
+    for note in info["notes"]:
+        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 @dataset_app.command("failures")
