@@ -580,12 +580,10 @@ def _verify_file(
         data = store.read_bytes(f.path)
     except OSError as exc:  # a directory in its place, no permission, a failing disk
         return [f"cannot be read ({read_error_reason(exc)})"], False
-    problems = []
-    if len(data) != f.bytes:
-        problems.append(f"size {len(data)} != manifest {f.bytes}")
-    if hashlib.sha256(data).hexdigest() != f.sha256:
-        problems.append("sha256 mismatch")
-        return problems, False
+    size = f"size {len(data)} != manifest {f.bytes}" if len(data) != f.bytes else None
+    if hashlib.sha256(data).hexdigest() != f.sha256:  # one line: the checksum says it all
+        return [f"sha256 mismatch ({size})" if size else "sha256 mismatch"], False
+    problems = [size] if size else []
     try:
         if f.path.endswith(".h5"):
             problems += group.hdf5_layout(io.BytesIO(data))

@@ -25,15 +25,22 @@ def _flip_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", ["flip", "remove"])
+@pytest.mark.parametrize("damage", ["flip", "remove", "truncate"])
 def test_damaged_shard_is_reported_alone(tmp_path: Path, damage: str):
     make_dataset(tmp_path, SPLITS, num_classes=2)
     rel = _shard_path(tmp_path, 0)
+    size = (tmp_path / rel).stat().st_size
     if damage == "flip":
         _flip_byte(tmp_path / rel)
+    elif damage == "truncate":  # one problem line that says both
+        (tmp_path / rel).write_bytes((tmp_path / rel).read_bytes()[:1000])
     else:
         (tmp_path / rel).unlink()
-    want = f"{rel}: sha256 mismatch" if damage == "flip" else f"{rel}: missing"
+    want = {
+        "flip": f"{rel}: sha256 mismatch",
+        "remove": f"{rel}: missing",
+        "truncate": f"{rel}: sha256 mismatch (size 1000 != manifest {size})",
+    }[damage]
     report = verify_dataset(str(tmp_path))
     assert report.problems == [want]
     assert report.clips_checked == 2  # shard 1's clips

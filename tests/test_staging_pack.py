@@ -1169,8 +1169,7 @@ def test_verify_finds_size_and_checksum_mismatch(tmp_path, store, clip_settings)
     report = verify_dataset(store.url())
     assert not report.ok
     assert report.problems == [
-        f"{f.path}: size {f.bytes + 1} != manifest {f.bytes}",
-        f"{f.path}: sha256 mismatch",
+        f"{f.path}: sha256 mismatch (size {f.bytes + 1} != manifest {f.bytes})",
     ]
 
 
@@ -1323,8 +1322,7 @@ def test_verify_checks_embedding_shards(tmp_path, store, clip_settings):
     parquet = computed.files["parquet"]
     assert verify_dataset(store.url()).problems == [
         f"{imported.files['hdf5'].path}: sha256 mismatch",
-        f"{parquet.path}: size 100 != manifest {parquet.bytes}",
-        f"{parquet.path}: sha256 mismatch",
+        f"{parquet.path}: sha256 mismatch (size 100 != manifest {parquet.bytes})",
     ]
 
 
