@@ -83,6 +83,9 @@ ROUND_SHARDS = 2
 one pipeline over a whole list committed nothing for as long as its downloads took (weeks for
 AudioSet) and staged the whole dataset first. A round is one pipeline run (worker start-up,
 seconds) and ends with its slowest fetch, so it holds a few shards, not one."""
+DAMAGE_CHECK_THREADS = 8
+"""Threads that read back the clips an interrupted run staged, to find damaged ones (reading
+and hashing release the GIL; on an object store each read is a request)."""
 
 
 @dataclass
@@ -114,6 +117,11 @@ class IngestConfig:
     retry_reasons: tuple[str, ...] = ()
     storage_options: dict | None = None
     beam_args: list[str] = field(default_factory=list)
+
+    @property
+    def row_samples(self) -> int:
+        """Samples per shard row (and per staged clip)."""
+        return round(self.sample_rate * self.clip_seconds)
 
 
 @dataclass
@@ -769,7 +777,7 @@ def _prepare_run(
     retried = {item["clip_id"] for item in todo}  # their staged failures are replaced or removed
     carried = Counter(reason for clip_id, reason in staged_failures if clip_id not in retried)
     next_index = {s: manifest.split(s).next_index for s in splits}
-    direct_items, todo_staged = _route(todo, store, splits)
+    direct_items, todo_staged = _route(todo, store, splits, cfg.row_samples, log)
     decode_ahead.keep(item for item in direct_items if not item["staged"])  # staged: read back
     direct = plan_direct_shards(direct_items, next_index, cfg.shard_clips)
     for split, index, _ in direct:
@@ -891,27 +899,57 @@ def _clip_settings(cfg: IngestConfig, store: DatasetStore) -> ClipSettings:
 
 
 def _route(
-    todo: list[dict], store: DatasetStore, splits: list[str]
+    todo: list[dict],
+    store: DatasetStore,
+    splits: list[str],
+    row_samples: int,
+    log: Callable[[str], None],
 ) -> tuple[list[dict], list[dict]]:
     """Split planned clips into those built into shards directly (local files) and those to
     stage, these with the clips an interrupted run staged first (the first round packs them
     without fetching anything); flag the direct ones (in place) that an interrupted run left
-    staged or failed."""
+    staged or failed. A staged clip that does not read back whole (cut short by a full disk,
+    say) is removed, saying so, and its clip fetched again."""
     staged_names, failed_names = set(), set()
     for split in splits:
         staged_names |= {(split, n) for n in staging.staged_names(store, split, "clips")}
         failed_names |= {(split, n) for n in staging.staged_names(store, split, "failed")}
+    was_staged = [item for item in todo if _staged_name(item) in staged_names]
+    staged_names -= {_staged_name(i) for i in _remove_damaged(was_staged, store, row_samples, log)}
     direct, restaged, staged = [], [], []
     for item in todo:
-        key = staging.clip_key(item["clip_id"])
-        was_staged = (item["split"], f"{key}.clip") in staged_names
         if not is_local(item["location"]):
-            (restaged if was_staged else staged).append(item)
+            (restaged if _staged_name(item) in staged_names else staged).append(item)
             continue
-        item["staged"] = was_staged
-        item["stale_failure"] = (item["split"], f"{key}.json") in failed_names
+        item["staged"] = _staged_name(item) in staged_names
+        failed = f"{staging.clip_key(item['clip_id'])}.json"
+        item["stale_failure"] = (item["split"], failed) in failed_names
         direct.append(item)
     return direct, restaged + staged
+
+
+def _staged_name(item: dict) -> tuple[str, str]:
+    """The split and file name of a planned clip's staged clip."""
+    return item["split"], f"{staging.clip_key(item['clip_id'])}.clip"
+
+
+def _remove_damaged(
+    items: list[dict], store: DatasetStore, row_samples: int, log: Callable[[str], None]
+) -> list[dict]:
+    """Remove the staged clips of ``items`` that do not read back whole, saying so; return
+    those items."""
+
+    def problem(item: dict) -> str | None:
+        return staging.staged_clip_problem(store, item["split"], item["clip_id"], row_samples)
+
+    removed = []
+    with ThreadPoolExecutor(DAMAGE_CHECK_THREADS, thread_name_prefix="audiomill-check") as pool:
+        for item, found in zip(items, pool.map(problem, items), strict=True):
+            if found is not None:
+                store.remove(staging.staged_clip_path(item["split"], item["clip_id"]))
+                removed.append(item)
+                log(f"{found}; removed from staging, the clip is fetched again")
+    return removed
 
 
 @contextlib.contextmanager

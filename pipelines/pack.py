@@ -158,11 +158,16 @@ def pack_shard(
     -------
     dict
         The commit record (also written to the staging area), as :func:`pack_metas`.
+
+    Raises
+    ------
+    pipelines.staging.DamagedStagedClip
+        When a clip does not read back whole (naming it and its file); nothing is committed.
     """
     metas = [staging.read_staged_meta(store, split, c) for c in sorted(clip_ids)]
 
     def load(meta: dict) -> np.ndarray:
-        return staging.read_staged_clip(store, split, meta["clip_id"])[0]
+        return staging.read_staged_clip(store, split, meta["clip_id"], settings.num_samples)[0]
 
     return pack_metas(split, index, metas, load, store, settings, staged=True, executor=executor)
 

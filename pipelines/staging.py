@@ -69,29 +69,106 @@ def write_staged_clip(store: DatasetStore, split: str, waveform: np.ndarray, met
     store.write_bytes_atomic(staged_clip_path(split, meta["clip_id"]), data)
 
 
-def _parse_header(data: bytes, rel: str) -> tuple[dict, int]:
+class DamagedStagedClip(ValueError):
+    """A staged clip that does not read back whole: cut short (a full disk, a bad copy) or
+    with other samples than were staged."""
+
+
+def _parse_header(data: bytes) -> tuple[dict, int]:
+    """The metadata of a staged clip's bytes and where its samples start; raises
+    :class:`DamagedStagedClip` with the problem when the header does not read back."""
     if data[: len(MAGIC)] != MAGIC:
-        raise ValueError(f"{rel}: not a staged clip")
+        raise DamagedStagedClip("no staged-clip header")
     start = len(MAGIC) + 8
     size = int.from_bytes(data[len(MAGIC) : start], "little")
-    return json.loads(data[start : start + size].decode("utf-8")), start + size
+    if len(data) < start or len(data) - start < size:
+        raise DamagedStagedClip(f"cut short in its header ({len(data)} bytes)")
+    try:
+        meta = json.loads(data[start : start + size].decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DamagedStagedClip(f"unreadable header ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise DamagedStagedClip("unreadable header (not a JSON object)")
+    return meta, start + size
 
 
-def read_staged_clip(store: DatasetStore, split: str, clip_id: str) -> tuple[np.ndarray, dict]:
-    """Load a staged clip: (waveform int16, meta)."""
+def _samples(body: memoryview, meta: dict, row_samples: int | None) -> np.ndarray:
+    """The samples of a staged clip, checked against its header and the row length; raises
+    :class:`DamagedStagedClip` with the problem when they are not the samples staged."""
+    if len(body) % 2:
+        raise DamagedStagedClip(f"{len(body)} bytes of samples, not whole 16-bit samples")
+    samples = np.frombuffer(body, dtype="<i2").astype(np.int16)
+    if row_samples is not None and len(samples) != row_samples:
+        raise DamagedStagedClip(f"{len(samples)} samples, rows hold {row_samples}")
+    if len(samples) < meta.get("num_samples", 0):
+        raise DamagedStagedClip(
+            f"{len(samples)} samples, its header says {meta['num_samples']} were decoded"
+        )
+    digest = meta.get("waveform_sha256")
+    if digest is not None and hashlib.sha256(samples).hexdigest() != digest:
+        raise DamagedStagedClip("its samples do not match the sha256 its header records")
+    return samples
+
+
+def _damaged(
+    store: DatasetStore, rel: str, clip_id: str, exc: DamagedStagedClip
+) -> DamagedStagedClip:
+    return DamagedStagedClip(f"staged clip {clip_id}: {store.url(rel)} is damaged: {exc}")
+
+
+def read_staged_clip(
+    store: DatasetStore, split: str, clip_id: str, row_samples: int | None = None
+) -> tuple[np.ndarray, dict]:
+    """Load a staged clip: (waveform int16, meta).
+
+    Parameters
+    ----------
+    store : DatasetStore
+    split, clip_id : str
+    row_samples : int, optional
+        The samples of a shard row, which a staged waveform holds (padded).
+
+    Raises
+    ------
+    DamagedStagedClip
+        Naming the clip, its file and the problem, when the clip does not read back whole:
+        a header cut short or unreadable, samples that are not whole, not ``row_samples``
+        or fewer than its ``num_samples``, or whose sha256 is not its ``waveform_sha256``.
+    """
     rel = staged_clip_path(split, clip_id)
     data = store.read_bytes(rel)
-    meta, offset = _parse_header(data, rel)
-    return np.frombuffer(data, dtype="<i2", offset=offset).astype(np.int16), meta
+    try:
+        meta, offset = _parse_header(data)
+        return _samples(memoryview(data)[offset:], meta, row_samples), meta
+    except DamagedStagedClip as exc:
+        raise _damaged(store, rel, clip_id, exc) from None
+
+
+def staged_clip_problem(
+    store: DatasetStore, split: str, clip_id: str, row_samples: int
+) -> str | None:
+    """Why the staged clip of ``clip_id`` does not read back whole (as
+    :func:`read_staged_clip` says it), or None when it does or none is staged."""
+    try:
+        read_staged_clip(store, split, clip_id, row_samples)
+    except FileNotFoundError:
+        return None
+    except DamagedStagedClip as exc:
+        return str(exc)
+    return None
 
 
 def read_staged_meta(store: DatasetStore, split: str, clip_id: str) -> dict:
-    """Load only the metadata of a staged clip (the audio is not read)."""
+    """Load only the metadata of a staged clip (the audio is not read); raises
+    :class:`DamagedStagedClip`, naming the clip and its file, when it does not read back."""
     rel = staged_clip_path(split, clip_id)
     with store.open(rel, "rb") as fh:
         head = fh.read(len(MAGIC) + 8)
         size = int.from_bytes(head[len(MAGIC) :], "little") if len(head) == len(MAGIC) + 8 else 0
-        meta, _ = _parse_header(head + fh.read(size), rel)
+        try:
+            meta, _ = _parse_header(head + fh.read(size))
+        except DamagedStagedClip as exc:
+            raise _damaged(store, rel, clip_id, exc) from None
     return meta
 
 
