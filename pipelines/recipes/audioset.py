@@ -178,7 +178,7 @@ def prepare_audioset(
         "class_labels_indices_csv": os.fspath(class_labels_indices_csv),
         "split_names": splits,
     }
-    return write_outputs(result, texts, params)
+    return write_outputs(result, texts, params, [*paths, class_labels_indices_csv])
 
 
 @dataclass

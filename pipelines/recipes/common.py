@@ -5,7 +5,9 @@ a class map (``classes.csv``, ``index,mid,display_name``) and a segment list (a 
 CSV, or AudioSet's own segment CSVs). Beside them it writes ``recipe.json`` (what was prepared,
 from what, with which parameters, and the ingest command(s) to run next) and, when rows were left
 out, ``skipped.csv`` (file, line, reason, detail). Outputs are written atomically and hold no
-timestamps, so preparing the same input twice gives byte-identical files.
+timestamps, so preparing the same input twice gives byte-identical files. An output that would
+replace one of the recipe's inputs (the same file, also through a link) is refused before
+anything is written.
 
 Problems with a whole file (missing, no header, missing columns) raise
 :class:`~schemas.errors.InputFormatError` naming the file and line. Problems with one row
@@ -25,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from pipelines.sources import AUDIO_EXTENSIONS
 from pipelines.storage import DatasetStore
@@ -412,8 +415,54 @@ def _skipped_text(skipped: Iterable[Skipped]) -> str:
     return buf.getvalue()
 
 
+def _local_file(path: str | os.PathLike[str]) -> str | None:
+    """``path`` as a local file path (``file://`` URLs too), or None for a remote URL."""
+    text = os.fspath(path)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    return parts.path if parts.scheme == "file" else None
+
+
+def refuse_overwriting_inputs(
+    recipe: str,
+    out_dir: Path,
+    names: Iterable[str],
+    inputs: Iterable[str | os.PathLike[str]],
+) -> None:
+    """Raise ValueError if a file about to be written in ``out_dir`` is one of the ``inputs``.
+
+    The same file under another name (a symbolic or hard link, a linked folder) counts, so the
+    prepared copy never replaces the user's original.
+
+    Raises
+    ------
+    ValueError
+        Naming the output file and the input it is, and suggesting another ``--out``.
+    """
+    local = [p for p in map(_local_file, inputs) if p is not None and os.path.exists(p)]
+    for name in names:
+        target = out_dir / name
+        if not target.exists():
+            continue
+        for source in local:
+            if os.path.samefile(target, source):
+                what = (
+                    "one of its inputs"
+                    if os.path.abspath(source) == os.path.abspath(target)
+                    else f"the input {source} by another name (a link)"
+                )
+                raise ValueError(
+                    f"prepare {recipe}: {target} is {what}: writing the prepared {name} there "
+                    f"would replace it; give another --out, e.g. --out {out_dir / 'prepared'}"
+                )
+
+
 def write_outputs(
-    result: RecipeResult, segment_texts: dict[str, str], params: dict[str, object]
+    result: RecipeResult,
+    segment_texts: dict[str, str],
+    params: dict[str, object],
+    inputs: Sequence[str | os.PathLike[str]],
 ) -> RecipeResult:
     """Write the class map, segment list(s), ``skipped.csv`` and ``recipe.json`` of ``result``.
 
@@ -428,6 +477,13 @@ def write_outputs(
         ``manifest`` for :data:`MANIFEST_FILE`, else ``segments:<stem>``.
     params : dict
         The recipe's parameters, recorded in ``recipe.json``.
+    inputs : sequence of path or URL
+        The files the recipe read: none of them is written over.
+
+    Raises
+    ------
+    ValueError
+        If there are no classes, or an output file is one of ``inputs`` (nothing is written).
     """
     if not len(result.class_map):
         where = f" under {result.audio_root}" if result.audio_root else ""
@@ -444,6 +500,7 @@ def write_outputs(
     texts = {CLASSES_FILE: result.class_map.to_csv_text(), **segment_texts}
     if result.skipped:
         texts[SKIPPED_FILE] = _skipped_text(result.skipped)
+    refuse_overwriting_inputs(result.recipe, result.out_dir, [*texts, RECIPE_FILE], inputs)
     for name, text in texts.items():
         store.write_bytes_atomic(name, text.encode("utf-8"))
         role = {CLASSES_FILE: "classes", MANIFEST_FILE: "manifest", SKIPPED_FILE: "skipped"}.get(
@@ -476,6 +533,7 @@ def write_manifest_recipe(
     skipped: list[Skipped],
     *,
     audio_root: Path,
+    inputs: Sequence[str | os.PathLike[str]],
     params: dict[str, object] | None = None,
     ingest_options: Sequence[str] = (),
     notes: Sequence[str] = (),
@@ -484,7 +542,8 @@ def write_manifest_recipe(
 
     ``rows`` must already be screened (see :func:`screen_rows`). The ingest command reads the
     manifest with ``--source local --audio-root`` set to ``audio_root``, plus ``ingest_options``
-    (the clip length and rate that suit the dataset).
+    (the clip length and rate that suit the dataset). ``inputs`` are the files the recipe read,
+    which :func:`write_outputs` never writes over.
     """
     out = Path(DatasetStore(out_dir).url())
     counts = Counter(r.split for r in rows)
@@ -507,4 +566,4 @@ def write_manifest_recipe(
             *ingest_options,
         ]
     ]  # fmt: skip
-    return write_outputs(result, {MANIFEST_FILE: manifest_text(rows)}, params or {})
+    return write_outputs(result, {MANIFEST_FILE: manifest_text(rows)}, params or {}, inputs)

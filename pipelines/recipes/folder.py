@@ -166,5 +166,12 @@ def prepare_folder(
         "seed": seed,
     }
     return write_manifest_recipe(
-        "folder", out_dir, class_map, kept, skipped + missing, audio_root=base, params=params
+        "folder",
+        out_dir,
+        class_map,
+        kept,
+        skipped + missing,
+        audio_root=base,
+        inputs=[] if labels_csv is None else [labels_csv],
+        params=params,
     )

@@ -140,6 +140,7 @@ def prepare_fsd2019(
         kept,
         skipped + missing,
         audio_root=base,
+        inputs=[*(base / f"{stem}.csv" for _, stem in FSD2019_TRAIN), submission],
         params={
             "include_noisy": include_noisy,
             "include_test": include_test,

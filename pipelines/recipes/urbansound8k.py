@@ -106,6 +106,7 @@ def prepare_urbansound8k(
         kept,
         skipped + missing,
         audio_root=Path(base),
+        inputs=[meta],
         ingest_options=INGEST_OPTIONS,
     )
 

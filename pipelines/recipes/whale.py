@@ -128,6 +128,7 @@ def prepare_whale(
         kept,
         skipped + missing,
         audio_root=base,
+        inputs=[base / "train.csv"],
         params={
             "task": task,
             "eval_fraction": eval_fraction,
