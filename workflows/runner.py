@@ -190,13 +190,26 @@ class WorkflowState:
         Raises
         ------
         WorkflowError
-            When the file is not a records file.
+            When the path is a folder, the file cannot be read (no permission, a failing disk)
+            or is not a records file.
         """
         p = Path(path)
-        if not p.exists():
-            return cls(path, workflow)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            if not p.exists():
+                return cls(path, workflow)
+            if p.is_dir():
+                raise WorkflowError(
+                    f"state file {path} is a folder, not a file: give a file with --state, "
+                    f"e.g. --state {p / f'{workflow}.state.json'}"
+                )
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WorkflowError(
+                f"state file {path} cannot be read ({exc.strerror or exc}): make it readable "
+                "or pick another with --state"
+            ) from None
+        try:
+            data = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise WorkflowError(
                 f"state file {path} is not JSON ({exc}): delete it to start over"
@@ -233,11 +246,30 @@ class WorkflowState:
         return record.get("last_success")
 
     def record(self, name: str, record: dict) -> None:
-        """Replace the record of ``name`` and write the file atomically."""
+        """Replace the record of ``name`` and write the file atomically.
+
+        Raises
+        ------
+        WorkflowError
+            When the file cannot be written (its folder is a file, no permission, a full disk).
+        """
         self.stages[name] = record
         p = Path(self.path).absolute()
         body = {"version": STATE_VERSION, "workflow": self.workflow, "stages": self.stages}
-        DatasetStore(p.parent).write_json_atomic(p.name, body)
+        try:
+            DatasetStore(p.parent).write_json_atomic(p.name, body)
+        except OSError as exc:
+            blocker = next((f for f in p.parents if f.exists()), None)
+            reason = (
+                f"{blocker} is a file, not a folder"
+                if blocker is not None and not blocker.is_dir()
+                else exc.strerror or exc
+            )
+            raise WorkflowError(
+                f"cannot write state file {self.path} ({reason}), so the record "
+                f"of stage {name!r} is lost and the next run runs it again: fix that or pick "
+                "another file with --state"
+            ) from None
 
 
 def made_by(record: dict) -> str | None:
