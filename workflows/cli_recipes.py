@@ -182,6 +182,7 @@ def prepare_folder_cmd(
         split=split,
         eval_fraction=eval_fraction,
         seed=seed,
+        dataset=dataset,
     )
     _report(result, dataset)
 

@@ -11,7 +11,9 @@ hidden files passed over). Labels come from either
     (or by ``,`` when the field has no ``;``). Only the files it lists are used; the others are
     reported as skipped.
 
-The class map is the sorted label names, each with a slug of its name as mid. Clip ids are the
+The class map is the sorted label names, each with a slug of its name as mid; preparing for an
+existing dataset that holds clips (``dataset``) keeps that dataset's class map, fixed when its
+first clips were committed, and refuses a label it does not have. Clip ids are the
 sanitized relative paths, the same ids ``audiomill ingest --segments FOLDER`` gives. An optional
 eval split takes every file whose seeded hash of its path falls below ``eval_fraction``: a
 file's split never changes when files are added or removed.
@@ -23,6 +25,8 @@ import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from pipelines import staging
+from pipelines.dataset_state import load_manifest
 from pipelines.recipes.common import (
     BAD_VALUE,
     OUTSIDE_ROOT,
@@ -42,6 +46,9 @@ from pipelines.recipes.common import (
     write_manifest_recipe,
 )
 from pipelines.sources import AUDIO_EXTENSIONS
+from pipelines.storage import DatasetStore
+from schemas.classmap import ClassMap
+from schemas.dataset import CLASSES, STAGING
 from schemas.segments import sanitize_clip_id
 
 LABEL_SOURCES = ("subfolder", "csv")
@@ -90,6 +97,52 @@ def _folder_rows(root: Path, split: str) -> list[ManifestRow]:
     return rows
 
 
+def dataset_class_map(dataset: str | os.PathLike[str]) -> ClassMap | None:
+    """The class map ``dataset`` is bound to, or None when it may still take any.
+
+    As ``audiomill ingest`` holds it: a dataset's class map is fixed once it has committed
+    clips or embeddings (shards store one target column per class), also those an interrupted
+    run committed; a folder that is no dataset yet, or one with no clips, takes any class map.
+    """
+    store = DatasetStore(os.fspath(dataset))
+    manifest = load_manifest(store)
+    if manifest is None or not store.exists(CLASSES):
+        return None
+    entries = [*manifest.splits.values()]
+    entries += [e for model in manifest.embeddings.values() for e in model.values()]
+    splits = [name for name in store.listdir(STAGING) if not name.startswith(".")]
+    if not any(e.shards for e in entries) and not any(
+        staging.staged_names(store, split, "commits") for split in splits
+    ):
+        return None
+    return ClassMap.from_csv_text(store.read_text(CLASSES), store.url(CLASSES))
+
+
+def _class_map(
+    labels: list[str], dataset: str | os.PathLike[str] | None, where: str, undo: str
+) -> ClassMap:
+    """The class map of ``labels`` (sorted, unique): ``dataset``'s when it is bound to one.
+
+    Raises
+    ------
+    ValueError
+        If ``dataset`` is bound to a class map without a display name in ``labels``; ``where``
+        says where those labels come from (``"audio has class folder(s)"``), ``undo`` how to
+        take them out (``"move them out of audio"``).
+    """
+    fixed = None if dataset is None else dataset_class_map(dataset)
+    if fixed is None:
+        return class_map_from_names(labels)
+    if new := [n for n in labels if n not in fixed.display_names]:
+        raise ValueError(
+            f"prepare folder: {where} {', '.join(new)} that the dataset {os.fspath(dataset)} "
+            f"does not have (its classes: {', '.join(fixed.display_names)}). A dataset's "
+            "classes are fixed when it is made, so a new class needs a new dataset: give "
+            f"another --dataset and --out (in recipes/folder, --set work=NEW_FOLDER), or {undo}"
+        )
+    return fixed
+
+
 def prepare_folder(
     root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -100,6 +153,7 @@ def prepare_folder(
     eval_fraction: float = 0.0,
     eval_split: str = "eval",
     seed: int = 0,
+    dataset: str | os.PathLike[str] | None = None,
 ) -> RecipeResult:
     """Write a class map and manifest for a folder of audio.
 
@@ -121,6 +175,10 @@ def prepare_folder(
         Name of the held-out split.
     seed : int
         Changes which files are held out.
+    dataset : path or URL, optional
+        The dataset the manifest is for: when it holds clips, its class map is the one written
+        (see :func:`dataset_class_map`), so files added to its classes' folders can be ingested
+        into it, and a class it does not have is refused.
 
     Returns
     -------
@@ -131,7 +189,8 @@ def prepare_folder(
     InputFormatError
         If ``root`` is not a folder, or the labels CSV is missing or lacks ``path``/``labels``.
     ValueError
-        For a bad ``labels_from``, split name or fraction, or when no file has a label.
+        For a bad ``labels_from``, split name or fraction, when no file has a label, or for a
+        label (a class folder, a CSV label) that ``dataset`` does not have; nothing is written.
     """
     base = require_dir(root, "the folder of audio")
     labels_from = labels_from or ("csv" if labels_csv is not None else "subfolder")
@@ -147,7 +206,12 @@ def prepare_folder(
     else:
         rows, skipped = _folder_rows(base, split), []
     kept, missing = screen_rows(rows, base)
-    class_map = class_map_from_names(sorted({n for r in kept for n in r.labels}))
+    labels = sorted({n for r in kept for n in r.labels})
+    if labels_from == "csv":
+        where, undo = f"{labels_csv} gives label(s)", "take them out of it"
+    else:
+        where, undo = f"{base} has class folder(s)", f"move them out of {base}"
+    class_map = _class_map(labels, dataset, where, undo)
     mid = {c.display_name: c.mid for c in class_map}
     kept = [
         replace(
