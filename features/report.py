@@ -58,6 +58,7 @@ from features.report_html import (
     shorten,
 )
 from pipelines.dataset_state import load_manifest, read_ledger
+from pipelines.dataset_tools import has_waveforms, runs_by_stage
 from pipelines.storage import DatasetStore, nearest_existing
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, DatasetManifest
@@ -649,15 +650,19 @@ def build_report(
             gather_split(store, manifest, name, ledger, segments, active, loudness_clips_per_shard)
             for name in sorted(split_names)
         ]
+    waves = [
+        ("sample rate (Hz)", manifest.sample_rate),
+        ("clip seconds", manifest.clip_seconds),
+        ("waveform formats", ", ".join(manifest.formats) or "none"),
+    ]
+    runs = ", ".join(f"{stage}: {n}" for stage, n in runs_by_stage(manifest).items())
     facts = [
         ("dataset", store.url()),
         ("classes", manifest.num_classes),
         ("class map sha256", manifest.class_map_sha256[:16] + "…"),
-        ("sample rate (Hz)", manifest.sample_rate),
-        ("clip seconds", manifest.clip_seconds),
-        ("waveform formats", ", ".join(manifest.formats) or "none"),
+        *(waves if has_waveforms(manifest) else [("waveforms", "none")]),
         ("embedding models", ", ".join(sorted(manifest.embeddings)) or "none"),
-        ("ingest runs", len(manifest.runs)),
+        ("runs", runs or "none"),
     ]
     page = render_html("audiomill dataset report", facts, splits, names)
     summary = {"dataset": store.url(), "splits": {s.name: s.numbers() for s in splits}}

@@ -47,10 +47,13 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
     -------
     dict
         JSON-ready summary. ``splits``, ``clips`` and ``bytes`` count waveforms;
-        ``embeddings[model][split]`` holds the ``shards``, ``clips`` and ``bytes`` of each
-        model's embedding shards (computed or imported). ``notes``: lines on what the counts
-        rest on, such as committed shards whose ledger part is missing (their clips, read from
-        the shards, count as requested and committed).
+        ``sample_rate``, ``clip_seconds`` and ``formats`` are their settings, None in a dataset
+        without waveform splits (:func:`has_waveforms`); ``embeddings[model][split]`` holds
+        the ``shards``, ``clips`` and ``bytes`` of each model's embedding shards (computed or
+        imported). ``runs`` counts the recorded runs, ``runs_by_stage`` by what they were
+        (:func:`runs_by_stage`). ``notes``: lines on what the counts rest on, such as committed
+        shards whose ledger part is missing (their clips, read from the shards, count as
+        requested and committed).
 
     Raises
     ------
@@ -74,14 +77,15 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
             "failed": sum(failed.values()),
             "failures_by_reason": dict(sorted(failed.items())),
         }
+    waves = has_waveforms(manifest)
     return {
         "dataset": store.url(),
         "schema_version": manifest.schema_version,
-        "sample_rate": manifest.sample_rate,
-        "clip_seconds": manifest.clip_seconds,
+        "sample_rate": manifest.sample_rate if waves else None,
+        "clip_seconds": manifest.clip_seconds if waves else None,
         "num_classes": manifest.num_classes,
         "class_map_sha256": manifest.class_map_sha256,
-        "formats": manifest.formats,
+        "formats": manifest.formats if waves else None,
         "splits": splits,
         "clips": sum(s["clips"] for s in splits.values()),
         "bytes": sum(s["bytes"] for s in splits.values()),
@@ -90,8 +94,21 @@ def dataset_info(root: str, storage_options: dict | None = None) -> dict:
             for model, emb in sorted(manifest.embeddings.items())
         },
         "runs": len(manifest.runs),
+        "runs_by_stage": runs_by_stage(manifest),
         "notes": [unledgered_note(store, unledgered)] if unledgered else [],
     }
+
+
+def has_waveforms(manifest: DatasetManifest) -> bool:
+    """Whether the manifest's waveform settings (sample rate, clip length, formats) describe
+    the dataset: an ingest lists each of its splits, even one none of whose clips made it. A
+    dataset of imported embeddings only has none, and placeholders for those settings."""
+    return bool(manifest.splits)
+
+
+def runs_by_stage(manifest: DatasetManifest) -> dict[str, int]:
+    """The recorded runs counted by stage (``ingest``, ``import-embeddings``), by name."""
+    return dict(sorted(Counter(run.get("stage", "unknown") for run in manifest.runs).items()))
 
 
 def _split_totals(split: SplitEntry) -> dict:

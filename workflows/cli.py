@@ -441,11 +441,14 @@ def dataset_info_cmd(
         clips = sum(s["clips"] for s in splits.values())
         size = sum(s["bytes"] for s in splits.values())
         totals.append(f"{model} embeddings of {clips} clips, {size / 1e6:.1f} MB")
-    out.print(
-        f"{info['dataset']}: {'; '.join(totals) or '0 clips, 0.0 MB'}; "
+    waves = (
         f"{info['sample_rate']} Hz x {info['clip_seconds']} s, {info['num_classes']} classes, "
-        f"formats {','.join(info['formats'])}",
-        soft_wrap=True,
+        f"formats {','.join(info['formats'])}"
+        if info["formats"] is not None
+        else f"no waveforms, {info['num_classes']} classes"
+    )
+    out.print(
+        f"{info['dataset']}: {'; '.join(totals) or '0 clips, 0.0 MB'}; {waves}", soft_wrap=True
     )
     if info["splits"] or not embeddings:
         t = Table("split", "clips", "shards", "MB", "requested", "failed", "failures by reason")
