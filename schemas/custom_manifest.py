@@ -12,7 +12,9 @@ Columns (CSV header or JSON keys, in any case):
 ``split`` (optional)
     Overrides the default split for that row.
 ``clip_id`` (optional)
-    An explicit id; otherwise one is made from the sanitized path plus the offset.
+    An explicit id; otherwise one is made from the sanitized path plus the offset: a file's
+    path, or a URL's path without its host or query, so rows naming different files with the
+    same path need one (a later such row is malformed, with a reason that says so).
 """
 
 from __future__ import annotations
@@ -326,17 +328,41 @@ def _row_to_segment(
     )
 
 
+def _same_path_problem(seg: Segment, first: Segment, url: bool) -> str:
+    """Why ``seg``, whose clip id was made from its path, repeats ``first``'s clip id though
+    its source differs: the id leaves out a URL's host and query."""
+    a, b = urlsplit(seg.source), urlsplit(first.source)
+    query_only = a.query != b.query and a._replace(query="") == b._replace(query="")
+    differ = "differ only in the query" if query_only else "differ"
+    return (
+        f"duplicate clip id {seg.clip_id!r} (first on line {first.line}): {seg.source!r} and "
+        f"line {first.line}'s {first.source!r} {differ}, but a row without a clip_id gets its "
+        f"id from its {'URL' if url else 'file'}'s path: give rows naming different files with "
+        "the same path a clip_id column"
+    )
+
+
 def parse_manifest_text(
     text: str, class_map: ClassMap, *, path: str = "<manifest>", split: str = "train"
 ) -> SegmentList:
-    """Parse a custom manifest (CSV, or JSONL when ``path`` ends in ``.jsonl``/``.ndjson``)."""
+    """Parse a custom manifest (CSV, or JSONL when ``path`` ends in ``.jsonl``/``.ndjson``).
+
+    A row without a ``clip_id`` whose id, made from its path, is that of an earlier row with
+    another source is malformed, with a reason saying why (rows repeating a source are kept:
+    ingest and ``segments inspect`` report them as plain duplicates).
+    """
     rows = _jsonl_rows(text) if is_jsonl(path) else _csv_rows(text, path)
     result = SegmentList()
+    first: dict[str, Segment] = {}
     for lineno, row, raw in rows:
         if isinstance(row, str):
             parsed: Segment | str = row
         else:
             parsed = _row_to_segment(row, class_map, split, path, lineno)
+            if isinstance(parsed, Segment):
+                seen = first.setdefault(parsed.clip_id, parsed)
+                if seen.source != parsed.source and not row.get("clip_id"):
+                    parsed = _same_path_problem(parsed, seen, bool(row.get("url")))
         if isinstance(parsed, Segment):
             result.segments.append(parsed)
         else:
