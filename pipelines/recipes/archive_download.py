@@ -29,7 +29,7 @@ class ArchiveResult:
     """What :func:`download_archive` did."""
 
     root: Path
-    """The unpacked dataset folder (``out_dir / top``)."""
+    """The unpacked dataset folder (``out_dir / top``, absolute)."""
     fetched_bytes: int
     """Bytes downloaded by this call (0 when the folder or the archive was already there)."""
     resumed_from: int
@@ -199,7 +199,7 @@ def download_archive(
     """
     if urlparse(url).scheme not in ("http", "https"):
         raise ValueError(f"the archive URL must be http(s), not {url!r}")
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()  # the printed next command works from any folder
     out.mkdir(parents=True, exist_ok=True)
     root = out / top
     if all((root / p).exists() for p in required):

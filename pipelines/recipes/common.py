@@ -156,8 +156,14 @@ class RecipeResult:
         return dict(Counter(s.reason for s in self.skipped).most_common())
 
     def ingest_commands(self, dataset: str | os.PathLike[str]) -> list[list[str]]:
-        """The full ``audiomill ingest ... --out DATASET`` command lines to run next."""
-        return [["audiomill", "ingest", *a, "--out", os.fspath(dataset)] for a in self.ingest_args]
+        """The full ``audiomill ingest ... --out DATASET`` command lines to run next.
+
+        A local ``dataset`` is made absolute, as every other path of the commands is, so a
+        command pasted in another folder writes where it was meant to.
+        """
+        target = os.fspath(dataset)
+        target = target if "://" in target else os.path.abspath(target)
+        return [["audiomill", "ingest", *a, "--out", target] for a in self.ingest_args]
 
 
 def check_split_name(name: str) -> str:
