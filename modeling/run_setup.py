@@ -194,13 +194,16 @@ def plan_run(
     ------
     ValueError
         For a split the dataset does not have or has no shards of the input, with what it
-        has instead, for ``--epochs`` that is not positive and finite, for model arguments the
-        model does not take, that the dataset sets, or that it cannot be built or run on a zero
-        batch with, and for a learning rate that is not positive and finite.
+        has instead, for a ``--batch-size`` that is not positive, ``--epochs`` that is not
+        positive and finite, for model arguments the model does not take, that the dataset
+        sets, or that it cannot be built or run on a zero batch with, and for a learning rate
+        that is not positive and finite.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
     check_learning_rate(learning_rate)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
         raise ValueError(f"--epochs must be positive, got {epochs:g}")
     store = DatasetStore(dataset, storage_options)
