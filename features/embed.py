@@ -31,7 +31,7 @@ from features.class_index import (
     reading_shard,
 )
 from features.dask_runtime import dask_client, map_shards
-from features.embedding_shards import commit_embedding_shard
+from features.embedding_shards import commit_embedding_shard, remove_uncommitted_shards
 from features.quiet_tensorflow import quiet_tensorflow_import
 from features.tensorflow_device import default_device
 from features.vggish_checkpoint import check_checkpoint
@@ -452,7 +452,9 @@ def embed_dataset(
     Embedding shards whose files were deleted (or are not at their committed size) are first
     dropped from the manifest and embedded again; when ``embeddings/vggish`` is gone altogether
     the model's embeddings start afresh, with ``settings``' weights (see
-    :func:`_drop_lost_embeddings`).
+    :func:`_drop_lost_embeddings`). Then what an interrupted run left in the embedding folders
+    of ``splits`` is removed: shard files the manifest does not list and shard temporaries
+    (:func:`features.embedding_shards.remove_uncommitted_shards`).
 
     Parameters
     ----------
@@ -506,6 +508,10 @@ def embed_dataset(
         save_manifest(store, manifest)
         for line in dropped:
             log.warning("%s", line)
+        for split in names:
+            entry = manifest.embedding_split(MODEL, split)
+            for rel in remove_uncommitted_shards(store, entry, f"embeddings/{MODEL}/{split}"):
+                log.warning("removed %s, left uncommitted by an interrupted run", store.url(rel))
         todo, skipped = [], 0
         for split in names:
             done = {s.index for s in manifest.embedding_split(MODEL, split).shards}

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.dataset_state import is_shard_file_name
 from pipelines.storage import DatasetStore
-from schemas.dataset import ShardEntry, ShardFile, embedding_shard_path
+from schemas.dataset import ShardEntry, ShardFile, SplitEntry, embedding_shard_path
 from schemas.embeddings import (
     EMBEDDING_SCHEMA_VERSION,
     VIDEO_ID_MIN_WIDTH,
@@ -104,3 +105,27 @@ def commit_embedding_shard(
         run_id=run_id,
         clip_ids_sha256=hashlib.sha256("\n".join(rows.clip_ids).encode()).hexdigest(),
     )
+
+
+def remove_uncommitted_shards(store: DatasetStore, entry: SplitEntry, rel_dir: str) -> list[str]:
+    """Delete what an interrupted run left in the embedding folder ``rel_dir``: shard files that
+    no committed shard of ``entry`` lists, and the temporaries of shard writes.
+
+    Only shard names and their temporaries (:func:`pipelines.dataset_state.is_shard_file_name`)
+    are candidates: a file of the user's in the folder is left as it is. Call it only while
+    holding the dataset's lock: a live run's temporaries look the same.
+
+    Returns
+    -------
+    list of str
+        The removed paths, relative to the dataset.
+    """
+    listed = {f.path for shard in entry.shards for f in shard.files.values()}
+    removed = [
+        rel
+        for name in store.listdir(rel_dir)
+        if is_shard_file_name(name) and (rel := f"{rel_dir}/{name}") not in listed
+    ]
+    for rel in removed:
+        store.remove(rel)
+    return removed

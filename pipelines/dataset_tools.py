@@ -471,11 +471,7 @@ def _uncommitted_work(
             f"split {split}: {n} clip(s) recorded as committed in the ledger are in no shard of "
             "the manifest"
         )
-    embedded = [  # not their temporaries: embed leaves them, import removes them
-        f"{rel}: not in the manifest"
-        for rel in unlisted
-        if rel.startswith("embeddings/") and ".tmp-" not in rel
-    ]
+    embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
     holder = DatasetLock(store).live_holder()
     if problems:
         problems.append(_leftover_advice(WAVEFORMS, holder))
