@@ -1426,7 +1426,10 @@ def test_dataset_commands_on_imported_embeddings_only(tmp_path):
     store.write_bytes_atomic(CLASSES, CLASSES_MAP.to_csv_text().encode())
     f = _embed(store, manifest, "bal", 0, ["x_0", "y_0"]).files["hdf5"]
     info = audiomill("dataset", "info", store.url()).stdout
-    assert info.startswith(f"{store.url()}: vggish embeddings of 2 clips, 0.0 MB; 16000 Hz")
+    assert info.startswith(  # the importer's 16000 Hz x 10.0 s are placeholders, not facts
+        f"{store.url()}: vggish embeddings of 2 clips, 0.0 MB; no waveforms, {len(CLASSES_MAP)} "
+        "classes\n"
+    )
     assert "│ vggish │ bal   │ 2     │ 1      │" in info
     assert json.loads(audiomill("dataset", "info", store.url(), "--json").stdout)["embeddings"]
     assert audiomill("dataset", "verify", store.url()).stdout.endswith(
