@@ -1398,9 +1398,10 @@ def test_verify_finds_embedding_files_outside_the_manifest(tmp_path, store, clip
     f = _embed(store, manifest, "bal", 0, ["x_0"]).files["hdf5"]
     orphan = embedding_shard_path("vggish", "bal", 1, "hdf5")
     store.write_bytes_atomic(orphan, store.read_bytes(f.path))
-    store.write_bytes_atomic(f"{orphan}.tmp-0123", b"")  # a temporary is cleaned up, not reported
+    store.write_bytes_atomic(f"{orphan}.tmp-0123", b"")  # a killed shard write leaves it
     assert verify_dataset(store.url()).problems == [
         f"{orphan}: not in the manifest",
+        f"{orphan}.tmp-0123: not in the manifest",
         "an interrupted embed or import leaves this behind: run the same embed or import again, "
         "which replaces or removes these files",
     ]
