@@ -16,7 +16,10 @@ from features.vggish_frontend import (
     one_example_samples,
     waveform_to_examples,
 )
-from pipelines.audio import decode, to_mono
+from pipelines.audio import decode, float_to_int16, resample, to_mono
+
+INGEST_SAMPLE_RATE = 32000
+"""``audiomill ingest``'s default ``--sample-rate``, at which files are embedded by default."""
 
 
 @dataclass
@@ -43,21 +46,28 @@ class FileEmbeddings:
         return np.arange(len(self.quantized)) * EXAMPLE_SECONDS
 
 
-def embed_file(path: str, settings: EmbedSettings) -> FileEmbeddings:
-    """Decode ``path`` (any format ingest reads), and embed every full 0.96 s example of it.
+def embed_file(
+    path: str, settings: EmbedSettings, sample_rate: int = INGEST_SAMPLE_RATE
+) -> FileEmbeddings:
+    """Embed every full 0.96 s example of ``path`` (any format ingest reads) as ``embed``
+    embeds the file's clip in a dataset ingested at ``sample_rate``.
 
-    A file shorter than one example is zero-padded to one, as ``embed`` keeps a short clip.
+    The file is prepared as ingest prepares a clip (decoded, downmixed, resampled with soxr
+    and quantized to int16 as :func:`pipelines.audio.prepare_clip` does, without cutting it to
+    a clip's length), so its embeddings are those of the dataset's clip: VGGish's log-mel
+    front end magnifies the int16 rounding in nearly empty bands. A file shorter than one
+    example is zero-padded to one, as ``embed`` keeps a short clip.
     """
     audio = decode(path)
-    mono = to_mono(audio.samples)
+    stored = float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, sample_rate))
     examples = waveform_to_examples(
-        mono, audio.sample_rate, mode=settings.mode, resampler=settings.resampler
+        stored, sample_rate, mode=settings.mode, resampler=settings.resampler
     )
     padded = not len(examples)
     if padded:
-        mono = np.pad(mono, (0, one_example_samples(audio.sample_rate) - len(mono)))
+        stored = np.pad(stored, (0, one_example_samples(sample_rate) - len(stored)))
         examples = waveform_to_examples(
-            mono, audio.sample_rate, mode=settings.mode, resampler=settings.resampler
+            stored, sample_rate, mode=settings.mode, resampler=settings.resampler
         )
     raw, quantized = load_embedder(settings).embed(examples)
     return FileEmbeddings(os.fspath(path), quantized, raw, padded)

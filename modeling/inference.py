@@ -3,16 +3,23 @@
 **Audio files** are local paths or URLs, fetched as ingest fetches them
 (:func:`pipelines.fetch.fetch_media`: fsspec stores such as ``s3://bucket/key``, http(s) through
 yt-dlp) into a temporary folder; they are decoded with :func:`pipelines.audio.decode` (any
-format ingest reads), downmixed to mono and brought to what the run's model takes:
+format ingest reads), and prepared as ingest prepares a clip (downmixed to mono, resampled with
+soxr HQ and quantized to int16 with :func:`pipelines.audio.float_to_int16`), so that a file
+scores as its ingested clip does; scoring its float samples instead would not, since the
+log-mel front end magnifies the int16 rounding in nearly empty bands. Then, as the run's model
+takes it:
 
-- *waveform runs*: resampled (soxr HQ) to the run's sample rate
-  (``RunConfig.model_kwargs["sample_rate"]``), samples in [-1, 1];
-- *embedding runs*: VGGish embeddings, one 128-byte frame per 0.96 s, computed like
-  ``audiomill embed-files`` (:func:`features.embed_files.embed_file`: the VGGish front end,
-  the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization), so a checkpoint and
-  a PCA file are needed: those the run's embeddings were made with, whose digests training
-  records (:mod:`modeling.embedding_provenance`). Other files are refused; with a run that
-  records none (trained before it did, or on imported embeddings) they are used with a warning.
+- *waveform runs*: at the run's sample rate (``RunConfig.model_kwargs["sample_rate"]``),
+  scaled to float as training and ``evaluate`` read stored waveforms
+  (:func:`modeling.readers.to_float`);
+- *embedding runs*: at the sample rate of the run's dataset (``RunConfig.dataset``; ingest's
+  default, with a warning, when it cannot be read), as VGGish embeddings, one 128-byte frame per
+  0.96 s, computed like ``audiomill embed-files`` (:func:`features.embed_files.embed_file`: the
+  VGGish front end, the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization), so
+  a checkpoint and a PCA file are needed: those the run's embeddings were made with, whose
+  digests training records (:mod:`modeling.embedding_provenance`). Other files are refused;
+  with a run that records none (trained before it did, or on imported embeddings) they are
+  used with a warning.
 
 A file is then cut into windows of the model's clip length (``clip_samples`` samples or
 ``num_frames`` frames): one window, zero-padded at its end, when the file is no longer than a
@@ -60,11 +67,11 @@ import tensorflow as tf
 
 from modeling.embedding_provenance import check_weights
 from modeling.evaluation import LoadedRun, Progress, SplitScores, load_run, open_split, score_split
-from modeling.readers import ShardReader
+from modeling.readers import ShardReader, to_float
 from modeling.runs import RunDir, write_atomic
 from modeling.scoring import predict_rows
 from modeling.train_data import read_row_labels
-from pipelines.audio import decode, resample, to_mono
+from pipelines.audio import decode, float_to_int16, resample, to_mono
 from pipelines.dataset_state import load_manifest
 from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
@@ -157,12 +164,15 @@ def clip_windows(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def load_waveform(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
-    """Decode ``path``, downmix to mono and resample to ``sample_rate``.
+    """``path`` as ingest stores it at ``sample_rate``, scaled as training reads it.
+
+    Decoded, downmixed, resampled and quantized to int16 as
+    :func:`pipelines.audio.prepare_clip` does (without cutting it to a clip's length), then
+    scaled by :func:`modeling.readers.to_float`, as the dataset readers scale stored clips.
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
-        Samples clipped to [-1, 1].
 
     Raises
     ------
@@ -170,9 +180,8 @@ def load_waveform(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         If the file is missing, empty or not audio.
     """
     audio = decode(path)
-    mono = to_mono(audio.samples).astype(np.float32)
-    wave = resample(mono, audio.sample_rate, sample_rate)
-    return np.clip(wave, -1.0, 1.0).astype(np.float32)
+    stored = float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, sample_rate))
+    return to_float(stored)
 
 
 def _waveform_windows(loaded: LoadedRun, path: str) -> np.ndarray:
@@ -217,10 +226,36 @@ def _embed_settings(
     return settings
 
 
-def _embedding_windows(loaded: LoadedRun, path: str, settings: EmbedSettings) -> np.ndarray:
+def _dataset_sample_rate(
+    loaded: LoadedRun, storage_options: dict | None, warn: Callable[[str], None]
+) -> int:
+    """The sample rate the run's dataset stores clips at, which its embeddings were made from;
+    ingest's default, with a warning, when its manifest cannot be read."""
+    from features.embed_files import INGEST_SAMPLE_RATE
+
+    dataset = loaded.config.dataset
+    try:
+        manifest = load_manifest(DatasetStore(dataset, storage_options))
+    except (OSError, ValueError) as exc:
+        manifest, reason = None, str(exc)
+    else:
+        reason = "no manifest.json"
+    if manifest is not None:
+        return manifest.sample_rate
+    warn(
+        f"cannot read the sample rate of run {loaded.run.path}'s dataset {dataset} ({reason}): "
+        f"audio files are embedded as clips ingested at {INGEST_SAMPLE_RATE} Hz (ingest's "
+        "default), whose scores differ slightly from those of clips ingested at another rate"
+    )
+    return INGEST_SAMPLE_RATE
+
+
+def _embedding_windows(
+    loaded: LoadedRun, path: str, settings: EmbedSettings, sample_rate: int
+) -> np.ndarray:
     from features.embed_files import embed_file
 
-    frames = embed_file(path, settings)
+    frames = embed_file(path, settings, sample_rate)
     num_frames = int(loaded.config.model_kwargs.get("num_frames") or loaded.model.input_shape[1])
     return clip_windows(frames.quantized, num_frames)
 
@@ -336,9 +371,9 @@ def predict_files(
     warn : callable
         Called with a one-line warning when an embedding run records no VGGish weights to
         check ``checkpoint`` and ``pca_params`` against (runs trained before they were
-        recorded, or on imported embeddings).
+        recorded, or on imported embeddings), or its dataset's sample rate cannot be read.
     storage_options : dict, optional
-        fsspec options of URL ``paths``.
+        fsspec options of URL ``paths`` and of the run's dataset.
 
     Returns
     -------
@@ -356,9 +391,10 @@ def predict_files(
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     loaded = load_run(run, which)
-    settings = None
+    settings, rate = None, 0
     if loaded.config.input == "embeddings":
         settings = _embed_settings(loaded, checkpoint, pca_params, mode, warn)
+        rate = _dataset_sample_rate(loaded, storage_options, warn)
     batches = _WindowBatches(window_scorer(loaded.model), batch_size)
     sources: list[str] = []
     counts: list[int] = []
@@ -366,7 +402,7 @@ def predict_files(
         path = os.fspath(path)
         with local_audio(path, storage_options) as local:
             if settings is not None:
-                windows = _embedding_windows(loaded, local, settings)
+                windows = _embedding_windows(loaded, local, settings, rate)
             else:
                 windows = _waveform_windows(loaded, local)
         # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.

@@ -138,13 +138,14 @@ def test_predict_embedding_files_with_vggish(
     got = predict_files(served.emb, [short, long], checkpoint=checkpoint, pca_params=pca)
     assert [p.windows for p in got] == [1, 2]
     settings = EmbedSettings(checkpoint, pca)
-    frames = embed_file(str(short), settings).quantized
+    rate = 8000  # the run's dataset's: files are embedded as its clips
+    frames = embed_file(str(short), settings, rate).quantized
     assert frames.shape == (3, 128)
     padded = np.zeros((1, 10, 128), np.float32)
     padded[0, :3] = frames
     model = load_trained_model(served.emb)
     np.testing.assert_allclose(got[0].scores, model.predict(padded, verbose=0)[0], atol=1e-5)
-    frames = embed_file(str(long), settings).quantized.astype(np.float32)
+    frames = embed_file(str(long), settings, rate).quantized.astype(np.float32)
     assert len(frames) == 13
     want = model.predict(np.stack([frames[:10], frames[3:]]), verbose=0).max(axis=0)
     np.testing.assert_allclose(got[1].scores, want, atol=1e-5)
@@ -152,7 +153,7 @@ def test_predict_embedding_files_with_vggish(
         predict_files(served.emb, [short])
     half = _tone(tmp_path / "half.wav", 0.5, 16000, 440.0)
     (got,) = predict_files(served.emb, [half], checkpoint=checkpoint, pca_params=pca)
-    frames = embed_file(str(half), settings).quantized
+    frames = embed_file(str(half), settings, rate).quantized
     assert got.windows == 1 and frames.shape == (1, 128)  # zero-padded to one example
     padded[0] = 0
     padded[0, 0] = frames[0]
