@@ -16,6 +16,12 @@ to frame order (the attention models on embeddings) give the same scores for eve
 so there TTA changes nothing but the cost; it helps models that see position, such as the
 log-mel CNNs, whose variants cross the clip's padding and edges differently.
 
+N may not exceed the clip's samples or frames (the shifts would repeat), nor :data:`MAX_TTA`:
+every variant is one more forward pass over the whole split, and one more branch of the
+averaged model, so each batch holds the activations of N batches at once. The gain of more
+variants fades long before that: 32 shifts of a 10 s clip lie 0.31 s apart, about the time step
+of the CNN14-style model's last feature map (32 hops of 10 ms).
+
 The pieces that open a run and score a split (:func:`load_run`, :func:`open_split`,
 :func:`score_split`) are shared with :mod:`modeling.inference`.
 """
@@ -43,6 +49,9 @@ from schemas.classmap import ClassMap
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with clips scored so far."""
+
+MAX_TTA = 32
+"""Most test-time augmentation variants (see the module docstring)."""
 
 
 @dataclass
@@ -191,23 +200,29 @@ def tta_shifts(input_kind: str, length: int, n: int) -> list[int]:
     -------
     list of int
         ``round(k * length / n)`` samples for waveforms, ``k`` frames for embeddings,
-        k = 0 .. n-1; ``[0]`` without augmentation.
+        k = 0 .. n-1, all distinct; ``[0]`` without augmentation.
 
     Raises
     ------
     ValueError
-        If ``n`` is negative, or exceeds the frames of an embedding clip (shifts would repeat).
+        If ``n`` is negative, above :data:`MAX_TTA`, or above ``length`` (shifts would repeat).
     """
     if n < 0:
         raise ValueError(f"--tta must be >= 0, got {n}")
     if n <= 1:
         return [0]
+    if n > MAX_TTA:
+        raise ValueError(
+            f"--tta {n}: at most {MAX_TTA} variants (each one scores the whole split once "
+            "more, and a batch holds the activations of every variant at once)"
+        )
+    if n > length:
+        unit = "frame" if input_kind == "embedding" else "sample"
+        raise ValueError(
+            f"--tta {n} needs {n} distinct shifts but clips have {length} "
+            f"{unit}{'s' if length != 1 else ''}"
+        )
     if input_kind == "embedding":
-        if n > length:
-            raise ValueError(
-                f"--tta {n} needs {n} distinct frame shifts but clips have {length} "
-                f"frame{'s' if length != 1 else ''}"
-            )
         return list(range(n))
     return [round(k * length / n) for k in range(n)]
 
@@ -367,9 +382,9 @@ def evaluate_run(
     config = loaded.config
     dataset = str(dataset if dataset is not None else config.dataset)
     reader = open_split(loaded, dataset, split, storage_options)
+    shifts = tta_shifts(config.input_kind, reader.x_shape[0], tta)
     if config.task == "singlelabel":
         check_single_labels(reader, read_row_labels(reader), np.arange(reader.num_rows))
-    shifts = tta_shifts(config.input_kind, reader.x_shape[0], tta)
     scored = score_split(loaded.model, reader, batch_size, shifts, progress)
     metrics = task_metrics(config.task, scored.targets, scored.scores)
     result: dict[str, Any] = {

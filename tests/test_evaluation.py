@@ -13,7 +13,15 @@ import pytest
 from sklearn.metrics import precision_recall_curve as sk_precision_recall_curve
 from typer.testing import CliRunner
 
-from modeling.evaluation import evaluate_run, load_run, open_split, score_split, tta_shifts
+from modeling import evaluation
+from modeling.evaluation import (
+    MAX_TTA,
+    evaluate_run,
+    load_run,
+    open_split,
+    score_split,
+    tta_shifts,
+)
 from modeling.evaluation_report import precision_recall_curve
 from modeling.readers import to_float
 from modeling.scoring import task_metrics
@@ -90,6 +98,29 @@ def test_tta_averages_circular_shifts(served: Served, tmp_path: Path) -> None:
     result = evaluate_run(served.wave, served.root, "eval", tta=2, out_dir=tmp_path)
     assert result["tta"] == 2 and result["tta_shifts"] == [0, 400]
     assert json.loads((tmp_path / "metrics.json").read_text())["tta"] == 2
+
+
+def test_tta_refuses_repeated_shifts_and_more_variants_than_its_cap(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(set(tta_shifts("waveform", MAX_TTA, MAX_TTA))) == MAX_TTA
+    with pytest.raises(ValueError, match=r"--tta 5 needs 5 distinct shifts but clips have 4 sam"):
+        tta_shifts("waveform", 4, 5)
+    with pytest.raises(ValueError, match=rf"--tta {MAX_TTA + 1}: at most {MAX_TTA} variants"):
+        tta_shifts("waveform", 10**6, MAX_TTA + 1)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a refused --tta must not build the model")
+
+    monkeypatch.setattr(evaluation, "load_trained_model", no_model)
+    with pytest.raises(ValueError, match=rf"--tta 100000: at most {MAX_TTA} variants"):
+        evaluate_run(served.wave, served.root, "eval", tta=100000, out_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="--tta 11 needs 11 distinct shifts"):
+        evaluate_run(served.emb, served.root, "eval", tta=11, out_dir=tmp_path / "b")
+    args = ["evaluate", str(served.wave), str(served.root), "--out", str(tmp_path / "c")]
+    refused = CliRunner().invoke(app, [*args, "--tta", "100000"])
+    assert refused.exit_code == 2 and f"at most {MAX_TTA} variants" in refused.output
+    assert not (tmp_path / "c").exists()
 
 
 def test_precision_recall_curve_matches_sklearn() -> None:
