@@ -19,7 +19,8 @@ from features.vggish_frontend import (
 from pipelines.audio import decode, float_to_int16, resample, to_mono
 
 INGEST_SAMPLE_RATE = 32000
-"""``audiomill ingest``'s default ``--sample-rate``, at which files are embedded by default."""
+"""``audiomill ingest``'s default ``--sample-rate``: ``predict`` embeds files as clips ingested
+at it when the run's dataset cannot tell its own."""
 
 
 @dataclass
@@ -47,27 +48,30 @@ class FileEmbeddings:
 
 
 def embed_file(
-    path: str, settings: EmbedSettings, sample_rate: int = INGEST_SAMPLE_RATE
+    path: str, settings: EmbedSettings, sample_rate: int | None = None
 ) -> FileEmbeddings:
-    """Embed every full 0.96 s example of ``path`` (any format ingest reads) as ``embed``
-    embeds the file's clip in a dataset ingested at ``sample_rate``.
+    """Embed every full 0.96 s example of ``path`` (any format ingest reads).
 
-    The file is prepared as ingest prepares a clip (decoded, downmixed, resampled with soxr
-    and quantized to int16 as :func:`pipelines.audio.prepare_clip` does, without cutting it to
-    a clip's length), so its embeddings are those of the dataset's clip: VGGish's log-mel
-    front end magnifies the int16 rounding in nearly empty bands. A file shorter than one
-    example is zero-padded to one, as ``embed`` keeps a short clip.
+    Without ``sample_rate`` the file's own samples go to the front end, as in Google's
+    reference (``embed-files``). With it, the file is prepared as ingest prepares a clip at
+    that rate (downmixed, resampled with soxr and quantized to int16 as
+    :func:`pipelines.audio.prepare_clip` does, without cutting it to a clip's length), so its
+    embeddings are those ``embed`` makes of its clip in a dataset ingested at ``sample_rate``
+    (``predict`` with an embedding run): VGGish's log-mel front end magnifies the int16
+    rounding in nearly empty bands. A file shorter than one example is zero-padded to one, as
+    ``embed`` keeps a short clip.
     """
     audio = decode(path)
-    stored = float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, sample_rate))
-    examples = waveform_to_examples(
-        stored, sample_rate, mode=settings.mode, resampler=settings.resampler
-    )
+    rate = audio.sample_rate if sample_rate is None else sample_rate
+    samples = to_mono(audio.samples)
+    if sample_rate is not None:
+        samples = float_to_int16(resample(samples, audio.sample_rate, sample_rate))
+    examples = waveform_to_examples(samples, rate, mode=settings.mode, resampler=settings.resampler)
     padded = not len(examples)
     if padded:
-        stored = np.pad(stored, (0, one_example_samples(sample_rate) - len(stored)))
+        samples = np.pad(samples, (0, one_example_samples(rate) - len(samples)))
         examples = waveform_to_examples(
-            stored, sample_rate, mode=settings.mode, resampler=settings.resampler
+            samples, rate, mode=settings.mode, resampler=settings.resampler
         )
     raw, quantized = load_embedder(settings).embed(examples)
     return FileEmbeddings(os.fspath(path), quantized, raw, padded)

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 from features.embed import EmbedSummary
-from features.embed_files import INGEST_SAMPLE_RATE
 from features.quiet_tensorflow import NATIVE_INFO_LINE
 from features.vggish_frontend import batch_waveform_to_examples, waveform_to_examples
-from pipelines.audio import decode, float_to_int16, resample, to_mono
+from pipelines.audio import decode, to_mono
 from pipelines.clip_stage import ClipSettings, stage_clip
 from pipelines.dataset_state import adopt_commits, load_manifest, save_manifest
 from pipelines.fetch import FetchOptions
@@ -200,10 +199,8 @@ def test_embed_files_npz_and_parquet(tmp_path: Path, weights):
         quantized = npz["embedding"]
     from features.vggish_model import VGGishEmbedder
 
-    audio = decode(str(a))  # prepared as ingest prepares a clip at its default rate
-    rate = INGEST_SAMPLE_RATE
-    stored = float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, rate))
-    examples = waveform_to_examples(stored, rate, mode="exact")
+    audio = decode(str(a))
+    examples = waveform_to_examples(to_mono(audio.samples), audio.sample_rate, mode="exact")
     _, want = VGGishEmbedder(*weights).embed(examples)
     np.testing.assert_array_equal(quantized[:3], want)
     pq_out = tmp_path / "emb.parquet"

@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 import features.embed as embed_module
 import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset, embed_waveforms
-from features.embed_files import INGEST_SAMPLE_RATE, embed_file
+from features.embed_files import embed_file
 from features.vggish_frontend import one_example_samples, waveform_to_examples
-from pipelines.audio import float_to_int16, resample
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.shard_writers import HDF5ShardWriter, ShardRow
 from pipelines.storage import DatasetStore
@@ -140,10 +139,9 @@ def test_embed_file_pads_a_file_shorter_than_one_example(tmp_path: Path, vggish:
     sf.write(short, audio, 22050, subtype="FLOAT")
     got = embed_file(str(short), vggish)
     assert got.padded and len(got.quantized) == 1
-    stored = float_to_int16(resample(audio, 22050, INGEST_SAMPLE_RATE))  # as ingest stores it
-    padded = np.zeros(one_example_samples(INGEST_SAMPLE_RATE), np.int16)
-    padded[: len(stored)] = stored
-    want = waveform_to_examples(padded, INGEST_SAMPLE_RATE, mode="fast")
+    padded = np.zeros(one_example_samples(22050), np.float32)
+    padded[: len(audio)] = audio
+    want = waveform_to_examples(padded, 22050, mode="fast")
     np.testing.assert_array_equal(embed_files_module.load_embedder(vggish).calls[-1], want)
     two = tmp_path / "two.wav"
     sf.write(two, np.zeros(2 * 22050, np.float32), 22050, subtype="FLOAT")

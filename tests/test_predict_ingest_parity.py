@@ -18,10 +18,11 @@ import soundfile as sf
 import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_waveforms
 from features.embed_files import INGEST_SAMPLE_RATE, embed_file
+from features.vggish_frontend import waveform_to_examples
 from modeling.inference import clip_windows, load_waveform, predict_files
 from modeling.readers import to_float
 from modeling.runs import load_trained_model
-from pipelines.audio import prepare_clip
+from pipelines.audio import decode, prepare_clip, to_mono
 from pipelines.ingest import IngestConfig
 from tests.inference_fixtures import Served, served_runs
 
@@ -100,15 +101,28 @@ def test_an_embedded_file_gives_the_examples_embed_makes_of_its_ingested_clip(
     np.testing.assert_array_equal(by_file, by_dataset)
 
 
-def test_embed_files_prepares_files_at_ingests_default_rate(
+def test_embed_files_embeds_a_file_as_decoded_and_predict_as_ingested(
     tmp_path: Path, recording: RecordingEmbedder
 ) -> None:
+    """``embed-files`` gives the front end the file's own samples, as Google's reference does;
+    with a sample rate the file is embedded as ingest would store it."""
     assert IngestConfig.sample_rate == INGEST_SAMPLE_RATE
     path = _faint_highs(tmp_path / "clip.wav", 1.0, 22050)
     settings = EmbedSettings("ckpt", "pca")
     embed_file(str(path), settings)
     embed_file(str(path), settings, sample_rate=INGEST_SAMPLE_RATE)
-    np.testing.assert_array_equal(*recording.calls)
+    as_decoded, as_ingested = recording.calls
+    audio = decode(str(path))
+    np.testing.assert_array_equal(
+        as_decoded,
+        waveform_to_examples(
+            to_mono(audio.samples),
+            audio.sample_rate,
+            mode=settings.mode,
+            resampler=settings.resampler,
+        ),
+    )
+    assert not np.array_equal(as_decoded, as_ingested)
 
 
 def test_predict_embeds_files_at_the_rate_of_the_runs_dataset(
@@ -131,5 +145,5 @@ def test_predict_embeds_files_at_the_rate_of_the_runs_dataset(
     predict_files(run, [path], warn=warnings.append)
     assert len(warnings) == 1 and f"{tmp_path / 'gone'}" in warnings[0]
     assert f"{INGEST_SAMPLE_RATE} Hz" in warnings[0]
-    embed_file(str(path), EmbedSettings("c", "p"))
+    embed_file(str(path), EmbedSettings("c", "p"), sample_rate=INGEST_SAMPLE_RATE)
     np.testing.assert_array_equal(recording.calls[-2], recording.calls[-1])
