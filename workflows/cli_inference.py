@@ -104,7 +104,8 @@ def evaluate(
         int,
         typer.Option(
             help="Test-time augmentation: average over N circular time shifts of each clip "
-            "(waveforms: by k/N of its length; embeddings: by k frames). 0: none."
+            "(waveforms: by k/N of its length; embeddings: by k frames); N at most 32 and "
+            "at most the clip's frames. 0: none."
         ),
     ] = 0,
     batch_size: BatchSize = 64,
