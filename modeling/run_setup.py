@@ -27,6 +27,11 @@ DATA_ARGS = {
     "embeddings": ("num_frames", "embedding_dim", "input_dtype"),
 }
 """Builder arguments set from the dataset (its input shape), never by ``--model-arg``."""
+MAX_STEPS = 10**12
+"""The most steps a run may train. At 10,000 steps a second, far more than any model trains,
+they take three years, so a larger count (``--steps``, or the steps ``--epochs`` make) is a
+mistake; the limit is far below ``sys.maxsize`` (``itertools.islice``, Keras' steps per epoch)
+and below 2**53, so step counts stay exact in float arithmetic (progress, TensorBoard)."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -194,16 +199,26 @@ def plan_run(
     ------
     ValueError
         For a split the dataset does not have or has no shards of the input, with what it
-        has instead, for a ``--batch-size`` that is not positive, ``--epochs`` that is not
-        positive and finite, for model arguments the model does not take, that the dataset
+        has instead, for a ``--batch-size``, ``--steps`` or ``--eval-every`` that is not
+        positive, ``--epochs`` that is not positive and finite, more steps than
+        :data:`MAX_STEPS`, for model arguments the model does not take, that the dataset
         sets, or that it cannot be built or run on a zero batch with, and for a learning rate
         that is not positive and finite.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
     check_learning_rate(learning_rate)
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    for option, value in (
+        ("--batch-size", batch_size),
+        ("--steps", steps),
+        ("--eval-every", eval_every),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be positive, got {value}")
+    if steps is not None and steps > MAX_STEPS:
+        raise ValueError(
+            f"--steps {steps} is more than a run may train: at most {MAX_STEPS:,} steps"
+        )
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
         raise ValueError(f"--epochs must be positive, got {epochs:g}")
     store = DatasetStore(dataset, storage_options)
@@ -257,7 +272,7 @@ def plan_run(
     if folds is not None:
         clips -= clips // folds
     if steps is None:
-        steps = max(1, math.ceil((10.0 if epochs is None else epochs) * clips / batch_size))
+        steps = _epoch_steps(10.0 if epochs is None else epochs, clips, batch_size)
     if eval_every is None:
         eval_every = max(1, math.ceil(steps / 10))
     data_kwargs = _data_kwargs(
@@ -290,6 +305,26 @@ def plan_run(
         mixed_precision=mixed_precision,
     )
     return config, classes
+
+
+def _epoch_steps(epochs: float, clips: int, batch_size: int) -> int:
+    """The steps of ``epochs`` passes over ``clips`` clips in batches of ``batch_size`` (at
+    least one).
+
+    Raises
+    ------
+    ValueError
+        Naming ``--epochs`` and the most epochs a run may train, when they make more steps than
+        :data:`MAX_STEPS`.
+    """
+    steps = epochs * clips / batch_size  # inf when it overflows
+    if not steps <= MAX_STEPS:
+        raise ValueError(
+            f"--epochs {epochs:g} is more than a run may train: at most {MAX_STEPS:,} steps, "
+            f"{MAX_STEPS * batch_size / clips:.4g} epochs of {clips} training clips in batches "
+            f"of {batch_size}"
+        )
+    return max(1, math.ceil(steps))
 
 
 def _check_model_args(
