@@ -201,9 +201,9 @@ def plan_run(
         For a split the dataset does not have or has no shards of the input, with what it
         has instead, for a ``--batch-size``, ``--steps`` or ``--eval-every`` that is not
         positive, ``--epochs`` that is not positive and finite, more steps than
-        :data:`MAX_STEPS`, for model arguments the model does not take, that the dataset
-        sets, or that it cannot be built or run on a zero batch with, and for a learning rate
-        that is not positive and finite.
+        :data:`MAX_STEPS`, a ``--mixup`` alpha that is not finite and >= 0, for model arguments
+        the model does not take, that the dataset sets, or that it cannot be built or run on a
+        zero batch with, and for a learning rate that is not positive and finite.
     """
     if input not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input!r}")
@@ -221,6 +221,8 @@ def plan_run(
         )
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
         raise ValueError(f"--epochs must be positive, got {epochs:g}")
+    if not (math.isfinite(mixup) and mixup >= 0):
+        raise ValueError(f"--mixup must be a finite alpha >= 0, got {mixup:g}")
     store = DatasetStore(dataset, storage_options)
     manifest = load_manifest(store)
     if manifest is None:
