@@ -334,13 +334,19 @@ def _workflow_rerun(ctx: typer.Context, resume: bool, restart: bool) -> tuple[bo
     return False, True
 
 
-def _grid(text: str | None, cast: type, default: Any) -> list[Any]:
-    if not text:
+def _grid(text: str | None, option: str, default: float) -> list[float]:
+    """The values of a sweep's comma-separated grid ``option`` (empty items left out), or
+    ``default`` when it is not given; fails on an item that is not a number and on a list of no
+    values (``--lr ,``)."""
+    if text is None:
         return [default]
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        fail(f"{option} lists no values")
     try:
-        return [cast(v) for v in text.split(",") if v.strip()]
+        return [float(item) for item in items]
     except ValueError:
-        fail(f"not a comma-separated list of numbers: {text!r}")
+        fail(f"{option} is not a comma-separated list of numbers: {text!r}")
 
 
 def _nothing_to_rank(eval_split: str | None, splits: list[str] | None) -> NoReturn:
@@ -451,7 +457,7 @@ def sweep(
         fail("use --folds or --fold-split, not both")
     if fold_splits and len(fold_splits) < 2:
         fail("--fold-split needs at least two splits")
-    rates = _grid(lr, float, 1e-3)
+    rates = _grid(lr, "--lr", 1e-3)
     for rate in rates:
         _learning_rate(rate)
     plans: list[tuple[str, dict[str, Any]]] = []
@@ -464,12 +470,12 @@ def sweep(
     else:
         plans = [("all", {"splits": split, "eval_split": eval_split})]
     for rate in rates:  # every run's folder, before the first run trains
-        for alpha in _grid(mixup, float, 0.0):
+        for alpha in _grid(mixup, "--mixup", 0.0):
             for name, _ in plans:
                 _check_out(sweep_dir / f"lr{rate:g}-mixup{alpha:g}" / name, "sweep", "run")
     rows = []
     for rate in rates:
-        for alpha in _grid(mixup, float, 0.0):
+        for alpha in _grid(mixup, "--mixup", 0.0):
             setting = f"lr{rate:g}-mixup{alpha:g}"
             values = []
             for name, fold_options in plans:

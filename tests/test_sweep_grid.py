@@ -1,0 +1,40 @@
+"""A sweep's grid is checked, and every run planned, before the first run trains: a refusal is
+one line naming the option, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_train_options_model_args import _error
+from tests.training_fixtures import single_label_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return single_label_dataset(tmp_path_factory.mktemp("grid") / "ds", train=16).root
+
+
+def _sweep(dataset: Path, out: Path, *grid: str) -> str:
+    args = ["sweep", str(dataset), "--out", str(out), "--task", "singlelabel", "--steps", "2"]
+    return _error([*args, "--batch-size", "8", "--model-arg", "hidden=8", *grid])
+
+
+@pytest.mark.parametrize(
+    ("option", "text"), [("--lr", ",,"), ("--lr", ""), ("--mixup", ","), ("--mixup", " , ")]
+)
+def test_a_grid_of_no_values_is_refused(
+    dataset: Path, tmp_path: Path, option: str, text: str
+) -> None:
+    out = tmp_path / "sweep"
+    assert _sweep(dataset, out, option, text) == f"error: {option} lists no values"
+    assert not out.exists()
+
+
+def test_a_grid_item_that_is_not_a_number_is_refused(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert _sweep(dataset, out, "--mixup", "0,x") == (
+        "error: --mixup is not a comma-separated list of numbers: '0,x'"
+    )
+    assert not out.exists()
