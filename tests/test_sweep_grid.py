@@ -38,3 +38,24 @@ def test_a_grid_item_that_is_not_a_number_is_refused(dataset: Path, tmp_path: Pa
         "error: --mixup is not a comma-separated list of numbers: '0,x'"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "expected"),
+    [
+        ("--lr", "1e-3,3e-4,0.001", "--lr lists 0.001 twice (1e-3, 0.001): give each value once"),
+        ("--mixup", "0,0.2,-0", "--mixup lists 0 twice (0, -0): give each value once"),
+        (
+            "--lr",
+            "0.0010000001,0.001",
+            "--lr values 0.0010000001 and 0.001 name the same runs (lr0.001: 6 significant "
+            "digits): give values that differ there",
+        ),
+    ],
+)
+def test_a_grid_value_given_twice_is_refused(
+    dataset: Path, tmp_path: Path, option: str, text: str, expected: str
+) -> None:
+    out = tmp_path / "sweep"
+    assert _sweep(dataset, out, option, text) == f"error: {expected}"
+    assert not out.exists()

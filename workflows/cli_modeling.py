@@ -336,17 +336,31 @@ def _workflow_rerun(ctx: typer.Context, resume: bool, restart: bool) -> tuple[bo
 
 def _grid(text: str | None, option: str, default: float) -> list[float]:
     """The values of a sweep's comma-separated grid ``option`` (empty items left out), or
-    ``default`` when it is not given; fails on an item that is not a number and on a list of no
-    values (``--lr ,``)."""
+    ``default`` when it is not given; fails on an item that is not a number, on a list of no
+    values (``--lr ,``), and on a value given twice (``1e-3,0.001``; ``-0`` is ``0``) or two
+    that name the same runs (``{:g}``, 6 significant digits, names a setting's folder)."""
     if text is None:
         return [default]
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         fail(f"{option} lists no values")
     try:
-        return [float(item) for item in items]
+        values = [float(item) + 0.0 for item in items]  # + 0.0 turns -0.0 into 0.0
     except ValueError:
         fail(f"{option} is not a comma-separated list of numbers: {text!r}")
+    first: dict[str, int] = {}
+    for i, value in enumerate(values):
+        j = first.setdefault(f"{value:g}", i)
+        if j == i:
+            continue
+        if values[j] == value:
+            fail(f"{option} lists {value:g} twice ({items[j]}, {items[i]}): give each value once")
+        name = f"{option.removeprefix('--')}{value:g}"
+        fail(
+            f"{option} values {items[j]} and {items[i]} name the same runs ({name}: 6 "
+            "significant digits): give values that differ there"
+        )
+    return values
 
 
 def _nothing_to_rank(eval_split: str | None, splits: list[str] | None) -> NoReturn:
