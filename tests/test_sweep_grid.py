@@ -59,3 +59,10 @@ def test_a_grid_value_given_twice_is_refused(
     out = tmp_path / "sweep"
     assert _sweep(dataset, out, option, text) == f"error: {expected}"
     assert not out.exists()
+
+
+def test_a_setting_refused_after_the_first_trains_nothing(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    line = _sweep(dataset, out, "--mixup", "0,-1")
+    assert line == "error: --mixup must be a finite alpha >= 0, got -1"
+    assert not out.exists()

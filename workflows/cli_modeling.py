@@ -451,9 +451,10 @@ def sweep(
     same settings, resumes unfinished ones (and extends them to more --steps) and starts runs
     with other settings (or fewer steps) over, keeping the replaced run as RUN.previous; in a
     workflow, a stage that runs again starts every run over unless it resumes runs it left
-    unfinished. Prints the mean and spread of the headline metric per setting and writes
-    OUT/sweep.json. The runs must evaluate something to rank on: folds, or an evaluation split
-    (eval by default, when the dataset has it).
+    unfinished. Every run is planned before the first trains, so a setting that cannot train
+    stops the sweep before it writes anything. Prints the mean and spread of the headline metric
+    per setting and writes OUT/sweep.json. The runs must evaluate something to rank on: folds,
+    or an evaluation split (eval by default, when the dataset has it).
     """
     import numpy as np
 
@@ -483,58 +484,60 @@ def sweep(
         plans = [(f"fold{k}", {"folds": folds, "fold": k}) for k in range(1, folds + 1)]
     else:
         plans = [("all", {"splits": split, "eval_split": eval_split})]
-    for rate in rates:  # every run's folder, before the first run trains
-        for alpha in _grid(mixup, "--mixup", 0.0):
-            for name, _ in plans:
-                _check_out(sweep_dir / f"lr{rate:g}-mixup{alpha:g}" / name, "sweep", "run")
-    rows = []
-    for rate in rates:
-        for alpha in _grid(mixup, "--mixup", 0.0):
-            setting = f"lr{rate:g}-mixup{alpha:g}"
-            values = []
-            for name, fold_options in plans:
-                options = {"splits": split, "eval_split": eval_split, **fold_options}
-                config, classes = _plan(
-                    dataset,
-                    so,
-                    input=input,
-                    model=model,
-                    task=task,
-                    sampler=sampler,
-                    batch_size=batch_size,
-                    steps=steps,
-                    epochs=epochs,
-                    learning_rate=rate,
-                    mixup=alpha,
-                    class_weights=class_weights,
-                    seed=seed,
-                    embedding_model=embedding_model,
-                    model_args=model_args,
-                    **options,
-                )
-                if config.eval_split is None and config.folds is None:
-                    _nothing_to_rank(eval_split, split)
-                if not rows and not values:  # the sweep's first run: its splits are every run's
-                    _warn_if_training_split_evaluated(config)
-                run = RunDir(sweep_dir / setting / name)
-                action = _sweep_run_action(run, config, earlier)
-                if action is not None:
-                    why, config, resume, restart = action
-                    console.print(f"[bold]{setting}[/] {name} ({why})")
-                    _train(config, classes, run.path, resume, so, restart=restart)
-                values.append(run.load_summary()["best_value"])
-            scored = [v for v in values if v is not None]
-            rows.append(
-                {
-                    "setting": setting,
-                    "lr": rate,
-                    "mixup": alpha,
-                    "folds": [name for name, _ in plans],
-                    "values": values,
-                    "mean": float(np.mean(scored)) if scored else None,
-                    "std": float(np.std(scored)) if scored else None,
-                }
+    alphas = _grid(mixup, "--mixup", 0.0)
+    settings = [(f"lr{rate:g}-mixup{alpha:g}", rate, alpha) for rate in rates for alpha in alphas]
+    for setting, _, _ in settings:  # every run's folder, before the first run trains
+        for name, _ in plans:
+            _check_out(sweep_dir / setting / name, "sweep", "run")
+    runs = []  # every run planned before the first trains: a refusal leaves nothing written
+    for setting, rate, alpha in settings:
+        for name, fold_options in plans:
+            options = {"splits": split, "eval_split": eval_split, **fold_options}
+            config, classes = _plan(
+                dataset,
+                so,
+                input=input,
+                model=model,
+                task=task,
+                sampler=sampler,
+                batch_size=batch_size,
+                steps=steps,
+                epochs=epochs,
+                learning_rate=rate,
+                mixup=alpha,
+                class_weights=class_weights,
+                seed=seed,
+                embedding_model=embedding_model,
+                model_args=model_args,
+                **options,
             )
+            if config.eval_split is None and config.folds is None:
+                _nothing_to_rank(eval_split, split)
+            if not runs:  # the sweep's first run: its splits are every run's
+                _warn_if_training_split_evaluated(config)
+            run = RunDir(sweep_dir / setting / name)
+            runs.append((setting, run, classes, _sweep_run_action(run, config, earlier)))
+    values: dict[str, list[Any]] = {setting: [] for setting, _, _ in settings}
+    for setting, run, classes, action in runs:
+        if action is not None:
+            why, config, resume, restart = action
+            console.print(f"[bold]{setting}[/] {run.path.name} ({why})")
+            _train(config, classes, run.path, resume, so, restart=restart)
+        values[setting].append(run.load_summary()["best_value"])
+    rows = []
+    for setting, rate, alpha in settings:
+        scored = [v for v in values[setting] if v is not None]
+        rows.append(
+            {
+                "setting": setting,
+                "lr": rate,
+                "mixup": alpha,
+                "folds": [name for name, _ in plans],
+                "values": values[setting],
+                "mean": float(np.mean(scored)) if scored else None,
+                "std": float(np.std(scored)) if scored else None,
+            }
+        )
     rows.sort(key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
