@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from typing import Any
 
@@ -97,18 +98,35 @@ def run_options(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def dataset_location(store: DatasetStore) -> str:
+    """Where the dataset of ``store`` is, as a run records it: a local dataset's real path
+    (absolute, ``..`` and symbolic links resolved), so that every path to it names it alike, or
+    a remote dataset's URL."""
+    return os.path.realpath(store.root) if store.is_local else store.url()
+
+
+def same_dataset(recorded: str, given: str, storage_options: dict | None = None) -> bool:
+    """Whether ``given`` is the dataset a run records as ``recorded``: local paths are compared
+    by their real paths (a run written before runs recorded them may hold ``..``), URLs as
+    they are."""
+    return dataset_location(DatasetStore(recorded, storage_options)) == dataset_location(
+        DatasetStore(given, storage_options)
+    )
+
+
 def check_resume_dataset(
     config: RunConfig, dataset: str, run: str, storage_options: dict | None = None
 ) -> None:
-    """Refuse to resume ``run`` (trained on ``config.dataset``) on another dataset.
+    """Refuse to resume ``run`` (trained on ``config.dataset``) on another dataset
+    (:func:`same_dataset`).
 
     Raises
     ------
     ValueError
         Naming both datasets.
     """
-    given = DatasetStore(dataset, storage_options).url()
-    if given != config.dataset:
+    if not same_dataset(config.dataset, dataset, storage_options):
+        given = dataset_location(DatasetStore(dataset, storage_options))
         raise ValueError(
             f"--resume continues run {run}, trained on dataset {config.dataset}, but the dataset "
             f"given is {given}: give the run's dataset, or start a new run (--restart)"
@@ -193,6 +211,7 @@ def plan_run(
     Returns
     -------
     config : RunConfig
+        Recording the dataset by :func:`dataset_location`.
     classes : ClassMap
 
     Raises
@@ -285,7 +304,7 @@ def plan_run(
     _check_model_args(model, input, manifest.num_classes, task, model_args, data_kwargs, defaults)
     kwargs = {**defaults, **model_args, **data_kwargs}
     config = RunConfig(
-        dataset=store.url(),
+        dataset=dataset_location(store),
         input=input,
         model=model,
         task=task,

@@ -130,12 +130,13 @@ def _setting(value: Any) -> str:
 
 def _resume_options(
     ctx: typer.Context, run: RunDir, options: dict[str, Any], dataset: str, so: dict | None
-) -> dict[str, Any]:
-    """The :func:`~modeling.run_setup.plan_run` ``options`` of ``train --resume`` continuing
-    ``run``: a setting the command line does not give is the run's own (``eval_every`` too, which
-    ``--steps`` would otherwise derive), ``--steps`` or ``--epochs`` may extend the run, and a
-    given setting with another value than the run's is refused, naming it, and so is another
-    dataset than the run's."""
+) -> tuple[str, dict[str, Any]]:
+    """The dataset as ``run`` records it and the :func:`~modeling.run_setup.plan_run` ``options``
+    of ``train --resume`` continuing ``run``: a setting the command line does not give is the
+    run's own (``eval_every`` too, which ``--steps`` would otherwise derive), ``--steps`` or
+    ``--epochs`` may extend the run, and a given setting with another value than the run's is
+    refused, naming it, and so is another dataset than the run's (the same one by another path
+    is the run's: :func:`~modeling.run_setup.same_dataset`)."""
     from modeling.run_setup import check_resume_dataset, run_options
 
     try:
@@ -172,7 +173,7 @@ def _resume_options(
             f"{', '.join(changes)}: leave them out to continue the run, or start it over with "
             "--restart"
         )
-    return merged
+    return config.dataset, merged
 
 
 def _train(
@@ -313,9 +314,12 @@ def train(
     with collection_paused():
         from modeling.runs import RunDir
 
+    recorded = None
     if resume and RunDir(run_dir).exists:
-        options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
+        recorded, options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
+    if recorded is not None:  # the dataset given, as the run records it
+        config = replace(config, dataset=recorded)
     _warn_if_training_split_evaluated(config)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
@@ -378,7 +382,7 @@ def _nothing_to_rank(eval_split: str | None, splits: list[str] | None) -> NoRetu
 
 
 def _sweep_run_action(
-    run: RunDir, config: RunConfig, earlier: str | None
+    run: RunDir, config: RunConfig, earlier: str | None, so: dict | None
 ) -> tuple[str, RunConfig, bool, bool] | None:
     """How a sweep brings ``run`` up to date for ``config``: None keeps it as it is, else why it
     trains, the config it trains with, and train's ``resume`` and ``restart``.
@@ -387,8 +391,10 @@ def _sweep_run_action(
     every run it made over; otherwise a run with other settings than ``config`` starts over, one
     short of ``config.steps`` resumes (extended to them) and one finished with ``config.steps``
     is kept. ``eval_every``, which the sweep derives from the steps, is not a setting: a run keeps
-    its own.
+    its own, and so does the dataset's path where it is the same dataset
+    (:func:`~modeling.run_setup.same_dataset`).
     """
+    from modeling.run_setup import same_dataset
     from workflows.runner import RESUMABLE
 
     if not run.exists:
@@ -400,6 +406,8 @@ def _sweep_run_action(
     except ValueError as exc:
         fail(f"{run.path}: {exc}")
     continued = replace(config, eval_every=saved.eval_every)
+    if same_dataset(saved.dataset, config.dataset, so):
+        continued = replace(continued, dataset=saved.dataset)
     old, new = saved.training_identity(), continued.training_identity()
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
@@ -516,7 +524,7 @@ def sweep(
             if not runs:  # the sweep's first run: its splits are every run's
                 _warn_if_training_split_evaluated(config)
             run = RunDir(sweep_dir / setting / name)
-            runs.append((setting, run, classes, _sweep_run_action(run, config, earlier)))
+            runs.append((setting, run, classes, _sweep_run_action(run, config, earlier, so)))
     values: dict[str, list[Any]] = {setting: [] for setting, _, _ in settings}
     for setting, run, classes, action in runs:
         if action is not None:
