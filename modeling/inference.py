@@ -14,8 +14,9 @@ takes it:
   (:func:`modeling.readers.to_float`);
 - *embedding runs*: at the sample rate of the run's dataset (``RunConfig.dataset``; ingest's
   default, with a warning, when it cannot be read), as VGGish embeddings, one 128-byte frame per
-  0.96 s, computed like ``audiomill embed-files`` (:func:`features.embed_files.embed_file`: the
-  VGGish front end, the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization), so
+  0.96 s, computed by :func:`features.embed_files.embed_file` at that rate (the VGGish front
+  end, the Keras VGGish with Google's checkpoint, PCA and 8-bit quantization; ``audiomill
+  embed-files`` calls it without a rate, on the file's own samples), so
   a checkpoint and a PCA file are needed: those the run's embeddings were made with, whose
   digests training records (:mod:`modeling.embedding_provenance`). Other files are refused;
   with a run that records none (trained before it did, or on imported embeddings) they are
