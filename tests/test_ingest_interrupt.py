@@ -57,8 +57,11 @@ def test_ctrl_c_stops_the_workers_quietly_and_the_rerun_finishes(tmp_path: Path)
         )
         staged = out / ".staging" / "train" / "clips"
         deadline = time.time() + 240
+        # A third of the clips staged: both workers are up. A Ctrl-C while a worker is still
+        # starting (importing Beam) can be lost by Beam's runner, a known gap; on a loaded
+        # machine the second worker took seconds to start after the first had staged two.
         while proc.poll() is None and time.time() < deadline:
-            if staged.is_dir() and len(list(staged.iterdir())) >= 2:
+            if staged.is_dir() and len(list(staged.iterdir())) >= N_CLIPS // 3:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "ingest finished before it could be interrupted"
