@@ -55,6 +55,7 @@ from pipelines.dataset_state import (
     record_run,
     remove_orphans,
     save_manifest,
+    unledgered_note,
 )
 from pipelines.fetch import FetchOptions, is_local
 from pipelines.heap import release_freed_memory
@@ -1221,11 +1222,7 @@ def _add_unledgered_shards(
                         **{"run_id": shard.run_id, "shard": shard.index, "labels": labels},
                     }
     if missing:
-        log(
-            f"{len(missing)} committed shard(s) have no ledger part, e.g. "
-            f"{', '.join(store.url(r) for r in missing[:3])}: their clips count as committed, "
-            "read from the shards (`audiomill dataset verify` reports the missing parts)"
-        )
+        log(unledgered_note(store, missing))
 
 
 def _new_source(seg: Segment, sources: tuple[SourceConfig, dict[str, str] | None]) -> str | None:
