@@ -66,7 +66,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
-from features.embedding_shards import commit_embedding_shard
+from features.embedding_shards import commit_embedding_shard, remove_uncommitted_shards
 from features.import_target import locked_target
 from pipelines.dataset_state import load_manifest, record_run, save_manifest
 from pipelines.storage import DatasetStore
@@ -76,7 +76,6 @@ from schemas.dataset import (
     SHARD_EXTENSIONS,
     DatasetManifest,
     SplitEntry,
-    shard_index,
 )
 from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
 from schemas.errors import InputFormatError
@@ -446,7 +445,8 @@ def _run_import(
             store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         entry = manifest.embedding_split(model, split)
         _check_split_formats(entry, formats, model, split)
-        _remove_orphans(store, entry, f"embeddings/{model}/{split}")
+        for rel in remove_uncommitted_shards(store, entry, f"embeddings/{model}/{split}"):
+            log.warning("removed %s, left uncommitted by an interrupted run", store.url(rel))
         seen = dict.fromkeys(_committed_clip_ids(store, entry), b"")
         writer = _ShardWriter(
             store,
@@ -594,21 +594,6 @@ def _check_split_formats(
                 f"embeddings/{model}/{split} already has shards in {sorted(shard.files)}; "
                 f"import with the same formats (not {sorted(formats)}) or into another split"
             )
-
-
-def _remove_orphans(store: DatasetStore, entry: SplitEntry, rel_dir: str) -> None:
-    """Delete temporaries and shard files of ``rel_dir`` that no committed shard lists.
-
-    Only names that shards are given (:func:`schemas.dataset.shard_index`) are candidates: a
-    file of the user's in the folder is left as it is, as ingest leaves it.
-    """
-    store.remove_temporaries(rel_dir)
-    listed = {f.path for s in entry.shards for f in s.files.values()}
-    for name in store.listdir(rel_dir):
-        rel = f"{rel_dir}/{name}"
-        if shard_index(name) is not None and rel not in listed:
-            log.warning("removing %s, left uncommitted by an interrupted run", store.url(rel))
-            store.remove(rel)
 
 
 def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, bool]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import staging
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetStore, temporary_of
 from schemas.dataset import (
     MANIFEST,
     DatasetManifest,
@@ -26,6 +26,11 @@ from schemas.dataset import (
     shard_index,
 )
 from schemas.ledger import LEDGER_SCHEMA, latest_rows
+
+SCRATCH_SUFFIX = ".waveforms"
+"""Ends the name of the scratch file that holds a shard's decoded clips while a shard without
+HDF5 is built (``shard-00000.h5.waveforms``, :mod:`pipelines.shard_build`); a local dataset has
+it in the split's folder, under a temporary name alone."""
 
 
 def load_manifest(store: DatasetStore) -> DatasetManifest | None:
@@ -226,8 +231,19 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
 
 
 def is_shard_file_name(name: str) -> bool:
-    """Whether ``name`` is a shard file's, or the temporary name of one being written."""
-    return shard_index(name.partition(".tmp-")[0]) is not None
+    """Whether ``name`` is a shard file's, or the temporary name of one being written (as
+    :func:`pipelines.storage.temporary_name` makes them: ``shard-00000.h5.tmp-backup`` is not)."""
+    return shard_index(temporary_of(name) or name) is not None
+
+
+def is_waveform_file_name(name: str) -> bool:
+    """Whether ingest can have written a file named ``name`` into a waveform split's folder: a
+    shard file, a shard's temporary, or the temporary of a shard's scratch file
+    (:data:`SCRATCH_SUFFIX`)."""
+    base = temporary_of(name) or ""
+    if base.endswith(SCRATCH_SUFFIX):
+        return shard_index(base.removesuffix(SCRATCH_SUFFIX)) is not None
+    return is_shard_file_name(name)
 
 
 def record_run(manifest: DatasetManifest, run: dict) -> None:

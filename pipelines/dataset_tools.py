@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pipelines.dataset_state import (
     LedgerReadError,
     is_shard_file_name,
+    is_waveform_file_name,
     ledger_parts,
     ledger_state,
     load_manifest,
@@ -327,7 +328,7 @@ def verify_dataset(
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
-    ours = [rel for rel in unlisted if is_shard_file_name(rel.rsplit("/", 1)[-1])]
+    ours = [rel for rel in unlisted if _is_ours(rel)]
     report.problems.extend(_uncommitted_work(store, ours, ok_rows, shipped))
     report.notes = [f"{rel}: {FOREIGN}" for rel in unlisted if rel not in ours]
     return report
@@ -509,8 +510,8 @@ FOREIGN = (
     "not written by audiomill: no command reads it and ingest leaves it where it is; move it out "
     "of the dataset to silence this note"
 )
-"""The note on a file in a shard folder that is neither a shard file nor a shard's temporary
-(:func:`~pipelines.dataset_state.is_shard_file_name`): no problem of the dataset's."""
+"""The note on a file in a shard folder whose name audiomill does not write there (a shard file,
+a shard's temporary: :func:`_is_ours`): no problem of the dataset's."""
 
 
 LEFTOVERS = {
@@ -565,6 +566,16 @@ def _lock_stage(holder: dict) -> str | None:
         return None
     owner = holder.get("owner") if isinstance(holder.get("owner"), dict) else {}
     return str(owner.get("stage") or owner.get("command") or "ingest")
+
+
+def _is_ours(rel: str) -> bool:
+    """Whether the file ``rel`` of a shard folder has a name that audiomill writes there: what
+    a re-run of ingest (:func:`~pipelines.dataset_state.is_waveform_file_name`) or of embed and
+    import (:func:`~pipelines.dataset_state.is_shard_file_name`) removes when no commit lists it."""
+    name = rel.rsplit("/", 1)[-1]
+    return (
+        is_waveform_file_name(name) if rel.startswith(f"{WAVEFORMS}/") else is_shard_file_name(name)
+    )
 
 
 def _shard_dir_files(store: DatasetStore) -> list[str]:

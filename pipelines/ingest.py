@@ -49,6 +49,7 @@ from pipelines.beam_ingest import (
 from pipelines.clip_stage import ClipSettings
 from pipelines.dataset_state import (
     adopt_commits,
+    is_waveform_file_name,
     ledger_parts,
     ledger_state,
     load_manifest,
@@ -710,7 +711,7 @@ def _prepare_run(
     staging.remove_plans(store)
     recovered = 0
     for split in splits:
-        store.remove_temporaries(f"waveforms/{split}")
+        store.remove_temporaries(f"waveforms/{split}", is_waveform_file_name)
         adopted = adopt_commits(store, manifest, split)
         recovered += len(adopted)
         if adopted:

@@ -34,6 +34,7 @@ import numpy as np
 
 from pipelines import decode_ahead, staging
 from pipelines.clip_stage import ClipSettings, prepare_item
+from pipelines.dataset_state import SCRATCH_SUFFIX
 from pipelines.file_io import pread_into, pwrite_all
 from pipelines.pack import (
     PackSettings,
@@ -95,7 +96,7 @@ def build_shard(
         if "hdf5" in pack_settings.formats:
             sink: _Sink = _HDF5Sink(tmp, split, index, items, store, pack_settings)
         else:
-            scratch = f"{waveform_shard_path(split, index, 'hdf5')}.waveforms"
+            scratch = f"{waveform_shard_path(split, index, 'hdf5')}{SCRATCH_SUFFIX}"
             sink = _ScratchSink(shard_file(tmp, store, scratch), pack_settings.num_samples)
         owned = True  # until pack_metas takes the HDF5 file over
         try:

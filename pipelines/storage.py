@@ -6,18 +6,19 @@ Published files are committed atomically: on a local disk they are written under
 (``<name>.tmp-<hex>``) in the destination directory, fsynced and renamed over the destination; on
 an object store they are uploaded straight to the final key, since object stores never expose a
 put (or a multipart upload) half-done. A crash therefore leaves only temporary files, which
-`DatasetStore.remove_temporaries` deletes.
+`DatasetStore.remove_temporaries` deletes: only names `temporary_name` makes, of files its caller
+writes there, never a user's file that merely ends in ``.tmp-...``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import fnmatch
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -39,7 +40,7 @@ from pipelines.page_cache import hash_file_uncached
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
-TEMP_PATTERN = "*.tmp-*"
+_TEMPORARY = re.compile(r"(.+)\.tmp-[0-9a-f]{32}")
 LOCK_NAME = ".lock"
 OPTIONS_HINT = "--storage-options or $AUDIOMILL_STORAGE_OPTIONS"
 # Errors that say something about a path, not about reaching the store: callers rely on them.
@@ -49,6 +50,13 @@ PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirect
 def temporary_name(name: str) -> str:
     """Return a unique temporary sibling name for `name`, one `remove_temporaries` will delete."""
     return f"{name}.tmp-{uuid.uuid4().hex}"
+
+
+def temporary_of(name: str) -> str | None:
+    """The name whose temporary `name` is, as `temporary_name` makes them, or None for any other
+    name (``notes.txt.tmp-old`` is none of ours)."""
+    match = _TEMPORARY.fullmatch(name)
+    return match[1] if match else None
 
 
 @dataclass(frozen=True)
@@ -306,10 +314,18 @@ class DatasetStore:
         text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
         return self.write_bytes_atomic(rel, text.encode("utf-8"))
 
-    def remove_temporaries(self, rel_dir: str = "") -> list[str]:
-        """Delete leftover ``*.tmp-*`` files of crashed runs in `rel_dir` (the root when empty).
+    def remove_temporaries(self, rel_dir: str, ours: Callable[[str], bool]) -> list[str]:
+        """Delete the temporaries that crashed writes left in `rel_dir` (the root when empty).
 
         Call it only while holding the `DatasetLock`: a live run's temporaries look the same.
+
+        Parameters
+        ----------
+        rel_dir : str
+        ours : callable
+            Whether a file of this name in `rel_dir` is one the caller's writers make: only
+            names it accepts that `temporary_name` made (`temporary_of`) are deleted, so a
+            user's ``notes.txt.tmp-old`` or ``shard-00000.h5.tmp-backup`` stays.
 
         Returns
         -------
@@ -317,7 +333,9 @@ class DatasetStore:
             The removed paths, relative to the root.
         """
         removed = []
-        for name in fnmatch.filter(self.listdir(rel_dir), TEMP_PATTERN):
+        for name in self.listdir(rel_dir):
+            if temporary_of(name) is None or not ours(name):
+                continue
             rel = f"{rel_dir}/{name}" if rel_dir else name
             self.remove(rel)
             removed.append(rel)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dataset_tools import verify_dataset
+from pipelines.storage import temporary_name
 from tests.dataset_builders import make_dataset
 from tests.ingest_helpers import audiomill
 
@@ -25,8 +26,10 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_shard_temporary_is_reported_with_the_rerun_advice(root: Path):
-    temporary = WAVES / "shard-00006.h5.tmp-0a1b2c"  # an interrupted shard write leaves it
+# an interrupted shard write, or a shard build without HDF5, leaves it
+@pytest.mark.parametrize("name", ["shard-00006.h5", "shard-00006.h5.waveforms"])
+def test_a_shard_temporary_is_reported_with_the_rerun_advice(root: Path, name: str):
+    temporary = WAVES / temporary_name(name)
     shutil.copy(root / WAVES / "shard-00001.h5", root / temporary)
     report = verify_dataset(str(root))
     assert report.problems == [f"{temporary}: not in the manifest", RERUN]
@@ -39,7 +42,18 @@ def _foreign(rel: Path) -> str:
     )
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "shard-00001.h5.bak", "notes.txt.tmp-0a1b2c"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "notes.txt",
+        "shard-00001.h5.bak",
+        "notes.txt.tmp-0a1b2c",
+        "shard-00001.h5.tmp-backup",
+        "shard-00006.h5.tmp-0a1b2c",
+        "shard-00006.h5.waveforms",
+        "notes.txt.tmp-5f0c3c6ad0b84f7e9d1c2b3a4e5f6071",  # as a temporary of ours, not ours
+    ],
+)
 def test_a_file_audiomill_does_not_write_is_a_note_not_a_problem(root: Path, name: str):
     (root / WAVES / name).write_text("mine")
     report = verify_dataset(str(root))

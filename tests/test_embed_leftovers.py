@@ -22,6 +22,8 @@ RERUN = (
     "an interrupted embed or import leaves this behind: run the same embed or import again, "
     "which replaces or removes these files"
 )
+MINE = ("notes.txt", "notes.txt.tmp-0a1b2c", "shard-00001.h5.bak", "shard-00001.h5.tmp-backup")
+"""The user's files in an embedding folder, some named like temporaries, none of them ours."""
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def killed(tmp_path: Path) -> Path:
     manifest.stages["embed:vggish"] = {"run_id": "r", "provenance": prov, "completed": None}
     save_manifest(store, manifest)
     (root / TRAIN / "shard-00001.h5").rename(root / TRAIN / temporary_name("shard-00001.h5"))
-    for name in ("notes.txt", "notes.txt.tmp-0a1b2c", "shard-00001.h5.bak"):
+    for name in MINE:
         (root / TRAIN / name).write_text("mine")
     return root
 
@@ -54,10 +56,12 @@ def _names(folder: Path) -> list[str]:
 
 
 def test_verify_reports_an_embedding_shard_temporary(killed: Path):
-    (temporary,) = (p for p in _names(killed / TRAIN) if p.startswith("shard-00001.h5.tmp-"))
+    (temporary,) = (
+        n for n in _names(killed / TRAIN) if n.startswith("shard-00001.h5.tmp-") and n not in MINE
+    )
     report = verify_dataset(str(killed))
     assert report.problems == [f"{TRAIN / temporary}: not in the manifest", RERUN]
-    assert len(report.notes) == 3  # the user's files
+    assert len(report.notes) == len(MINE)  # the user's files
 
 
 def test_a_rerun_removes_the_temporary_and_keeps_the_users_files(
@@ -74,12 +78,13 @@ def test_a_rerun_removes_the_temporary_and_keeps_the_users_files(
         "shard-00000.h5",
         "shard-00001.h5",
         "shard-00001.h5.bak",
+        "shard-00001.h5.tmp-backup",
     ]
     assert "left uncommitted by an interrupted run" in caplog.text
     assert test_temporary.exists()  # a split this run does not embed is not touched
     test_temporary.unlink()
     report = verify_dataset(str(killed))
-    assert report.problems == [] and len(report.notes) == 3
+    assert report.problems == [] and len(report.notes) == len(MINE)
 
 
 def test_a_rerun_removes_an_uncommitted_shard_it_would_not_rewrite(

@@ -21,7 +21,7 @@ from features.importers import (
     import_packed_h5,
 )
 from pipelines.dataset_state import load_manifest, save_manifest
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetStore, temporary_name
 from schemas.classmap import ClassMap
 from schemas.dataset import CLASSES, ShardEntry
 from schemas.embeddings import EmbeddingRows, read_embedding_hdf5, read_embedding_parquet
@@ -375,20 +375,17 @@ def test_interrupted_import_resumes_without_duplicates(
     shard_dir = out / "embeddings/vggish/train"
     (shard_dir / "shard-00002.h5").write_bytes(b"half a run")
     (shard_dir / "shard-00007.parquet").write_bytes(b"orphan")
-    (shard_dir / "shard-00003.h5.tmp-0123").write_bytes(b"temporary")
-    # the user's own files there are no shards: kept, as ingest keeps them
-    (shard_dir / "shard-notes.txt").write_text("which shards I checked")
-    (shard_dir / "shard-00001.h5.bak").write_bytes(b"a copy")
+    (shard_dir / temporary_name("shard-00003.h5")).write_bytes(b"temporary")
+    # the user's own files there are no shards or shard temporaries: kept, as ingest keeps them
+    mine = ["shard-notes.txt", "shard-00001.h5.bak", "shard-00001.h5.tmp-backup"]
+    mine += ["notes.txt.tmp-old", temporary_name("notes.txt")]
+    for name in mine:
+        (shard_dir / name).write_text("mine")
 
     summary = import_audioset_tfrecords(pattern, audioset_classes, out, "train", shard_clips=2)
     assert (summary.imported, summary.already_imported, summary.shards) == (1, 4, [2])
-    assert sorted(p.name for p in shard_dir.iterdir()) == [
-        "shard-00000.h5",
-        "shard-00001.h5",
-        "shard-00001.h5.bak",
-        "shard-00002.h5",
-        "shard-notes.txt",
-    ]
+    shards = ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+    assert sorted(p.name for p in shard_dir.iterdir()) == sorted(shards + mine)
     assert_rows(read_split(out, "train", "hdf5"), expected)
 
 

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.dataset_state import is_shard_file_name, is_waveform_file_name
+from pipelines.dataset_tools import verify_dataset
+from pipelines.storage import temporary_name
 from schemas.dataset import shard_index
 from tests.ingest_helpers import audiomill
 from tests.media import write_media
+
+LOOK_ALIKES = ("notes.txt.tmp-old", "shard-00000.h5.tmp-backup", "shard-00001.h5.tmp-0a1b2c")
+"""A user's files that end like a temporary but are none that ingest writes: a suffix other
+than :func:`pipelines.storage.temporary_name`'s, or a file that is not a shard's."""
 
 
 def test_shard_index_reads_only_shard_names() -> None:
@@ -19,14 +26,29 @@ def test_shard_index_reads_only_shard_names() -> None:
         assert shard_index(name) is None, name
 
 
-@pytest.mark.slow
-def test_a_rerun_leaves_a_users_files_among_the_shards(tmp_path: Path) -> None:
+def test_only_temporary_names_of_our_files_are_ours() -> None:
+    assert is_shard_file_name(temporary_name("shard-00003.h5"))
+    assert is_waveform_file_name(temporary_name("shard-00003.parquet"))
+    assert is_waveform_file_name(temporary_name("shard-00003.h5.waveforms"))
+    assert not is_shard_file_name(temporary_name("shard-00003.h5.waveforms"))  # not embeddings'
+    for name in (*LOOK_ALIKES, "shard-00003.h5.waveforms", temporary_name("notes.txt")):
+        assert not is_waveform_file_name(name), name
+
+
+def _ingested(tmp_path: Path) -> tuple[list[str], Path]:
+    """Ingest one clip into ``tmp_path/ds``; return the command's arguments and the dataset."""
     write_media(tmp_path / "audio" / "a.wav", 1.0, 16000)
     (tmp_path / "list.csv").write_text("path,labels\naudio/a.wav,x\n")
     out = tmp_path / "ds"
     base = ["ingest", "--segments", str(tmp_path / "list.csv"), "--out", str(out),
             "--sample-rate", "16000", "--clip-seconds", "1", "--workers", "1"]  # fmt: skip
     audiomill(*base)
+    return base, out
+
+
+@pytest.mark.slow
+def test_a_rerun_leaves_a_users_files_among_the_shards(tmp_path: Path) -> None:
+    base, out = _ingested(tmp_path)
     split = out / "waveforms" / "train"
     (split / "README.txt").write_text("my notes")
     (split / "myrun").mkdir()
@@ -36,3 +58,21 @@ def test_a_rerun_leaves_a_users_files_among_the_shards(tmp_path: Path) -> None:
     assert (split / "README.txt").read_text() == "my notes"
     assert (split / "myrun" / "metrics.json").exists()
     assert (split / "shard-00000.h5").exists()
+
+
+@pytest.mark.slow
+def test_a_rerun_removes_leftover_temporaries_and_keeps_look_alikes(tmp_path: Path) -> None:
+    base, out = _ingested(tmp_path)
+    split = out / "waveforms" / "train"
+    mine = [*LOOK_ALIKES, temporary_name("notes.txt")]
+    for name in mine:
+        (split / name).write_text("mine")
+    # what an interrupted shard write and a shard build without HDF5 leave
+    leftovers = [temporary_name("shard-00001.h5"), temporary_name("shard-00001.h5.waveforms")]
+    for name in leftovers:
+        (split / name).write_bytes(b"half a shard")
+    audiomill(*base)
+    assert sorted(p.name for p in split.iterdir()) == sorted([*mine, "shard-00000.h5"])
+    assert (split / "shard-00000.h5.tmp-backup").read_text() == "mine"
+    report = verify_dataset(str(out))
+    assert report.problems == [] and len(report.notes) == len(mine)

@@ -50,7 +50,7 @@ from pipelines.dataset_tools import dataset_info, verify_dataset
 from pipelines.fetch import FetchOptions, is_local
 from pipelines.pack import PackSettings, ledger_part_path, pack_shard, report_stem
 from pipelines.shard_build import build_shard
-from pipelines.storage import DatasetStore
+from pipelines.storage import DatasetStore, temporary_name
 from schemas.classmap import ClassMap
 from schemas.dataset import (
     CLASSES,
@@ -1058,6 +1058,7 @@ def test_adopt_commits_crash_before_save_keeps_staged_clips(
 
 
 def test_remove_orphans(store):
+    crashed = temporary_name("waveforms/train/shard-00001.parquet")
     manifest = _empty_manifest()
     manifest.split("train").shards.append(
         ShardEntry(
@@ -1075,7 +1076,7 @@ def test_remove_orphans(store):
         "waveforms/train/shard-00000.h5",
         "waveforms/train/shard-00000.parquet",
         "waveforms/train/shard-00001.h5",  # uncommitted
-        "waveforms/train/shard-00001.parquet.tmp-0a1b",  # crashed write
+        crashed,  # a crashed write's temporary
         "ledger/train/shard-00000.parquet",
         "ledger/train/shard-00001.parquet",  # its shard never made the manifest
         "ledger/train/shard-00002.parquet",  # committed by pack, adoption pending
@@ -1089,7 +1090,7 @@ def test_remove_orphans(store):
     assert sorted(removed) == [
         "ledger/train/shard-00001.parquet",
         "waveforms/train/shard-00001.h5",
-        "waveforms/train/shard-00001.parquet.tmp-0a1b",
+        crashed,
     ]
     assert store.listdir("waveforms/train") == ["shard-00000.h5", "shard-00000.parquet"]
     assert store.listdir("ledger/train") == [
@@ -1398,10 +1399,11 @@ def test_verify_finds_embedding_files_outside_the_manifest(tmp_path, store, clip
     f = _embed(store, manifest, "bal", 0, ["x_0"]).files["hdf5"]
     orphan = embedding_shard_path("vggish", "bal", 1, "hdf5")
     store.write_bytes_atomic(orphan, store.read_bytes(f.path))
-    store.write_bytes_atomic(f"{orphan}.tmp-0123", b"")  # a killed shard write leaves it
+    temporary = temporary_name(orphan)
+    store.write_bytes_atomic(temporary, b"")  # a killed shard write leaves it
     assert verify_dataset(store.url()).problems == [
         f"{orphan}: not in the manifest",
-        f"{orphan}.tmp-0123: not in the manifest",
+        f"{temporary}: not in the manifest",
         "an interrupted embed or import leaves this behind: run the same embed or import again, "
         "which replaces or removes these files",
     ]

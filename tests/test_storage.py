@@ -27,6 +27,7 @@ from pipelines.storage import (
     DatasetStore,
     nearest_existing,
     temporary_name,
+    temporary_of,
 )
 from tests.s3_server import S3Server, s3_server  # noqa: F401  (s3_server is a fixture)
 
@@ -192,17 +193,32 @@ def test_file_sizes_lists_the_files_of_a_folder_fresh(store: DatasetStore) -> No
     assert store.file_sizes("missing") == {}
 
 
-def test_remove_temporaries(store: DatasetStore) -> None:
-    leftovers = [f"{SHARD}.tmp-0123abcd", "manifest.json.tmp-ffff"]
-    for rel in [*leftovers, SHARD, "manifest.json"]:
-        with store.open(rel, "wb") as out:
-            out.write(b"x")
+def test_remove_temporaries_removes_only_ours(store: DatasetStore) -> None:
+    ours = [temporary_name("shard-00000.h5"), temporary_name("manifest.json")]
+    mine = ["shard-00000.h5.tmp-0123abcd", "notes.txt.tmp-old", temporary_name("notes.txt")]
+    for name in [*ours, *mine, "shard-00000.h5"]:
+        store.write_bytes_atomic(f"waveforms/train/{name}", b"x")
 
-    assert store.remove_temporaries("waveforms/train") == [leftovers[0]]
-    assert store.remove_temporaries() == [leftovers[1]]
-    assert store.remove_temporaries() == []
-    assert store.listdir("waveforms/train") == ["shard-00000.h5"]
-    assert store.listdir() == ["manifest.json", "waveforms"]
+    def written(name: str) -> bool:
+        return temporary_of(name) in ("shard-00000.h5", "manifest.json")
+
+    removed = store.remove_temporaries("waveforms/train", written)
+    assert sorted(removed) == sorted(f"waveforms/train/{name}" for name in ours)
+    assert store.remove_temporaries("waveforms/train", written) == []
+    assert store.listdir("waveforms/train") == sorted([*mine, "shard-00000.h5"])
+
+
+def test_temporary_of_reads_only_temporary_names() -> None:
+    assert temporary_of(temporary_name("shard-00000.h5.waveforms")) == "shard-00000.h5.waveforms"
+    hex32 = "0123456789abcdef" * 2
+    for name in (
+        "shard-00000.h5",
+        "a.tmp-old",
+        "a.tmp-0123abcd",
+        f"a.tmp-{hex32.upper()}",
+        f".tmp-{hex32}",
+    ):
+        assert temporary_of(name) is None, name
 
 
 @pytest.mark.parametrize("rel", UNSAFE_PATHS)
@@ -223,7 +239,7 @@ def test_paths_outside_the_dataset_are_rejected(
         lambda: store.commit_file(src, rel),
     ]
     if rel:
-        attempts += [lambda: store.listdir(rel), lambda: store.remove_temporaries(rel)]
+        attempts += [lambda: store.listdir(rel), lambda: store.remove_temporaries(rel, bool)]
     for attempt in attempts:
         with pytest.raises(ValueError, match="unsafe dataset path"):
             attempt()
