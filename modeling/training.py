@@ -40,6 +40,7 @@ from modeling.models import (
     strategy_and_policy,
 )
 from modeling.readers import ShardReader, make_dataset, read_failures_raised
+from modeling.run_setup import same_dataset
 from modeling.runs import (
     BEST_WEIGHTS,
     LAST_WEIGHTS,
@@ -250,10 +251,16 @@ class _StepProgress(keras.callbacks.Callback):
         self.progress(self.start + batch + 1, self.total, dict(logs or {}))
 
 
-def _check_resume(run: RunDir, config: RunConfig) -> RunConfig:
-    """Return the run's config with ``config.steps``, refusing other changed settings and fewer
-    steps than the run has trained."""
+def _check_resume(run: RunDir, config: RunConfig, storage_options: dict | None) -> RunConfig:
+    """Return the run's config with ``config.steps`` and ``config.dataset``, refusing other
+    changed settings and fewer steps than the run has trained.
+
+    ``config.dataset`` may name the run's dataset by another path (:func:`same_dataset`): the
+    resumed run reads it there, and records it, since the path the run recorded may no longer
+    lead to it (``/x/runs/../ds`` once ``/x/runs`` is gone or renamed)."""
     saved = run.load_config()
+    if same_dataset(saved.dataset, config.dataset, storage_options):
+        saved.dataset = config.dataset
     old, new = saved.training_identity(), config.training_identity()
     changed = sorted(k for k in old if old[k] != new.get(k))
     if changed:
@@ -404,7 +411,7 @@ def train(
     run = RunDir(run_path)
     resume = resume and run.exists
     if resume:
-        config = _check_resume(run, config)
+        config = _check_resume(run, config, storage_options)
         finished = _finished_result(run, config)
         if finished is not None:
             return finished

@@ -130,13 +130,13 @@ def _setting(value: Any) -> str:
 
 def _resume_options(
     ctx: typer.Context, run: RunDir, options: dict[str, Any], dataset: str, so: dict | None
-) -> tuple[str, dict[str, Any]]:
-    """The dataset as ``run`` records it and the :func:`~modeling.run_setup.plan_run` ``options``
-    of ``train --resume`` continuing ``run``: a setting the command line does not give is the
-    run's own (``eval_every`` too, which ``--steps`` would otherwise derive), ``--steps`` or
-    ``--epochs`` may extend the run, and a given setting with another value than the run's is
-    refused, naming it, and so is another dataset than the run's (the same one by another path
-    is the run's: :func:`~modeling.run_setup.same_dataset`)."""
+) -> dict[str, Any]:
+    """The :func:`~modeling.run_setup.plan_run` ``options`` of ``train --resume`` continuing
+    ``run``: a setting the command line does not give is the run's own (``eval_every`` too,
+    which ``--steps`` would otherwise derive), ``--steps`` or ``--epochs`` may extend the run,
+    and a given setting with another value than the run's is refused, naming it, and so is
+    another dataset than the run's (the same one by another path is the run's, and is read
+    where given: :func:`~modeling.run_setup.same_dataset`)."""
     from modeling.run_setup import check_resume_dataset, run_options
 
     try:
@@ -173,7 +173,7 @@ def _resume_options(
             f"{', '.join(changes)}: leave them out to continue the run, or start it over with "
             "--restart"
         )
-    return config.dataset, merged
+    return merged
 
 
 def _train(
@@ -314,12 +314,9 @@ def train(
     with collection_paused():
         from modeling.runs import RunDir
 
-    recorded = None
     if resume and RunDir(run_dir).exists:
-        recorded, options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
+        options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
-    if recorded is not None:  # the dataset given, as the run records it
-        config = replace(config, dataset=recorded)
     _warn_if_training_split_evaluated(config)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
@@ -391,8 +388,8 @@ def _sweep_run_action(
     every run it made over; otherwise a run with other settings than ``config`` starts over, one
     short of ``config.steps`` resumes (extended to them) and one finished with ``config.steps``
     is kept. ``eval_every``, which the sweep derives from the steps, is not a setting: a run keeps
-    its own, and so does the dataset's path where it is the same dataset
-    (:func:`~modeling.run_setup.same_dataset`).
+    its own; nor is the dataset's path where it is the same dataset
+    (:func:`~modeling.run_setup.same_dataset`): a resumed run reads it where given.
     """
     from modeling.run_setup import same_dataset
     from workflows.runner import RESUMABLE
@@ -406,9 +403,9 @@ def _sweep_run_action(
     except ValueError as exc:
         fail(f"{run.path}: {exc}")
     continued = replace(config, eval_every=saved.eval_every)
-    if same_dataset(saved.dataset, config.dataset, so):
-        continued = replace(continued, dataset=saved.dataset)
     old, new = saved.training_identity(), continued.training_identity()
+    if same_dataset(saved.dataset, config.dataset, so):
+        new["dataset"] = old["dataset"]
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         return f"starting over: {', '.join(changed)} changed", config, False, True
