@@ -166,8 +166,28 @@ def frontend_options(frontend: dict) -> str:
         recorded.
     """
     name = frontend.get("resampler")
-    option = next((k for k, v in _RESAMPLER_NAMES.items() if v == name), name)
+    option = _resampler_option(name) or name
     return f"--mode {frontend.get('mode')} --resampler {option}"
+
+
+def frontend_settings(frontend: dict) -> tuple[Mode, Resampler] | None:
+    """The ``mode`` and ``resampler`` that make a :func:`frontend_provenance`.
+
+    Returns
+    -------
+    tuple of str or None
+        ``("exact", "resampy")``; None when ``frontend`` records a mode or resampler that
+        this front end does not make.
+    """
+    mode, resampler = frontend.get("mode"), _resampler_option(frontend.get("resampler"))
+    if mode not in _DTYPES or resampler is None:
+        return None
+    return mode, resampler
+
+
+def _resampler_option(name: str | None) -> Resampler | None:
+    """The resampler option of a recorded resampler name (``"soxr HQ"`` -> ``"soxr"``)."""
+    return next((k for k, v in _RESAMPLER_NAMES.items() if v == name), None)
 
 
 def log_mel(x16k: ArrayLike, *, mode: Mode = "exact", workers: int = 1) -> np.ndarray:

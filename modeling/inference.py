@@ -20,7 +20,11 @@ takes it:
   a checkpoint and a PCA file are needed: those the run's embeddings were made with, whose
   digests training records (:mod:`modeling.embedding_provenance`). Other files are refused;
   with a run that records none (trained before it did, or on imported embeddings) they are
-  used with a warning.
+  used with a warning. The front end (mode and resampler) is the one the ``embed`` run that
+  made the run's embeddings recorded in the dataset's manifest, and another ``mode`` is
+  refused: a file embedded otherwise scores slightly differently from its ingested clip.
+  When that is not known (no such record, or the dataset cannot be read), the ``fast`` mode,
+  with a warning.
 
 A file is then cut into windows of the model's clip length (``clip_samples`` samples or
 ``num_frames`` frames): one window, zero-padded at its end, when the file is no longer than a
@@ -66,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from modeling.embedding_provenance import check_weights
+from modeling.embedding_provenance import DIGESTS, check_weights, describe
 from modeling.evaluation import LoadedRun, Progress, SplitScores, load_run, open_split, score_split
 from modeling.readers import ShardReader, to_float
 from modeling.runs import RunDir, write_atomic
@@ -77,11 +81,14 @@ from pipelines.dataset_state import load_manifest
 from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
+from schemas.dataset import DatasetManifest
 
 if TYPE_CHECKING:
     from features.embed import EmbedSettings
 
 SCORES_DIR = "scores"
+DEFAULT_MODE = "fast"
+"""VGGish front-end mode of audio files when the run's embeddings record none."""
 log = logging.getLogger(__name__)
 
 
@@ -193,16 +200,60 @@ def _waveform_windows(loaded: LoadedRun, path: str) -> np.ndarray:
     return wave[np.newaxis] if length is None else clip_windows(wave, int(length))
 
 
+def _dataset_manifest(
+    loaded: LoadedRun, storage_options: dict | None
+) -> tuple[DatasetManifest | None, str]:
+    """The manifest of the run's dataset, or None and why it cannot be read."""
+    try:
+        manifest = load_manifest(DatasetStore(loaded.config.dataset, storage_options))
+    except (OSError, ValueError) as exc:
+        return None, str(exc)
+    return manifest, "" if manifest is not None else "no manifest.json"
+
+
+def _recorded_frontend(
+    loaded: LoadedRun, manifest: DatasetManifest | None, reason: str
+) -> tuple[tuple[str, str] | None, str]:
+    """The VGGish front end (mode, resampler) the run's embeddings were made with, as the
+    ``embed`` run that made them recorded it in the dataset's manifest (a run records only
+    the weights); None and why when it is not known."""
+    from features.vggish_frontend import frontend_options, frontend_settings
+
+    config = loaded.config
+    dataset = config.dataset
+    if manifest is None:
+        return None, f"its dataset {dataset} cannot be read: {reason}"
+    stage = manifest.stages.get(f"embed:{config.embedding_model}") or {}
+    provenance = stage.get("provenance") or {}
+    frontend = provenance.get("frontend")
+    if not frontend:
+        return None, f"its dataset {dataset} records no embed run (imported embeddings?)"
+    recorded = config.embedding_provenance
+    if recorded is not None and any(provenance.get(key) != recorded[key] for key in DIGESTS):
+        return None, (
+            f"the embeddings of its dataset {dataset} are now made with "
+            f"{describe(provenance)}, not the run's {describe(recorded)}"
+        )
+    settings = frontend_settings(frontend)
+    if settings is None:
+        return None, f"its dataset {dataset} records {frontend_options(frontend)}, unknown here"
+    return settings, ""
+
+
 def _embed_settings(
     loaded: LoadedRun,
     checkpoint: str | None,
     pca_params: str | None,
-    mode: str,
+    mode: str | None,
+    frontend: tuple[tuple[str, str] | None, str],
     warn: Callable[[str], None],
 ) -> EmbedSettings:
-    """The VGGish settings to embed files for ``loaded``, once its weights checked out
-    (:func:`modeling.embedding_provenance.check_weights`; hashed once, by the embedder)."""
+    """The VGGish settings to embed files for ``loaded``: the front end its embeddings were
+    made with (``frontend``, from :func:`_recorded_frontend`), once ``mode`` agrees with it,
+    and its weights checked out (:func:`modeling.embedding_provenance.check_weights`; hashed
+    once, by the embedder)."""
     from features.embed import EmbedSettings, load_embedder
+    from features.vggish_frontend import frontend_options, frontend_provenance
 
     config = loaded.config
     if config.embedding_model != "vggish":
@@ -218,7 +269,26 @@ def _embed_settings(
         )
     if not os.path.isfile(pca_params):
         raise FileNotFoundError(f"no PCA parameters at {pca_params} (--pca-params)")
-    settings = EmbedSettings(str(checkpoint), str(pca_params), mode=mode)
+    known, why = frontend
+    if known is not None:
+        if mode is not None and mode != known[0]:
+            raise ValueError(
+                f"the embeddings of run {loaded.run.path} were made with "
+                f"{frontend_options(frontend_provenance(*known))}, but --mode {mode} was given: "
+                "files embedded with another front end score differently from the run's "
+                "clips; leave --mode out to embed them as the run's embeddings were"
+            )
+        mode, resampler = known
+    else:
+        assumed = "as given" if mode is not None else "the default"
+        mode, resampler = mode or DEFAULT_MODE, None
+        warn(
+            f"cannot tell which VGGish front end the embeddings of run {loaded.run.path} were "
+            f"made with ({why}): audio files are embedded with "
+            f"{frontend_options(frontend_provenance(mode))} ({assumed}), whose scores differ "
+            "slightly from those of clips embedded with another"
+        )
+    settings = EmbedSettings(str(checkpoint), str(pca_params), mode=mode, resampler=resampler)
     recorded = config.embedding_provenance
     actual = load_embedder(settings).provenance if recorded is not None else {}
     warning = check_weights(recorded, actual, str(loaded.run.path), checkpoint, pca_params)
@@ -228,25 +298,19 @@ def _embed_settings(
 
 
 def _dataset_sample_rate(
-    loaded: LoadedRun, storage_options: dict | None, warn: Callable[[str], None]
+    loaded: LoadedRun, manifest: DatasetManifest | None, reason: str, warn: Callable[[str], None]
 ) -> int:
     """The sample rate the run's dataset stores clips at, which its embeddings were made from;
     ingest's default, with a warning, when its manifest cannot be read."""
     from features.embed_files import INGEST_SAMPLE_RATE
 
-    dataset = loaded.config.dataset
-    try:
-        manifest = load_manifest(DatasetStore(dataset, storage_options))
-    except (OSError, ValueError) as exc:
-        manifest, reason = None, str(exc)
-    else:
-        reason = "no manifest.json"
     if manifest is not None:
         return manifest.sample_rate
     warn(
-        f"cannot read the sample rate of run {loaded.run.path}'s dataset {dataset} ({reason}): "
-        f"audio files are embedded as clips ingested at {INGEST_SAMPLE_RATE} Hz (ingest's "
-        "default), whose scores differ slightly from those of clips ingested at another rate"
+        f"cannot read the sample rate of run {loaded.run.path}'s dataset {loaded.config.dataset} "
+        f"({reason}): audio files are embedded as clips ingested at {INGEST_SAMPLE_RATE} Hz "
+        "(ingest's default), whose scores differ slightly from those of clips ingested at "
+        "another rate"
     )
     return INGEST_SAMPLE_RATE
 
@@ -347,7 +411,7 @@ def predict_files(
     which: str = "best",
     checkpoint: str | None = None,
     pca_params: str | None = None,
-    mode: str = "fast",
+    mode: str | None = None,
     batch_size: int = 64,
     progress: Progress | None = None,
     warn: Callable[[str], None] = log.warning,
@@ -363,8 +427,10 @@ def predict_files(
     which : {"best", "last"}
     checkpoint, pca_params : str, optional
         VGGish ``vggish_model.ckpt`` and ``vggish_pca_params.npz``; needed by embedding runs.
-    mode : {"fast", "exact"}
-        VGGish front-end precision (embedding runs).
+    mode : {"fast", "exact"}, optional
+        VGGish front-end precision (embedding runs). By default the front end (mode and
+        resampler) the run's embeddings were made with, as the dataset's manifest records it;
+        ``"fast"``, with a warning, when that is not known.
     batch_size : int
         Windows per forward pass, across files (see the module docstring).
     progress : callable, optional
@@ -372,7 +438,8 @@ def predict_files(
     warn : callable
         Called with a one-line warning when an embedding run records no VGGish weights to
         check ``checkpoint`` and ``pca_params`` against (runs trained before they were
-        recorded, or on imported embeddings), or its dataset's sample rate cannot be read.
+        recorded, or on imported embeddings), when the front end its embeddings were made
+        with is not known, or when its dataset's sample rate cannot be read.
     storage_options : dict, optional
         fsspec options of URL ``paths`` and of the run's dataset.
 
@@ -387,15 +454,18 @@ def predict_files(
         If a file is missing, cannot be fetched or cannot be decoded.
     ValueError, FileNotFoundError
         If an embedding run lacks the VGGish files, or they are not the ones its embeddings
-        were made with (the message says which digest differs).
+        were made with (the message says which digest differs), or ``mode`` is not the mode
+        they were made with (the message names both).
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     loaded = load_run(run, which)
     settings, rate = None, 0
     if loaded.config.input == "embeddings":
-        settings = _embed_settings(loaded, checkpoint, pca_params, mode, warn)
-        rate = _dataset_sample_rate(loaded, storage_options, warn)
+        manifest, reason = _dataset_manifest(loaded, storage_options)
+        frontend = _recorded_frontend(loaded, manifest, reason)
+        settings = _embed_settings(loaded, checkpoint, pca_params, mode, frontend, warn)
+        rate = _dataset_sample_rate(loaded, manifest, reason, warn)
     batches = _WindowBatches(window_scorer(loaded.model), batch_size)
     sources: list[str] = []
     counts: list[int] = []

@@ -160,7 +160,8 @@ def test_predict_refuses_other_vggish_files_and_hashes_once(
     )
     warnings: list[str] = []
     got = predict_files(run, audio, checkpoint=checkpoint, pca_params=pca, warn=warnings.append)
-    assert [p.windows for p in got] == [1, 1] and not warnings
+    assert [p.windows for p in got] == [1, 1]
+    assert len(warnings) == 1 and "records no embed run" in warnings[0], "weights checked out"
     assert sorted(hashed) == ["ckpt", "pca"], "each file is hashed once per command"
 
 
@@ -186,7 +187,8 @@ def test_predict_cli_refuses_other_files_and_warns_for_older_runs(
     )
     assert older.exit_code == 0, older.output
     warning = [line for line in older.output.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and "records no VGGish weights" in warning[0]
+    assert len(warning) == 2 and "records no VGGish weights" in warning[1]
+    assert "cannot tell which VGGish front end" in warning[0]
     assert "rank" in older.stdout
 
 

@@ -189,8 +189,13 @@ def predict(
         str | None, typer.Option(help="vggish_pca_params.npz: embedding runs need it for files.")
     ] = None,
     mode: Annotated[
-        str, typer.Option(help="VGGish front end precision for files: fast or exact.")
-    ] = "fast",
+        str | None,
+        typer.Option(
+            help="VGGish front end precision for files: fast or exact. Default: the front end "
+            "the run's embeddings were made with, as its dataset records it (another --mode "
+            "is refused); fast, with a warning, when that is not recorded."
+        ),
+    ] = None,
     batch_size: BatchSize = 64,
     weights: Weights = "best",
     as_json: AsJson = False,
@@ -199,17 +204,17 @@ def predict(
     """Top-k classes of audio files (paths or URLs) or of a dataset's clips.
 
     A file is resampled to the run's rate (waveform runs) or embedded with VGGish (embedding
-    runs: --checkpoint and --pca-params, the files the run's embeddings were made with; others
-    are refused). Files longer than the run's clip are scored in windows of a clip length,
-    every half clip, and each class keeps its maximum over the windows; shorter files are
-    zero-padded.
+    runs: --checkpoint and --pca-params, the files the run's embeddings were made with, and
+    the front end they were made with; others are refused). Files longer than the run's clip
+    are scored in windows of a clip length, every half clip, and each class keeps its maximum
+    over the windows; shorter files are zero-padded.
     """
     with collection_paused():
         from modeling import inference
 
     if top_k < 1:
         fail("--top-k must be at least 1")
-    if mode not in ("fast", "exact"):
+    if mode not in (None, "fast", "exact"):
         fail("--mode must be 'fast' or 'exact'")
     loaded = _load(run, weights)
     if loaded.config.input != "embeddings" and (checkpoint or pca_params):
