@@ -41,9 +41,16 @@ def weights(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[s
     return vggish_files(tmp_path_factory, worker_id)
 
 
-def _run(served: Served, tmp_path: Path, weights: tuple[str, str], frontend: dict | None) -> Path:
+def _run(
+    served: Served,
+    tmp_path: Path,
+    weights: tuple[str, str],
+    frontend: dict | None,
+    embedded_with: dict[str, str] | None = None,
+) -> Path:
     """A copy of the served embedding run on a copy of its dataset, both recording
-    ``weights``; the dataset records an embed run with ``frontend`` (none when None)."""
+    ``weights``; the dataset records an embed run with ``frontend`` (none when None) and
+    ``embedded_with`` digests (``weights``' by default)."""
     digests = {
         "checkpoint_sha256": checkpoint_sha256(weights[0]),
         "pca_sha256": pca_sha256(weights[1]),
@@ -53,7 +60,7 @@ def _run(served: Served, tmp_path: Path, weights: tuple[str, str], frontend: dic
     if frontend is not None:
         store = DatasetStore(str(dataset))
         manifest = load_manifest(store)
-        provenance = {"model": "vggish", **digests, "frontend": frontend}
+        provenance = {"model": "vggish", **(embedded_with or digests), "frontend": frontend}
         manifest.stages["embed:vggish"] = {
             "run_id": "r",
             "provenance": provenance,
@@ -166,3 +173,30 @@ def test_without_a_record_the_mode_is_assumed_with_a_warning(
     predict_files(run, audio, **_files(weights), mode=mode, warn=warnings.append)
     assert len(warnings) == 2 and f"its dataset {tmp_path / 'gone'} cannot be read" in warnings[0]
     assert "cannot read the sample rate" in warnings[1]
+
+
+def test_a_record_of_other_weights_is_not_the_runs(
+    served: Served,
+    tmp_path: Path,
+    weights: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dataset re-embedded since the run trained (other weights) records the front end of
+    its new embeddings, not of the run's: the default is used, with a warning."""
+    used: list[EmbedSettings] = []
+    monkeypatch.setattr(
+        inference,
+        "_embedding_windows",
+        lambda loaded, path, settings, rate: used.append(settings) or np.zeros((1, 10, 128)),
+    )
+    other = {"checkpoint_sha256": "b" * 64, "pca_sha256": "c" * 64}
+    run = _run(served, tmp_path, weights, frontend_provenance("exact"), other)
+    warnings: list[str] = []
+    predict_files(run, [_tone(tmp_path / "a.wav")], **_files(weights), warn=warnings.append)
+    dataset = tmp_path / "ds"
+    assert len(warnings) == 1, warnings
+    assert (
+        f"the embeddings of its dataset {dataset} are now made with checkpoint sha256 bbbb"
+        in warnings[0]
+    )
+    assert used[0].mode == "fast"
