@@ -8,9 +8,9 @@ every process that imports it, every Dask worker included.
 
 After :func:`quiet_tensorflow_import`, the next import of TensorFlow in this process runs with
 file descriptor 2 passed through a filter process that drops those lines and passes every other
-line as it comes, native warnings and errors included. The filter is a process of its own, so
-what the import wrote before a crash still arrives. ``TF_CPP_MIN_LOG_LEVEL`` is set to 1 unless
-it is set, for TensorFlow's own INFO lines later on.
+line as it comes, native warnings and errors included
+(:func:`pipelines.stderr_filter.stderr_lines_dropped`). ``TF_CPP_MIN_LOG_LEVEL`` is set to 1
+unless it is set, for TensorFlow's own INFO lines later on.
 
 On a host without an NVIDIA driver, TensorFlow's CUDA build also writes an error line when it
 first looks for devices, ``E0000 ... cuda_platform.cc:52] failed call to cuInit: ...``, in every
@@ -27,11 +27,11 @@ import importlib.abc
 import importlib.machinery
 import os
 import re
-import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
+from pipelines.stderr_filter import stderr_lines_dropped
 from schemas.deferred_imports import LoaderWrappingFinder
 
 NATIVE_INFO_LINE = re.compile(
@@ -49,67 +49,6 @@ CUINIT_FAILURE = re.compile(
 
 NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
 """Any of these says an NVIDIA driver is installed (Linux; ``/dev/dxg``: WSL2's GPU)."""
-
-_FILTER_PROGRAM = """
-import re, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is its writers' to handle; EOF ends it
-drop = re.compile({pattern!r}, {flags})
-out = sys.stdout.buffer
-for line in sys.stdin.buffer:
-    if not drop.match(line):
-        out.write(line)
-        out.flush()
-"""
-
-_FILTER_EXIT_SECONDS = 2.0
-"""How long to wait for the filter to pass on the last lines; a process started during the
-block that still holds the filter's input keeps it running after that, passing its lines on."""
-
-
-@contextlib.contextmanager
-def stderr_lines_dropped(pattern: re.Pattern[bytes]) -> Iterator[None]:
-    """Within the block, lines written to file descriptor 2 that ``pattern`` matches are dropped.
-
-    Every other line reaches the original stderr as it is written, whoever writes it: native
-    code, Python's ``sys.stderr``, other threads, processes started in the block. Where no
-    filter process can start (no stderr, no interpreter to run), the block runs unfiltered.
-
-    Parameters
-    ----------
-    pattern : re.Pattern[bytes]
-        Matched (``re.match``, with its flags) against each line, its newline included.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    program = _FILTER_PROGRAM.format(pattern=pattern.pattern, flags=pattern.flags)
-    try:
-        flt = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", program], stdin=subprocess.PIPE, stdout=saved
-        )
-    except OSError:
-        os.close(saved)
-        yield
-        return
-    _flush_stderr()
-    os.dup2(flt.stdin.fileno(), 2)
-    try:
-        yield
-    finally:
-        _flush_stderr()
-        os.dup2(saved, 2)
-        os.close(saved)
-        flt.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            flt.wait(_FILTER_EXIT_SECONDS)
-
-
-def _flush_stderr() -> None:
-    if sys.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -9,6 +9,11 @@ cannot read, or reads to nothing, goes to ffmpeg: the containers YouTube serves 
 and files whose header lies about their length, as happens when a section is stream-copied to a
 pipe. ffmpeg writes a float WAV to its stdout, which ``soundfile`` reads from memory, so sample
 rate and channel count come from a binary header rather than from parsing ffmpeg's log.
+
+libsndfile's MP3 decoder, libmpg123, writes notes about a damaged file to file descriptor 2
+(``Note: Illegal Audio-MPEG-Header ...``, ``Note: Trying to resync...``), among the progress bar
+and our own messages, although what it says is in the clip's failure already or harmless. Those
+lines are dropped while libsndfile decodes (:data:`MPG123_LINE`); every other line passes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from pipelines.stderr_filter import StderrLineFilter
 from schemas.failures import ClipFailure, FailureReason
 
 INT16_SCALE = 32767
@@ -199,8 +205,18 @@ resampling it), numpy in a tenth of that. The values are the same: libsndfile's 
 same power of two, and these integers are exact in float32."""
 
 
+MPG123_LINE = re.compile(
+    rb"(?:Note|Warning): "  # Note: Trying to resync...
+    rb"|\[src/libmpg123/[\w.]+:\w+\(\):\d+\] (?:error|warning): "  # [src/libmpg123/a.c:f():9]
+)
+"""The lines libmpg123 writes to stderr: its notes, warnings and errors (as its build inside
+libsndfile names its sources)."""
+
+_QUIET_DECODE = StderrLineFilter(MPG123_LINE)
+
+
 def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
-    with sf.SoundFile(path) as f:
+    with _QUIET_DECODE, sf.SoundFile(path) as f:
         sr = f.samplerate
         first = round(start_s * sr) if start_s else 0
         count = round(end_s * sr) - first if end_s is not None else -1
