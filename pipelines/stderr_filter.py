@@ -39,8 +39,11 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is its writers' to handle
 drop = re.compile({pattern!r}, {flags})
 sync, ack = {sync!r}, {ack!r}  # on fd ack: b"r" before each read, b"s" once a sync line is out
 held = b""  # the start of a line not ended yet
+readable, writable = select.poll(), select.poll()  # poll, not select: fds past 1023 work
+readable.register(0, select.POLLIN)
 if ack is not None:
     os.set_blocking(ack, False)
+    writable.register(ack, select.POLLOUT)
 
 def out(data):
     view = memoryview(data)
@@ -56,13 +59,13 @@ def tell(byte):
         except BlockingIOError:  # full of b"r": that one is said already
             if byte == b"r":
                 return
-            select.select([], [ack], [])
+            writable.poll()
         except OSError:  # no one listens any more: its writers go on without syncs
             ack = None
 
 while True:
     waiting = held and not drop.match(held)
-    if not select.select([0], [], [], {idle} if waiting else None)[0]:
+    if not readable.poll({idle_ms} if waiting else None):
         out(held)  # a line left unfinished is no library's: pass it on as far as it goes
         held = b""
         continue
@@ -99,8 +102,9 @@ def _start_filter(
 ) -> subprocess.Popen:
     """A filter process writing to ``out_fd``; given ``ack``, it writes a byte there when it has
     passed on all that came before a line ending in ``sync``."""
+    idle_ms = round(IDLE_SECONDS * 1000)
     program = _FILTER_PROGRAM.format(
-        pattern=pattern.pattern, flags=pattern.flags, sync=sync, ack=ack, idle=IDLE_SECONDS
+        pattern=pattern.pattern, flags=pattern.flags, sync=sync, ack=ack, idle_ms=idle_ms
     )
     return subprocess.Popen(
         [sys.executable, "-I", "-S", "-c", program],
@@ -235,10 +239,12 @@ class StderrLineFilter:
     def _settle(self) -> None:
         """Wait until the filter has passed on all it was given."""
         deadline = time.monotonic() + _SETTLE_SECONDS
+        acks = select.poll()
+        acks.register(self._ack, select.POLLIN)
         with contextlib.suppress(OSError):
             os.write(self._filter.stdin.fileno(), self._sync + b"\n")
             while (left := deadline - time.monotonic()) > 0:
-                if not select.select([self._ack], [], [], left)[0]:
+                if not acks.poll(left * 1000):
                     return
                 told = os.read(self._ack, 1 << 10)
                 if not told or b"s" in told:  # b"": the filter is gone
