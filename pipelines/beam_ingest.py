@@ -50,7 +50,6 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 from apache_beam.runners.worker import statesampler
-from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
 from pipelines import staging
 from pipelines.clip_stage import ClipSettings, stage_clip
@@ -60,6 +59,7 @@ from pipelines.process_exit import exit_without_collecting
 from pipelines.shard_build import build_shard
 from pipelines.storage import DatasetStore
 from pipelines.worker_dirs import ScratchDir, worker_dir
+from pipelines.worker_processes import WorkerEnvironment
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing")
 """The local default; with a single worker process the running mode is ``in_memory`` instead
@@ -362,7 +362,8 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     and on a machine that reaches GitHub a different engine that ignores
     ``--direct_running_mode``. The FnApiRunner is what ``DirectRunner`` falls back to, set up
     the same way (the pipeline options provisioned to its workers); ``--runner=PrismRunner``
-    still chooses Prism. In ``multi_processing`` mode its workers run :data:`WORKER_MODULE`.
+    still chooses Prism. In ``multi_processing`` mode its workers run :data:`WORKER_MODULE`,
+    started and stopped by :mod:`pipelines.worker_processes`.
 
     Parameters
     ----------
@@ -383,15 +384,16 @@ def direct_runner(options: PipelineOptions) -> PipelineRunner | None:
     )
     if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
         return fn_runner.FnApiRunner(provision_info=info)
-    command = f"exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"  # no shell between
+    command = shlex.join([sys.executable, "-m", WORKER_MODULE])
     return _OwnWorkersRunner(
-        default_environment=SubprocessSDKEnvironment.from_command_string(command),
+        default_environment=WorkerEnvironment.from_command_string(command),
         provision_info=info,
     )
 
 
 class _OwnWorkersRunner(fn_runner.FnApiRunner):
-    """An FnApiRunner whose worker processes run the command of its default environment.
+    """An FnApiRunner whose worker processes run the command of its default environment (a
+    :class:`~pipelines.worker_processes.WorkerEnvironment`).
 
     In ``multi_processing`` mode the FnApiRunner replaces its default environment with Beam's
     own worker command. With no running mode it keeps the environment it was given, and still

@@ -28,6 +28,9 @@ if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the runner in the audiomill process stops its
     # workers; each worker dying of the signal on its own printed its traceback and the
     # runner's threads theirs, over a hundred lines before the one that says how to resume.
+    # The runner starts a worker with SIGINT blocked (pipelines.worker_processes), which covers
+    # the imports above; ignoring it discards one that came meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     sample_states_often()
     sdk_worker_main.main(sys.argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -12,7 +13,69 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 
+from tests.http_media_server import MediaServer, Script
+from tests.media import write_media
+
 REPO = Path(__file__).resolve().parents[1]
+
+AS_A_TERMINAL_RUNS_IT = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('workflows', run_name='__main__', alter_sys=True)"
+)
+"""``python -m workflows`` with Ctrl-C raising KeyboardInterrupt, as in a terminal's foreground
+job, however pytest was started: a test run started in the background by a shell without job
+control (``pytest ... &`` in a script, a CI runner) ignores SIGINT, its children inherit that,
+and Python then never installs its handler, so the ingest would rightly not stop."""
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes still running in process group ``pgid`` (not those that have ended and
+    wait for their new parent, init, to collect their exit status)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def start_as_a_terminal(args: list[str]) -> subprocess.Popen:
+    """Start ``audiomill ARGS`` as a terminal's foreground job (:data:`AS_A_TERMINAL_RUNS_IT`),
+    in a process group of its own (its id is the process's), with stderr piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", AS_A_TERMINAL_RUNS_IT, *args],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def slow_mirror_ingest(server: MediaServer, work: Path, n_clips: int) -> tuple[list[str], Path]:
+    """Serve ``n_clips`` 2 s clips from ``server`` 0.4 s late each (a slow mirror), and write a
+    manifest of their URLs in ``work``.
+
+    Returns
+    -------
+    tuple of (list of str, Path)
+        The arguments of an ingest of the manifest on 2 workers, and its dataset folder.
+    """
+    rows = []
+    for i in range(n_clips):
+        write_media(server.root / f"c{i:02d}.wav", 2.0, 16000, 1, 300 + 20 * i, i)
+        server.script(f"/c{i:02d}.wav", Script(delay=0.4))
+        rows.append([server.url(f"c{i:02d}.wav"), "dog"])
+    segs = work / "manifest.csv"
+    with open(segs, "w", newline="") as fh:
+        csv.writer(fh).writerows([["url", "labels"], *rows])
+    out = work / "ds"
+    args = ["ingest", "--segments", str(segs), "--out", str(out), "--sample-rate", "16000",
+            "--clip-seconds", "2", "--workers", "2"]  # fmt: skip
+    return args, out
 
 
 def cli_env(**extra: str) -> dict[str, str]:

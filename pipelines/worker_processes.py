@@ -1,0 +1,173 @@
+"""The local runner's worker processes for ingest, started and stopped without unbounded waits.
+
+Beam's handler for subprocess workers waits for its process without a bound, and the runner
+only tells a worker to stop once it has connected. Ctrl-C reaches the whole process group: a
+worker still starting (importing Beam) died of it with a traceback, and one that connected after
+the runner had closed its connection waited for work for ever, with the runner waiting for it.
+
+Here a worker starts with SIGINT blocked, so no Ctrl-C stops it before
+:mod:`pipelines.beam_worker` ignores the signal, and the runner stops its workers. At the end of
+a run, in whatever state it is: a worker that connects from then on is told at once that there
+is no more work; one that has not yet set up its harness is terminated; one that has waits up to
+:data:`WORKER_EXIT_S` to end, then is terminated, and killed :data:`WORKER_KILL_S` later. A
+worker that ends while the run still needs it fails the work sent to it, instead of leaving the
+runner waiting for its replies.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+
+import grpc
+
+from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
+
+# isort: split
+from apache_beam.portability.api import beam_fn_api_pb2_grpc, endpoints_pb2
+from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+from apache_beam.runners.portability.fn_api_runner.worker_handlers import (
+    GrpcServer,
+    GrpcWorkerHandler,
+    StateServicer,
+    WorkerHandler,
+)
+from apache_beam.runners.portability.local_job_service import BeamFnLoggingServicer
+from apache_beam.transforms.environments import Environment, SubprocessSDKEnvironment
+from apache_beam.utils import thread_pool_executor
+from apache_beam.utils.sentinel import Sentinel
+from google.protobuf import json_format, text_format
+
+WORKER_URN = "audiomill:env:ingest_worker:v1"
+"""The environment whose workers :class:`WorkerProcessHandler` runs."""
+WORKER_EXIT_S = 90.0
+"""How long a worker that has set up its harness has to end once told to stop: its DoFns'
+teardown waits up to 60 s for a background import (``pipelines.beam_ingest.WARM_UP_JOIN_S``)."""
+WORKER_KILL_S = 5.0
+"""How long a terminated worker has to end before it is killed."""
+
+
+@Environment.register_urn(WORKER_URN, bytes)
+class WorkerEnvironment(SubprocessSDKEnvironment):
+    """Workers that run a command (no shell), started and stopped by
+    :class:`WorkerProcessHandler`."""
+
+    def to_runner_api_parameter(self, context: object) -> tuple[str, bytes]:
+        return WORKER_URN, self.command_string.encode("utf-8")
+
+    @staticmethod
+    def from_runner_api_parameter(
+        payload: bytes,
+        capabilities: Iterable[str],
+        artifacts: Iterable,
+        resource_hints: Mapping[str, bytes],
+        context: object,
+    ) -> WorkerEnvironment:
+        return WorkerEnvironment(payload.decode("utf-8"), capabilities, artifacts, resource_hints)
+
+
+class WorkerLogs(BeamFnLoggingServicer):
+    """Beam's servicer of a subprocess worker's log records; ``opened`` is set once the worker
+    has set up its harness, which opens its log stream just before connecting to the runner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+
+    def Logging(self, log_bundles: Iterable, context: object = None) -> Iterator:
+        self.opened.set()
+        return super().Logging(log_bundles, context)
+
+
+class WorkerLeftError(RuntimeError):
+    """A worker process ended while the run still needed it."""
+
+
+@WorkerHandler.register_environment(WORKER_URN, bytes)
+class WorkerProcessHandler(GrpcWorkerHandler):
+    """Beam's worker handler for :class:`WorkerEnvironment`: one worker process, started on a
+    thread of its own with SIGINT blocked, and stopped in bounded time (see the module)."""
+
+    def __init__(
+        self,
+        command: bytes,
+        state: StateServicer,
+        provision_info: ExtendedProvisionInfo,
+        grpc_server: GrpcServer,
+    ) -> None:
+        super().__init__(state, provision_info, grpc_server)
+        self.argv = shlex.split(command.decode("utf-8"))
+        self.logs = WorkerLogs()
+        self.process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._stopping = True  # the worker's end from now on is no failure
+        super().close()
+
+    def start_worker(self) -> None:
+        # A thread of its own: a Ctrl-C in this (the main) thread cannot come between the
+        # worker's start and its record in self.process.
+        threading.Thread(target=self._run, name="audiomill-worker", daemon=True).start()
+
+    def _run(self) -> None:
+        """Start the worker (unless it is already being stopped); if it ends while the run still
+        needs it, fail the work sent to it."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # the worker inherits this
+        with self._lock:
+            if self._stopping:
+                return
+            log_server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+            beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(self.logs, log_server)
+            log_port = log_server.add_insecure_port("[::]:0")
+            log_server.start()
+            self._log_server = log_server
+            env = dict(
+                os.environ,
+                CONTROL_API_SERVICE_DESCRIPTOR=_descriptor(self.control_address),
+                LOGGING_API_SERVICE_DESCRIPTOR=_descriptor(f"localhost:{log_port}"),
+                PIPELINE_OPTIONS=json_format.MessageToJson(
+                    self.provision_info.provision_info.pipeline_options
+                ),
+                WORKER_ID=self.worker_id,
+            )
+            self.process = subprocess.Popen(self.argv, env=env)
+        status = self.process.wait()
+        with self._lock:
+            if self._stopping:
+                return
+        how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"status {status}"
+        self.control_conn.abort(WorkerLeftError(f"a Beam worker process ended ({how})"))
+        self.data_conn.close()  # a bundle waiting for the worker's output fails
+
+    def stop_worker(self) -> None:
+        # Beam's close has told a connected worker to stop; one that connects later is told so
+        # as soon as it does.
+        self.control_conn.push(Sentinel.sentinel)
+        with self._lock:
+            self._stopping = True
+        if self.process is None:
+            return
+        if not self.logs.opened.is_set():
+            self.process.terminate()
+        try:
+            self.process.wait(WORKER_EXIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                self.process.wait(WORKER_KILL_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_server.stop(0)
+
+
+def _descriptor(url: str) -> str:
+    """An ``ApiServiceDescriptor`` for ``url`` in the text format Beam's workers read."""
+    return text_format.MessageToString(endpoints_pb2.ApiServiceDescriptor(url=url))

@@ -1,0 +1,80 @@
+"""Ctrl-C in an ingest while Beam's worker processes are still starting: one line, no process
+left, no hang, and the re-run finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.http_media_server import MediaServer
+from tests.ingest_helpers import (
+    audiomill,
+    group_members,
+    ledger,
+    manifest,
+    slow_mirror_ingest,
+    start_as_a_terminal,
+)
+
+N_CLIPS = 6
+INTERRUPT_AFTER_S = (0.0, 0.2, 0.5, 1.0)
+"""When Ctrl-C comes, in seconds after the first worker process appears: a worker takes about a
+second to import Beam and connect (more under load), so these fall before, while and just after
+the workers connect."""
+EXIT_TIMEOUT_S = 30
+"""How long the interrupted ingest has to end; longer is a hang."""
+
+
+def _workers(pgid: int) -> list[int]:
+    """The Beam worker processes (``pipelines.beam_worker``) running in process group ``pgid``."""
+    found = []
+    for pid in group_members(pgid):
+        try:
+            if b"pipelines.beam_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _interrupt_while_workers_start(args: list[str], after_s: float) -> None:
+    """Run ``audiomill ARGS`` as a terminal would, send Ctrl-C to its process group ``after_s``
+    seconds after its first worker process appears, and check that it ended cleanly."""
+    proc = start_as_a_terminal(args)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not _workers(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None and _workers(proc.pid), "no worker process started"
+        time.sleep(after_s)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+        try:
+            _, stderr = proc.communicate(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ingest still running {EXIT_TIMEOUT_S} s after Ctrl-C at +{after_s} s")
+        left = group_members(proc.pid)
+    finally:
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, (after_s, stderr)
+    assert stderr.strip().splitlines()[-1] == "interrupted: re-run the same command to resume"
+    assert "Traceback" not in stderr and "Exception in thread" not in stderr, (after_s, stderr)
+    assert left == [], after_s
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_workers_start_ends_cleanly_and_the_rerun_finishes(tmp_path: Path):
+    with MediaServer(tmp_path / "www") as server:
+        args, out = slow_mirror_ingest(server, tmp_path, N_CLIPS)
+        for after_s in INTERRUPT_AFTER_S:
+            _interrupt_while_workers_start(args, after_s)
+        audiomill(*args)
+    failed = {k: row["detail"] for k, row in ledger(out).items() if row["status"] != "ok"}
+    assert manifest(out)["splits"]["train"]["num_clips"] == N_CLIPS, failed
+    assert len(ledger(out)) == N_CLIPS
