@@ -130,11 +130,11 @@ class StderrLineFilter:
 
     def _swap_in(self) -> None:
         c_stderr = _c_stderr()
+        if c_stderr is None:
+            return
         try:
             stat = os.fstat(2)
-        except OSError:
-            return
-        if c_stderr is None:
+        except OSError:  # no stderr to pass lines on to
             return
         target = (stat.st_dev, stat.st_ino)
         if self._filter is None or self._filter.poll() is not None or target != self._target:
