@@ -22,11 +22,13 @@ import contextlib
 import datetime as dt
 import functools
 import heapq
+import logging
 import os
 import socket
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,6 +75,8 @@ from schemas.ledger import LEDGER_SCHEMA, STATUS_OK, ledger_table
 from schemas.segment_checks import describe_failed_checks
 from schemas.segments import SEGMENT_SCHEMA, Segment, segments_to_table, split_name_problem
 from schemas.shards import audio_name_for
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("hdf5", "parquet")
 SEGMENT_BATCH_ROWS = 50_000
@@ -742,6 +746,7 @@ def _prepare_run(
             if state.get(rec["clip_id"], {}).get("status") != STATUS_OK:
                 state[rec["clip_id"]] = rec | {"interrupted": True}
     _add_unledgered_shards(store, manifest, state, log)
+    _warn_changed_sources(segments, state)
     sources = _sources(cfg, segments)
     labels = _committed_labels(store, manifest, state, segments)
     _check_committed(segments, state, cfg, sources, labels, class_map)
@@ -987,6 +992,53 @@ def _dedupe(segments: list[Segment]) -> tuple[list[Segment], list[MalformedLine]
             reason = f"duplicate clip id {s.clip_id!r} (first on line {first.line})"
             dupes.append(MalformedLine(s.origin, s.line, s.source[:200], reason))
     return out, dupes
+
+
+def _local_path(location: str | None) -> str | None:
+    """The file a resolved location or ledger ``source`` names on this machine (a plain path or
+    a ``file:`` URL); None for a URL of anything else, or no location."""
+    if location is None or not is_local(location):
+        return None
+    parts = urllib.parse.urlsplit(location)
+    return urllib.parse.unquote(parts.path) if parts.scheme else location
+
+
+def _warn_changed_sources(segments: list[Segment], state: dict[str, dict]) -> None:
+    """Warn about the committed clips of ``segments`` whose local source file changed since
+    they were ingested: its size is not the ledger's ``media_bytes``, or it was modified after
+    the clip was recorded. The dataset keeps their audio as ingested (a warning, not a
+    refusal: the dataset is whole and consistent, only no longer what the file holds). One
+    ``stat`` a committed clip with a local source; a URL is not fetched to compare it."""
+    changed = []
+    for seg in segments:
+        prev = state.get(seg.clip_id)
+        if prev is None or prev["status"] != STATUS_OK or prev.get("media_bytes") is None:
+            continue
+        path = _local_path(prev.get("source"))
+        if path is None:
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:  # moved or gone: not compared, as in _same_source
+            continue
+        if info.st_size != prev["media_bytes"]:
+            how = f"{info.st_size} bytes, {prev['media_bytes']} when ingested"
+        elif prev.get("recorded_at") is not None and info.st_mtime > prev["recorded_at"]:
+            when = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            how = f"modified {when} UTC, after it was ingested"
+        else:
+            continue
+        changed.append(f"{seg.clip_id} ({path}: {how})")
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        logger.warning(
+            "%d committed clip(s) come from local files that changed since they were "
+            "ingested: %s%s. The dataset keeps their audio as ingested; to ingest the new audio, "
+            "give those rows a clip_id of their own (a clip_id column) or use a new --out",
+            len(changed),
+            ", ".join(changed[:3]),
+            more,
+        )
 
 
 def _sources(
