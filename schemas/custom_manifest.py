@@ -38,6 +38,8 @@ from schemas.textio import read_text
 SOURCE_COLUMNS = ("path", "url")
 OTHER_COLUMNS = ("start_seconds", "end_seconds", "labels", "split", "clip_id")
 KNOWN_COLUMNS = {*SOURCE_COLUMNS, *OTHER_COLUMNS}
+ACCEPTED_COLUMNS = f"{' or '.join(SOURCE_COLUMNS)}, {', '.join(OTHER_COLUMNS)}"
+"""The columns a manifest may have, as an error names them."""
 MAX_LINE_SHOWN = 200
 """Characters of a malformed line kept to show with its reason."""
 _COLUMN_NAME = re.compile(r"[^\W\d][\w .\-]*")
@@ -82,6 +84,28 @@ def missing_source_column(path: str, line: int, columns: list[str]) -> InputForm
     )
 
 
+def unknown_columns(names: list[str]) -> list[str]:
+    """The names, stripped, in their order and each once, that are no manifest column in any
+    case (an empty name is none)."""
+    stripped = (n.strip() for n in names)
+    return list(dict.fromkeys(n for n in stripped if n and n.lower() not in KNOWN_COLUMNS))
+
+
+def unknown_column_problem(unknown: list[str], what: str = "column") -> str:
+    """Why ``unknown`` (:func:`unknown_columns`) cannot be read, naming the accepted ones."""
+    names = ", ".join(repr(n) for n in unknown)
+    plural = "s" if len(unknown) > 1 else ""
+    return f"unknown {what}{plural} {names}; a manifest's {what}s are {ACCEPTED_COLUMNS}"
+
+
+def header_problem(path: str, line: int, header: list[str]) -> InputFormatError | None:
+    """The error for a manifest header, on ``line`` of ``path``, that names a column no
+    manifest has (the one error for all its rows), or ``None``."""
+    if unknown := unknown_columns(header):
+        return InputFormatError(path, f"the header names {unknown_column_problem(unknown)}", line)
+    return None
+
+
 def is_jsonl(path: str) -> bool:
     """Whether a manifest path names a JSON Lines file (``.jsonl``/``.ndjson``)."""
     return os.fspath(path).lower().endswith((".jsonl", ".ndjson"))
@@ -124,7 +148,8 @@ def list_format_problem(text: str, path: str) -> str | None:
 
 
 def check_list_file(path: str, storage_options: dict | None = None) -> None:
-    """Refuse a segment list file whose start shows it is in no format a list may have.
+    """Refuse a segment list file whose start shows it is in no format a list may have, or a
+    manifest whose header names a column no manifest has (before a run writes anything).
 
     Reads :data:`LIST_HEAD_BYTES` of ``path`` (a local path or fsspec URL); a folder, or a
     file that cannot be opened, is left to the reader that opens it for good.
@@ -132,7 +157,8 @@ def check_list_file(path: str, storage_options: dict | None = None) -> None:
     Raises
     ------
     InputFormatError
-        With :func:`list_format_problem`'s reason, naming the file.
+        With :func:`list_format_problem`'s reason, naming the file, or
+        :func:`header_problem`'s.
     """
     try:
         with fsspec.open(path, "rb", **(storage_options or {})) as fh:
@@ -142,6 +168,14 @@ def check_list_file(path: str, storage_options: dict | None = None) -> None:
     text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
     if problem := list_format_problem(text, path):
         raise InputFormatError(path, problem)
+    first = _first_row(text)
+    if is_jsonl(path) or first is None:
+        return
+    line, offset, header = first
+    whole = len(head) < LIST_HEAD_BYTES or "\n" in text[offset:]  # its header line is all read
+    manifest = {f.lower() for f in header}.intersection(SOURCE_COLUMNS)
+    if whole and manifest and (problem := header_problem(path, line, header)):
+        raise problem
 
 
 Row = tuple[int, dict | str, str]
@@ -151,7 +185,14 @@ malformed, and its text as the file has it."""
 
 def _csv_rows(text: str, path: str) -> Iterator[Row]:
     """The CSV's data rows by line number, each with its text; blank lines and ``#`` comments
-    before its header are skipped."""
+    before its header are skipped.
+
+    Raises
+    ------
+    InputFormatError
+        For an empty text, or a header naming neither ``path`` nor ``url`` or naming a column no
+        manifest has: one error about the header's line, before any row is read.
+    """
     first = _first_row(text)
     if first is None:
         raise InputFormatError(path, "empty manifest")
@@ -167,6 +208,8 @@ def _csv_rows(text: str, path: str) -> Iterator[Row]:
     header = [f.strip() for f in reader.fieldnames or []]
     if not {f.lower() for f in header if f}.intersection(SOURCE_COLUMNS):
         raise missing_source_column(path, header_line, header)
+    if problem := header_problem(path, header_line, header):
+        raise problem
     taken.clear()
     for row in reader:
         line = header_line - 1 + reader.line_num
@@ -219,7 +262,8 @@ def _json_field_problem(obj: dict) -> str | None:
 
 def _jsonl_rows(text: str) -> Iterator[Row]:
     """The JSON Lines rows by line number, each with its text; blank lines are skipped. A line
-    that is no JSON object, or whose fields have the wrong JSON types, is malformed."""
+    that is no JSON object, has a key no manifest has, or whose fields have the wrong JSON
+    types, is malformed: each object has keys of its own, so a key is a problem of its line."""
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -233,6 +277,9 @@ def _jsonl_rows(text: str) -> Iterator[Row]:
             yield lineno, "expected a JSON object", raw
             continue
         fields = {str(k).strip().lower(): v for k, v in obj.items()}
+        if unknown := unknown_columns([str(k) for k in obj]):
+            yield lineno, unknown_column_problem(unknown, "key"), raw
+            continue
         yield lineno, _json_field_problem(fields) or fields, raw
 
 
@@ -287,9 +334,6 @@ def url_problem(url: str) -> str | None:
 def _row_to_segment(
     row: dict, class_map: ClassMap, split: str, path: str, lineno: int
 ) -> Segment | str:
-    unknown_cols = set(row) - KNOWN_COLUMNS
-    if unknown_cols:
-        return f"unknown columns {sorted(unknown_cols)}"
     file_path, url = row.get("path") or "", row.get("url") or ""
     if bool(file_path) == bool(url):
         return "exactly one of 'path' or 'url' must be set"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.classmap import ClassMap
-from schemas.custom_manifest import manifest_labels, parse_manifest_text
+from schemas.custom_manifest import ACCEPTED_COLUMNS, manifest_labels, parse_manifest_text
 from schemas.errors import InputFormatError
 from tests.ingest_helpers import audiomill
 
@@ -82,7 +82,7 @@ def test_malformed_lines_carry_their_text():
     assert _malformed(f"{broken}\r\n[1, 2]\n{long}\n", "m.jsonl") == [
         (1, "invalid JSON (Expecting ',' delimiter)", broken),
         (2, "expected a JSON object", "[1, 2]"),
-        (3, "unknown columns ['color']", long[:200]),
+        (3, f"unknown key 'color'; a manifest's keys are {ACCEPTED_COLUMNS}", long[:200]),
     ]
 
 
