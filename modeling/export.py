@@ -75,6 +75,8 @@ def check_export_dir(out_dir: str | os.PathLike[str]) -> None:
         If it is a dataset or a run's folder (:func:`modeling.runs.check_out_dir`), or holds
         a ``saved_model`` or ``classes.csv`` but no ``export.json``: files of something else,
         which the export would replace.
+    PermissionError
+        If it cannot be written or made (:func:`modeling.runs.check_writable`).
     """
     out = Path(out_dir)
     check_out_dir(out, "export", "output")
@@ -119,6 +121,11 @@ def export_run(
         If the run does not exist or has no weights of that kind.
     FileExistsError
         If ``out_dir`` may not be written (see ``out_dir``); nothing is written.
+    PermissionError
+        If ``out_dir`` cannot be written or made (:func:`modeling.runs.check_writable`);
+        nothing is written.
+    OSError
+        If writing fails later (a full disk): the SavedModel's failure as one line.
     """
     check_export_dir(out_dir)
     loaded = load_run(run, which)
@@ -140,7 +147,11 @@ def export_run(
     )
     tmp = Path(tempfile.mkdtemp(prefix=f".{SAVED_MODEL}.", dir=out))
     try:
-        archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
+        try:
+            archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
+        except tf.errors.OpError as exc:
+            reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+            raise OSError(f"--out {out}: export could not write its SavedModel: {reason}") from exc
         final = out / SAVED_MODEL
         if final.exists():
             shutil.rmtree(final)

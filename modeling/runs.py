@@ -19,8 +19,9 @@ finished run: then the finished run stays and the unfinished one is deleted. Onl
 moved there or deleted from there.
 
 :func:`check_out_dir` is the one check of the folders that ``train``, ``sweep``, ``evaluate``
-and ``export`` write: none writes into a dataset (its folder or any folder inside it) or where
-it would mix with what a folder already holds.
+and ``export`` write: none writes into a dataset (its folder or any folder inside it), where
+it would mix with what a folder already holds, or where it cannot write (refused before any
+work; a write failing later is one line too: :func:`out_error_line`).
 """
 
 from __future__ import annotations
@@ -428,14 +429,76 @@ def _refuse_a_dataset(path: Path, command: str) -> None:
     )
 
 
+def check_writable(path: str | os.PathLike[str], command: str) -> None:
+    """Refuse an ``--out`` folder that ``command`` could not write or make, before any work.
+
+    Decided by the folder, or where it does not exist yet its nearest existing parent: a file
+    there, or a folder this process may not write (permissions, ``chattr +i``, a read-only
+    file system), is refused. Nothing is written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder to be written, which need not exist.
+    command : str
+        Named in the message.
+
+    Raises
+    ------
+    PermissionError
+        With one line naming the folder and the reason.
+    """
+    path = Path(path)
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    else:
+        reason = f"{existing} is not writable"
+    raise PermissionError(f"--out {path}: {command} cannot write there: {reason}")
+
+
+def out_error_line(exc: OSError, path: str | os.PathLike[str], command: str) -> str:
+    """One line saying why ``command``, writing its ``--out`` ``path``, failed with ``exc``.
+
+    Parameters
+    ----------
+    exc : OSError
+        What was raised: a refusal of :func:`check_out_dir` (its message is the line), or a
+        write that failed later (a full disk, a folder made read-only meanwhile).
+    path : str or os.PathLike
+        The ``--out`` folder.
+    command : str
+        The command writing it.
+
+    Returns
+    -------
+    str
+        The message of an error that has no ``errno`` (a refusal, whose message is the line);
+        ``FILE: REASON`` for a failed file outside ``path`` (one read); else ``--out PATH:
+        COMMAND could not write its files: REASON``, naming the file where the error does.
+    """
+    if exc.errno is None or not exc.strerror:
+        return str(exc)
+    line = f"--out {path}: {command} could not write its files: {exc.strerror}"
+    if exc.filename is None:
+        return line
+    where, failed = Path(path).absolute(), Path(exc.filename).absolute()
+    if failed != where and where not in failed.parents:
+        return f"{exc.filename}: {exc.strerror}"
+    return f"{line} ({exc.filename})"
+
+
 def check_out_dir(
     path: str | os.PathLike[str], command: str, kind: str, *, restart: bool = False
 ) -> None:
     """Refuse an ``--out`` of ``command`` where writing would damage what the folder holds.
 
     Nothing is written. A dataset's folder (it has ``manifest.json``), or a folder inside one
-    (new or not), is refused for every ``kind``; outside datasets, a folder that does not exist
-    yet, or holds only hidden entries, is accepted.
+    (new or not), is refused for every ``kind``, and so is a folder that cannot be written or
+    made (:func:`check_writable`); outside datasets, a folder that does not exist yet, or holds
+    only hidden entries, is accepted.
 
     Parameters
     ----------
@@ -456,17 +519,20 @@ def check_out_dir(
     ------
     FileExistsError
         With one line naming the folder and why it is refused.
+    PermissionError
+        From :func:`check_writable`.
     """
     if kind not in OUT_KINDS:
         raise ValueError(f"kind must be one of {OUT_KINDS}, got {kind!r}")
     path = Path(path)
     _refuse_a_dataset(path, command)
-    if not path.exists():
-        return
-    if not path.is_dir():
+    if path.exists() and not path.is_dir():
         raise FileExistsError(
             f"--out {path} is a file, not a folder: {command} writes a folder; choose another --out"
         )
+    check_writable(path, command)
+    if not path.exists():
+        return
     is_run = RunDir(path).exists
     if kind == "output":
         if is_run:

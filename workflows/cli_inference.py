@@ -121,20 +121,28 @@ def evaluate(
     """
     with collection_paused():
         from modeling.evaluation import evaluate_run
+        from modeling.runs import check_out_dir, out_error_line
 
     eval_dir = local_dir(out_dir, "evaluate")
+    try:
+        check_out_dir(eval_dir, "evaluate", "output")
+    except (FileExistsError, PermissionError) as exc:
+        fail(str(exc))
     loaded = _load(run, weights)
-    result = _with_progress(
-        "clips",
-        evaluate_run,
-        loaded,
-        dataset,
-        split,
-        tta=tta,
-        batch_size=batch_size,
-        out_dir=eval_dir,
-        storage_options=storage_options_from(storage_options),
-    )
+    try:
+        result = _with_progress(
+            "clips",
+            evaluate_run,
+            loaded,
+            dataset,
+            split,
+            tta=tta,
+            batch_size=batch_size,
+            out_dir=eval_dir,
+            storage_options=storage_options_from(storage_options),
+        )
+    except OSError as exc:
+        fail(out_error_line(exc, eval_dir, "evaluate"))
     metrics = result["metrics"]
     title = f"evaluate {run} on {split} ({result['num_clips']} clips)"
     t = Table(title=escape(title), show_header=False)
@@ -366,15 +374,22 @@ def export(
     embeddings (B, F, 128) on their 0..255 scale, and returns float32 scores (B, C).
     """
     with collection_paused():
-        from modeling.export import export_run
+        from modeling.export import check_export_dir, export_run
+        from modeling.runs import out_error_line
 
     export_dir = local_dir(out_dir, "export")
+    try:
+        check_export_dir(export_dir)
+    except (FileExistsError, PermissionError) as exc:
+        fail(str(exc))
     loaded = _load(run, weights)
     with console.status("exporting"):
         try:
             description = export_run(loaded, export_dir)
         except _errors() as exc:
             fail(str(exc))
+        except OSError as exc:
+            fail(out_error_line(exc, export_dir, "export"))
     spec = description["input"]
     t = Table(title=escape(f"export {run}"), show_header=False)
     t.add_row("saved model", escape(str(export_dir / description["saved_model"])))

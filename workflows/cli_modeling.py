@@ -98,7 +98,7 @@ def _check_out(path: Path, command: str, kind: str, restart: bool = False) -> No
 
     try:
         check_out_dir(path, command, kind, restart=restart)
-    except FileExistsError as exc:
+    except (FileExistsError, PermissionError) as exc:
         fail(str(exc))
 
 
@@ -186,6 +186,7 @@ def _train(
     restart: bool = False,
 ) -> Any:
     with collection_paused():
+        from modeling.runs import out_error_line
         from modeling.training import train as train_run
 
     with progress_bar("steps", loss="-") as (bar, task):
@@ -206,6 +207,8 @@ def _train(
             )
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
             fail(str(exc))
+        except OSError as exc:
+            fail(out_error_line(exc, run, "train"))
 
 
 def train(
@@ -464,7 +467,7 @@ def sweep(
     import numpy as np
 
     with collection_paused():
-        from modeling.runs import RunDir
+        from modeling.runs import RunDir, out_error_line
 
     from workflows.runner import EARLIER_RUN
 
@@ -544,8 +547,11 @@ def sweep(
             }
         )
     rows.sort(key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    except OSError as exc:
+        fail(out_error_line(exc, sweep_dir, "sweep"))
     metric = "accuracy" if task == "singlelabel" else "mAP"
     t = Table(title=f"sweep: best {metric} per setting, over {len(plans)} fold(s)")
     for col in ("setting", f"mean {metric}", "std", "per fold"):
