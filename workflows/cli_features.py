@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -296,11 +297,40 @@ def index(
     return {"clips": sum(r["num_clips"] for r in results)}
 
 
+def _check_report_out(out_dir: str) -> None:
+    """Fail on a local ``--out`` that is a dataset's folder or inside one
+    (:func:`modeling.runs.enclosing_dataset`, the check of train's ``--out``), unless it lies in
+    the dataset's ``reports/``, where reports belong, and not in ``reports/validation/``, whose
+    validation results ingest writes; before anything is read."""
+    if "://" in out_dir:
+        return
+    with collection_paused():
+        from modeling.runs import enclosing_dataset
+        from schemas.dataset import MANIFEST
+
+    found = enclosing_dataset(out_dir)
+    if found is None:
+        return
+    parts = Path(out_dir).resolve().relative_to(found).parts
+    if parts[:1] == ("reports",) and parts[1:2] != ("validation",):
+        return
+    where = "is a dataset" if not parts else f"is inside the dataset {found}"
+    fail(
+        f"--out {out_dir} {where} (it has {MANIFEST}): report would write its files among the "
+        f"dataset's; choose a folder outside the dataset, or in its reports/ folder (the "
+        f"default: {found / 'reports' / 'dataset'})"
+    )
+
+
 def report(
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
     out_dir: Annotated[
         str | None,
-        typer.Option("--out", help="Report directory (default: <dataset>/reports/dataset)."),
+        typer.Option(
+            "--out",
+            help="Report directory (default: <dataset>/reports/dataset); inside a dataset, "
+            "only under its reports/.",
+        ),
     ] = None,
     scheduler: Annotated[
         str, typer.Option(help="'local' or a Dask scheduler address tcp://host:port.")
@@ -311,6 +341,8 @@ def report(
     with collection_paused():
         from features.report import build_report
 
+    if out_dir is not None:
+        _check_report_out(out_dir)
     try:
         path = build_report(
             dataset, out_dir, storage_options=storage_options_from(storage_options),
