@@ -18,6 +18,7 @@ lines are dropped while libsndfile decodes (:data:`MPG123_LINE`); every other li
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
@@ -214,9 +215,23 @@ libsndfile names its sources)."""
 
 _QUIET_DECODE = StderrLineFilter(MPG123_LINE)
 
+NOT_MPEG_SUFFIXES = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au", ".snd"}
+    | {".caf", ".w64", ".rf64"}
+)
+"""File name suffixes of formats libsndfile reads without libmpg123: their decodes run without
+the stderr filter (and a run of them never starts its process)."""
+
+
+def _quiet_decode(path: Path) -> contextlib.AbstractContextManager[None]:
+    """The stderr filter for decoding ``path``, unless its name says it is not MPEG audio."""
+    if path.suffix.lower() in NOT_MPEG_SUFFIXES:
+        return contextlib.nullcontext()
+    return _QUIET_DECODE
+
 
 def _decode_soundfile(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
-    with _QUIET_DECODE, sf.SoundFile(path) as f:
+    with _quiet_decode(path), sf.SoundFile(path) as f:
         sr = f.samplerate
         first = round(start_s * sr) if start_s else 0
         count = round(end_s * sr) - first if end_s is not None else -1

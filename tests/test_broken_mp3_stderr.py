@@ -4,13 +4,16 @@ progress bar and the summary still reach stderr."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.inference_fixtures import served_runs
-from tests.ingest_helpers import audiomill, ledger
+from tests.ingest_helpers import REPO, audiomill, ledger
 from tests.media import write_media
 
 LIBRARY_WORDS = ("Note: ", "Warning: ", "Illegal Audio-MPEG-Header", "resync", "src/libmpg123/")
@@ -65,3 +68,27 @@ def test_predict_on_a_damaged_mp3_keeps_the_decoders_notes_off_stderr(
     done = audiomill(*args)
     assert library_lines(done.stderr) == [], done.stderr
     assert '"kind": "file"' in done.stdout
+
+
+CHILDREN_AFTER_DECODING = """
+import os, sys
+from pipelines.audio import decode
+for path in sys.argv[1:]:
+    decode(path)
+pid = os.getpid()
+print(open(f"/proc/{pid}/task/{pid}/children").read().split())
+"""
+
+
+@pytest.mark.parametrize(
+    ("names", "filtered"), [(("a.wav", "b.flac", "c.ogg"), False), (("a.wav", "d.mp3"), True)]
+)
+def test_only_a_decode_that_may_be_mpeg_starts_the_stderr_filter(
+    tmp_path: Path, names: tuple[str, ...], filtered: bool
+) -> None:
+    paths = [str(write_media(tmp_path / name, 0.5, 16000)) for name in names]
+    done = subprocess.run(
+        [sys.executable, "-c", CHILDREN_AFTER_DECODING, *paths],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )  # fmt: skip
+    assert bool(ast.literal_eval(done.stdout.strip())) == filtered, done.stdout
