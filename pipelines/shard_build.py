@@ -44,7 +44,7 @@ from pipelines.pack import (
     shard_attrs,
     shard_file,
 )
-from pipelines.shard_writers import HDF5ShardWriter, ShardRow
+from pipelines.shard_writers import HDF5ShardWriter, ShardRow, creating
 from pipelines.storage import DatasetStore
 from schemas.dataset import waveform_shard_path
 
@@ -212,7 +212,8 @@ class _ScratchSink(_Sink):
     def __init__(self, path: str, num_samples: int) -> None:
         self.row_bytes = num_samples * 2
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        with creating(path):
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, slot: int, waveform: np.ndarray, num_samples: int) -> None:
         pwrite_all(self.fd, np.ascontiguousarray(waveform, dtype="<i2"), slot * self.row_bytes)

@@ -7,9 +7,10 @@ layer's job.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from pipelines.direct_io import UncachedRows
 from pipelines.file_io import pread_into, pwrite_all
 from pipelines.row_digest import RowStreamDigest
+from pipelines.storage import DatasetAccessError
 from schemas.shards import (
     AUDIO_NAME_MIN_WIDTH,
     PARQUET_ROW_GROUP,
@@ -30,6 +32,24 @@ from schemas.shards import (
 
 DATA_ALIGN = 4096
 """Alignment of the waveform dataset in an HDF5 shard (a page: what ``O_DIRECT`` may need)."""
+
+
+@contextlib.contextmanager
+def creating(path: str) -> Iterator[None]:
+    """Create the shard file ``path`` in the block: an ``OSError`` doing so (a folder that
+    cannot be written, a full disk) is a `DatasetAccessError` naming its folder and why.
+
+    Raises
+    ------
+    DatasetAccessError
+        ``cannot write a shard in FOLDER: REASON``, from the ``OSError``.
+    """
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        folder = os.path.dirname(os.path.abspath(path))
+        raise DatasetAccessError(f"cannot write a shard in {folder}: {reason}") from exc
 
 
 @dataclass(frozen=True)
@@ -112,13 +132,16 @@ class HDF5ShardWriter:
         width = max([AUDIO_NAME_MIN_WIDTH, *map(len, names)])
         # No free-space tracking: the alignment gap before the waveforms must not take the
         # lengths, which go after them, outside the prefix that is hashed before any row.
-        with h5py.File(
-            path,
-            "w",
-            alignment_threshold=DATA_ALIGN,
-            alignment_interval=DATA_ALIGN,
-            fs_strategy="none",
-        ) as hf:
+        with (
+            creating(path),
+            h5py.File(
+                path,
+                "w",
+                alignment_threshold=DATA_ALIGN,
+                alignment_interval=DATA_ALIGN,
+                fs_strategy="none",
+            ) as hf,
+        ):
             hf.create_dataset("audio_name", data=np.array(names, dtype=f"S{width}"))
             hf.create_dataset("target", data=targets)
             hf.create_dataset(
@@ -247,7 +270,8 @@ class ParquetShardWriter:
                 **{k.encode(): str(v).encode() for k, v in (metadata or {}).items()},
             }
         )
-        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        with creating(path):
+            self._writer = pq.ParquetWriter(path, schema, compression="zstd")
         self._schema = schema
         self._rows: list[dict] = []
         self._n = 0

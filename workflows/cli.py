@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -174,6 +176,7 @@ def ingest(
         beam_args=beam_args,
     )
     _check_ingest_args(cfg)
+    _quiet_beam_access_errors()
     with progress_bar("clips", shards=0) as (bar, task):
         try:
             summary = run_ingest(
@@ -189,7 +192,11 @@ def ingest(
             ValueError,
             FileNotFoundError,
         ) as exc:
-            fail(str(exc))
+            fail(_without_beam_step(exc))
+        except RuntimeError as exc:  # a worker process's error, as its traceback's text
+            if (message := _worker_access_error(str(exc))) is None:
+                raise
+            fail(message)
         bar.update(task, completed=summary.planned, shards=summary.shards)
     _print_ingest_summary(summary)
     # the interrupted run's failures are recorded under this run too, in a row of their own
@@ -244,6 +251,21 @@ def _check_ingest_args(cfg) -> None:
             fail(str(exc))
     if unknown := unknown_beam_options(cfg.beam_args):
         fail(f"Beam does not know the option(s) {', '.join(unknown)} given after --")
+
+
+BEAM_WORKER_LOGS = "apache_beam.runners.portability.local_job_service"
+"""The logger that relays the log records of Beam's worker processes."""
+
+
+def _quiet_beam_access_errors() -> None:
+    """Keep Beam from logging a step that failed to write the dataset
+    (:class:`_QuietAccessErrors`)."""
+    from pipelines.beam_ingest import BEAM_DOFN_LOGGER
+
+    for name in (BEAM_DOFN_LOGGER, BEAM_WORKER_LOGS):
+        errors = logging.getLogger(name)
+        if not any(isinstance(f, _QuietAccessErrors) for f in errors.filters):
+            errors.addFilter(_QuietAccessErrors())
 
 
 def _check_list_format(path: str, storage_options: dict | None) -> None:
@@ -587,6 +609,39 @@ def _resume_hint(args: list[str]) -> str:
     if command == "train" and "--resume" not in args:
         return "interrupted: re-run the same command with --resume to continue the run"
     return "interrupted: re-run the same command to resume"
+
+
+_BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")
+"""What Beam adds to the message of an error it raises again from a pipeline's step."""
+_ACCESS_ERROR = "pipelines.storage.DatasetAccessError: "
+"""How a `DatasetAccessError`'s traceback, in text a Beam worker process sends, names it."""
+_ACCESS_ERROR_LINE = re.compile(rf"^{re.escape(_ACCESS_ERROR)}(.+)$", re.MULTILINE)
+
+
+def _without_beam_step(exc: BaseException) -> str:
+    """The message of ``exc`` without the step Beam names in it (:data:`_BEAM_STEP`)."""
+    return _BEAM_STEP.sub("", str(exc))
+
+
+def _worker_access_error(text: str) -> str | None:
+    """Why a step in a Beam worker process could not write the dataset, read from ``text``
+    holding its traceback (Beam raises a ``RuntimeError`` of that text in this process), or
+    ``None`` when it holds no `DatasetAccessError`; without the step Beam names in it."""
+    found = _ACCESS_ERROR_LINE.search(text)
+    return _BEAM_STEP.sub("", found.group(1)) if found else None
+
+
+class _QuietAccessErrors(logging.Filter):
+    """Drop Beam's log records of a step that could not write the dataset: Beam logs its error
+    with its whole traceback (made again of its type, or relayed from a worker process), before
+    the command says in one line why it failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pipelines.storage import DatasetAccessError
+
+        if record.exc_info and isinstance(record.exc_info[1], DatasetAccessError):
+            return False
+        return _ACCESS_ERROR not in record.getMessage()  # a worker's, its lines escaped
 
 
 def main() -> None:
