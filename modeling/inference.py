@@ -648,8 +648,9 @@ def split_scores(
     Returns
     -------
     scores : SplitScores
-    path : Path
-        The cache file.
+    path : Path or None
+        The cache file; None when it could not be written (the run's folder read-only, a full
+        disk), which is logged as a warning: the scores are returned all the same.
     cached : bool
         Whether the scores came from the cache.
     """
@@ -670,7 +671,11 @@ def split_scores(
         targets=scored.targets,
         weights_sha256=np.array(loaded.weights_sha256),
     )
-    write_atomic(path, buf.getvalue())
+    try:
+        write_atomic(path, buf.getvalue())
+    except OSError as exc:
+        log.warning("scores not cached: cannot write %s: %s", path, exc.strerror or exc)
+        return scored, None, False
     return scored, path, False
 
 
@@ -715,7 +720,8 @@ class SearchResult:
         Clips searched.
     cached : bool
         Whether the split's scores came from the run's cache.
-    cache : Path
+    cache : Path or None
+        The cache file; None when it could not be written.
     """
 
     keyword: str
@@ -724,7 +730,7 @@ class SearchResult:
     hits: list[SearchHit]
     num_clips: int
     cached: bool
-    cache: Path
+    cache: Path | None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -1,5 +1,6 @@
 """train, sweep, evaluate and export refuse an --out they cannot write with one error line, before
-any work, and a write that fails later (a full disk) ends with one line too, not a traceback.
+any work, and a write that fails later (a full disk) ends with one line too, not a traceback;
+search whose scores cannot be cached in the run warns and lists its hits.
 
 A folder is made unwritable with ``chattr +i``, which holds for root too (permission bits do
 not); the tests are skipped where ``chattr`` is missing or the file system lacks the flag.
@@ -7,6 +8,7 @@ not); the tests are skipped where ``chattr`` is missing or the file system lacks
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -32,11 +34,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base / "ds", base / "run"
 
 
-@pytest.fixture
-def frozen(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody, root included, may write into (``chattr +i``)."""
-    folder = tmp_path / "roe"
-    folder.mkdir()
+@contextlib.contextmanager
+def immutable(folder: Path) -> Iterator[Path]:
+    """``folder`` made one nobody, root included, may write into (``chattr +i``) for the block."""
     if shutil.which("chattr") is None:
         pytest.skip("chattr is not available")
     done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
@@ -46,6 +46,15 @@ def frozen(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.fixture
+def frozen(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder that cannot be written (:func:`immutable`)."""
+    folder = tmp_path / "roe"
+    folder.mkdir()
+    with immutable(folder):
+        yield folder
 
 
 def _args(command: str, dataset: Path, run: Path, out: Path) -> list[str]:
@@ -105,3 +114,25 @@ def test_a_write_that_fails_later_ends_in_one_line(
     line = f"error: --out {out}: {command} could not write its files: No space left on device"
     assert result.output.splitlines()[-1] == line
     assert "Traceback" not in result.output
+
+
+def test_search_whose_scores_cannot_be_cached_still_lists_its_hits(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    dataset, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    scores = copy / "scores"
+    scores.mkdir()
+    with immutable(scores):
+        result = CliRunner().invoke(app, ["search", str(copy), str(dataset), "sound"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert any(
+        line.startswith(f"warning: scores not cached: cannot write {scores}/eval-")
+        and line.endswith(": Operation not permitted")
+        for line in lines
+    ), result.output
+    assert lines[-1] == "matched classes: sound 0; sound 1; sound 2"
+    assert not list(scores.iterdir())

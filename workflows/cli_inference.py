@@ -357,8 +357,11 @@ def search(
         labels = NAMES_SEP.join(h.labels)
         t.add_row(str(h.rank), *map(escape, (h.clip_id, f"{h.score:.4f}", h.display_name, labels)))
     _print_whole(t)
-    origin = "cached scores" if result.cached else "scores cached for next time"
-    for line in (f"matched classes: {matched}", f"{origin} in {result.cache}"):
+    lines = [f"matched classes: {matched}"]
+    if result.cache is not None:
+        origin = "cached scores" if result.cached else "scores cached for next time"
+        lines.append(f"{origin} in {result.cache}")
+    for line in lines:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     return {"hits": len(result.hits)}
 
