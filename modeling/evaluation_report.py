@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.report_html import STYLE, figure, html_img, html_note, html_table, png_base64, shorten
-from modeling.runs import write_atomic, write_json
+from modeling.runs import json_bytes, write_all_atomic
 from schemas.classmap import ClassMap
 
 if TYPE_CHECKING:
@@ -235,7 +235,10 @@ def write_evaluation(
     classes: ClassMap,
     history: Sequence[dict[str, Any]],
 ) -> dict[str, str]:
-    """Write the four files of an evaluation under ``out_dir``, each atomically.
+    """Write the four files of an evaluation under ``out_dir``, all or none.
+
+    They replace an earlier evaluation's only once all four are written
+    (:func:`modeling.runs.write_all_atomic`): a failed write (a full disk) leaves it whole.
 
     Parameters
     ----------
@@ -255,13 +258,12 @@ def write_evaluation(
         File name -> path written.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in (METRICS_JSON, PER_CLASS_CSV, SCORES_NPZ, REPORT_HTML)}
-    write_json(
-        paths[METRICS_JSON], {k: v for k, v in result.items() if k not in ("per_class", "files")}
-    )
-    write_atomic(paths[PER_CLASS_CSV], per_class_csv(result["per_class"]).encode())
-    write_atomic(paths[SCORES_NPZ], scores_npz(scored))
-    page = render_report(result, scored, classes, history)
-    write_atomic(paths[REPORT_HTML], page.encode())
-    return {name: str(path) for name, path in paths.items()}
+    metrics = {k: v for k, v in result.items() if k not in ("per_class", "files")}
+    contents = {
+        METRICS_JSON: json_bytes(metrics),
+        PER_CLASS_CSV: per_class_csv(result["per_class"]).encode(),
+        SCORES_NPZ: scores_npz(scored),
+        REPORT_HTML: render_report(result, scored, classes, history).encode(),
+    }
+    write_all_atomic({out / name: data for name, data in contents.items()})
+    return {name: str(out / name) for name in contents}

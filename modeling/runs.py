@@ -177,9 +177,44 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def write_all_atomic(files: dict[Path, bytes]) -> None:
+    """Write several files so that a failure replaces none of them.
+
+    Every file is first written and synced to a temporary name beside it (parent folders
+    made); only when all are written are they renamed into place. A failed write (a full
+    disk) removes the temporary files and raises, leaving what was there as it was.
+
+    Parameters
+    ----------
+    files : dict of Path to bytes
+        Each file's path and content.
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, path in temps:
+        os.replace(tmp, path)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the indented JSON, keys sorted, of the files :func:`write_json` writes."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(path, json_bytes(obj))
 
 
 @dataclass(frozen=True)

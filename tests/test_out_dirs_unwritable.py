@@ -136,3 +136,27 @@ def test_search_whose_scores_cannot_be_cached_still_lists_its_hits(
     ), result.output
     assert lines[-1] == "matched classes: sound 0; sound 1; sound 2"
     assert not list(scores.iterdir())
+
+
+def test_an_evaluation_whose_write_fails_leaves_the_earlier_one_whole(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    args = _args("evaluate", *trained, out)
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    synced = []
+
+    def disk_full_after_one(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full_after_one)
+    result = CliRunner().invoke(app, [*args, "--split", "train"])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == (
+        f"error: --out {out}: evaluate could not write its files: No space left on device"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert '"split": "eval"' in before["metrics.json"].decode()
