@@ -738,6 +738,12 @@ def _prepare_run(
         for clip_id, row in ledger_state(store, split).items():
             if state.get(clip_id, {}).get("status") != STATUS_OK:
                 state[clip_id] = row
+    sources = _sources(cfg, segments)
+    segments, repeats = _same_audio(segments, state, sources)
+    for bad_line in repeats:
+        log(f"malformed: {bad_line}")
+    seglist.malformed.extend(repeats)
+    splits = sorted({s.split for s in segments} or {cfg.split})
     staged_failures = []  # (clip id, reason) of every failure staged before this run
     for split in splits:
         for name in staging.staged_names(store, split, "failed"):
@@ -747,7 +753,6 @@ def _prepare_run(
                 state[rec["clip_id"]] = rec | {"interrupted": True}
     _add_unledgered_shards(store, manifest, state, log)
     _warn_changed_sources(segments, state)
-    sources = _sources(cfg, segments)
     labels = _committed_labels(store, manifest, state, segments)
     _check_committed(segments, state, cfg, sources, labels, class_map)
     if builds_in_this_process(cfg.beam_args, cfg.workers):
@@ -1003,32 +1008,123 @@ def _local_path(location: str | None) -> str | None:
     return urllib.parse.unquote(parts.path) if parts.scheme else location
 
 
+def _stat(path: str, known: dict[str, os.stat_result | None]) -> os.stat_result | None:
+    """``os.stat(path)``, once a path (kept in ``known``); None when nothing is there."""
+    if path not in known:
+        try:
+            known[path] = os.stat(path)
+        except OSError:
+            known[path] = None
+    return known[path]
+
+
+def _change_since_ingest(info: os.stat_result, row: dict) -> str | None:
+    """How the file ``info`` describes changed since committed ledger ``row`` was ingested
+    from it: another size than its ``media_bytes``, or modified after it was recorded; None
+    when neither (or the row lacks them)."""
+    if row.get("media_bytes") is not None and info.st_size != row["media_bytes"]:
+        return f"{info.st_size} bytes, {row['media_bytes']} when ingested"
+    if row.get("recorded_at") is not None and info.st_mtime > row["recorded_at"]:
+        when = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"modified {when} UTC, after it was ingested"
+    return None
+
+
+def _audio_key(info: os.stat_result, start_s: float | None, end_s: float | None) -> tuple:
+    """What a local file's segment may be the same as: its file's device and inode (a relative
+    path, an absolute one and a link to the file share them), start (none is 0) and end."""
+    return info.st_dev, info.st_ino, start_s or 0.0, end_s
+
+
+def _same_audio(
+    segments: list[Segment],
+    state: dict[str, dict],
+    sources: tuple[SourceConfig, dict[str, str] | None],
+) -> tuple[list[Segment], list[MalformedLine]]:
+    """Keep the segments that are not the audio of another clip: a segment of a local file
+    with the start and end of a clip committed from that file, unchanged since, under another
+    id, or of an earlier segment of the list under another path, becomes a malformed line
+    naming that clip. The same audio under two ids would be two clips, even one in each split
+    (a leak between them). A file is its real path (links resolved; a hard link is a file of
+    its own): one ``stat`` a file, only when the list has a new segment of a local file, and
+    real paths only of files with the same device and inode.
+
+    Parameters
+    ----------
+    segments : list of Segment
+        Without duplicate clip ids (:func:`_dedupe`).
+    state : dict
+        The ledger's row of each clip (:func:`pipelines.dataset_state.ledger_state`).
+    sources : tuple
+        From :func:`_sources`.
+
+    Returns
+    -------
+    (kept, repeats)
+        The segments kept, in order, and the malformed lines of the others.
+    """
+    known: dict[str, os.stat_result | None] = {}
+    keys: dict[int, tuple[tuple, str]] = {}
+    for pos, seg in enumerate(segments):
+        prev = state.get(seg.clip_id)
+        if seg.source_kind != "path" or (prev is not None and prev["status"] == STATUS_OK):
+            continue
+        path = _local_path(_new_source(seg, sources))
+        info = None if path is None else _stat(path, known)
+        if info is not None:
+            keys[pos] = (_audio_key(info, seg.start_s, seg.end_s), path)
+    if not keys:
+        return segments, []
+    committed: dict[tuple, list[tuple[str, dict]]] = {}
+    for row in state.values():
+        path = _local_path(row.get("source")) if row["status"] == STATUS_OK else None
+        info = None if path is None else _stat(path, known)
+        if info is not None and _change_since_ingest(info, row) is None:
+            key = _audio_key(info, row.get("start_s"), row.get("end_s"))
+            committed.setdefault(key, []).append((path, row))
+    real = functools.cache(os.path.realpath)
+    earlier: dict[tuple, list[tuple[str, Segment]]] = {}
+    kept, repeats = [], []
+    for pos, seg in enumerate(segments):
+        key, path = keys.get(pos, (None, ""))
+        row = next((r for p, r in committed.get(key, []) if real(p) == real(path)), None)
+        first = next((s for p, s in earlier.get(key, []) if real(p) == real(path)), None)
+        if row is not None:
+            reason = (
+                f"the same audio as clip {row['clip_id']!r}, committed in split "
+                f"'{row['split']}' from {row['source']}: not ingested again under another id"
+            )
+        elif first is not None:
+            where = f"line {first.line}" if first.line else first.origin  # line 0: a folder's
+            reason = (
+                f"the same audio as {where} (clip {first.clip_id!r}, split '{first.split}') by "
+                "another path: not ingested twice"
+            )
+        else:
+            kept.append(seg)
+            if key is not None:
+                earlier.setdefault(key, []).append((path, seg))
+            continue
+        repeats.append(MalformedLine(seg.origin, seg.line, seg.source[:200], reason))
+    return kept, repeats
+
+
 def _warn_changed_sources(segments: list[Segment], state: dict[str, dict]) -> None:
     """Warn about the committed clips of ``segments`` whose local source file changed since
-    they were ingested: its size is not the ledger's ``media_bytes``, or it was modified after
-    the clip was recorded. The dataset keeps their audio as ingested (a warning, not a
-    refusal: the dataset is whole and consistent, only no longer what the file holds). One
-    ``stat`` a committed clip with a local source; a URL is not fetched to compare it."""
+    they were ingested (:func:`_change_since_ingest`). The dataset keeps their audio as
+    ingested (a warning, not a refusal: the dataset is whole and consistent, only no longer
+    what the file holds). One ``stat`` a committed clip with a local source; a URL is not
+    fetched to compare it."""
     changed = []
+    known: dict[str, os.stat_result | None] = {}
     for seg in segments:
         prev = state.get(seg.clip_id)
-        if prev is None or prev["status"] != STATUS_OK or prev.get("media_bytes") is None:
+        if prev is None or prev["status"] != STATUS_OK:
             continue
         path = _local_path(prev.get("source"))
-        if path is None:
-            continue
-        try:
-            info = os.stat(path)
-        except OSError:  # moved or gone: not compared, as in _same_source
-            continue
-        if info.st_size != prev["media_bytes"]:
-            how = f"{info.st_size} bytes, {prev['media_bytes']} when ingested"
-        elif prev.get("recorded_at") is not None and info.st_mtime > prev["recorded_at"]:
-            when = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-            how = f"modified {when} UTC, after it was ingested"
-        else:
-            continue
-        changed.append(f"{seg.clip_id} ({path}: {how})")
+        info = None if path is None else _stat(path, known)  # none: moved, as in _same_source
+        if info is not None and (how := _change_since_ingest(info, prev)) is not None:
+            changed.append(f"{seg.clip_id} ({path}: {how})")
     if changed:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         logger.warning(
