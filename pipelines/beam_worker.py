@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import TextIO
 
 from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
 
@@ -24,7 +25,46 @@ from apache_beam.runners.worker import sdk_worker_main
 
 from pipelines.beam_ingest import sample_states_often
 
+REPORTED_ERRORS = ("pipelines.storage.DatasetAccessError: ",)
+"""Exception lines of errors the ``audiomill`` command reports in one line of its own."""
+
+
+class ReportedTracebacksDropped:
+    """``sys.stderr`` of a worker, less the tracebacks of :data:`REPORTED_ERRORS`.
+
+    Beam's worker prints the traceback of a failed bundle to its stderr, in one write, and sends
+    it to the runner, whose process turns the errors above into one line naming the folder and
+    the reason (``workflows.cli``): printed here, each one was a hundred lines above that line.
+    Every other write, other tracebacks included, passes.
+
+    Parameters
+    ----------
+    stream : TextIO
+        The worker's stderr.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._dropped = False
+
+    def write(self, text: str) -> int:
+        """Write ``text`` unless it is a reported error's traceback (or the newline after one)."""
+        dropped, self._dropped = self._dropped, False
+        if text.startswith("Traceback (most recent call last):") and any(
+            error in text for error in REPORTED_ERRORS
+        ):
+            self._dropped = True
+            return len(text)
+        if dropped and text == "\n":
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
 if __name__ == "__main__":
+    sys.stderr = ReportedTracebacksDropped(sys.stderr)
     # Ctrl-C reaches the whole process group: the runner in the audiomill process stops its
     # workers; each worker dying of the signal on its own printed its traceback and the
     # runner's threads theirs, over a hundred lines before the one that says how to resume.
