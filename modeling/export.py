@@ -16,7 +16,10 @@ for single-label ones. Reload with ``tf.saved_model.load(OUT / "saved_model")`` 
 ``.serve(x)`` or ``.signatures["serving_default"](<input name>=x)["scores"]``.
 
 The SavedModel is written under a temporary name beside its destination and renamed into
-place, so an interrupted export never leaves a half-written model at ``OUT/saved_model``.
+place, so an interrupted export never leaves a half-written model at ``OUT/saved_model``; it
+replaces an earlier export's only once ``classes.csv`` and ``export.json`` are written too
+(:func:`modeling.runs.staged_files`), so a write that fails (a full disk) leaves that export
+whole.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from modeling.evaluation import LoadedRun, load_run
-from modeling.runs import RunDir, check_out_dir, write_atomic, write_json
+from modeling.runs import RunDir, check_out_dir, json_bytes, staged_files
 
 SAVED_MODEL = "saved_model"
 EXPORT_JSON = "export.json"
@@ -145,19 +148,6 @@ def export_run(
         fn=serve,
         input_signature=[tf.TensorSpec(spec["shape"], tf.float32, name=spec["name"])],
     )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{SAVED_MODEL}.", dir=out))
-    try:
-        try:
-            archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
-        except tf.errors.OpError as exc:
-            reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
-            raise OSError(f"--out {out}: export could not write its SavedModel: {reason}") from exc
-        final = out / SAVED_MODEL
-        if final.exists():
-            shutil.rmtree(final)
-        (tmp / SAVED_MODEL).rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     description = {
         "format": "tf_saved_model",
         "saved_model": SAVED_MODEL,
@@ -177,6 +167,22 @@ def export_run(
         "run": str(loaded.run.path),
         "run_config": config.to_dict(),
     }
-    write_atomic(out / CLASSES_CSV, loaded.classes.to_csv_text().encode())
-    write_json(out / EXPORT_JSON, description)
+    files = {
+        out / CLASSES_CSV: loaded.classes.to_csv_text().encode(),
+        out / EXPORT_JSON: json_bytes(description),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{SAVED_MODEL}.", dir=out))
+    try:
+        try:
+            archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
+        except tf.errors.OpError as exc:
+            reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+            raise OSError(f"--out {out}: export could not write its SavedModel: {reason}") from exc
+        with staged_files(files):  # an earlier export stays whole until all is written
+            final = out / SAVED_MODEL
+            if final.exists():
+                shutil.rmtree(final)
+            (tmp / SAVED_MODEL).rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return description

@@ -26,10 +26,12 @@ work; a write failing later is one line too: :func:`out_error_line`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,12 +179,14 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def write_all_atomic(files: dict[Path, bytes]) -> None:
+@contextlib.contextmanager
+def staged_files(files: dict[Path, bytes]) -> Iterator[None]:
     """Write several files so that a failure replaces none of them.
 
     Every file is first written and synced to a temporary name beside it (parent folders
-    made); only when all are written are they renamed into place. A failed write (a full
-    disk) removes the temporary files and raises, leaving what was there as it was.
+    made); the block runs once all are written, and they are renamed into place after it. A
+    failed write (a full disk), or a block that raises, removes the temporary files and
+    raises, leaving what was there as it was.
 
     Parameters
     ----------
@@ -199,12 +203,25 @@ def write_all_atomic(files: dict[Path, bytes]) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        yield
     except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
         raise
     for tmp, path in temps:
         os.replace(tmp, path)
+
+
+def write_all_atomic(files: dict[Path, bytes]) -> None:
+    """Write several files, all or none (:func:`staged_files`).
+
+    Parameters
+    ----------
+    files : dict of Path to bytes
+        Each file's path and content.
+    """
+    with staged_files(files):
+        pass
 
 
 def json_bytes(obj: Any) -> bytes:

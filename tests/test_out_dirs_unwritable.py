@@ -57,6 +57,18 @@ def frozen(tmp_path: Path) -> Iterator[Path]:
         yield folder
 
 
+def _fill_disk(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """Let ``after`` fsyncs pass, then fail every later one as a full disk would."""
+    synced = []
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) > after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
 def _args(command: str, dataset: Path, run: Path, out: Path) -> list[str]:
     training = [str(dataset), "--out", str(out), "--steps", "2", "--task", "singlelabel"]
     return {
@@ -104,10 +116,7 @@ def test_an_out_that_is_itself_unwritable_or_under_a_file_is_refused(
 def test_a_write_that_fails_later_ends_in_one_line(
     trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    def disk_full(fd: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "fsync", disk_full)
+    _fill_disk(monkeypatch, after=0)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, _args(command, *trained, out))
     assert result.exit_code == 2, result.output
@@ -138,25 +147,25 @@ def test_search_whose_scores_cannot_be_cached_still_lists_its_hits(
     assert not list(scores.iterdir())
 
 
-def test_an_evaluation_whose_write_fails_leaves_the_earlier_one_whole(
-    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_write_that_fails_leaves_the_earlier_output_whole(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
     out = tmp_path / "out"
-    args = _args("evaluate", *trained, out)
+    args = _args(command, *trained, out)
     assert CliRunner().invoke(app, args).exit_code == 0
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
-    synced = []
-
-    def disk_full_after_one(fd: int) -> None:
-        synced.append(fd)
-        if len(synced) > 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "fsync", disk_full_after_one)
-    result = CliRunner().invoke(app, [*args, "--split", "train"])
+    before, folder = _files(out), out.stat().st_ino
+    models = [path.stat().st_ino for path in out.glob("saved_model")]
+    _fill_disk(monkeypatch, after=1)
+    again = [*args, "--split", "train"] if command == "evaluate" else args  # other metrics
+    result = CliRunner().invoke(app, again)
     assert result.exit_code == 2, result.output
     assert result.output.splitlines()[-1] == (
-        f"error: --out {out}: evaluate could not write its files: No space left on device"
+        f"error: --out {out}: {command} could not write its files: No space left on device"
     )
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
-    assert '"split": "eval"' in before["metrics.json"].decode()
+    assert _files(out) == before and out.stat().st_ino == folder
+    assert [path.stat().st_ino for path in out.glob("saved_model")] == models
