@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import pyarrow as pa
@@ -244,6 +245,19 @@ def is_waveform_file_name(name: str) -> bool:
     if base.endswith(SCRATCH_SUFFIX):
         return shard_index(base.removesuffix(SCRATCH_SUFFIX)) is not None
     return is_shard_file_name(name)
+
+
+_RUN_LEDGER_PART = re.compile(r"(?:rejected-[\w-]+-\d{5}|failures-[\w-]+)\.parquet")
+"""A ledger part named by its run (:func:`pipelines.pack.ledger_part_path`, ingest's
+``failures-<run>.parquet``)."""
+
+
+def is_ledger_file_name(name: str) -> bool:
+    """Whether ingest can have written a file named ``name`` into a split's ledger folder: a
+    ledger part (a committed shard's, a rejected shard's, a run's failures) or the temporary
+    name of one being written."""
+    part = temporary_of(name) or name
+    return shard_index(part) is not None or _RUN_LEDGER_PART.fullmatch(part) is not None
 
 
 def record_run(manifest: DatasetManifest, run: dict) -> None:

@@ -51,6 +51,7 @@ from pipelines.beam_ingest import (
 from pipelines.clip_stage import ClipSettings
 from pipelines.dataset_state import (
     adopt_commits,
+    is_ledger_file_name,
     is_waveform_file_name,
     ledger_parts,
     ledger_state,
@@ -716,6 +717,7 @@ def _prepare_run(
     recovered = 0
     for split in splits:
         store.remove_temporaries(f"waveforms/{split}", is_waveform_file_name)
+        store.remove_temporaries(ledger_dir(split), is_ledger_file_name)
         adopted = adopt_commits(store, manifest, split)
         recovered += len(adopted)
         if adopted:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.dataset_state import is_shard_file_name, is_waveform_file_name
+from pipelines.dataset_state import is_ledger_file_name, is_shard_file_name, is_waveform_file_name
 from pipelines.dataset_tools import verify_dataset
 from pipelines.storage import temporary_name
 from schemas.dataset import shard_index
@@ -76,3 +76,28 @@ def test_a_rerun_removes_leftover_temporaries_and_keeps_look_alikes(tmp_path: Pa
     assert (split / "shard-00000.h5.tmp-backup").read_text() == "mine"
     report = verify_dataset(str(out))
     assert report.problems == [] and len(report.notes) == len(mine)
+
+
+def test_only_temporary_names_of_ledger_parts_are_a_ledgers() -> None:
+    for part in ("shard-00003.parquet", "rejected-20261205T032653-20e0f9-00002.parquet",
+                 "failures-20261205T032653-20e0f9.parquet"):  # fmt: skip
+        assert is_ledger_file_name(part) and is_ledger_file_name(temporary_name(part)), part
+    for name in ("notes.txt.tmp-old", "shard-00003.parquet.tmp-backup", temporary_name("a.csv")):
+        assert not is_ledger_file_name(name), name
+
+
+@pytest.mark.slow
+def test_a_rerun_removes_the_ledgers_leftover_temporaries_and_keeps_look_alikes(
+    tmp_path: Path,
+) -> None:
+    base, out = _ingested(tmp_path)
+    ledger = out / "ledger" / "train"
+    before = sorted(p.name for p in ledger.iterdir())
+    mine = ["notes.txt.tmp-old", "shard-00001.parquet.tmp-backup", temporary_name("notes.txt")]
+    for name in mine:
+        (ledger / name).write_text("mine")
+    # what a run killed while committing a ledger part leaves
+    for part in ("shard-00001.parquet", "failures-20261205T032653-20e0f9.parquet"):
+        (ledger / temporary_name(part)).write_bytes(b"half a part")
+    audiomill(*base)
+    assert sorted(p.name for p in ledger.iterdir()) == sorted([*before, *mine])
