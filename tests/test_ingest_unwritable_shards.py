@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.http_media_server import MediaServer
 from tests.ingest_helpers import audiomill, ledger, manifest
+from tests.unwritable import immutable
 
 RECORDINGS = Path("/work/shared/data/fsdd/recordings")
-
-
-def _chattr(flag: str, path: Path) -> None:
-    subprocess.run(["chattr", flag, str(path)], check=True, capture_output=True)
-
-
-@pytest.fixture
-def immutable():
-    """Make folders immutable (``chattr +i``: root ignores permission bits), undone after."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr is not installed")
-    made: list[Path] = []
-
-    def make(path: Path) -> None:
-        try:
-            _chattr("+i", path)
-        except subprocess.CalledProcessError as exc:
-            pytest.skip(f"chattr +i is not supported here: {exc.stderr.strip()}")
-        made.append(path)
-
-    yield make
-    for path in made:
-        _chattr("-i", path)
 
 
 def _refused(args: tuple[str, ...], shards: Path) -> str:
@@ -48,7 +25,7 @@ def _refused(args: tuple[str, ...], shards: Path) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
-def test_an_unwritable_shard_folder_is_one_error_line(tmp_path: Path, immutable, fmt: str):
+def test_an_unwritable_shard_folder_is_one_error_line(tmp_path: Path, fmt: str):
     folder = tmp_path / "fold"
     for label, wav in (("zero", "0_jackson_0.wav"), ("one", "1_jackson_0.wav")):
         (folder / label).mkdir(parents=True)
@@ -59,17 +36,16 @@ def test_an_unwritable_shard_folder_is_one_error_line(tmp_path: Path, immutable,
     audiomill(*args)
     shutil.copy(RECORDINGS / "1_theo_6.wav", folder / "one" / "new.wav")
     shards = out / "waveforms" / "train"
-    immutable(shards)
-    stderr = _refused(args, shards)
+    with immutable(shards):
+        stderr = _refused(args, shards)
     assert "Traceback" not in stderr and "BuildShard" not in stderr, stderr
-    _chattr("-i", shards)
     audiomill(*args)
     assert sorted(r["status"] for r in ledger(out).values()) == ["ok"] * 3
     assert manifest(out)["splits"]["train"]["num_clips"] == 3
 
 
 def test_a_worker_process_that_cannot_write_a_shard_ends_in_one_error_line(
-    tmp_path: Path, immutable
+    tmp_path: Path,
 ):
     www = tmp_path / "www"
     www.mkdir()
@@ -84,9 +60,8 @@ def test_a_worker_process_that_cannot_write_a_shard_ends_in_one_error_line(
         audiomill(*args)
         listed.write_text(f"{listed.read_text()}{server.url('1_theo_6.wav')},one\n")
         shards = out / "waveforms" / "train"
-        immutable(shards)
-        stderr = _refused(args, shards)
+        with immutable(shards):
+            stderr = _refused(args, shards)
         assert "ERROR:apache_beam" not in stderr and "Traceback" not in stderr, stderr
-        _chattr("-i", shards)
         audiomill(*args)
     assert sorted(r["status"] for r in ledger(out).values()) == ["ok"] * 3

@@ -8,11 +8,9 @@ not); the tests are skipped where ``chattr`` is missing or the file system lacks
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.training_fixtures import single_label_dataset
+from tests.unwritable import immutable
 from workflows.cli import app
 
 
@@ -32,20 +31,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     result = CliRunner().invoke(app, [*args, "--task", "singlelabel"])
     assert result.exit_code == 0, result.output
     return base / "ds", base / "run"
-
-
-@contextlib.contextmanager
-def immutable(folder: Path) -> Iterator[Path]:
-    """``folder`` made one nobody, root included, may write into (``chattr +i``) for the block."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr is not available")
-    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"chattr +i is refused here: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.fixture
