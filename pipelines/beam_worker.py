@@ -24,8 +24,9 @@ from pipelines import beam_import  # noqa: F401  (Beam's import, without its roo
 from apache_beam.runners.worker import sdk_worker_main
 
 from pipelines.beam_ingest import sample_states_often
+from pipelines.storage import ACCESS_ERROR_LINE
 
-REPORTED_ERRORS = ("pipelines.storage.DatasetAccessError: ",)
+REPORTED_ERRORS = (ACCESS_ERROR_LINE,)
 """Exception lines of errors the ``audiomill`` command reports in one line of its own."""
 
 

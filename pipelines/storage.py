@@ -401,6 +401,11 @@ class DatasetAccessError(RuntimeError):
     connection to its store or no credentials for it."""
 
 
+ACCESS_ERROR_LINE = f"{DatasetAccessError.__module__}.{DatasetAccessError.__qualname__}: "
+"""How the last line of a :class:`DatasetAccessError`'s traceback starts, as the text a Beam
+worker process sends its runner holds it."""
+
+
 def store_failure(exc: Exception) -> tuple[str, str] | None:
     """Why a call to a remote store failed, as ``(verb, reason)``.
 

@@ -613,9 +613,6 @@ def _resume_hint(args: list[str]) -> str:
 
 _BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")
 """What Beam adds to the message of an error it raises again from a pipeline's step."""
-_ACCESS_ERROR = "pipelines.storage.DatasetAccessError: "
-"""How a `DatasetAccessError`'s traceback, in text a Beam worker process sends, names it."""
-_ACCESS_ERROR_LINE = re.compile(rf"^{re.escape(_ACCESS_ERROR)}(.+)$", re.MULTILINE)
 
 
 def _without_beam_step(exc: BaseException) -> str:
@@ -627,7 +624,9 @@ def _worker_access_error(text: str) -> str | None:
     """Why a step in a Beam worker process could not write the dataset, read from ``text``
     holding its traceback (Beam raises a ``RuntimeError`` of that text in this process), or
     ``None`` when it holds no `DatasetAccessError`; without the step Beam names in it."""
-    found = _ACCESS_ERROR_LINE.search(text)
+    from pipelines.storage import ACCESS_ERROR_LINE
+
+    found = re.search(rf"^{re.escape(ACCESS_ERROR_LINE)}(.+)$", text, re.MULTILINE)
     return _BEAM_STEP.sub("", found.group(1)) if found else None
 
 
@@ -637,11 +636,11 @@ class _QuietAccessErrors(logging.Filter):
     the command says in one line why it failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from pipelines.storage import DatasetAccessError
+        from pipelines.storage import ACCESS_ERROR_LINE, DatasetAccessError
 
         if record.exc_info and isinstance(record.exc_info[1], DatasetAccessError):
             return False
-        return _ACCESS_ERROR not in record.getMessage()  # a worker's, its lines escaped
+        return ACCESS_ERROR_LINE not in record.getMessage()  # a worker's, its lines escaped
 
 
 def main() -> None:
