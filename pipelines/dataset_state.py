@@ -99,6 +99,12 @@ def read_ledger_part(store: DatasetStore, rel: str) -> pa.Table:
         raise LedgerReadError(store.url(rel), rel, read_error_reason(exc)) from exc
 
 
+def is_read_as_ledger_part(name: str) -> bool:
+    """Whether the readers of the ledger take a file named ``name`` in a split's ledger folder
+    for a ledger part (:func:`ledger_parts`): a ``.parquet`` file that no temporary name holds."""
+    return name.endswith(".parquet") and ".tmp-" not in name
+
+
 def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:
     """Dataset paths of every committed ledger part of ``split`` (all splits when None)."""
     splits = [split] if split else store.listdir("ledger")
@@ -106,7 +112,7 @@ def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:
         f"{ledger_dir(name)}/{part}"
         for name in splits
         for part in sorted(store.listdir(ledger_dir(name)))
-        if part.endswith(".parquet") and ".tmp-" not in part
+        if is_read_as_ledger_part(part)
     ]
 
 

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 
 from pipelines.dataset_state import (
     LedgerReadError,
+    is_ledger_file_name,
+    is_read_as_ledger_part,
     is_shard_file_name,
     is_waveform_file_name,
     ledger_parts,
@@ -25,9 +27,16 @@ from pipelines.dataset_state import (
     unledgered_note,
 )
 from pipelines.pack import ledger_part_path, read_committed_labels
-from pipelines.storage import DatasetLock, DatasetStore, describe_holder
+from pipelines.storage import DatasetLock, DatasetStore, describe_holder, temporary_of
 from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, SplitEntry
+from schemas.dataset import (
+    CLASSES,
+    DatasetManifest,
+    ShardEntry,
+    ShardFile,
+    SplitEntry,
+    ledger_dir,
+)
 from schemas.embeddings import embedding_hdf5_problems, embedding_parquet_problems
 from schemas.failures import FailureReason
 from schemas.ledger import STATUS_OK, latest_rows
@@ -264,12 +273,12 @@ def verify_dataset(
     Waveform and embedding shards alike; an embedding shard of a split with waveforms must also
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
-    directory or in two splits, and reports shard files the manifest does not list (files in
-    shard folders that audiomill does not write are notes, not problems). A ledger part that
-    cannot be read, or a committed shard's ledger part that is missing, is a problem of its
-    own: the rest is checked without it, and the clips of the shard it records are not checked
-    against the ledger. While a run holds the dataset's lock, a problem names it: the
-    dataset may change while it is read.
+    directory or in two splits, and reports shard files the manifest does not list and the
+    temporaries of ledger parts (files in shard folders that audiomill does not write are
+    notes, not problems). A ledger part that cannot be read, or a committed shard's ledger
+    part that is missing, is a problem of its own: the rest is checked without it, and the clips
+    of the shard it records are not checked against the ledger. While a run holds the dataset's
+    lock, a problem names it: the dataset may change while it is read.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -285,7 +294,7 @@ def verify_dataset(
     unreadable: list[LedgerReadError] = []
     ledger = {
         name: ledger_state(store, name, unreadable=unreadable)
-        for name in sorted(set(manifest.splits) | set(store.listdir("ledger")))
+        for name in sorted(set(manifest.splits) | set(store.listdir(LEDGER)))
     }
     report.problems.extend(f"{e.path}: cannot be read ({e.reason})" for e in unreadable)
     lost = {
@@ -329,6 +338,7 @@ def verify_dataset(
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
     ours = [rel for rel in unlisted if _is_ours(rel)]
+    ours += [rel for rel in _ledger_dir_files(store, list(ledger)) if _is_ours(rel)]
     report.problems.extend(_uncommitted_work(store, ours, ok_rows, shipped))
     report.notes = [f"{rel}: {FOREIGN}" for rel in unlisted if rel not in ours]
     return report
@@ -354,6 +364,9 @@ def _clips_in_two_splits(seen: dict[tuple[str, str, str, str], int]) -> list[str
 
 WAVEFORMS = "waveforms"
 """The :attr:`ShardGroup.kind` of waveform shards (embeddings: ``embeddings/<model>``)."""
+
+LEDGER = "ledger"
+"""The folder that holds each split's ledger folder (:func:`~schemas.dataset.ledger_dir`)."""
 
 
 @dataclass
@@ -456,7 +469,8 @@ def _uncommitted_work(
     ----------
     store : DatasetStore
     unlisted : list of str
-        The shard files and shard temporaries in shard folders that the manifest does not list.
+        The shard files and shard temporaries in shard folders that the manifest does not list,
+        and the temporaries of ledger parts in ledger folders.
     ok_rows : dict
         The committed ledger rows by ``(split, clip_id)``.
     shipped : set of (str, str)
@@ -466,6 +480,7 @@ def _uncommitted_work(
     problems = [
         f"{rel}: not in the manifest" for rel in unlisted if rel.startswith(f"{WAVEFORMS}/")
     ]
+    problems += [f"{rel}: not in the ledger" for rel in unlisted if rel.startswith(f"{LEDGER}/")]
     missing = Counter(split for split, clip in ok_rows if (split, clip) not in shipped)
     for split, n in sorted(missing.items()):
         problems.append(
@@ -569,13 +584,17 @@ def _lock_stage(holder: dict) -> str | None:
 
 
 def _is_ours(rel: str) -> bool:
-    """Whether the file ``rel`` of a shard folder has a name that audiomill writes there: what
-    a re-run of ingest (:func:`~pipelines.dataset_state.is_waveform_file_name`) or of embed and
-    import (:func:`~pipelines.dataset_state.is_shard_file_name`) removes when no commit lists it."""
+    """Whether the file ``rel`` of a shard folder, or one of a ledger folder that no reader
+    takes for a ledger part, has a name that audiomill writes there: what a re-run of ingest
+    (:func:`~pipelines.dataset_state.is_waveform_file_name`; in a ledger folder, the temporaries
+    of :func:`~pipelines.dataset_state.is_ledger_file_name`) or of embed and import
+    (:func:`~pipelines.dataset_state.is_shard_file_name`) removes when no commit lists it."""
     name = rel.rsplit("/", 1)[-1]
-    return (
-        is_waveform_file_name(name) if rel.startswith(f"{WAVEFORMS}/") else is_shard_file_name(name)
-    )
+    if rel.startswith(f"{LEDGER}/"):
+        return temporary_of(name) is not None and is_ledger_file_name(name)
+    if rel.startswith(f"{WAVEFORMS}/"):
+        return is_waveform_file_name(name)
+    return is_shard_file_name(name)
 
 
 def _shard_dir_files(store: DatasetStore) -> list[str]:
@@ -588,6 +607,18 @@ def _shard_dir_files(store: DatasetStore) -> list[str]:
         for split in store.listdir(f"embeddings/{model}")
     ]
     return [f"{d}/{name}" for d in dirs for name in store.listdir(d)]
+
+
+def _ledger_dir_files(store: DatasetStore, splits: list[str]) -> list[str]:
+    """Dataset-relative paths of the files in ``ledger/<split>/`` of each of ``splits`` that the
+    readers of the ledger do not take for a ledger part
+    (:func:`~pipelines.dataset_state.is_read_as_ledger_part`)."""
+    return [
+        f"{ledger_dir(split)}/{name}"
+        for split in splits
+        for name in store.listdir(ledger_dir(split))
+        if not is_read_as_ledger_part(name)
+    ]
 
 
 def _verify_file(
