@@ -247,8 +247,8 @@ class VerifyReport:
     problems : list of str
         What is wrong with the dataset; empty means it is sound.
     notes : list of str
-        Files in its shard folders that audiomill does not write (a user's ``notes.txt``): no
-        command reads them, so they are no problem.
+        Files in its shard and ledger folders that audiomill does not write (a user's
+        ``notes.txt``): no command reads them, so they are no problem.
     files_checked, clips_checked : int
     """
 
@@ -274,8 +274,8 @@ def verify_dataset(
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
     directory or in two splits, and reports shard files the manifest does not list and the
-    temporaries of ledger parts (files in shard folders that audiomill does not write are
-    notes, not problems). A ledger part that cannot be read, or a committed shard's ledger
+    temporaries of ledger parts (files in shard and ledger folders that audiomill does not write
+    are notes, not problems). A ledger part that cannot be read, or a committed shard's ledger
     part that is missing, is a problem of its own: the rest is checked without it, and the clips
     of the shard it records are not checked against the ledger. While a run holds the dataset's
     lock, a problem names it: the dataset may change while it is read.
@@ -337,8 +337,8 @@ def verify_dataset(
         report.problems.append("ledger is empty but shards exist")  # the ledger was read whole
     listed = {f.path for g in groups for s in g.entry.shards for f in s.files.values()}
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
+    unlisted += _ledger_dir_files(store, list(ledger))
     ours = [rel for rel in unlisted if _is_ours(rel)]
-    ours += [rel for rel in _ledger_dir_files(store, list(ledger)) if _is_ours(rel)]
     report.problems.extend(_uncommitted_work(store, ours, ok_rows, shipped))
     report.notes = [f"{rel}: {FOREIGN}" for rel in unlisted if rel not in ours]
     return report
@@ -525,8 +525,9 @@ FOREIGN = (
     "not written by audiomill: no command reads it and ingest leaves it where it is; move it out "
     "of the dataset to silence this note"
 )
-"""The note on a file in a shard folder whose name audiomill does not write there (a shard file,
-a shard's temporary: :func:`_is_ours`): no problem of the dataset's."""
+"""The note on a file in a shard or ledger folder whose name audiomill does not write there (a
+shard file, a shard's or a ledger part's temporary: :func:`_is_ours`): no problem of the
+dataset's."""
 
 
 LEFTOVERS = {
