@@ -10,8 +10,10 @@ Here a worker starts with SIGINT blocked, so no Ctrl-C stops it before
 a run, in whatever state it is: a worker that connects from then on is told at once that there
 is no more work; one that has not yet set up its harness is terminated; one that has waits up to
 :data:`WORKER_EXIT_S` to end, then is terminated, and killed :data:`WORKER_KILL_S` later. A
-worker that ends while the run still needs it fails the work sent to it, instead of leaving the
-runner waiting for its replies.
+worker that ends while the run still needs it fails the work sent to it with a
+:class:`WorkerLeftError`, instead of leaving the runner waiting for its replies; its broken
+streams then end quietly when the run closes, where Beam's threads that read them printed
+their ``grpc.RpcError`` tracebacks and logged the error again on closing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import shlex
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TypeVar
 
 import grpc
 
@@ -48,7 +51,10 @@ WORKER_EXIT_S = 90.0
 """How long a worker that has set up its harness has to end once told to stop: its DoFns'
 teardown waits up to 60 s for a background import (``pipelines.beam_ingest.WARM_UP_JOIN_S``)."""
 WORKER_KILL_S = 5.0
-"""How long a terminated worker has to end before it is killed."""
+"""How long a terminated worker has to end before it is killed, and how long a stream that broke
+waits to learn whether its worker ended."""
+
+T = TypeVar("T")
 
 
 @Environment.register_urn(WORKER_URN, bytes)
@@ -105,11 +111,36 @@ class WorkerProcessHandler(GrpcWorkerHandler):
         self.process: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self._left: WorkerLeftError | None = None
+        self._ended = threading.Event()  # the worker process ended
+        self._closing = threading.Event()
+        self.control_conn.set_input = self._reading(self.control_conn.set_input)
+        self.data_conn.set_inputs = self._reading(self.data_conn.set_inputs)
 
     def close(self) -> None:
         with self._lock:
             self._stopping = True  # the worker's end from now on is no failure
-        super().close()
+        self._closing.set()
+        try:
+            super().close()
+        except WorkerLeftError:  # the data channel's again, which the run failed with already
+            self.stop_worker()
+
+    def _reading(self, set_input: Callable[[Iterator[T]], None]) -> Callable[[Iterator[T]], None]:
+        """``set_input`` of the worker's control or data connection, whose messages then pass
+        through :meth:`_until_left`."""
+        return lambda messages: set_input(self._until_left(messages))
+
+    def _until_left(self, messages: Iterator[T]) -> Iterator[T]:
+        """The worker's ``messages``; once the worker has left, its broken stream ends when the
+        handler closes instead of raising ``grpc.RpcError`` on Beam's reading thread (the run
+        fails with the :class:`WorkerLeftError` instead)."""
+        try:
+            yield from messages
+        except grpc.RpcError:
+            if not self._ended.wait(WORKER_KILL_S) or self._left is None:
+                raise
+            self._closing.wait()
 
     def start_worker(self) -> None:
         # A thread of its own: a Ctrl-C in this (the main) thread cannot come between the
@@ -139,12 +170,14 @@ class WorkerProcessHandler(GrpcWorkerHandler):
             )
             self.process = subprocess.Popen(self.argv, env=env)
         status = self.process.wait()
-        with self._lock:
-            if self._stopping:
-                return
         how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"status {status}"
-        self.control_conn.abort(WorkerLeftError(f"a Beam worker process ended ({how})"))
-        self.data_conn.close()  # a bundle waiting for the worker's output fails
+        with self._lock:
+            if not self._stopping:
+                self._left = WorkerLeftError(f"a Beam worker process ended ({how})")
+        self._ended.set()
+        if self._left is not None:
+            self.control_conn.abort(self._left)
+            self.data_conn._exception = self._left  # a bundle waiting for its output fails
 
     def stop_worker(self) -> None:
         # Beam's close has told a connected worker to stop; one that connects later is told so

@@ -42,6 +42,18 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def beam_workers(pgid: int) -> list[int]:
+    """The Beam worker processes (``pipelines.beam_worker``) running in process group ``pgid``."""
+    found = []
+    for pid in group_members(pgid):
+        try:
+            if b"pipelines.beam_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def start_as_a_terminal(args: list[str]) -> subprocess.Popen:
     """Start ``audiomill ARGS`` as a terminal's foreground job (:data:`AS_A_TERMINAL_RUNS_IT`),
     in a process group of its own (its id is the process's), with stderr piped as text."""

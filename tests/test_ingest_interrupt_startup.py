@@ -14,6 +14,7 @@ import pytest
 from tests.http_media_server import MediaServer
 from tests.ingest_helpers import (
     audiomill,
+    beam_workers,
     group_members,
     ledger,
     manifest,
@@ -30,27 +31,15 @@ EXIT_TIMEOUT_S = 30
 """How long the interrupted ingest has to end; longer is a hang."""
 
 
-def _workers(pgid: int) -> list[int]:
-    """The Beam worker processes (``pipelines.beam_worker``) running in process group ``pgid``."""
-    found = []
-    for pid in group_members(pgid):
-        try:
-            if b"pipelines.beam_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
 def _interrupt_while_workers_start(args: list[str], after_s: float) -> None:
     """Run ``audiomill ARGS`` as a terminal would, send Ctrl-C to its process group ``after_s``
     seconds after its first worker process appears, and check that it ended cleanly."""
     proc = start_as_a_terminal(args)
     try:
         deadline = time.monotonic() + 120
-        while proc.poll() is None and not _workers(proc.pid) and time.monotonic() < deadline:
+        while proc.poll() is None and not beam_workers(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.poll() is None and _workers(proc.pid), "no worker process started"
+        assert proc.poll() is None and beam_workers(proc.pid), "no worker process started"
         time.sleep(after_s)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
         try:
