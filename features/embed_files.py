@@ -16,7 +16,7 @@ from features.vggish_frontend import (
     one_example_samples,
     waveform_to_examples,
 )
-from pipelines.audio import decode, float_to_int16, resample, to_mono
+from pipelines.audio import decode, int16_waveform, to_mono
 
 INGEST_SAMPLE_RATE = 32000
 """``audiomill ingest``'s default ``--sample-rate``: ``predict`` embeds files as clips ingested
@@ -54,18 +54,18 @@ def embed_file(
 
     Without ``sample_rate`` the file's own samples go to the front end, as in Google's
     reference (``embed-files``). With it, the file is prepared as ingest prepares a clip at
-    that rate (downmixed, resampled with soxr and quantized to int16 as
-    :func:`pipelines.audio.prepare_clip` does, without cutting it to a clip's length), so its
+    that rate (:func:`pipelines.audio.int16_waveform`: downmixed, resampled with soxr and
+    quantized to int16, without cutting it to a clip's length), so its
     embeddings are those ``embed`` makes of its clip in a dataset ingested at ``sample_rate``
     (``predict`` with an embedding run): VGGish's log-mel front end magnifies the int16
     rounding in nearly empty bands. A file shorter than one example is zero-padded to one, as
     ``embed`` keeps a short clip.
     """
     audio = decode(path)
-    rate = audio.sample_rate if sample_rate is None else sample_rate
-    samples = to_mono(audio.samples)
-    if sample_rate is not None:
-        samples = float_to_int16(resample(samples, audio.sample_rate, sample_rate))
+    if sample_rate is None:
+        rate, samples = audio.sample_rate, to_mono(audio.samples)
+    else:
+        rate, samples = sample_rate, int16_waveform(audio, sample_rate)
     examples = waveform_to_examples(samples, rate, mode=settings.mode, resampler=settings.resampler)
     padded = not len(examples)
     if padded:

@@ -76,7 +76,7 @@ from modeling.readers import ShardReader, to_float
 from modeling.runs import RunDir, write_atomic
 from modeling.scoring import predict_rows
 from modeling.train_data import read_row_labels
-from pipelines.audio import decode, float_to_int16, resample, to_mono
+from pipelines.audio import decode, int16_waveform
 from pipelines.dataset_state import load_manifest
 from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
@@ -174,9 +174,9 @@ def clip_windows(x: np.ndarray, length: int) -> np.ndarray:
 def load_waveform(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     """``path`` as ingest stores it at ``sample_rate``, scaled as training reads it.
 
-    Decoded, downmixed, resampled and quantized to int16 as
-    :func:`pipelines.audio.prepare_clip` does (without cutting it to a clip's length), then
-    scaled by :func:`modeling.readers.to_float`, as the dataset readers scale stored clips.
+    Decoded and made the int16 waveform ingest stores (:func:`pipelines.audio.int16_waveform`,
+    not cut to a clip's length), then scaled by :func:`modeling.readers.to_float`, as the
+    dataset readers scale stored clips.
 
     Returns
     -------
@@ -187,9 +187,7 @@ def load_waveform(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     schemas.failures.ClipFailure
         If the file is missing, empty or not audio.
     """
-    audio = decode(path)
-    stored = float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, sample_rate))
-    return to_float(stored)
+    return to_float(int16_waveform(decode(path), sample_rate))
 
 
 def _waveform_windows(loaded: LoadedRun, path: str) -> np.ndarray:

@@ -429,6 +429,24 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
+def int16_waveform(audio: DecodedAudio, target_sr: int) -> np.ndarray:
+    """The int16 mono waveform of ``audio`` at ``target_sr``, as ingest stores a clip (without
+    cutting it to a clip's length): downmixed, resampled with soxr HQ, then quantized by
+    :func:`float_to_int16`.
+
+    Parameters
+    ----------
+    audio : DecodedAudio
+    target_sr : int
+        Output sample rate in Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(frames * target_sr / audio.sample_rate,), dtype=int16]
+    """
+    return float_to_int16(resample(to_mono(audio.samples), audio.sample_rate, target_sr))
+
+
 def int16_to_float(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`float_to_int16`: divide by 32767.
 

@@ -21,6 +21,7 @@ from pipelines.audio import (
     fix_length,
     float_to_int16,
     int16_to_float,
+    int16_waveform,
     prepare_clip,
     resample,
     to_mono,
@@ -129,6 +130,18 @@ def test_prepare_clip_keeps_tones(tmp_path: Path, ext: str, sr: int, channels: i
     assert (_tone_levels(real, 16000, _channel_freqs(channels)) > 50).all()
     assert clip.stats["duration_s"] == pytest.approx(1.5)
     assert 0.2 < clip.stats["peak"] < 1
+
+
+@pytest.mark.parametrize(("sr", "channels", "target_sr"), [(44100, 2, 16000), (8000, 1, 8000)])
+def test_int16_waveform_is_the_clip_ingest_stores_uncut(
+    tmp_path: Path, sr: int, channels: int, target_sr: int
+) -> None:
+    path = write_media(tmp_path / "tone.wav", 1.5, sr, channels, FREQ)
+    clip = prepare_clip(path, target_sr=target_sr, clip_seconds=2.0)
+    waveform = int16_waveform(decode(path), target_sr)
+    assert waveform.dtype == np.int16
+    assert len(waveform) == clip.num_samples
+    np.testing.assert_array_equal(waveform, clip.waveform[: clip.num_samples])
 
 
 def test_downmix_is_channel_mean(tmp_path: Path) -> None:
