@@ -70,6 +70,8 @@ def test_a_killed_worker_fails_the_ingest_without_thread_tracebacks_and_the_reru
             proc.communicate()
     assert proc.returncode == 1, stderr
     assert WORKER_LEFT in stderr.strip().splitlines()[-1], stderr
+    assert "Traceback" not in stderr, stderr
+    assert "run the same command again to resume" in stderr, stderr
     assert "Exception in thread" not in stderr and "RpcError" not in stderr, stderr
     assert "Failed to read inputs" not in stderr, stderr  # Beam's log of the data stream's end
     assert "Error closing worker_handler" not in stderr, stderr

@@ -146,6 +146,7 @@ def ingest(
     with collection_paused():
         from pipelines.ingest import IngestConfig, run_ingest
         from pipelines.storage import DatasetAccessError, DatasetLockedError
+        from pipelines.worker_processes import WorkerLeftError
         from schemas.errors import InputFormatError
 
     beam_args = [a for a in ctx.args if a != "--"]
@@ -193,6 +194,12 @@ def ingest(
             FileNotFoundError,
         ) as exc:
             fail(_without_beam_step(exc))
+        except WorkerLeftError as exc:
+            fail(
+                f"{_without_beam_step(exc)}; the shards committed so far are kept: "
+                "run the same command again to resume",
+                code=1,
+            )
         except RuntimeError as exc:  # a worker process's error, as its traceback's text
             if (message := _worker_access_error(str(exc))) is None:
                 raise
