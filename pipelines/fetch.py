@@ -7,6 +7,7 @@ with exponential backoff and full jitter, permanent ones raise at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -21,7 +22,7 @@ import string
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -509,14 +510,29 @@ def _download_ytdlp(
 
 
 def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> tuple[Path, bool]:
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **(options.storage_options or {}))
-    except (ValueError, ImportError) as error:
-        raise ClipFailure(FailureReason.VALIDATION, f"cannot open {url}: {error}") from error
-    target = workdir / f"{stem}{Path(path).suffix or '.bin'}"
-    try:
+    with _store_failures(url):
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **(options.storage_options or {}))
+        except (ValueError, ImportError) as error:
+            raise ClipFailure(FailureReason.VALIDATION, f"cannot open {url}: {error}") from error
+        target = workdir / f"{stem}{Path(path).suffix or '.bin'}"
         with fs.open(path, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
+    return target, False
+
+
+@contextlib.contextmanager
+def _store_failures(url: str) -> Iterator[None]:
+    """Turn a failure to reach or read ``url`` through fsspec into the clip's ``ClipFailure``.
+
+    Filesystems such as FTP's connect when they are built, so building one fails as opening a
+    file does: a refused connection or an unknown host is a ``network_error``, silence a
+    ``timeout`` (both retried on a later run).
+    """
+    try:
+        yield
+    except ClipFailure:
+        raise
     except FileNotFoundError as error:
         raise ClipFailure(FailureReason.NOT_FOUND, f"no such object: {url}") from error
     except IsADirectoryError as error:
@@ -534,7 +550,6 @@ def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> t
         verb, reason = failure
         kind = FailureReason.NETWORK_ERROR if verb == "reach" else FailureReason.HTTP_ERROR
         raise ClipFailure(kind, f"cannot {verb} {url}: {reason}") from error
-    return target, False
 
 
 def _http_reason(status: int) -> FailureReason:

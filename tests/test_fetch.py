@@ -587,6 +587,41 @@ def test_fsspec_missing_object_and_unknown_protocol(tmp_path: Path, options: Fet
     assert failure.reason is FailureReason.VALIDATION
 
 
+def test_ftp_to_a_closed_port_is_a_network_error_retried(
+    tmp_path: Path, options: FetchOptions
+) -> None:
+    url = f"ftp://127.0.0.1:{_closed_port()}/x.wav"
+    failure = _failure(FetchRequest("c", url), tmp_path / "w", replace(options, retries=1))
+    assert (failure.reason, failure.attempts) == (FailureReason.NETWORK_ERROR, 2)
+    assert failure.detail == f"{url}: [Errno 111] Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "why"),
+    [
+        (socket.gaierror(-2, "Name or service not known"), FailureReason.NETWORK_ERROR,
+         "[Errno -2] Name or service not known"),
+        (TimeoutError("timed out"), FailureReason.TIMEOUT, "timed out"),
+    ],
+)  # fmt: skip
+def test_ftp_host_unknown_or_silent_is_a_transient_failure(
+    tmp_path: Path,
+    options: FetchOptions,
+    monkeypatch: pytest.MonkeyPatch,
+    error: OSError,
+    reason: FailureReason,
+    why: str,
+) -> None:
+    def connect(*args: object, **kwargs: object) -> socket.socket:
+        raise error
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    url = "ftp://media.example/x.wav"
+    failure = _failure(FetchRequest("c", url), tmp_path / "w", replace(options, retries=0))
+    assert (failure.reason, failure.attempts, failure.transient) == (reason, 1, True)
+    assert failure.detail == f"{url}: {why}"
+
+
 @pytest.mark.parametrize(
     ("start", "end"), [(2.0, 1.0), (1.0, 1.0), (-1.0, 1.0), (1.0, None), (None, 1.0),
                        (float("nan"), 1.0), (0.0, float("inf"))],
