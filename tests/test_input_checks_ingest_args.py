@@ -78,6 +78,31 @@ def test_audio_root_problem(tmp_path: Path):
     assert audio_root_problem("http://127.0.0.1:9/audio") is None  # servers list no folders
 
 
+@pytest.mark.parametrize(
+    ("rate", "seconds", "samples"),
+    [
+        # every clip failed as 'decode_error: decoded to 0 frames' and the dataset was made
+        ("8000", "0.00001", "0.08"),
+        # half a sample rounds to none (round half to even): a traceback in the shard writer
+        ("8000", "0.0000625", "0.5"),
+    ],
+)
+def test_a_clip_of_no_sample_is_refused(tmp_path: Path, rate: str, seconds: str, samples: str):
+    stderr = _refused(tmp_path, "--sample-rate", rate, "--clip-seconds", seconds)
+    assert (
+        f"--clip-seconds {float(seconds):g} at --sample-rate {rate} is {samples} samples, "
+        "which rounds to 0: a clip must hold at least one sample" in stderr
+    ), stderr
+
+
+def test_a_clip_of_one_sample_runs(tmp_path: Path):
+    rows = _list(tmp_path)
+    out = tmp_path / "ds"
+    audiomill("ingest", "--segments", str(rows), "--out", str(out), "--sample-rate", "8000",
+              "--clip-seconds", "0.000125", "--min-coverage", "0.01")  # fmt: skip
+    assert (out / "manifest.json").exists()
+
+
 def test_limits_in_range_still_run(tmp_path: Path):
     rows = _list(tmp_path)
     out = tmp_path / "ds"

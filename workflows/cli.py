@@ -289,8 +289,9 @@ def _check_list_format(path: str, storage_options: dict | None) -> None:
 
 def _check_clip_args(cfg) -> None:
     """Refuse, with exit 2 and before anything is written, a clip length, output rate or clip
-    check threshold that no clip could be made or pass with, and an --audio-root that is no
-    folder; each error names the option, its range or the problem, and the value."""
+    check threshold that no clip could be made or pass with (a clip of no sample among them),
+    and an --audio-root that is no folder; each error names the option, its range or the
+    problem, and the value."""
     from pipelines.audio import MAX_TARGET_SAMPLE_RATE, MIN_TARGET_SAMPLE_RATE
     from pipelines.sources import audio_root_problem
 
@@ -303,6 +304,12 @@ def _check_clip_args(cfg) -> None:
         fail(
             f"--sample-rate must be {MIN_TARGET_SAMPLE_RATE} to {MAX_TARGET_SAMPLE_RATE} Hz, "
             f"not {cfg.sample_rate}"
+        )
+    if cfg.row_samples < 1:  # the rounding of the shards' rows (PackSettings.num_samples)
+        fail(
+            f"--clip-seconds {cfg.clip_seconds:g} at --sample-rate {cfg.sample_rate} is "
+            f"{cfg.sample_rate * cfg.clip_seconds:g} samples, which rounds to 0: a clip must "
+            "hold at least one sample"
         )
     if not 0 < cfg.min_coverage <= 1:
         fail("--min-coverage must be in (0, 1]")
