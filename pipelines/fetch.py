@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ftplib
 import functools
 import hashlib
 import http.client
@@ -527,7 +528,8 @@ def _store_failures(url: str) -> Iterator[None]:
 
     Filesystems such as FTP's connect when they are built, so building one fails as opening a
     file does: a refused connection or an unknown host is a ``network_error``, silence a
-    ``timeout`` (both retried on a later run).
+    ``timeout`` (both retried on a later run); an FTP server's 4xx reply is a ``server_error``
+    (retried), a 5xx one (a refused login) an ``http_error``.
     """
     try:
         yield
@@ -543,6 +545,12 @@ def _store_failures(url: str) -> Iterator[None]:
         raise ClipFailure(FailureReason.TIMEOUT, f"{url}: {error}") from error
     except OSError as error:
         raise ClipFailure(FailureReason.NETWORK_ERROR, f"{url}: {error}") from error
+    except EOFError as error:  # ftplib, when the server hangs up
+        detail = f"{url}: the server closed the connection"
+        raise ClipFailure(FailureReason.NETWORK_ERROR, detail) from error
+    except ftplib.Error as error:
+        detail = f"{url}: {' '.join(str(error).split())}"
+        raise ClipFailure(_ftp_reason(error), detail) from error
     except Exception as error:  # botocore and aiohttp errors are not OSErrors
         failure = store_failure(error)
         if failure is None:
@@ -550,6 +558,15 @@ def _store_failures(url: str) -> Iterator[None]:
         verb, reason = failure
         kind = FailureReason.NETWORK_ERROR if verb == "reach" else FailureReason.HTTP_ERROR
         raise ClipFailure(kind, f"cannot {verb} {url}: {reason}") from error
+
+
+def _ftp_reason(error: ftplib.Error) -> FailureReason:
+    """An FTP server's refusal as a failure reason: a 4xx reply is worth trying again later."""
+    if isinstance(error, ftplib.error_temp):
+        return FailureReason.SERVER_ERROR
+    if isinstance(error, ftplib.error_perm):
+        return FailureReason.HTTP_ERROR
+    return FailureReason.NETWORK_ERROR
 
 
 def _http_reason(status: int) -> FailureReason:

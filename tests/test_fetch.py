@@ -622,6 +622,41 @@ def test_ftp_host_unknown_or_silent_is_a_transient_failure(
     assert failure.detail == f"{url}: {why}"
 
 
+def _scripted_ftp(replies: list[bytes]) -> int:
+    """The port of a one-connection FTP server on 127.0.0.1 that greets with the first reply,
+    answers each command with the next one, then hangs up."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with server, server.accept()[0] as conn, conn.makefile("rwb") as stream:
+            for i, reply in enumerate(replies):
+                if i:
+                    stream.readline()
+                stream.write(reply)
+                stream.flush()
+
+    threading.Thread(target=answer, daemon=True).start()
+    return server.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason", "why"),
+    [
+        ([b"220 hi\r\n", b"530-No anonymous\r\n530 Login incorrect.\r\n"],
+         FailureReason.HTTP_ERROR, "530-No anonymous 530 Login incorrect."),
+        ([b"421 Too many users\r\n"], FailureReason.SERVER_ERROR, "421 Too many users"),
+        ([], FailureReason.NETWORK_ERROR, "the server closed the connection"),
+    ],
+)  # fmt: skip
+def test_an_ftp_server_that_refuses_the_session_fails_the_clip(
+    tmp_path: Path, options: FetchOptions, replies: list[bytes], reason: FailureReason, why: str
+) -> None:
+    url = f"ftp://127.0.0.1:{_scripted_ftp(replies)}/x.wav"
+    failure = _failure(FetchRequest("c", url), tmp_path / "w", replace(options, retries=0))
+    assert (failure.reason, failure.attempts) == (reason, 1)
+    assert failure.detail == f"{url}: {why}"
+
+
 @pytest.mark.parametrize(
     ("start", "end"), [(2.0, 1.0), (1.0, 1.0), (-1.0, 1.0), (1.0, None), (None, 1.0),
                        (float("nan"), 1.0), (0.0, float("inf"))],
