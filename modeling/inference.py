@@ -47,10 +47,11 @@ shards made with other VGGish weights than the run records are refused
 (:func:`modeling.evaluation.open_split`).
 
 **Search** ranks the clips of a split by the best score among the classes whose display names
-contain a keyword. The split's scores are cached in ``RUN/scores/<split>-<key>.npz``, where the
-key is a digest of the dataset's URL, the run's input and the sha256 of every shard file read
-(from the manifest), so a second search of the same data is answered without the model; the
-cache records the digest of the weights it was made with and is recomputed when they change.
+hold a keyword's words, whole (:func:`match_classes`). The split's scores are cached in
+``RUN/scores/<split>-<key>.npz``, where the key is a digest of the dataset's URL, the run's
+input and the sha256 of every shard file read (from the manifest), so a second search of the
+same data is answered without the model; the cache records the digest of the weights it was made
+with and is recomputed when they change.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -587,8 +589,35 @@ def _shown(ids: list[str]) -> str:
 # --------------------------------------------------------------------------- search
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> list[str]:
+    """The case-folded words of ``text``: its runs of letters and digits."""
+    return _WORD.findall(text.casefold())
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are one word, up to a plural ``-s`` or ``-es`` on either."""
+    short, long = sorted((a, b), key=len)
+    return long in (short, short + "s", short + "es")
+
+
+def _holds_phrase(words: list[str], phrase: list[str]) -> bool:
+    """Whether ``phrase`` occurs in ``words`` as consecutive words (see :func:`_same_word`)."""
+    n = len(phrase)
+    return any(all(map(_same_word, words[i : i + n], phrase)) for i in range(len(words) - n + 1))
+
+
 def match_classes(classes: ClassMap, keyword: str) -> list[ClassInfo]:
-    """Classes whose display names contain ``keyword``, case-insensitively.
+    """Classes whose display names hold the words of ``keyword``, case-insensitively.
+
+    Words are runs of letters and digits; anything else (spaces, commas, parentheses, hyphens,
+    apostrophes) only separates them, so "hi-hat" and "hi hat" both match "Hi-hat". A keyword
+    matches whole words, never part of one ("car" matches "Car alarm", not "Carnatic music"),
+    and a keyword of several words matches them in a row ("car alarm", "hip hop"). A word
+    matches itself with or without a plural ``-s`` or ``-es`` ("cars" matches "Car", "dog"
+    matches "Canidae, dogs, wolves"); other plurals are written as the names write them.
 
     Raises
     ------
@@ -599,7 +628,10 @@ def match_classes(classes: ClassMap, keyword: str) -> list[ClassInfo]:
     needle = keyword.strip().casefold()
     if not needle:
         raise ValueError("the search keyword is empty")
-    matched = [c for c in classes if needle in c.display_name.casefold()]
+    phrase = _words(needle)
+    if not phrase:
+        raise ValueError(f"the search keyword {keyword!r} has no letters or digits")
+    matched = [c for c in classes if _holds_phrase(_words(c.display_name), phrase)]
     if matched:
         return matched
     names = classes.display_names
@@ -711,7 +743,7 @@ class SearchResult:
     keyword : str
     split : str
     matched : list of ClassInfo
-        Classes whose display names contain the keyword.
+        Classes whose display names hold the keyword's words (:func:`match_classes`).
     hits : list of SearchHit
         Best first.
     num_clips : int
@@ -762,8 +794,9 @@ def search(
     dataset : str or os.PathLike
     split : str
     keyword : str
-        Matched case-insensitively inside class display names ("car" matches "Car" and
-        "Car alarm").
+        Whole words, or a phrase of them, matched case-insensitively in class display names,
+        a plural -s or -es aside ("car" and "cars" match "Car" and "Car alarm", not "Carnatic
+        music"; see :func:`match_classes`).
     top : int
         Hits returned.
     which : {"best", "last"}

@@ -311,7 +311,11 @@ def search(
     run: RunArg,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL to search.")],
     keyword: Annotated[
-        str, typer.Argument(help="Part of a class name, e.g. 'car' (case-insensitive).")
+        str,
+        typer.Argument(
+            help="Whole words of class names, e.g. 'car' or 'car alarm' (case-insensitive; "
+            "'cars' matches 'Car' too)."
+        ),
     ],
     split: Annotated[str, typer.Option(help="Split to search.")] = "eval",
     top: Annotated[int, typer.Option(help="Clips to list.")] = 10,
@@ -322,8 +326,10 @@ def search(
 ) -> dict[str, Any]:
     """The clips most likely to contain a sound: rank a split by the matching classes' scores.
 
-    Classes whose names contain KEYWORD are matched; each clip counts with its best score
-    among them. The split's scores are cached in RUN/scores/, so later searches are instant.
+    Classes whose names hold KEYWORD's words, whole and in a row, are matched ('car' matches
+    'Car alarm' but not 'Carnatic music'; punctuation only separates words, and a plural -s
+    or -es does not matter); each clip counts with its best score among them. The split's
+    scores are cached in RUN/scores/, so later searches are instant.
     """
     with collection_paused():
         from modeling.inference import search as run_search
