@@ -623,28 +623,44 @@ class _RunPlan:
         return self.planned + len(self.failures)
 
 
-def _validation_failures(
+def _rejections(
     segments: list[Segment],
-    rejected: dict[int, list[str]],
-    state: dict[str, dict],
-    cfg: IngestConfig,
-    run_id: str,
+    failed_checks: dict[int, list[str]],
+    sources: tuple[SourceConfig, dict[str, str] | None],
+    max_segment_seconds: float,
+) -> dict[int, str]:
+    """Why each rejected segment is, by position: the expectations it failed
+    (:func:`validate_segments`), or for a path that passed them, a source the run may not
+    read (a relative path leading out of the folder it resolves in:
+    :func:`pipelines.sources.resolve`'s ``VALIDATION`` failure)."""
+    reasons = {
+        i: describe_failed_checks(segments[i], names, max_segment_seconds)
+        for i, names in failed_checks.items()
+    }
+    for i, seg in enumerate(segments):
+        if i in reasons or seg.source_kind != "path":
+            continue
+        try:
+            resolve(seg, *sources)
+        except ClipFailure as exc:
+            if exc.reason is FailureReason.VALIDATION:
+                reasons[i] = exc.detail
+    return dict(sorted(reasons.items()))
+
+
+def _validation_failures(
+    segments: list[Segment], rejected: dict[int, str], state: dict[str, dict], run_id: str
 ) -> tuple[list[dict], set[int]]:
-    """The ledger rows of the segments the validation rejected, and the positions of those
-    whose rejection the ledger holds already (no row for them)."""
+    """The ledger rows of the rejected segments (:func:`_rejections`), and the positions of
+    those whose rejection the ledger holds already (no row for them)."""
     recorded = {
         i
         for i in rejected
         if state.get(segments[i].clip_id, {}).get("reason") == FailureReason.VALIDATION.value
     }
     failures = [
-        _failure_row(
-            segments[i],
-            FailureReason.VALIDATION,
-            describe_failed_checks(segments[i], n, cfg.max_segment_seconds),
-            run_id,
-        )
-        for i, n in rejected.items()
+        _failure_row(segments[i], FailureReason.VALIDATION, detail, run_id)
+        for i, detail in rejected.items()
         if i not in recorded
     ]
     return failures, recorded
@@ -766,7 +782,7 @@ def _prepare_run(
     work = False  # whether the run has anything to do or record (else it leaves no trace)
     with _segments_table(store, run_id, commit=lambda: work) as record:
         try:
-            passing, rejected, _ = validate_segments(
+            _, failed_checks, _ = validate_segments(
                 segments,
                 store,
                 run_id,
@@ -778,7 +794,9 @@ def _prepare_run(
             )
         finally:
             decode_ahead.stop()
-        failures, recorded = _validation_failures(segments, rejected, state, cfg, run_id)
+        rejected = _rejections(segments, failed_checks, sources, cfg.max_segment_seconds)
+        failures, recorded = _validation_failures(segments, rejected, state, run_id)
+        passing = [s for i, s in enumerate(segments) if i not in rejected]
         todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
         work = bool(todo or failures or interrupted or recovered)
     saving = held.release(reports) if work else held.drop()
