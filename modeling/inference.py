@@ -650,7 +650,7 @@ def match_classes(classes: ClassMap, keyword: str) -> list[ClassInfo]:
         if suggestions
         else f"class names look like {', '.join(repr(n) for n in names[:5])}"
     )
-    raise ValueError(f"no class name contains {keyword!r}; {hint}")
+    raise ValueError(f"no class name matches {keyword!r}; {hint}")
 
 
 def scores_cache_path(run: RunDir, reader: ShardReader, split: str) -> Path:

@@ -58,7 +58,7 @@ def test_top_k_orders_scores_and_names_classes() -> None:
     with pytest.raises(ValueError, match="shape"):
         top_k(scores[:2], classes, 1)
     assert [c.display_name for c in match_classes(classes, "CAR")] == ["Car", "Car alarm"]
-    with pytest.raises(ValueError, match=r"no class name contains 'dgo'; did you mean: 'Dog'"):
+    with pytest.raises(ValueError, match=r"no class name matches 'dgo'; did you mean: 'Dog'"):
         match_classes(classes, "dgo")
 
 

@@ -107,13 +107,13 @@ def test_every_display_name_matches_its_own_class(audioset: ClassMap) -> None:
 def test_a_keyword_matching_no_whole_word_is_refused_with_suggestions(
     audioset: ClassMap, keyword: str, hint: str
 ) -> None:
-    refusal = rf"^no class name contains {re.escape(repr(keyword))}; did you mean: .*{hint}"
+    refusal = rf"^no class name matches {re.escape(repr(keyword))}; did you mean: .*{hint}"
     with pytest.raises(ValueError, match=refusal):
         match_classes(audioset, keyword)
 
 
 def test_part_of_a_word_matches_nothing(audioset: ClassMap) -> None:
-    with pytest.raises(ValueError, match=r"^no class name contains 'wate'; did you mean: 'Water'"):
+    with pytest.raises(ValueError, match=r"^no class name matches 'wate'; did you mean: 'Water'"):
         match_classes(audioset, "wate")
 
 
