@@ -797,13 +797,16 @@ def _prepare_run(
         rejected = _rejections(segments, failed_checks, sources, cfg.max_segment_seconds)
         failures, recorded = _validation_failures(segments, rejected, state, run_id)
         passing = [s for i, s in enumerate(segments) if i not in rejected]
-        todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, failures)
+        not_found: list[dict] = []  # no file under --audio-root
+        todo, already, interrupted = _plan(passing, state, cfg, sources, run_id, not_found)
+        failures += not_found
         work = bool(todo or failures or interrupted or recovered)
     saving = held.release(reports) if work else held.drop()
     log(
         f"{len(segments)} segments: {sum(already.values())} already done, {len(rejected)} "
         "rejected, "
         + (f"{interrupted} failed in the interrupted run, " if interrupted else "")
+        + (f"{len(not_found)} not found, " if not_found else "")
         + f"{len(todo)} to process"
     )
     retried = {item["clip_id"] for item in todo}  # their staged failures are replaced or removed
