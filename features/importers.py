@@ -18,15 +18,19 @@ Design choices, shared by both importers:
 - **Idempotent and resumable**: the clip ids of the split's committed shards are read first and
   clips already there are skipped, as are exact repeats of a clip within the input. A repeat of
   a clip id with other labels or other embeddings is another version of the clip, which the
-  import cannot choose between: an error naming both records and both label sets. Shards are
-  committed before the manifest that lists them is saved (at the end, on an error, and every
+  import cannot choose between: an error naming both records and both label sets. A record
+  giving a committed clip other labels or embeddings is refused the same way, before anything
+  is written (the input is read once more first where the split holds clips), naming the
+  committed shard and row: a dataset cannot relabel or replace a committed clip. Only shards
+  holding clips of the input are read for that, each once. Shards are committed before the
+  manifest that lists them is saved (at the end, on an error, and every
   ``checkpoint_seconds`` in between), and shard files the manifest does not list are deleted at
   the start, so a crash at any point loses only uncommitted work and duplicates nothing.
 - **A clip id names one clip of the dataset**: an input holding clips committed in another
   split (waveform or imported, of any model) is refused before anything is written, naming how
   many and a few with their split: the same clip in two splits leaks training data into
-  evaluation. Finding them reads the input once more, so this costs a second read only where
-  other splits hold clips.
+  evaluation. Finding them reads the input once more, the read that checks the clips the split
+  holds (above), so this costs a second read only where the dataset holds clips.
 - **Frames**: rows hold exactly 10 frames (VGGish over 10 s clips). Shorter clips are zero-padded
   and ``num_frames`` says how many frames are real; frames past the 10th are dropped and
   counted (:attr:`ImportSummary.truncated`). A clip with no frame at all is skipped and counted
@@ -35,10 +39,11 @@ Design choices, shared by both importers:
   computed from them with the same index, which imported shards would collide with.
 - Everything runs under the dataset lock and streams: blocks of records are read, parsed and
   committed, and only the set of clip ids grows with the number of clips (about 100 bytes a
-  clip). A run (stage ``import-embeddings``) is recorded in the manifest. A first import that
-  fails or commits no shard (its files hold no records, say) removes the dataset directory it
-  made, so the next import's class map is not bound by it; input files that held no record
-  are named in a warning.
+  clip; while the input is read first, as much again for the committed clips it repeats). A
+  run (stage ``import-embeddings``) is recorded in the manifest. A first import that fails or
+  commits no shard (its files hold no records, say) removes the dataset directory it made, so
+  the next import's class map is not bound by it; input files that held no record are named
+  in a warning.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import IO
 
 import fsspec
 import h5py
@@ -75,9 +81,15 @@ from schemas.dataset import (
     CLASSES,
     SHARD_EXTENSIONS,
     DatasetManifest,
+    ShardEntry,
     SplitEntry,
 )
-from schemas.embeddings import EMBEDDING_DIM, EmbeddingRows
+from schemas.embeddings import (
+    EMBEDDING_DIM,
+    EmbeddingRows,
+    read_embedding_hdf5,
+    read_embedding_parquet,
+)
 from schemas.errors import InputFormatError
 from schemas.segments import audioset_clip_id, split_name_problem
 
@@ -140,7 +152,8 @@ class ImportSummary:
     imported : int
         Clips written to new shards.
     already_imported : int
-        Clips skipped because the split already holds their clip id.
+        Clips skipped because the split already holds their clip id, with the same labels and
+        embeddings (another version of a committed clip is an :class:`ImportRecordError`).
     duplicates : int
         Clips skipped because their clip id came earlier in this import's input, with the same
         labels and embeddings (another version of the clip is an :class:`ImportRecordError`).
@@ -234,9 +247,10 @@ def import_audioset_tfrecords(
         If no file matches ``pattern``.
     ImportRecordError
         For an unreadable or malformed record, a label outside the class map, or a record
-        repeating an earlier one's clip id with other labels or embeddings; it names the file
-        and the record. Shards committed before the error stay in the dataset, and a
-        re-run skips their clips.
+        repeating an earlier one's clip id, or a committed clip's, with other labels or
+        embeddings; it names the file and the record. Shards committed before the error stay
+        in the dataset, and a re-run skips their clips; a committed clip's other version is
+        refused before anything is written.
     """
     import tensorflow as tf  # deferred: importing TensorFlow takes seconds
 
@@ -320,8 +334,8 @@ def import_packed_h5(
         wider or narrower than the class map included).
     ImportRecordError
         For a row whose ``y`` is not 0/1, whose ids do not decode, whose ``num_frames`` is
-        out of range, or that repeats an earlier row's clip id with other labels or embeddings;
-        it names the file and the row.
+        out of range, or that repeats an earlier row's clip id, or a committed clip's, with
+        other labels or embeddings; it names the file and the row.
     """
     path = os.fspath(path)
 
@@ -394,8 +408,9 @@ def _run_import(
 ) -> ImportSummary:
     """Lock the dataset, then commit the rows of ``blocks`` as shards of ``model``/``split``.
 
-    When other splits of the dataset hold clips, ``blocks`` is read once more first, without
-    ``progress``, to refuse clips they hold before anything is written.
+    When the dataset holds clips, ``blocks`` is read once more first, without ``progress``,
+    to refuse clips other splits hold and other versions of clips the split holds before
+    anything is written.
     """
     formats = tuple(formats)
     bad = sorted(set(formats) - set(FORMATS))
@@ -436,18 +451,22 @@ def _run_import(
                 f"split {split!r} of {store.url()} has waveform shards: its embeddings are "
                 "computed from them (audiomill embed), shard for shard. Import into another split."
             )
-        if elsewhere := _other_splits_clip_ids(store, manifest, split):
-            scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
-                                    files=files)  # fmt: skip
-            ids = (c for _, _, rows in blocks(class_map, scratch, None) for c in rows.clip_ids)
-            _refuse_clips_elsewhere(ids, elsewhere, split, store.url())
-        if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
-            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         entry = manifest.embedding_split(model, split)
         _check_split_formats(entry, formats, model, split)
+        committed = _committed_clip_ids(store, entry)
+        elsewhere = _other_splits_clip_ids(store, manifest, split)
+        if elsewhere or committed:
+            scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
+                                    files=files)  # fmt: skip
+            marks = _CommittedMarks(store, entry, committed, len(class_map))
+            input_blocks = blocks(class_map, scratch, None)
+            found = _scan_input(input_blocks, unit, class_map, elsewhere, marks)
+            _refuse_clips_elsewhere(found, elsewhere, split, store.url())
+        if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
+            store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         for rel in remove_uncommitted_shards(store, entry, f"embeddings/{model}/{split}"):
             log.warning("removed %s, left uncommitted by an interrupted run", store.url(rel))
-        seen = dict.fromkeys(_committed_clip_ids(store, entry), b"")
+        seen = dict.fromkeys(committed, b"")
         writer = _ShardWriter(
             store,
             manifest,
@@ -553,15 +572,27 @@ def _other_version(
 ) -> str | None:
     """Why a repeat of a clip id in the input (``again``) is another version of the clip that
     came ``first``: other labels or other embeddings, naming both; None for an exact copy."""
-    file, record, digest, labels = _unmark(first)
+    if (differs := _difference(first, again, class_map)) is None:
+        return None
+    file, record, _, _ = _unmark(first)
+    return (
+        f"it repeats the clip id of {files[file]} {unit} {record} {differs}. "
+        "The input holds two versions of one clip; keep the right one and import again"
+    )
+
+
+def _difference(first: bytes, again: bytes, class_map: ClassMap) -> str | None:
+    """How the clip of mark ``again`` differs from that of mark ``first``, as ``and the same
+    embeddings: labels [...] there, [...] here`` (or ``but other embeddings: ...``); None for
+    an exact copy."""
+    _, _, digest, labels = _unmark(first)
     _, _, digest_again, labels_again = _unmark(again)
     if digest == digest_again and labels == labels_again:
         return None
     frames = "and the same embeddings" if digest == digest_again else "but other embeddings"
     return (
-        f"it repeats the clip id of {files[file]} {unit} {record} {frames}: labels "
-        f"{_label_text(labels, class_map)} there, {_label_text(labels_again, class_map)} here. "
-        "The input holds two versions of one clip; keep the right one and import again"
+        f"{frames}: labels {_label_text(labels, class_map)} there, "
+        f"{_label_text(labels_again, class_map)} here"
     )
 
 
@@ -596,26 +627,121 @@ def _check_split_formats(
             )
 
 
-def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, bool]:
-    """Clip ids of the split's committed shards, waveform or embedding (all mapped to True:
-    already imported)."""
-    seen: dict[str, bool] = {}
-    for shard in entry.shards:
-        fmt = "parquet" if "parquet" in shard.files else "hdf5"
-        rel = shard.files[fmt].path
-        try:
-            with store.open(rel) as stream:
-                if fmt == "parquet":
-                    ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
-                else:
-                    with h5py.File(stream, "r") as hf:
-                        ids = list(hf["clip_id"].asstr()[:])
-        except (OSError, KeyError, pa.ArrowException) as exc:
-            raise ValueError(
-                f"{store.url(rel)}, a committed shard of the dataset, cannot be read ({exc})"
-            ) from exc
-        seen.update(dict.fromkeys(ids, True))
+def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, int]:
+    """Clip ids of the split's committed shards, waveform or embedding, each mapped to the
+    position in ``entry.shards`` of the shard that holds it."""
+    seen: dict[str, int] = {}
+    for k, shard in enumerate(entry.shards):
+        with _committed_shard(store, shard) as (fmt, _, stream):
+            if fmt == "parquet":
+                ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
+            else:
+                with h5py.File(stream, "r") as hf:
+                    ids = list(hf["clip_id"].asstr()[:])
+        seen.update(dict.fromkeys(ids, k))
     return seen
+
+
+@contextlib.contextmanager
+def _committed_shard(store: DatasetStore, shard: ShardEntry) -> Iterator[tuple[str, str, IO]]:
+    """Open a committed shard, its Parquet file if it has one, else its HDF5 file: (format,
+    path in the dataset, stream). A shard that cannot be read is a ValueError naming it."""
+    fmt = "parquet" if "parquet" in shard.files else "hdf5"
+    rel = shard.files[fmt].path
+    try:
+        with store.open(rel) as stream:
+            yield fmt, rel, stream
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        raise ValueError(
+            f"{store.url(rel)}, a committed shard of the dataset, cannot be read ({exc})"
+        ) from exc
+
+
+class _CommittedMarks:
+    """The :func:`_mark` of each committed clip of a split (its shard's position for the file
+    number, its row for the record), a whole shard read, once, when one of its clips is first
+    asked for.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    entry : SplitEntry
+        The split's embedding shards.
+    clip_ids : dict
+        From :func:`_committed_clip_ids` of ``entry``.
+    num_classes : int
+    """
+
+    def __init__(
+        self, store: DatasetStore, entry: SplitEntry, clip_ids: dict[str, int], num_classes: int
+    ) -> None:
+        self.store = store
+        self.entry = entry
+        self.clip_ids = clip_ids
+        self.num_classes = num_classes
+        self._marks: dict[str, bytes] = {}
+        self._paths: dict[int, str] = {}
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self.clip_ids
+
+    def mark(self, clip_id: str) -> bytes:
+        """The mark of committed clip ``clip_id``."""
+        k = self.clip_ids[clip_id]
+        if k not in self._paths:
+            with _committed_shard(self.store, self.entry.shards[k]) as (fmt, rel, stream):
+                if fmt == "parquet":
+                    rows = _concat(list(read_embedding_parquet(stream, self.num_classes)))
+                else:
+                    rows = read_embedding_hdf5(stream)[0]
+            self._paths[k] = self.store.url(rel)
+            for j, committed in enumerate(rows.clip_ids):
+                if self.clip_ids.get(committed) == k:
+                    self._marks[committed] = _mark(rows, j, k, j)
+        return self._marks[clip_id]
+
+    def where(self, mark: bytes) -> str:
+        """The shard and row of a :meth:`mark`, as ``<shard file> row <j>``."""
+        k, j, _, _ = _unmark(mark)
+        return f"{self._paths[k]} row {j}"
+
+
+def _scan_input(
+    blocks: Iterable[tuple[str, np.ndarray, EmbeddingRows]],
+    unit: str,
+    class_map: ClassMap,
+    elsewhere: dict[str, str],
+    committed: _CommittedMarks,
+) -> list[str]:
+    """Read the input once, before anything is written: return its clip ids that other splits
+    hold (``elsewhere``), and refuse a record that gives a clip the split holds (``committed``)
+    other labels or embeddings than its committed row.
+
+    Raises
+    ------
+    ImportRecordError
+        For the input's first such record, naming the clip, its committed shard and row, and
+        both label sets (or that the embeddings differ).
+    """
+    found: dict[str, None] = {}
+    for path, records, rows in blocks:
+        rows.num_frames = np.minimum(rows.num_frames, FRAMES)  # as a shard keeps them
+        for i, clip_id in enumerate(rows.clip_ids):
+            if clip_id in elsewhere:
+                found[clip_id] = None
+            if clip_id not in committed:
+                continue
+            first = committed.mark(clip_id)
+            if differs := _difference(first, _mark(rows, i, 0, 0), class_map):
+                raise ImportRecordError(
+                    path,
+                    int(records[i]),
+                    f"it repeats committed clip {clip_id} ({committed.where(first)}) {differs}. "
+                    "A dataset cannot relabel or replace a committed clip: leave it out of the "
+                    "input or import into a new --out. Nothing was written.",
+                    unit,
+                )
+    return list(found)
 
 
 def _other_splits_clip_ids(

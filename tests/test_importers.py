@@ -173,7 +173,7 @@ def test_release_round_trip(tmp_path, audioset_dir, release, formats):
 
 
 def test_reimport_is_idempotent_and_extends(tmp_path, audioset_classes, release):
-    pattern, _ = release
+    pattern, expected = release
     out = tmp_path / "ds"
     first = import_audioset_tfrecords(pattern, audioset_classes, out, "eval", shard_clips=4)
     manifest_before = load_manifest(DatasetStore(out))
@@ -185,11 +185,14 @@ def test_reimport_is_idempotent_and_extends(tmp_path, audioset_classes, release)
     assert manifest.embeddings == manifest_before.embeddings
     assert sorted(p.name for p in (out / "embeddings/vggish/eval").iterdir()) == files_before
 
-    # a new file (repeating one clip of the first, and one of its own) adds only its new clips,
-    # in a new shard
+    # a new file (repeating one clip of the first exactly, and one of its own) adds only its new
+    # clips, in a new shard
     rng = np.random.default_rng(1)
     repeated = release_record("newclip0001", 10.0, [4, 9], frames(rng, 2))
-    new = [release_record("-0RWZT-miFs", 420.0, [3], frames(rng, 10)), repeated, repeated]
+    committed = release_record(
+        "-0RWZT-miFs", 420.0, [0, 137, 526], expected["-0RWZT-miFs_420000"][1]
+    )
+    new = [committed, repeated, repeated]
     write_tfrecord(Path(pattern).parent / "bal_train02.tfrecord", new)
     third = import_audioset_tfrecords(pattern, None, out, "eval", shard_clips=4)
     assert (third.read, third.imported, third.already_imported, third.duplicates) == (8, 1, 6, 1)
