@@ -48,6 +48,12 @@ def _refused(tmp_path: Path, *extra: str) -> str:
         (["--max-clipping", "-0.1"], "--max-clipping must be in [0, 1], not -0.1"),
         (["--max-clipping", "2"], "--max-clipping must be in [0, 1], not 2"),
         (["--max-clipping", "nan"], "--max-clipping must be in [0, 1], not nan"),
+        # an infinite --timeout ended every fetch in an OverflowError traceback, one over the
+        # longest a socket can wait failed every fetched clip for good as 'unavailable'
+        (["--timeout", "inf"], "--timeout must be at most 9223372036 s (the longest a socket "
+         "can wait), not inf"),
+        (["--timeout", "1e10"], "--timeout must be at most 9223372036 s (the longest a socket "
+         "can wait), not 1e+10"),
     ],
 )  # fmt: skip
 def test_out_of_range_clip_options_are_refused(tmp_path: Path, extra: list[str], message: str):

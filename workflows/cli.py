@@ -222,6 +222,8 @@ def ingest(
 
 
 def _check_ingest_args(cfg) -> None:
+    from threading import TIMEOUT_MAX
+
     from pipelines.beam_ingest import unknown_beam_options
     from pipelines.sources import SOURCES
 
@@ -247,6 +249,11 @@ def _check_ingest_args(cfg) -> None:
         fail(f"--retries must be 0 or more, not {cfg.retries}")
     if not cfg.socket_timeout > 0:
         fail(f"--timeout must be positive, not {cfg.socket_timeout:g}")
+    if cfg.socket_timeout > TIMEOUT_MAX:
+        fail(
+            f"--timeout must be at most {TIMEOUT_MAX:.0f} s (the longest a socket can "
+            f"wait), not {cfg.socket_timeout:g}"
+        )
     if cfg.cookies:
         from pipelines.fetch import load_cookies
 
