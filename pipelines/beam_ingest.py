@@ -34,6 +34,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent import futures
@@ -180,6 +181,12 @@ class BuildShardFn(beam.DoFn):
     in background threads; a bundle finishes when all of its builds have committed, and a
     failed build fails the bundle. The commit records are written to the staging area (nothing
     downstream reads an output), so this emits none.
+
+    Beam tears a worker's DoFns down while a bundle still runs when the runner stops the worker
+    (a run that failed or was interrupted): teardown then cancels the clips not yet decoded and
+    waits for the builds in flight, which end without committing, and the bundle ends quietly,
+    building nothing more, where it failed with "cannot schedule new futures after shutdown"
+    and Beam logged that error on top of the run's own.
     """
 
     def __init__(
@@ -206,6 +213,8 @@ class BuildShardFn(beam.DoFn):
         self.packers = ThreadPoolExecutor(self.threads, thread_name_prefix="audiomill-pack")
         self.builds = ThreadPoolExecutor(SHARDS_IN_FLIGHT, thread_name_prefix="audiomill-build")
         self.pending: deque = deque()
+        self.torn_down = threading.Event()
+        self._submitting = threading.Lock()
         prepare_worker()
 
     def start_bundle(self) -> None:
@@ -215,18 +224,21 @@ class BuildShardFn(beam.DoFn):
         while len(self.pending) >= SHARDS_IN_FLIGHT:
             self._finish(*self.pending.popleft())
         split, index, items = plan
-        build = self.builds.submit(
-            build_shard,
-            split,
-            index,
-            items,
-            self.store,
-            self.clip_settings,
-            self.pack_settings,
-            workdir=self.workdir,
-            executor=self.pool,
-            pack_executor=self.packers,
-        )
+        with self._submitting:
+            if self.torn_down.is_set():
+                return
+            build = self.builds.submit(
+                build_shard,
+                split,
+                index,
+                items,
+                self.store,
+                self.clip_settings,
+                self.pack_settings,
+                workdir=self.workdir,
+                executor=self.pool,
+                pack_executor=self.packers,
+            )
         self.pending.append((build, len(items)))
 
     def finish_bundle(self) -> None:
@@ -239,16 +251,23 @@ class BuildShardFn(beam.DoFn):
             self.pending.clear()
 
     def _finish(self, build: futures.Future, planned: int) -> None:
-        record = build.result()
+        try:
+            record = build.result()
+        except Exception:
+            if self.torn_down.is_set():  # cut short by teardown: the re-run builds the shard
+                return
+            raise
         self.ok.inc(len(record["clip_ids"]) - len(record["rejected"]))
         self.failed.inc(planned - len(record["clip_ids"]) + len(record["rejected"]))
         self.shards.inc()
 
     def teardown(self) -> None:
-        for name in ("builds", "pool", "packers"):
-            pool = getattr(self, name, None)
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        if getattr(self, "builds", None) is not None:
+            with self._submitting:
+                self.torn_down.set()
+            for pool in (self.builds, self.pool, self.packers):
+                pool.shutdown(wait=False, cancel_futures=True)
+            self.builds.shutdown()  # the builds in flight, which fail at their next clip
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
         warm_up().join(WARM_UP_JOIN_S)
 
