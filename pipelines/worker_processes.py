@@ -12,8 +12,14 @@ is no more work; one that has not yet set up its harness is terminated; one that
 :data:`WORKER_EXIT_S` to end, then is terminated, and killed :data:`WORKER_KILL_S` later. A
 worker that ends while the run still needs it fails the work sent to it with a
 :class:`WorkerLeftError`, instead of leaving the runner waiting for its replies; its broken
-streams then end quietly when the run closes, where Beam's threads that read them printed
-their ``grpc.RpcError`` tracebacks and logged the error again on closing.
+streams, like those of a worker terminated while stopping, then end quietly when the run
+closes, where Beam's threads that read them printed their ``grpc.RpcError`` tracebacks and
+logged the error again on closing.
+
+Beam stops its workers one after the other and gives up at the first exception: a Ctrl-C to
+the runner's process alone (its workers ignore SIGINT) while it waited for one worker left
+the others running, connected to a process that then ended, printing gRPC errors and holding
+the terminal's output open. Such a Ctrl-C terminates every worker still running instead.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ WORKER_KILL_S = 5.0
 waits to learn whether its worker ended."""
 
 T = TypeVar("T")
+
+_running: set[WorkerProcessHandler] = set()
+"""The handlers whose worker process has started and not yet ended."""
+_running_lock = threading.Lock()
 
 
 @Environment.register_urn(WORKER_URN, bytes)
@@ -125,6 +135,12 @@ class WorkerProcessHandler(GrpcWorkerHandler):
             super().close()
         except WorkerLeftError:  # the data channel's again, which the run failed with already
             self.stop_worker()
+        except KeyboardInterrupt:  # Beam closes no other handler: end every worker still running
+            with _running_lock:
+                handlers = list(_running)
+            for handler in handlers:
+                handler.end_worker()
+            raise
 
     def _reading(self, set_input: Callable[[Iterator[T]], None]) -> Callable[[Iterator[T]], None]:
         """``set_input`` of the worker's control or data connection, whose messages then pass
@@ -138,7 +154,7 @@ class WorkerProcessHandler(GrpcWorkerHandler):
         try:
             yield from messages
         except grpc.RpcError:
-            if not self._ended.wait(WORKER_KILL_S) or self._left is None:
+            if not self._ended.wait(WORKER_KILL_S) or (self._left is None and not self._stopping):
                 raise
             self._closing.wait()
 
@@ -169,7 +185,11 @@ class WorkerProcessHandler(GrpcWorkerHandler):
                 WORKER_ID=self.worker_id,
             )
             self.process = subprocess.Popen(self.argv, env=env)
+            with _running_lock:
+                _running.add(self)
         status = self.process.wait()
+        with _running_lock:
+            _running.discard(self)
         how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"status {status}"
         with self._lock:
             if not self._stopping:
@@ -192,13 +212,23 @@ class WorkerProcessHandler(GrpcWorkerHandler):
         try:
             self.process.wait(WORKER_EXIT_S)
         except subprocess.TimeoutExpired:
-            self.process.terminate()
-            try:
-                self.process.wait(WORKER_KILL_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.end_worker()
         self._log_server.stop(0)
+
+    def end_worker(self) -> None:
+        """Terminate the worker process unless it has ended, and kill it if it is still running
+        :data:`WORKER_KILL_S` later; its broken streams end quietly."""
+        with self._lock:
+            self._stopping = True
+        self._closing.set()
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(WORKER_KILL_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _descriptor(url: str) -> str:

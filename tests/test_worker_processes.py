@@ -6,10 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.ingest_helpers import cli_env, group_members
+
+EXIT_TIMEOUT_S = 60
+"""How long an interrupted run and its workers have to end; a worker left running takes
+longer."""
 
 A_WORKER_DIES = """
 import os
@@ -76,3 +82,76 @@ def test_only_the_broken_streams_of_a_worker_that_left_end_quietly():
     assert stderr.strip().splitlines()[-1] == (
         "pipelines.worker_processes.WorkerLeftError: a Beam worker process ended (status 3)"
     ), stderr
+
+
+SLOW_TO_STOP = """
+import os
+import signal
+import sys
+import time
+
+import apache_beam as beam
+
+from pipelines.beam_ingest import direct_runner, pipeline_options
+
+
+def stall(step):
+    if step in os.environ["STALL_IN"].split(","):
+        open(os.path.join(os.environ["STALL_MARKS"], str(os.getpid())), "w").close()
+        time.sleep(300)
+
+
+class Stalls(beam.DoFn):
+    def process(self, x):
+        stall("process")
+        yield x
+
+    def teardown(self):
+        stall("teardown")
+
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+os.environ.update(STALL_MARKS=sys.argv[1], STALL_IN=sys.argv[2])  # the workers inherit them
+options = pipeline_options([], workers=2)
+with beam.Pipeline(runner=direct_runner(options), options=options) as p:
+    _ = p | beam.Create(range(8)) | beam.Reshuffle() | beam.ParDo(Stalls())
+"""
+"""A pipeline on two worker processes whose DoFn stalls for minutes in the steps ``argv[2]``
+(``process``, ``teardown`` or both, comma-separated), each time once it has written a file
+named by its worker's process id in the folder ``argv[1]``."""
+
+
+def _interrupted_while_stalled(marks: Path, steps: str) -> tuple[list[int], str]:
+    """Run :data:`SLOW_TO_STOP` stalling in ``steps``, send SIGINT to its process alone once a
+    worker stalls, and return the processes left in its group once it ended, and its stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_STOP, str(marks), steps],
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not any(marks.iterdir()):
+            assert time.monotonic() < deadline, f"no worker stalled in {steps}"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run or its workers still ran {EXIT_TIMEOUT_S} s after SIGINT")
+        return group_members(proc.pid), stderr
+    finally:
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def test_ctrl_c_while_the_runner_stops_a_worker_stops_every_worker(tmp_path: Path):
+    """SIGINT to the runner's process alone while it waits for its first worker to end, past
+    the point where Beam would tell the others to stop: no worker is left behind."""
+    left, stderr = _interrupted_while_stalled(tmp_path, "teardown")
+    assert left == []
+    assert stderr.strip().splitlines()[-1] == "KeyboardInterrupt", stderr
+    assert "Exception in thread" not in stderr and "Logging client failed" not in stderr, stderr
