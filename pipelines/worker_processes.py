@@ -9,12 +9,12 @@ Here a worker starts with SIGINT blocked, so no Ctrl-C stops it before
 :mod:`pipelines.beam_worker` ignores the signal, and the runner stops its workers. At the end of
 a run, in whatever state it is: a worker that connects from then on is told at once that there
 is no more work; one that has not yet set up its harness is terminated; one that has waits up to
-:data:`WORKER_EXIT_S` to end, then is terminated, and killed :data:`WORKER_KILL_S` later. A
-worker that ends while the run still needs it fails the work sent to it with a
-:class:`WorkerLeftError`, instead of leaving the runner waiting for its replies; its broken
-streams, like those of a worker terminated while stopping, then end quietly when the run
-closes, where Beam's threads that read them printed their ``grpc.RpcError`` tracebacks and
-logged the error again on closing.
+:data:`WORKER_EXIT_S` to end (:data:`ABORTED_EXIT_S` when the run failed or was interrupted),
+then is terminated, and killed :data:`WORKER_KILL_S` later. A worker that ends while the run
+still needs it fails the work sent to it with a :class:`WorkerLeftError`, instead of leaving
+the runner waiting for its replies; its broken streams, like those of a worker terminated
+while stopping, then end quietly when the run closes, where Beam's threads that read them
+printed their ``grpc.RpcError`` tracebacks and logged the error again on closing.
 
 Beam stops its workers one after the other and gives up at the first exception: a Ctrl-C to
 the runner's process alone (its workers ignore SIGINT) while it waited for one worker left
@@ -28,6 +28,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
@@ -56,6 +57,9 @@ WORKER_URN = "audiomill:env:ingest_worker:v1"
 WORKER_EXIT_S = 90.0
 """How long a worker that has set up its harness has to end once told to stop: its DoFns'
 teardown waits up to 60 s for a background import (``pipelines.beam_ingest.WARM_UP_JOIN_S``)."""
+ABORTED_EXIT_S = 2.0
+"""How long a worker has to end once told to stop when the run failed or was interrupted: the
+run takes nothing more from it, so it is not waited for through its DoFns' teardown."""
 WORKER_KILL_S = 5.0
 """How long a terminated worker has to end before it is killed, and how long a stream that broke
 waits to learn whether its worker ended."""
@@ -209,8 +213,9 @@ class WorkerProcessHandler(GrpcWorkerHandler):
             return
         if not self.logs.opened.is_set():
             self.process.terminate()
+        finished = sys.exc_info()[1] is None  # not closing a run that failed or was interrupted
         try:
-            self.process.wait(WORKER_EXIT_S)
+            self.process.wait(WORKER_EXIT_S if finished else ABORTED_EXIT_S)
         except subprocess.TimeoutExpired:
             self.end_worker()
         self._log_server.stop(0)

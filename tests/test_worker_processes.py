@@ -14,8 +14,8 @@ import pytest
 from tests.ingest_helpers import cli_env, group_members
 
 EXIT_TIMEOUT_S = 60
-"""How long an interrupted run and its workers have to end; a worker left running takes
-longer."""
+"""How long an interrupted run and its workers have to end; a worker waited for through a
+teardown of minutes (or left running) takes longer."""
 
 A_WORKER_DIES = """
 import os
@@ -152,6 +152,15 @@ def test_ctrl_c_while_the_runner_stops_a_worker_stops_every_worker(tmp_path: Pat
     """SIGINT to the runner's process alone while it waits for its first worker to end, past
     the point where Beam would tell the others to stop: no worker is left behind."""
     left, stderr = _interrupted_while_stalled(tmp_path, "teardown")
+    assert left == []
+    assert stderr.strip().splitlines()[-1] == "KeyboardInterrupt", stderr
+    assert "Exception in thread" not in stderr and "Logging client failed" not in stderr, stderr
+
+
+def test_an_interrupted_run_does_not_wait_for_its_workers_teardown(tmp_path: Path):
+    """SIGINT to the runner's process alone mid-bundle: the workers told to stop are
+    terminated when they do not end soon, not waited for through a teardown of minutes."""
+    left, stderr = _interrupted_while_stalled(tmp_path, "process,teardown")
     assert left == []
     assert stderr.strip().splitlines()[-1] == "KeyboardInterrupt", stderr
     assert "Exception in thread" not in stderr and "Logging client failed" not in stderr, stderr
