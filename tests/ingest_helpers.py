@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from tests.http_media_server import MediaServer, Script
 from tests.media import write_media
@@ -65,6 +69,43 @@ def start_as_a_terminal(args: list[str]) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def running_as_a_terminal(args: list[str]) -> Iterator[subprocess.Popen]:
+    """:func:`start_as_a_terminal`, with every process left in its group killed at the end."""
+    proc = start_as_a_terminal(args)
+    try:
+        yield proc
+    finally:
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def interrupt_quietly(
+    proc: subprocess.Popen,
+    *,
+    group: bool,
+    timeout: float,
+    noise: tuple[str, ...] = ("Traceback", "Exception in thread"),
+) -> None:
+    """Send SIGINT to the process group of the ingest ``proc`` (as a terminal's Ctrl-C does)
+    or, without ``group``, to ``proc`` alone, and check that it ends within ``timeout`` seconds
+    with status 130 and the one line that says how to resume last, that no line of its stderr
+    holds any of ``noise``, and that no process of its group is left."""
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {timeout} s after SIGINT")
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted: re-run the same command to resume"
+    assert not [line for line in stderr.splitlines() if any(n in line for n in noise)], stderr
+    assert group_members(proc.pid) == []
 
 
 def slow_mirror_ingest(server: MediaServer, work: Path, n_clips: int) -> tuple[list[str], Path]:

@@ -3,9 +3,6 @@ left, no hang, and the re-run finishes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,11 +12,11 @@ from tests.http_media_server import MediaServer
 from tests.ingest_helpers import (
     audiomill,
     beam_workers,
-    group_members,
+    interrupt_quietly,
     ledger,
     manifest,
+    running_as_a_terminal,
     slow_mirror_ingest,
-    start_as_a_terminal,
 )
 
 N_CLIPS = 6
@@ -34,27 +31,13 @@ EXIT_TIMEOUT_S = 30
 def _interrupt_while_workers_start(args: list[str], after_s: float) -> None:
     """Run ``audiomill ARGS`` as a terminal would, send Ctrl-C to its process group ``after_s``
     seconds after its first worker process appears, and check that it ended cleanly."""
-    proc = start_as_a_terminal(args)
-    try:
+    with running_as_a_terminal(args) as proc:
         deadline = time.monotonic() + 120
         while proc.poll() is None and not beam_workers(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None and beam_workers(proc.pid), "no worker process started"
         time.sleep(after_s)
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
-        try:
-            _, stderr = proc.communicate(timeout=EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"ingest still running {EXIT_TIMEOUT_S} s after Ctrl-C at +{after_s} s")
-        left = group_members(proc.pid)
-    finally:
-        if group_members(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 130, (after_s, stderr)
-    assert stderr.strip().splitlines()[-1] == "interrupted: re-run the same command to resume"
-    assert "Traceback" not in stderr and "Exception in thread" not in stderr, (after_s, stderr)
-    assert left == [], after_s
+        interrupt_quietly(proc, group=True, timeout=EXIT_TIMEOUT_S)
 
 
 @pytest.mark.slow
