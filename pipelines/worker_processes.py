@@ -64,6 +64,16 @@ WORKER_KILL_S = 5.0
 """How long a terminated worker has to end before it is killed, and how long a stream that broke
 waits to learn whether its worker ended."""
 
+LOG_SERVER_OPTIONS = (
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+)
+"""A worker's log server allows the keepalive pings of a quiet log stream, as Beam's own
+servers do (its workers ping every 20 s): with gRPC's defaults it ended the stream with
+'too_many_pings' after about a minute without logs, and the worker printed gRPC's error and
+'Logging client failed' lines."""
+
 T = TypeVar("T")
 
 _running: set[WorkerProcessHandler] = set()
@@ -174,11 +184,7 @@ class WorkerProcessHandler(GrpcWorkerHandler):
         with self._lock:
             if self._stopping:
                 return
-            log_server = grpc.server(thread_pool_executor.shared_unbounded_instance())
-            beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(self.logs, log_server)
-            log_port = log_server.add_insecure_port("[::]:0")
-            log_server.start()
-            self._log_server = log_server
+            self._log_server, log_port = start_log_server(self.logs)
             env = dict(
                 os.environ,
                 CONTROL_API_SERVICE_DESCRIPTOR=_descriptor(self.control_address),
@@ -234,6 +240,17 @@ class WorkerProcessHandler(GrpcWorkerHandler):
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def start_log_server(logs: WorkerLogs) -> tuple[grpc.Server, int]:
+    """Start a gRPC server of ``logs`` for one worker on a free port; returns it and its port."""
+    server = grpc.server(
+        thread_pool_executor.shared_unbounded_instance(), options=LOG_SERVER_OPTIONS
+    )
+    beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(logs, server)
+    port = server.add_insecure_port("[::]:0")
+    server.start()
+    return server, port
 
 
 def _descriptor(url: str) -> str:

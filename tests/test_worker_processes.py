@@ -6,12 +6,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
+from pipelines.worker_processes import WorkerLogs, start_log_server
 from tests.ingest_helpers import cli_env, group_members
+
+# isort: split
+from apache_beam.portability.api import beam_fn_api_pb2_grpc
 
 EXIT_TIMEOUT_S = 60
 """How long an interrupted run and its workers have to end; a worker waited for through a
@@ -164,3 +171,36 @@ def test_an_interrupted_run_does_not_wait_for_its_workers_teardown(tmp_path: Pat
     assert left == []
     assert stderr.strip().splitlines()[-1] == "KeyboardInterrupt", stderr
     assert "Exception in thread" not in stderr and "Logging client failed" not in stderr, stderr
+
+
+QUIET_S = 8.0
+"""How long the test's log stream stays quiet: eight of its client's keepalive periods (a
+server that allows no pings without data ended it after the fourth or fifth)."""
+
+
+def test_a_quiet_worker_keeps_its_log_stream():
+    """A worker pings its log stream while it has nothing to log (Beam's channels every 20 s,
+    this test's every second): the log server, like Beam's own servers, lets it, where it
+    answered 'too_many_pings' after a minute, and the worker printed 'Logging client failed'."""
+    server, port = start_log_server(WorkerLogs())
+    channel = grpc.insecure_channel(
+        f"localhost:{port}",
+        options=[
+            ("grpc.keepalive_time_ms", 1000),
+            ("grpc.keepalive_timeout_ms", 300_000),
+            ("grpc.keepalive_permit_without_calls", True),
+            ("grpc.http2.max_pings_without_data", 0),
+        ],
+    )
+    quiet = threading.Event()
+
+    def nothing_to_log() -> Iterator:
+        quiet.wait(QUIET_S)
+        yield from ()
+
+    try:
+        replies = beam_fn_api_pb2_grpc.BeamFnLoggingStub(channel).Logging(nothing_to_log())
+        assert list(replies) == []
+    finally:
+        channel.close()
+        server.stop(0)
