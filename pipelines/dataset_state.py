@@ -99,10 +99,17 @@ def read_ledger_part(store: DatasetStore, rel: str) -> pa.Table:
         raise LedgerReadError(store.url(rel), rel, read_error_reason(exc)) from exc
 
 
+_LEDGER_PART = re.compile(r"(?:shard-\d{5,}|rejected-[\w-]+-\d{5,}|failures-[\w-]+)\.parquet")
+"""The name of a ledger part: a committed or rejected shard's
+(:func:`pipelines.pack.ledger_part_path`), or a run's failures (ingest's
+``failures-<run>.parquet``)."""
+
+
 def is_read_as_ledger_part(name: str) -> bool:
     """Whether the readers of the ledger take a file named ``name`` in a split's ledger folder
-    for a ledger part (:func:`ledger_parts`): a ``.parquet`` file that no temporary name holds."""
-    return name.endswith(".parquet") and ".tmp-" not in name
+    for a ledger part (:func:`ledger_parts`): only a name ingest gives ledger parts, so a user's
+    ``notes.parquet`` there is none."""
+    return _LEDGER_PART.fullmatch(name) is not None
 
 
 def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:
@@ -253,17 +260,10 @@ def is_waveform_file_name(name: str) -> bool:
     return is_shard_file_name(name)
 
 
-_RUN_LEDGER_PART = re.compile(r"(?:rejected-[\w-]+-\d{5}|failures-[\w-]+)\.parquet")
-"""A ledger part named by its run (:func:`pipelines.pack.ledger_part_path`, ingest's
-``failures-<run>.parquet``)."""
-
-
 def is_ledger_file_name(name: str) -> bool:
     """Whether ingest can have written a file named ``name`` into a split's ledger folder: a
-    ledger part (a committed shard's, a rejected shard's, a run's failures) or the temporary
-    name of one being written."""
-    part = temporary_of(name) or name
-    return shard_index(part) is not None or _RUN_LEDGER_PART.fullmatch(part) is not None
+    ledger part (:func:`is_read_as_ledger_part`) or the temporary name of one being written."""
+    return is_read_as_ledger_part(temporary_of(name) or name)
 
 
 def record_run(manifest: DatasetManifest, run: dict) -> None:
