@@ -99,17 +99,27 @@ def read_ledger_part(store: DatasetStore, rel: str) -> pa.Table:
         raise LedgerReadError(store.url(rel), rel, read_error_reason(exc)) from exc
 
 
-_LEDGER_PART = re.compile(r"(?:shard-\d{5,}|rejected-[\w-]+-\d{5,}|failures-[\w-]+)\.parquet")
-"""The name of a ledger part: a committed or rejected shard's
+_SHARD_LEDGER_PART = re.compile(r"shard-(\d{5,})\.parquet")
+"""The name of a committed shard's ledger part (:func:`pipelines.pack.ledger_part_path`)."""
+
+_RUN_LEDGER_PART = re.compile(r"(?:rejected-[\w-]+-\d{5,}|failures-[\w-]+)\.parquet")
+"""The name of a ledger part named by its run: a rejected shard's
 (:func:`pipelines.pack.ledger_part_path`), or a run's failures (ingest's
 ``failures-<run>.parquet``)."""
+
+
+def ledger_part_shard(name: str) -> int | None:
+    """The index of the committed shard whose ledger part is named ``name``
+    (``shard-00003.parquet``), or None for any other name."""
+    match = _SHARD_LEDGER_PART.fullmatch(name)
+    return int(match[1]) if match else None
 
 
 def is_read_as_ledger_part(name: str) -> bool:
     """Whether the readers of the ledger take a file named ``name`` in a split's ledger folder
     for a ledger part (:func:`ledger_parts`): only a name ingest gives ledger parts, so a user's
     ``notes.parquet`` there is none."""
-    return _LEDGER_PART.fullmatch(name) is not None
+    return ledger_part_shard(name) is not None or _RUN_LEDGER_PART.fullmatch(name) is not None
 
 
 def ledger_parts(store: DatasetStore, split: str | None = None) -> list[str]:
@@ -220,9 +230,11 @@ def adopt_commits(store: DatasetStore, manifest: DatasetManifest, split: str) ->
 def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -> list[str]:
     """Delete shard files and shard ledger parts that no committed shard accounts for.
 
-    Only names that ingest gives shards (:func:`schemas.dataset.shard_index`) and their
-    temporaries are candidates: a file or folder of the user's in a split's folder is left as
-    it is (``dataset verify`` notes it as not written by audiomill).
+    Only the names ingest writes in each folder are candidates: in the split's shard folder a
+    shard's (:func:`schemas.dataset.shard_index`) and their temporaries, in its ledger folder a
+    committed shard's ledger part (:func:`ledger_part_shard`). A file or folder of the user's
+    in either is left as it is (``dataset verify`` notes it as not written by audiomill), even
+    a ``shard-00007.h5`` in the ledger folder.
     """
     entry = manifest.splits.get(split, SplitEntry())  # a split new to the dataset stays out
     listed = {f.path for s in entry.shards for f in s.files.values()}
@@ -234,7 +246,7 @@ def remove_orphans(store: DatasetStore, manifest: DatasetManifest, split: str) -
             store.remove(rel)
             removed.append(rel)
     for name in store.listdir(ledger_dir(split)):
-        index = shard_index(name)
+        index = ledger_part_shard(name)
         if index is None:
             continue
         recorded = store.exists(staging.commit_record_path(split, index))

@@ -19,6 +19,7 @@ from pipelines.dataset_state import (
     is_read_as_ledger_part,
     is_shard_file_name,
     is_waveform_file_name,
+    ledger_part_shard,
     ledger_parts,
     ledger_state,
     load_manifest,
@@ -420,9 +421,8 @@ def _unread_ledger_shards(paths: list[str]) -> dict[str, set[int]]:
     shards: dict[str, set[int]] = {}
     for path in paths:
         _, split, name = path.rsplit("/", 2)
-        index = name.removeprefix("shard-").removesuffix(".parquet")
-        if name.startswith("shard-") and index.isdigit():
-            shards.setdefault(split, set()).add(int(index))
+        if (index := ledger_part_shard(name)) is not None:
+            shards.setdefault(split, set()).add(index)
     return shards
 
 
