@@ -228,14 +228,16 @@ def _staged_splits(store: DatasetStore) -> list[str]:
 
 def _forget_other_settings(store: DatasetStore) -> None:
     """Remove what earlier runs with other settings left in a dataset holding no clips: their
-    class map, failures and staged clips (decoded at their sample rate and length)."""
+    class map, failures and staged clips (decoded at their sample rate and length). In the
+    ledger folders only ledger parts and their temporaries go: a user's file there stays."""
     for split in _staged_splits(store):
         for kind in ("clips", "failed"):
             for name in staging.staged_names(store, split, kind):
                 store.remove(f"{staging.split_dir(split)}/{kind}/{name}")
     for split in store.listdir("ledger"):
         for name in store.listdir(ledger_dir(split)):
-            store.remove(f"{ledger_dir(split)}/{name}")
+            if is_ledger_file_name(name):
+                store.remove(f"{ledger_dir(split)}/{name}")
     store.remove(CLASSES)
 
 
