@@ -2,24 +2,31 @@
 
 The quickstart must work offline, yet exercise what users run against YouTube or a web server:
 :func:`ingest_demo_over_http` starts a local HTTP server over the demo folder, writes a manifest
-of ``http://127.0.0.1:PORT/...`` URLs (with fixed clip ids, so a re-run resumes even though the
-port changes), and runs ``audiomill ingest`` on it: yt-dlp fetches every clip, ffmpeg and
-soundfile decode it, and the broken files land in the ledger.
+of ``http://127.0.0.1:PORT/...`` URLs, and runs ``audiomill ingest`` on it: yt-dlp fetches every
+clip, ffmpeg and soundfile decode it, and the broken files land in the ledger. The ledger records
+each clip's URL, and ingest refuses a committed clip named with another one, so every run over a
+demo folder serves on the port its first run took (:data:`PORT_FILE`): a re-run resumes.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import functools
+import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from schemas.segments import sanitize_clip_id
+from workflows.cli_common import fail
+
+PORT_FILE = "server-port"
+"""The file of a demo folder that records the port its first ingest served the audio on."""
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -40,16 +47,27 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_directory(root: str | Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1 (a free port) while the block runs.
+def serve_directory(root: str | Path, port: int = 0) -> Iterator[str]:
+    """Serve ``root`` over HTTP on 127.0.0.1 while the block runs.
+
+    Parameters
+    ----------
+    root : str or Path
+    port : int
+        The port to serve on; 0 takes a free one.
 
     Yields
     ------
     str
         The base URL, ``http://127.0.0.1:PORT/``.
+
+    Raises
+    ------
+    OSError
+        When ``port`` is in use (``errno.EADDRINUSE``).
     """
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = _Server(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -82,6 +100,30 @@ def url_manifest(manifest: str | Path, base_url: str, out: str | Path) -> Path:
     return Path(out)
 
 
+@contextmanager
+def _serve_demo(demo: Path) -> Iterator[str]:
+    """Serve ``demo`` on the port recorded in its :data:`PORT_FILE`, or on a free one that is
+    then recorded there; exit with one error line when the recorded port is in use."""
+    record = demo / PORT_FILE
+    port = int(record.read_text()) if record.is_file() else 0
+    with ExitStack() as stack:
+        try:
+            base = stack.enter_context(serve_directory(demo, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            fail(
+                f"{record}: port {port} of 127.0.0.1, which the demo's dataset was ingested "
+                "from, is in use now; free it and run again to resume, or use a new --out",
+                code=1,
+            )
+        if not port:
+            staged = record.with_name(f".{PORT_FILE}.tmp")
+            staged.write_text(f"{urlsplit(base).port}\n")
+            os.replace(staged, record)
+        yield base
+
+
 def ingest_demo_over_http(
     demo_dir: str,
     out: str,
@@ -111,7 +153,7 @@ def ingest_demo_over_http(
     from workflows.runner import invoke_audiomill
 
     demo = Path(demo_dir)
-    with serve_directory(demo) as base:
+    with _serve_demo(demo) as base:
         manifest = url_manifest(demo / "manifest.csv", base, demo / "url-manifest.csv")
         argv = [
             "ingest",
