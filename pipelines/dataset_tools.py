@@ -247,6 +247,9 @@ class VerifyReport:
     ----------
     problems : list of str
         What is wrong with the dataset; empty means it is sound.
+    hints : list of str
+        What to do about the problems of what an interrupted or running ingest, embed or import
+        left outside the manifest: advice, no problem of its own.
     notes : list of str
         Files in its shard and ledger folders that audiomill does not write (a user's
         ``notes.txt``): no command reads them, so they are no problem.
@@ -254,6 +257,7 @@ class VerifyReport:
     """
 
     problems: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files_checked: int = 0
     clips_checked: int = 0
@@ -275,11 +279,13 @@ def verify_dataset(
     hold its waveform shard's clip ids in the same order. Also checks that ``classes.csv``
     matches the manifest's class map digest, that no clip id appears in two shards of one
     directory or in two splits, and reports shard files the manifest does not list and the
-    temporaries of ledger parts (files in shard and ledger folders that audiomill does not write
-    are notes, not problems). A ledger part that cannot be read, or a committed shard's ledger
-    part that is missing, is a problem of its own: the rest is checked without it, and the clips
-    of the shard it records are not checked against the ledger. While a run holds the dataset's
-    lock, a problem names it: the dataset may change while it is read.
+    temporaries of ledger parts, with a hint on what to do about them (files in shard and ledger
+    folders that audiomill does not write are notes, not problems). A ledger part that cannot be
+    read, or a committed shard's ledger part that is missing, is a problem of its own: the rest
+    is checked without it, and the clips of the shard it records are not checked against the
+    ledger. While a run holds the dataset's lock, verify names it, in the hint on what it left
+    outside the manifest or else in a problem of its own: the dataset may change while it is
+    read.
     """
     store = DatasetStore(root, storage_options)
     manifest = _require_manifest(store)
@@ -340,7 +346,8 @@ def verify_dataset(
     unlisted = [rel for rel in _shard_dir_files(store) if rel not in listed]
     unlisted += _ledger_dir_files(store, list(ledger))
     ours = [rel for rel in unlisted if _is_ours(rel)]
-    report.problems.extend(_uncommitted_work(store, ours, ok_rows, shipped))
+    problems, report.hints = _uncommitted_work(store, ours, ok_rows, shipped)
+    report.problems.extend(problems)
     report.notes = [f"{rel}: {FOREIGN}" for rel in unlisted if rel not in ours]
     return report
 
@@ -460,10 +467,10 @@ def _shard_groups(
 
 def _uncommitted_work(
     store: DatasetStore, unlisted: list[str], ok_rows: dict, shipped: set[tuple[str, str]]
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """What an ingest, embed or import left outside the manifest (shard files, committed
-    clips), and what to do about it: a run that holds the dataset's lock is still at work, and
-    is named even when it has left nothing outside the manifest yet.
+    clips), and a hint per kind of shard on what to do about it: a run that holds the dataset's
+    lock is still at work, and is named even when it has left nothing outside the manifest yet.
 
     Parameters
     ----------
@@ -475,6 +482,10 @@ def _uncommitted_work(
         The committed ledger rows by ``(split, clip_id)``.
     shipped : set of (str, str)
         The ``(split, clip_id)`` of the clips in the manifest's waveform shards.
+
+    Returns
+    -------
+    problems, hints : list of str
     """
     # an unfinished shard write's temporary too, which a re-run of ingest removes
     problems = [
@@ -489,13 +500,10 @@ def _uncommitted_work(
         )
     embedded = [f"{rel}: not in the manifest" for rel in unlisted if rel.startswith("embeddings/")]
     holder = DatasetLock(store).live_holder()
-    if problems:
-        problems.append(_leftover_advice(WAVEFORMS, holder))
-    if embedded:
-        embedded.append(_leftover_advice("embeddings", holder))
     if holder is not None and not problems and not embedded:
-        return [_running_note(holder)]
-    return problems + embedded
+        return [_running_note(holder)], []
+    kinds = [(WAVEFORMS, problems), ("embeddings", embedded)]
+    return problems + embedded, [_leftover_advice(kind, holder) for kind, found in kinds if found]
 
 
 def _running_note(holder: dict) -> str:
@@ -545,7 +553,7 @@ dataset's lock, and what to do about it."""
 
 
 def _leftover_advice(kind: str, holder: dict | None) -> str:
-    """The last problem line about shard files or clips of ``kind`` outside the manifest.
+    """The hint on the problems of shard files or clips of ``kind`` outside the manifest.
 
     Parameters
     ----------

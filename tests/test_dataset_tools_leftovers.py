@@ -32,7 +32,7 @@ def test_a_shard_temporary_is_reported_with_the_rerun_advice(root: Path, name: s
     temporary = WAVES / temporary_name(name)
     shutil.copy(root / WAVES / "shard-00001.h5", root / temporary)
     report = verify_dataset(str(root))
-    assert report.problems == [f"{temporary}: not in the manifest", RERUN]
+    assert (report.problems, report.hints) == ([f"{temporary}: not in the manifest"], [RERUN])
 
 
 def _foreign(rel: Path) -> str:
@@ -65,7 +65,8 @@ def test_the_rerun_advice_is_for_shard_files_alone(root: Path):
     shutil.copy(root / WAVES / "shard-00001.h5", root / WAVES / "shard-00002.h5")
     (root / WAVES / "notes.txt").write_text("mine")
     report = verify_dataset(str(root))
-    assert report.problems == [f"{WAVES / 'shard-00002.h5'}: not in the manifest", RERUN]
+    assert report.problems == [f"{WAVES / 'shard-00002.h5'}: not in the manifest"]
+    assert report.hints == [RERUN]
     assert report.notes == [_foreign(WAVES / "notes.txt")]
 
 

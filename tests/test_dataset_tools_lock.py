@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.dataset_tools import verify_dataset
+from pipelines.dataset_tools import VerifyReport, verify_dataset
 from pipelines.storage import DatasetLock, DatasetLockedError, DatasetStore, describe_holder
 from tests.dataset_builders import make_dataset
 from tests.ingest_helpers import audiomill
@@ -46,17 +46,19 @@ def _plant_lock(root: Path, pid: int, owner: dict) -> None:
     (root / ".lock").write_text(json.dumps(record))
 
 
-def _advice(problems: list[str]) -> tuple[str, str]:
-    """The advice lines on the waveforms and on the embeddings outside the manifest."""
-    assert problems[0] == "waveforms/train/shard-00001.h5: not in the manifest"
-    assert problems[2] == "embeddings/vggish/train/shard-00001.h5: not in the manifest"
-    assert len(problems) == 4, problems
-    return problems[1], problems[3]
+def _advice(report: VerifyReport) -> tuple[str, str]:
+    """The hints on the waveforms and on the embeddings outside the manifest."""
+    assert report.problems == [
+        "waveforms/train/shard-00001.h5: not in the manifest",
+        "embeddings/vggish/train/shard-00001.h5: not in the manifest",
+    ]
+    assert len(report.hints) == 2, report.hints
+    return report.hints[0], report.hints[1]
 
 
 def test_a_running_ingest_is_named_not_a_rerun_advised(root: Path):
     _plant_lock(root, os.getpid(), {"host": HOST, "pid": os.getpid(), "run_id": RUN_ID})
-    waves, embedded = _advice(verify_dataset(str(root)).problems)
+    waves, embedded = _advice(verify_dataset(str(root)))
     who = f"pid {os.getpid()} on host {HOST} since 2026-12-04 19:46:40 UTC (run {RUN_ID})"
     assert waves == (
         f"an ingest is running on this dataset, {who}: the above is its work in progress, not "
@@ -70,7 +72,7 @@ def test_a_running_ingest_is_named_not_a_rerun_advised(root: Path):
 
 def test_a_running_embed_is_named_for_the_embeddings(root: Path):
     _plant_lock(root, os.getpid(), {"run_id": RUN_ID, "stage": "embed"})
-    waves, embedded = _advice(verify_dataset(str(root)).problems)
+    waves, embedded = _advice(verify_dataset(str(root)))
     who = f"pid {os.getpid()} on host {HOST} since 2026-12-04 19:46:40 UTC (embed run {RUN_ID})"
     assert waves.startswith(
         f"an interrupted ingest leaves this behind: once the embed running on this dataset, "
@@ -81,7 +83,7 @@ def test_a_running_embed_is_named_for_the_embeddings(root: Path):
 
 def test_a_lock_that_cannot_be_read_may_be_a_run_at_work(root: Path):
     (root / ".lock").write_text("")
-    waves, embedded = _advice(verify_dataset(str(root)).problems)
+    waves, embedded = _advice(verify_dataset(str(root)))
     assert (
         waves
         == embedded
@@ -96,7 +98,7 @@ def test_a_lock_that_cannot_be_read_may_be_a_run_at_work(root: Path):
 def test_without_a_live_run_a_rerun_is_advised(root: Path, lock: str):
     if lock == "stale":
         _plant_lock(root, _dead_pid(), {"run_id": RUN_ID})  # what acquire would take over
-    waves, embedded = _advice(verify_dataset(str(root)).problems)
+    waves, embedded = _advice(verify_dataset(str(root)))
     assert waves.startswith(INTERRUPTED)
     assert embedded.startswith("an interrupted embed or import leaves this behind: run the same")
 
@@ -105,7 +107,7 @@ def test_verify_cli_while_an_ingest_runs(root: Path):
     with DatasetLock(DatasetStore(str(root)), {"run_id": RUN_ID}):
         proc = audiomill("dataset", "verify", str(root), check=False)
     assert proc.returncode == 1
-    assert f"problem: an ingest is running on this dataset, pid {os.getpid()} " in proc.stdout
+    assert f"hint: an ingest is running on this dataset, pid {os.getpid()} " in proc.stdout
     assert INTERRUPTED not in proc.stdout
 
 

@@ -53,10 +53,11 @@ def test_clips_of_an_unlisted_shard_are_still_reported(tmp_path: Path):
     del manifest["splits"]["train"]["shards"][1]
     manifest["splits"]["train"]["num_clips"] = 4
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    problems = verify_dataset(str(tmp_path)).problems
-    assert problems[0] == f"{_shard_path(tmp_path, 0)}: sha256 mismatch"
-    assert "split train: 2 clip(s) recorded as committed in the ledger" in problems[-2]
-    assert problems[-1].startswith("an interrupted ingest leaves this behind")
+    report = verify_dataset(str(tmp_path))
+    assert report.problems[0] == f"{_shard_path(tmp_path, 0)}: sha256 mismatch"
+    assert "split train: 2 clip(s) recorded as committed in the ledger" in report.problems[-1]
+    assert len(report.hints) == 1
+    assert report.hints[0].startswith("an interrupted ingest leaves this behind")
 
 
 def test_verify_cli_on_a_damaged_shard(tmp_path: Path):

@@ -1401,11 +1401,11 @@ def test_verify_finds_embedding_files_outside_the_manifest(tmp_path, store, clip
     store.write_bytes_atomic(orphan, store.read_bytes(f.path))
     temporary = temporary_name(orphan)
     store.write_bytes_atomic(temporary, b"")  # a killed shard write leaves it
-    assert verify_dataset(store.url()).problems == [
-        f"{orphan}: not in the manifest",
-        f"{temporary}: not in the manifest",
+    report = verify_dataset(store.url())
+    assert report.problems == [f"{p}: not in the manifest" for p in (orphan, temporary)]
+    assert report.hints == [
         "an interrupted embed or import leaves this behind: run the same embed or import again, "
-        "which replaces or removes these files",
+        "which replaces or removes these files"
     ]
 
 

@@ -31,7 +31,7 @@ def test_a_ledger_part_temporary_is_reported_with_the_rerun_advice(root: Path, p
     temporary = LEDGER / temporary_name(part)
     shutil.copy(root / LEDGER / "shard-00001.parquet", root / temporary)
     report = verify_dataset(str(root))
-    assert report.problems == [f"{temporary}: not in the ledger", RERUN]
+    assert (report.problems, report.hints) == ([f"{temporary}: not in the ledger"], [RERUN])
 
 
 def test_shard_and_ledger_temporaries_share_one_rerun_advice(root: Path):
@@ -40,7 +40,8 @@ def test_shard_and_ledger_temporaries_share_one_rerun_advice(root: Path):
     shutil.copy(root / "waveforms/train/shard-00001.h5", root / shard)
     shutil.copy(root / LEDGER / "shard-00001.parquet", root / part)
     report = verify_dataset(str(root))
-    assert report.problems == [f"{shard}: not in the manifest", f"{part}: not in the ledger", RERUN]
+    assert report.problems == [f"{shard}: not in the manifest", f"{part}: not in the ledger"]
+    assert report.hints == [RERUN]
 
 
 USERS = (
@@ -75,9 +76,9 @@ def test_verify_cli_reports_the_temporary_notes_the_users_file_and_exits_1(root:
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines() == [
         f"problem: {temporary}: not in the ledger",
-        f"problem: {RERUN}",
+        f"hint: {RERUN}",
         f"note: {_foreign(LEDGER / 'notes.txt')}",
-        "2 files, 6 clips checked: 2 problem(s)",
+        "2 files, 6 clips checked: 1 problem(s)",
     ]
 
 
@@ -86,7 +87,8 @@ def test_the_rerun_that_verify_advises_removes_the_ledger_temporary(tmp_path: Pa
     base, out = _ingested(tmp_path)
     temporary = LEDGER / temporary_name("shard-00000.parquet")
     shutil.copy(out / LEDGER / "shard-00000.parquet", out / temporary)
-    assert verify_dataset(str(out)).problems == [f"{temporary}: not in the ledger", RERUN]
+    report = verify_dataset(str(out))
+    assert (report.problems, report.hints) == ([f"{temporary}: not in the ledger"], [RERUN])
     audiomill(*base)
     assert not (out / temporary).exists()
     assert verify_dataset(str(out)).ok

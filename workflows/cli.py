@@ -568,10 +568,9 @@ def dataset_verify_cmd(
             )
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
-    for p in rep.problems:
-        out.print(f"problem: {p}", markup=False, highlight=False, soft_wrap=True)
-    for n in rep.notes:
-        out.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
+    for kind, lines in (("problem", rep.problems), ("hint", rep.hints), ("note", rep.notes)):
+        for line in lines:
+            out.print(f"{kind}: {line}", markup=False, highlight=False, soft_wrap=True)
     out.print(
         f"{rep.files_checked} files, {rep.clips_checked} clips checked: "
         + ("OK" if rep.ok else f"{len(rep.problems)} problem(s)")
