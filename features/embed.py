@@ -422,6 +422,12 @@ def _drop_lost_embeddings(
     return count, lines
 
 
+def _absolute(path: str) -> str:
+    """``path`` as workers in any working directory find it, as the dataset's is: a local path
+    made absolute here, an fsspec URL as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _check_formats(manifest: DatasetManifest, formats: tuple[str, ...]) -> None:
     """Refuse other formats than those of the model's embedding shards: a resumed or repeated
     run would skip the shards already done, leaving them without the new formats."""
@@ -461,6 +467,8 @@ def embed_dataset(
     dataset : str
         Dataset directory or URL.
     settings : EmbedSettings
+        Local checkpoint and PCA paths are made absolute here, before any task is sent, so
+        workers in another working directory find them.
     splits : list of str, optional
     scheduler : str, optional
         A ``distributed`` scheduler address (``tcp://host:port``) or ``"synchronous"``; by
@@ -477,11 +485,18 @@ def embed_dataset(
     ValueError
         If the dataset's embeddings were made with other weights or another front end or are in
         other formats than ``settings.formats``, or a split is unknown.
+    FileNotFoundError
+        If the checkpoint or PCA file is not there (before any cluster starts).
     CheckpointError
         If ``settings.checkpoint`` is no TensorFlow checkpoint (before any cluster starts).
     """
     started = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    settings = dataclasses.replace(
+        settings,
+        checkpoint=_absolute(settings.checkpoint),
+        pca_params=_absolute(settings.pca_params),
+    )
     for path, what in ((settings.checkpoint, "checkpoint"), (settings.pca_params, "PCA file")):
         if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
             raise FileNotFoundError(f"{what} {path} does not exist")
