@@ -50,6 +50,18 @@ def test_demo_has_mixtures_broken_files_and_is_deterministic(tmp_path: Path) -> 
     assert again.read_text() == manifest.read_text()
 
 
+def test_a_clip_has_its_split_and_audio_whatever_the_clips_per_class(tmp_path: Path) -> None:
+    few = _rows(make_demo(tmp_path / "few", clips_per_class=2, seconds=0.5, mixtures=4))
+    many = {r["path"]: r for r in _rows(make_demo(tmp_path / "many", clips_per_class=5,
+                                                   seconds=0.5, mixtures=6))}  # fmt: skip
+    assert {r["split"] for r in few} == {"train", "eval"}
+    for row in few:
+        assert many[row["path"]] == row
+        a, _ = sf.read(tmp_path / "few" / row["path"])
+        b, _ = sf.read(tmp_path / "many" / row["path"])
+        np.testing.assert_array_equal(a, b)
+
+
 def test_loopback_server_and_url_manifest(tmp_path: Path) -> None:
     manifest = make_demo(tmp_path, clips_per_class=1, seconds=0.5)
     with serve_directory(tmp_path) as base:

@@ -21,7 +21,7 @@ def test_quickstart_runs_the_whole_chain_offline(tmp_path: Path):
     text = proc.stdout + proc.stderr
     assert "SEEDED RANDOM" in " ".join(text.split())  # the stand-in weights are announced
     m = manifest(out / "dataset")
-    # 4 clips of each of 5 classes (the last of each held out) and 10 mixtures (every 4th held
+    # 4 clips of each of 5 classes (the second of each held out) and 10 mixtures (every 4th held
     # out); the 4 broken files land in the ledger, not the shards.
     assert m["splits"]["train"]["num_clips"] == 15 + 8
     assert m["splits"]["eval"]["num_clips"] == 5 + 2
@@ -35,7 +35,7 @@ def test_quickstart_runs_the_whole_chain_offline(tmp_path: Path):
         metrics = json.loads((out / "evaluation" / run / "metrics.json").read_text())
         assert metrics["num_clips"] == 7 and 0.0 <= metrics["metrics"]["mAP"] <= 1.0
     page = (out / "summary.html").read_text()
-    assert "SEEDED RANDOM" in page and "sine_wave_3" in page and "audiomill search" in page
+    assert "SEEDED RANDOM" in page and "sine_wave_1" in page and "audiomill search" in page
     assert 'href="report/index.html"' in page and 'href="evaluation/small-cnn/report.html"' in page
     reports = sorted((out / "dataset" / "reports" / "validation").rglob("*.html"))
     assert len(reports) > 2  # the segment list's and each shard's clips, all linked
@@ -52,7 +52,7 @@ def test_quickstart_runs_the_whole_chain_offline(tmp_path: Path):
 def test_held_out_examples_take_eval_clips_of_two_classes_and_a_mixture(tmp_path: Path):
     demo = make_demo(tmp_path / "demo", clips_per_class=3, mixtures=4)
     picked = held_out_examples(str(demo))
-    assert [p.name for p in picked] == ["sine_wave_2.ogg", "echo_2.flac",
+    assert [p.name for p in picked] == ["sine_wave_1.flac", "echo_1.wav",
                                         "mix_sine_wave+echo_3.mp3"]  # fmt: skip
     assert all(p.is_file() for p in picked)
     assert held_out_examples(str(demo), count=1) == picked[:1]

@@ -26,7 +26,7 @@ def _hold_a_port() -> socket.socket:
 
 
 @pytest.mark.slow
-def test_a_second_ingest_of_the_demo_resumes_its_dataset(tmp_path: Path) -> None:
+def test_ingests_of_the_demo_resume_whatever_the_clips_per_class(tmp_path: Path) -> None:
     demo, out = tmp_path / "demo-audio", tmp_path / "dataset"
     make_demo(demo, clips_per_class=1, seconds=1.0)
     first = _ingest(demo, out)
@@ -36,6 +36,9 @@ def test_a_second_ingest_of_the_demo_resumes_its_dataset(tmp_path: Path) -> None
         again = _ingest(demo, out)
     assert again["clips"] == 0 and again["dataset_clips"] == 5
     assert (demo / "url-manifest.csv").read_text() == urls
+    make_demo(demo, clips_per_class=2, seconds=1.0)  # as the quickstart's --clips-per-class 2
+    more = _ingest(demo, out)
+    assert more["clips"] == 5 and more["dataset_clips"] == 10
 
 
 def test_a_demo_whose_port_is_taken_is_one_error_line(tmp_path: Path, capsys) -> None:

@@ -90,7 +90,8 @@ def make_demo(
     ----------
     out_dir : str or Path
     clips_per_class : int
-        Single-class clips of each class; the last of each goes to the ``eval`` split.
+        Single-class clips of each class; the second of every four (``n % 4 == 1``) goes to the
+        ``eval`` split, so any count from 2 holds clips of every class out.
     seconds : float
         Length of every clip.
     mixtures : int
@@ -104,11 +105,12 @@ def make_demo(
     -------
     Path
         The manifest, whose rows name the files by path relative to ``out_dir`` with labels by
-        display name (``;`` between the labels of a mixture). Files are deterministic.
+        display name (``;`` between the labels of a mixture). Files are deterministic, and a
+        clip's file and split are the same whatever the counts: a demo made again with other
+        counts fits the dataset ingested from the first.
     """
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
     with open(out / "classes.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["index", "mid", "display_name"])
@@ -120,13 +122,15 @@ def make_demo(
             fmt_index = kind + n
             sr = _FORMATS[fmt_index % len(_FORMATS)][3]
             rel = f"audio/{_slug(name)}_{n}.{_FORMATS[fmt_index % len(_FORMATS)][0]}"
+            rng = np.random.default_rng([0, kind, n])
             _write_clip(out, rel, synthesize(kind, seconds, sr, rng), fmt_index)
-            split = "eval" if n == clips_per_class - 1 else "train"
+            split = "eval" if n % 4 == 1 else "train"
             rows.append({"path": rel, "labels": name, "split": split})
     pairs = [(a, b) for a in range(len(DEMO_CLASSES)) for b in range(a + 1, len(DEMO_CLASSES))]
     for m in range(mixtures):
         a, b = pairs[m % len(pairs)]
         sr = _FORMATS[m % len(_FORMATS)][3]
+        rng = np.random.default_rng([1, m])
         mono = synthesize(a, seconds, sr, rng) + synthesize(b, seconds, sr, rng)
         names = (DEMO_CLASSES[a][1], DEMO_CLASSES[b][1])
         rel = f"audio/mix_{_slug(names[0])}+{_slug(names[1])}_{m}.{_FORMATS[m % len(_FORMATS)][0]}"
