@@ -273,7 +273,17 @@ def embed_shard(
         ``entry``: the embedding shard's manifest entry; ``device``: where the model ran
         (:func:`features.tensorflow_device.default_device`); ``short_clips``: clips under
         0.96 s, kept as one zero-padded example.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the worker does not see the checkpoint or PCA file that the command found.
     """
+    if missing := _missing_weights(settings):
+        raise FileNotFoundError(
+            f"{missing} is not on Dask worker {socket.gethostname()}, only where embed "
+            "runs: workers need the weights at the same path (a shared folder)"
+        )
     store = DatasetStore(root, storage_options)
     entry = ShardEntry.from_dict(shard)
     embedder = load_embedder(settings)
@@ -306,6 +316,15 @@ def embed_shard(
         store, MODEL, split, entry.index, rows, attrs, settings.formats, run_id
     )
     return {"entry": dataclasses.asdict(out), "device": default_device(), "short_clips": short}
+
+
+def _missing_weights(settings: EmbedSettings) -> str | None:
+    """``"checkpoint PATH"`` or ``"PCA file PATH"``, the first not in this process's filesystem;
+    None when both are there."""
+    for what, path in (("checkpoint", settings.checkpoint), ("PCA file", settings.pca_params)):
+        if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
+            return f"{what} {path}"
+    return None
 
 
 def _provenance(settings: EmbedSettings) -> dict:
@@ -497,9 +516,8 @@ def embed_dataset(
         checkpoint=_absolute(settings.checkpoint),
         pca_params=_absolute(settings.pca_params),
     )
-    for path, what in ((settings.checkpoint, "checkpoint"), (settings.pca_params, "PCA file")):
-        if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
-            raise FileNotFoundError(f"{what} {path} does not exist")
+    if missing := _missing_weights(settings):
+        raise FileNotFoundError(f"{missing} does not exist")
     check_checkpoint(settings.checkpoint)  # as for the PCA file: here, not in every task
     VGGishPostprocessor(settings.pca_params)  # a bad file fails here, not in every task
     store = DatasetStore(dataset, storage_options)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 
 from features.embed import EmbedSettings, embed_dataset
 from pipelines.dataset_state import load_manifest
@@ -51,3 +52,22 @@ def test_relative_weights_reach_workers_in_another_folder(
     assert summary.shards_done == 1
     emb = load_manifest(DatasetStore("ds")).embeddings["vggish"]["train"]
     assert sum(shard.num_clips for shard in emb.shards) == 2
+
+
+def test_weights_missing_on_a_worker_are_named_so(tmp_path: Path):
+    from features.embed import embed_shard
+
+    ds = make_dataset(tmp_path / "ds", {"train": [[0]]}, num_classes=2).root
+    (shard,) = load_manifest(DatasetStore(str(ds))).splits["train"].shards
+    settings = EmbedSettings(str(tmp_path / "model.ckpt"), str(tmp_path / "pca.npz"))
+    args = (str(ds), None, "train", dataclasses.asdict(shard), {}, settings, {}, "r")
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(embed_shard, *args)
+        with pytest.raises(FileNotFoundError) as caught:
+            future.result()
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {settings.checkpoint} is not on Dask worker ")
+    assert "download" not in message
