@@ -352,8 +352,9 @@ FAILURES_SHOWN = 10
 
 
 def _failure_line(row: dict) -> str:
-    """A failed clip as ``WHERE: CLIP_ID: REASON: DETAIL``, where WHERE is the list file's name
-    and line, or the clip's own file (a folder's clip, line 0), or nothing when unknown."""
+    """A failed clip as ``WHERE: CLIP_ID: REASON: DETAIL``, where WHERE is the list file as the
+    run was given it and its line, or the clip's own file (a folder's clip, line 0), or nothing
+    when unknown."""
     return f"{_failure_origin(row)}{row['clip_id']}: {row['reason']}: {row['detail']}"
 
 
@@ -362,7 +363,7 @@ def _failure_origin(row: dict) -> str:
         return ""
     if not row["line"]:
         return f"{row['origin']}: "
-    return f"{Path(row['origin']).name}:{row['line']}: "
+    return f"{row['origin']}:{row['line']}: "
 
 
 def _print_failures(dataset: str, storage_options: dict | None, run_id: str, total: int) -> None:
