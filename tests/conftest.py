@@ -11,6 +11,7 @@ import pytest
 
 from tests.http_media_server import media_server  # noqa: F401  (fixture)
 from tests.s3_server import s3_server  # noqa: F401  (fixture)
+from tests.shared_data import SHARED
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -37,7 +38,6 @@ def no_o_direct(monkeypatch):
     monkeypatch.setattr(os, "open", refuse_direct)
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AUDIOSET = SHARED / "audioset"
 
 

@@ -14,8 +14,9 @@ from pipelines import ingest
 from schemas.ledger import STATUS_OK
 from schemas.segments import Segment
 from tests.ingest_helpers import audiomill, ledger
+from tests.shared_data import FSDD_RECORDINGS
 
-RECORDINGS = Path("/work/shared/data/fsdd/recordings")
+RECORDINGS = FSDD_RECORDINGS
 
 
 def _ingest(work: Path):

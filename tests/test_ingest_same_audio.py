@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.ingest_helpers import audiomill, ledger, manifest
+from tests.shared_data import FSDD_RECORDINGS
 
-RECORDING = Path("/work/shared/data/fsdd/recordings/5_theo_0.wav")
+RECORDING = FSDD_RECORDINGS / "5_theo_0.wav"
 
 
 def _ingest(work: Path, segments: str):

@@ -22,8 +22,9 @@ from tests.ingest_helpers import (
     manifest,
     start_as_a_terminal,
 )
+from tests.shared_data import FSDD_RECORDINGS
 
-RECORDINGS = Path("/work/shared/data/fsdd/recordings")
+RECORDINGS = FSDD_RECORDINGS
 DIGITS = 4
 PER_DIGIT = 10
 WORKER_LEFT = "a Beam worker process ended (killed by SIGKILL)"

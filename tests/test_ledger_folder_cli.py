@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.ingest_helpers import audiomill
+from tests.shared_data import FSDD_RECORDINGS
 
-RECORDINGS = Path("/work/shared/data/fsdd/recordings")
+RECORDINGS = FSDD_RECORDINGS
 MINE = ("backup-2024.parquet", "notes.parquet", "shard-00003.h5")
 """A user's files in the ledger folder, sorted: Parquet of other columns, text, and a
 shard-like name whose index no shard of the dataset has."""

@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 from tests.ingest_helpers import audiomill
+from tests.shared_data import FSDD_RECORDINGS
 
-RECORDINGS = Path("/work/shared/data/fsdd/recordings")
+RECORDINGS = FSDD_RECORDINGS
 FSDD_LABELS = RECORDINGS.parent / "labels.csv"
 ACCEPTED = "path or url, start_seconds, end_seconds, labels, split, clip_id"
 

@@ -15,6 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.shared_data import FSDD_RECORDINGS
 from tests.workflow_helpers import calls, count_call
 from workflows import runner
 from workflows.cli import app
@@ -23,7 +24,7 @@ from workflows.workflow_resolve import resolve_workflow
 from workflows.workflow_schema import WorkflowError, load_workflow
 
 ROOT = typer.main.get_command(app)
-FSDD = Path("/work/shared/data/fsdd/recordings")
+FSDD = FSDD_RECORDINGS
 
 WORKFLOW = """
 vars: {{work: {work}, segments: {segments}, audio: {audio}}}
