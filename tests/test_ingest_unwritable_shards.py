@@ -9,15 +9,19 @@ import pytest
 
 from tests.http_media_server import MediaServer
 from tests.ingest_helpers import audiomill, ledger, manifest
+from tests.shared_data import FSDD_RECORDINGS
 from tests.unwritable import immutable
 
-RECORDINGS = Path("/work/shared/data/fsdd/recordings")
+RECORDINGS = FSDD_RECORDINGS
 
 
-def _refused(args: tuple[str, ...], shards: Path) -> str:
-    """Run ``audiomill ARGS``; check that it ends in exit 2 and one line saying ``shards``
-    cannot be written; return its stderr."""
-    proc = audiomill(*args, check=False)
+def _refused(args: tuple[str, ...], out: Path) -> str:
+    """Run ``audiomill ARGS`` with the train shard folder of dataset ``out`` made unwritable;
+    check that it ends in exit 2 and one line saying that folder cannot be written; return its
+    stderr."""
+    shards = out / "waveforms" / "train"
+    with immutable(shards):
+        proc = audiomill(*args, check=False)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.splitlines()[-1]
     assert last == f"error: cannot write a shard in {shards}: Operation not permitted", proc.stderr
@@ -35,9 +39,7 @@ def test_an_unwritable_shard_folder_is_one_error_line(tmp_path: Path, fmt: str):
             "--clip-seconds", "1", "--format", fmt)  # fmt: skip
     audiomill(*args)
     shutil.copy(RECORDINGS / "1_theo_6.wav", folder / "one" / "new.wav")
-    shards = out / "waveforms" / "train"
-    with immutable(shards):
-        stderr = _refused(args, shards)
+    stderr = _refused(args, out)
     assert "Traceback" not in stderr and "BuildShard" not in stderr, stderr
     audiomill(*args)
     assert sorted(r["status"] for r in ledger(out).values()) == ["ok"] * 3
@@ -59,9 +61,7 @@ def test_a_worker_process_that_cannot_write_a_shard_ends_in_one_error_line(
                 "--clip-seconds", "1", "--format", "parquet")  # fmt: skip
         audiomill(*args)
         listed.write_text(f"{listed.read_text()}{server.url('1_theo_6.wav')},one\n")
-        shards = out / "waveforms" / "train"
-        with immutable(shards):
-            stderr = _refused(args, shards)
+        stderr = _refused(args, out)
         assert "ERROR:apache_beam" not in stderr and "Traceback" not in stderr, stderr
         audiomill(*args)
     assert sorted(r["status"] for r in ledger(out).values()) == ["ok"] * 3
