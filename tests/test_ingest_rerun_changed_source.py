@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import ingest
+from pipelines import ingest, rerun_checks
 from schemas.ledger import STATUS_OK
 from schemas.segments import Segment
 from tests.ingest_helpers import audiomill, ledger
@@ -72,8 +72,12 @@ def test_the_check_stats_each_local_source_once_and_no_url(
         calls.append(path)
         return real_stat(path, *args, **kwargs)
 
-    monkeypatch.setattr(ingest.os, "stat", counting_stat)
-    ingest._warn_changed_sources(*_committed(20_000, "https://host/audio/c{i}.wav"))
+    monkeypatch.setattr(rerun_checks.os, "stat", counting_stat)
+    rerun_checks.warn_changed_sources(
+        *_committed(20_000, "https://host/audio/c{i}.wav"), ingest.logger
+    )
     assert calls == []
-    ingest._warn_changed_sources(*_committed(20_000, str(tmp_path / "c{i}.wav")))
+    rerun_checks.warn_changed_sources(
+        *_committed(20_000, str(tmp_path / "c{i}.wav")), ingest.logger
+    )
     assert len(calls) == 20_000

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ingest import IngestConfig, _check_committed, _same_source, _sources, run_ingest
+from pipelines.ingest import IngestConfig, _sources, run_ingest
+from pipelines.rerun_checks import _same_source, check_committed
 from schemas.classmap import ClassMap
 from schemas.ledger import STATUS_OK
 from schemas.segments import Segment
@@ -45,7 +46,8 @@ def _segment(source: str, kind: str, clip_id: str = "x.wav_0", line: int = 2) ->
 
 def _check(segments: list[Segment], state: dict[str, dict], cfg: IngestConfig) -> None:
     """The committed-clip check with no committed labels to compare."""
-    _check_committed(segments, state, cfg, _sources(cfg, segments), {}, ClassMap.from_names([]))
+    sources = _sources(cfg, segments)
+    check_committed(segments, state, cfg.segments, sources, {}, ClassMap.from_names([]))
 
 
 def test_same_clip_path_under_another_audio_root_is_refused_before_writing(tmp_path: Path):
