@@ -52,13 +52,10 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import math
 import os
 import re
 import socket
 import struct
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -70,10 +67,12 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from google.protobuf.message import DecodeError
 
 from features.embedding_shards import commit_embedding_shard, remove_uncommitted_shards
+from features.import_records import FRAMES, ImportRecordError
 from features.import_target import locked_target
+from features.packed_embeddings import check_packed, open_hdf5, read_packed_rows
+from features.release_tfrecords import parse_release_batch, tfrecord_batches
 from pipelines.dataset_state import load_manifest, record_run, save_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
@@ -85,17 +84,14 @@ from schemas.dataset import (
     SplitEntry,
 )
 from schemas.embeddings import (
-    EMBEDDING_DIM,
     EmbeddingRows,
     read_embedding_hdf5,
     read_embedding_parquet,
 )
-from schemas.errors import InputFormatError
-from schemas.segments import audioset_clip_id, split_name_problem
+from schemas.segments import split_name_problem
 
 log = logging.getLogger(__name__)
 
-FRAMES = 10
 MARK_HEAD = "<II8s"  # a clip's file number, record number and frames digest (see _mark)
 FORMATS = tuple(SHARD_EXTENSIONS)
 SOURCE_RELEASE = "audioset-release"
@@ -103,35 +99,10 @@ SOURCE_PACKED = "packed-hdf5"
 STAGE = "import-embeddings"
 RELEASE_SAMPLE_RATE = 16000
 RELEASE_CLIP_SECONDS = 10.0
-TFRECORD_BATCH = 512
-TFRECORD_FRAMING = 16  # length (8 bytes) and two masked CRC-32Cs (4 each) around the data
-TF_READ_ABORT_LINE = re.compile(
-    rb"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ local_rendezvous\.cc:\d+\] "
-    rb"Local rendezvous is aborting with status: "
-)
-"""TensorFlow's native log line when a read of a TFRecord file fails (``W0000 00:00:17.4 11425
-local_rendezvous.cc:412] Local rendezvous is aborting with status: DATA_LOSS: corrupted record
-at 0``), once for each read of it."""
 H5_READ_ROWS = 4096
-PACKED_REQUIRED = ("x", "y", "video_id_list")
-PACKED_OPTIONAL = ("clip_id", "num_frames")
 RUN_FILES_LISTED = 20  # input files named in the manifest's run record (the release has ~4000)
 
 Progress = Callable[[int, int | None], None]
-
-
-class ImportRecordError(InputFormatError):
-    """A record (TFRecord) or row (packed HDF5) that cannot be imported.
-
-    Attributes
-    ----------
-    index : int
-        Position of the record or row in its file, counting from 0.
-    """
-
-    def __init__(self, path: str, index: int, reason: str, unit: str = "record") -> None:
-        super().__init__(path, f"{unit} {index} (counting from 0): {reason}")
-        self.index = index
 
 
 @dataclass
@@ -267,8 +238,9 @@ def import_audioset_tfrecords(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
     ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
         for path in files:
-            for start, raws in _tfrecord_batches(tf, path):
-                records, rows = _parse_release_batch(tf, raws, path, start, len(class_map), counts)
+            for start, raws in tfrecord_batches(tf, path):
+                records, rows = parse_release_batch(tf, raws, path, start, len(class_map))
+                counts.empty += len(raws) - len(rows)
                 counts.read += len(raws)
                 yield path, records, rows
                 if progress:
@@ -344,12 +316,12 @@ def import_packed_h5(
     ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
         with (
             fsspec.open(path, "rb", **(storage_options or {})) as stream,
-            _open_hdf5(stream, path) as hf,
+            open_hdf5(stream, path) as hf,
         ):
-            total = _check_packed(hf, path, len(class_map))
+            total = check_packed(hf, path, len(class_map))
             for start in range(0, total, H5_READ_ROWS):
                 stop = min(start + H5_READ_ROWS, total)
-                rows = _read_packed_rows(hf, path, start, stop)
+                rows = read_packed_rows(hf, path, start, stop)
                 counts.read += len(rows)
                 keep = rows.num_frames > 0
                 counts.empty += int(np.count_nonzero(~keep))
@@ -914,292 +886,3 @@ def _concat(parts: list[EmbeddingRows]) -> EmbeddingRows:
         clip_ids=[c for p in parts for c in p.clip_ids],
         num_frames=np.concatenate([p.num_frames for p in parts]),
     )
-
-
-# --- AudioSet's release: TFRecords of SequenceExamples ---------------------------------------
-
-
-def _tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
-    """Yield (index of the first record, serialized records) of a TFRecord file in batches.
-
-    Batches keep TensorFlow's per-element overhead low. When the file turns out unreadable (bad
-    framing or checksum, truncation) it is read again one record at a time to name the record.
-    TensorFlow takes a file that ends inside a record's 12-byte header for a complete one, so
-    the bytes the records frame (each 16 more than its data) are checked against the file's size.
-    TensorFlow's native log lines about a failed read are dropped: the error says what they say.
-    """
-    start = 0
-    framed = 0
-    try:
-        dataset = tf.data.TFRecordDataset(path, buffer_size=1 << 22).batch(TFRECORD_BATCH)
-        batches = dataset.as_numpy_iterator()
-        while (batch := _next_batch(batches)) is not None:
-            yield start, list(batch)
-            start += len(batch)
-            framed += sum(len(raw) for raw in batch) + TFRECORD_FRAMING * len(batch)
-    except tf.errors.OpError as exc:
-        if tf.io.gfile.isdir(path):
-            raise InputFormatError(path, "a directory, not a TFRecord file") from exc
-        bad = 0
-        with contextlib.suppress(tf.errors.OpError), _read_abort_lines_dropped():
-            for _ in tf.data.TFRecordDataset(path).as_numpy_iterator():
-                bad += 1
-        message = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", exc.message, flags=re.S).strip()
-        raise ImportRecordError(
-            path, bad, f"unreadable TFRecord data ({message}); is the file complete?"
-        ) from exc
-    size = tf.io.gfile.stat(path).length
-    if size != framed:
-        raise ImportRecordError(
-            path,
-            start,
-            f"truncated: the file ends {size - framed} bytes into this record's header; "
-            "is the file complete?",
-        )
-
-
-def _next_batch(batches: Iterator[np.ndarray]) -> np.ndarray | None:
-    """The next batch of a TFRecord file, or None at its end; the lines TensorFlow logs when the
-    read fails are dropped (:func:`_read_abort_lines_dropped`)."""
-    with _read_abort_lines_dropped():
-        return next(batches, None)
-
-
-@contextlib.contextmanager
-def _read_abort_lines_dropped() -> Iterator[None]:
-    """Within the block, file descriptor 2 goes to a temporary file; after it, what was written
-    there reaches stderr, less TensorFlow's native lines saying that a read ended with an error
-    (:data:`TF_READ_ABORT_LINE`): the import's own error says what they say, naming the record.
-
-    TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, so its native logging cannot be turned down
-    for one read; its lines are held back instead, and lines others write in the block arrive
-    after it.
-    """
-    with tempfile.TemporaryFile() as held:
-        saved = _point_stderr_at(held.fileno())
-        try:
-            yield
-        finally:
-            _point_stderr_at(saved)
-            os.close(saved)
-            held.seek(0)
-            kept = b"".join(line for line in held if not TF_READ_ABORT_LINE.match(line))
-            if kept:
-                os.write(2, kept)
-
-
-def _point_stderr_at(fd: int) -> int:
-    """Point file descriptor 2 at ``fd``, ``sys.stderr`` flushed first; return a new descriptor
-    of what 2 was."""
-    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, or closed
-        sys.stderr.flush()
-    previous = os.dup(2)
-    os.dup2(fd, 2)
-    return previous
-
-
-def _parse_release_batch(
-    tf, raws: list[bytes], path: str, first: int, num_classes: int, counts: ImportSummary
-) -> tuple[np.ndarray, EmbeddingRows]:
-    """Parse serialized release records into rows; records without frames are counted as empty.
-
-    Returns
-    -------
-    records : np.ndarray
-        The record number of each row in the file.
-    rows : EmbeddingRows
-    """
-    x = np.zeros((len(raws), FRAMES, EMBEDDING_DIM), dtype=np.uint8)
-    y = np.zeros((len(raws), num_classes), dtype=bool)
-    video_ids: list[str] = []
-    clip_ids: list[str] = []
-    num_frames: list[int] = []
-    records: list[int] = []
-    for k, raw in enumerate(raws):
-        index = first + k
-        try:
-            record = tf.train.SequenceExample.FromString(raw)
-        except DecodeError as exc:
-            raise ImportRecordError(path, index, f"not a SequenceExample ({exc})") from exc
-        try:
-            video_id, start_s, labels, frames = _release_fields(record, num_classes)
-        except ValueError as exc:
-            raise ImportRecordError(path, index, str(exc)) from exc
-        if not frames:
-            counts.empty += 1
-            continue
-        row = len(clip_ids)
-        kept = frames[:FRAMES]
-        kept_x = np.frombuffer(b"".join(kept), dtype=np.uint8)
-        x[row, : len(kept)] = kept_x.reshape(-1, EMBEDDING_DIM)
-        y[row, labels] = True
-        video_ids.append(video_id)
-        clip_ids.append(audioset_clip_id(video_id, start_s))
-        num_frames.append(len(frames))
-        records.append(index)
-    n = len(clip_ids)
-    return np.array(records, dtype=np.int64), EmbeddingRows(
-        x=x[:n],
-        y=y[:n],
-        video_ids=video_ids,
-        clip_ids=clip_ids,
-        num_frames=np.array(num_frames, dtype=np.int32),
-    )
-
-
-def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], list[bytes]]:
-    """Return (video_id, start seconds, labels, frames) of a release record.
-
-    Raises
-    ------
-    ValueError
-        Naming the field that is missing or malformed.
-    """
-    context = record.context.feature
-    if "video_id" not in context or len(context["video_id"].bytes_list.value) != 1:
-        raise ValueError("context feature 'video_id' must hold one bytes value")
-    try:
-        video_id = context["video_id"].bytes_list.value[0].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"video_id is not UTF-8 ({exc})") from exc
-    if problem := _id_problem(video_id):
-        raise ValueError(f"video_id {problem}")
-    if "start_time_seconds" not in context:
-        raise ValueError("context feature 'start_time_seconds' is missing")
-    starts = context["start_time_seconds"].float_list.value
-    if len(starts) != 1 or not math.isfinite(starts[0]) or starts[0] < 0:
-        raise ValueError(f"start_time_seconds {list(starts)} is not one finite time >= 0")
-    labels = []
-    if "labels" in context:
-        kind = context["labels"].WhichOneof("kind")
-        if kind not in (None, "int64_list"):
-            raise ValueError(f"context feature 'labels' must be an int64 list; it is a {kind}")
-        labels = list(context["labels"].int64_list.value)
-    outside = [label for label in labels if not 0 <= label < num_classes]
-    if outside:
-        raise ValueError(
-            f"labels {outside} are outside the class map (indices 0..{num_classes - 1}); "
-            "import with the class map the records were made with"
-        )
-    lists = record.feature_lists.feature_list
-    if "audio_embedding" not in lists:
-        raise ValueError("feature list 'audio_embedding' is missing")
-    frames = []
-    for j, feature in enumerate(lists["audio_embedding"].feature):
-        values = feature.bytes_list.value
-        if len(values) != 1 or len(values[0]) != EMBEDDING_DIM:
-            sizes = [len(v) for v in values]
-            raise ValueError(
-                f"audio_embedding frame {j} must be one {EMBEDDING_DIM}-byte string; "
-                f"got sizes {sizes}"
-            )
-        frames.append(values[0])
-    return video_id, starts[0], labels, frames
-
-
-# --- packed HDF5 files -----------------------------------------------------------------------
-
-
-def _open_hdf5(stream, path: str) -> h5py.File:
-    """``stream`` opened as HDF5; a file that is not HDF5 is an error naming ``path``."""
-    try:
-        return h5py.File(stream, "r")
-    except OSError as exc:
-        raise InputFormatError(path, f"not an HDF5 file ({exc})") from exc
-
-
-def _check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
-    """Check the layout of a packed file; return its number of rows."""
-    missing = [k for k in PACKED_REQUIRED if k not in hf]
-    if missing:
-        raise InputFormatError(
-            path, f"not a packed embedding file: missing {missing} (needs x, y, video_id_list)"
-        )
-    names = (*PACKED_REQUIRED, *PACKED_OPTIONAL)
-    groups = [k for k in names if k in hf and not isinstance(hf[k], h5py.Dataset)]
-    if groups:
-        raise InputFormatError(path, f"{groups} must be datasets; they are groups")
-    x, y = hf["x"], hf["y"]
-    if x.dtype != np.uint8 or x.shape[1:] != (FRAMES, EMBEDDING_DIM):
-        raise InputFormatError(
-            path, f"x must be uint8 (N, {FRAMES}, {EMBEDDING_DIM}); it is {x.dtype} {x.shape}"
-        )
-    n = x.shape[0]
-    if y.ndim == 2 and y.shape[0] != n:
-        raise InputFormatError(path, f"y has {y.shape[0]} rows; x has {n}")
-    if y.ndim != 2 or not (y.dtype == np.bool_ or y.dtype.kind in "iu"):
-        raise InputFormatError(
-            path, f"y must be bool or 0/1 integers (N, C); it is {y.dtype} {y.shape}"
-        )
-    if y.shape[1] != num_classes:
-        raise InputFormatError(
-            path,
-            f"y has {y.shape[1]} columns but the class map has {num_classes} classes; "
-            "import with the class map the file was made with",
-        )
-    for name in ("video_id_list", *PACKED_OPTIONAL):
-        if name in hf and hf[name].shape != (n,):
-            raise InputFormatError(path, f"{name} has shape {hf[name].shape}; x has {n} rows")
-    for name in ("video_id_list", "clip_id"):
-        if name in hf and hf[name].dtype.kind not in "SOU":
-            raise InputFormatError(path, f"{name} must hold strings; it is {hf[name].dtype}")
-    if "num_frames" in hf and hf["num_frames"].dtype.kind not in "iu":
-        raise InputFormatError(path, f"num_frames must be integers; it is {hf['num_frames'].dtype}")
-    return n
-
-
-def _read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> EmbeddingRows:
-    """Read rows ``start:stop`` of a checked packed file."""
-    x = hf["x"][start:stop]
-    y_raw = hf["y"][start:stop]
-    if y_raw.dtype != np.bool_:
-        bad = np.flatnonzero(((y_raw != 0) & (y_raw != 1)).any(axis=1))
-        if bad.size:
-            row = start + int(bad[0])
-            values = sorted(set(np.unique(y_raw[bad[0]]).tolist()) - {0, 1})
-            raise ImportRecordError(path, row, f"y holds {values}, not only 0/1", unit="row")
-    video_ids = _strings(hf, "video_id_list", path, start, stop)
-    if "clip_id" in hf:
-        clip_ids = _strings(hf, "clip_id", path, start, stop)
-    else:
-        clip_ids = [f"{v}_0" for v in video_ids]
-    if "num_frames" in hf:
-        num_frames = hf["num_frames"][start:stop].astype(np.int64)
-        bad = np.flatnonzero((num_frames < 0) | (num_frames > FRAMES))
-        if bad.size:
-            row = start + int(bad[0])
-            raise ImportRecordError(
-                path, row, f"num_frames {num_frames[bad[0]]} is not in 0..{FRAMES}", unit="row"
-            )
-    else:
-        voiced = x.any(axis=2)
-        num_frames = np.where(voiced.any(axis=1), FRAMES - np.argmax(voiced[:, ::-1], axis=1), 0)
-    return EmbeddingRows(
-        x=x,
-        y=y_raw.astype(bool),
-        video_ids=video_ids,
-        clip_ids=clip_ids,
-        num_frames=num_frames.astype(np.int32),
-    )
-
-
-def _strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list[str]:
-    """Rows ``start:stop`` of a string dataset decoded as UTF-8, each checked by `_id_problem`."""
-    raw = hf[name][start:stop]
-    out = []
-    for k, value in enumerate(raw):
-        try:
-            text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        except UnicodeDecodeError as exc:
-            raise ImportRecordError(path, start + k, f"{name} is not UTF-8 ({exc})", "row") from exc
-        if problem := _id_problem(text):
-            raise ImportRecordError(path, start + k, f"{name} {problem}", unit="row")
-        out.append(text)
-    return out
-
-
-def _id_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a video or clip id (empty, spaces, control characters), or None."""
-    if not text or not text.isprintable() or " " in text:  # isprintable: no \t, \n
-        return f"{text!r} is empty or has spaces or control characters"
-    return None

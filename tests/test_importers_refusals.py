@@ -13,10 +13,10 @@ import pytest
 
 from features.importers import (
     ImportRecordError,
-    _read_abort_lines_dropped,
     import_audioset_tfrecords,
     import_packed_h5,
 )
+from features.release_tfrecords import _read_abort_lines_dropped
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
