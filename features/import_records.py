@@ -1,8 +1,11 @@
-"""What the importers' readers and their run share: a row's frames, the error naming a bad record
-or row, and the check of a video or clip id."""
+"""What the importers' readers, checks and run share: a row's frames, the error naming a bad
+record or row, the check of a video or clip id, and joining blocks of rows."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from schemas.embeddings import EmbeddingRows
 from schemas.errors import InputFormatError
 
 FRAMES = 10
@@ -27,3 +30,16 @@ def id_problem(text: str) -> str | None:
     if not text or not text.isprintable() or " " in text:  # isprintable: no \t, \n
         return f"{text!r} is empty or has spaces or control characters"
     return None
+
+
+def concat_rows(parts: list[EmbeddingRows]) -> EmbeddingRows:
+    """``parts`` as one block of rows, in order (the one part itself when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    return EmbeddingRows(
+        x=np.concatenate([p.x for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        video_ids=[v for p in parts for v in p.video_ids],
+        clip_ids=[c for p in parts for c in p.clip_ids],
+        num_frames=np.concatenate([p.num_frames for p in parts]),
+    )

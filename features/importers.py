@@ -50,26 +50,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
 import socket
-import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO
 
 import fsspec
-import h5py
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features.embedding_shards import commit_embedding_shard, remove_uncommitted_shards
-from features.import_records import FRAMES, ImportRecordError
+from features.import_conflicts import (
+    CommittedMarks,
+    clip_mark,
+    committed_clip_ids,
+    other_splits_clip_ids,
+    other_version,
+    refuse_clips_elsewhere,
+    scan_input,
+)
+from features.import_records import FRAMES, ImportRecordError, concat_rows
 from features.import_target import locked_target
 from features.packed_embeddings import check_packed, open_hdf5, read_packed_rows
 from features.release_tfrecords import parse_release_batch, tfrecord_batches
@@ -80,19 +83,13 @@ from schemas.dataset import (
     CLASSES,
     SHARD_EXTENSIONS,
     DatasetManifest,
-    ShardEntry,
     SplitEntry,
 )
-from schemas.embeddings import (
-    EmbeddingRows,
-    read_embedding_hdf5,
-    read_embedding_parquet,
-)
+from schemas.embeddings import EmbeddingRows
 from schemas.segments import split_name_problem
 
 log = logging.getLogger(__name__)
 
-MARK_HEAD = "<II8s"  # a clip's file number, record number and frames digest (see _mark)
 FORMATS = tuple(SHARD_EXTENSIONS)
 SOURCE_RELEASE = "audioset-release"
 SOURCE_PACKED = "packed-hdf5"
@@ -425,15 +422,15 @@ def _run_import(
             )
         entry = manifest.embedding_split(model, split)
         _check_split_formats(entry, formats, model, split)
-        committed = _committed_clip_ids(store, entry)
-        elsewhere = _other_splits_clip_ids(store, manifest, split)
+        committed = committed_clip_ids(store, entry)
+        elsewhere = other_splits_clip_ids(store, manifest, split)
         if elsewhere or committed:
             scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
                                     files=files)  # fmt: skip
-            marks = _CommittedMarks(store, entry, committed, len(class_map))
+            marks = CommittedMarks(store, entry, committed, len(class_map))
             input_blocks = blocks(class_map, scratch, None)
-            found = _scan_input(input_blocks, unit, class_map, elsewhere, marks)
-            _refuse_clips_elsewhere(found, elsewhere, split, store.url())
+            found = scan_input(input_blocks, unit, class_map, elsewhere, marks)
+            refuse_clips_elsewhere(found, elsewhere, split, store.url())
         if is_new or not store.exists(CLASSES):  # a new dataset's may be a failed run's, stale
             store.write_bytes_atomic(CLASSES, class_map.to_csv_text().encode())
         for rel in remove_uncommitted_shards(store, entry, f"embeddings/{model}/{split}"):
@@ -463,7 +460,7 @@ def _run_import(
                 held.add(path)
                 keep = np.ones(len(rows), dtype=bool)
                 for i, clip_id in enumerate(rows.clip_ids):
-                    mark = _mark(rows, i, numbers[path], int(records[i]))
+                    mark = clip_mark(rows, i, numbers[path], int(records[i]))
                     first = seen.setdefault(clip_id, mark)
                     if first is mark:
                         continue
@@ -471,7 +468,7 @@ def _run_import(
                     if not first:
                         summary.already_imported += 1
                         continue
-                    if problem := _other_version(first, mark, files, unit, class_map):
+                    if problem := other_version(first, mark, files, unit, class_map):
                         raise ImportRecordError(path, int(records[i]), problem, unit)
                     summary.duplicates += 1
                 fresh = _select(rows, keep)
@@ -522,57 +519,6 @@ def _run_import(
     return summary
 
 
-def _mark(rows: EmbeddingRows, i: int, file: int, record: int) -> bytes:
-    """Where row ``i`` came from (its file's number and record), a digest of its frames and its
-    labels, packed in one small bytes object: what a later copy of its clip id is checked
-    against, for about 40 bytes a clip."""
-    frames = rows.x[i].tobytes() + int(rows.num_frames[i]).to_bytes(4, "little")
-    digest = hashlib.blake2b(frames, digest_size=8).digest()
-    labels = np.flatnonzero(rows.y[i]).astype("<u4").tobytes()
-    return struct.pack(MARK_HEAD, file, record, digest) + labels
-
-
-def _unmark(mark: bytes) -> tuple[int, int, bytes, list[int]]:
-    """(file number, record, frames digest, labels) of a :func:`_mark`."""
-    file, record, digest = struct.unpack_from(MARK_HEAD, mark)
-    labels = np.frombuffer(mark, "<u4", offset=struct.calcsize(MARK_HEAD)).tolist()
-    return file, record, digest, labels
-
-
-def _other_version(
-    first: bytes, again: bytes, files: list[str], unit: str, class_map: ClassMap
-) -> str | None:
-    """Why a repeat of a clip id in the input (``again``) is another version of the clip that
-    came ``first``: other labels or other embeddings, naming both; None for an exact copy."""
-    if (differs := _difference(first, again, class_map)) is None:
-        return None
-    file, record, _, _ = _unmark(first)
-    return (
-        f"it repeats the clip id of {files[file]} {unit} {record} {differs}. "
-        "The input holds two versions of one clip; keep the right one and import again"
-    )
-
-
-def _difference(first: bytes, again: bytes, class_map: ClassMap) -> str | None:
-    """How the clip of mark ``again`` differs from that of mark ``first``, as ``and the same
-    embeddings: labels [...] there, [...] here`` (or ``but other embeddings: ...``); None for
-    an exact copy."""
-    _, _, digest, labels = _unmark(first)
-    _, _, digest_again, labels_again = _unmark(again)
-    if digest == digest_again and labels == labels_again:
-        return None
-    frames = "and the same embeddings" if digest == digest_again else "but other embeddings"
-    return (
-        f"{frames}: labels {_label_text(labels, class_map)} there, "
-        f"{_label_text(labels_again, class_map)} here"
-    )
-
-
-def _label_text(labels: list[int], class_map: ClassMap) -> str:
-    """Class indices with their names, as ``[0 'Speech', 137 'Music']``."""
-    return "[" + ", ".join(f"{k} {class_map[k].display_name!r}" for k in labels) + "]"
-
-
 def _class_map(
     classes: str | os.PathLike[str] | ClassMap | None,
     store: DatasetStore,
@@ -597,179 +543,6 @@ def _check_split_formats(
                 f"embeddings/{model}/{split} already has shards in {sorted(shard.files)}; "
                 f"import with the same formats (not {sorted(formats)}) or into another split"
             )
-
-
-def _committed_clip_ids(store: DatasetStore, entry: SplitEntry) -> dict[str, int]:
-    """Clip ids of the split's committed shards, waveform or embedding, each mapped to the
-    position in ``entry.shards`` of the shard that holds it."""
-    seen: dict[str, int] = {}
-    for k, shard in enumerate(entry.shards):
-        with _committed_shard(store, shard) as (fmt, _, stream):
-            if fmt == "parquet":
-                ids = pq.read_table(stream, columns=["clip_id"]).column("clip_id").to_pylist()
-            else:
-                with h5py.File(stream, "r") as hf:
-                    ids = list(hf["clip_id"].asstr()[:])
-        seen.update(dict.fromkeys(ids, k))
-    return seen
-
-
-@contextlib.contextmanager
-def _committed_shard(store: DatasetStore, shard: ShardEntry) -> Iterator[tuple[str, str, IO]]:
-    """Open a committed shard, its Parquet file if it has one, else its HDF5 file: (format,
-    path in the dataset, stream). A shard that cannot be read is a ValueError naming it."""
-    fmt = "parquet" if "parquet" in shard.files else "hdf5"
-    rel = shard.files[fmt].path
-    try:
-        with store.open(rel) as stream:
-            yield fmt, rel, stream
-    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
-        raise ValueError(
-            f"{store.url(rel)}, a committed shard of the dataset, cannot be read ({exc})"
-        ) from exc
-
-
-class _CommittedMarks:
-    """The :func:`_mark` of each committed clip of a split (its shard's position for the file
-    number, its row for the record), a whole shard read, once, when one of its clips is first
-    asked for.
-
-    Parameters
-    ----------
-    store : DatasetStore
-    entry : SplitEntry
-        The split's embedding shards.
-    clip_ids : dict
-        From :func:`_committed_clip_ids` of ``entry``.
-    num_classes : int
-    """
-
-    def __init__(
-        self, store: DatasetStore, entry: SplitEntry, clip_ids: dict[str, int], num_classes: int
-    ) -> None:
-        self.store = store
-        self.entry = entry
-        self.clip_ids = clip_ids
-        self.num_classes = num_classes
-        self._marks: dict[str, bytes] = {}
-        self._paths: dict[int, str] = {}
-
-    def __contains__(self, clip_id: str) -> bool:
-        return clip_id in self.clip_ids
-
-    def mark(self, clip_id: str) -> bytes:
-        """The mark of committed clip ``clip_id``."""
-        k = self.clip_ids[clip_id]
-        if k not in self._paths:
-            with _committed_shard(self.store, self.entry.shards[k]) as (fmt, rel, stream):
-                if fmt == "parquet":
-                    rows = _concat(list(read_embedding_parquet(stream, self.num_classes)))
-                else:
-                    rows = read_embedding_hdf5(stream)[0]
-            self._paths[k] = self.store.url(rel)
-            for j, committed in enumerate(rows.clip_ids):
-                if self.clip_ids.get(committed) == k:
-                    self._marks[committed] = _mark(rows, j, k, j)
-        return self._marks[clip_id]
-
-    def where(self, mark: bytes) -> str:
-        """The shard and row of a :meth:`mark`, as ``<shard file> row <j>``."""
-        k, j, _, _ = _unmark(mark)
-        return f"{self._paths[k]} row {j}"
-
-
-def _scan_input(
-    blocks: Iterable[tuple[str, np.ndarray, EmbeddingRows]],
-    unit: str,
-    class_map: ClassMap,
-    elsewhere: dict[str, str],
-    committed: _CommittedMarks,
-) -> list[str]:
-    """Read the input once, before anything is written: return its clip ids that other splits
-    hold (``elsewhere``), and refuse a record that gives a clip the split holds (``committed``)
-    other labels or embeddings than its committed row.
-
-    Raises
-    ------
-    ImportRecordError
-        For the input's first such record, naming the clip, its committed shard and row, and
-        both label sets (or that the embeddings differ).
-    """
-    found: dict[str, None] = {}
-    for path, records, rows in blocks:
-        rows.num_frames = np.minimum(rows.num_frames, FRAMES)  # as a shard keeps them
-        for i, clip_id in enumerate(rows.clip_ids):
-            if clip_id in elsewhere:
-                found[clip_id] = None
-            if clip_id not in committed:
-                continue
-            first = committed.mark(clip_id)
-            if differs := _difference(first, _mark(rows, i, 0, 0), class_map):
-                raise ImportRecordError(
-                    path,
-                    int(records[i]),
-                    f"it repeats committed clip {clip_id} ({committed.where(first)}) {differs}. "
-                    "A dataset cannot relabel or replace a committed clip: leave it out of the "
-                    "input or import into a new --out. Nothing was written.",
-                    unit,
-                )
-    return list(found)
-
-
-def _other_splits_clip_ids(
-    store: DatasetStore, manifest: DatasetManifest, split: str
-) -> dict[str, str]:
-    """Each clip id committed in a split other than ``split``, mapped to that split's name.
-
-    A split's clip ids are read from its waveform shards (their ``clip_id`` column, never the
-    audio) if it has any, as its embedding shards are computed from them, else from its
-    embedding shards of every model.
-    """
-    entries = {name: [e] for name, e in manifest.splits.items() if e.shards}
-    for splits in manifest.embeddings.values():
-        for name, entry in splits.items():
-            if name not in manifest.splits or not manifest.splits[name].shards:
-                entries.setdefault(name, []).append(entry)
-    where: dict[str, str] = {}
-    for name, found in entries.items():
-        if name != split:
-            for entry in found:
-                where.update(dict.fromkeys(_committed_clip_ids(store, entry), name))
-    return where
-
-
-def _refuse_clips_elsewhere(
-    clip_ids: Iterable[str], elsewhere: dict[str, str], split: str, url: str
-) -> None:
-    """Refuse an input that holds clips committed in another split of the dataset.
-
-    Parameters
-    ----------
-    clip_ids : iterable of str
-        The clip ids of the input.
-    elsewhere : dict
-        From :func:`_other_splits_clip_ids`.
-    split : str
-        The split the input would go to.
-    url : str
-        The dataset, for the message.
-
-    Raises
-    ------
-    ValueError
-        Naming how many clips, the first three with the split that holds each, and what to do.
-    """
-    found = list(dict.fromkeys(c for c in clip_ids if c in elsewhere))
-    if not found:
-        return
-    shown = ", ".join(f"{c} (in {elsewhere[c]!r})" for c in found[:3])
-    raise ValueError(
-        f"cannot import into split {split!r} of {url}: {len(found)} clip(s) of the input are "
-        f"committed in another split, e.g. {shown}. A clip id names one clip of the dataset, "
-        "so a clip cannot be in two splits (train/eval leakage): import these files into the "
-        "split that holds them, leave those clips out, or import into a new --out. Nothing was "
-        "written."
-    )
 
 
 class _ShardWriter:
@@ -840,7 +613,7 @@ class _ShardWriter:
             self.model,
             self.split,
             index,
-            _concat(parts),
+            concat_rows(parts),
             {**self.attrs, "source_files": sources},
             self.formats,
             self.run_id,
@@ -873,16 +646,4 @@ def _select(rows: EmbeddingRows, keep: np.ndarray) -> EmbeddingRows:
         video_ids=[rows.video_ids[i] for i in idx],
         clip_ids=[rows.clip_ids[i] for i in idx],
         num_frames=rows.num_frames[idx],
-    )
-
-
-def _concat(parts: list[EmbeddingRows]) -> EmbeddingRows:
-    if len(parts) == 1:
-        return parts[0]
-    return EmbeddingRows(
-        x=np.concatenate([p.x for p in parts]),
-        y=np.concatenate([p.y for p in parts]),
-        video_ids=[v for p in parts for v in p.video_ids],
-        clip_ids=[c for p in parts for c in p.clip_ids],
-        num_frames=np.concatenate([p.num_frames for p in parts]),
     )

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 import features.importers as importers
+from features.import_records import concat_rows
 from features.importers import (
     ImportRecordError,
     import_audioset_tfrecords,
@@ -104,13 +105,7 @@ def read_split(out: Path, split: str, fmt: str, model: str = "vggish") -> Embedd
             parts.append(read_embedding_hdf5(path)[0])
         else:
             parts.extend(read_embedding_parquet(path, manifest.num_classes))
-    return EmbeddingRows(
-        x=np.concatenate([p.x for p in parts]),
-        y=np.concatenate([p.y for p in parts]),
-        video_ids=[v for p in parts for v in p.video_ids],
-        clip_ids=[c for p in parts for c in p.clip_ids],
-        num_frames=np.concatenate([p.num_frames for p in parts]),
-    )
+    return concat_rows(parts)
 
 
 def assert_rows(rows: EmbeddingRows, expected: dict) -> None:
