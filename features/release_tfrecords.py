@@ -33,6 +33,8 @@ TF_READ_ABORT_LINE = re.compile(
 """TensorFlow's native log line when a read of a TFRecord file fails (``W0000 00:00:17.4 11425
 local_rendezvous.cc:412] Local rendezvous is aborting with status: DATA_LOSS: corrupted record
 at 0``), once for each read of it."""
+OTHER_LIST_KINDS = {"bytes_list": "a bytes_list", "int64_list": "an int64_list"}
+"""The kinds of ``tf.train.Feature`` other than a float list, as an error names them."""
 
 
 def tfrecord_batches(tf, path: str) -> Iterator[tuple[int, list[bytes]]]:
@@ -179,11 +181,10 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
         raise ValueError(f"video_id is not UTF-8 ({exc})") from exc
     if problem := id_problem(video_id):
         raise ValueError(f"video_id {problem}")
-    if "start_time_seconds" not in context:
-        raise ValueError("context feature 'start_time_seconds' is missing")
-    starts = context["start_time_seconds"].float_list.value
-    if len(starts) != 1 or not math.isfinite(starts[0]) or starts[0] < 0:
-        raise ValueError(f"start_time_seconds {list(starts)} is not one finite time >= 0")
+    start = _context_time(context, "start_time_seconds")
+    end = _context_time(context, "end_time_seconds")
+    if end <= start:
+        raise ValueError(f"end_time_seconds {end} is not after start_time_seconds {start}")
     labels = []
     if "labels" in context:
         kind = context["labels"].WhichOneof("kind")
@@ -209,4 +210,25 @@ def _release_fields(record, num_classes: int) -> tuple[str, float, list[int], li
                 f"got sizes {sizes}"
             )
         frames.append(values[0])
-    return video_id, starts[0], labels, frames
+    return video_id, start, labels, frames
+
+
+def _context_time(context, key: str) -> float:
+    """The one finite time >= 0, in seconds, that context feature ``key`` holds.
+
+    Raises
+    ------
+    ValueError
+        When the feature is missing, not a float list, or not one finite time >= 0.
+    """
+    if key not in context:
+        raise ValueError(f"context feature '{key}' is missing")
+    kind = context[key].WhichOneof("kind")
+    if kind in OTHER_LIST_KINDS:
+        raise ValueError(
+            f"context feature '{key}' must be a float list; it is {OTHER_LIST_KINDS[kind]}"
+        )
+    times = context[key].float_list.value
+    if len(times) != 1 or not math.isfinite(times[0]) or times[0] < 0:
+        raise ValueError(f"{key} {list(times)} is not one finite time >= 0")
+    return times[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from features.importers import (
     ImportRecordError,
@@ -178,3 +179,46 @@ def test_only_tensorflows_read_abort_lines_are_dropped(capfd: pytest.CaptureFixt
     assert capfd.readouterr().err == (
         "W0000 00:00:1.5  2847 gcs_file_system.cc:9] a warning of another kind\n"
     )
+
+
+def _without_end_time(raw: bytes) -> bytes:
+    record = tf.train.SequenceExample.FromString(raw)
+    del record.context.feature["end_time_seconds"]
+    return record.SerializeToString()
+
+
+def test_a_record_ending_before_it_starts_is_refused_and_nothing_is_committed(
+    tmp_path: Path, audioset_classes
+):
+    out = tmp_path / "ds"
+    import_audioset_tfrecords(_release(tmp_path / "a.tfrecord", ["clip0000000"]), audioset_classes,
+                              out, "s")  # fmt: skip
+    before = _tree(out)
+    rng = np.random.default_rng(7)
+    good = release_record("clip0000001", 0.0, [1], frames(rng, 10))
+    cases = {
+        "context feature 'end_time_seconds' is missing": _without_end_time(good),
+        "end_time_seconds 5.0 is not after start_time_seconds 10.0": release_record(
+            "clip0000002", 10.0, [1], frames(rng, 10), end=5.0
+        ),
+    }
+    for reason, bad in cases.items():
+        path = write_tfrecord(tmp_path / "bad.tfrecord", [good, bad])
+        with pytest.raises(ImportRecordError) as refused:
+            import_audioset_tfrecords(path, audioset_classes, out, "s")
+        assert str(refused.value) == f"{path}: record 1 (counting from 0): {reason}"
+        assert _tree(out) == before
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_record_without_end_time_with_status_2(tmp_path: Path, audioset_dir: Path):
+    record = release_record("clip0000001", 0.0, [1], frames(np.random.default_rng(8), 10))
+    path = write_tfrecord(tmp_path / "bad.tfrecord", [_without_end_time(record)])
+    bad = audiomill("import", "audioset-tfrecord", str(path), "--classes",
+                    str(audioset_dir / "class_labels_indices.csv"), "--out",
+                    str(tmp_path / "ds"), "--split", "s", check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        f"error: {path}: record 0 (counting from 0): context feature 'end_time_seconds' is missing"
+    ]
+    assert not (tmp_path / "ds").exists()

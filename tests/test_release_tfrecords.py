@@ -93,3 +93,48 @@ def test_parse_release_batch_names_the_bad_record(raw, reason):
     assert info.value.index == 5
     assert str(info.value).startswith("a.tfrecord: record 5 (counting from 0): ")
     assert reason in str(info.value)
+
+
+def _with_time(raw: bytes, key: str, kind: str | None, values: list[float]) -> bytes:
+    """``raw`` with context feature ``key`` replaced: ``values`` in list ``kind``, or left out."""
+    record = tf.train.SequenceExample.FromString(raw)
+    context = record.context.feature
+    del context[key]
+    if kind is not None:
+        getattr(context[key], kind).value.extend(values)
+    return record.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "values", "reason"),
+    [
+        ("end_time_seconds", None, [], "context feature 'end_time_seconds' is missing"),
+        ("end_time_seconds", "float_list", [5.0], "end_time_seconds 5.0 is not after "
+         "start_time_seconds 10.0"),
+        ("end_time_seconds", "float_list", [10.0], "end_time_seconds 10.0 is not after "
+         "start_time_seconds 10.0"),
+        ("end_time_seconds", "float_list", [float("nan")], "end_time_seconds [nan] is not one "
+         "finite time >= 0"),
+        ("end_time_seconds", "float_list", [20.0, 30.0], "end_time_seconds [20.0, 30.0] is not "
+         "one finite time >= 0"),
+        ("end_time_seconds", "int64_list", [20], "context feature 'end_time_seconds' must be a "
+         "float list; it is an int64_list"),
+        ("start_time_seconds", "int64_list", [10], "context feature 'start_time_seconds' must "
+         "be a float list; it is an int64_list"),
+    ],
+)  # fmt: skip
+def test_parse_release_batch_names_a_bad_clip_time(key, kind, values, reason):
+    rng = np.random.default_rng(5)
+    good = release_record("goodclip000", 10.0, [0], frames(rng, 10))
+    bad = _with_time(good, key, kind, values)
+    with pytest.raises(ImportRecordError) as info:
+        parse_release_batch(tf, [good, bad], "a.tfrecord", 0, NUM_CLASSES)
+    assert str(info.value) == f"a.tfrecord: record 1 (counting from 0): {reason}"
+
+
+def test_parse_release_batch_takes_a_clip_shorter_than_its_frames_say():
+    rng = np.random.default_rng(6)
+    raws = [release_record("shortclip00", 30.0, [1], frames(rng, 10), end=34.5)]
+    records, rows = parse_release_batch(tf, raws, "a.tfrecord", 0, NUM_CLASSES)
+    assert records.tolist() == [0]
+    assert rows.num_frames.tolist() == [10]
