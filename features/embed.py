@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import io
 import logging
-import math
 import multiprocessing
 import os
 import socket
@@ -37,9 +36,13 @@ from features.tensorflow_device import default_device
 from features.vggish_checkpoint import check_checkpoint
 from features.vggish_frontend import (
     batch_waveform_to_examples,
+    example_count,
+    frame_count,
     frontend_options,
     frontend_provenance,
+    one_example_samples,
 )
+from features.vggish_params import SAMPLE_RATE
 from features.vggish_postprocess import VGGishPostprocessor, pca_sha256
 from pipelines.dataset_state import load_manifest, save_manifest
 from pipelines.heap import retain_freed_memory
@@ -102,7 +105,8 @@ class EmbedSummary:
     devices: dict[str, int] = dataclasses.field(default_factory=dict)
     """Shards embedded this run by where the model ran: ``{"CPU": 3, "GPU:0": 5}``."""
     short_clips: int = 0
-    """Clips embedded this run with less than 0.96 s of audio: one zero-padded example each."""
+    """Clips embedded this run with some audio but less than one example's 0.975 s: one
+    zero-padded example each."""
     dropped_shards: int = 0
     """Embedding shards the manifest listed whose files were gone or not at their committed
     size (or whose model folder was deleted): dropped from the manifest, embedded again."""
@@ -117,9 +121,27 @@ class EmbedSummary:
         )
 
 
+def examples_in(num_samples: int, sample_rate: int) -> int:
+    """Whole VGGish examples that the front end makes of ``num_samples`` samples.
+
+    Parameters
+    ----------
+    num_samples : int
+    sample_rate : int
+        Hz; the samples are counted as they are once at 16 kHz.
+
+    Returns
+    -------
+    int
+        Examples of 0.975 s every 0.96 s: 0 below 0.975 s, 10 for 10 s.
+    """
+    return example_count(frame_count(round(num_samples * SAMPLE_RATE / sample_rate)))
+
+
 def frames_per_clip(clip_seconds: float) -> int:
-    """VGGish examples in a clip: ``floor(seconds / 0.96)`` (10 for 10 s clips)."""
-    return math.floor(clip_seconds / EXAMPLE_SECONDS + 1e-9)
+    """Example slots per clip (F): the front end's examples in ``clip_seconds`` (10 for 10 s
+    clips), or one (a short clip's zero-padded example) when the clip is shorter than 0.975 s."""
+    return max(1, examples_in(round(clip_seconds * SAMPLE_RATE), SAMPLE_RATE))
 
 
 def load_embedder(settings: EmbedSettings):
@@ -168,9 +190,10 @@ def embed_waveforms(
     waveforms : np.ndarray [shape=(N, T), dtype=int16]
         Zero-padded clips at ``sample_rate``.
     num_samples : np.ndarray [shape=(N,)]
-        Real samples per clip. Frames past ``floor(seconds / 0.96)`` are zeroed, as in
-        AudioSet's release, except that a clip with some audio but less than 0.96 s keeps its
-        first example (its audio zero-padded, as stored) when the stored clips hold one.
+        Real samples per clip. A clip keeps the examples made of its real samples alone
+        (:func:`examples_in`, at most ``frames``); the frames past them are zero. A clip with
+        some audio but less than one example (0.975 s) keeps one: its audio zero-padded, as
+        ``embed-files`` pads a short file.
     sample_rate : int
     frames : int
         Frames per clip to keep (F).
@@ -181,28 +204,36 @@ def embed_waveforms(
     -------
     x : np.ndarray [shape=(N, F, 128), dtype=uint8]
     num_frames : np.ndarray [shape=(N,), dtype=int32]
+        Frames computed from each clip's audio; the rest are zero.
     padded : np.ndarray [shape=(N,), dtype=bool]
-        Clips under 0.96 s kept as one zero-padded example.
+        Clips under one example kept as one zero-padded example.
     """
     n = len(waveforms)
     x = np.zeros((n, frames, EMBEDDING_DIM), dtype=np.uint8)
-    num_samples = np.asarray(num_samples)
-    real = np.minimum(frames, np.floor(num_samples / sample_rate / EXAMPLE_SECONDS + 1e-9)).astype(
-        np.int32
-    )
     if n == 0:
-        return x, real, np.zeros(0, bool)
+        return x, np.zeros(0, np.int32), np.zeros(0, bool)
+    num_samples = np.asarray(num_samples)
     examples = batch_waveform_to_examples(
-        waveforms, sample_rate, mode=settings.mode, resampler=settings.resampler
+        _padded_to_one_example(waveforms, sample_rate),
+        sample_rate,
+        mode=settings.mode,
+        resampler=settings.resampler,
     )
     usable = min(frames, examples.shape[1])
-    padded = (real == 0) & (num_samples > 0) & (usable > 0)
-    real[padded] = 1
+    whole = np.array([examples_in(k, sample_rate) for k in num_samples], np.int32)
+    padded = (whole == 0) & (num_samples > 0) & (usable > 0)
+    real = np.minimum(np.where(padded, 1, whole), usable).astype(np.int32)
     flat = examples[:, :usable].reshape(-1, *examples.shape[2:])
     _, quantized = embedder.embed(flat)
     x[:, :usable] = quantized.reshape(n, usable, EMBEDDING_DIM)
     x[np.arange(frames)[None, :] >= real[:, None]] = 0
     return x, real, padded
+
+
+def _padded_to_one_example(waveforms: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``waveforms`` (N, T), zero-padded at their end to one example's samples when shorter."""
+    missing = one_example_samples(sample_rate) - waveforms.shape[1]
+    return np.pad(waveforms, ((0, 0), (0, missing))) if missing > 0 else waveforms
 
 
 def _video_id(audio_name: str, clip_id: str) -> str:
@@ -271,8 +302,8 @@ def embed_shard(
     -------
     dict
         ``entry``: the embedding shard's manifest entry; ``device``: where the model ran
-        (:func:`features.tensorflow_device.default_device`); ``short_clips``: clips under
-        0.96 s, kept as one zero-padded example.
+        (:func:`features.tensorflow_device.default_device`); ``short_clips``: clips with less
+        audio than one example, kept as one zero-padded example.
 
     Raises
     ------
