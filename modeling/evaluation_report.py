@@ -187,7 +187,7 @@ def render_report(
             parts.append(html_img(plot_confusion(np.asarray(matrix), names), "confusion matrix"))
         else:
             parts.append(html_note(f"Not drawn for more than {MAX_CONFUSION_CLASSES} classes."))
-    rows = sorted(result["per_class"], key=lambda r: -1.0 if r["ap"] is None else -r["ap"])
+    rows = rows_by_ap(result["per_class"])
     parts.append("<h2>Per class, by AP</h2>")
     parts.append(
         html_table(
@@ -200,6 +200,15 @@ def render_report(
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def rows_by_ap(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-class rows by AP, best first; classes without AP (no positive) last.
+
+    Rows of equal AP keep their order (class index). ``rows`` as from
+    :func:`modeling.evaluation.per_class_rows`.
+    """
+    return sorted(rows, key=lambda r: (r["ap"] is None, -(r["ap"] or 0.0)))
 
 
 # --------------------------------------------------------------------------- files

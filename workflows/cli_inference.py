@@ -121,6 +121,7 @@ def evaluate(
     """
     with collection_paused():
         from modeling.evaluation import evaluate_run
+        from modeling.evaluation_report import rows_by_ap
         from modeling.runs import check_out_dir, out_error_line
 
     eval_dir = local_dir(out_dir, "evaluate")
@@ -153,7 +154,7 @@ def evaluate(
     t.add_row("test-time augmentation", f"{result['tta']} variants" if result["tta"] else "none")
     t.add_row("weights", result["weights"])
     out.print(t)
-    rows = sorted(result["per_class"], key=lambda r: -1.0 if r["ap"] is None else -r["ap"])
+    rows = rows_by_ap(result["per_class"])
     shown = [r for r in rows if r["positives"]][:PER_CLASS_ROWS]
     if shown:
         pc = Table(title=f"per class, by AP (top {len(shown)} of {len(rows)})")
