@@ -12,9 +12,10 @@ clip, each a circular shift along the time axis: for waveform runs by ``round(k 
 samples (k = 0 .. N-1, T the clip length), so the variants are spread evenly over the clip; for
 embedding runs by k frames (k = 0 .. N-1, at most the run's frame count). Variant 0 is the clip
 itself, so ``tta`` 0 and 1 both mean no augmentation. Models that pool over time without regard
-to frame order (the attention models on embeddings) give the same scores for every frame shift,
-so there TTA changes nothing but the cost; it helps models that see position, such as the
-log-mel CNNs, whose variants cross the clip's padding and edges differently.
+to frame order (:data:`ORDER_FREE_MODELS`: every embedding model) give the same scores for
+every frame shift, so for them :func:`evaluate_run` warns and scores each clip once; TTA helps
+models that see position, such as the log-mel CNNs, whose variants cross the clip's padding and
+edges differently.
 
 N may not exceed the clip's samples or frames (the shifts would repeat), nor :data:`MAX_TTA`:
 every variant is one more forward pass over the whole split, and one more branch of the
@@ -29,6 +30,7 @@ The pieces that open a run and score a split (:func:`load_run`, :func:`open_spli
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,11 +49,43 @@ from modeling.train_data import read_row_labels
 from pipelines.dataset_state import load_manifest
 from schemas.classmap import ClassMap
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with clips scored so far."""
 
 MAX_TTA = 32
 """Most test-time augmentation variants (see the module docstring)."""
+
+ORDER_FREE_MODELS = frozenset(
+    {"multi_level_attention", "single_level_attention", "decision_level_attention", "mlp_baseline"}
+)
+"""Models whose scores do not depend on the order of a clip's frames: they pool over them."""
+
+
+def order_free_shifts(
+    model: str, tta: int, shifts: list[int], warn: Callable[[str], None]
+) -> list[int]:
+    """``shifts``, or ``[0]`` with a warning when ``model`` is in :data:`ORDER_FREE_MODELS`.
+
+    Parameters
+    ----------
+    model : str
+        The run's model name.
+    tta : int
+        Variants asked for, as named in the warning.
+    shifts : list of int
+        From :func:`tta_shifts`.
+    warn : callable
+        Called with a one-line warning when the shifts are dropped.
+    """
+    if len(shifts) == 1 or model not in ORDER_FREE_MODELS:
+        return shifts
+    warn(
+        f"--tta {tta} changes nothing for model {model} (it pools its frames regardless of "
+        "their order): scored once"
+    )
+    return [0]
 
 
 @dataclass
@@ -333,6 +367,7 @@ def evaluate_run(
     out_dir: str | os.PathLike[str] | None = None,
     storage_options: dict | None = None,
     progress: Progress | None = None,
+    warn: Callable[[str], None] = log.warning,
 ) -> dict[str, Any]:
     """Score ``split`` of ``dataset`` with a trained run and compute the task's metrics.
 
@@ -343,7 +378,8 @@ def evaluate_run(
         Dataset directory or fsspec URL; the run's own dataset by default.
     split : str
     tta : int
-        Test-time augmentation variants (see the module docstring); 0: none.
+        Test-time augmentation variants (see the module docstring); 0: none. Ignored, with a
+        warning, for a model in :data:`ORDER_FREE_MODELS`.
     batch_size : int
     which : {"best", "last"}
         Weights to score with.
@@ -354,6 +390,8 @@ def evaluate_run(
         fsspec options of the dataset.
     progress : callable, optional
         ``progress(done, total)`` while scoring.
+    warn : callable
+        Called with a one-line warning when ``tta`` is ignored.
 
     Returns
     -------
@@ -383,6 +421,7 @@ def evaluate_run(
     dataset = str(dataset if dataset is not None else config.dataset)
     reader = open_split(loaded, dataset, split, storage_options)
     shifts = tta_shifts(config.input_kind, reader.x_shape[0], tta)
+    shifts = order_free_shifts(config.model, tta, shifts, warn)
     if config.task == "singlelabel":
         check_single_labels(reader, read_row_labels(reader), np.arange(reader.num_rows))
     scored = score_split(loaded.model, reader, batch_size, shifts, progress)

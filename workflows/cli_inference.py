@@ -105,7 +105,8 @@ def evaluate(
         typer.Option(
             help="Test-time augmentation: average over N circular time shifts of each clip "
             "(waveforms: by k/N of its length; embeddings: by k frames); N at most 32 and "
-            "at most the clip's frames. 0: none."
+            "at most the clip's frames. 0: none. It changes nothing for the embedding models, "
+            "which pool frames regardless of order: they warn and score once."
         ),
     ] = 0,
     batch_size: BatchSize = 64,
@@ -141,6 +142,7 @@ def evaluate(
             batch_size=batch_size,
             out_dir=eval_dir,
             storage_options=storage_options_from(storage_options),
+            warn=_warn,
         )
     except OSError as exc:
         fail(out_error_line(exc, eval_dir, "evaluate"))
