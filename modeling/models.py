@@ -130,25 +130,52 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     class_weights : sequence of float
         Weight of each class's term, shape (num_classes,); the loss of an example is the mean of
         ``w_c * bce_c`` over classes.
+    negative_weights : sequence of float or None, optional
+        Weight of each class's negative term, shape (num_classes,); ``class_weights`` then
+        weighs the positive term only: the loss of an example is the mean over classes of
+        ``-(w_c * y_c * log p_c + n_c * (1 - y_c) * log(1 - p_c))``. None weighs both terms by
+        ``class_weights``.
     **kwargs
         Passed to :class:`keras.losses.Loss`.
     """
 
-    def __init__(self, class_weights: Sequence[float], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        class_weights: Sequence[float],
+        negative_weights: Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("name", "weighted_binary_crossentropy")
         super().__init__(**kwargs)
         self.class_weights = [float(w) for w in class_weights]
+        self.negative_weights = (
+            None if negative_weights is None else [float(w) for w in negative_weights]
+        )
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         """Per-example loss, shape (batch,), from labels and probabilities (batch, classes)."""
         y_pred = ops.cast(y_pred, "float32")
         y_true = ops.cast(y_true, y_pred.dtype)
+        if self.negative_weights is not None:
+            return self._sided_loss(y_true, y_pred)
         bce = ops.binary_crossentropy(y_true, y_pred)
         return ops.mean(bce * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
 
+    def _sided_loss(self, y_true: Any, y_pred: Any) -> Any:
+        """The loss with the positive and negative terms weighted apart."""
+        epsilon = keras.config.epsilon()
+        p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
+        positive = ops.convert_to_tensor(self.class_weights, "float32") * y_true * ops.log(p)
+        negative = ops.convert_to_tensor(self.negative_weights, "float32") * (1 - y_true)
+        return -ops.mean(positive + negative * ops.log(1 - p), axis=-1)
+
     def get_config(self) -> dict[str, Any]:
         """Loss configuration for serialisation."""
-        return {**super().get_config(), "class_weights": self.class_weights}
+        return {
+            **super().get_config(),
+            "class_weights": self.class_weights,
+            "negative_weights": self.negative_weights,
+        }
 
 
 @keras.saving.register_keras_serializable(package="audiomill")
@@ -181,7 +208,11 @@ class WeightedCategoricalCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "class_weights": self.class_weights}
 
 
-def loss_for_task(task: str, class_weights: Sequence[float] | None = None) -> keras.losses.Loss:
+def loss_for_task(
+    task: str,
+    class_weights: Sequence[float] | None = None,
+    negative_weights: Sequence[float] | None = None,
+) -> keras.losses.Loss:
     """Loss for a task head: binary cross-entropy (multi-label) or categorical (single-label).
 
     Parameters
@@ -190,6 +221,10 @@ def loss_for_task(task: str, class_weights: Sequence[float] | None = None) -> ke
         Task of the model's head (models output probabilities).
     class_weights : sequence of float or None, optional
         Per-class weights, shape (num_classes,); None for the unweighted loss.
+    negative_weights : sequence of float or None, optional
+        Per-class weights of the negative terms of a multi-label loss, ``class_weights`` then
+        weighing the positive terms (:class:`WeightedBinaryCrossentropy`); None weighs both
+        terms by ``class_weights``.
 
     Returns
     -------
@@ -200,7 +235,7 @@ def loss_for_task(task: str, class_weights: Sequence[float] | None = None) -> ke
     if task == "multilabel":
         if class_weights is None:
             return keras.losses.BinaryCrossentropy()
-        return WeightedBinaryCrossentropy(class_weights)
+        return WeightedBinaryCrossentropy(class_weights, negative_weights)
     if class_weights is None:
         return keras.losses.CategoricalCrossentropy()
     return WeightedCategoricalCrossentropy(class_weights)
@@ -226,6 +261,35 @@ def balanced_class_weights(labels: np.ndarray) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def balanced_binary_weights(labels: np.ndarray) -> tuple[float, float]:
+    """Weights of the positive and negative terms of a one-class detector's loss, inversely
+    proportional to their frequency: ``N / (2 P)`` and ``N / (2 (N - P))``.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (n_examples, 1)
+        Training labels of the one class; clips without it are negatives.
+
+    Returns
+    -------
+    tuple of float
+        ``(positive_weight, negative_weight)``.
+
+    Raises
+    ------
+    ValueError
+        When every clip is positive or every clip negative: there is nothing to balance.
+    """
+    total = int(np.asarray(labels).size)
+    positives = int(np.count_nonzero(labels))
+    if not 0 < positives < total:
+        raise ValueError(
+            f"{positives} of {total} clips are positives: balancing positives against "
+            "negatives needs both"
+        )
+    return total / (2 * positives), total / (2 * (total - positives))
+
+
 def compile_model(
     model: keras.Model,
     task: str,
@@ -233,6 +297,7 @@ def compile_model(
     class_weights: Sequence[float] | None = None,
     optimizer: keras.optimizers.Optimizer | None = None,
     jit_compile: bool | str = "auto",
+    negative_weights: Sequence[float] | None = None,
 ) -> keras.Model:
     """Compile ``model`` with the task's loss and an accuracy metric.
 
@@ -251,6 +316,9 @@ def compile_model(
         Optimizer; Adam by default. Under a mixed_float16 policy Keras wraps it in loss scaling.
     jit_compile : bool or 'auto', optional
         XLA compilation of the train/predict steps; False avoids the compile time on small runs.
+    negative_weights : sequence of float or None, optional
+        Per-class weights of the negative terms of a multi-label loss
+        (:func:`loss_for_task`).
 
     Returns
     -------
@@ -260,7 +328,7 @@ def compile_model(
     metric = "binary_accuracy" if task == "multilabel" else "categorical_accuracy"
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-        loss=loss_for_task(task, class_weights),
+        loss=loss_for_task(task, class_weights, negative_weights),
         metrics=[metric],
         jit_compile=jit_compile,
     )

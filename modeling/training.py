@@ -33,6 +33,7 @@ import tensorflow as tf
 from modeling.augment import mixup
 from modeling.embedding_provenance import describe, shard_provenance
 from modeling.models import (
+    balanced_binary_weights,
     balanced_class_weights,
     build_model,
     compile_model,
@@ -343,17 +344,50 @@ def _build(
     """The compiled model, under the strategy and policy of ``config`` and ``devices``, and
     :func:`~modeling.models.describe_strategy` of them."""
     strategy, policy = strategy_and_policy(config.mixed_precision, devices)
-    weights = None
-    if config.class_weights:
-        dense = data.labels.dense(data.train_rows, config.num_classes)
-        weights = balanced_class_weights(dense).tolist()
+    weights, negative_weights = _loss_weights(config, data)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(
             config.model, config.input_kind, config.num_classes, config.task, **config.model_kwargs
         )
-        compile_model(model, config.task, config.learning_rate, weights, jit_compile=False)
+        compile_model(
+            model,
+            config.task,
+            config.learning_rate,
+            weights,
+            jit_compile=False,
+            negative_weights=negative_weights,
+        )
     return model, describe_strategy(strategy, policy)
+
+
+def _loss_weights(
+    config: RunConfig, data: TrainData
+) -> tuple[list[float] | None, list[float] | None]:
+    """The loss weights of ``--class-weights`` from the training labels, as
+    ``(class_weights, negative_weights)``: a one-class multi-label run (a detector) weights
+    positives against negatives (:func:`~modeling.models.balanced_binary_weights`), other runs
+    weight classes against each other (:func:`~modeling.models.balanced_class_weights`).
+
+    Raises
+    ------
+    ValueError
+        For a detector whose training clips are all positives or all negatives, naming the
+        split(s).
+    """
+    if not config.class_weights:
+        return None, None
+    dense = data.labels.dense(data.train_rows, config.num_classes)
+    if config.task != "multilabel" or config.num_classes != 1:
+        return balanced_class_weights(dense).tolist(), None
+    try:
+        positive, negative = balanced_binary_weights(dense)
+    except ValueError as error:
+        names = ", ".join(config.splits)
+        raise ValueError(
+            f"--class-weights on split {names}: {error}; train without --class-weights"
+        ) from None
+    return [positive], [negative]
 
 
 def _evaluate(model: keras.Model, config: RunConfig, data: TrainData) -> dict[str, Any] | None:
