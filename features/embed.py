@@ -510,7 +510,9 @@ def embed_dataset(
     the model's embeddings start afresh, with ``settings``' weights (see
     :func:`_drop_lost_embeddings`). Then what an interrupted run left in the embedding folders
     of ``splits`` is removed: shard files the manifest does not list and shard temporaries
-    (:func:`features.embedding_shards.remove_uncommitted_shards`).
+    (:func:`features.embedding_shards.remove_uncommitted_shards`). A run that embeds or drops
+    shards is recorded in the manifest's ``runs`` (stage ``embed:vggish``); one with nothing to
+    do records none, as with ingest.
 
     Parameters
     ----------
@@ -616,17 +618,32 @@ def embed_dataset(
                     if progress:
                         progress(n, len(todo))
         stage["completed"] = time.time()
+        summary = EmbedSummary(
+            run_id=run_id,
+            shards_done=len(todo),
+            shards_skipped=skipped,
+            clips=clips,
+            seconds=time.time() - started,
+            checkpoint_sha256=prov["checkpoint_sha256"],
+            pca_sha256=prov["pca_sha256"],
+            devices=devices,
+            short_clips=short,
+            dropped_shards=dropped_shards,
+            dropped=dropped,
+        )
+        if todo or dropped_shards:
+            manifest.runs.append(_run_record(summary, settings, names))
         save_manifest(store, manifest)
-    return EmbedSummary(
-        run_id=run_id,
-        shards_done=len(todo),
-        shards_skipped=skipped,
-        clips=clips,
-        seconds=time.time() - started,
-        checkpoint_sha256=prov["checkpoint_sha256"],
-        pca_sha256=prov["pca_sha256"],
-        devices=devices,
-        short_clips=short,
-        dropped_shards=dropped_shards,
-        dropped=dropped,
-    )
+    return summary
+
+
+def _run_record(summary: EmbedSummary, settings: EmbedSettings, splits: list[str]) -> dict:
+    """The manifest's record of an embed run, as ingest and import record theirs (``stage``,
+    the summary, the settings). Not :func:`pipelines.dataset_state.record_run`: the stage entry
+    it would write in place of embed's would lose the weights the embeddings were made with."""
+    return {
+        "stage": f"embed:{MODEL}",
+        **dataclasses.asdict(summary),
+        "splits": splits,
+        "config": dataclasses.asdict(settings),
+    }
