@@ -5,8 +5,9 @@
     OUT/saved_model/   the SavedModel: signature ``serving_default`` (and the function
                        ``serve``) taking one float32 tensor and returning float32 ``scores``
     OUT/classes.csv    the class map of the score columns (index,mid,display_name)
-    OUT/export.json    input name, shape, dtype and range; sample rate or frame rate; class
-                       count; output activation; weights digest; the run's configuration
+    OUT/export.json    input name, shape, dtype and range; sample rate and preparation of
+                       waveforms, or frame rate; class count; output activation; weights
+                       digest; the run's configuration
 
 The input is what the model was trained on, as float32: waveforms ``(B, T)`` in [-1, 1] at the
 run's sample rate (T the run's clip length; the log-mel front end is inside the model), or
@@ -14,6 +15,13 @@ quantized VGGish embeddings ``(B, F, 128)`` on their 0..255 scale (dequantized i
 model). The output is ``(B, C)`` probabilities: sigmoid per class for multi-label runs, softmax
 for single-label ones. Reload with ``tf.saved_model.load(OUT / "saved_model")`` and call
 ``.serve(x)`` or ``.signatures["serving_default"](<input name>=x)["scores"]``.
+
+A waveform is quantized inside the exported graph as ingest stores it and training reads it
+(:func:`quantize_waveform`), so float audio prepared as predict prepares a file (mono as the
+channel mean, resampled with soxr HQ to the sample rate) scores as predict scores that file;
+``input.preparation`` in export.json records these steps. Int16 samples go in divided by 32767
+(:func:`pipelines.audio.int16_to_float`), which the quantization leaves unchanged; divided by
+32768, as :func:`modeling.readers.to_float` does, those beyond 16384 would move by one step.
 
 The SavedModel is written under a temporary name beside its destination and renamed into
 place, so an interrupted export never leaves a half-written model at ``OUT/saved_model``; it
@@ -34,26 +42,70 @@ import keras
 import tensorflow as tf
 
 from modeling.evaluation import LoadedRun, load_run
+from modeling.readers import GRAPH_TRANSFORMS, to_float
 from modeling.runs import RunDir, check_out_dir, json_bytes, staged_files
+from pipelines.audio import INT16_SCALE
 
 SAVED_MODEL = "saved_model"
 EXPORT_JSON = "export.json"
 CLASSES_CSV = "classes.csv"
 OUTPUT_NAME = "scores"
+TO_FLOAT_DIVISOR = 32768  # modeling.readers.to_float's scale of int16 waveforms
+RESAMPLE_QUALITY = "HQ"  # pipelines.audio.int16_waveform's soxr recipe
+
+
+def quantize_waveform(x: tf.Tensor) -> tf.Tensor:
+    """Float audio as training reads it: :func:`pipelines.audio.float_to_int16`, then
+    :func:`modeling.readers.to_float`, in the graph.
+
+    Parameters
+    ----------
+    x : tf.Tensor [shape=(...), dtype=float32]
+
+    Returns
+    -------
+    tf.Tensor [shape=x.shape, dtype=float32]
+        ``rint(clip(x, -1, 1) * 32767) / 32768`` (ties to even); NaN becomes 0.
+    """
+    scale = tf.constant(INT16_SCALE, tf.float32)
+    scaled = x * scale
+    scaled = tf.where(tf.math.is_nan(scaled), tf.zeros_like(scaled), scaled)
+    quantized = tf.round(tf.clip_by_value(scaled, -scale, scale))  # tf.round: half to even
+    return GRAPH_TRANSFORMS[to_float](tf.cast(quantized, tf.int16))
+
+
+def waveform_preparation(sample_rate: int) -> dict[str, Any]:
+    """How audio must be prepared for a waveform export, and what its graph does to it."""
+    return {
+        "sample_rate": sample_rate,
+        "channels": "mono: mean of the channels",
+        "resampler": "soxr",
+        "resample_quality": RESAMPLE_QUALITY,
+        "quantization": {
+            "in_graph": True,
+            "clip": [-1.0, 1.0],
+            "nan": 0.0,
+            "scale": INT16_SCALE,
+            "rounding": "half_to_even",
+            "divisor": TO_FLOAT_DIVISOR,
+            "int16_input_divisor": INT16_SCALE,
+        },
+    }
 
 
 def serving_input(loaded: LoadedRun) -> dict[str, Any]:
-    """The exported model's input: ``name``, ``shape`` (None: any size), ``dtype``, ``range``."""
+    """The exported model's input: ``name``, ``shape`` (None: any size), ``dtype``, ``range``;
+    for waveforms also ``sample_rate`` and ``preparation`` (:func:`waveform_preparation`)."""
     config, model = loaded.config, loaded.model
     if config.input == "waveforms":
+        rate = int(config.model_kwargs.get("sample_rate") or model.get_layer("logmel").sample_rate)
         return {
             "name": "waveform",
             "shape": [None, model.input_shape[1]],
             "dtype": "float32",
             "range": [-1.0, 1.0],
-            "sample_rate": int(
-                config.model_kwargs.get("sample_rate") or model.get_layer("logmel").sample_rate
-            ),
+            "sample_rate": rate,
+            "preparation": waveform_preparation(rate),
         }
     return {
         "name": "embeddings",
@@ -138,6 +190,8 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
 
     def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        if config.input == "waveforms":
+            x = quantize_waveform(x)
         scores = model(tf.cast(x, model.inputs[0].dtype), training=False)
         return {OUTPUT_NAME: tf.cast(scores, tf.float32)}
 
