@@ -358,7 +358,8 @@ class RunDir:
         Raises
         ------
         FileNotFoundError
-            If the run has no weights of that kind yet.
+            If the run has no weights of that kind yet: the message says where a run with
+            checkpoints stopped and how to go on.
         """
         if which not in ("best", "last"):
             raise ValueError(f"weights must be 'best' or 'last', got {which!r}")
@@ -366,7 +367,20 @@ class RunDir:
         for name in names:
             if self.file(name).is_file():
                 return self.file(name)
-        raise FileNotFoundError(f"run {self.path} has no {' or '.join(names)}: has it trained?")
+        reason = self._no_weights_reason()
+        raise FileNotFoundError(f"run {self.path} has no {' or '.join(names)}: {reason}")
+
+    def _no_weights_reason(self) -> str:
+        """Why a run has no final weights: where it stopped and how to go on, if it started."""
+        step = self.trained_steps()
+        if not step:
+            return "has it trained?"
+        config = self.load_config()
+        best = ", or use --weights best" if self.file(BEST_WEIGHTS).is_file() else ""
+        return (
+            f"it stopped before its last step (checkpoints up to step {step} of {config.steps}): "
+            f"finish it with `audiomill train {config.dataset} --out {self.path} --resume`{best}"
+        )
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints, oldest first."""
