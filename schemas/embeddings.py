@@ -13,7 +13,8 @@ dataset            dtype, shape        meaning
 ``num_frames``     int32 (N,)          real frames (rows past it are zero)
 =================  ==================  ==========================================
 
-F is ``floor(clip_seconds / 0.96)`` for VGGish (10 for 10 s clips), D = 128. File attributes:
+F is the number of 96-frame examples the VGGish front end makes of a full clip, at least 1
+(10 for 10 s clips, 4 for 4.8 s: each needs 0.975 s), D = 128. File attributes:
 ``model``, ``checkpoint_sha256``, ``pca_sha256``, ``frontend`` (JSON of the front-end
 parameters), ``class_map_sha256``, ``schema_version``.
 

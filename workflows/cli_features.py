@@ -76,8 +76,9 @@ def embed(
     """VGGish embeddings for every waveform shard, one Dask task per shard, resumable.
 
     Embedding shards are row-aligned with the waveform shards (same index, same clip order) and
-    record the checkpoint and PCA digests. A clip keeps floor(seconds / 0.96) examples, one
-    zero-padded example when it has less audio than that. A GPU is used when TensorFlow sees one.
+    record the checkpoint and PCA digests. A clip keeps the 0.96 s examples the VGGish front end
+    makes of its audio (each needs 0.975 s), one zero-padded example when it has less audio than
+    that. A GPU is used when TensorFlow sees one.
     """
     with collection_paused():
         from features.embed import embed_dataset
@@ -114,7 +115,7 @@ def embed(
     if summary.dropped_shards:
         t.add_row("shards dropped (files gone)", str(summary.dropped_shards))
     t.add_row("clips", str(summary.clips))
-    t.add_row("clips under 0.96 s (one zero-padded example)", str(summary.short_clips))
+    t.add_row("clips under one 0.975 s example (zero-padded to one)", str(summary.short_clips))
     t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
     t.add_row("PCA sha256", summary.pca_sha256[:16])
     if summary.devices:
