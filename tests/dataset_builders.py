@@ -325,3 +325,35 @@ def damage_parquet_audio(path: Path, row: int) -> None:
         fields=list(audio.type),
     )
     pq.write_table(table.set_column(table.schema.get_field_index("audio"), "audio", damaged), path)
+
+
+def one_shard_dataset(
+    root: Path,
+    clips: list[tuple[np.ndarray, int]],
+    sample_rate: int,
+    clip_seconds: float,
+    ids: list[str],
+) -> Path:
+    """A dataset of classes ``a`` and ``b`` with one HDF5 train shard of ``clips`` (int16
+    waveforms of the clip length and their real sample counts), clip ``i`` labelled ``i % 2``.
+
+    The shard is written at ``root``'s side and committed into it, with its manifest entry.
+    """
+    store = DatasetStore(str(root))
+    cmap = ClassMap.from_names(["a", "b"])
+    store.write_bytes_atomic(CLASSES, cmap.to_csv_text().encode())
+    manifest = DatasetManifest(cmap.sha256, 2, sample_rate, clip_seconds, ["hdf5"])
+    rows = [ShardRow(c, c, (i % 2,), 0.0) for i, c in enumerate(ids)]
+    local = root.parent / f"{root.name}-shard.h5"
+    writer = HDF5ShardWriter(str(local), rows, num_samples=manifest.num_samples, num_classes=2,
+                             sample_rate=sample_rate)  # fmt: skip
+    for waveform, num_samples in clips:
+        writer.add(waveform, num_samples)
+    writer.close()
+    rec = store.commit_file(str(local), waveform_shard_path("train", 0, "hdf5"))
+    manifest.split("train").shards.append(
+        ShardEntry(0, len(ids), {"hdf5": ShardFile(rec.path, rec.sha256, rec.bytes)}, "run-1",
+                   hashlib.sha256("\n".join(ids).encode()).hexdigest())
+    )  # fmt: skip
+    save_manifest(store, manifest)
+    return root

@@ -3,7 +3,6 @@ slot below ``num_frames`` holds an example computed from the clip, every slot af
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import h5py
@@ -15,12 +14,10 @@ from features.embed import EmbedSettings, embed_dataset
 from features.vggish_frontend import one_example_samples, waveform_to_examples
 from features.vggish_seeded import write_seeded_vggish
 from pipelines.audio import prepare_clip
-from pipelines.dataset_state import load_manifest, save_manifest
-from pipelines.shard_writers import HDF5ShardWriter, ShardRow
+from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
-from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, waveform_shard_path
 from schemas.embeddings import read_embedding_hdf5
+from tests.dataset_builders import one_shard_dataset
 from tests.shared_data import FSDD_RECORDINGS, SHARED
 
 LIBRI = SHARED / "librosa_data" / "audio" / "libri1.hq.ogg"
@@ -45,29 +42,14 @@ def model(seeded: EmbedSettings):
 
 def waveform_dataset(root: Path, files: list[Path], sample_rate: int, clip_seconds: float) -> Path:
     """One train shard of ``files`` cut or zero-padded to ``clip_seconds``, as ingest does."""
-    store = DatasetStore(str(root))
-    cmap = ClassMap.from_names(["a", "b"])
-    store.write_bytes_atomic(CLASSES, cmap.to_csv_text().encode())
-    manifest = DatasetManifest(cmap.sha256, 2, sample_rate, clip_seconds, ["hdf5"])
     clips = [
         prepare_clip(f, target_sr=sample_rate, clip_seconds=clip_seconds, min_coverage=0.0)
         for f in files
     ]
     ids = [f"clip{i}_0" for i in range(len(files))]
-    rows = [ShardRow(c, c, (i % 2,), 0.0) for i, c in enumerate(ids)]
-    local = root.parent / f"{root.name}-shard.h5"
-    writer = HDF5ShardWriter(str(local), rows, num_samples=manifest.num_samples, num_classes=2,
-                             sample_rate=sample_rate)  # fmt: skip
-    for clip in clips:
-        writer.add(clip.waveform, clip.num_samples)
-    writer.close()
-    rec = store.commit_file(str(local), waveform_shard_path("train", 0, "hdf5"))
-    manifest.split("train").shards.append(
-        ShardEntry(0, len(ids), {"hdf5": ShardFile(rec.path, rec.sha256, rec.bytes)}, "run-1",
-                   hashlib.sha256("\n".join(ids).encode()).hexdigest())
-    )  # fmt: skip
-    save_manifest(store, manifest)
-    return root
+    return one_shard_dataset(
+        root, [(c.waveform, c.num_samples) for c in clips], sample_rate, clip_seconds, ids
+    )
 
 
 def expected_embeddings(waveform: np.ndarray, sample_rate: int, embedder) -> np.ndarray:

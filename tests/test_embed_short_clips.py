@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,10 @@ import features.embed_files as embed_files_module
 from features.embed import EmbedSettings, embed_dataset, embed_waveforms
 from features.embed_files import embed_file
 from features.vggish_frontend import one_example_samples, waveform_to_examples
-from pipelines.dataset_state import load_manifest, save_manifest
-from pipelines.shard_writers import HDF5ShardWriter, ShardRow
+from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
-from schemas.classmap import ClassMap
-from schemas.dataset import CLASSES, DatasetManifest, ShardEntry, ShardFile, waveform_shard_path
 from schemas.embeddings import read_embedding_hdf5
+from tests.dataset_builders import one_shard_dataset
 
 SR = 16000
 
@@ -70,25 +67,10 @@ def test_stored_clips_without_one_example_stay_empty():
 
 def _short_clip_dataset(root: Path) -> Path:
     """One split of 1 s clips at 16 kHz: 0.5 s, 1 s and 0.3 s of audio, zero-padded."""
-    store = DatasetStore(root)
-    cmap = ClassMap.from_names(["a", "b"])
-    store.write_bytes_atomic(CLASSES, cmap.to_csv_text().encode())
-    manifest = DatasetManifest(cmap.sha256, 2, SR, 1.0, ["hdf5"])
     lengths = [SR // 2, SR, int(0.3 * SR)]
     ids = [f"c{i}_0" for i in range(len(lengths))]
-    local = root / "shard.h5"
-    rows = [ShardRow(c, c, (i % 2,), 0.0) for i, c in enumerate(ids)]
-    writer = HDF5ShardWriter(str(local), rows, num_samples=SR, num_classes=2, sample_rate=SR)
-    for wave, n in zip(_tones(lengths, SR), lengths, strict=True):
-        writer.add(wave, n)
-    writer.close()
-    rec = store.commit_file(str(local), waveform_shard_path("train", 0, "hdf5"))
-    manifest.split("train").shards.append(
-        ShardEntry(0, len(ids), {"hdf5": ShardFile(rec.path, rec.sha256, rec.bytes)}, "run-1",
-                   hashlib.sha256("\n".join(ids).encode()).hexdigest())
-    )  # fmt: skip
-    save_manifest(store, manifest)
-    return root
+    clips = list(zip(_tones(lengths, SR), lengths, strict=True))
+    return one_shard_dataset(root, clips, SR, 1.0, ids)
 
 
 def fake_vggish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbedSettings:
