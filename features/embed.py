@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import io
 import logging
+import math
 import multiprocessing
 import os
 import socket
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MODEL = "vggish"
 EXAMPLE_SECONDS = 0.96
+WIDTH_KEY = "frames_per_clip"
+"""The stage entry's record of the example slots per clip (F) of the shards embed made."""
 CHUNK_CLIPS = 32
 
 _EMBEDDERS: dict[tuple, object] = {}
@@ -109,7 +112,8 @@ class EmbedSummary:
     zero-padded example each."""
     dropped_shards: int = 0
     """Embedding shards the manifest listed whose files were gone or not at their committed
-    size (or whose model folder was deleted): dropped from the manifest, embedded again."""
+    size (or whose model folder was deleted), or that embed made with another number of example
+    slots per clip: dropped from the manifest, embedded again."""
     dropped: list[str] = dataclasses.field(default_factory=list)
     """What was dropped from the manifest at the start, one line each (also logged)."""
 
@@ -472,6 +476,73 @@ def _drop_lost_embeddings(
     return count, lines
 
 
+def _width_to_replace(manifest: DatasetManifest, frames: int) -> int | None:
+    """Example slots per clip of the shards the model's embed runs made, when they are to be
+    embedded afresh at ``frames``: the width the stage entry records when it is not ``frames``,
+    or, for runs before widths were recorded, ``floor(seconds / 0.96)`` when that is more than
+    ``frames`` (its extra slot an all-zero frame counted as real); None otherwise."""
+    stage = manifest.stages.get(f"embed:{MODEL}")
+    if stage is None:
+        return None
+    if WIDTH_KEY in stage:
+        return None if stage[WIDTH_KEY] == frames else stage[WIDTH_KEY]
+    before = math.floor(manifest.clip_seconds / EXAMPLE_SECONDS + 1e-9)
+    return before if before > frames else None
+
+
+def _drop_other_width_embeddings(
+    store: DatasetStore, manifest: DatasetManifest, frames: int
+) -> tuple[dict[str, list[ShardEntry]], list[str]]:
+    """Drop from ``manifest`` the model's embedding shards of waveform splits when embed made
+    them with another number of example slots per clip than ``frames``
+    (:func:`_width_to_replace`).
+
+    Before embed followed the front end's count, it kept ``floor(seconds / 0.96)`` slots, one
+    more than the front end makes at clip lengths at or just above a multiple of 0.96 s: an
+    all-zero frame counted as real. Such shards cannot share the model's embeddings with new
+    ones, so they are all embedded afresh; imported embeddings (splits without waveforms) stay.
+
+    Parameters
+    ----------
+    store : DatasetStore
+    manifest : DatasetManifest
+        Changed in place; the caller saves it, then removes the dropped shards' files.
+    frames : int
+        The slots per clip embed keeps now (:func:`frames_per_clip`).
+
+    Returns
+    -------
+    dict
+        The dropped shards by split; empty when there are none to replace.
+    list of str
+        One line saying what was dropped and why; empty when nothing was.
+    """
+    had = _width_to_replace(manifest, frames)
+    if had is None:
+        return {}, []
+    dropped = {}
+    for name, entry in sorted(manifest.embeddings.get(MODEL, {}).items()):
+        if entry.shards and name in manifest.splits and manifest.splits[name].shards:
+            dropped[name], entry.shards = entry.shards, []
+    if not dropped:
+        return {}, []
+    count = sum(len(shards) for shards in dropped.values())
+    return dropped, [
+        f"the dataset's {MODEL} embeddings keep {had} example slots per clip, not the {frames} "
+        f"the front end makes of {manifest.clip_seconds:g} s clips: dropped their {count} "
+        f"shard(s) (splits {', '.join(f'{name}: {len(s)}' for name, s in dropped.items())}) "
+        f"from {store.url(f'embeddings/{MODEL}')} and the manifest, to embed afresh"
+    ]
+
+
+def _remove_shard_files(store: DatasetStore, shards: dict[str, list[ShardEntry]]) -> None:
+    """Delete the files of ``shards`` (by split), once the manifest no longer lists them."""
+    for entries in shards.values():
+        for shard in entries:
+            for f in shard.files.values():
+                store.remove(f.path)
+
+
 def _absolute(path: str) -> str:
     """``path`` as workers in any working directory find it, as the dataset's is: a local path
     made absolute here, an fsspec URL as it is."""
@@ -508,11 +579,13 @@ def embed_dataset(
     Embedding shards whose files were deleted (or are not at their committed size) are first
     dropped from the manifest and embedded again; when ``embeddings/vggish`` is gone altogether
     the model's embeddings start afresh, with ``settings``' weights (see
-    :func:`_drop_lost_embeddings`). Then what an interrupted run left in the embedding folders
-    of ``splits`` is removed: shard files the manifest does not list and shard temporaries
-    (:func:`features.embedding_shards.remove_uncommitted_shards`). A run that embeds or drops
-    shards is recorded in the manifest's ``runs`` (stage ``embed:vggish``); one with nothing to
-    do records none, as with ingest.
+    :func:`_drop_lost_embeddings`), as they do when embed made them with another number of
+    example slots per clip than it keeps now (:func:`_drop_other_width_embeddings`); the number
+    it keeps is recorded in the stage entry. Then what an interrupted run left in the embedding
+    folders of ``splits`` is removed: shard files the manifest does not list and shard
+    temporaries (:func:`features.embedding_shards.remove_uncommitted_shards`). A run that embeds
+    or drops shards is recorded in the manifest's ``runs`` (stage ``embed:vggish``); one with
+    nothing to do records none, as with ingest.
 
     Parameters
     ----------
@@ -566,12 +639,17 @@ def embed_dataset(
                 f"no waveform split(s) {unknown}; the dataset has {sorted(manifest.splits)}"
             )
         dropped_shards, dropped = _drop_lost_embeddings(store, manifest, names)
+        frames = frames_per_clip(manifest.clip_seconds)
+        other_width, width_lines = _drop_other_width_embeddings(store, manifest, frames)
+        dropped_shards += sum(len(shards) for shards in other_width.values())
+        dropped += width_lines
         prov = _provenance(settings)
         _check_provenance(manifest, prov)
         _check_formats(manifest, settings.formats)
-        stage = {"run_id": run_id, "provenance": prov, "completed": None}
+        stage = {"run_id": run_id, "provenance": prov, WIDTH_KEY: frames, "completed": None}
         manifest.stages[f"embed:{MODEL}"] = stage
         save_manifest(store, manifest)
+        _remove_shard_files(store, other_width)
         for line in dropped:
             log.warning("%s", line)
         for split in names:
