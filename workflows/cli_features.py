@@ -113,7 +113,7 @@ def embed(
     t.add_row("shards embedded", str(summary.shards_done))
     t.add_row("shards already done", str(summary.shards_skipped))
     if summary.dropped_shards:
-        t.add_row("shards dropped (files gone)", str(summary.dropped_shards))
+        t.add_row("shards dropped (files gone or another frame count)", str(summary.dropped_shards))
     t.add_row("clips", str(summary.clips))
     t.add_row("clips under one 0.975 s example (zero-padded to one)", str(summary.short_clips))
     t.add_row("checkpoint sha256", summary.checkpoint_sha256[:16])
