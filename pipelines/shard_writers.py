@@ -28,6 +28,7 @@ from schemas.shards import (
     PARQUET_WAVEFORM_SCHEMA,
     WAVEFORM_SCHEMA_VERSION,
     flac_bytes,
+    huggingface_metadata,
 )
 
 DATA_ALIGN = 4096
@@ -267,6 +268,7 @@ class ParquetShardWriter:
         schema = PARQUET_WAVEFORM_SCHEMA.with_metadata(
             {
                 **PARQUET_WAVEFORM_SCHEMA.metadata,
+                **huggingface_metadata(sample_rate),
                 **{k.encode(): str(v).encode() for k, v in (metadata or {}).items()},
             }
         )

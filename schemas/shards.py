@@ -19,12 +19,14 @@ File attributes: ``sample_rate`` (int32), ``clip_seconds``, ``schema_version``,
 
 Parquet: one row per clip with :data:`PARQUET_WAVEFORM_SCHEMA`; ``audio`` is a struct of
 ``bytes`` (a FLAC file) and ``path`` (the clip's name), the layout Hugging Face ``datasets``
-reads as its ``Audio`` feature. Row groups hold about 100 clips for streaming reads.
+reads as its ``Audio`` feature, which the schema metadata's ``huggingface`` entry
+(:func:`huggingface_metadata`) names. Row groups hold about 100 clips for streaming reads.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -55,14 +57,52 @@ PARQUET_WAVEFORM_SCHEMA = pa.schema(
         pa.field("source_sample_rate", pa.int32()),
         pa.field("source_channels", pa.int32()),
         pa.field("delivered_seconds", pa.float64()),
+        # Nullable: datasets takes the Audio feature only for a field equal to the one it makes.
         pa.field(
-            "audio",
-            pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())]),
-            nullable=False,
+            "audio", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
         ),
     ],
     metadata={b"audiomill.table": b"waveforms", b"audiomill.schema_version": b"1"},
 )
+
+
+def _value(dtype: str) -> dict:
+    """A ``datasets`` ``Value`` feature as ``Features.to_dict`` writes it."""
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def huggingface_metadata(sample_rate: int) -> dict[bytes, bytes]:
+    """The ``huggingface`` schema metadata entry of a Parquet waveform shard, as ``datasets``
+    writes it in its own Parquet files, so that it reads ``audio`` as ``Audio`` at
+    ``sample_rate`` and the other columns as the types it infers from them anyway.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The dataset's sample rate, that of the stored FLAC: ``datasets`` resamples only a
+        file at another rate.
+
+    Returns
+    -------
+    dict
+        ``{b"huggingface": JSON {"info": {"features": {column: feature}}}}``, one feature per
+        column of :data:`PARQUET_WAVEFORM_SCHEMA`, in its order; ``labels`` is a
+        ``Sequence``, which ``datasets`` 3 reads and later versions read as a ``List``.
+    """
+    features = {
+        "clip_id": _value("string"),
+        "audio_name": _value("string"),
+        "labels": {"feature": _value("int32"), "_type": "Sequence"},
+        "start_s": _value("float64"),
+        "num_samples": _value("int64"),
+        "sample_rate": _value("int32"),
+        "source": _value("string"),
+        "source_sample_rate": _value("int32"),
+        "source_channels": _value("int32"),
+        "delivered_seconds": _value("float64"),
+        "audio": {"sampling_rate": sample_rate, "_type": "Audio"},
+    }
+    return {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
 
 
 @dataclass
