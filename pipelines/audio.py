@@ -60,6 +60,14 @@ MAX_TARGET_SAMPLE_RATE = 384000
 FFMPEG_TIMEOUT_S = 300.0
 """Longest an ffmpeg decode may run before the clip is failed."""
 
+SECTION_TS_OFFSET_S = 10
+"""Seconds added to every timestamp of a fetched section (:func:`decode_section`): NUT stores
+no negative timestamp, and the packets before a source's first sample have them (an MP3's
+encoder delay, Opus pre-skip, AAC priming: each well under a second)."""
+
+NUT_SYNCPOINT = bytes.fromhex("4e4be4adeeca4569")
+"""The start code NUT writes before the first frame (and then every few frames)."""
+
 Decoder = Literal["soundfile", "ffmpeg"]
 
 
@@ -114,12 +122,13 @@ class PreparedClip:
     source_format : str
         ``DecodedAudio.format`` of the file.
     delivered_seconds : float
-        Duration decoded from the file (for a section download: before early-start trimming).
+        Duration decoded of what was requested (for a precut file: of the whole file, before
+        early-start trimming).
     requested_seconds : float
         Duration asked for: ``end_s - start_s``, or the file's own duration capped at the clip
         length.
     early_start_trimmed_s : float
-        Seconds dropped from the start of a section that began early; 0 otherwise.
+        Seconds dropped from the start of a precut file longer than requested; 0 otherwise.
     stats : dict[str, float]
         :func:`clip_stats` of the resampled audio before padding, its peak and clipping
         measured on the decoded file's samples.
@@ -187,11 +196,61 @@ def decode(
     audio = _decode_ffmpeg(path, start_s, end_s)
     if len(audio.samples):
         return audio
+    raise _no_frames(path, start_s)
+
+
+def decode_section(path: str | os.PathLike[str], start_s: float, end_s: float) -> DecodedAudio:
+    """Decode ``[start_s, end_s)`` of a fetched section, on its source's timeline.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A NUT file of packets stream-copied from the source with their timestamps, shifted
+        by :data:`SECTION_TS_OFFSET_S` (as :func:`pipelines.fetch.fetch_media` writes one),
+        from before ``start_s`` (which primes a lossy decoder) to past ``end_s``.
+    start_s, end_s : float
+        Bounds of the cut, in seconds of the source. The cut is that of :func:`decode` on the
+        whole source: frames ``round(start_s * sr)`` up to ``round(end_s * sr)``.
+
+    Returns
+    -------
+    DecodedAudio
+        At least one frame of audio; fewer than asked where the source ends before ``end_s``.
+
+    Raises
+    ------
+    ClipFailure
+        As :func:`decode`: ``TOO_SHORT`` when the source has no audio at or after ``start_s``.
+    """
+    path = Path(path)
+    if not holds_nut_frames(path):
+        raise _no_frames(path, start_s)
+    bounds = f"start={start_s + SECTION_TS_OFFSET_S:.6f}:end={end_s + SECTION_TS_OFFSET_S:.6f}"
+    audio = _run_ffmpeg(path, ["-copyts"], f"atrim={bounds}")
+    if len(audio.samples):
+        return audio
+    raise _no_frames(path, start_s)
+
+
+def holds_nut_frames(path: str | os.PathLike[str]) -> bool:
+    """Whether the NUT file ``path`` holds a frame (a section past the source's end holds none,
+    and ffmpeg cannot open it)."""
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if NUT_SYNCPOINT in tail + chunk:
+                return True
+            tail = chunk[1 - len(NUT_SYNCPOINT) :]
+    return False
+
+
+def _no_frames(path: Path, start_s: float | None) -> ClipFailure:
+    """The failure of a decode of ``path`` from ``start_s`` that gave no frame."""
     if start_s:
-        raise ClipFailure(
+        return ClipFailure(
             FailureReason.TOO_SHORT, f"{path}: no audio at or after start_s={start_s:.3f} s"
         )
-    raise ClipFailure(FailureReason.DECODE_ERROR, f"{path}: decoded to 0 frames")
+    return ClipFailure(FailureReason.DECODE_ERROR, f"{path}: decoded to 0 frames")
 
 
 _INTEGER_READS = {
@@ -272,17 +331,25 @@ _AUDIO_RE = re.compile(r"Stream #0:\d+\S*: Audio: (\w+)")
 
 
 def _decode_ffmpeg(path: Path, start_s: float | None, end_s: float | None) -> DecodedAudio:
+    if not start_s and end_s is None:
+        return _run_ffmpeg(path, [], None)
+    # Not ``-ss``: in mp4/aac its seek lands up to a packet late. Decoding from the first
+    # sample and trimming in the filter graph is sample-exact and stops at ``end_s``.
+    bounds = [f"start={start_s:.6f}"] if start_s else []
+    bounds += [f"end={end_s:.6f}"] if end_s is not None else []
+    return _run_ffmpeg(path, [], f"asetpts=PTS-STARTPTS,atrim={':'.join(bounds)}")
+
+
+def _run_ffmpeg(path: Path, input_options: list[str], audio_filter: str | None) -> DecodedAudio:
+    """Decode the first audio stream of ``path`` with ffmpeg, opened with ``input_options`` and
+    filtered by ``audio_filter``."""
     from pipelines.ffmpeg import ffmpeg_executable
 
     # "file:" stops a hostile name (``concat:...``, ``-x``) from being read as a protocol or option.
     cmd = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-nostats", "-v", "info"]
-    cmd += ["-i", f"file:{path.resolve()}", "-map", "0:a:0"]
-    if start_s or end_s is not None:
-        # Not ``-ss``: in mp4/aac its seek lands up to a packet late. Decoding from the first
-        # sample and trimming in the filter graph is sample-exact and stops at ``end_s``.
-        bounds = [f"start={start_s:.6f}"] if start_s else []
-        bounds += [f"end={end_s:.6f}"] if end_s is not None else []
-        cmd += ["-af", f"asetpts=PTS-STARTPTS,atrim={':'.join(bounds)}"]
+    cmd += [*input_options, "-i", f"file:{path.resolve()}", "-map", "0:a:0"]
+    if audio_filter is not None:
+        cmd += ["-af", audio_filter]
     cmd += ["-c:a", "pcm_f32le", "-f", "wav", "-"]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
@@ -357,10 +424,11 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, quality: str = "HQ
 def trim_early_start(
     x: np.ndarray, sr: float, requested_s: float, tolerance_s: float = 0.05
 ) -> tuple[np.ndarray, float]:
-    """Drop the excess from the start of a section that began early.
+    """Drop the excess from the start of a precut file longer than requested.
 
-    Section downloads cut at a keyframe before the requested start, so they deliver more than
-    requested with the end in about the right place.
+    A precut file (a clip cut from its source beforehand, as PANNs' ``Y<YTID>.wav``) has no
+    timestamps to say where it sits on its source's timeline; a cut made at a keyframe before
+    the requested start holds more than requested with the end in about the right place.
 
     Parameters
     ----------
@@ -561,12 +629,13 @@ def prepare_clip(
     start_s: float | None = None,
     end_s: float | None = None,
     sectioned: bool = False,
+    timestamped: bool = False,
     min_coverage: float = 0.9,
 ) -> PreparedClip:
     """Turn one fetched file into a fixed-length mono int16 clip.
 
-    Decode -> (trim an early start) -> check coverage -> downmix -> resample -> stats ->
-    pad or trim to ``target_sr * clip_seconds`` -> int16.
+    Decode -> (trim an early start of a precut file) -> check coverage -> downmix -> resample
+    -> stats -> pad or trim to ``target_sr * clip_seconds`` -> int16.
 
     Parameters
     ----------
@@ -581,8 +650,11 @@ def prepare_clip(
         from ``start_s`` (or the beginning) are read and the file's own duration, so capped, is
         what is requested.
     sectioned : bool
-        The file already holds only ``[start_s, end_s)`` (a section download), possibly starting
-        early: it is read whole and trimmed at the start to ``end_s - start_s``. Needs ``end_s``.
+        The file is precut to ``[start_s, end_s)`` of its source, possibly starting early: it
+        is read whole and trimmed at the start to ``end_s - start_s``. Needs ``end_s``.
+    timestamped : bool
+        The file is a fetched section with its source's timestamps: :func:`decode_section`
+        cuts ``[start_s, end_s)`` on the source's timeline. Needs both bounds.
     min_coverage : float
         Smallest accepted fraction of the requested duration.
 
@@ -597,9 +669,14 @@ def prepare_clip(
         is past the end, or the audio is too short to hold a sample at ``target_sr``; otherwise
         as :func:`decode`.
     ValueError
-        If ``sectioned`` is set without ``end_s``, or the bounds are invalid.
+        If ``sectioned`` is set without ``end_s``, ``timestamped`` without both bounds, or the
+        bounds are invalid.
     """
-    if sectioned:
+    if timestamped:
+        if start_s is None or end_s is None:
+            raise ValueError("a timestamped section needs start_s and end_s")
+        decoded = decode_section(path, start_s, end_s)
+    elif sectioned:
         if end_s is None:
             raise ValueError("a sectioned file needs end_s to know the requested duration")
         decoded = decode(path)

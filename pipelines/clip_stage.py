@@ -92,7 +92,8 @@ def prepare_item(item: dict, settings: ClipSettings, workdir: str) -> dict:
             clip_seconds=settings.clip_seconds,
             start_s=item["start_s"],
             end_s=item["end_s"],
-            sectioned=media.sectioned or (precut and item["end_s"] is not None),
+            sectioned=precut and item["end_s"] is not None,
+            timestamped=media.sectioned,
             min_coverage=settings.min_coverage,
         )
     except ClipFailure as exc:

@@ -31,6 +31,7 @@ from typing import Any
 
 import fsspec
 
+from pipelines.audio import SECTION_TS_OFFSET_S, holds_nut_frames
 from pipelines.byte_ranges import ask_first_byte, serves_sections
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
 from pipelines.ratelimit import RateLimiter, backoff_delay
@@ -80,6 +81,18 @@ _FFMPEG_REASONS = {
     234: (FailureReason.DECODE_ERROR, "ffmpeg cannot copy the section's streams"),
 }
 
+SECTION_MARGIN_S = 1.0
+"""Seconds fetched either side of a section: the packets before ``start_s`` prime a lossy
+decoder, and ffmpeg's ``-t`` stops at a packet, so the end lies inside what is fetched."""
+
+SECTION_OUTPUT_OPTIONS = [
+    "-copyts", "-start_at_zero", "-avoid_negative_ts", "disabled",
+    "-output_ts_offset", str(SECTION_TS_OFFSET_S), "-f", "nut",
+]  # fmt: skip
+"""ffmpeg's output options for a section (after yt-dlp's own ``-f``): keep each packet's
+timestamp on the source's timeline, as :func:`pipelines.audio.decode_section` reads it, in
+NUT, which stores it exactly in the stream's own time base (Matroska rounds it to 1 ms)."""
+
 
 @dataclass(frozen=True)
 class FetchRequest:
@@ -118,7 +131,8 @@ class FetchOptions:
     cookies : str or None
         A Netscape cookies file passed to yt-dlp.
     exact_cuts : bool
-        Re-encode sections so they start exactly at ``start_s`` (slower than stream copy).
+        Re-encode sections, losslessly, rather than stream-copy them (slower, and a section is
+        cut to the sample either way).
     limiter_state : str or None
         The rate limiter's state file; ``<cache>/ratelimit.state`` when None.
     storage_options : dict or None
@@ -157,10 +171,11 @@ class FetchedMedia:
     bytes : int
         Size of ``path``.
     sectioned : bool
-        The downloader already cut ``[start_s, end_s]`` by stream copy: do not cut again, but it
-        may start early and end late by one codec frame or page (FLAC 4096 samples, Ogg up to
-        ~1 s at low rates), MP3 ~20 ms late, and header durations may be wrong (FLAC keeps the
-        source's): measure the decoded length, and expect it can even be empty.
+        ``path`` is a section: a NUT file of the source's packets from up to
+        :data:`SECTION_MARGIN_S` before ``start_s`` (or from the source's start) to as far past
+        ``end_s``, stream-copied with their timestamps, for
+        :func:`pipelines.audio.decode_section` to cut exactly; it holds no frame where the
+        source ends before that.
     local : bool
         ``path`` is the user's original file: never delete it.
     """
@@ -340,7 +355,7 @@ class _QuietLogger:
 
 
 def _ytdlp_params(
-    workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
+    workdir: Path, stem: str, fetched: tuple[float, float] | None, options: FetchOptions
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "format": "bestaudio/best",
@@ -368,12 +383,21 @@ def _ytdlp_params(
     }
     if options.cookies:
         params["cookiefile"] = options.cookies
-    if section is not None:
+    if fetched is not None:
         from yt_dlp.utils import download_range_func
 
-        params["download_ranges"] = download_range_func(None, [section])
+        params["outtmpl"] = {"default": str(workdir / f"{stem}.nut")}
+        params["download_ranges"] = download_range_func(None, [fetched])
         params["force_keyframes_at_cuts"] = options.exact_cuts
+        params["external_downloader_args"]["ffmpeg_o"] += _section_output_options(options)
     return params
+
+
+def _section_output_options(options: FetchOptions) -> list[str]:
+    """ffmpeg's output options for a section; exact cuts, which re-encode, re-encode losslessly
+    (NUT's own default is Vorbis)."""
+    codec = ["-c:a", "pcm_f32le"] if options.exact_cuts else []
+    return [*codec, *SECTION_OUTPUT_OPTIONS]
 
 
 def _download_http(
@@ -382,9 +406,15 @@ def _download_http(
     """Download ``url`` through yt-dlp: ``section`` alone where the server can serve it (see
     :mod:`pipelines.byte_ranges`), else the whole file, to be cut when decoded; and whether
     the file is the section."""
-    if section is not None and not _sections_served(url, options):
-        section = None
-    return _download_ytdlp(url, workdir, stem, section, options), section is not None
+    if section is None or not _sections_served(url, options):
+        return _download_ytdlp(url, workdir, stem, None, options), False
+    start, end = max(0.0, section[0] - SECTION_MARGIN_S), section[1] + SECTION_MARGIN_S
+    path = _download_ytdlp(url, workdir, stem, (start, end), options)
+    if start > 0 and not holds_nut_frames(path):
+        # Past the source's end, or ffmpeg's seek failed inside a long first frame (FLAC at
+        # 2 kHz, 2 s a frame): read from the start to tell.
+        path = _download_ytdlp(url, workdir, stem, (0.0, end), options)
+    return path, True
 
 
 def _sections_served(url: str, options: FetchOptions) -> bool:
@@ -491,8 +521,10 @@ def _cookie_jar(path: str) -> http.cookiejar.CookieJar:
 
 
 def _download_ytdlp(
-    url: str, workdir: Path, stem: str, section: tuple[float, float] | None, options: FetchOptions
+    url: str, workdir: Path, stem: str, fetched: tuple[float, float] | None, options: FetchOptions
 ) -> Path:
+    """Download ``url``, or the ``fetched`` range of it as a timestamped section, to a file in
+    ``workdir`` named ``stem`` and the format's extension."""
     import yt_dlp  # imported here: workers that only read local files never need it
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
@@ -500,7 +532,7 @@ def _download_ytdlp(
     # FFmpegFD.available() ignores the ffmpeg_location param and reads this context variable.
     FFmpegPostProcessor._ffmpeg_location.set(ffmpeg_dir())
     try:
-        with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, section, options)) as ydl:
+        with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, fetched, options)) as ydl:
             info = ydl.extract_info(url, download=True)
     except yt_dlp.utils.YoutubeDLError as error:
         raise _download_failure(url, error, options) from error
