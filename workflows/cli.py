@@ -117,7 +117,11 @@ def ingest(
         str | None, typer.Option(help="Netscape cookies file for yt-dlp (sign-in walls).")
     ] = None,
     exact_cuts: Annotated[
-        bool, typer.Option(help="Re-encode at section cuts (exact start, slower).")
+        bool,
+        typer.Option(
+            help="Re-encode fetched sections losslessly instead of copying their packets "
+            "(slower; sections are cut to the sample either way)."
+        ),
     ] = False,
     min_coverage: Annotated[
         float, typer.Option(help="Fraction of the requested duration a clip must deliver.")
