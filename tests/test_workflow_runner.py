@@ -216,7 +216,7 @@ vars:
   nothing: null
 stages:
   - name: info
-    command: dataset info
+    command: predict
     args: ["${sub}/x", "$${literal}", "${env:WF_TEST_VALUE}", "${n}-${flag}"]
     options: {json: "${flag}"}
   - name: ingest
@@ -240,7 +240,7 @@ def test_substitution_types_flags_and_overrides(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("WF_TEST_VALUE", "from-env")
     path = write(tmp_path, SUBST)
     info, ingest, py = plan_of(path).stages
-    assert info.argv == ("dataset", "info", "out/sub/x", "${literal}", "from-env", "3-false")
+    assert info.argv == ("predict", "out/sub/x", "${literal}", "from-env", "3-false")
     assert ingest.argv == (
         "ingest", "--segments", "out/seg.csv", "--out", "out/ds", "--workers", "3",
         "--no-precut", "--exact-cuts", "--retry-reason", "a", "--retry-reason", "b",
@@ -249,8 +249,7 @@ def test_substitution_types_flags_and_overrides(tmp_path: Path, monkeypatch):
     assert py.kwargs == {"counter": "out/c", "root": "out/r", "clips": 3}
 
     again = plan_of(path, work="/w", n="5", flag="yes").stages
-    assert again[0].argv == ("dataset", "info", "--json", "/w/sub/x", "${literal}", "from-env",
-                             "5-true")  # fmt: skip
+    assert again[0].argv == ("predict", "--json", "/w/sub/x", "${literal}", "from-env", "5-true")
     assert again[2].kwargs == {"counter": "/w/c", "root": "/w/r", "clips": 5}
     assert again[1].digest != ingest.digest and again[2].digest != py.digest
     assert plan_of(path).stages[1].digest == ingest.digest

@@ -27,6 +27,7 @@ from workflows.workflow_schema import (
     Stage,
     Workflow,
     WorkflowError,
+    args_problem,
     entries,
     find_command,
     option_param,
@@ -317,10 +318,10 @@ def _resolve_stage(
         for opt in stage.options:
             param = option_param(command, opt.key) if command is not None else None
             argv += _option_words(wf, stage, opt, param, variables.resolve(opt.node))
-        for node in stage.args.value if stage.args is not None else ():
-            value = variables.resolve(node)
-            if value is not None:
-                argv.append(as_text(value))
+        args = _args(stage, variables)
+        if command is not None:
+            _check_args(wf, stage, command, args)
+        argv += args
         payload: dict[str, Any] = {"command": argv}
     else:
         kwargs = {e.key: variables.resolve(e.node) for e in stage.kwargs}
@@ -335,6 +336,21 @@ def _resolve_stage(
         digest=digest,
         inputs=_inputs(wf, stage, variables, root),
     )
+
+
+def _args(stage: Stage, variables: Variables) -> list[str]:
+    """The stage's positional ``args`` as command-line words (null values left out)."""
+    values = [variables.resolve(n) for n in (stage.args.value if stage.args is not None else ())]
+    return [as_text(value) for value in values if value is not None]
+
+
+def _check_args(wf: Workflow, stage: Stage, command: Command, args: list[str]) -> None:
+    """Refuse, at the stage's ``args`` (or its first line), more or fewer positional values
+    than ``command`` takes (see :func:`workflows.workflow_schema.args_problem`)."""
+    problem = args_problem(command, len(args))
+    if problem is not None:
+        where = stage.args if stage.args is not None else stage.line
+        raise wf.error(f"stage {stage.name!r}: {problem}", where)
 
 
 def _option_words(

@@ -495,6 +495,37 @@ def option_param(command: Command, key: str) -> Option:
     raise LookupError(f"unknown option {key!r} for {command.name!r} (options: {known})")
 
 
+def args_problem(command: Command, given: int) -> str | None:
+    """Why ``command`` would refuse ``given`` positional values, or None when it takes them.
+
+    Returns
+    -------
+    str or None
+        The number of values the command's arguments take and their names, e.g. ``'evaluate'
+        takes 2 args (RUN DATASET), got 1``.
+    """
+    arguments = [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
+    least = sum(max(p.nargs, 1) for p in arguments if p.required)
+    variadic = any(p.nargs == -1 for p in arguments)
+    most = sum(max(p.nargs, 0) for p in arguments)
+    if least <= given and (variadic or given <= most):
+        return None
+    if variadic:
+        count = f"at least {least}"
+    elif least == most:
+        count = str(least)
+    else:
+        count = f"{least} to {most}"
+    noun = "arg" if count == "1" else "args"
+    names = " ".join(_argument_name(p) for p in arguments) or "none"
+    return f"{command.name!r} takes {count} {noun} ({names}), got {given}"
+
+
+def _argument_name(param: Option) -> str:
+    name = param.name.upper() + ("..." if param.nargs == -1 else "")
+    return name if param.required else f"[{name}]"
+
+
 def value_problem(param: Option, text: str) -> str | None:
     """Why ``param`` would refuse ``text`` (one value of the option, as on the command line), or
     None when it takes it.
