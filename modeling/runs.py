@@ -18,6 +18,10 @@ last complete checkpoint. A run started over in the same directory keeps the run
 finished run: then the finished run stays and the unfinished one is deleted. Only a run is ever
 moved there or deleted from there.
 
+A process training a run holds its lock (:meth:`RunDir.locked`: an ``flock`` of the hidden file
+``.RUN.lock`` beside it, which the system releases when the process ends, however it ends), and
+a run locked by another process is neither trained, moved nor deleted.
+
 :func:`check_out_dir` is the one check of the folders that ``train``, ``sweep``, ``evaluate``
 and ``export`` write: none writes into a dataset (its folder or any folder inside it), where
 it would mix with what a folder already holds, or where it cannot write (refused before any
@@ -27,6 +31,7 @@ work; a write failing later is one line too: :func:`out_error_line`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -49,6 +54,7 @@ HISTORY = "history.jsonl"
 LOGS = "logs"
 SUMMARY = "summary.json"
 PREVIOUS_SUFFIX = ".previous"
+LOCK_SUFFIX = ".lock"
 SWEEP_JSON = "sweep.json"
 OUT_KINDS = ("run", "sweep", "output")
 INPUTS = ("embeddings", "waveforms")
@@ -234,6 +240,78 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_atomic(path, json_bytes(obj))
 
 
+class LockedError(OSError):
+    """Another process holds the lock :func:`process_lock` was asked for; the message says whose."""
+
+
+_HELD_LOCKS: set[Path] = set()
+"""The lock files this process holds (:func:`process_lock`)."""
+
+
+@contextlib.contextmanager
+def process_lock(path: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Keep every other process off while the block runs, with an ``flock`` of the file ``path``.
+
+    The system releases an ``flock`` when its process ends, however it ends, so a lock file left
+    by a killed process blocks nothing. The file (and its folder) is made when missing and
+    removed on release. A lock this process holds already is taken again at once.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The lock file.
+    busy : str
+        The message of the :class:`LockedError` raised when another process holds the lock.
+
+    Raises
+    ------
+    LockedError
+        When another process holds the lock.
+    OSError
+        When the lock file cannot be made.
+    """
+    path = Path(path).absolute()
+    if path in _HELD_LOCKS:
+        yield
+        return
+    fd = _take_lock(path)
+    if fd is None:
+        raise LockedError(busy)
+    _HELD_LOCKS.add(path)
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.discard(path)
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _take_lock(path: Path) -> int | None:
+    """A descriptor of the file ``path`` holding its ``flock``; None when another process holds
+    it. A file its holder removed as we opened it is left for the one now at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if _names_file(path, fd):
+            return fd
+        os.close(fd)
+
+
+def _names_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open at ``fd``."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 @dataclass(frozen=True)
 class SetAside:
     """What :meth:`RunDir.set_aside` did with a run started over.
@@ -298,6 +376,27 @@ class RunDir:
         return self.path.with_name(self.path.name + PREVIOUS_SUFFIX)
 
     @property
+    def lock_path(self) -> Path:
+        """The run's lock file: hidden, beside the run (``.RUN.lock``), so that it is no part of
+        the run and stays where it is when the run is moved aside."""
+        path = self.path.absolute()
+        return path.with_name(f".{path.name}{LOCK_SUFFIX}")
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Keep other processes from training, moving or deleting the run while the block runs.
+
+        Raises
+        ------
+        LockedError
+            On entry, when another process holds the run's lock.
+        """
+        busy = (
+            f"run {self.path} is in use: another process is training it; wait for it to end "
+            "or choose another --out"
+        )
+        return process_lock(self.lock_path, busy)
+
+    @property
     def finished(self) -> bool:
         """Whether the run trained every step ``run.json`` asks for: its final weights are there
         and ``summary.json``, written last, records that step. A run whose ``run.json`` or
@@ -327,7 +426,14 @@ class RunDir:
         FileExistsError
             If ``path`` is not a run, or ``RUN.previous`` exists and is not one: neither is
             moved nor deleted.
+        LockedError
+            If another process is training the run or the one at ``RUN.previous``.
         """
+        with self.locked(), RunDir(self.previous_path).locked():
+            return self._set_aside()
+
+    def _set_aside(self) -> SetAside:
+        """:meth:`set_aside`, with both runs locked."""
         previous = self.previous_path
         if not self.exists or (self.path / MANIFEST).exists():
             what = f"no {RUN_CONFIG}" if not self.exists else f"a dataset: it has {MANIFEST}"

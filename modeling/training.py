@@ -439,11 +439,41 @@ def train(
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    LockedError
+        When another process is training the run (it holds the run's lock, which this one holds
+        until it returns: :meth:`RunDir.locked`).
     """
     if resume and restart:
         raise ValueError("--resume and --restart do not go together")
     run = RunDir(run_path)
-    resume = resume and run.exists
+    with run.locked():
+        return _train_locked(
+            config,
+            run,
+            resume=resume and run.exists,
+            restart=restart,
+            classes=classes,
+            storage_options=storage_options,
+            progress=progress,
+            devices=devices,
+        )
+
+
+def _train_locked(
+    config: RunConfig,
+    run: RunDir,
+    *,
+    resume: bool,
+    restart: bool,
+    classes: Any,
+    storage_options: dict | None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None,
+    devices: list[str] | None,
+) -> TrainResult:
+    """:func:`train`, with the run's lock held and ``resume`` only for a run that exists."""
     if resume:
         config = _check_resume(run, config, storage_options)
         finished = _finished_result(run, config)
