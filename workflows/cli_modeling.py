@@ -285,12 +285,15 @@ def train(
     every visible GPU (MirroredStrategy, mixed precision). --resume continues exactly: the same
     batches, the same weights as a run that was never stopped; options left out take the run's
     own settings, and a larger --steps (or --epochs) extends it. In a workflow, a stage that runs
-    again starts its run over, unless it resumes a run it left unfinished with the same settings.
+    again starts its run over, unless it resumes a run it left unfinished with the same settings;
+    a stage with no record of the run at RUN (its state file lost, or the stage renamed) resumes
+    it when it has the stage's settings and steps, and starts it over otherwise.
     """
     run_dir = local_dir(out_dir, "train")
     if resume and restart:
         fail("--resume and --restart do not go together")
     resume, restart = _workflow_rerun(ctx, resume, restart)
+    adopting = _unrecorded_stage_run(ctx, run_dir, restart)
     _check_out(run_dir, "train", "run", restart)
     so = storage_options_from(storage_options)
     options = dict(
@@ -317,9 +320,11 @@ def train(
     with collection_paused():
         from modeling.runs import RunDir
 
-    if resume and RunDir(run_dir).exists:
+    if resume and not adopting and RunDir(run_dir).exists:
         options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
+    if adopting:
+        resume, restart = _adopted_run(RunDir(run_dir), config, so)
     _warn_if_training_split_evaluated(config)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
@@ -336,6 +341,45 @@ def _workflow_rerun(ctx: typer.Context, resume: bool, restart: bool) -> tuple[bo
     if earlier is None or (earlier == RESUMABLE and resume):
         return resume, restart
     return False, True
+
+
+def _unrecorded_stage_run(ctx: typer.Context, run_dir: Path, restart: bool) -> bool:
+    """Whether train runs as a workflow stage with no record of its run (its state file lost,
+    or the stage renamed) while its ``--out`` holds a run it does not start over."""
+    from modeling.runs import RunDir
+    from workflows.runner import EARLIER_RUN
+
+    in_workflow = EARLIER_RUN in ctx.meta
+    return in_workflow and ctx.meta[EARLIER_RUN] is None and not restart and RunDir(run_dir).exists
+
+
+def _adopted_run(run: RunDir, config: RunConfig, so: dict | None) -> tuple[bool, bool]:
+    """train's ``resume`` and ``restart`` for a workflow stage adopting ``run``, as the other
+    stages adopt their outputs: the run is resumed (or left as it is, when finished) when it
+    records ``config``'s settings and steps, and started over otherwise, as a stage whose
+    parameters changed is."""
+    saved = _saved_config(run)
+    same = not _changed_settings(saved, config, so) and saved.steps == config.steps
+    return same, not same
+
+
+def _saved_config(run: RunDir) -> RunConfig:
+    try:
+        return run.load_config()
+    except ValueError as exc:
+        fail(f"{run.path}: {exc}")
+
+
+def _changed_settings(saved: RunConfig, config: RunConfig, so: dict | None) -> list[str]:
+    """The settings but ``steps`` in which ``config`` differs from the run recorded as ``saved``;
+    the dataset's path is none where it is the same dataset
+    (:func:`~modeling.run_setup.same_dataset`)."""
+    from modeling.run_setup import same_dataset
+
+    old, new = saved.training_identity(), config.training_identity()
+    if same_dataset(saved.dataset, config.dataset, so):
+        new["dataset"] = old["dataset"]
+    return sorted(k for k in new if old.get(k) != new[k])
 
 
 def _grid(text: str | None, option: str, default: float) -> list[float]:
@@ -394,22 +438,15 @@ def _sweep_run_action(
     its own; nor is the dataset's path where it is the same dataset
     (:func:`~modeling.run_setup.same_dataset`): a resumed run reads it where given.
     """
-    from modeling.run_setup import same_dataset
     from workflows.runner import RESUMABLE
 
     if not run.exists:
         return "new", config, False, False
     if earlier is not None and earlier != RESUMABLE:
         return "starting over: the workflow re-runs this stage", config, False, True
-    try:
-        saved = run.load_config()
-    except ValueError as exc:
-        fail(f"{run.path}: {exc}")
+    saved = _saved_config(run)
     continued = replace(config, eval_every=saved.eval_every)
-    old, new = saved.training_identity(), continued.training_identity()
-    if same_dataset(saved.dataset, config.dataset, so):
-        new["dataset"] = old["dataset"]
-    changed = sorted(k for k in new if old.get(k) != new[k])
+    changed = _changed_settings(saved, continued, so)
     if changed:
         return f"starting over: {', '.join(changed)} changed", config, False, True
     summary = run.load_summary()
