@@ -14,11 +14,13 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
+from modeling.runs import BEST_WEIGHTS, LAST_WEIGHTS, RUN_CONFIG
+from schemas.dataset import MANIFEST
 from workflows.workflow_schema import (
     VAR_RE,
     Command,
@@ -38,8 +40,8 @@ from workflows.workflow_schema import (
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _WILDCARD = re.compile(r"[*?\[]")
 # What the audiomill commands read, by parameter name: the inputs of a command stage that
-# declares no ``inputs:``. Other parameters are parameters, outputs, or datasets other stages
-# make (followed through their records).
+# declares no ``inputs:``. Other parameters are parameters or outputs; embed's dataset is both
+# read and written, so it is followed through the records of the stages that make it.
 COMMAND_INPUTS: dict[str, tuple[str, ...]] = {
     "ingest": ("segments", "classes", "audio_root"),
     "segments inspect": ("file", "classes", "audio_root"),
@@ -52,6 +54,31 @@ COMMAND_INPUTS: dict[str, tuple[str, ...]] = {
     "import packed-h5": ("path", "classes"),
     "embed": ("checkpoint", "pca_params"),
     "embed-files": ("files", "checkpoint", "pca_params"),
+    "train": ("dataset",),
+    "sweep": ("dataset",),
+    "evaluate": ("run", "dataset"),
+    "index": ("dataset",),
+    "report": ("dataset",),
+    "search": ("run", "dataset"),
+    "dataset verify": ("dataset",),
+    "predict": ("run", "inputs", "dataset", "checkpoint", "pca_params"),
+    "export": ("run",),
+}
+# The datasets and runs the audiomill commands write, by parameter name, with the kind of folder
+# it names (a key of :data:`FOLDER_FILES`): their files are the workflow's own doing, not inputs
+# that changed (see :func:`_without_made_inputs`).
+COMMAND_WRITES: dict[str, dict[str, str]] = {
+    "ingest": {"out_path": "dataset"},
+    "import audioset-tfrecord": {"out_path": "dataset"},
+    "import packed-h5": {"out_path": "dataset"},
+    "embed": {"dataset": "dataset"},
+    "train": {"out_dir": "run"},
+}
+# The files that stand for the folder a parameter names: a dataset changes with its manifest
+# (rewritten by every commit of shards or embeddings), a run with its settings and weights.
+FOLDER_FILES: dict[str, tuple[str, ...]] = {
+    "dataset": (MANIFEST,),
+    "run": (RUN_CONFIG, BEST_WEIGHTS, LAST_WEIGHTS),
 }
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "none", "null", "")
@@ -78,9 +105,9 @@ class ResolvedStage:
         sha256 of the resolved command (or call and kwargs): what "same parameters" means.
     inputs : tuple of str
         Files, folders and local glob patterns the stage reads, whose changes make it stale:
-        its ``inputs:``, else,
-        for an ``audiomill`` command, the local paths given to the options and arguments in
-        :data:`COMMAND_INPUTS`.
+        its ``inputs:``, else, for an ``audiomill`` command, the local paths given to the
+        options and arguments in :data:`COMMAND_INPUTS` (a dataset by its manifest, a run by its
+        settings and weights: :data:`FOLDER_FILES`), less those the workflow makes.
     """
 
     stage: Stage
@@ -298,6 +325,8 @@ def resolve_workflow(
     """
     variables = Variables(workflow, overrides)
     stages = tuple(_resolve_stage(workflow, s, variables, root) for s in workflow.stages)
+    written = [path for s in workflow.stages for path in _written(s, variables, root)]
+    stages = _without_made_inputs(stages, written)
     state = None
     if workflow.state is not None:
         state = variables.resolve(workflow.state)
@@ -351,6 +380,26 @@ def _check_args(wf: Workflow, stage: Stage, command: Command, args: list[str]) -
     if problem is not None:
         where = stage.args if stage.args is not None else stage.line
         raise wf.error(f"stage {stage.name!r}: {problem}", where)
+
+
+def _without_made_inputs(
+    stages: tuple[ResolvedStage, ...], written: list[str]
+) -> tuple[ResolvedStage, ...]:
+    """Leave out of the inputs a command stage reads without declaring them those equal to or
+    inside a stage's declared outputs or in ``written``: the workflow makes them, so their
+    changes are followed through the records of the stages that make them (a later ``embed``
+    rewriting the manifest that ``dataset verify`` reads does not make ``verify`` stale)."""
+    made = [norm_path(p) for p in [*written, *(o for s in stages for o in s.outputs or ())]]
+    return tuple(
+        s if s.stage.inputs is not None
+        else replace(s, inputs=tuple(p for p in s.inputs if not _inside_any(norm_path(p), made)))
+        for s in stages
+    )  # fmt: skip
+
+
+def _inside_any(path: str, folders: list[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies inside one."""
+    return any(path == folder or path.startswith(folder + "/") for folder in folders)
 
 
 def _option_words(
@@ -425,18 +474,43 @@ def _inputs(
 def _command_inputs(command: Command, stage: Stage, variables: Variables) -> list[str]:
     """The values ``stage`` gives to the parameters of ``command`` in :data:`COMMAND_INPUTS`."""
     wanted = COMMAND_INPUTS.get(" ".join(stage.command or ()), ())
+    given = _command_values(command, stage, variables, wanted)
+    return list(dict.fromkeys(path for name, value in given for path in _read_paths(name, value)))
+
+
+def _written(stage: Stage, variables: Variables, root: Command | None) -> list[str]:
+    """The files of the datasets and runs a command stage writes (:data:`COMMAND_WRITES`)."""
+    kinds = COMMAND_WRITES.get(" ".join(stage.command or ()), {})
+    if not kinds or root is None:
+        return []
+    given = _command_values(find_command(root, stage.command), stage, variables, tuple(kinds))
+    return [path for name, value in given for path in _read_paths(kinds[name], value)]
+
+
+def _command_values(
+    command: Command, stage: Stage, variables: Variables, wanted: tuple[str, ...]
+) -> list[tuple[str, Any]]:
+    """``(parameter name, value)`` of the options and arguments ``stage`` gives to the
+    parameters of ``command`` named in ``wanted``."""
     if not wanted:
         return []
-    values = [variables.resolve(opt.node) for opt in stage.options
-              if option_param(command, opt.key).name in wanted]  # fmt: skip
+    given = [(option_param(command, opt.key).name, variables.resolve(opt.node))
+             for opt in stage.options]  # fmt: skip
     args = [variables.resolve(n) for n in (stage.args.value if stage.args is not None else ())]
     arguments = [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
-    for param, taken in _assign_arguments(arguments, args):
-        if param.name in wanted:
-            values += taken
-    found: list[str] = []
-    _strings(values, found)
-    return list(dict.fromkeys(v for v in found if v))
+    given += [(param.name, taken) for param, taken in _assign_arguments(arguments, args)]
+    return [(name, value) for name, value in given if name in wanted]
+
+
+def _read_paths(name: str, value: Any) -> list[str]:
+    """The paths read through the value of parameter ``name``: the files of :data:`FOLDER_FILES`
+    inside each folder it names, else the paths themselves."""
+    paths: list[str] = []
+    _strings(value, paths)
+    inside = FOLDER_FILES.get(name)
+    if inside is None:
+        return [p for p in paths if p]
+    return [f"{p.rstrip('/')}/{file}" for p in paths if p for file in inside]
 
 
 def _assign_arguments(arguments: list[Any], values: list[Any]) -> list[tuple[Any, list[Any]]]:
