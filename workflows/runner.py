@@ -59,6 +59,11 @@ the outputs it has now (``made``) and which runs made those of the stages it dep
 to date with what the workflow's later stages write into them). Its path is ``--state``, else
 the file's ``state:``, else ``.audiomill/<name>.state.json`` under the current directory.
 
+A run holds a lock on its records file (an ``flock`` of the hidden file ``.FILE.lock`` beside
+it, which the system releases when the run ends, however it ends) and reads the records again
+once it holds it: a second run of the workflow with the same records file is refused while one
+runs. A dry run takes no lock.
+
 A stage is skipped when its record is finished with the same digest, all its declared
 ``outputs`` exist and are as the workflow left them (a manual ``audiomill ingest`` into the
 dataset whose ``manifest.json`` an ingest stage declares makes that stage and those after it
@@ -118,6 +123,7 @@ from typing import Any
 
 import typer
 
+from modeling.runs import LOCK_SUFFIX, LockedError, process_lock
 from pipelines.storage import DatasetStore
 from workflows.workflow_resolve import Plan, ResolvedStage, norm_path
 from workflows.workflow_schema import Command, WorkflowError, import_call, kwargs_problem
@@ -389,8 +395,56 @@ def run_plan(
     -------
     list of StageOutcome
         One per considered stage, in order; stops being "ran" after the first failure.
+
+    Raises
+    ------
+    WorkflowError
+        When another run holds the lock of ``state``'s file (:func:`state_locked`).
     """
     selected, forced = select_stages(plan, start_from, only)
+    with contextlib.nullcontext() if dry_run else state_locked(state):
+        return _run_stages(plan, state, root, selected, forced, bool(only), dry_run, log)
+
+
+@contextlib.contextmanager
+def state_locked(state: WorkflowState) -> Iterator[None]:
+    """Keep other runs off ``state``'s file while the block runs, with its records read again
+    under the lock (a run that finished meanwhile may have added some).
+
+    A file whose lock cannot be made (its folder is a file, no permission) is not locked: its
+    first record says why it cannot be written.
+
+    Raises
+    ------
+    WorkflowError
+        When another run holds the lock.
+    """
+    path = Path(state.path).absolute()
+    busy = f"another `audiomill run` is running this workflow (state {state.path})"
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(process_lock(path.with_name(f".{path.name}{LOCK_SUFFIX}"), busy))
+        except LockedError as exc:
+            raise WorkflowError(str(exc)) from None
+        except OSError:
+            pass  # the file cannot be written either: its first record says why
+        else:
+            state.stages = WorkflowState.load(state.path, state.workflow).stages
+        yield
+
+
+def _run_stages(
+    plan: Plan,
+    state: WorkflowState,
+    root: Command,
+    selected: list[ResolvedStage],
+    forced: set[str],
+    only: bool,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> list[StageOutcome]:
+    """:func:`run_plan` of the stages ``select_stages`` chose (``forced`` by ``--only`` when
+    ``only``, else by ``--from``)."""
     outcomes: list[StageOutcome] = []
     ran: set[str] = set()  # re-made their outputs (or, in a dry run, would run)
     skip = workflow_paths(plan, state)
