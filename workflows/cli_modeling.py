@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modeling.runs import INPUTS, SAMPLERS
 from workflows.cli_common import (
     StorageOptions,
     console,
@@ -25,11 +27,45 @@ from workflows.import_gc import collection_paused
 if TYPE_CHECKING:
     from modeling.runs import RunConfig, RunDir
 
-TASK_HELP = "multilabel (sigmoid + binary cross-entropy) or singlelabel (softmax)."
-SAMPLER_HELP = (
-    "balanced: PANNs' round-robin over classes (unlabelled clips form one more queue); "
-    "shuffled: a new permutation each epoch; weighted: with replacement, by 1/count of labels."
+TASKS = ("multilabel", "singlelabel")  # modeling.models.TASKS, whose module loads TensorFlow
+MODELS = (  # the names modeling.models.model_names registers
+    "cnn14",
+    "decision_level_attention",
+    "mlp_baseline",
+    "multi_level_attention",
+    "single_level_attention",
+    "small_cnn",
 )
+
+
+def _one_of(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    """The parser of ``option``, refusing a value outside ``choices`` in one line naming them;
+    the option's ``Literal`` type carries the same set to its help and to a workflow's checks."""
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+Task = Annotated[
+    Literal[TASKS],
+    typer.Option(
+        help="multilabel (sigmoid + binary cross-entropy) or singlelabel (softmax).",
+        parser=_one_of("--task", TASKS),
+    ),
+]
+Sampler = Annotated[
+    Literal[SAMPLERS],
+    typer.Option(
+        help="balanced: PANNs' round-robin over classes (unlabelled clips form one more queue); "
+        "shuffled: a new permutation each epoch; weighted: with replacement, by 1/count of "
+        "labels.",
+        parser=_one_of("--sampler", SAMPLERS),
+    ),
+]
 MODEL_ARG_HELP = "Model builder argument KEY=VALUE (JSON value), repeatable, e.g. width=16."
 Splits = Annotated[
     list[str] | None,
@@ -216,19 +252,28 @@ def train(
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
     out_dir: Annotated[str, typer.Option("--out", help="Run directory to write (local).")],
     input: Annotated[
-        str, typer.Option("--input", help="embeddings (VGGish shards) or waveforms.")
+        Literal[INPUTS],
+        typer.Option(
+            "--input",
+            help="embeddings (VGGish shards) or waveforms.",
+            parser=_one_of("--input", INPUTS),
+        ),
     ] = "embeddings",
     model: Annotated[
-        str | None,
-        typer.Option(help="Model; default multi_level_attention (embeddings), cnn14 (waves)."),
+        Literal[MODELS] | None,
+        typer.Option(
+            help="Model; default multi_level_attention (embeddings), cnn14 (waves).",
+            parser=_one_of("--model", MODELS),
+            show_choices=False,
+        ),
     ] = None,
     split: Splits = None,
     eval_split: Annotated[
         str | None,
         typer.Option(help="Split evaluated during training; default eval if present; 'none'."),
     ] = None,
-    task: Annotated[str, typer.Option(help=TASK_HELP)] = "multilabel",
-    sampler: Annotated[str, typer.Option(help=SAMPLER_HELP)] = "balanced",
+    task: Task = "multilabel",
+    sampler: Sampler = "balanced",
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
     steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
     epochs: Annotated[
@@ -475,12 +520,20 @@ def sweep(
             "once and the others trained on.",
         ),
     ] = None,
-    input: Annotated[str, typer.Option("--input", help="embeddings or waveforms.")] = "embeddings",
-    model: Annotated[str | None, typer.Option(help="Model (as for train).")] = None,
+    input: Annotated[
+        Literal[INPUTS],
+        typer.Option("--input", help="embeddings or waveforms.", parser=_one_of("--input", INPUTS)),
+    ] = "embeddings",
+    model: Annotated[
+        Literal[MODELS] | None,
+        typer.Option(
+            help="Model (as for train).", parser=_one_of("--model", MODELS), show_choices=False
+        ),
+    ] = None,
     split: Splits = None,
     eval_split: Annotated[str | None, typer.Option(help="As for train.")] = None,
-    task: Annotated[str, typer.Option(help=TASK_HELP)] = "multilabel",
-    sampler: Annotated[str, typer.Option(help=SAMPLER_HELP)] = "balanced",
+    task: Task = "multilabel",
+    sampler: Sampler = "balanced",
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
     steps: Annotated[int | None, typer.Option(help="Steps per run.")] = None,
     epochs: Annotated[float | None, typer.Option(help="Epochs per run.")] = None,
