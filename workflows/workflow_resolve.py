@@ -30,10 +30,12 @@ from workflows.workflow_schema import (
     Workflow,
     WorkflowError,
     args_problem,
+    command_arguments,
     entries,
     find_command,
     option_param,
     scalar_value,
+    takes_paths,
     value_problem,
 )
 
@@ -80,6 +82,14 @@ FOLDER_FILES: dict[str, tuple[str, ...]] = {
     "dataset": (MANIFEST,),
     "run": (RUN_CONFIG, BEST_WEIGHTS, LAST_WEIGHTS),
 }
+# Parameters of the audiomill commands that take paths though declared as text (a dataset may
+# also be a URL): with those declared as paths, their values count in a stage's digest as
+# absolute paths, so ``out/run``, ``/abs/out/run`` and ``/abs/out/run/`` are the same parameter.
+PATH_PARAMS = frozenset(
+    {"audio_root", "checkpoint", "classes", "cookies", "csvs", "dataset", "file", "files",
+     "inputs", "labels_csv", "out", "out_dir", "out_path", "path", "pattern", "pca_params",
+     "root", "run", "segments"}
+)  # fmt: skip
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "none", "null", "")
 
@@ -102,7 +112,8 @@ class ResolvedStage:
     outputs : tuple of str, optional
         The declared outputs; None when the stage declares none.
     digest : str
-        sha256 of the resolved command (or call and kwargs): what "same parameters" means.
+        sha256 of the resolved command, its local paths absolute (see :data:`PATH_PARAMS`), or
+        of the call and kwargs: what "same parameters" means.
     inputs : tuple of str
         Files, folders and local glob patterns the stage reads, whose changes make it stale:
         its ``inputs:``, else, for an ``audiomill`` command, the local paths given to the
@@ -344,14 +355,18 @@ def _resolve_stage(
     if stage.command:
         command = find_command(root, stage.command) if root is not None else None
         argv = list(stage.command)
+        counted = list(stage.command)
         for opt in stage.options:
             param = option_param(command, opt.key) if command is not None else None
-            argv += _option_words(wf, stage, opt, param, variables.resolve(opt.node))
+            words = _option_words(wf, stage, opt, param, variables.resolve(opt.node))
+            argv += words
+            counted += [_counted(param, w) if i % 2 else w for i, w in enumerate(words)]
         args = _args(stage, variables)
         if command is not None:
             _check_args(wf, stage, command, args)
         argv += args
-        payload: dict[str, Any] = {"command": argv}
+        counted += _counted_args(command, args)
+        payload: dict[str, Any] = {"command": counted}
     else:
         kwargs = {e.key: variables.resolve(e.node) for e in stage.kwargs}
         payload = {"call": stage.call, "kwargs": kwargs}
@@ -371,6 +386,21 @@ def _args(stage: Stage, variables: Variables) -> list[str]:
     """The stage's positional ``args`` as command-line words (null values left out)."""
     values = [variables.resolve(n) for n in (stage.args.value if stage.args is not None else ())]
     return [as_text(value) for value in values if value is not None]
+
+
+def _counted(param: Option | None, text: str) -> str:
+    """One value of ``param`` as the digest counts it: a local path absolute and without a
+    trailing slash (a URL as it is), when ``param`` takes paths."""
+    takes = param is not None and (param.name in PATH_PARAMS or takes_paths(param))
+    return os.path.abspath(text) if takes and text and "://" not in text else text
+
+
+def _counted_args(command: Command | None, args: list[str]) -> list[str]:
+    """Positional ``args`` as the digest counts them (see :func:`_counted`)."""
+    if command is None:
+        return args
+    taken_by = _assign_arguments(command_arguments(command), args)
+    return [_counted(param, value) for param, taken in taken_by for value in taken]
 
 
 def _check_args(wf: Workflow, stage: Stage, command: Command, args: list[str]) -> None:
@@ -497,8 +527,8 @@ def _command_values(
     given = [(option_param(command, opt.key).name, variables.resolve(opt.node))
              for opt in stage.options]  # fmt: skip
     args = [variables.resolve(n) for n in (stage.args.value if stage.args is not None else ())]
-    arguments = [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
-    given += [(param.name, taken) for param, taken in _assign_arguments(arguments, args)]
+    taken_by = _assign_arguments(command_arguments(command), args)
+    given += [(param.name, taken) for param, taken in taken_by]
     return [(name, value) for name, value in given if name in wanted]
 
 

@@ -504,7 +504,7 @@ def args_problem(command: Command, given: int) -> str | None:
         The number of values the command's arguments take and their names, e.g. ``'evaluate'
         takes 2 args (RUN DATASET), got 1``.
     """
-    arguments = [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
+    arguments = command_arguments(command)
     least = sum(max(p.nargs, 1) for p in arguments if p.required)
     variadic = any(p.nargs == -1 for p in arguments)
     most = sum(max(p.nargs, 0) for p in arguments)
@@ -519,6 +519,11 @@ def args_problem(command: Command, given: int) -> str | None:
     noun = "arg" if count == "1" else "args"
     names = " ".join(_argument_name(p) for p in arguments) or "none"
     return f"{command.name!r} takes {count} {noun} ({names}), got {given}"
+
+
+def command_arguments(command: Command) -> list[Any]:
+    """The positional arguments of ``command``, in order."""
+    return [p for p in command.params if getattr(p, "param_type_name", "") == "argument"]
 
 
 def _argument_name(param: Option) -> str:
@@ -541,7 +546,7 @@ def value_problem(param: Option, text: str) -> str | None:
         <int>, got 'sixteen': Input should be a valid integer, ...``.
     """
     typer_param = hasattr(param, "get_runtime_param")
-    if _takes_paths(param, typer_param):
+    if takes_paths(param):
         return None
     value = (text,) if param.multiple else text
     try:
@@ -557,8 +562,10 @@ def value_problem(param: Option, text: str) -> str | None:
     return None
 
 
-def _takes_paths(param: Option, typer_param: bool) -> bool:
-    if typer_param:
+def takes_paths(param: Option) -> bool:
+    """Whether ``param`` is declared to take paths (Typer's Path or file types, click's Path
+    or File)."""
+    if hasattr(param, "get_runtime_param"):
         return param.type_descriptor.is_path or param.type_descriptor.is_file
     return param.type.name in ("path", "filename")
 
