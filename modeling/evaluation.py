@@ -41,6 +41,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from modeling.catalog import EMBEDDING_MODELS
 from modeling.embedding_provenance import check_shards
 from modeling.readers import ShardReader
 from modeling.runs import RunConfig, RunDir, check_out_dir, load_trained_model
@@ -57,9 +58,7 @@ Progress = Callable[[int, int], None]
 MAX_TTA = 32
 """Most test-time augmentation variants (see the module docstring)."""
 
-ORDER_FREE_MODELS = frozenset(
-    {"multi_level_attention", "single_level_attention", "decision_level_attention", "mlp_baseline"}
-)
+ORDER_FREE_MODELS = EMBEDDING_MODELS
 """Models whose scores do not depend on the order of a clip's frames: they pool over them."""
 
 

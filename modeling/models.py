@@ -17,8 +17,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from features.tensorflow_device import default_device
+from modeling.catalog import TASKS
 
-TASKS = ("multilabel", "singlelabel")
 INPUT_KINDS = ("embedding", "waveform")
 
 

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from workflows.cli import app
-from workflows.cli_modeling import MODELS, TASKS
 
 WORKFLOW = """
 stages:
@@ -53,11 +52,3 @@ def test_the_command_line_names_the_option_and_its_values(tmp_path: Path, comman
     message = " ".join(result.output.replace("│", " ").split())  # the error panel's borders
     assert result.exit_code == 2, message
     assert "--sampler must be one of balanced, shuffled, weighted, got 'x'" in message
-
-
-def test_the_declared_sets_are_the_models_and_tasks_modeling_knows() -> None:
-    from modeling.models import TASKS as MODEL_TASKS
-    from modeling.models import model_names
-
-    assert TASKS == MODEL_TASKS
-    assert tuple(name for name, _ in model_names()) == MODELS

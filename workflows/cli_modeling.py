@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modeling.catalog import MODELS, TASKS
 from modeling.runs import INPUTS, SAMPLERS
 from workflows.cli_common import (
     StorageOptions,
@@ -26,16 +27,6 @@ from workflows.import_gc import collection_paused
 
 if TYPE_CHECKING:
     from modeling.runs import RunConfig, RunDir
-
-TASKS = ("multilabel", "singlelabel")  # modeling.models.TASKS, whose module loads TensorFlow
-MODELS = (  # the names modeling.models.model_names registers
-    "cnn14",
-    "decision_level_attention",
-    "mlp_baseline",
-    "multi_level_attention",
-    "single_level_attention",
-    "small_cnn",
-)
 
 
 def _one_of(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
