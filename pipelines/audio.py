@@ -628,7 +628,7 @@ def prepare_clip(
     clip_seconds: float,
     start_s: float | None = None,
     end_s: float | None = None,
-    sectioned: bool = False,
+    precut: bool = False,
     timestamped: bool = False,
     min_coverage: float = 0.9,
 ) -> PreparedClip:
@@ -649,7 +649,7 @@ def prepare_clip(
         The wanted section of the source, in seconds. Without ``end_s`` at most ``clip_seconds``
         from ``start_s`` (or the beginning) are read and the file's own duration, so capped, is
         what is requested.
-    sectioned : bool
+    precut : bool
         The file is precut to ``[start_s, end_s)`` of its source, possibly starting early: it
         is read whole and trimmed at the start to ``end_s - start_s``. Needs ``end_s``.
     timestamped : bool
@@ -669,16 +669,16 @@ def prepare_clip(
         is past the end, or the audio is too short to hold a sample at ``target_sr``; otherwise
         as :func:`decode`.
     ValueError
-        If ``sectioned`` is set without ``end_s``, ``timestamped`` without both bounds, or the
+        If ``precut`` is set without ``end_s``, ``timestamped`` without both bounds, or the
         bounds are invalid.
     """
     if timestamped:
         if start_s is None or end_s is None:
             raise ValueError("a timestamped section needs start_s and end_s")
         decoded = decode_section(path, start_s, end_s)
-    elif sectioned:
+    elif precut:
         if end_s is None:
-            raise ValueError("a sectioned file needs end_s to know the requested duration")
+            raise ValueError("a precut file needs end_s to know the requested duration")
         decoded = decode(path)
     else:
         stop = end_s if end_s is not None else (start_s or 0.0) + clip_seconds
@@ -687,7 +687,7 @@ def prepare_clip(
     delivered_s = len(decoded.samples) / sr
     requested_s = end_s - (start_s or 0.0) if end_s is not None else delivered_s
     samples, trimmed_s = decoded.samples, 0.0
-    if sectioned:
+    if precut:
         samples, trimmed_s = trim_early_start(samples, sr, requested_s)
     integers = decoded.integers
     if integers is not None:

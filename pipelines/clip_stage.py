@@ -92,7 +92,7 @@ def prepare_item(item: dict, settings: ClipSettings, workdir: str) -> dict:
             clip_seconds=settings.clip_seconds,
             start_s=item["start_s"],
             end_s=item["end_s"],
-            sectioned=precut and item["end_s"] is not None,
+            precut=precut and item["end_s"] is not None,
             timestamped=media.sectioned,
             min_coverage=settings.min_coverage,
         )

@@ -286,7 +286,7 @@ def test_invalid_bounds_raise(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="start_s < end_s"):
             decode(path, start, end)
     with pytest.raises(ValueError, match="needs end_s"):
-        prepare_clip(path, target_sr=8000, clip_seconds=1.0, sectioned=True)
+        prepare_clip(path, target_sr=8000, clip_seconds=1.0, precut=True)
 
 
 def test_too_short_and_start_past_end(tmp_path: Path) -> None:
@@ -325,12 +325,12 @@ def test_trim_early_start() -> None:
     assert stereo.shape == (1000, 2)
 
 
-def test_sectioned_clip_that_started_early(tmp_path: Path) -> None:
+def test_precut_clip_that_started_early(tmp_path: Path) -> None:
     sr = 16000
     path = write_media(tmp_path / "section.wav", 11.3, sr, 1, FREQ)
     whole, _ = sf.read(path, dtype="float32")
     clip = prepare_clip(
-        path, target_sr=sr, clip_seconds=10.0, start_s=30.0, end_s=40.0, sectioned=True
+        path, target_sr=sr, clip_seconds=10.0, start_s=30.0, end_s=40.0, precut=True
     )
     assert clip.early_start_trimmed_s == pytest.approx(1.3)
     assert clip.delivered_seconds == pytest.approx(11.3)
@@ -338,7 +338,7 @@ def test_sectioned_clip_that_started_early(tmp_path: Path) -> None:
     np.testing.assert_array_equal(clip.waveform, float_to_int16(whole[-10 * sr :]))
     late = write_media(tmp_path / "late.wav", 8.0, sr, 1, FREQ)
     with pytest.raises(ClipFailure) as info:
-        prepare_clip(late, target_sr=sr, clip_seconds=10.0, start_s=30, end_s=40, sectioned=True)
+        prepare_clip(late, target_sr=sr, clip_seconds=10.0, start_s=30, end_s=40, precut=True)
     assert info.value.reason is FailureReason.TOO_SHORT
 
 
