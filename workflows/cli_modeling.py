@@ -494,6 +494,13 @@ def _sweep_run_action(
     return None
 
 
+def _final_value(run: RunDir) -> float | None:
+    """The headline metric of ``run``'s last evaluation, at the end of its training, as its
+    summary records it; None when that evaluation has none."""
+    summary = run.load_summary()
+    return summary["last_metrics"].get(summary["metric"])
+
+
 def sweep(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset directory or URL.")],
@@ -541,9 +548,10 @@ def sweep(
     with other settings (or fewer steps) over, keeping the replaced run as RUN.previous; in a
     workflow, a stage that runs again starts every run over unless it resumes runs it left
     unfinished. Every run is planned before the first trains, so a setting that cannot train
-    stops the sweep before it writes anything. Prints the mean and spread of the headline metric
-    per setting and writes OUT/sweep.json. The runs must evaluate something to rank on: folds,
-    or an evaluation split (eval by default, when the dataset has it).
+    stops the sweep before it writes anything. Scores each fold by the headline metric of its
+    run's final evaluation (not its best, which was picked on that same fold), prints the mean
+    and spread per setting and writes OUT/sweep.json. The runs must evaluate something to rank
+    on: folds, or an evaluation split (eval by default, when the dataset has it).
     """
     import numpy as np
 
@@ -612,7 +620,7 @@ def sweep(
             why, config, resume, restart = action
             console.print(f"[bold]{setting}[/] {run.path.name} ({why})")
             _train(config, classes, run.path, resume, so, restart=restart)
-        values[setting].append(run.load_summary()["best_value"])
+        values[setting].append(_final_value(run))
     rows = []
     for setting, rate, alpha in settings:
         scored = [v for v in values[setting] if v is not None]
@@ -623,6 +631,7 @@ def sweep(
                 "mixup": alpha,
                 "folds": [name for name, _ in plans],
                 "values": values[setting],
+                "score": "final",
                 "mean": float(np.mean(scored)) if scored else None,
                 "std": float(np.std(scored)) if scored else None,
             }
@@ -634,7 +643,7 @@ def sweep(
     except OSError as exc:
         fail(out_error_line(exc, sweep_dir, "sweep"))
     metric = "accuracy" if task == "singlelabel" else "mAP"
-    t = Table(title=f"sweep: best {metric} per setting, over {len(plans)} fold(s)")
+    t = Table(title=f"sweep: final {metric} per setting, over {len(plans)} fold(s)")
     for col in ("setting", f"mean {metric}", "std", "per fold"):
         t.add_column(col)
     for r in rows:
