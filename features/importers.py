@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import logging
 import os
 import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import fsspec
@@ -183,7 +184,8 @@ def import_audioset_tfrecords(
     ----------
     pattern : str or sequence of str
         TFRecord files: glob patterns (``tf.io.gfile.glob``, so local paths and ``gs://``) or
-        directories (meaning ``<dir>/*.tfrecord``). Files are read in sorted order; GZIP
+        directories (meaning ``<dir>/*.tfrecord``). Files are read in sorted order, a file
+        matched by several patterns (or spelled as another local path) once; GZIP
         compression is not supported (the release does not use it).
     classes : path, ClassMap or None
         The class map the records' ``labels`` index (``class_labels_indices.csv``); None uses
@@ -212,7 +214,7 @@ def import_audioset_tfrecords(
     Raises
     ------
     FileNotFoundError
-        If no file matches ``pattern``.
+        If a pattern matches no file (naming those that match none).
     ImportRecordError
         For an unreadable or malformed record, a label outside the class map, or a record
         repeating an earlier one's clip id, or a committed clip's, with other labels or
@@ -222,14 +224,14 @@ def import_audioset_tfrecords(
     """
     import tensorflow as tf  # deferred: importing TensorFlow takes seconds
 
-    patterns = [pattern] if isinstance(pattern, str | os.PathLike) else list(pattern)
     globs = [
         f"{pat.rstrip('/')}/*.tfrecord" if tf.io.gfile.isdir(pat) else pat
-        for pat in map(os.fspath, patterns)
+        for pat in _as_list(pattern)
     ]
-    files = sorted({path for pat in globs for path in tf.io.gfile.glob(pat)})
-    if not files:
-        raise FileNotFoundError(f"no TFRecord file matches {', '.join(globs)}")
+    matches = {pat: tf.io.gfile.glob(pat) for pat in globs}
+    if unmatched := [pat for pat, found in matches.items() if not found]:
+        raise FileNotFoundError(f"no TFRecord file matches {', '.join(unmatched)}")
+    files = _distinct_sorted(path for found in matches.values() for path in found)
 
     def blocks(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
@@ -261,7 +263,7 @@ def import_audioset_tfrecords(
 
 
 def import_packed_h5(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     classes: str | os.PathLike[str] | ClassMap | None,
     out: str | os.PathLike[str],
     split: str,
@@ -285,12 +287,13 @@ def import_packed_h5(
 
     Parameters
     ----------
-    path : str or os.PathLike
-        Local path or fsspec URL (opened with ``storage_options``).
+    path : str, os.PathLike or sequence of them
+        Local paths or fsspec URLs (opened with ``storage_options``), read in sorted order as
+        one input, a file given twice (or spelled as another local path) once.
     classes, out, split, model, shard_clips, formats, storage_options, checkpoint_seconds
         As for :func:`import_audioset_tfrecords`.
     progress : callable, optional
-        Called after each block of rows with (rows read, rows in the file).
+        Called after each block of rows with (rows read, rows in the files opened so far).
 
     Returns
     -------
@@ -298,6 +301,8 @@ def import_packed_h5(
 
     Raises
     ------
+    FileNotFoundError
+        If a file does not exist (before anything is written).
     InputFormatError
         If the file is not HDF5, or a dataset is missing or has the wrong type or shape (``y``
         wider or narrower than the class map included).
@@ -306,29 +311,18 @@ def import_packed_h5(
         out of range, or that repeats an earlier row's clip id, or a committed clip's, with
         other labels or embeddings; it names the file and the row.
     """
-    path = os.fspath(path)
+    files = _distinct_sorted(_as_list(path))
+    _check_files_exist(files, storage_options)
 
     def blocks(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
     ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
-        with (
-            fsspec.open(path, "rb", **(storage_options or {})) as stream,
-            open_hdf5(stream, path) as hf,
-        ):
-            total = check_packed(hf, path, len(class_map))
-            for start in range(0, total, H5_READ_ROWS):
-                stop = min(start + H5_READ_ROWS, total)
-                rows = read_packed_rows(hf, path, start, stop)
-                counts.read += len(rows)
-                keep = rows.num_frames > 0
-                counts.empty += int(np.count_nonzero(~keep))
-                yield path, np.arange(start, stop)[keep], _select(rows, keep)
-                if progress:
-                    progress(counts.read, total)
+        for path in files:
+            yield from _packed_blocks(path, class_map, counts, progress, storage_options)
 
     return _run_import(
         blocks,
-        files=[path],
+        files=files,
         source=SOURCE_PACKED,
         unit="row",
         classes=classes,
@@ -341,6 +335,57 @@ def import_packed_h5(
         checkpoint_seconds=checkpoint_seconds,
         progress=progress,
     )
+
+
+def _packed_blocks(
+    path: str,
+    class_map: ClassMap,
+    counts: ImportSummary,
+    progress: Progress | None,
+    storage_options: dict | None,
+) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
+    """The blocks (see :data:`Blocks`) of one packed file, its non-empty rows only."""
+    with (
+        fsspec.open(path, "rb", **(storage_options or {})) as stream,
+        open_hdf5(stream, path) as hf,
+    ):
+        total = check_packed(hf, path, len(class_map))
+        rows_before = counts.read
+        for start in range(0, total, H5_READ_ROWS):
+            stop = min(start + H5_READ_ROWS, total)
+            rows = read_packed_rows(hf, path, start, stop)
+            counts.read += len(rows)
+            keep = rows.num_frames > 0
+            counts.empty += int(np.count_nonzero(~keep))
+            yield path, np.arange(start, stop)[keep], _select(rows, keep)
+            if progress:
+                progress(counts.read, rows_before + total)
+
+
+def _as_list(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """One input or several, as a list of strings."""
+    return (
+        [os.fspath(inputs)]
+        if isinstance(inputs, str | os.PathLike)
+        else [os.fspath(one) for one in inputs]
+    )
+
+
+def _distinct_sorted(paths: Iterable[str]) -> list[str]:
+    """``paths`` sorted, each file once: local paths compared as absolute paths, URLs as they
+    are; a file keeps its first spelling."""
+    by_file: dict[str, str] = {}
+    for path in paths:
+        by_file.setdefault(path if "://" in path else os.path.abspath(path), path)
+    return [by_file[key] for key in sorted(by_file)]
+
+
+def _check_files_exist(paths: list[str], storage_options: dict | None) -> None:
+    """Raise ``FileNotFoundError`` (as opening it would) for the first of ``paths`` missing."""
+    for path in paths:
+        fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        if not fs.exists(fs_path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
 
 
 # --- the shared driver -----------------------------------------------------------------------

@@ -182,7 +182,13 @@ def _import_summary(summary) -> None:
 
 @import_app.command("audioset-tfrecord")
 def import_tfrecord(
-    pattern: Annotated[str, typer.Argument(help="TFRecord glob, e.g. 'bal_train/*.tfrecord'.")],
+    pattern: Annotated[
+        list[str],
+        typer.Argument(
+            help="TFRecord files, globs (e.g. 'bal_train/*.tfrecord') or folders, imported as "
+            "one input."
+        ),
+    ],
     classes: Annotated[str, typer.Option(help="class_labels_indices.csv.")],
     out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
     split: Annotated[str, typer.Option(help="Split to import into.")],
@@ -200,7 +206,10 @@ def import_tfrecord(
 
 @import_app.command("packed-h5")
 def import_packed(
-    path: Annotated[str, typer.Argument(help="Packed HDF5 file with x, y, video_id_list.")],
+    path: Annotated[
+        list[str],
+        typer.Argument(help="Packed HDF5 file(s) with x, y, video_id_list, imported as one input."),
+    ],
     classes: Annotated[str, typer.Option(help="Class map CSV matching y's columns.")],
     out_path: Annotated[str, typer.Option("--out", help="Dataset directory or URL.")],
     split: Annotated[str, typer.Option(help="Split to import into.")],
@@ -216,7 +225,7 @@ def import_packed(
                 storage_options)  # fmt: skip
 
 
-def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
+def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
     from pipelines.storage import DatasetAccessError, DatasetLockedError
     from schemas.errors import InputFormatError
 
@@ -225,7 +234,7 @@ def _run_import(fn, source, classes, out_path, split, shard_clips, fmt, storage_
     with progress_bar("records") as (bar, task):
         try:
             summary = fn(
-                source, classes, out_path, split,
+                sources, classes, out_path, split,
                 shard_clips=shard_clips, formats=parse_formats(fmt),
                 storage_options=storage_options_from(storage_options),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
