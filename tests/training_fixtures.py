@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ TONES_HZ = (300.0, 900.0, 1800.0, 2700.0)
 
 
 def _clip_rng(clip: Clip) -> np.random.Generator:
-    return np.random.default_rng(abs(hash(clip.clip_id)) % (2**32))
+    """The clip's own generator, the same in every process (``hash`` of a string is not)."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(clip.clip_id.encode()).digest()[:8]))
 
 
 def separable_embedding(clip: Clip) -> np.ndarray:
