@@ -123,7 +123,8 @@ from typing import Any
 
 import typer
 
-from modeling.runs import LOCK_SUFFIX, LockedError, process_lock
+from modeling.process_lock import LockedError, process_lock
+from modeling.runs import LOCK_SUFFIX
 from pipelines.storage import DatasetStore
 from workflows.workflow_resolve import Plan, ResolvedStage, norm_path
 from workflows.workflow_schema import Command, WorkflowError, import_call, kwargs_problem

@@ -1,0 +1,86 @@
+"""A lock that keeps other processes off a file's work and dies with its holder.
+
+An ``flock`` of a lock file, which the system releases when its process ends, however it ends:
+a lock file left by a killed process blocks nothing. Training holds one on its run
+(:meth:`modeling.runs.RunDir.locked`), ``audiomill run`` one on its records file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class LockedError(OSError):
+    """Another process holds the lock :func:`process_lock` was asked for; the message says whose."""
+
+
+_HELD_LOCKS: set[Path] = set()
+"""The lock files this process holds (:func:`process_lock`)."""
+
+
+@contextlib.contextmanager
+def process_lock(path: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Keep every other process off while the block runs, with an ``flock`` of the file ``path``.
+
+    The system releases an ``flock`` when its process ends, however it ends, so a lock file left
+    by a killed process blocks nothing. The file (and its folder) is made when missing and
+    removed on release. A lock this process holds already is taken again at once.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The lock file.
+    busy : str
+        The message of the :class:`LockedError` raised when another process holds the lock.
+
+    Raises
+    ------
+    LockedError
+        When another process holds the lock.
+    OSError
+        When the lock file cannot be made.
+    """
+    path = Path(path).absolute()
+    if path in _HELD_LOCKS:
+        yield
+        return
+    fd = _take_lock(path)
+    if fd is None:
+        raise LockedError(busy)
+    _HELD_LOCKS.add(path)
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.discard(path)
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _take_lock(path: Path) -> int | None:
+    """A descriptor of the file ``path`` holding its ``flock``; None when another process holds
+    it. A file its holder removed as we opened it is left for the one now at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if _names_file(path, fd):
+            return fd
+        os.close(fd)
+
+
+def _names_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open at ``fd``."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
