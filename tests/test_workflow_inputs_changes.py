@@ -193,7 +193,7 @@ def test_command_stages_read_what_their_command_reads(tmp_path: Path):
         - name: import
           command: import audioset-tfrecord
           args: ["bal_train/*.tfrecord"]
-          options: {classes: c.csv, out: ds}
+          options: {classes: c.csv, out: ds, split: bal_train}
         """
     assert _plan_inputs(tmp_path, imported) == ("c.csv", "bal_train/*.tfrecord")
     call = """

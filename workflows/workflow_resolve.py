@@ -33,6 +33,7 @@ from workflows.workflow_schema import (
     command_arguments,
     entries,
     find_command,
+    missing_options,
     option_param,
     scalar_value,
     takes_paths,
@@ -356,14 +357,18 @@ def _resolve_stage(
         command = find_command(root, stage.command) if root is not None else None
         argv = list(stage.command)
         counted = list(stage.command)
+        given = set()
         for opt in stage.options:
             param = option_param(command, opt.key) if command is not None else None
             words = _option_words(wf, stage, opt, param, variables.resolve(opt.node))
             argv += words
             counted += [_counted(param, w) if i % 2 else w for i, w in enumerate(words)]
+            if words and param is not None:
+                given.add(param.name)
         args = _args(stage, variables)
         if command is not None:
             _check_args(wf, stage, command, args)
+            _check_options(wf, stage, command, given)
         argv += args
         counted += _counted_args(command, args)
         payload: dict[str, Any] = {"command": counted}
@@ -401,6 +406,17 @@ def _counted_args(command: Command | None, args: list[str]) -> list[str]:
         return args
     taken_by = _assign_arguments(command_arguments(command), args)
     return [_counted(param, value) for param, taken in taken_by for value in taken]
+
+
+def _check_options(wf: Workflow, stage: Stage, command: Command, given: set[str]) -> None:
+    """Refuse, at the stage's first line, a stage without an option ``command`` requires
+    (``given``: the parameter names of the options it sets to a value)."""
+    missing = missing_options(command, given)
+    if missing:
+        noun = "option" if len(missing) == 1 else "options"
+        names = ", ".join(f"{p.opts[0][2:].replace('-', '_')!r} ({p.opts[0]})" for p in missing)
+        command_name = " ".join(stage.command)
+        raise wf.error(f"stage {stage.name!r}: {command_name!r} needs {noun} {names}", stage.line)
 
 
 def _check_args(wf: Workflow, stage: Stage, command: Command, args: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -519,6 +520,24 @@ def args_problem(command: Command, given: int) -> str | None:
     noun = "arg" if count == "1" else "args"
     names = " ".join(_argument_name(p) for p in arguments) or "none"
     return f"{command.name!r} takes {count} {noun} ({names}), got {given}"
+
+
+def missing_options(command: Command, given: set[str]) -> list[Option]:
+    """The options ``command`` requires that are not among ``given`` (parameter names, such as
+    ``out_dir`` for ``--out``), nor set through their environment variables."""
+    return [
+        p
+        for p in command.params
+        if getattr(p, "param_type_name", "") == "option"
+        and p.required
+        and p.name not in given
+        and not any(os.environ.get(var) for var in _envvars(p))
+    ]
+
+
+def _envvars(param: Option) -> list[str]:
+    envvar = getattr(param, "envvar", None)
+    return [] if not envvar else [envvar] if isinstance(envvar, str) else list(envvar)
 
 
 def command_arguments(command: Command) -> list[Any]:
