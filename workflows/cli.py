@@ -618,13 +618,19 @@ def quickstart(
 
 def _ended_by_ctrl_c(exc: BaseException) -> bool:
     """Whether a KeyboardInterrupt is among the causes of ``exc``: Typer turns Ctrl-C in a
-    command into a silent exit with status 130."""
-    seen = exc.__cause__ or exc.__context__
+    command into a silent exit with status 130. A command that said itself how to go on ends
+    with ``raise typer.Exit(130) from None``, which hides the interrupt from this search."""
+    seen = _cause_of(exc)
     while seen is not None:
         if isinstance(seen, KeyboardInterrupt):
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen = _cause_of(seen)
     return False
+
+
+def _cause_of(exc: BaseException) -> BaseException | None:
+    """The exception ``exc`` was raised from or during, unless raised ``from None``."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def _resume_hint(args: list[str]) -> str:
