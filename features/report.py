@@ -60,7 +60,7 @@ from features.report_html import (
 from pipelines.dataset_state import load_manifest, read_ledger
 from pipelines.dataset_tools import has_waveforms, runs_by_stage
 from pipelines.storage import DatasetStore, nearest_existing
-from schemas.classmap import ClassMap
+from schemas.classmap import NAMES_SEP, ClassMap
 from schemas.dataset import CLASSES, DatasetManifest
 from schemas.ledger import STATUS_OK
 
@@ -489,7 +489,7 @@ def _split_html(stats: SplitStats, names: Sequence[str]) -> str:
         out.append(html_img(plot_class_counts(stats, names), f"class counts of {stats.name}"))
         empty = np.flatnonzero(stats.counts == 0)
         if len(empty):
-            shown = ", ".join(names[i] for i in empty[:20]) + (" …" if len(empty) > 20 else "")
+            shown = NAMES_SEP.join(names[i] for i in empty[:20]) + (" …" if len(empty) > 20 else "")
             out.append(f"<p>{len(empty):,} classes without clips: {html.escape(shown)}</p>")
     else:
         out.append(html_note("No committed clip has a label."))

@@ -23,7 +23,7 @@ from pipelines.fetch import is_local
 from pipelines.pack import ledger_part_path, read_committed_labels
 from pipelines.sources import SourceConfig, resolve
 from pipelines.storage import DatasetStore
-from schemas.classmap import ClassMap
+from schemas.classmap import NAMES_SEP, ClassMap
 from schemas.dataset import DatasetManifest, ledger_dir
 from schemas.errors import MalformedLine
 from schemas.failures import ClipFailure
@@ -265,10 +265,10 @@ def _teller(seg: Segment) -> str:
 def _label_names(
     labels: tuple[int, ...], class_map: ClassMap, unknown: tuple[str, ...] = ()
 ) -> str:
-    """Labels (class indices, then labels the class map lacks) as the quoted names a list
-    gives, or 'no label'."""
+    """Labels (class indices, then labels the class map lacks) as their display names, quoted
+    and separated by semicolons (AudioSet's names hold commas), or 'no label'."""
     names = [class_map[i].display_name for i in sorted(set(labels))] + list(unknown)
-    return repr(", ".join(names)) if names else "no label"
+    return repr(NAMES_SEP.join(names)) if names else "no label"
 
 
 def committed_labels(

@@ -19,6 +19,9 @@ from functools import cached_property
 from schemas.errors import InputFormatError
 from schemas.textio import read_text
 
+NAMES_SEP = "; "
+"""Between class names in a line or cell: AudioSet's names hold commas ("Canidae, dogs, wolves")."""
+
 
 @dataclass(frozen=True)
 class ClassInfo:

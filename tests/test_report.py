@@ -184,6 +184,13 @@ def test_one_class_no_failures_report_inside_the_dataset(tmp_path: Path):
     assert summary["splits"]["train"]["failed_clips"] == 0
 
 
+def test_classes_without_clips_are_listed_apart_by_semicolons(tmp_path: Path):
+    """AudioSet's display names hold commas ("Chuckle, chortle"), so a comma cannot part them."""
+    built = make_dataset(tmp_path / "ds", {"train": [[0], [0]]}, num_classes=3)
+    page = Path(build_report(built.root, client=None)).read_text()
+    assert "2 classes without clips: sound 1; sound 2</p>" in _section(page, "train")
+
+
 def test_embeddings_only_dataset(tmp_path: Path):
     built = make_dataset(
         tmp_path / "ds",

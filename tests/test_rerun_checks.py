@@ -171,7 +171,7 @@ def test_check_committed_refuses_another_split_or_other_labels(tmp_path: Path) -
         f"{listing}: 1 clip(s) are committed in another split than the list now gives them, "
         "e.g. a.wav_0 (test, line 2 says train); a dataset cannot move clips between splits: "
         "use a new --out; 1 clip(s) are committed with other labels than the list now gives "
-        "them, e.g. b.wav_0 (committed as 'cat, dog', line 3 says 'cat'); a dataset cannot "
+        "them, e.g. b.wav_0 (committed as 'cat; dog', line 3 says 'cat'); a dataset cannot "
         "relabel committed clips: use a new --out"
     )
 

@@ -12,6 +12,7 @@ from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 
+from schemas.classmap import NAMES_SEP
 from workflows.cli_common import (
     StorageOptions,
     console,
@@ -28,8 +29,6 @@ BATCH_HELP = "Clips (or windows of a file) per forward pass."
 PER_CLASS_ROWS = 20
 WRAP_MIN = 8
 """Width kept for a column that wraps (less if it needs less), fitting a table to a console."""
-NAMES_SEP = "; "
-"""Between class names in a line or cell: AudioSet's names hold commas ("Canidae, dogs, wolves")."""
 
 Weights = Annotated[str, typer.Option("--weights", help=WEIGHTS_HELP)]
 BatchSize = Annotated[int, typer.Option(help=BATCH_HELP)]
