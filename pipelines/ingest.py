@@ -499,7 +499,7 @@ def run_ingest(
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = DatasetStore(cfg.out, cfg.storage_options)
     class_map = _class_map(cfg, store)
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id}
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "stage": "ingest"}
     with (
         DatasetLock(store, owner),
         ThreadPoolExecutor(1, thread_name_prefix="audiomill-report") as reports,
