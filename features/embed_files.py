@@ -126,6 +126,8 @@ def _check_out(out: str) -> None:
     if not out.endswith((".npz", ".parquet")):
         raise ValueError(f"--out must end in .npz or .parquet, not {out!r}")
     parent = os.path.dirname(os.path.abspath(out))
+    if os.path.isfile(parent):
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder")
     if not os.path.isdir(parent):
         raise ValueError(f"--out {out}: directory {parent} does not exist")
     if os.path.isdir(out):

@@ -85,7 +85,11 @@ def test_a_pca_file_that_is_not_npz_is_refused_before_any_work(
 
 @pytest.mark.parametrize(
     ("out", "reason"),
-    [("nodir/sub/ef.npz", r"directory .*nodir/sub does not exist"), ("", "is a directory")],
+    [
+        ("nodir/sub/ef.npz", r"directory .*nodir/sub does not exist"),
+        ("", "is a directory"),
+        ("afile/ef.npz", r".*afile is a file, not a folder"),
+    ],
 )
 def test_embed_files_checks_out_before_any_work(
     tmp_path: Path, vggish: EmbedSettings, out: str, reason: str
@@ -93,6 +97,7 @@ def test_embed_files_checks_out_before_any_work(
     audio = tmp_path / "a.wav"
     sf.write(audio, np.zeros(2 * 16000, np.float32), 16000)
     (tmp_path / "out.npz").mkdir()
+    (tmp_path / "afile").write_text("x")
     target = str(tmp_path / (out or "out.npz"))
     with pytest.raises(ValueError, match=rf"--out {re.escape(target)}:? {reason}"):
         embed_files([str(audio)], vggish, target)
