@@ -5,7 +5,8 @@ Every feature stage takes a ``client`` argument (DESIGN 4.3): ``None`` starts a
 local schedulers, and a ``distributed.Client`` is used as is. :func:`map_shards` runs one task
 per shard on whichever was chosen.
 
-When a task fails, the stage raises its exception, which names the shard and the reason. On a
+When a task fails, the stage raises its exception, which names the shard and the reason; when
+the workers running a task died (:class:`WorkerDiedError`), the stage names the shard. On a
 cluster started here the workers' own copies of that failure are dropped
 (:class:`QuietStageFailure`): the failed task's "Compute Failed" block (its exception again, with
 a traceback as text), each worker's warning about the tasks it cancels as the cluster closes
@@ -28,7 +29,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dask
+from dask.utils import format_bytes
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed.scheduler import KilledWorker
 
 LOCAL_SCHEDULERS = ("synchronous", "threads")
 HEARTBEAT_LOST = "Failed to communicate with scheduler during heartbeat"
@@ -44,6 +47,11 @@ Runner = Client | str
 
 class SchedulerError(ValueError):
     """A scheduler address that cannot be used: malformed, or no scheduler answers there."""
+
+
+class WorkerDiedError(RuntimeError):
+    """The workers that ran a task all died while running it, most likely over their memory
+    limit; the message names the shard and how to go on."""
 
 
 class QuietStageFailure(WorkerPlugin):
@@ -219,5 +227,43 @@ def map_shards(
         for future, result in as_completed(futures, with_results=True):
             yield position[future.key], result
             future.release()
+    except KilledWorker as exc:
+        shard = shard_name(items[position[exc.task]])
+        raise WorkerDiedError(worker_died_message(shard, exc, client)) from None
     finally:
         client.cancel([f for f in futures if not f.done()])
+
+
+def shard_name(item: tuple) -> str:
+    """The shard a task of ``item`` reads: the ``path`` of an argument that has one (a
+    :class:`features.class_index.ShardSource`), else the first file of a shard's manifest
+    entry given as a dict (as embed's tasks get it)."""
+    for arg in item:
+        if isinstance(path := getattr(arg, "path", None), str):
+            return path
+        if isinstance(arg, dict) and isinstance(files := arg.get("files"), dict) and files:
+            return next(iter(files.values()))["path"]
+    return repr(item)
+
+
+def worker_died_message(shard: str, exc: KilledWorker, client: Client) -> str:
+    """Why the stage stopped when the workers running the task of ``shard`` died, in one line:
+    the last worker's memory limit and threads, and what to change (Dask's own options for
+    workers started apart, fewer ``--workers`` for a cluster started here)."""
+    worker = exc.last_worker
+    limit = worker.memory_limit
+    memory, cause = (
+        (f"a memory limit of {format_bytes(limit)}", "over that limit")
+        if limit
+        else ("no memory limit", "out of memory")
+    )
+    remedy = (
+        "start the workers with a larger --memory-limit or fewer --nthreads"
+        if client.cluster is None
+        else "use fewer --workers, so that each has more memory"
+    )
+    return (
+        f"shard {shard}: the Dask worker running it died ({exc.allowed_failures + 1} "
+        f"time(s); the last, {worker.address}, had {worker.nthreads} thread(s) and {memory}), "
+        f"most likely {cause}: {remedy}, then run again to resume"
+    )

@@ -3,12 +3,12 @@ general hint every other command ends with."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from tests.ingest_helpers import cli_env
 from tests.test_workflow_interrupts import WORKFLOW
 
 SCRIPT = """
@@ -23,11 +23,10 @@ cli.main()
 
 def test_interrupted_run_says_how_to_go_on_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text(textwrap.dedent(WORKFLOW).lstrip("\n"))
-    repo = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(repo)},
+        env=cli_env(),
         capture_output=True,
         text=True,
     )

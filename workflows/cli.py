@@ -687,12 +687,22 @@ def main() -> None:
         if _ended_by_ctrl_c(done):
             console.print(_resume_hint(sys.argv[1:]))
     except RuntimeError as exc:
-        # A dataset on unreachable or forbidden storage, from whichever command touched it
-        # first; imported here so that a command that never opens a dataset does not pay for it.
-        from pipelines.storage import DatasetAccessError
-
-        if not isinstance(exc, DatasetAccessError):
+        if (status := _runtime_error_status(exc)) is None:
             raise
         print_error(str(exc))
-        status = 2
     exit_now(status)
+
+
+def _runtime_error_status(exc: RuntimeError) -> int | None:
+    """The exit status of a command that raised ``exc``, whose message says it all: a dataset on
+    unreachable or forbidden storage (2), from whichever command touched it first, or Dask
+    workers that died running a shard's task (1); None for any other error. Imported here so
+    that a command that never opens a dataset does not pay for it."""
+    from features.dask_runtime import WorkerDiedError
+    from pipelines.storage import DatasetAccessError
+
+    if isinstance(exc, DatasetAccessError):
+        return 2
+    if isinstance(exc, WorkerDiedError):
+        return 1
+    return None
