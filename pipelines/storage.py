@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import fsspec
+import psutil
 from fsspec.implementations.local import LocalFileSystem
 
 from pipelines.guarded_file import GuardedFile
@@ -43,6 +44,9 @@ CHUNK_BYTES = 1 << 20
 _TEMPORARY = re.compile(r"(.+)\.tmp-[0-9a-f]{32}")
 LOCK_NAME = ".lock"
 OPTIONS_HINT = "--storage-options or $AUDIOMILL_STORAGE_OPTIONS"
+START_TOLERANCE_S = 2.0
+"""How far two readings of one process's start after boot may differ: the boot time they are
+reckoned from is whole seconds, which may tick over between the readings."""
 # Errors that say something about a path, not about reaching the store: callers rely on them.
 PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
 
@@ -481,8 +485,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _seconds_after_boot(pid: int) -> float | None:
+    """When process `pid` started, in seconds after this host booted (a count of clock ticks, so
+    setting the system clock leaves it alone); None when psutil cannot tell."""
+    try:
+        return psutil.Process(pid).create_time() - psutil.boot_time()
+    except (psutil.Error, OSError, NotImplementedError):
+        return None
+
+
 def _holder_is_dead(holder: dict[str, Any]) -> bool:
-    """Whether a lock record names a process on this host that no longer exists."""
+    """Whether a lock record names a process on this host that no longer exists: none has its
+    pid, or the one that has it now started at another time than the holder (``process_start``),
+    its pid having been reused. A record without that start time (an older audiomill's) and a
+    process whose start cannot be read are judged by the pid alone."""
     pid = holder.get("pid")
     if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
@@ -492,7 +508,11 @@ def _holder_is_dead(holder: dict[str, Any]) -> bool:
         return True
     except PermissionError:
         pass  # alive, owned by another user
-    return False
+    recorded = holder.get("process_start")
+    started = _seconds_after_boot(pid)
+    if not isinstance(recorded, int | float) or started is None:
+        return False
+    return abs(started - recorded) > START_TOLERANCE_S
 
 
 def _readable_time(stamp: object) -> str | None:
@@ -550,11 +570,13 @@ def _parse_record(text: str) -> dict[str, Any]:
 class DatasetLock:
     """Context manager that keeps a second run off the same dataset.
 
-    The lock is ``<dataset>/.lock``, a JSON record of the holder (host, pid, start time, a unique
-    token and `owner_info`), removed on exit if it is still ours.
+    The lock is ``<dataset>/.lock``, a JSON record of the holder (host, pid, start time, when its
+    process started after boot, a unique token and `owner_info`), removed on exit if it is still
+    ours.
 
     On a local filesystem the lock is created exclusively (``O_CREAT|O_EXCL``). A lock whose
-    process is dead on this host is stale: it is removed with a warning (race-free, see
+    process is dead on this host (no process has its pid, or the one that has it started at
+    another time: the pid was reused) is stale: it is removed with a warning (race-free, see
     `_remove_stale`) and created anew.
 
     On an object store, which has no exclusive create, locking is best effort: a lock whose
@@ -598,6 +620,7 @@ class DatasetLock:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": _now(),
+            "process_start": _seconds_after_boot(os.getpid()),
             "token": self.token,
             "owner": dict(owner_info or {}),
         }
