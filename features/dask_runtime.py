@@ -21,9 +21,11 @@ own silencing of ``distributed`` does not reach the worker processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -32,6 +34,8 @@ import dask
 from dask.utils import format_bytes
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.scheduler import KilledWorker
+
+from pipelines.storage import DatasetAccessError
 
 LOCAL_SCHEDULERS = ("synchronous", "threads")
 HEARTBEAT_LOST = "Failed to communicate with scheduler during heartbeat"
@@ -203,8 +207,10 @@ def map_shards(
 
     On a cluster, results are yielded in completion order and released from the cluster as soon
     as they are yielded, so it never holds more than the results not yet consumed; when a task
-    fails, the tasks still pending are cancelled and its exception is raised. On a local
-    scheduler the tasks run as one graph, and results come in order once all have run.
+    fails, the tasks still pending are cancelled and its exception is raised; on a cluster
+    started apart (``client.cluster`` is None), a dataset access error says it happened on a
+    worker (:func:`run_on_worker`). On a local scheduler the tasks run as one graph, and results
+    come in order once all have run.
 
     Parameters
     ----------
@@ -214,6 +220,12 @@ def map_shards(
         The positional arguments of each task.
     client : distributed.Client or str
         A client, or the name of a local Dask scheduler (see :func:`dask_client`).
+
+    Raises
+    ------
+    WorkerDiedError
+        If the workers running a task died while running it (``distributed``'s
+        ``KilledWorker``, after ``distributed.scheduler.allowed-failures`` retries).
     """
     if not items:
         return
@@ -221,7 +233,8 @@ def map_shards(
         task = dask.delayed(fn, pure=False)
         yield from enumerate(dask.compute(*(task(*args) for args in items), scheduler=client))
         return
-    futures = client.map(fn, *zip(*items, strict=True), pure=False)  # one graph update
+    worker_task = fn if client.cluster else functools.partial(run_on_worker, fn)
+    futures = client.map(worker_task, *zip(*items, strict=True), pure=False)  # one graph update
     position = {f.key: pos for pos, f in enumerate(futures)}
     try:
         for future, result in as_completed(futures, with_results=True):
@@ -232,6 +245,36 @@ def map_shards(
         raise WorkerDiedError(worker_died_message(shard, exc, client)) from None
     finally:
         client.cancel([f for f in futures if not f.done()])
+
+
+def run_on_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on a worker of a cluster started apart, saying in a dataset access error
+    that it happened there: the command itself may reach the dataset (credentials in its own
+    environment, a store only it can reach).
+
+    Raises
+    ------
+    DatasetAccessError
+        Of the type ``fn`` raised, its message prefixed with the worker's host name.
+    """
+    try:
+        return fn(*args)
+    except DatasetAccessError as exc:
+        raise type(exc)(worker_access_message(exc)) from exc
+
+
+def worker_access_message(exc: DatasetAccessError) -> str:
+    """The message of ``exc``, raised on this worker: where, and for missing credentials, that
+    those of the command's environment do not reach Dask workers."""
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    message = f"on Dask worker {socket.gethostname()}: {exc}"
+    if isinstance(exc.__cause__, NoCredentialsError | PartialCredentialsError):
+        message += (
+            "; credentials in the environment of this command ($AWS_ACCESS_KEY_ID and the "
+            "like) do not reach the workers"
+        )
+    return message
 
 
 def shard_name(item: tuple) -> str:
