@@ -13,10 +13,11 @@ A run directory (``RUN``) holds everything needed to continue, evaluate or serve
     RUN/summary.json           what the finished run achieved
 
 Every file is written to a temporary name and renamed, so a run killed at any moment keeps its
-last complete checkpoint. A run started over in the same directory keeps the run it replaces as
-``RUN.previous`` (one generation), unless the replaced run is unfinished and ``RUN.previous`` a
-finished run: then the finished run stays and the unfinished one is deleted. Only a run is ever
-moved there or deleted from there.
+last complete checkpoint; training removes the temporaries such a run left when it starts or
+resumes (:meth:`RunDir.remove_temporaries`). A run started over in the same directory keeps
+the run it replaces as ``RUN.previous`` (one generation), unless the replaced run is unfinished
+and ``RUN.previous`` a finished run: then the finished run stays and the unfinished one is
+deleted. Only a run is ever moved there or deleted from there.
 
 A process training a run holds its lock (:meth:`RunDir.locked`: an ``flock`` of the hidden file
 ``.RUN.lock`` beside it, which the system releases when the process ends, however it ends), and
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -59,6 +61,12 @@ SWEEP_JSON = "sweep.json"
 OUT_KINDS = ("run", "sweep", "output")
 INPUTS = ("embeddings", "waveforms")
 SAMPLERS = ("balanced", "shuffled", "weighted")
+_TEMPORARY = re.compile(r"\.(?P<of>.+)\.(?:[0-9a-f]{32}|[a-z0-9_]{8})\.tmp")
+"""A temporary's name (:func:`_temporary_path`; 8 characters as ``mkstemp`` made them before)."""
+_CHECKPOINT = re.compile(r"step-\d{8}\.npz")
+_RUN_FILES = frozenset({RUN_CONFIG, RUN_CLASSES, HISTORY, SUMMARY})
+_WEIGHTS_TEMPORARIES = frozenset({f".tmp-{BEST_WEIGHTS}", f".tmp-{LAST_WEIGHTS}"})
+"""How training names its weights before renaming them (:func:`modeling.training._save_weights`)."""
 
 
 @dataclass
@@ -172,6 +180,12 @@ class RunConfig:
 def _temporary_path(path: Path) -> Path:
     """A new name for a temporary of ``path`` beside it: ``.NAME.<32 hex digits>.tmp``."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def _temporary_of(name: str) -> str | None:
+    """The name whose temporary ``name`` is (:data:`_TEMPORARY`); None for any other name."""
+    match = _TEMPORARY.fullmatch(name)
+    return match["of"] if match else None
 
 
 def _write_temporary(path: Path, data: bytes) -> Path:
@@ -429,6 +443,28 @@ class RunDir:
             f"it stopped before its last step (checkpoints up to step {step} of {config.steps}): "
             f"finish it with `audiomill train {config.dataset} --out {self.path} --resume`{best}"
         )
+
+    def remove_temporaries(self) -> None:
+        """Delete what writes killed in this run left: temporaries of its files, checkpoints
+        and weights.
+
+        Call it only while holding the run's lock (:meth:`locked`): a live training's
+        temporaries look the same. Those of the scores cache, which evaluation writes without
+        the lock, stay, and so do names no writer of the run makes.
+        """
+        doomed = [
+            p
+            for p in self.path.glob(".*")
+            if _temporary_of(p.name) in _RUN_FILES or p.name in _WEIGHTS_TEMPORARIES
+        ]
+        doomed += [
+            p
+            for p in self.file(CHECKPOINT_DIR).glob(".*")
+            if _CHECKPOINT.fullmatch(_temporary_of(p.name) or "")
+        ]
+        for path in doomed:
+            if path.is_file():
+                path.unlink()
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints, oldest first."""

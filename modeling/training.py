@@ -450,6 +450,7 @@ def train(
         raise ValueError("--resume and --restart do not go together")
     run = RunDir(run_path)
     with run.locked():
+        run.remove_temporaries()
         return _train_locked(
             config,
             run,
