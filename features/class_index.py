@@ -433,6 +433,12 @@ def build_class_index(
     -------
     IndexSummary
 
+    Raises
+    ------
+    DatasetAccessError
+        If the dataset cannot be written: checked before the shards are read where it can be
+        (a local dataset), else when the index is committed.
+
     Notes
     -----
     The index describes the manifest as read at the start; shards committed meanwhile make it
@@ -450,6 +456,8 @@ def build_class_index(
     shards = split_shards(manifest, split, source, model)
     check_committed_sizes(store, [(s.path, s.committed_bytes) for s in shards])
     num_classes = manifest.num_classes
+    rel_dir = class_index_dir(split, source, model)
+    store.check_writable(rel_dir)
     with dask_client(client) as active:
         labels = read_split_labels(store, shards, num_classes, active)
 
@@ -474,15 +482,7 @@ def build_class_index(
             schema=WEIGHTS_SCHEMA,
         ),
     }
-    rel_dir = class_index_dir(split, source, model)
-    store.remove(f"{rel_dir}/{INDEX_META}")
-    files = {}
-    with tempfile.TemporaryDirectory(prefix="audiomill-index-") as tmp:
-        for name, table in tables.items():
-            local = os.path.join(tmp, name)
-            pq.write_table(table, local, compression="zstd")
-            rec = store.commit_file(local, f"{rel_dir}/{name}")
-            files[name] = {"sha256": rec.sha256, "bytes": rec.bytes}
+    files = _commit_tables(store, rel_dir, tables)
     seconds = time.perf_counter() - started
     meta = ClassIndexMeta(
         split=split,
@@ -506,7 +506,8 @@ def build_class_index(
         created=time.time(),
         build_seconds=seconds,
     )
-    store.write_json_atomic(f"{rel_dir}/{INDEX_META}", meta.to_dict())
+    with store.writing():
+        store.write_json_atomic(f"{rel_dir}/{INDEX_META}", meta.to_dict())
     summary = IndexSummary(
         split=split,
         source=source,
@@ -528,6 +529,34 @@ def build_class_index(
         seconds,
     )
     return summary
+
+
+def _commit_tables(
+    store: DatasetStore, rel_dir: str, tables: dict[str, pa.Table]
+) -> dict[str, dict[str, str | int]]:
+    """Remove the index.json of `rel_dir`, then commit each table there as a Parquet file.
+
+    Returns
+    -------
+    dict
+        The ``sha256`` and ``bytes`` of each committed file, by name.
+
+    Raises
+    ------
+    DatasetAccessError
+        If the dataset cannot be written.
+    """
+    with store.writing():
+        store.remove(f"{rel_dir}/{INDEX_META}")
+    files: dict[str, dict[str, str | int]] = {}
+    with tempfile.TemporaryDirectory(prefix="audiomill-index-") as tmp:
+        for name, table in tables.items():
+            local = os.path.join(tmp, name)
+            pq.write_table(table, local, compression="zstd")
+            with store.writing():
+                rec = store.commit_file(local, f"{rel_dir}/{name}")
+            files[name] = {"sha256": rec.sha256, "bytes": rec.bytes}
+    return files
 
 
 # --------------------------------------------------------------------------- reading

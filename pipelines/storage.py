@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -164,6 +165,43 @@ class DatasetStore:
             ).get("endpoint_url")
             where = f"{self.url()} (endpoint {endpoint})" if endpoint else self.url()
             raise DatasetAccessError(f"cannot {verb} the dataset at {where}: {reason}") from exc
+
+    def check_writable(self, rel_dir: str) -> None:
+        """Refuse, before any work, a local dataset whose folder `rel_dir` could not be made or
+        written: a file in the way, or a folder this process may not write (permissions,
+        ``chattr +i``, a read-only file system). Nothing is left behind; an object store is
+        not checked.
+
+        Raises
+        ------
+        DatasetAccessError
+            Naming the dataset and the reason.
+        """
+        if not self.is_local:
+            return
+        path = self.local_path(rel_dir)
+        try:
+            with tempfile.TemporaryFile(dir=nearest_existing(path)):
+                pass
+        except OSError as exc:
+            raise _access_error(self.url(), path, exc) from exc
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Write to a local dataset, a failure of which (no permission, a file in the way, a full
+        disk) becomes a `DatasetAccessError` naming the dataset and the reason; a missing file
+        stays a `FileNotFoundError`."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if not self.is_local:
+                raise
+            in_the_way = (
+                exc.filename if isinstance(exc, NotADirectoryError | FileExistsError) else None
+            )
+            raise _access_error(self.url(), Path(in_the_way or self.local_path()), exc) from exc
 
     def exists(self, rel: str) -> bool:
         """Whether `rel` exists."""
