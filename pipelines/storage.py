@@ -840,7 +840,7 @@ def _remove_stale(path: Path, holder: dict[str, Any]) -> None:
             return
         path.unlink()
     log.warning(
-        "removed stale dataset lock %s of dead pid %s (started %s)",
+        "removed stale dataset lock %s of pid %s, whose run has ended (started %s)",
         path,
         holder.get("pid"),
         holder.get("started"),

@@ -85,6 +85,7 @@ def test_a_warning_logged_under_a_progress_bar_is_a_line_of_the_command(tmp_path
     (out / ".lock").write_text(json.dumps(stale))
     args = ["--sample-rate", "8000", "--clip-seconds", "1", "--workers", "1"]
     proc = audiomill("ingest", "--segments", str(tmp_path / "audio"), "--out", str(out), *args)
-    note = f"warning: removed stale dataset lock {out / '.lock'} of dead pid {dead.pid} "
+    lock = out / ".lock"
+    note = f"warning: removed stale dataset lock {lock} of pid {dead.pid}, whose run has ended "
     assert any(line.startswith(note) for line in proc.stderr.splitlines()), proc.stderr
     assert "WARNING:" not in proc.stderr
