@@ -584,8 +584,8 @@ def _leftover_advice(kind: str, holder: dict | None) -> str:
 
 def _lock_stage(holder: dict) -> str | None:
     """What the run of a lock record does: its owner's stage or command (``embed``,
-    ``import-embeddings``); ``ingest`` when it names none, as ingest's record does; None when
-    the record cannot be read."""
+    ``import-embeddings``, ``ingest``); ``ingest`` when it names none, as older ingests' records
+    do; None when the record cannot be read."""
     if "pid" not in holder:
         return None
     owner = holder.get("owner") if isinstance(holder.get("owner"), dict) else {}
