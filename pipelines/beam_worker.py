@@ -10,12 +10,18 @@ without a stderr handler; the harness then sends its log records to the runner, 
 anyway, and the runner's log level decides what is shown. Errors still reach stderr: Python
 prints an uncaught exception's traceback, and a warning or error logged before the harness's
 handler exists goes through logging's last-resort handler.
+
+A worker ends with the runner that started it (:func:`end_with_parent`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import sys
+import threading
+import time
 from typing import TextIO
 
 from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
@@ -25,9 +31,46 @@ from apache_beam.runners.worker import sdk_worker_main
 
 from pipelines.beam_ingest import sample_states_often
 from pipelines.storage import ACCESS_ERROR_LINE
+from pipelines.worker_processes import RUNNER_PID
 
 REPORTED_ERRORS = (ACCESS_ERROR_LINE,)
 """Exception lines of errors the ``audiomill`` command reports in one line of its own."""
+PR_SET_PDEATHSIG = 1
+"""Linux's ``prctl`` option: the signal a process gets when the thread that started it ends."""
+PARENT_POLL_S = 1.0
+"""How often a worker without ``prctl`` looks whether its runner still runs."""
+
+
+def end_with_parent(parent: int) -> None:
+    """End this worker, quietly, when the runner process ``parent`` ends, killed or not.
+
+    On Linux the kernel sends SIGKILL when the thread that started the worker ends (the runner's
+    thread that waits for it, :mod:`pipelines.worker_processes`); elsewhere a thread looks every
+    :data:`PARENT_POLL_S` whether the worker's parent is still ``parent``. A runner that ended
+    before either was in place (while this worker imported Beam) ends the worker at once.
+    """
+    if not _killed_with_parent():
+        threading.Thread(
+            target=_watch_parent, args=(parent,), name="audiomill-parent-watch", daemon=True
+        ).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _killed_with_parent() -> bool:
+    """Have Linux send SIGKILL to this process when its parent thread ends; False where that
+    cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process once its parent is no longer ``parent``."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 class ReportedTracebacksDropped:
@@ -65,6 +108,7 @@ class ReportedTracebacksDropped:
 
 
 if __name__ == "__main__":
+    end_with_parent(int(os.environ.get(RUNNER_PID, os.getppid())))
     sys.stderr = ReportedTracebacksDropped(sys.stderr)
     # Ctrl-C reaches the whole process group: the runner in the audiomill process stops its
     # workers; each worker dying of the signal on its own printed its traceback and the

@@ -16,6 +16,12 @@ the runner waiting for its replies; its broken streams, like those of a worker t
 while stopping, then end quietly when the run closes, where Beam's threads that read them
 printed their ``grpc.RpcError`` tracebacks and logged the error again on closing.
 
+A worker ends with the process that started it, even one killed (``kill -9``), which stops
+nothing: left running, each held its memory for minutes and then printed gRPC tracebacks into
+the terminal. The worker learns the runner's process id from :data:`RUNNER_PID`
+(:func:`pipelines.beam_worker.end_with_parent`); on Linux the kernel kills it when the thread
+that started it ends, which waits for it here until it has ended.
+
 Beam stops its workers one after the other and gives up at the first exception: a Ctrl-C to
 the runner's process alone (its workers ignore SIGINT) while it waited for one worker left
 the others running, connected to a process that then ended, printing gRPC errors and holding
@@ -63,6 +69,9 @@ run takes nothing more from it, so it is not waited for through its DoFns' teard
 WORKER_KILL_S = 5.0
 """How long a terminated worker has to end before it is killed, and how long a stream that broke
 waits to learn whether its worker ended."""
+
+RUNNER_PID = "AUDIOMILL_RUNNER_PID"
+"""The environment variable holding the process id of the runner that started a worker."""
 
 LOG_SERVER_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
@@ -193,6 +202,7 @@ class WorkerProcessHandler(GrpcWorkerHandler):
                     self.provision_info.provision_info.pipeline_options
                 ),
                 WORKER_ID=self.worker_id,
+                **{RUNNER_PID: str(os.getpid())},
             )
             self.process = subprocess.Popen(self.argv, env=env)
             with _running_lock:
