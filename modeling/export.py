@@ -27,14 +27,19 @@ The SavedModel is written under a temporary name beside its destination and rena
 place, so an interrupted export never leaves a half-written model at ``OUT/saved_model``; it
 replaces an earlier export's only once ``classes.csv`` and ``export.json`` are written too
 (:func:`modeling.runs.staged_files`), so a write that fails (a full disk) leaves that export
-whole.
+whole. The temporary folder (``OUT/.saved_model.XXXX``) is held by its export (a lock beside
+it, :func:`modeling.process_lock.process_lock`); an export removes those in ``OUT`` that no
+live export holds, what exports killed while writing left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
-import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ import keras
 import tensorflow as tf
 
 from modeling.evaluation import LoadedRun, load_run
+from modeling.process_lock import process_lock, remove_abandoned
 from modeling.readers import GRAPH_TRANSFORMS, to_float
 from modeling.runs import RunDir, check_out_dir, json_bytes, staged_files
 from pipelines.audio import INT16_SCALE
@@ -52,6 +58,10 @@ CLASSES_CSV = "classes.csv"
 OUTPUT_NAME = "scores"
 TO_FLOAT_DIVISOR = 32768  # modeling.readers.to_float's scale of int16 waveforms
 RESAMPLE_QUALITY = "HQ"  # pipelines.audio.int16_waveform's soxr recipe
+TEMPORARY_PREFIX = f".{SAVED_MODEL}."
+_TEMPORARY = re.compile(rf"\.{SAVED_MODEL}\.(?P<key>[0-9a-f]{{32}}|[a-z0-9_]{{8}})(?:\.lock)?")
+"""A SavedModel's temporary folder (:func:`_saved_model_folder`) or its lock file; 8 characters
+as ``mkdtemp`` named them before."""
 
 
 def quantize_waveform(x: tf.Tensor) -> tf.Tensor:
@@ -145,6 +155,33 @@ def check_export_dir(out_dir: str | os.PathLike[str]) -> None:
             )
 
 
+def _lock_of(folder: Path) -> Path:
+    """The lock file of a temporary SavedModel folder: ``.saved_model.XXXX.lock`` beside it."""
+    return folder.with_name(f"{folder.name}.lock")
+
+
+def _remove_abandoned_saved_models(out: Path) -> None:
+    """Delete the temporary SavedModel folders in ``out`` (and their lock files) that exports
+    killed while writing left; one that a live export holds stays."""
+    keys = {match["key"] for match in map(_TEMPORARY.fullmatch, os.listdir(out)) if match}
+    for key in sorted(keys):
+        folder = out / f"{TEMPORARY_PREFIX}{key}"
+        remove_abandoned(folder, _lock_of(folder))
+
+
+@contextlib.contextmanager
+def _saved_model_folder(out: Path) -> Iterator[Path]:
+    """A new hidden folder in ``out`` to write the SavedModel in, held by this process while
+    the block runs (a lock beside it, which dies with the process), then deleted."""
+    folder = out / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+    with process_lock(_lock_of(folder), f"{folder} is in use"):
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def export_run(
     run: str | os.PathLike[str] | RunDir | LoadedRun,
     out_dir: str | os.PathLike[str],
@@ -188,6 +225,7 @@ def export_run(
     spec = serving_input(loaded)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_saved_models(out)
 
     def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
         if config.input == "waveforms":
@@ -225,8 +263,7 @@ def export_run(
         out / CLASSES_CSV: loaded.classes.to_csv_text().encode(),
         out / EXPORT_JSON: json_bytes(description),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{SAVED_MODEL}.", dir=out))
-    try:
+    with _saved_model_folder(out) as tmp:
         try:
             archive.write_out(str(tmp / SAVED_MODEL), verbose=False)
         except tf.errors.OpError as exc:
@@ -237,6 +274,4 @@ def export_run(
             if final.exists():
                 shutil.rmtree(final)
             (tmp / SAVED_MODEL).rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return description

@@ -2,7 +2,9 @@
 
 An ``flock`` of a lock file, which the system releases when its process ends, however it ends:
 a lock file left by a killed process blocks nothing. Training holds one on its run
-(:meth:`modeling.runs.RunDir.locked`), ``audiomill run`` one on its records file.
+(:meth:`modeling.runs.RunDir.locked`), ``audiomill run`` one on its records file, ``export`` one
+on the folder it writes its SavedModel in, so that another export removes that folder
+(:func:`remove_abandoned`) only when its writer is gone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +61,24 @@ def process_lock(path: str | os.PathLike[str], busy: str) -> Iterator[None]:
         _HELD_LOCKS.discard(path)
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def remove_abandoned(path: str | os.PathLike[str], lock: str | os.PathLike[str]) -> None:
+    """Delete the folder ``path`` and the lock file ``lock`` unless a process holds ``lock``
+    (:func:`process_lock`): what a writer that held it while writing ``path`` left, killed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder, which may be missing (its writer died before making it).
+    lock : str or os.PathLike
+        Its writer's lock file; a lock this process holds keeps ``path`` too.
+    """
+    lock = Path(lock).absolute()
+    if lock in _HELD_LOCKS:
+        return
+    with contextlib.suppress(LockedError), process_lock(lock, f"{lock} is held"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _take_lock(path: Path) -> int | None:
