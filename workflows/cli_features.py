@@ -195,13 +195,13 @@ def import_tfrecord(
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
     format: Formats = None,
     storage_options: StorageOptions = None,
-) -> None:
+) -> dict:
     """Import AudioSet's released VGGish embedding TFRecords, without downloading audio."""
     with collection_paused():
         from features.importers import import_audioset_tfrecords
 
-    _run_import(import_audioset_tfrecords, pattern, classes, out_path, split, shard_clips,
-                format, storage_options)  # fmt: skip
+    return _run_import(import_audioset_tfrecords, pattern, classes, out_path, split,
+                       shard_clips, format, storage_options)  # fmt: skip
 
 
 @import_app.command("packed-h5")
@@ -216,16 +216,18 @@ def import_packed(
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
     format: Formats = None,
     storage_options: StorageOptions = None,
-) -> None:
+) -> dict:
     """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list)."""
     with collection_paused():
         from features.importers import import_packed_h5
 
-    _run_import(import_packed_h5, path, classes, out_path, split, shard_clips, format,
-                storage_options)  # fmt: skip
+    return _run_import(import_packed_h5, path, classes, out_path, split, shard_clips, format,
+                       storage_options)  # fmt: skip
 
 
-def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage_options) -> None:
+def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage_options) -> dict:
+    """Run importer ``fn``, print its summary and return its clip count for ``audiomill run``'s
+    summary."""
     from pipelines.storage import DatasetAccessError, DatasetLockedError
     from schemas.errors import InputFormatError
 
@@ -250,6 +252,7 @@ def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage
     _import_summary(summary)
     if not summary.created:
         fail(f"nothing was imported, so there is no dataset at {out_path}", code=1)
+    return {"clips": summary.imported}
 
 
 def index(
