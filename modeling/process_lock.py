@@ -4,7 +4,9 @@ An ``flock`` of a lock file, which the system releases when its process ends, ho
 a lock file left by a killed process blocks nothing. Training holds one on its run
 (:meth:`modeling.runs.RunDir.locked`), ``audiomill run`` one on its records file, ``export`` one
 on the folder it writes its SavedModel in, so that another export removes that folder
-(:func:`remove_abandoned`) only when its writer is gone.
+(:func:`remove_abandoned`) only when its writer is gone. The atomic writes of
+:mod:`modeling.runs` hold their temporary files the same way (:func:`new_held_file`), so that a
+later write removes one (:func:`remove_unheld_file`) only when its writer is gone.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 class LockedError(OSError):
@@ -79,6 +82,48 @@ def remove_abandoned(path: str | os.PathLike[str], lock: str | os.PathLike[str])
         return
     with contextlib.suppress(LockedError), process_lock(lock, f"{lock} is held"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def new_held_file(new_path: Callable[[], Path]) -> tuple[Path, BinaryIO]:
+    """A new, empty file, open for writing and held by this process (an ``flock``, released
+    when it is closed or the process ends) so that :func:`remove_unheld_file` leaves it.
+
+    The file is made as ``open`` makes files: the umask decides its mode.
+
+    Parameters
+    ----------
+    new_path : callable
+        Gives the file's path, a new one at each call: another is tried when a remover deleted
+        the file between its making and its locking.
+
+    Returns
+    -------
+    tuple of Path and BinaryIO
+    """
+    while True:
+        path = new_path()
+        stream = path.open("xb")
+        fcntl.flock(stream, fcntl.LOCK_EX)  # waits for a remover that took it first
+        if _names_file(path, stream.fileno()):
+            return path, stream
+        stream.close()
+
+
+def remove_unheld_file(path: str | os.PathLike[str]) -> None:
+    """Delete the file ``path`` unless a process holds it (:func:`new_held_file`): what a
+    writer killed while writing it left. A file this process may not open or delete stays."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # BlockingIOError: its writer holds it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _names_file(path, fd):
+                path.unlink()
+    finally:
+        os.close(fd)
 
 
 def _take_lock(path: Path) -> int | None:

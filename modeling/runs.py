@@ -32,6 +32,7 @@ work; a write failing later is one line too: :func:`out_error_line`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -42,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modeling.process_lock import process_lock
+from modeling.process_lock import new_held_file, process_lock, remove_unheld_file
 from schemas.classmap import ClassMap
 from schemas.dataset import MANIFEST
 
@@ -188,35 +189,47 @@ def _temporary_of(name: str) -> str | None:
     return match["of"] if match else None
 
 
-def _write_temporary(path: Path, data: bytes) -> Path:
-    """Write and sync ``data`` to a new temporary of ``path`` (parent folders made); its path.
+def _remove_abandoned_temporaries(path: Path) -> None:
+    """Delete the temporaries of ``path`` that writes killed half-way left; one a live write
+    holds stays (:func:`modeling.process_lock.remove_unheld_file`)."""
+    for entry in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if _temporary_of(entry.name) == path.name:
+            remove_unheld_file(entry)
 
-    The file is made as ``open`` makes files, so that the umask decides its mode (``mkstemp``
-    makes every file 0600).
+
+@contextlib.contextmanager
+def _held_temporary(path: Path, data: bytes) -> Iterator[Path]:
+    """A new temporary of ``path`` holding ``data``, synced (parent folders made), that this
+    process holds while the block runs (:func:`modeling.process_lock.new_held_file`); deleted
+    if the block raises.
+
+    The temporaries that earlier writes of ``path`` killed half-way left are deleted first. The
+    file is made as ``open`` makes files, so that the umask decides its mode (``mkstemp`` makes
+    every file 0600).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_path(path)
-    stream = tmp.open("xb")
-    try:
-        with stream:
+    _remove_abandoned_temporaries(path)
+    tmp, stream = new_held_file(lambda: _temporary_path(path))
+    with stream:
+        try:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+            yield tmp
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
+
+    Temporaries of ``path`` that writes killed half-way left are deleted first; one a live
+    write holds stays.
+    """
     path = Path(path)
-    tmp = _write_temporary(path, data)
-    try:
+    with _held_temporary(path, data) as tmp:
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -226,24 +239,19 @@ def staged_files(files: dict[Path, bytes]) -> Iterator[None]:
     Every file is first written and synced to a temporary name beside it (parent folders
     made); the block runs once all are written, and they are renamed into place after it. A
     failed write (a full disk), or a block that raises, removes the temporary files and
-    raises, leaving what was there as it was.
+    raises, leaving what was there as it was. Temporaries of these files that writes killed
+    half-way left are deleted first; one a live write holds stays.
 
     Parameters
     ----------
     files : dict of Path to bytes
         Each file's path and content.
     """
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files.items():
-            temps.append((_write_temporary(path, data), path))
+    with contextlib.ExitStack() as held:
+        temps = [(held.enter_context(_held_temporary(p, data)), p) for p, data in files.items()]
         yield
-    except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, path in temps:
-        os.replace(tmp, path)
+        for tmp, path in temps:
+            os.replace(tmp, path)
 
 
 def write_all_atomic(files: dict[Path, bytes]) -> None:
