@@ -8,6 +8,8 @@ Two sources become the shards of ``schemas.embeddings`` (``embeddings/<model>/<s
   feature list ``audio_embedding`` with one 128-byte uint8 string per second.
 - **Packed HDF5 files** (:func:`import_packed_h5`), the input of the embedding-classifier seed:
   ``x`` uint8 (N, 10, 128), ``y`` bool or 0/1 integers (N, C), ``video_id_list`` bytes (N,).
+  They record no start times, which AudioSet clip ids hold (``<YTID>_<start_ms>``): see
+  :mod:`features.packed_clip_ids` for the ids their rows get.
 
 Design choices, shared by both importers:
 
@@ -51,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import itertools
 import logging
 import os
 import re
@@ -75,7 +78,8 @@ from features.import_conflicts import (
 )
 from features.import_records import FRAMES, ImportRecordError, concat_rows
 from features.import_target import locked_target
-from features.packed_embeddings import check_packed, open_hdf5, read_packed_rows
+from features.packed_clip_ids import packed_clip_ids
+from features.packed_embeddings import check_packed, open_packed, read_packed_rows
 from features.release_tfrecords import parse_release_batch, tfrecord_batches
 from pipelines.dataset_state import load_manifest, record_run, save_manifest
 from pipelines.storage import DatasetStore
@@ -140,6 +144,9 @@ class ImportSummary:
     created : bool
         Whether the dataset exists after the import: False when a first import committed no
         shard, which leaves no dataset behind.
+    unknown_starts : int
+        Packed files: videos of the input whose start time neither segment lists nor the
+        dataset gave, so that their clip id is ``<YTID>_0``.
     """
 
     run_id: str
@@ -158,6 +165,7 @@ class ImportSummary:
     split_clips: int = 0
     files_without_records: list[str] = field(default_factory=list)
     created: bool = True
+    unknown_starts: int = 0
 
     @property
     def skipped(self) -> int:
@@ -274,12 +282,14 @@ def import_packed_h5(
     storage_options: dict | None = None,
     checkpoint_seconds: float = 60.0,
     progress: Progress | None = None,
+    segments: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
 ) -> ImportSummary:
     """Import a packed HDF5 embedding file (``x``, ``y``, ``video_id_list``) into ``split``.
 
     ``x`` must be uint8 (N, 10, 128); ``y`` bool or 0/1 integers (N, C) with C the class map's
     size; ``video_id_list`` bytes or strings (N,). Optional datasets: ``clip_id`` (strings, else
-    the clip id is ``<video_id>_0``: packed files do not record start times) and ``num_frames``
+    the clip id comes from ``segments`` or the dataset, see :mod:`features.packed_clip_ids`,
+    since packed files do not record start times) and ``num_frames``
     (integers in 0..10, else it is 1 + the position of the last frame that is not all zeros, as
     shorter clips are zero-padded at the end; a real quantized frame is never all zeros, since
     that would need all 128 PCA components clipped to -2). Our own HDF5 embedding shards have
@@ -294,6 +304,9 @@ def import_packed_h5(
         As for :func:`import_audioset_tfrecords`.
     progress : callable, optional
         Called after each block of rows with (rows read, rows in the files opened so far).
+    segments : str, os.PathLike or sequence of them, optional
+        AudioSet segment lists (local paths or fsspec URLs) giving each row without a
+        ``clip_id`` the clip id ``<YTID>_<start_ms>`` of its video's segment.
 
     Returns
     -------
@@ -309,16 +322,25 @@ def import_packed_h5(
     ImportRecordError
         For a row whose ``y`` is not 0/1, whose ids do not decode, whose ``num_frames`` is
         out of range, or that repeats an earlier row's clip id, or a committed clip's, with
-        other labels or embeddings; it names the file and the row.
+        other labels or embeddings; for a row whose video ``segments`` do not hold or hold at
+        several starts, or, without them, that the dataset holds as several clips (before
+        anything is written); it names the file and the row.
     """
     files = _distinct_sorted(_as_list(path))
     _check_files_exist(files, storage_options)
+    lists = _as_list(segments) if segments else None
+    clip_ids: dict[str, str] = {}
+
+    def name_clips(class_map: ClassMap, held: Iterable[str], counts: ImportSummary) -> None:
+        named = packed_clip_ids(files, lists, class_map, held, storage_options)
+        clip_ids.update(named.by_video)
+        counts.unknown_starts = named.unknown_starts
 
     def blocks(
         class_map: ClassMap, counts: ImportSummary, progress: Progress | None
     ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
         for path in files:
-            yield from _packed_blocks(path, class_map, counts, progress, storage_options)
+            yield from _packed_blocks(path, class_map, clip_ids, counts, progress, storage_options)
 
     return _run_import(
         blocks,
@@ -334,26 +356,26 @@ def import_packed_h5(
         storage_options=storage_options,
         checkpoint_seconds=checkpoint_seconds,
         progress=progress,
+        name_clips=name_clips,
     )
 
 
 def _packed_blocks(
     path: str,
     class_map: ClassMap,
+    clip_ids: dict[str, str],
     counts: ImportSummary,
     progress: Progress | None,
     storage_options: dict | None,
 ) -> Iterator[tuple[str, np.ndarray, EmbeddingRows]]:
-    """The blocks (see :data:`Blocks`) of one packed file, its non-empty rows only."""
-    with (
-        fsspec.open(path, "rb", **(storage_options or {})) as stream,
-        open_hdf5(stream, path) as hf,
-    ):
+    """The blocks (see :data:`Blocks`) of one packed file, its non-empty rows only, a row
+    without ``clip_id`` named ``clip_ids[video id]``."""
+    with open_packed(path, storage_options) as hf:
         total = check_packed(hf, path, len(class_map))
         rows_before = counts.read
         for start in range(0, total, H5_READ_ROWS):
             stop = min(start + H5_READ_ROWS, total)
-            rows = read_packed_rows(hf, path, start, stop)
+            rows = read_packed_rows(hf, path, start, stop, clip_ids)
             counts.read += len(rows)
             keep = rows.num_frames > 0
             counts.empty += int(np.count_nonzero(~keep))
@@ -403,6 +425,10 @@ Blocks = Callable[
 """Reads an import's input: given the class map, the counts to add to and a progress callback,
 yields (input file, the record (or row) number of each row in it, rows) blocks."""
 
+NameClips = Callable[[ClassMap, Iterable[str], ImportSummary], None]
+"""Names the clips of an import's input before anything is written: given the class map, the
+clip ids the dataset holds and the counts to add to; raises for an input it cannot name."""
+
 
 def _run_import(
     blocks: Blocks,
@@ -419,12 +445,14 @@ def _run_import(
     storage_options: dict | None,
     checkpoint_seconds: float,
     progress: Progress | None,
+    name_clips: NameClips | None = None,
 ) -> ImportSummary:
     """Lock the dataset, then commit the rows of ``blocks`` as shards of ``model``/``split``.
 
-    When the dataset holds clips, ``blocks`` is read once more first, without ``progress``,
-    to refuse clips other splits hold and other versions of clips the split holds before
-    anything is written.
+    ``name_clips``, if given, is called first, with the clip ids of the dataset. When the
+    dataset holds clips, ``blocks`` is read once more first, without ``progress``, to refuse
+    clips other splits hold and other versions of clips the split holds before anything is
+    written.
     """
     formats = tuple(formats)
     bad = sorted(set(formats) - set(FORMATS))
@@ -469,6 +497,8 @@ def _run_import(
         _check_split_formats(entry, formats, model, split)
         committed = committed_clip_ids(store, entry)
         elsewhere = other_splits_clip_ids(store, manifest, split)
+        if name_clips:
+            name_clips(class_map, itertools.chain(committed, elsewhere), summary)
         if elsewhere or committed:
             scratch = ImportSummary(run_id=run_id, model=model, split=split, source=source,
                                     files=files)  # fmt: skip

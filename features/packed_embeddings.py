@@ -7,6 +7,10 @@ in 0..10); our own HDF5 embedding shards have this layout.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import fsspec
 import h5py
 import numpy as np
 
@@ -24,6 +28,16 @@ def open_hdf5(stream, path: str) -> h5py.File:
         return h5py.File(stream, "r")
     except OSError as exc:
         raise InputFormatError(path, f"not an HDF5 file ({exc})") from exc
+
+
+@contextlib.contextmanager
+def open_packed(path: str, storage_options: dict | None) -> Iterator[h5py.File]:
+    """Open the packed file ``path`` (local or fsspec URL) as HDF5."""
+    with (
+        fsspec.open(path, "rb", **(storage_options or {})) as stream,
+        open_hdf5(stream, path) as hf,
+    ):
+        yield hf
 
 
 def check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
@@ -66,8 +80,13 @@ def check_packed(hf: h5py.File, path: str, num_classes: int) -> int:
     return n
 
 
-def read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> EmbeddingRows:
-    """Read rows ``start:stop`` of a checked packed file."""
+def read_packed_rows(
+    hf: h5py.File, path: str, start: int, stop: int, clip_ids: Mapping[str, str]
+) -> EmbeddingRows:
+    """Read rows ``start:stop`` of a checked packed file.
+
+    A file without ``clip_id`` names each row's clip ``clip_ids[video id]``.
+    """
     x = hf["x"][start:stop]
     y_raw = hf["y"][start:stop]
     if y_raw.dtype != np.bool_:
@@ -76,11 +95,11 @@ def read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> Embeddi
             row = start + int(bad[0])
             values = sorted(set(np.unique(y_raw[bad[0]]).tolist()) - {0, 1})
             raise ImportRecordError(path, row, f"y holds {values}, not only 0/1", unit="row")
-    video_ids = _strings(hf, "video_id_list", path, start, stop)
+    video_ids = read_strings(hf, "video_id_list", path, start, stop)
     if "clip_id" in hf:
-        clip_ids = _strings(hf, "clip_id", path, start, stop)
+        row_clip_ids = read_strings(hf, "clip_id", path, start, stop)
     else:
-        clip_ids = [f"{v}_0" for v in video_ids]
+        row_clip_ids = [clip_ids[v] for v in video_ids]
     if "num_frames" in hf:
         num_frames = hf["num_frames"][start:stop].astype(np.int64)
         bad = np.flatnonzero((num_frames < 0) | (num_frames > FRAMES))
@@ -96,12 +115,12 @@ def read_packed_rows(hf: h5py.File, path: str, start: int, stop: int) -> Embeddi
         x=x,
         y=y_raw.astype(bool),
         video_ids=video_ids,
-        clip_ids=clip_ids,
+        clip_ids=row_clip_ids,
         num_frames=num_frames.astype(np.int32),
     )
 
 
-def _strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list[str]:
+def read_strings(hf: h5py.File, name: str, path: str, start: int, stop: int) -> list[str]:
     """Rows ``start:stop`` of a string dataset decoded as UTF-8, each checked by `id_problem`."""
     raw = hf[name][start:stop]
     out = []

@@ -72,10 +72,11 @@ def test_check_packed_names_missing_datasets(tmp_path):
 
 
 def test_read_packed_rows_reads_a_block_counting_frames_to_the_last_nonzero_one(tmp_path):
+    clip_ids = {"vid_b": "vid_b_30000", "vid_c": "vid_c_0", "vid_d": "vid_d_4500"}
     with h5py.File(_packed(tmp_path / "p.h5"), "r") as hf:
-        rows = read_packed_rows(hf, "p.h5", 1, 4)
+        rows = read_packed_rows(hf, "p.h5", 1, 4, clip_ids)
     assert rows.video_ids == ["vid_b", "vid_c", "vid_d"]
-    assert rows.clip_ids == ["vid_b_0", "vid_c_0", "vid_d_0"]
+    assert rows.clip_ids == ["vid_b_30000", "vid_c_0", "vid_d_4500"]
     assert rows.num_frames.tolist() == [7, 4, 1]
     assert rows.y.dtype == np.bool_
     assert [np.flatnonzero(y).tolist() for y in rows.y] == [[1], [2], [3]]
@@ -86,7 +87,7 @@ def test_read_packed_rows_takes_clip_ids_and_num_frames_from_the_file(tmp_path):
     clip_ids = np.array([b"c0_5000", b"c1_5000", b"c2_5000", b"c3_5000"])
     path = _packed(tmp_path / "p.h5", clip_id=clip_ids, num_frames=np.array([10, 2, 0, 1]))
     with h5py.File(path, "r") as hf:
-        rows = read_packed_rows(hf, "p.h5", 0, 3)
+        rows = read_packed_rows(hf, "p.h5", 0, 3, {})
     assert rows.clip_ids == ["c0_5000", "c1_5000", "c2_5000"]
     assert rows.num_frames.tolist() == [10, 2, 0]
 
@@ -109,7 +110,7 @@ def test_read_packed_rows_takes_clip_ids_and_num_frames_from_the_file(tmp_path):
 def test_read_packed_rows_names_the_bad_row(tmp_path, datasets, reason):
     path = _packed(tmp_path / "p.h5", **datasets)
     with h5py.File(path, "r") as hf, pytest.raises(ImportRecordError) as info:
-        read_packed_rows(hf, "p.h5", 1, 4)
+        read_packed_rows(hf, "p.h5", 1, 4, {v: f"{v}_0" for v in ("vid_b", "vid_c", "vid_d")})
     assert info.value.index == 2
     assert str(info.value).startswith("p.h5: row 2 (counting from 0): ")
     assert reason in str(info.value)

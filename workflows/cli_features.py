@@ -216,18 +216,31 @@ def import_packed(
     shard_clips: Annotated[int, typer.Option(help="Clips per shard.")] = 1000,
     format: Formats = None,
     storage_options: StorageOptions = None,
+    segments: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="AudioSet segment list (YTID, start, end, labels; repeatable) giving the rows' "
+            "clip ids <YTID>_<start_ms>: packed files record no start times."
+        ),
+    ] = None,
 ) -> dict:
-    """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list)."""
+    """Import a packed embedding file (x uint8 (N,10,128), y (N,C), video_id_list).
+
+    A row without a clip_id takes the clip id of its video's segment in --segments; without
+    them, that of the dataset's one clip of its video, else <YTID>_0 (with a warning).
+    """
     with collection_paused():
         from features.importers import import_packed_h5
 
     return _run_import(import_packed_h5, path, classes, out_path, split, shard_clips, format,
-                       storage_options)  # fmt: skip
+                       storage_options, segments=segments)  # fmt: skip
 
 
-def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage_options) -> dict:
-    """Run importer ``fn``, print its summary and return its clip count for ``audiomill run``'s
-    summary."""
+def _run_import(
+    fn, sources, classes, out_path, split, shard_clips, fmt, storage_options, **options
+) -> dict:
+    """Run importer ``fn`` (its ``options`` added), print its summary and return its clip
+    count for ``audiomill run``'s summary."""
     from pipelines.storage import DatasetAccessError, DatasetLockedError
     from schemas.errors import InputFormatError
 
@@ -240,6 +253,7 @@ def _run_import(fn, sources, classes, out_path, split, shard_clips, fmt, storage
                 shard_clips=shard_clips, formats=parse_formats(fmt),
                 storage_options=storage_options_from(storage_options),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **options,
             )  # fmt: skip
         except (
             InputFormatError,
