@@ -196,6 +196,13 @@ def test_command_stages_read_what_their_command_reads(tmp_path: Path):
           options: {classes: c.csv, out: ds, split: bal_train}
         """
     assert _plan_inputs(tmp_path, imported) == ("c.csv", "bal_train/*.tfrecord")
+    packed = """
+        - name: import
+          command: import packed-h5
+          args: [bal_train.h5]
+          options: {classes: c.csv, out: ds, split: bal_train, segments: [s.csv]}
+        """
+    assert _plan_inputs(tmp_path, packed) == ("c.csv", "s.csv", "bal_train.h5")
     call = """
         - name: c
           call: tests.workflow_helpers:count_call

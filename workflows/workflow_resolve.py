@@ -54,7 +54,7 @@ COMMAND_INPUTS: dict[str, tuple[str, ...]] = {
     "prepare fsd2019": ("root",),
     "prepare whale": ("root",),
     "import audioset-tfrecord": ("pattern", "classes"),
-    "import packed-h5": ("path", "classes"),
+    "import packed-h5": ("path", "classes", "segments"),
     "embed": ("checkpoint", "pca_params"),
     "embed-files": ("files", "checkpoint", "pca_params"),
     "train": ("dataset",),
