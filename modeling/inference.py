@@ -84,6 +84,7 @@ from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
 from schemas.dataset import DatasetManifest
+from schemas.failures import ClipFailure
 
 if TYPE_CHECKING:
     from features.embed import EmbedSettings
@@ -404,6 +405,46 @@ def local_audio(source: str, storage_options: dict | None = None) -> Iterator[st
         yield fetch_media(FetchRequest(source, source), workdir, options).path
 
 
+def _naming_input(failure: ClipFailure, source: str, local: str) -> ClipFailure:
+    """``failure`` of ``source`` (read from ``local``) with a detail that starts with
+    ``source`` as given, not with the path it was read from (a URL's temporary copy)."""
+    detail = failure.detail
+    for name in dict.fromkeys((local, str(Path(local)), source)):
+        if detail.startswith(f"{name}: "):
+            detail = detail[len(name) + 2 :]
+            break
+    if is_local(source) or source not in detail:  # fetch errors name the URL
+        detail = f"{source}: {detail}"
+    return ClipFailure(failure.reason, detail, failure.attempts)
+
+
+def _file_windows(
+    loaded: LoadedRun,
+    source: str,
+    settings: EmbedSettings | None,
+    rate: int,
+    storage_options: dict | None,
+) -> np.ndarray:
+    """The windows of file ``source`` that the run's model takes, as float32.
+
+    Raises
+    ------
+    schemas.failures.ClipFailure
+        If it cannot be fetched or decoded; the detail starts with ``source`` as given.
+    """
+    local = source
+    try:
+        with local_audio(source, storage_options) as local:
+            if settings is not None:
+                windows = _embedding_windows(loaded, local, settings, rate)
+            else:
+                windows = _waveform_windows(loaded, local)
+    except ClipFailure as failure:
+        raise _naming_input(failure, source, local) from None
+    # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
+    return windows.astype(np.float32)
+
+
 def predict_files(
     run: str | os.PathLike[str] | RunDir | LoadedRun,
     paths: Sequence[str | os.PathLike[str]],
@@ -416,6 +457,7 @@ def predict_files(
     progress: Progress | None = None,
     warn: Callable[[str], None] = log.warning,
     storage_options: dict | None = None,
+    on_failure: Callable[[str, ClipFailure], None] | None = None,
 ) -> list[Prediction]:
     """Score audio files with a trained run (windows max-pooled; see the module docstring).
 
@@ -442,16 +484,21 @@ def predict_files(
         with is not known, or when its dataset's sample rate cannot be read.
     storage_options : dict, optional
         fsspec options of URL ``paths`` and of the run's dataset.
+    on_failure : callable, optional
+        ``on_failure(path, failure)`` for a file that is missing, cannot be fetched or cannot
+        be decoded, which is then left out of the result and the other files are scored.
+        The failure's detail starts with the path as given. Without it, the first such
+        failure is raised.
 
     Returns
     -------
     list of Prediction
-        In the order of ``paths``.
+        In the order of ``paths``, of the files scored.
 
     Raises
     ------
     schemas.failures.ClipFailure
-        If a file is missing, cannot be fetched or cannot be decoded.
+        Without ``on_failure``: if a file is missing, cannot be fetched or cannot be decoded.
     ValueError, FileNotFoundError
         If an embedding run lacks the VGGish files, or they are not the ones its embeddings
         were made with (the message says which digest differs), or ``mode`` is not the mode
@@ -471,15 +518,16 @@ def predict_files(
     counts: list[int] = []
     for done, path in enumerate(paths, start=1):
         path = os.fspath(path)
-        with local_audio(path, storage_options) as local:
-            if settings is not None:
-                windows = _embedding_windows(loaded, local, settings, rate)
-            else:
-                windows = _waveform_windows(loaded, local)
-        # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
-        batches.add(windows.astype(np.float32))
-        sources.append(path)
-        counts.append(len(windows))
+        try:
+            windows = _file_windows(loaded, path, settings, rate, storage_options)
+        except ClipFailure as failure:
+            if on_failure is None:
+                raise
+            on_failure(path, failure)
+        else:
+            batches.add(windows)
+            sources.append(path)
+            counts.append(len(windows))
         if progress is not None:
             progress(done, len(paths))
     scores = batches.finish()

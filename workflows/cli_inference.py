@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.classmap import NAMES_SEP
+from schemas.failures import ClipFailure
 from workflows.cli_common import (
     StorageOptions,
     console,
@@ -38,8 +39,6 @@ RunArg = Annotated[Path, typer.Argument(help="Run directory written by `audiomil
 
 def _errors() -> tuple[type[BaseException], ...]:
     """What the serving functions raise on bad input: reported as errors, not tracebacks."""
-    from schemas.failures import ClipFailure
-
     return (FileNotFoundError, FileExistsError, ValueError, ClipFailure)
 
 
@@ -217,7 +216,9 @@ def predict(
     runs: --checkpoint and --pca-params, the files the run's embeddings were made with, and
     the front end they were made with; others are refused). Files longer than the run's clip
     are scored in windows of a clip length, every half clip, and each class keeps its maximum
-    over the windows; shorter files are zero-padded.
+    over the windows; shorter files are zero-padded. A file that cannot be fetched or
+    decoded is listed as not scored, with its failure class and why, and a warning; the
+    others are scored, and the exit status is 1.
     """
     with collection_paused():
         from modeling import inference
@@ -226,13 +227,6 @@ def predict(
         fail("--top-k must be at least 1")
     if mode not in (None, "fast", "exact"):
         fail("--mode must be 'fast' or 'exact'")
-    loaded = _load(run, weights)
-    if loaded.config.input != "embeddings" and (checkpoint or pca_params):
-        fail(
-            f"run {loaded.run.path} scores waveforms: --checkpoint and --pca-params are for runs "
-            "on VGGish embeddings"
-        )
-    so = storage_options_from(storage_options)
     files = [x for x in inputs if "://" in x or Path(x).exists()]
     clips = [x for x in inputs if x not in files]
     if clips and dataset is None:
@@ -240,7 +234,15 @@ def predict(
             f"no such file: {', '.join(clips[:5])}; to score clips of a dataset by clip id "
             "pass --dataset DIR (and optionally --split)"
         )
+    loaded = _load(run, weights)
+    if loaded.config.input != "embeddings" and (checkpoint or pca_params):
+        fail(
+            f"run {loaded.run.path} scores waveforms: --checkpoint and --pca-params are for runs "
+            "on VGGish embeddings"
+        )
+    so = storage_options_from(storage_options)
     found: dict[str, Any] = {}
+    failed: dict[str, ClipFailure] = {}
     if files:
         predictions = _with_progress(
             "files",
@@ -253,6 +255,7 @@ def predict(
             batch_size=batch_size,
             warn=_warn,
             storage_options=so,
+            on_failure=lambda source, failure: _not_scored(failed, source, failure),
         )
         found.update((p.source, p) for p in predictions)
     if clips:
@@ -266,6 +269,9 @@ def predict(
     names = loaded.classes.display_names
     results = []
     for source in inputs:
+        if source in failed:
+            results.append(_failure_row(source, failed[source]))
+            continue
         p = found[source]
         results.append(
             {
@@ -284,6 +290,9 @@ def predict(
         typer.echo(json.dumps(results, indent=2))
     else:
         for r in results:
+            if "error" in r:
+                _print_failure_row(r)
+                continue
             detail = (
                 f"{r['windows']} window{'s' * (r['windows'] != 1)}"
                 if r["kind"] == "file"
@@ -306,7 +315,31 @@ def predict(
                     f"{hit['score']:.4f}",
                 )
             _print_whole(t)
+    if failed:
+        raise typer.Exit(1)
     return {"inputs": len(results)}
+
+
+def _not_scored(failed: dict[str, ClipFailure], source: str, failure: ClipFailure) -> None:
+    """Record that file ``source`` cannot be scored, and warn on stderr."""
+    failed[source] = failure
+    _warn(f"not scored: {failure}")
+
+
+def _failure_row(source: str, failure: ClipFailure) -> dict[str, Any]:
+    """The result of an input that was not scored: its failure class and why, no scores."""
+    return {
+        "input": source,
+        "kind": "file",
+        "error": {"reason": failure.reason.value, "detail": failure.detail},
+    }
+
+
+def _print_failure_row(row: dict[str, Any]) -> None:
+    """Print the input of a failure row as not scored, then its failure class and why."""
+    error = row["error"]
+    for line in (f"{row['input']} (not scored)", f"{error['reason']}: {error['detail']}"):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def search(
