@@ -56,6 +56,7 @@ with and is recomputed when they change.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import difflib
 import hashlib
@@ -84,7 +85,7 @@ from pipelines.fetch import FetchOptions, FetchRequest, fetch_media, is_local
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassInfo, ClassMap
 from schemas.dataset import DatasetManifest
-from schemas.failures import ClipFailure
+from schemas.failures import ClipFailure, FailureReason
 
 if TYPE_CHECKING:
     from features.embed import EmbedSettings
@@ -92,6 +93,11 @@ if TYPE_CHECKING:
 SCORES_DIR = "scores"
 DEFAULT_MODE = "fast"
 """VGGish front-end mode of audio files when the run's embeddings record none."""
+TEXT_SNIFF_BYTES = 4096
+"""Bytes of a file that failed to decode read to tell whether it is text, not audio."""
+TEXT_CONTROLS = frozenset(b"\t\n\r\f")
+SHOWN_LINE_CHARS = 60
+"""Characters of a text file's first line that a failure quotes."""
 log = logging.getLogger(__name__)
 
 
@@ -405,6 +411,51 @@ def local_audio(source: str, storage_options: dict | None = None) -> Iterator[st
         yield fetch_media(FetchRequest(source, source), workdir, options).path
 
 
+def refuse_folders(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse local folders among ``paths``: predict takes audio files, not folders.
+
+    Raises
+    ------
+    ValueError
+        Naming the first five folders.
+    """
+    folders = [os.fspath(p) for p in paths if is_local(os.fspath(p)) and os.path.isdir(p)]
+    if folders:
+        what = "a folder, not an audio file" if len(folders) == 1 else "folders, not audio files"
+        raise ValueError(
+            f"{_shown(folders)}: {what}: predict takes audio files (paths or URLs), or with "
+            "--dataset clip ids of a dataset"
+        )
+
+
+def _text_start(path: str) -> str | None:
+    """The first line of ``path`` that is not blank ("" if none), cut to
+    :data:`SHOWN_LINE_CHARS`, when the file is text: UTF-8 without control bytes other than
+    whitespace; None when it is not, is empty or cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(TEXT_SNIFF_BYTES)
+    except OSError:
+        return None
+    if not head or any(byte < 0x20 and byte not in TEXT_CONTROLS for byte in head):
+        return None
+    try:  # incremental: a character cut at the end of ``head`` is no error
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return None
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= SHOWN_LINE_CHARS else f"{line[:SHOWN_LINE_CHARS]}..."
+
+
+def _as_not_audio(failure: ClipFailure, local: str) -> ClipFailure:
+    """``failure`` to decode ``local``, saying it is not audio when the file is text."""
+    start = _text_start(local) if failure.reason == FailureReason.DECODE_ERROR else None
+    if start is None:
+        return failure
+    beginning = f" beginning {start!r}" if start else ""
+    return ClipFailure(failure.reason, f"{local}: not audio: a text file{beginning}")
+
+
 def _naming_input(failure: ClipFailure, source: str, local: str) -> ClipFailure:
     """``failure`` of ``source`` (read from ``local``) with a detail that starts with
     ``source`` as given, not with the path it was read from (a URL's temporary copy)."""
@@ -435,10 +486,13 @@ def _file_windows(
     local = source
     try:
         with local_audio(source, storage_options) as local:
-            if settings is not None:
-                windows = _embedding_windows(loaded, local, settings, rate)
-            else:
-                windows = _waveform_windows(loaded, local)
+            try:
+                if settings is not None:
+                    windows = _embedding_windows(loaded, local, settings, rate)
+                else:
+                    windows = _waveform_windows(loaded, local)
+            except ClipFailure as failure:
+                raise _as_not_audio(failure, local) from None
     except ClipFailure as failure:
         raise _naming_input(failure, source, local) from None
     # Waveform windows are already in [-1, 1]; embeddings stay on their 0..255 scale.
@@ -486,9 +540,9 @@ def predict_files(
         fsspec options of URL ``paths`` and of the run's dataset.
     on_failure : callable, optional
         ``on_failure(path, failure)`` for a file that is missing, cannot be fetched or cannot
-        be decoded, which is then left out of the result and the other files are scored.
-        The failure's detail starts with the path as given. Without it, the first such
-        failure is raised.
+        be decoded (a text file's detail says it is not audio), which is then left out of
+        the result and the other files are scored. The failure's detail starts with the path
+        as given. Without it, the first such failure is raised.
 
     Returns
     -------
@@ -500,12 +554,13 @@ def predict_files(
     schemas.failures.ClipFailure
         Without ``on_failure``: if a file is missing, cannot be fetched or cannot be decoded.
     ValueError, FileNotFoundError
-        If an embedding run lacks the VGGish files, or they are not the ones its embeddings
-        were made with (the message says which digest differs), or ``mode`` is not the mode
-        they were made with (the message names both).
+        If a path is a local folder (checked first), an embedding run lacks the VGGish files,
+        or they are not the ones its embeddings were made with (the message says which digest
+        differs), or ``mode`` is not the mode they were made with (the message names both).
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    refuse_folders(paths)
     loaded = load_run(run, which)
     settings, rate = None, 0
     if loaded.config.input == "embeddings":

@@ -57,7 +57,8 @@ def test_failed_files_are_reported_and_the_others_scored(served: Served, tmp_pat
     assert [source for source, _ in failures] == [corrupt, manifest, str(empty)]
     assert {f.reason for _, f in failures} == {FailureReason.DECODE_ERROR}
     assert failures[0][1].detail.startswith(f"{corrupt}: not readable")
-    assert failures[1][1].detail.startswith(f"{manifest}: not readable")
+    detail = failures[1][1].detail
+    assert detail == f"{manifest}: not audio: a text file beginning 'path,labels,split'"
     assert failures[2][1].detail == f"{empty}: file is empty (0 bytes)"
     with pytest.raises(ClipFailure, match=re.escape(f"{corrupt}: not readable")):
         predict_files(served.wave, [good, corrupt])
@@ -84,6 +85,12 @@ def test_failed_files_of_an_embedding_run_are_reported_too(
     assert [p.source for p in got] == [good] and failures == [corrupt]
 
 
+def test_a_folder_is_refused_before_scoring(served: Served, tmp_path: Path) -> None:
+    message = f"^{re.escape(str(tmp_path))}: a folder, not an audio file"
+    with pytest.raises(ValueError, match=message):
+        predict_files(served.wave, [_tone(tmp_path / "good.wav"), str(tmp_path)])
+
+
 def test_predict_cli_prints_every_result_and_exits_1_on_a_failed_file(
     served: Served, tmp_path: Path
 ) -> None:
@@ -101,7 +108,7 @@ def test_predict_cli_prints_every_result_and_exits_1_on_a_failed_file(
         "error": {"reason": "decode_error", "detail": failed["error"]["detail"]},
     }
     assert failed["error"]["detail"].startswith(f"{corrupt}: not readable by soundfile or ffmpeg")
-    assert text["error"]["detail"].startswith(f"{manifest}: not readable")
+    assert text["error"]["detail"].startswith(f"{manifest}: not audio: a text file")
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         f"warning: not scored: decode_error: {failed['error']['detail']}",
@@ -119,3 +126,14 @@ def test_predict_cli_prints_every_result_and_exits_1_on_a_failed_file(
 
     fine = runner.invoke(app, args[:3])
     assert fine.exit_code == 0, fine.output
+
+
+def test_predict_cli_refuses_a_folder_up_front(served: Served, tmp_path: Path) -> None:
+    good = _tone(tmp_path / "good.wav")
+    result = CliRunner().invoke(app, ["predict", str(served.wave), good, str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    message = (
+        f"error: {tmp_path}: a folder, not an audio file: predict takes audio files (paths or "
+        "URLs), or with --dataset clip ids of a dataset"
+    )
+    assert result.stderr.splitlines() == [message]

@@ -218,7 +218,7 @@ def predict(
     are scored in windows of a clip length, every half clip, and each class keeps its maximum
     over the windows; shorter files are zero-padded. A file that cannot be fetched or
     decoded is listed as not scored, with its failure class and why, and a warning; the
-    others are scored, and the exit status is 1.
+    others are scored, and the exit status is 1. A folder is refused.
     """
     with collection_paused():
         from modeling import inference
@@ -234,6 +234,10 @@ def predict(
             f"no such file: {', '.join(clips[:5])}; to score clips of a dataset by clip id "
             "pass --dataset DIR (and optionally --split)"
         )
+    try:
+        inference.refuse_folders(files)
+    except ValueError as exc:
+        fail(str(exc))
     loaded = _load(run, weights)
     if loaded.config.input != "embeddings" and (checkpoint or pca_params):
         fail(
