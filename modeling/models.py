@@ -8,6 +8,7 @@ Model families live in :mod:`modeling.models_embedding` (embedding sequences) an
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,14 @@ from features.tensorflow_device import default_device
 from modeling.catalog import TASKS
 
 INPUT_KINDS = ("embedding", "waveform")
+LOCAL_DEVICE = tf.DeviceSpec(job="localhost", replica=0, task=0, device_type="CPU", device_index=0)
+"""What TensorFlow fills in where a device name leaves a part out (``/gpu`` is GPU:0)."""
+EMULATED_FLOAT16 = (
+    "mixed precision on CPU only: float16 is emulated there, so each step takes many times "
+    "longer than in float32 (--no-mixed-precision trains in float32)"
+)
+
+log = logging.getLogger(__name__)
 
 
 def check_task(task: str) -> None:
@@ -397,6 +406,65 @@ def build_model(
     return registry[name, input_kind](num_classes, task=task, **kwargs)
 
 
+def _device_name(name: str) -> str | None:
+    """``name`` as TensorFlow resolves it in this process, ``TYPE:INDEX``.
+
+    Parameters
+    ----------
+    name : str
+        A device name in any of TensorFlow's forms: ``/gpu:0``, ``GPU:0``, ``/device:GPU:0``,
+        ``/job:localhost/replica:0/task:0/device:GPU:0``.
+
+    Returns
+    -------
+    str or None
+        Such as ``"GPU:0"``; None where ``name`` is no name of a device of this process.
+    """
+    try:
+        spec = LOCAL_DEVICE.make_merged_spec(tf.DeviceSpec.from_string(name))
+    except ValueError:
+        return None
+    if (spec.job, spec.replica, spec.task) != ("localhost", 0, 0):
+        return None
+    return f"{spec.device_type}:{spec.device_index}"
+
+
+def check_devices(devices: Sequence[str]) -> list[str]:
+    """Refuse a device TensorFlow does not see in this process, or one named twice.
+
+    ``MirroredStrategy`` takes any device name: on a device TensorFlow does not have it trains
+    elsewhere (a GPU) or waits forever in its first step (a CPU).
+
+    Parameters
+    ----------
+    devices : sequence of str
+        Device names, as :func:`_device_name` takes them.
+
+    Returns
+    -------
+    list of str
+        The devices as ``TYPE:INDEX``, in order.
+
+    Raises
+    ------
+    ValueError
+        Naming the first device refused, and the devices TensorFlow sees.
+    """
+    seen = [_device_name(device.name) for device in tf.config.list_logical_devices()]
+    given: dict[str, str] = {}
+    for device in devices:
+        name = _device_name(device)
+        if name not in seen:
+            known = ", ".join(str(s) for s in seen)
+            raise ValueError(
+                f"--device {device}: TensorFlow sees no such device (devices: {known})"
+            )
+        if name in given:
+            raise ValueError(f"--device {device}: names {given[name]} again; give each device once")
+        given[name] = device
+    return list(given)
+
+
 def strategy_and_policy(
     mixed_precision: bool | None = None,
     devices: Sequence[str] | None = None,
@@ -407,10 +475,12 @@ def strategy_and_policy(
     ----------
     mixed_precision : bool or None, optional
         True forces ``'mixed_float16'``, False forces ``'float32'``, None uses mixed precision
-        exactly when a GPU is visible.
+        exactly when a GPU is visible. Mixed precision on CPUs only is logged as a warning:
+        float16 is emulated there, many times slower.
     devices : sequence of str, optional
         Replicate over exactly these devices (``MirroredStrategy``), e.g. two logical CPUs
-        in a test or a subset of the GPUs.
+        in a test or a subset of the GPUs; each must be one TensorFlow sees
+        (:func:`check_devices`).
 
     Returns
     -------
@@ -420,6 +490,11 @@ def strategy_and_policy(
     policy : keras.DTypePolicy
         The global policy now in force; model heads keep float32 outputs under it.
 
+    Raises
+    ------
+    ValueError
+        For a device TensorFlow does not see, or one named twice.
+
     Notes
     -----
     The policy is process-global: callers that only need it temporarily must restore the
@@ -427,12 +502,17 @@ def strategy_and_policy(
     """
     gpus = tf.config.list_physical_devices("GPU")
     if devices:
+        on_cpus_only = all(name.startswith("CPU:") for name in check_devices(devices))
         strategy = tf.distribute.MirroredStrategy(list(devices))
     elif len(gpus) > 1:
+        on_cpus_only = False
         strategy = tf.distribute.MirroredStrategy()
     else:
+        on_cpus_only = not gpus
         strategy = tf.distribute.get_strategy()
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
+    if use_mixed and on_cpus_only:
+        log.warning(EMULATED_FLOAT16)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     return strategy, keras.mixed_precision.global_policy()
 

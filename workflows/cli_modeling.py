@@ -117,6 +117,20 @@ def _learning_rate(rate: float) -> None:
         fail(str(exc))
 
 
+def _check_devices(devices: list[str] | None) -> None:
+    """Fail on a --device TensorFlow does not see, or one given twice
+    (:func:`modeling.models.check_devices`), before anything is written."""
+    if not devices:
+        return
+    with collection_paused():
+        from modeling.models import check_devices
+
+    try:
+        check_devices(devices)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def _check_out(path: Path, command: str, kind: str, restart: bool = False) -> None:
     """Fail on an ``--out`` that ``command`` may not write (:func:`modeling.runs.check_out_dir`),
     before anything is written."""
@@ -328,6 +342,7 @@ def train(
     run_dir = local_dir(out_dir, "train")
     if resume and restart:
         fail("--resume and --restart do not go together")
+    _check_devices(device)
     resume, restart = _workflow_rerun(ctx, resume, restart)
     adopting = _unrecorded_stage_run(ctx, run_dir, restart)
     _check_out(run_dir, "train", "run", restart)
