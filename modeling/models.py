@@ -475,8 +475,9 @@ def strategy_and_policy(
     ----------
     mixed_precision : bool or None, optional
         True forces ``'mixed_float16'``, False forces ``'float32'``, None uses mixed precision
-        exactly when a GPU is visible. Mixed precision on CPUs only is logged as a warning:
-        float16 is emulated there, many times slower.
+        exactly when the run's devices include a GPU (``devices``, else every GPU visible).
+        Mixed precision on CPUs only is logged as a warning: float16 is emulated there, many
+        times slower.
     devices : sequence of str, optional
         Replicate over exactly these devices (``MirroredStrategy``), e.g. two logical CPUs
         in a test or a subset of the GPUs; each must be one TensorFlow sees
@@ -510,7 +511,7 @@ def strategy_and_policy(
     else:
         on_cpus_only = not gpus
         strategy = tf.distribute.get_strategy()
-    use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
+    use_mixed = not on_cpus_only if mixed_precision is None else mixed_precision
     if use_mixed and on_cpus_only:
         log.warning(EMULATED_FLOAT16)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")

@@ -101,12 +101,40 @@ def test_mixed_precision_on_cpus_only_warns_once(caplog: pytest.LogCaptureFixtur
     assert [r.getMessage().startswith(EMULATED) for r in caplog.records] == [True]
 
 
-@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is visible")
+def _gpus_visible(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """Make ``tf.config.list_physical_devices("GPU")`` list ``count`` GPUs."""
+    listed = tf.config.list_physical_devices
+    fake = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(count)]
+
+    def physical(kind: str | None = None) -> list:
+        return fake if kind == "GPU" else listed(kind)
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", physical)
+
+
 @pytest.mark.usefixtures("restore_policy")
-def test_mixed_precision_without_a_gpu_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_mixed_precision_without_a_gpu_warns(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _gpus_visible(monkeypatch, 0)
     with caplog.at_level(logging.WARNING, logger="modeling.models"):
         strategy_and_policy(mixed_precision=True)
     assert [r.getMessage().startswith(EMULATED) for r in caplog.records] == [True]
+
+
+@pytest.mark.usefixtures("restore_policy")
+def test_the_default_precision_follows_the_runs_devices(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a GPU visible, a run on CPUs only (--device /cpu:0) defaults to float32, not to
+    emulated float16; a run on the GPU defaults to mixed precision."""
+    _gpus_visible(monkeypatch, 1)
+    with caplog.at_level(logging.WARNING, logger="modeling.models"):
+        _, policy = strategy_and_policy(devices=["/cpu:0"])
+        assert policy.name == "float32"
+        _, policy = strategy_and_policy()
+        assert policy.name == "mixed_float16"
+    assert not caplog.records
 
 
 @pytest.mark.usefixtures("restore_policy")
