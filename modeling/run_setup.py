@@ -239,7 +239,7 @@ def plan_run(
             f"--steps {steps} is more than a run may train: at most {MAX_STEPS:,} steps"
         )
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
-        raise ValueError(f"--epochs must be positive, got {epochs:g}")
+        raise ValueError(f"--epochs must be positive and finite, got {epochs:g}")
     if not (math.isfinite(mixup) and mixup >= 0):
         raise ValueError(f"--mixup must be a finite alpha >= 0, got {mixup:g}")
     store = DatasetStore(dataset, storage_options)

@@ -26,7 +26,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_epochs_must_be_positive(dataset: Path, tmp_path: Path, command: str, epochs: str) -> None:
     out = tmp_path / "out"
     line = _error([command, str(dataset), "--out", str(out), f"--epochs={epochs}"])
-    assert line == f"error: --epochs must be positive, got {float(epochs):g}"
+    assert line == f"error: --epochs must be positive and finite, got {float(epochs):g}"
     assert not out.exists()
 
 
