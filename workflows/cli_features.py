@@ -156,7 +156,7 @@ def embed_files(
     for r in results:
         line = f"{r.path}: {len(r.quantized)} embedding{'s' * (len(r.quantized) != 1)}"
         if r.padded:
-            line += " (shorter than one 0.96 s example: zero-padded to one)"
+            line += " (shorter than one 0.975 s example: zero-padded to one)"
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(f"wrote {out_path}", markup=False, highlight=False, soft_wrap=True)
 
