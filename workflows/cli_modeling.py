@@ -143,6 +143,45 @@ def _check_out(path: Path, command: str, kind: str, restart: bool = False) -> No
         fail(str(exc))
 
 
+def _check_folds(folds: int | None) -> None:
+    """Fail on a ``--folds`` of fewer than two folds, before anything is written."""
+    if folds is not None and folds < 2:
+        fail(f"--folds must be at least 2, got {folds}")
+
+
+def _training_clips(config: RunConfig, so: dict | None) -> int:
+    """The clips of ``config``'s training splits, as training reads them; fails on shards that
+    cannot be read."""
+    with collection_paused():
+        from modeling.readers import ShardReader
+
+    try:
+        reader = ShardReader(
+            config.dataset,
+            config.splits,
+            config.input,
+            model=config.embedding_model,
+            storage_options=so,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    return reader.num_rows
+
+
+def _check_fold_clips(config: RunConfig, so: dict | None) -> None:
+    """Fail on a k-fold ``config`` whose training splits cannot make its folds
+    (:func:`modeling.train_data.fold_rows`: fewer clips than folds), before anything is
+    written."""
+    if config.folds is None:
+        return
+    from modeling.train_data import fold_rows
+
+    try:
+        fold_rows(_training_clips(config, so), config.folds, int(config.fold), config.seed)
+    except ValueError as exc:
+        fail(f"--folds {config.folds}: {exc}")
+
+
 def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
     with collection_paused():
         from modeling.run_setup import plan_run
@@ -342,6 +381,7 @@ def train(
     run_dir = local_dir(out_dir, "train")
     if resume and restart:
         fail("--resume and --restart do not go together")
+    _check_folds(folds)
     _check_devices(device)
     resume, restart = _workflow_rerun(ctx, resume, restart)
     adopting = _unrecorded_stage_run(ctx, run_dir, restart)
@@ -374,6 +414,7 @@ def train(
     if resume and not adopting and RunDir(run_dir).exists:
         options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
+    _check_fold_clips(config, so)
     if adopting:
         resume, restart = _adopted_run(RunDir(run_dir), config, so)
     _warn_if_training_split_evaluated(config)
@@ -582,6 +623,7 @@ def sweep(
     model_args = _model_args(model_arg)
     if folds is not None and fold_splits:
         fail("use --folds or --fold-split, not both")
+    _check_folds(folds)
     if fold_splits and len(fold_splits) < 2:
         fail("--fold-split needs at least two splits")
     rates = _grid(lr, "--lr", 1e-3)
@@ -625,8 +667,9 @@ def sweep(
             )
             if config.eval_split is None and config.folds is None:
                 _nothing_to_rank(eval_split, split)
-            if not runs:  # the sweep's first run: its splits are every run's
+            if not runs:  # the sweep's first run: its splits and clips are every run's
                 _warn_if_training_split_evaluated(config)
+                _check_fold_clips(config, so)
             run = RunDir(sweep_dir / setting / name)
             runs.append((setting, run, classes, _sweep_run_action(run, config, earlier, so)))
     values: dict[str, list[Any]] = {setting: [] for setting, _, _ in settings}
