@@ -189,13 +189,14 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="audiomill")
 class WeightedCategoricalCrossentropy(keras.losses.Loss):
-    """Categorical cross-entropy on probabilities, each example weighted by its class's weight.
+    """Categorical cross-entropy on probabilities with a weight per class.
 
     Parameters
     ----------
     class_weights : sequence of float
-        Weight of each class, shape (num_classes,); an example's weight is ``sum_c y_c * w_c``
-        (its class's weight for one-hot labels).
+        Weight of each class, shape (num_classes,); the loss of an example is
+        ``-sum_c w_c * y_c * log p_c``: its class's weight times the cross-entropy for one-hot
+        labels, ``lam * w_a * CE_a + (1 - lam) * w_b * CE_b`` for a mixup of classes a and b.
     **kwargs
         Passed to :class:`keras.losses.Loss`.
     """
@@ -206,11 +207,18 @@ class WeightedCategoricalCrossentropy(keras.losses.Loss):
         self.class_weights = [float(w) for w in class_weights]
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        """Per-example loss, shape (batch,), from labels and probabilities (batch, classes)."""
+        """Per-example loss, shape (batch,), from labels and probabilities (batch, classes).
+
+        The weighted target is scaled to sum 1 and the loss scaled back: Keras takes the
+        cross-entropy of a softmax output from its logits, with a gradient that holds only
+        for targets summing to 1.
+        """
         y_pred = ops.cast(y_pred, "float32")
         y_true = ops.cast(y_true, y_pred.dtype)
-        weights = ops.sum(y_true * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
-        return weights * ops.categorical_crossentropy(y_true, y_pred)
+        weighted = y_true * ops.convert_to_tensor(self.class_weights, "float32")
+        total = ops.sum(weighted, axis=-1, keepdims=True)
+        target = ops.divide_no_nan(weighted, total)
+        return ops.squeeze(total, axis=-1) * ops.categorical_crossentropy(target, y_pred)
 
     def get_config(self) -> dict[str, Any]:
         """Loss configuration for serialisation."""
