@@ -503,6 +503,26 @@ def _grid(text: str | None, option: str, default: float) -> list[float]:
     return values
 
 
+def _check_fold_splits(
+    fold_splits: list[str] | None, split: list[str] | None, eval_split: str | None
+) -> None:
+    """Fail on fold splits (``--fold-split``) that are fewer than two or name a split twice, and
+    on ``--split`` or ``--eval-split`` beside them (each fold split is held out once and trained
+    on otherwise, so they are both the training and the evaluation splits)."""
+    if not fold_splits:
+        return
+    if len(fold_splits) < 2:
+        fail("--fold-split needs at least two splits")
+    twice = next((s for i, s in enumerate(fold_splits) if s in fold_splits[:i]), None)
+    if twice is not None:
+        fail(f"--fold-split {twice} is given twice: give each split once")
+    if split or eval_split is not None:
+        fail(
+            "--split and --eval-split do not go with --fold-split: the fold splits are both the "
+            "training and the evaluation splits"
+        )
+
+
 def _nothing_to_rank(eval_split: str | None, splits: list[str] | None) -> NoReturn:
     """Fail a sweep whose runs evaluate no split (no folds, no evaluation split), saying why."""
     if eval_split == "none":
@@ -624,8 +644,7 @@ def sweep(
     if folds is not None and fold_splits:
         fail("use --folds or --fold-split, not both")
     _check_folds(folds)
-    if fold_splits and len(fold_splits) < 2:
-        fail("--fold-split needs at least two splits")
+    _check_fold_splits(fold_splits, split, eval_split)
     rates = _grid(lr, "--lr", 1e-3)
     for rate in rates:
         _learning_rate(rate)
