@@ -17,11 +17,12 @@ every frame shift, so for them :func:`evaluate_run` warns and scores each clip o
 models that see position, such as the log-mel CNNs, whose variants cross the clip's padding and
 edges differently.
 
-N may not exceed the clip's samples or frames (the shifts would repeat), nor :data:`MAX_TTA`:
-every variant is one more forward pass over the whole split, and one more branch of the
-averaged model, so each batch holds the activations of N batches at once. The gain of more
-variants fades long before that: 32 shifts of a 10 s clip lie 0.31 s apart, about the time step
-of the CNN14-style model's last feature map (32 hops of 10 ms).
+N may not exceed :data:`MAX_TTA`: every variant is one more forward pass over the whole split,
+and one more branch of the averaged model, so each batch holds the activations of N batches at
+once. The gain of more variants fades long before that: 32 shifts of a 10 s clip lie 0.31 s
+apart, about the time step of the CNN14-style model's last feature map (32 hops of 10 ms). Nor,
+for a model that sees frame order, may N exceed the clip's samples or frames (the shifts would
+repeat); an order-free model is warned about and scored once whatever its clips' length.
 
 The pieces that open a run and score a split (:func:`load_run`, :func:`open_split`,
 :func:`score_split`) are shared with :mod:`modeling.inference`.
@@ -62,27 +63,36 @@ ORDER_FREE_MODELS = EMBEDDING_MODELS
 """Models whose scores do not depend on the order of a clip's frames: they pool over them."""
 
 
-def order_free_shifts(
-    model: str, tta: int, shifts: list[int], warn: Callable[[str], None]
+def run_tta_shifts(
+    config: RunConfig, length: int, tta: int, warn: Callable[[str], None]
 ) -> list[int]:
-    """``shifts``, or ``[0]`` with a warning when ``model`` is in :data:`ORDER_FREE_MODELS`.
+    """The shifts to score ``config``'s clips with: :func:`tta_shifts`, or ``[0]`` with a warning.
+
+    A model in :data:`ORDER_FREE_MODELS` gets ``[0]`` and a warning for any ``tta`` above 1
+    within :data:`MAX_TTA`, however few frames its clips have: TTA changes nothing there.
 
     Parameters
     ----------
-    model : str
-        The run's model name.
+    config : RunConfig
+    length : int
+        Clip length along time: samples (waveforms) or frames (embeddings).
     tta : int
-        Variants asked for, as named in the warning.
-    shifts : list of int
-        From :func:`tta_shifts`.
+        Variants asked for.
     warn : callable
-        Called with a one-line warning when the shifts are dropped.
+        Called with a one-line warning when the variants are dropped.
+
+    Raises
+    ------
+    ValueError
+        As :func:`tta_shifts` (a negative ``tta`` or above :data:`MAX_TTA`; above ``length``
+        only for a model that sees frame order).
     """
-    if len(shifts) == 1 or model not in ORDER_FREE_MODELS:
-        return shifts
+    if tta <= 1 or config.model not in ORDER_FREE_MODELS:
+        return tta_shifts(config.input_kind, length, tta)
+    check_tta(tta)
     warn(
-        f"--tta {tta} changes nothing for model {model} (it pools its frames regardless of "
-        "their order): scored once"
+        f"--tta {tta} changes nothing for model {config.model} (it pools its frames regardless "
+        "of their order): scored once"
     )
     return [0]
 
@@ -218,6 +228,17 @@ def _input_shape(config: RunConfig) -> tuple[int, ...] | None:
     return None
 
 
+def check_tta(n: int) -> None:
+    """Refuse ``n`` test-time augmentation variants below 0 or above :data:`MAX_TTA`."""
+    if n < 0:
+        raise ValueError(f"--tta must be >= 0, got {n}")
+    if n > MAX_TTA:
+        raise ValueError(
+            f"--tta {n}: at most {MAX_TTA} variants (each one scores the whole split once "
+            "more, and a batch holds the activations of every variant at once)"
+        )
+
+
 def tta_shifts(input_kind: str, length: int, n: int) -> list[int]:
     """Circular shifts along the time axis of the ``n`` test-time augmentation variants.
 
@@ -240,15 +261,9 @@ def tta_shifts(input_kind: str, length: int, n: int) -> list[int]:
     ValueError
         If ``n`` is negative, above :data:`MAX_TTA`, or above ``length`` (shifts would repeat).
     """
-    if n < 0:
-        raise ValueError(f"--tta must be >= 0, got {n}")
+    check_tta(n)
     if n <= 1:
         return [0]
-    if n > MAX_TTA:
-        raise ValueError(
-            f"--tta {n}: at most {MAX_TTA} variants (each one scores the whole split once "
-            "more, and a batch holds the activations of every variant at once)"
-        )
     if n > length:
         unit = "frame" if input_kind == "embedding" else "sample"
         raise ValueError(
@@ -419,8 +434,7 @@ def evaluate_run(
     config = loaded.config
     dataset = str(dataset if dataset is not None else config.dataset)
     reader = open_split(loaded, dataset, split, storage_options)
-    shifts = tta_shifts(config.input_kind, reader.x_shape[0], tta)
-    shifts = order_free_shifts(config.model, tta, shifts, warn)
+    shifts = run_tta_shifts(config, reader.x_shape[0], tta, warn)
     if config.task == "singlelabel":
         check_single_labels(reader, read_row_labels(reader), np.arange(reader.num_rows))
     scored = score_split(loaded.model, reader, batch_size, shifts, progress)

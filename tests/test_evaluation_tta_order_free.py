@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modeling import evaluation
-from modeling.evaluation import ORDER_FREE_MODELS, evaluate_run
+from modeling.evaluation import MAX_TTA, ORDER_FREE_MODELS, evaluate_run
 from modeling.models import build_model, model_names
 from tests.inference_fixtures import Served, served_runs
 from workflows.cli import app
@@ -20,6 +20,20 @@ from workflows.cli import app
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Served:
     return served_runs(tmp_path_factory, worker_id)
+
+
+@pytest.fixture
+def scored_with(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The shifts of every :func:`modeling.evaluation.with_tta` call, in order."""
+    calls: list[list[int]] = []
+    with_tta = evaluation.with_tta
+
+    def spy(model: object, shifts: list[int]) -> object:
+        calls.append(list(shifts))
+        return with_tta(model, shifts)
+
+    monkeypatch.setattr(evaluation, "with_tta", spy)
+    return calls
 
 
 def test_order_free_models_are_registered_embedding_models_blind_to_frame_order() -> None:
@@ -34,16 +48,8 @@ def test_order_free_models_are_registered_embedding_models_blind_to_frame_order(
 
 
 def test_tta_on_an_order_free_run_warns_and_scores_once(
-    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: Served, tmp_path: Path, scored_with: list[list[int]]
 ) -> None:
-    scored_with: list[list[int]] = []
-    with_tta = evaluation.with_tta
-
-    def spy(model: object, shifts: list[int]) -> object:
-        scored_with.append(list(shifts))
-        return with_tta(model, shifts)
-
-    monkeypatch.setattr(evaluation, "with_tta", spy)
     warnings: list[str] = []
     result = evaluate_run(
         served.emb, served.root, "eval", tta=2, out_dir=tmp_path / "ev", warn=warnings.append
@@ -77,3 +83,21 @@ def test_evaluate_cli_tta_warns_for_an_embedding_run_only(served: Served, tmp_pa
     assert re.search(r"test-time augmentation\s*│\s*none", emb.stdout)
     wave = evaluate(served.wave, "wave")
     assert "warning" not in wave.output and "2 variants" in wave.stdout
+
+
+def test_tta_beyond_the_frames_of_an_order_free_run_warns_and_scores_once(
+    served: Served, scored_with: list[list[int]]
+) -> None:
+    warnings: list[str] = []
+    result = evaluate_run(
+        served.emb, served.root, "eval", tta=11, which="last", warn=warnings.append
+    )
+    assert warnings == [
+        "--tta 11 changes nothing for model multi_level_attention "
+        "(it pools its frames regardless of their order): scored once"
+    ]
+    assert scored_with == [[0]] and result["tta"] == 0
+    with pytest.raises(ValueError, match=rf"--tta {MAX_TTA + 1}: at most {MAX_TTA} variants"):
+        evaluate_run(served.emb, served.root, "eval", tta=MAX_TTA + 1)
+    with pytest.raises(ValueError, match="--tta must be >= 0"):
+        evaluate_run(served.emb, served.root, "eval", tta=-1)

@@ -102,9 +102,9 @@ def evaluate(
         int,
         typer.Option(
             help="Test-time augmentation: average over N circular time shifts of each clip "
-            "(waveforms: by k/N of its length; embeddings: by k frames); N at most 32 and "
-            "at most the clip's frames. 0: none. It changes nothing for the embedding models, "
-            "which pool frames regardless of order: they warn and score once."
+            "(waveforms: by k/N of its length); N at most 32 and at most the clip's samples. "
+            "0: none. It changes nothing for the embedding models, which pool frames "
+            "regardless of order: they warn and score once, whatever the clip's frames."
         ),
     ] = 0,
     batch_size: BatchSize = 64,
