@@ -256,6 +256,20 @@ def _resume_options(
     return merged
 
 
+def _check_resumed_epochs(run: RunDir, config: RunConfig, epochs: float | None) -> None:
+    """Fail on a ``--resume`` whose ``--epochs`` make fewer steps (``config.steps``) than ``run``
+    has trained, naming ``--epochs`` and those steps (a run is not cut back)."""
+    if epochs is None:
+        return
+    trained = run.trained_steps()
+    if config.steps < trained:
+        fail(
+            f"--resume continues run {run.path}, which has trained {trained} steps, but --epochs "
+            f"{epochs:g} makes {config.steps} steps: give more --epochs (at least {trained} "
+            "steps), or leave --epochs out"
+        )
+
+
 def _train(
     config: Any,
     classes: Any,
@@ -411,9 +425,12 @@ def train(
     with collection_paused():
         from modeling.runs import RunDir
 
-    if resume and not adopting and RunDir(run_dir).exists:
+    resumed = resume and not adopting and RunDir(run_dir).exists
+    if resumed:
         options = _resume_options(ctx, RunDir(run_dir), options, dataset, so)
     config, classes = _plan(dataset, so, **options)
+    if resumed:
+        _check_resumed_epochs(RunDir(run_dir), config, epochs)
     _check_fold_clips(config, so)
     if adopting:
         resume, restart = _adopted_run(RunDir(run_dir), config, so)
