@@ -125,8 +125,8 @@ def make_sampler(kind: str, rows: np.ndarray, labels: RowLabels, seed: int) -> S
         ``balanced``: PANNs' class round-robin over the classes with clips among ``rows``,
         clips without labels (the negatives of a detector) forming one more queue;
         ``shuffled``: a new permutation each epoch; ``weighted``: with replacement, each clip
-        weighted by the sum of ``1 / count`` of its classes (clips without labels get the
-        smallest weight of a labelled clip, so they are still seen).
+        weighted by the sum of ``1 / count`` of its classes, clips without labels counting as
+        one more class (each class and the unlabelled clips are drawn equally often).
     rows : np.ndarray
     labels : RowLabels
     seed : int
@@ -150,16 +150,37 @@ def make_sampler(kind: str, rows: np.ndarray, labels: RowLabels, seed: int) -> S
     if kind == "shuffled":
         return SubsetSampler(ShuffledSampler(len(rows), seed), rows)
     if kind == "weighted":
-        counts = np.bincount(cls_of, minlength=num_classes)
         position = np.full(labels.num_rows, -1, dtype=np.int64)
         position[rows] = np.arange(len(rows))
-        weights = np.bincount(
-            position[row_of], weights=class_weights(counts)[cls_of], minlength=len(rows)
-        )
-        floor = weights[weights > 0].min() if (weights > 0).any() else 1.0
-        weights[weights == 0] = floor
+        weights = clip_weights(position[row_of], cls_of, len(rows), num_classes)
         return SubsetSampler(WeightedSampler(weights, seed), rows)
     raise ValueError(f"unknown sampler {kind!r}: expected balanced, shuffled or weighted")
+
+
+def clip_weights(
+    clips: np.ndarray, classes: np.ndarray, num_clips: int, num_classes: int
+) -> np.ndarray:
+    """Weights of the weighted sampler: per clip, the sum of ``1 / count`` over its classes.
+
+    Clips without labels count as one more class: each weighs ``1 / U`` for U such clips.
+
+    Parameters
+    ----------
+    clips, classes : np.ndarray [shape=(P,), dtype=int64]
+        Clip (0 .. num_clips - 1) and class of each positive label.
+    num_clips, num_classes : int
+
+    Returns
+    -------
+    np.ndarray [shape=(num_clips,), dtype=float64]
+    """
+    counts = np.bincount(classes, minlength=num_classes)
+    weights = np.bincount(clips, weights=class_weights(counts)[classes], minlength=num_clips)
+    unlabelled = np.ones(num_clips, dtype=bool)
+    unlabelled[clips] = False
+    if unlabelled.any():
+        weights[unlabelled] = 1.0 / np.count_nonzero(unlabelled)
+    return weights
 
 
 def class_counts(rows: np.ndarray, labels: RowLabels, num_classes: int) -> np.ndarray:
