@@ -192,16 +192,29 @@ def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
         fail(str(exc))
 
 
-def _warn_if_training_split_evaluated(config: RunConfig) -> None:
-    """Print a warning line when ``config`` evaluates one of its training splits
-    (:func:`modeling.run_setup.training_split_evaluated`)."""
+def _class_weights_warning(config: RunConfig) -> str | None:
+    """A warning for a run that weights its loss by class (``--class-weights``) while the
+    balanced sampler already draws every class equally often; None for any other run."""
+    if not (config.class_weights and config.sampler == "balanced"):
+        return None
+    return (
+        "--class-weights with --sampler balanced corrects class imbalance twice: the balanced "
+        "sampler already draws every class (and the clips without labels) equally often; use "
+        "--class-weights with --sampler shuffled"
+    )
+
+
+def _warn_about_settings(config: RunConfig) -> None:
+    """Print a warning line for each setting of ``config`` that trains but misleads: an
+    evaluated training split (:func:`modeling.run_setup.training_split_evaluated`), class
+    weights with the balanced sampler."""
     from modeling.run_setup import training_split_evaluated
 
-    warning = training_split_evaluated(config)
-    if warning is not None:
-        console.print(
-            f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False
-        )
+    for warning in (training_split_evaluated(config), _class_weights_warning(config)):
+        if warning is not None:
+            console.print(
+                f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False
+            )
 
 
 def _setting(value: Any) -> str:
@@ -434,7 +447,7 @@ def train(
     _check_fold_clips(config, so)
     if adopting:
         resume, restart = _adopted_run(RunDir(run_dir), config, so)
-    _warn_if_training_split_evaluated(config)
+    _warn_about_settings(config)
     result = _train(config, classes, run_dir, resume, so, device, restart)
     console.print(_train_table(result, f"train {config.model} on {config.input}"))
     return {"clips": result.clips, "steps": result.step, result.metric: result.best_value}
@@ -704,7 +717,7 @@ def sweep(
             if config.eval_split is None and config.folds is None:
                 _nothing_to_rank(eval_split, split)
             if not runs:  # the sweep's first run: its splits and clips are every run's
-                _warn_if_training_split_evaluated(config)
+                _warn_about_settings(config)
                 _check_fold_clips(config, so)
             run = RunDir(sweep_dir / setting / name)
             runs.append((setting, run, classes, _sweep_run_action(run, config, earlier, so)))
