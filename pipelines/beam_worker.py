@@ -12,22 +12,33 @@ prints an uncaught exception's traceback, and a warning or error logged before t
 handler exists goes through logging's last-resort handler.
 
 A worker ends with the runner that started it (:func:`end_with_parent`).
+
+A worker told to stop while it still runs a bundle (an interrupted or failed run) shuts that
+bundle down; when the bundle then ended before the worker did, Beam printed the traceback of its
+instruction's failure (``KeyError: 'bundle_3'`` from its bundle cache) and logged it, which the
+runner shows, 15 lines and more above the one that says how to resume. The runner has stopped
+waiting for that instruction's answer: an instruction that fails once the worker's control stream
+has ended answers with its error, neither printed nor logged (:func:`stopped_bundles_quiet`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from typing import TextIO
 
 from pipelines import beam_import  # noqa: F401  (Beam's import, without its root-logger warning)
 
 # isort: split
-from apache_beam.runners.worker import sdk_worker_main
+from apache_beam.portability.api import beam_fn_api_pb2
+from apache_beam.runners.worker import sdk_worker, sdk_worker_main
 
 from pipelines.beam_ingest import sample_states_often
 from pipelines.storage import ACCESS_ERROR_LINE
@@ -39,6 +50,11 @@ PR_SET_PDEATHSIG = 1
 """Linux's ``prctl`` option: the signal a process gets when the thread that started it ends."""
 PARENT_POLL_S = 1.0
 """How often a worker without ``prctl`` looks whether its runner still runs."""
+
+Task = Callable[[], beam_fn_api_pb2.InstructionResponse]
+"""An instruction's work, which Beam's harness runs and answers the runner with."""
+Execute = Callable[[sdk_worker.SdkHarness, Task, beam_fn_api_pb2.InstructionRequest], None]
+"""``SdkHarness._execute``: run an instruction's task, print and log its failure, and answer."""
 
 
 def end_with_parent(parent: int) -> None:
@@ -71,6 +87,40 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
     os._exit(1)
+
+
+def stopped_bundles_quiet() -> None:
+    """Have Beam's harness answer an instruction that fails once it was told to stop with the
+    error alone, not printed nor logged (see the module)."""
+    sdk_worker.SdkHarness._execute = quiet_once_stopped(sdk_worker.SdkHarness._execute)
+
+
+def quiet_once_stopped(execute: Execute) -> Execute:
+    """``execute``, whose tasks that fail once their harness has stopped (its control stream
+    ended) answer with their error instead of raising it, so ``execute`` neither prints nor logs
+    it; the failures of a harness still running raise as before."""
+
+    @functools.wraps(execute)
+    def quiet(
+        harness: sdk_worker.SdkHarness, task: Task, request: beam_fn_api_pb2.InstructionRequest
+    ) -> None:
+        execute(harness, functools.partial(_answered, harness, task, request), request)
+
+    return quiet
+
+
+def _answered(
+    harness: sdk_worker.SdkHarness, task: Task, request: beam_fn_api_pb2.InstructionRequest
+) -> beam_fn_api_pb2.InstructionResponse:
+    """``task``'s answer; its error as the answer if it fails once ``harness`` has stopped."""
+    try:
+        return task()
+    except Exception:
+        if harness._alive:
+            raise
+        return beam_fn_api_pb2.InstructionResponse(
+            instruction_id=request.instruction_id, error=traceback.format_exc()
+        )
 
 
 class ReportedTracebacksDropped:
@@ -118,4 +168,5 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     sample_states_often()
+    stopped_bundles_quiet()
     sdk_worker_main.main(sys.argv)
