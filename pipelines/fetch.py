@@ -8,6 +8,7 @@ with exponential backoff and full jitter, permanent ones raise at once.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import ftplib
 import functools
@@ -20,6 +21,7 @@ import re
 import shutil
 import stat
 import string
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 
@@ -80,6 +82,18 @@ _FFMPEG_REASONS = {
     183: (FailureReason.DECODE_ERROR, "ffmpeg found no valid media in the response"),
     234: (FailureReason.DECODE_ERROR, "ffmpeg cannot copy the section's streams"),
 }
+# ffmpeg ends its input at a network error as at the end of the file, and exits 0: these lines
+# of its stderr say that the server's answer ended early.
+_FFMPEG_CUT_SHORT = re.compile(
+    r"Stream ends prematurely at \d+, should be \d+"
+    r"|Error during demuxing: (?:Input/output error|Connection reset by peer|Broken pipe"
+    r"|Connection timed out|Network is unreachable)"
+)
+_FFMPEG_STDERR: contextvars.ContextVar[IO[bytes] | None] = contextvars.ContextVar(
+    "ffmpeg_stderr", default=None
+)
+"""Where the ffmpeg that yt-dlp runs in this context writes its stderr (see
+:func:`_ffmpeg_stderr_captured`)."""
 
 SECTION_MARGIN_S = 1.0
 """Seconds fetched either side of a section: the packets before ``start_s`` prime a lossy
@@ -377,7 +391,13 @@ def _ytdlp_params(
         # Only the first audio stream is copied: a picture stream (an Ogg's cover art) cannot
         # be written back to most audio formats, and failed the whole section.
         "external_downloader_args": {
-            "ffmpeg_i": ["-rw_timeout", str(round(options.socket_timeout * 1e6))],
+            # yt-dlp's "-loglevel quiet" comes first; the last one applies: errors are read.
+            "ffmpeg_i": [
+                "-loglevel",
+                "error",
+                "-rw_timeout",
+                str(round(options.socket_timeout * 1e6)),
+            ],
             "ffmpeg_o": ["-map", "0:a:0"],
         },
     }
@@ -531,15 +551,66 @@ def _download_ytdlp(
     _remove_partials(workdir, stem)
     # FFmpegFD.available() ignores the ffmpeg_location param and reads this context variable.
     FFmpegPostProcessor._ffmpeg_location.set(ffmpeg_dir())
-    try:
-        with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, fetched, options)) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except yt_dlp.utils.YoutubeDLError as error:
-        raise _download_failure(url, error, options) from error
+    started = time.monotonic()
+    with _ffmpeg_stderr_captured(workdir) as stderr:
+        try:
+            with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, fetched, options)) as ydl:
+                info = ydl.extract_info(url, download=True)
+        except yt_dlp.utils.YoutubeDLError as error:
+            raise _download_failure(url, error, options) from error
+        _raise_if_cut_short(url, stderr, time.monotonic() - started, options)
     downloads = (info or {}).get("requested_downloads") or []
     if not downloads or not Path(downloads[0]["filepath"]).is_file():
         raise ClipFailure(FailureReason.UNAVAILABLE, f"no downloadable media at {url}")
     return Path(downloads[0]["filepath"])
+
+
+@contextlib.contextmanager
+def _ffmpeg_stderr_captured(workdir: Path) -> Iterator[IO[bytes]]:
+    """Send the stderr of the ffmpeg that yt-dlp runs in this context to a temporary file.
+
+    yt-dlp lets ffmpeg write to this process's stderr, where nobody reads it; its downloader
+    module's ``Popen`` is replaced, once, by one that sends it to :data:`_FFMPEG_STDERR`.
+    """
+    _install_stderr_popen()
+    with tempfile.TemporaryFile(dir=workdir) as stderr:
+        token = _FFMPEG_STDERR.set(stderr)
+        try:
+            yield stderr
+        finally:
+            _FFMPEG_STDERR.reset(token)
+
+
+@functools.cache
+def _install_stderr_popen() -> None:
+    """Make yt-dlp's downloaders start ffmpeg with stderr to :data:`_FFMPEG_STDERR`, where set."""
+    from yt_dlp.downloader import external
+
+    class StderrPopen(external.Popen):
+        def __init__(self, args: list[str], *rest: Any, **kwargs: Any) -> None:
+            if kwargs.get("stderr") is None:
+                kwargs["stderr"] = _FFMPEG_STDERR.get()
+            super().__init__(args, *rest, **kwargs)
+
+    external.Popen = StderrPopen
+
+
+def _raise_if_cut_short(url: str, stderr: IO[bytes], seconds: float, options: FetchOptions) -> None:
+    """Raise the transient failure of a download whose ffmpeg says the server's answer ended
+    early (it exits 0 then): a ``timeout`` when it ran for at least ``--timeout`` (a stall),
+    else a ``network_error``."""
+    stderr.seek(0)
+    said = stderr.read().decode("utf-8", "replace")
+    if not (match := _FFMPEG_CUT_SHORT.search(said)):
+        return
+    stalled = "Stream ends prematurely" not in said and seconds >= options.socket_timeout
+    reason = FailureReason.TIMEOUT if stalled else FailureReason.NETWORK_ERROR
+    what = (
+        f"no data for {options.socket_timeout:g} s"
+        if stalled
+        else "the server's answer ended early"
+    )
+    raise ClipFailure(reason, f"{url}: {what} (ffmpeg: {match.group(0)})")
 
 
 def _copy_fsspec(url: str, workdir: Path, stem: str, options: FetchOptions) -> tuple[Path, bool]:

@@ -47,6 +47,9 @@ class Script:
         Apply the behaviour to this many requests, then serve normally; None means forever.
     truncate : bool
         Declare the full Content-Length but send only half of the body, then close.
+    stall : float
+        With ``truncate``: seconds to wait after the half body before closing (to trip a
+        client's read timeout mid-body).
     empty : bool
         Serve a 200 with a zero-length body whatever the file holds.
     delay : float
@@ -59,6 +62,7 @@ class Script:
     skip: int = 0
     times: int | None = None
     truncate: bool = False
+    stall: float = 0.0
     empty: bool = False
     delay: float = 0.0
     cookie: str | None = None
@@ -212,6 +216,9 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             try:
                 self.wfile.write(chunk)
+                if script.truncate and script.stall:
+                    self.wfile.flush()
+                    server._stop.wait(script.stall)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
