@@ -13,11 +13,13 @@ from __future__ import annotations
 import email.message
 import http.cookiejar
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
+_RANGE_NOT_SATISFIABLE = 416
 
 _answers: dict[str, bool] = {}
 _lock = threading.Lock()
@@ -33,8 +35,9 @@ def serves_sections(
     """Whether a section of the media at ``url`` can be fetched with range requests.
 
     Asks the server for the first byte of ``url``: a 206 answer, or a web page (which yt-dlp
-    extracts the media's own URL from), means yes; a file answered in full (200) means no. The
-    answer is kept for the server (scheme, host and port).
+    extracts the media's own URL from), means yes; a file answered in full (200) means no, and
+    so does a 416 (no usable ranges, or an empty file). The answer is kept for the server
+    (scheme, host and port), but for a 416, which may be the file's own.
 
     Parameters
     ----------
@@ -54,7 +57,7 @@ def serves_sections(
     Raises
     ------
     urllib.error.URLError
-        An error status (``HTTPError``) or no answer.
+        An error status other than 416 (``HTTPError``) or no answer.
     http.client.HTTPException, OSError
         A broken answer.
     """
@@ -64,7 +67,12 @@ def serves_sections(
         known = _answers.get(server)
     if known is not None:
         return known
-    status, answer_headers = ask_first_byte(url, timeout, headers=headers, cookies=cookies)
+    try:
+        status, answer_headers = ask_first_byte(url, timeout, headers=headers, cookies=cookies)
+    except urllib.error.HTTPError as error:
+        if error.code == _RANGE_NOT_SATISFIABLE:
+            return False
+        raise
     answer = status == 206 or answer_headers.get_content_type() in _PAGE_TYPES
     with _lock:
         _answers[server] = answer

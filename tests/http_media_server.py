@@ -56,6 +56,8 @@ class Script:
         Seconds to wait before answering (to trip client timeouts).
     cookie : str or None
         Answer 403 to requests that do not carry this cookie (``name=value``).
+    refuse_ranges : bool
+        Answer 416 to every request with a ``Range`` header, as a server whose ranges are broken.
     """
 
     status: int | None = None
@@ -66,6 +68,7 @@ class Script:
     empty: bool = False
     delay: float = 0.0
     cookie: str | None = None
+    refuse_ranges: bool = False
 
 
 class MediaServer:
@@ -185,6 +188,9 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                 return
             data = b"" if script.empty else file.read_bytes()
             start, end, status = 0, len(data), 200
+            if script.refuse_ranges and "Range" in self.headers:
+                self._empty_reply(path, 416, {"Content-Range": f"bytes */{len(data)}"})
+                return
             match = _RANGE.match(self.headers.get("Range", "")) if server.ranges else None
             if match and data:
                 first, last = match.groups()
