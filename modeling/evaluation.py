@@ -7,6 +7,11 @@ AUC, d-prime, lwlrap; accuracy and the confusion matrix for single-label tasks),
 output directory, writes ``metrics.json``, ``per_class.csv``, ``scores.npz`` and
 ``report.html`` there (:mod:`modeling.evaluation_report`).
 
+The best weights are those of the run's evaluation, on its eval split, with the highest headline
+metric (the earliest step on ties): scored on that same split they overstate what they score on
+unseen clips, so :func:`evaluate_run` warns and records ``weights_picked_on_this_split``; the
+last weights, or another split, give an unbiased figure.
+
 Test-time augmentation (``tta=N``) averages the scores of N deterministic variants of every
 clip, each a circular shift along the time axis: for waveform runs by ``round(k * T / N)``
 samples (k = 0 .. N-1, T the clip length), so the variants are spread evenly over the clip; for
@@ -45,7 +50,7 @@ import numpy as np
 from modeling.catalog import EMBEDDING_MODELS
 from modeling.embedding_provenance import check_shards
 from modeling.readers import ShardReader
-from modeling.runs import RunConfig, RunDir, check_out_dir, load_trained_model
+from modeling.runs import BEST_WEIGHTS, RunConfig, RunDir, check_out_dir, load_trained_model
 from modeling.scoring import check_single_labels, headline_metric, predict_rows, task_metrics
 from modeling.train_data import read_row_labels
 from pipelines.dataset_state import load_manifest
@@ -154,6 +159,26 @@ def load_run(run: str | os.PathLike[str] | RunDir | LoadedRun, which: str = "bes
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.load_config()
     return LoadedRun(run, config, run.load_classes(), which, run.weights_path(which))
+
+
+def picked_on(loaded: LoadedRun, split: str) -> bool:
+    """Whether ``loaded``'s weights were picked on ``split``: its best weights and its eval split.
+
+    Training keeps as best the weights of the evaluation whose headline metric is strictly above
+    every earlier one's (:func:`modeling.training.train`), so ties keep the earliest step.
+    Splits are compared by name, whatever the dataset: a copy of the run's dataset is as biased.
+    """
+    return loaded.weights.name == BEST_WEIGHTS and split == loaded.config.eval_split
+
+
+def picked_on_warning(split: str, metric: str) -> str:
+    """The warning that best weights scored on ``split``, where they were picked, overstate."""
+    return (
+        f"{BEST_WEIGHTS} were picked on split {split!r} (the step with the highest {metric} "
+        "there, the earliest on ties), so their scores on it overstate what they score on "
+        "unseen clips: use --weights last, or a split the run did not pick on, for an unbiased "
+        "figure"
+    )
 
 
 def open_split(
@@ -405,14 +430,16 @@ def evaluate_run(
     progress : callable, optional
         ``progress(done, total)`` while scoring.
     warn : callable
-        Called with a one-line warning when ``tta`` is ignored.
+        Called with a one-line warning when ``tta`` is ignored, and when the weights are the
+        best ones and ``split`` the one they were picked on (:func:`picked_on`).
 
     Returns
     -------
     dict
         What ``metrics.json`` holds: ``run``, ``dataset``, ``split``, ``model``, ``input``,
-        ``task``, ``weights``, ``tta``, ``headline`` (metric name), ``num_clips`` and
-        ``metrics`` (exactly :func:`modeling.scoring.task_metrics` of the scores); plus
+        ``task``, ``weights``, ``weights_picked_on_this_split`` (:func:`picked_on`), ``tta``,
+        ``headline`` (metric name), ``num_clips`` and ``metrics`` (exactly
+        :func:`modeling.scoring.task_metrics` of the scores); plus
         ``per_class`` (:func:`per_class_rows`) and, with ``out_dir``, ``files`` (name -> path).
 
     Raises
@@ -435,6 +462,9 @@ def evaluate_run(
     dataset = str(dataset if dataset is not None else config.dataset)
     reader = open_split(loaded, dataset, split, storage_options)
     shifts = run_tta_shifts(config, reader.x_shape[0], tta, warn)
+    picked = picked_on(loaded, split)
+    if picked:
+        warn(picked_on_warning(split, headline_metric(config.task)))
     if config.task == "singlelabel":
         check_single_labels(reader, read_row_labels(reader), np.arange(reader.num_rows))
     scored = score_split(loaded.model, reader, batch_size, shifts, progress)
@@ -447,6 +477,7 @@ def evaluate_run(
         "input": config.input,
         "task": config.task,
         "weights": loaded.weights.name,
+        "weights_picked_on_this_split": picked,
         "tta": len(shifts) if len(shifts) > 1 else 0,
         "tta_shifts": shifts,
         "headline": headline_metric(config.task),

@@ -52,7 +52,13 @@ def test_tta_on_an_order_free_run_warns_and_scores_once(
 ) -> None:
     warnings: list[str] = []
     result = evaluate_run(
-        served.emb, served.root, "eval", tta=2, out_dir=tmp_path / "ev", warn=warnings.append
+        served.emb,
+        served.root,
+        "eval",
+        tta=2,
+        which="last",  # best weights scored on their eval split warn of that too
+        out_dir=tmp_path / "ev",
+        warn=warnings.append,
     )
     assert warnings == [
         "--tta 2 changes nothing for model multi_level_attention "
@@ -74,6 +80,7 @@ def test_evaluate_cli_tta_warns_for_an_embedding_run_only(served: Served, tmp_pa
 
     def evaluate(run: Path, out: str) -> object:
         args = ["evaluate", str(run), str(served.root), "--out", str(tmp_path / out)]
+        args += ["--weights", "last"]  # no warning of best weights scored on their eval split
         result = runner.invoke(app, [*args, "--tta", "2"])
         assert result.exit_code == 0, result.output
         return result
