@@ -36,7 +36,7 @@ import fsspec
 from pipelines.audio import SECTION_TS_OFFSET_S, holds_nut_frames
 from pipelines.byte_ranges import ask_first_byte, serves_sections
 from pipelines.ffmpeg import cache_dir, ffmpeg_dir
-from pipelines.ratelimit import RateLimiter, backoff_delay
+from pipelines.ratelimit import RateLimiter, backoff_delay, retry_after_seconds
 from pipelines.storage import store_failure
 from schemas.failures import ClipFailure, FailureReason
 
@@ -355,8 +355,31 @@ def _with_retries(
             failure.attempts = attempt
             if not failure.transient or attempt > options.retries:
                 raise
+            delay = _retry_delay(failure, attempt, options, limiter)
             log.debug("attempt %d failed (%s); retrying", attempt, failure)
-        time.sleep(backoff_delay(attempt, options.backoff_base, options.backoff_cap))
+        time.sleep(delay)
+
+
+def _retry_delay(
+    failure: ClipFailure, attempt: int, options: FetchOptions, limiter: RateLimiter
+) -> float:
+    """Seconds to wait before retrying after ``failure``: the backoff, or the longer wait its
+    server asked for, which every worker sharing the limiter keeps too.
+
+    Raises ``failure``'s reason at once, saying what the server asked, where that is longer
+    than ``options.backoff_cap``: transient, for a later run to retry.
+    """
+    delay = backoff_delay(attempt, options.backoff_base, options.backoff_cap)
+    if not isinstance(failure, WaitAsked):
+        return delay
+    if failure.wait_s > options.backoff_cap:
+        detail = (
+            f"{failure.detail}; the server asked to wait {failure.wait_s:g} s, more than the"
+            f" {options.backoff_cap:g} s a retry waits"
+        )
+        raise ClipFailure(failure.reason, detail, attempt) from failure
+    limiter.hold_off(failure.wait_s)
+    return max(delay, failure.wait_s)
 
 
 class _QuietLogger:
@@ -448,7 +471,8 @@ def _sections_served(url: str, options: FetchOptions) -> bool:
     try:
         return serves_sections(url, options.socket_timeout, headers=std_headers, cookies=cookies)
     except urllib.error.HTTPError as error:
-        raise ClipFailure(_http_reason(error.code), f"{url}: HTTP Error {error.code}") from error
+        detail = f"{url}: HTTP Error {error.code}"
+        raise _http_failure(_http_reason(error.code), detail, _retry_after(error)) from error
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
         kind = FailureReason.TIMEOUT if isinstance(reason, TimeoutError) else None
@@ -478,7 +502,46 @@ def _download_failure(url: str, error: BaseException, options: FetchOptions) -> 
     if unsupported and not _is_youtube(url) and (kind := _text_served(url, options)):
         detail = f"not audio: the server sent {kind} for {url}"
         return ClipFailure(FailureReason.DECODE_ERROR, detail)
-    return ClipFailure(*classify_error(error))
+    reason, detail = classify_error(error)
+    return _http_failure(reason, detail, _retry_after(error))
+
+
+class WaitAsked(ClipFailure):
+    """A ``rate_limited`` or ``server_error`` failure whose server said how long to wait.
+
+    Parameters
+    ----------
+    reason : FailureReason
+    detail : str
+    wait_s : float
+        Seconds the server's ``Retry-After`` asked to wait before the next request.
+    """
+
+    def __init__(self, reason: FailureReason, detail: str, wait_s: float) -> None:
+        super().__init__(reason, detail)
+        self.wait_s = wait_s
+
+
+def _http_failure(reason: FailureReason, detail: str, wait_s: float | None) -> ClipFailure:
+    """The failure of an HTTP request, holding the wait its server asked for where it is one
+    that waiting fixes (429, 5xx)."""
+    waits = reason in {FailureReason.RATE_LIMITED, FailureReason.SERVER_ERROR}
+    if waits and wait_s is not None:
+        return WaitAsked(reason, detail, wait_s)
+    return ClipFailure(reason, detail)
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """The wait that the ``Retry-After`` header of an HTTP error answer in ``error``'s chain
+    asks for (yt-dlp's or urllib's)."""
+    from yt_dlp.networking.exceptions import HTTPError
+
+    for linked in _exception_chain(error):
+        if isinstance(linked, HTTPError):
+            return retry_after_seconds(linked.response.headers.get("Retry-After"))
+        if isinstance(linked, urllib.error.HTTPError) and linked.headers is not None:
+            return retry_after_seconds(linked.headers.get("Retry-After"))
+    return None
 
 
 def _text_served(url: str, options: FetchOptions) -> str | None:

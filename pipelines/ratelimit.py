@@ -7,11 +7,13 @@ machine that uses the same file shares one rate, whatever the number of workers.
 
 from __future__ import annotations
 
+import email.utils
 import fcntl
 import os
 import random
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _SLOT = struct.Struct("<d")
@@ -42,6 +44,16 @@ class RateLimiter:
         """Take the next free slot and return its time (``time.time()`` scale) without waiting."""
         if self.requests_per_second is None:
             return time.time()
+        return self._update(lambda slot: slot + 1.0 / self.requests_per_second)
+
+    def hold_off(self, seconds: float) -> None:
+        """Hand out no slot for the next ``seconds``, to any process sharing the file (a server
+        asked to wait, with ``Retry-After``); nothing to do without a rate."""
+        if self.requests_per_second is not None:
+            self._update(lambda slot: max(slot, time.time() + seconds))
+
+    def _update(self, next_free: Callable[[float], float]) -> float:
+        """Under the file's lock, store ``next_free`` of the current free slot; return the slot."""
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.state_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -50,7 +62,7 @@ class RateLimiter:
             now = time.time()
             stored = _SLOT.unpack(raw)[0] if len(raw) == _SLOT.size else now
             slot = max(now, stored) if stored - now <= _MAX_QUEUE_S else now
-            os.pwrite(fd, _SLOT.pack(slot + 1.0 / self.requests_per_second), 0)
+            os.pwrite(fd, _SLOT.pack(next_free(slot)), 0)
             return slot
         finally:
             os.close(fd)
@@ -86,3 +98,30 @@ def backoff_delay(
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     ceiling = min(cap, base * 2.0 ** min(attempt - 1, 64))
     return (rng or random).uniform(0.0, ceiling)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds.
+
+    Parameters
+    ----------
+    value : str or None
+        The header: delay seconds (``120``) or an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``).
+    now : float, optional
+        The time the date is counted from (``time.time()`` when None).
+
+    Returns
+    -------
+    float or None
+        Seconds to wait (0 for a date past); None without a header or for one that is neither.
+    """
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

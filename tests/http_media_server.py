@@ -41,6 +41,8 @@ class Script:
     ----------
     status : int or None
         Answer with this status code (and no media) instead of serving the file.
+    retry_after : str or None
+        With ``status``: the ``Retry-After`` header to send (seconds, or an HTTP date).
     skip : int
         Serve this many requests normally before the behaviour starts.
     times : int or None
@@ -61,6 +63,7 @@ class Script:
     """
 
     status: int | None = None
+    retry_after: str | None = None
     skip: int = 0
     times: int | None = None
     truncate: bool = False
@@ -176,7 +179,10 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
             if script.delay and server._stop.wait(script.delay):
                 return
             if script.status is not None:
-                self._empty_reply(path, script.status)
+                retry_after = (
+                    {} if script.retry_after is None else {"Retry-After": script.retry_after}
+                )
+                self._empty_reply(path, script.status, retry_after)
                 return
             sent = [c.strip() for c in self.headers.get("Cookie", "").split(";")]
             if script.cookie is not None and script.cookie not in sent:
