@@ -585,7 +585,7 @@ def embed_dataset(
     folders of ``splits`` is removed: shard files the manifest does not list and shard
     temporaries (:func:`features.embedding_shards.remove_uncommitted_shards`). A run that embeds
     or drops shards is recorded in the manifest's ``runs`` (stage ``embed:vggish``); one with
-    nothing to do records none, as with ingest.
+    nothing to do records none and leaves ``manifest.json`` as it was, as with ingest.
 
     Parameters
     ----------
@@ -646,9 +646,12 @@ def embed_dataset(
         prov = _provenance(settings)
         _check_provenance(manifest, prov)
         _check_formats(manifest, settings.formats)
+        todo, skipped = _shards_to_embed(manifest, names)
+        changes = bool(todo or dropped_shards)
         stage = {"run_id": run_id, "provenance": prov, WIDTH_KEY: frames, "completed": None}
-        manifest.stages[f"embed:{MODEL}"] = stage
-        save_manifest(store, manifest)
+        if changes:
+            manifest.stages[f"embed:{MODEL}"] = stage
+            save_manifest(store, manifest)
         _remove_shard_files(store, other_width)
         for line in dropped:
             log.warning("%s", line)
@@ -656,14 +659,6 @@ def embed_dataset(
             entry = manifest.embedding_split(MODEL, split)
             for rel in remove_uncommitted_shards(store, entry, f"embeddings/{MODEL}/{split}"):
                 log.warning("removed %s, left uncommitted by an interrupted run", store.url(rel))
-        todo, skipped = [], 0
-        for split in names:
-            done = {s.index for s in manifest.embedding_split(MODEL, split).shards}
-            for shard in manifest.splits[split].shards:
-                if shard.index in done:
-                    skipped += 1
-                else:
-                    todo.append((split, shard))
         check_committed_sizes(
             store, [(f.path, f.bytes) for _, shard in todo for f in shard.files.values()]
         )
@@ -709,10 +704,27 @@ def embed_dataset(
             dropped_shards=dropped_shards,
             dropped=dropped,
         )
-        if todo or dropped_shards:
+        if changes:
             manifest.runs.append(_run_record(summary, settings, names))
-        save_manifest(store, manifest)
+            save_manifest(store, manifest)
     return summary
+
+
+def _shards_to_embed(
+    manifest: DatasetManifest, splits: list[str]
+) -> tuple[list[tuple[str, ShardEntry]], int]:
+    """The waveform shards of ``splits`` without an embedding shard, as (split, shard), and the
+    number of those with one; ``manifest`` is left as it is."""
+    todo, skipped = [], 0
+    for split in splits:
+        embedded = manifest.embeddings.get(MODEL, {}).get(split)
+        done = {s.index for s in embedded.shards} if embedded else set()
+        for shard in manifest.splits[split].shards:
+            if shard.index in done:
+                skipped += 1
+            else:
+                todo.append((split, shard))
+    return todo, skipped
 
 
 def _run_record(summary: EmbedSummary, settings: EmbedSettings, splits: list[str]) -> dict:
