@@ -42,10 +42,11 @@ Design choices, shared by both importers:
 - Everything runs under the dataset lock and streams: blocks of records are read, parsed and
   committed, and only the set of clip ids grows with the number of clips (about 100 bytes a
   clip; while the input is read first, as much again for the committed clips it repeats). A
-  run (stage ``import-embeddings``) is recorded in the manifest. A first import that fails or
-  commits no shard (its files hold no records, say) removes the dataset directory it made, so
-  the next import's class map is not bound by it; input files that held no record are named
-  in a warning.
+  run that commits shards (stage ``import-embeddings``) is recorded in the manifest; one that
+  commits none to an existing dataset leaves ``manifest.json`` as it was. A first import that
+  fails or commits no shard (its files hold no records, say) removes the dataset directory it
+  made, so the next import's class map is not bound by it; input files that held no record are
+  named in a warning.
 """
 
 from __future__ import annotations
@@ -585,6 +586,8 @@ def _run_import(
                 store.url(),
             )
             raise _NothingCommitted
+        if not writer.committed:  # as with ingest: nothing to record, manifest.json as it was
+            return summary
         run = {"stage": STAGE, **asdict(summary), "num_files": len(files)}
         run["files"] = files[:RUN_FILES_LISTED]
         run["files_without_records"] = summary.files_without_records[:RUN_FILES_LISTED]
