@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import string
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -89,11 +90,13 @@ _FFMPEG_CUT_SHORT = re.compile(
     r"|Error during demuxing: (?:Input/output error|Connection reset by peer|Broken pipe"
     r"|Connection timed out|Network is unreachable)"
 )
-_FFMPEG_STDERR: contextvars.ContextVar[IO[bytes] | None] = contextvars.ContextVar(
-    "ffmpeg_stderr", default=None
+_FFMPEG_WATCH: contextvars.ContextVar[_FfmpegWatch | None] = contextvars.ContextVar(
+    "ffmpeg_watch", default=None
 )
-"""Where the ffmpeg that yt-dlp runs in this context writes its stderr (see
-:func:`_ffmpeg_stderr_captured`)."""
+"""How the ffmpeg that yt-dlp runs in this context is watched (see :func:`_ffmpeg_watched`)."""
+SECTION_REQUESTS = 4
+"""The requests (open, seeks) a section's download may spend ``--timeout`` on each, besides
+one ``--timeout`` per second of the section: its wall-clock limit."""
 
 SECTION_MARGIN_S = 1.0
 """Seconds fetched either side of a section: the packets before ``start_s`` prime a lossy
@@ -615,47 +618,83 @@ def _download_ytdlp(
     # FFmpegFD.available() ignores the ffmpeg_location param and reads this context variable.
     FFmpegPostProcessor._ffmpeg_location.set(ffmpeg_dir())
     started = time.monotonic()
-    with _ffmpeg_stderr_captured(workdir) as stderr:
+    with _ffmpeg_watched(workdir, _time_limit(fetched, options)) as watch:
         try:
             with yt_dlp.YoutubeDL(_ytdlp_params(workdir, stem, fetched, options)) as ydl:
                 info = ydl.extract_info(url, download=True)
         except yt_dlp.utils.YoutubeDLError as error:
+            if watch.expired:
+                detail = f"{url}: the section's download ran past its limit of {watch.limit_s:g} s"
+                raise ClipFailure(FailureReason.TIMEOUT, detail) from error
             raise _download_failure(url, error, options) from error
-        _raise_if_cut_short(url, stderr, time.monotonic() - started, options)
+        _raise_if_cut_short(url, watch.stderr, time.monotonic() - started, options)
     downloads = (info or {}).get("requested_downloads") or []
     if not downloads or not Path(downloads[0]["filepath"]).is_file():
         raise ClipFailure(FailureReason.UNAVAILABLE, f"no downloadable media at {url}")
     return Path(downloads[0]["filepath"])
 
 
-@contextlib.contextmanager
-def _ffmpeg_stderr_captured(workdir: Path) -> Iterator[IO[bytes]]:
-    """Send the stderr of the ffmpeg that yt-dlp runs in this context to a temporary file.
+def _time_limit(fetched: tuple[float, float] | None, options: FetchOptions) -> float | None:
+    """The wall-clock limit of a section's download (see :data:`SECTION_REQUESTS`); None for
+    a whole file, which yt-dlp's own downloader bounds with ``--timeout``."""
+    if fetched is None:
+        return None
+    return options.socket_timeout * (SECTION_REQUESTS + fetched[1] - fetched[0])
 
-    yt-dlp lets ffmpeg write to this process's stderr, where nobody reads it; its downloader
-    module's ``Popen`` is replaced, once, by one that sends it to :data:`_FFMPEG_STDERR`.
+
+@dataclass
+class _FfmpegWatch:
+    """How the ffmpeg that yt-dlp runs is watched: where its stderr goes, how long it may run
+    (None: as long as it takes) and whether it was stopped for running past that."""
+
+    stderr: IO[bytes]
+    limit_s: float | None
+    expired: bool = False
+
+
+@contextlib.contextmanager
+def _ffmpeg_watched(workdir: Path, limit_s: float | None) -> Iterator[_FfmpegWatch]:
+    """Watch the ffmpeg that yt-dlp runs in this context: its stderr to a temporary file, and
+    killed past ``limit_s`` seconds.
+
+    yt-dlp lets ffmpeg write to this process's stderr, where nobody reads it, and waits for it
+    without limit; its downloader module's ``Popen`` is replaced, once, by one that reads
+    :data:`_FFMPEG_WATCH`.
     """
-    _install_stderr_popen()
+    _install_watched_popen()
     with tempfile.TemporaryFile(dir=workdir) as stderr:
-        token = _FFMPEG_STDERR.set(stderr)
+        token = _FFMPEG_WATCH.set(_FfmpegWatch(stderr, limit_s))
         try:
-            yield stderr
+            yield _FFMPEG_WATCH.get()
         finally:
-            _FFMPEG_STDERR.reset(token)
+            _FFMPEG_WATCH.reset(token)
 
 
 @functools.cache
-def _install_stderr_popen() -> None:
-    """Make yt-dlp's downloaders start ffmpeg with stderr to :data:`_FFMPEG_STDERR`, where set."""
+def _install_watched_popen() -> None:
+    """Make yt-dlp's downloaders start and wait for ffmpeg as :data:`_FFMPEG_WATCH` says."""
     from yt_dlp.downloader import external
 
-    class StderrPopen(external.Popen):
+    class WatchedPopen(external.Popen):
         def __init__(self, args: list[str], *rest: Any, **kwargs: Any) -> None:
-            if kwargs.get("stderr") is None:
-                kwargs["stderr"] = _FFMPEG_STDERR.get()
+            self.watch = _FFMPEG_WATCH.get()
+            if self.watch is not None and kwargs.get("stderr") is None:
+                kwargs["stderr"] = self.watch.stderr
+            self.started = time.monotonic()
             super().__init__(args, *rest, **kwargs)
 
-    external.Popen = StderrPopen
+        def wait(self, timeout: float | None = None) -> int:
+            if timeout is not None or self.watch is None or self.watch.limit_s is None:
+                return super().wait(timeout)
+            left = self.started + self.watch.limit_s - time.monotonic()
+            try:
+                return super().wait(max(0.0, left))
+            except subprocess.TimeoutExpired:
+                self.watch.expired = True
+                self.kill()
+                return super().wait()
+
+    external.Popen = WatchedPopen
 
 
 def _raise_if_cut_short(url: str, stderr: IO[bytes], seconds: float, options: FetchOptions) -> None:

@@ -11,6 +11,7 @@ Use the ``media_server`` fixture (``from tests.http_media_server import media_se
 
 from __future__ import annotations
 
+import gzip
 import mimetypes
 import re
 import threading
@@ -58,6 +59,9 @@ class Script:
         Seconds to wait before answering (to trip client timeouts).
     cookie : str or None
         Answer 403 to requests that do not carry this cookie (``name=value``).
+    gzip : bool
+        Send the body gzip-compressed (``Content-Encoding: gzip``), ranges included, as some
+        misconfigured servers do.
     refuse_ranges : bool
         Answer 416 to every request with a ``Range`` header, as a server whose ranges are broken.
     """
@@ -71,6 +75,7 @@ class Script:
     empty: bool = False
     delay: float = 0.0
     cookie: str | None = None
+    gzip: bool = False
     refuse_ranges: bool = False
 
 
@@ -209,7 +214,7 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                     self._empty_reply(path, 416, {"Content-Range": f"bytes */{len(data)}"})
                     return
                 status = 206
-            chunk = data[start:end]
+            chunk = gzip.compress(data[start:end]) if script.gzip else data[start:end]
             server._record(path, status)
             self.send_response(status)
             self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix.lower(), _guess(file)))
@@ -218,6 +223,8 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Accept-Ranges", "bytes")
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            if script.gzip:
+                self.send_header("Content-Encoding", "gzip")
             if script.truncate:
                 self.send_header("Connection", "close")
             self.end_headers()
