@@ -53,7 +53,7 @@ Sampler = Annotated[
     typer.Option(
         help="balanced: PANNs' round-robin over classes (unlabelled clips form one more queue); "
         "shuffled: a new permutation each epoch; weighted: with replacement, by 1/count of "
-        "labels.",
+        "labels (unlabelled clips count as one more class).",
         parser=_one_of("--sampler", SAMPLERS),
     ),
 ]
