@@ -303,7 +303,10 @@ def test_stale_local_lock_of_a_dead_process_is_taken_over(
 
     with caplog.at_level(logging.WARNING, logger="pipelines.storage"), _fast_lock(store) as lock:
         assert json.loads(store.read_text(".lock"))["token"] == lock.token
-    assert f"stale dataset lock {store.local_path('.lock')} of dead pid {pid}" in caplog.text
+    assert (
+        f"stale dataset lock {store.local_path('.lock')} of pid {pid}, whose run has ended"
+        in caplog.text
+    )
     assert store.listdir() == []
 
 
