@@ -17,6 +17,7 @@ from typing import Any
 from modeling.models import build_model, check_task, model_names, model_parameters
 from modeling.models_logmel import DEFAULT_FMAX
 from modeling.runs import INPUTS, RunConfig
+from modeling.train_data import check_fold_count
 from pipelines.dataset_state import load_manifest
 from pipelines.storage import DatasetStore
 from schemas.classmap import ClassMap
@@ -291,6 +292,10 @@ def plan_run(
         for s in splits
     )
     if folds is not None:
+        try:
+            check_fold_count(clips, folds)
+        except ValueError as exc:
+            raise ValueError(f"--folds {folds}: {exc}") from None
         clips -= clips // folds
     if steps is None:
         steps = _epoch_steps(10.0 if epochs is None else epochs, clips, batch_size)

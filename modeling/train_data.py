@@ -71,6 +71,12 @@ def describe_rows(reader: ShardReader, labels: RowLabels, rows: np.ndarray) -> l
     ]
 
 
+def check_fold_count(num_rows: int, folds: int) -> None:
+    """Raise ValueError where ``num_rows`` clips cannot make ``folds`` folds (fewer clips)."""
+    if num_rows < folds:
+        raise ValueError(f"{num_rows} clips cannot make {folds} folds")
+
+
 def fold_rows(num_rows: int, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split rows ``0 .. num_rows - 1`` into the training rows and the rows of ``fold``.
 
@@ -90,8 +96,7 @@ def fold_rows(num_rows: int, folds: int, fold: int, seed: int) -> tuple[np.ndarr
     """
     if folds < 2 or not 0 <= fold < folds:
         raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got folds={folds}, fold={fold}")
-    if num_rows < folds:
-        raise ValueError(f"{num_rows} clips cannot make {folds} folds")
+    check_fold_count(num_rows, folds)
     rank = np.empty(num_rows, dtype=np.int64)
     rank[np.random.default_rng([seed, 7]).permutation(num_rows)] = np.arange(num_rows)
     held = rank % folds == fold

@@ -149,39 +149,6 @@ def _check_folds(folds: int | None) -> None:
         fail(f"--folds must be at least 2, got {folds}")
 
 
-def _training_clips(config: RunConfig, so: dict | None) -> int:
-    """The clips of ``config``'s training splits, as training reads them; fails on shards that
-    cannot be read."""
-    with collection_paused():
-        from modeling.readers import ShardReader
-
-    try:
-        reader = ShardReader(
-            config.dataset,
-            config.splits,
-            config.input,
-            model=config.embedding_model,
-            storage_options=so,
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
-    return reader.num_rows
-
-
-def _check_fold_clips(config: RunConfig, so: dict | None) -> None:
-    """Fail on a k-fold ``config`` whose training splits cannot make its folds
-    (:func:`modeling.train_data.fold_rows`: fewer clips than folds), before anything is
-    written."""
-    if config.folds is None:
-        return
-    from modeling.train_data import fold_rows
-
-    try:
-        fold_rows(_training_clips(config, so), config.folds, int(config.fold), config.seed)
-    except ValueError as exc:
-        fail(f"--folds {config.folds}: {exc}")
-
-
 def _plan(dataset: str, so: dict | None, **options: Any) -> tuple[Any, Any]:
     with collection_paused():
         from modeling.run_setup import plan_run
@@ -444,7 +411,6 @@ def train(
     config, classes = _plan(dataset, so, **options)
     if resumed:
         _check_resumed_epochs(RunDir(run_dir), config, epochs)
-    _check_fold_clips(config, so)
     if adopting:
         resume, restart = _adopted_run(RunDir(run_dir), config, so)
     _warn_about_settings(config)
@@ -718,7 +684,6 @@ def sweep(
                 _nothing_to_rank(eval_split, split)
             if not runs:  # the sweep's first run: its splits and clips are every run's
                 _warn_about_settings(config)
-                _check_fold_clips(config, so)
             run = RunDir(sweep_dir / setting / name)
             runs.append((setting, run, classes, _sweep_run_action(run, config, earlier, so)))
     values: dict[str, list[Any]] = {setting: [] for setting, _, _ in settings}
