@@ -66,8 +66,17 @@ _TEMPORARY = re.compile(r"\.(?P<of>.+)\.(?:[0-9a-f]{32}|[a-z0-9_]{8})\.tmp")
 """A temporary's name (:func:`_temporary_path`; 8 characters as ``mkstemp`` made them before)."""
 _CHECKPOINT = re.compile(r"step-\d{8}\.npz")
 _RUN_FILES = frozenset({RUN_CONFIG, RUN_CLASSES, HISTORY, SUMMARY})
-_WEIGHTS_TEMPORARIES = frozenset({f".tmp-{BEST_WEIGHTS}", f".tmp-{LAST_WEIGHTS}"})
-"""How training names its weights before renaming them (:func:`modeling.training._save_weights`)."""
+
+
+def weights_temporary(path: Path) -> Path:
+    """The name training saves weights under before renaming them onto ``path``
+    (``.tmp-NAME.weights.h5``: Keras wants the ``.weights.h5`` suffix)."""
+    return path.with_name(f".tmp-{path.name}")
+
+
+_WEIGHTS_TEMPORARIES = frozenset(
+    weights_temporary(Path(name)).name for name in (BEST_WEIGHTS, LAST_WEIGHTS)
+)
 
 
 @dataclass

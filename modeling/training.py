@@ -49,6 +49,7 @@ from modeling.runs import (
     SUMMARY,
     RunConfig,
     RunDir,
+    weights_temporary,
     write_atomic,
     write_json,
 )
@@ -231,7 +232,7 @@ def _load_checkpoint(path: Path, model: keras.Model) -> dict[str, Any]:
 
 def _save_weights(model: keras.Model, path: Path) -> None:
     """``model.save_weights`` to a temporary ``.weights.h5`` name, then rename onto ``path``."""
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = weights_temporary(path)
     model.save_weights(tmp)
     tmp.replace(path)
 
